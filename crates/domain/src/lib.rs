@@ -1,0 +1,16 @@
+//! The shared vocabulary of todo-events: identifiers, the events on the bus, recurrence
+//! rules and the small value types (durations, catch-up policy) every function needs.
+//!
+//! Nothing here does I/O. Each type parses its input once ("parse, don't validate"), so
+//! code that holds a [`ReminderDue`] or a [`Schedule`] never re-checks it.
+
+pub mod duration;
+pub mod events;
+pub mod ids;
+pub mod recurrence;
+pub mod time;
+
+pub use duration::HumanDuration;
+pub use events::{EventKind, RecurringTaskDue, ReminderDue, EVENT_SOURCE};
+pub use ids::{RecurringTaskId, ReminderId, TaskId, UserId};
+pub use recurrence::{CatchUp, Pattern, RecurrenceError, Schedule};
