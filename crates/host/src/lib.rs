@@ -1,1 +1,21 @@
+//! The function host: everything the three functions share around their handler logic.
+//!
+//! A function is a [`Function`]: it names the one event type it accepts and turns a parsed
+//! event into a [`Reply`] or a [`Failure`]. The host does the rest the same way for every
+//! function: CloudEvents decoding (binary, structured, the seed system's Dapr envelope),
+//! RFC 9457 problems, reply events, health, Prometheus metrics, load shedding, graceful
+//! shutdown, configuration from the environment and logging.
 
+pub mod config;
+pub mod decode;
+pub mod function;
+pub mod metrics;
+pub mod problem;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use function::{Failure, Function, Outcome, Reply};
+pub use problem::Problem;
+pub use server::{serve, HostOptions};
+pub use shutdown::Shutdown;

@@ -1,0 +1,61 @@
+//! Prometheus metrics of a function: events by type and outcome, handling latency, events
+//! in flight. Served as text on `GET /metrics`.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    events: IntCounterVec,
+    latency: HistogramVec,
+    pub in_flight: IntGauge,
+}
+
+impl Metrics {
+    pub fn new(function: &str) -> Self {
+        let registry = Registry::new_custom(Some("todo_events".into()), None).expect("valid prefix");
+        let events = IntCounterVec::new(
+            Opts::new("events_total", "Events received, by CloudEvents type and outcome")
+                .const_label("function", function),
+            &["type", "outcome"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("event_handling_seconds", "Time from request to answer, by type and outcome")
+                .const_label("function", function)
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            &["type", "outcome"],
+        )
+        .expect("valid metric");
+        let in_flight = IntGauge::with_opts(
+            Opts::new("events_in_flight", "Events being handled right now").const_label("function", function),
+        )
+        .expect("valid metric");
+        registry.register(Box::new(events.clone())).expect("registers once");
+        registry.register(Box::new(latency.clone())).expect("registers once");
+        registry.register(Box::new(in_flight.clone())).expect("registers once");
+        Self {
+            registry,
+            events,
+            latency,
+            in_flight,
+        }
+    }
+
+    /// Counts one event. `ty` must come from a small fixed set (the accepted type or
+    /// `other`), never from the request, so the label set stays bounded.
+    pub fn observe(&self, ty: &str, outcome: &str, seconds: f64) {
+        self.events.with_label_values(&[ty, outcome]).inc();
+        self.latency.with_label_values(&[ty, outcome]).observe(seconds);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+}

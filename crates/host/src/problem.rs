@@ -1,0 +1,154 @@
+//! RFC 9457 problem details: how every rejection is answered.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use std::fmt;
+
+/// An `application/problem+json` answer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request part at fault: a CloudEvents attribute (`type`, `specversion`), `data`
+    /// or a field inside it (`data.remind_at`), a header, or `body`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Seconds after which a retry may succeed (429 / 503).
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
+}
+
+impl Problem {
+    fn new(slug: &str, title: &str, status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:todo-events:problem:{slug}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    /// `400`: not a CloudEvent, an unknown type, or invalid data; `field` names the culprit.
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        let mut p = Self::new("invalid-event", "Invalid event", StatusCode::BAD_REQUEST, detail);
+        p.field = Some(field.into());
+        p
+    }
+
+    /// `413`.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            "payload-too-large",
+            "Payload too large",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    }
+
+    /// `415`.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        let mut p = Self::new(
+            "unsupported-media-type",
+            "Unsupported media type",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            detail,
+        );
+        p.field = Some("content-type".into());
+        p
+    }
+
+    /// `503`: a dependency is down or asked us to try later. Knative retries it.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        let mut p = Self::new(
+            "dependency-unavailable",
+            "Service unavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
+            detail,
+        );
+        p.retry_after = Some(5);
+        p
+    }
+
+    /// `429`: too many events in flight; shed load rather than queue without bound.
+    pub fn overloaded(limit: usize) -> Self {
+        let mut p = Self::new(
+            "overloaded",
+            "Too many requests",
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("more than {limit} events are being handled; retry shortly"),
+        );
+        p.retry_after = Some(1);
+        p
+    }
+
+    /// `409`: the same event is being handled by another delivery right now.
+    pub fn in_progress(detail: impl Into<String>) -> Self {
+        let mut p = Self::new("in-progress", "Event in progress", StatusCode::CONFLICT, detail);
+        p.retry_after = Some(2);
+        p
+    }
+
+    /// `500`: a bug; the detail is logged, not shown.
+    pub fn internal() -> Self {
+        Self::new(
+            "internal",
+            "Internal error",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the event could not be handled because of an internal error; it was logged",
+        )
+    }
+
+    /// `404` for unknown paths, in the same format.
+    pub fn not_found(path: &str) -> Self {
+        Self::new(
+            "not-found",
+            "Not found",
+            StatusCode::NOT_FOUND,
+            format!("no route for {path}; events are delivered with POST /"),
+        )
+    }
+
+    /// `405` for a wrong method on a known path.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            "method-not-allowed",
+            "Method not allowed",
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not supported on {path}"),
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{} ({}): {}", self.title, field, self.detail),
+            None => write!(f, "{}: {}", self.title, self.detail),
+        }
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status());
+        response.content_type("application/problem+json");
+        if let Some(secs) = self.retry_after {
+            response.insert_header(("retry-after", secs.to_string()));
+        }
+        response.json(self)
+    }
+}

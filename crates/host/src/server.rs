@@ -1,0 +1,253 @@
+//! The HTTP face of a function, following Knative's function conventions: events on
+//! `POST /`, `GET /health/readiness`, `GET /health/liveness`, `GET /metrics`.
+
+use crate::config::{var_or, ConfigError};
+use crate::decode::{decode_http, parse_data};
+use crate::function::{Failure, Function, Reply};
+use crate::metrics::Metrics;
+use crate::problem::Problem;
+use crate::shutdown::Shutdown;
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use cloudevents::binding::actix::HttpResponseBuilderExt;
+use cloudevents::{EventBuilder, EventBuilderV10};
+use futures::StreamExt;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// Limits and sizing of the HTTP host.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Largest accepted request body (`MAX_BODY_BYTES`, default 64 KiB).
+    pub max_body_bytes: usize,
+    /// Events handled at once before answering `429` (`MAX_IN_FLIGHT`, default 256).
+    pub max_in_flight: usize,
+    /// actix worker threads (`HTTP_WORKERS`, default: the number of CPUs).
+    pub workers: usize,
+    /// How long shutdown waits for in-flight events (`SHUTDOWN_TIMEOUT`, default 30s).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            max_in_flight: 256,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl HostOptions {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let positive = |name: &str, v: usize| {
+            if v == 0 {
+                Err(ConfigError(format!("{name} must be at least 1")))
+            } else {
+                Ok(v)
+            }
+        };
+        Ok(Self {
+            max_body_bytes: positive("MAX_BODY_BYTES", var_or("MAX_BODY_BYTES", d.max_body_bytes)?)?,
+            max_in_flight: positive("MAX_IN_FLIGHT", var_or("MAX_IN_FLIGHT", d.max_in_flight)?)?,
+            workers: positive("HTTP_WORKERS", var_or("HTTP_WORKERS", d.workers)?)?,
+            shutdown_timeout: var_or("SHUTDOWN_TIMEOUT", todo_events_domain::HumanDuration(d.shutdown_timeout))?.0,
+        })
+    }
+}
+
+struct HostState<F> {
+    function: Arc<F>,
+    metrics: Metrics,
+    opts: HostOptions,
+    in_flight: Semaphore,
+}
+
+/// Serves `function` on `listener` until `shutdown` is raised, then stops accepting, lets
+/// in-flight events finish (up to the shutdown timeout) and returns.
+pub async fn serve<F: Function>(
+    function: Arc<F>,
+    listener: std::net::TcpListener,
+    opts: HostOptions,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let state = web::Data::new(HostState {
+        function,
+        metrics: Metrics::new(F::NAME),
+        in_flight: Semaphore::new(opts.max_in_flight),
+        opts: opts.clone(),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/", web::post().to(receive::<F>))
+            .route("/health/readiness", web::get().to(readiness::<F>))
+            .route("/health/liveness", web::get().to(liveness))
+            .route("/metrics", web::get().to(metrics::<F>))
+            .default_service(web::to(fallback))
+    })
+    .workers(opts.workers)
+    .disable_signals()
+    .shutdown_timeout(opts.shutdown_timeout.as_secs())
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.wait().await;
+        handle.stop(true).await;
+    });
+    tracing::info!(function = F::NAME, "listening for events on POST /");
+    server.await
+}
+
+async fn receive<F: Function>(req: HttpRequest, payload: web::Payload, state: web::Data<HostState<F>>) -> HttpResponse {
+    let started = Instant::now();
+    let accepted = F::ACCEPTS.cloudevent_type();
+    let (ty, outcome, response) = match receive_inner(&req, payload, &state).await {
+        Ok((id, reply)) => {
+            let word = reply.outcome.word();
+            (accepted, word, reply_response::<F>(&id, reply))
+        }
+        Err((ty, problem)) => {
+            let outcome = match problem.status {
+                400 => "invalid",
+                413 => "too_large",
+                415 => "unsupported_media_type",
+                409 => "in_progress",
+                429 => "shed",
+                503 => "unavailable",
+                _ => "error",
+            };
+            if problem.status >= 500 {
+                tracing::warn!(function = F::NAME, status = problem.status, "{problem}");
+            } else {
+                tracing::info!(function = F::NAME, status = problem.status, "rejected: {problem}");
+            }
+            (ty, outcome, actix_web::ResponseError::error_response(&problem))
+        }
+    };
+    state.metrics.observe(ty, outcome, started.elapsed().as_secs_f64());
+    response
+}
+
+type Rejection = (&'static str, Problem);
+
+async fn receive_inner<F: Function>(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    state: &HostState<F>,
+) -> Result<(String, Reply), Rejection> {
+    let other = |p: Problem| ("other", p);
+    let limit = state.opts.max_body_bytes;
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(other(Problem::too_large(limit)));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| other(Problem::invalid("body", format!("the body could not be read: {e}"))))?;
+        if body.len() + chunk.len() > limit {
+            return Err(other(Problem::too_large(limit)));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let _permit = state
+        .in_flight
+        .try_acquire()
+        .map_err(|_| other(Problem::overloaded(state.opts.max_in_flight)))?;
+    state.metrics.in_flight.inc();
+    let result = handle_body(req, &body, state).await;
+    state.metrics.in_flight.dec();
+    result
+}
+
+async fn handle_body<F: Function>(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &HostState<F>,
+) -> Result<(String, Reply), Rejection> {
+    let accepted = F::ACCEPTS.cloudevent_type();
+    let decoded = decode_http(req.headers(), body, F::ACCEPTS).map_err(|p| ("other", p))?;
+    let data: F::Data = parse_data(decoded.data).map_err(|p| (accepted, p))?;
+    match state.function.handle(&decoded.id, data).await {
+        Ok(reply) => Ok((decoded.id, reply)),
+        Err(failure) => Err((accepted, failure_problem(F::NAME, &decoded.id, failure))),
+    }
+}
+
+/// The HTTP answer to a [`Failure`].
+pub fn failure_problem(function: &str, event_id: &str, failure: Failure) -> Problem {
+    match failure {
+        Failure::Invalid { field, detail } => Problem::invalid(field, detail),
+        Failure::Unavailable(detail) => Problem::unavailable(detail),
+        Failure::InProgress(detail) => Problem::in_progress(detail),
+        Failure::Internal(detail) => {
+            tracing::error!(function, event_id, "internal error: {detail}");
+            Problem::internal()
+        }
+    }
+}
+
+/// The reply CloudEvent (binary mode) for a handled event.
+fn reply_response<F: Function>(event_id: &str, reply: Reply) -> HttpResponse {
+    let word = reply.outcome.word();
+    let mut data = json!({ "outcome": word, "reason": reply.reason, "event_id": event_id });
+    if let (Some(target), serde_json::Value::Object(details)) = (data.as_object_mut(), reply.details) {
+        target.extend(details);
+    }
+    let event = EventBuilderV10::new()
+        .id(format!("{event_id}/{word}"))
+        .ty(format!("{}.{word}", F::REPLY_PREFIX))
+        .source(format!("/todo/{}", F::NAME))
+        .time(chrono::Utc::now())
+        .data("application/json", data)
+        .build();
+    match event {
+        Ok(event) => HttpResponse::build(StatusCode::OK)
+            .event(event)
+            .unwrap_or_else(|_| actix_web::ResponseError::error_response(&Problem::internal())),
+        Err(e) => {
+            tracing::error!("reply event could not be built: {e}");
+            actix_web::ResponseError::error_response(&Problem::internal())
+        }
+    }
+}
+
+async fn readiness<F: Function>(state: web::Data<HostState<F>>) -> HttpResponse {
+    match state.function.ready().await {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready\n"),
+        Err(reason) => {
+            tracing::warn!(function = F::NAME, "not ready: {reason}");
+            actix_web::ResponseError::error_response(&Problem::unavailable(format!("not ready: {reason}")))
+        }
+    }
+}
+
+async fn liveness() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("alive\n")
+}
+
+async fn metrics<F: Function>(state: web::Data<HostState<F>>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+async fn fallback(req: HttpRequest) -> HttpResponse {
+    let path = req.path();
+    let known = ["/", "/health/readiness", "/health/liveness", "/metrics"];
+    let problem = if known.contains(&path) {
+        Problem::method_not_allowed(req.method().as_str(), path)
+    } else {
+        Problem::not_found(path)
+    };
+    actix_web::ResponseError::error_response(&problem)
+}
