@@ -1,1 +1,85 @@
-fn main(){}
+//! `todo-events`: the local front door. The whole system in one process on embedded
+//! defaults (`demo`, `up`), and the database chores (`migrate`, `seed`).
+
+mod stack;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use todo_events_domain::HumanDuration;
+use todo_events_host::config::var_or;
+use todo_events_host::run::{exit_status, DEFAULT_DATABASE_URL};
+use todo_events_store::{Store, StoreOptions};
+
+#[derive(Parser)]
+#[command(version, about = "Event-driven reminders and recurring tasks for a todo app")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The whole system in one process with demo data: SQLite ./todo-events.db, mail in ./outbox/
+    Demo,
+    /// The same stack without demo data, on DATABASE_URL (default the SQLite file)
+    Up,
+    /// Apply the migrations to DATABASE_URL and exit
+    Migrate,
+    /// Bulk synthetic data for trials and benchmarks
+    Seed {
+        /// Number of users
+        #[arg(long, default_value_t = 1)]
+        users: usize,
+        /// Number of reminders (each on its own task)
+        #[arg(long, default_value_t = 0)]
+        reminders: usize,
+        /// Number of recurring tasks (daily)
+        #[arg(long, default_value_t = 0)]
+        recurring: usize,
+        /// Make everything due this long from now (default: due now), e.g. 30s, 5m
+        #[arg(long, value_name = "DURATION")]
+        due_in: Option<HumanDuration>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    todo_events_host::telemetry::init();
+    let cli = Cli::parse();
+    exit_status("todo-events", run(cli).await)
+}
+
+async fn open_store() -> anyhow::Result<Store> {
+    let url: String = var_or("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?;
+    let store = Store::open(&StoreOptions::new(url)).map_err(|e| todo_events_host::config::ConfigError(e.to_string()))?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate => {
+            open_store().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Seed { users, reminders, recurring, due_in } => {
+            let store = open_store().await?;
+            let due = todo_events_domain::time::now() + due_in.map(|d| d.to_chrono()).unwrap_or_default();
+            let dtstart = due.format("%Y-%m-%dT%H:%M:%S").to_string();
+            let (u, r, c) = store.seed_bulk(users, reminders, recurring, due, "FREQ=DAILY", &dtstart).await?;
+            println!(
+                "seeded {u} user(s), {r} reminder(s) and {c} daily recurring task(s), due at {}",
+                todo_events_domain::time::rfc3339(due)
+            );
+            Ok(())
+        }
+        Command::Up => stack::run(stack::StackOptions::from_env()?, false).await,
+        Command::Demo => {
+            let mut opts = stack::StackOptions::from_env()?;
+            opts.database_url = DEFAULT_DATABASE_URL.to_owned();
+            opts.every = std::time::Duration::from_secs(1);
+            stack::run(opts, true).await
+        }
+    }
+}

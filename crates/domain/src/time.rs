@@ -51,3 +51,8 @@ pub mod serde_rfc3339 {
         })
     }
 }
+
+/// The current instant at database precision.
+pub fn now() -> DateTime<Utc> {
+    db_precision(Utc::now())
+}

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod function;
 pub mod metrics;
 pub mod problem;
+pub mod run;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,1 +1,14 @@
+//! scheduler-cron: finds due reminders and recurring-task occurrences, claims them, publishes
+//! one CloudEvent each and marks them published once the sink acknowledged them.
+//!
+//! - [`pass`]: one claim → publish → mark cycle (the logic).
+//! - [`publish`]: where events go (HTTP sinks today).
+//! - [`config`]: settings.
 
+pub mod config;
+pub mod pass;
+pub mod publish;
+
+pub use config::SchedulerConfig;
+pub use pass::{PassReport, Scheduler};
+pub use publish::{HttpPublisher, Publisher};

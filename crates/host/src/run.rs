@@ -1,0 +1,75 @@
+//! Start-up shared by the function binaries: common settings, the store, the HTTP server on
+//! `PORT`, and turning errors into one clear line and an exit status.
+
+use crate::config::{var_or, ConfigError, Flag};
+use crate::server::{serve, HostOptions};
+use crate::shutdown::Shutdown;
+use crate::Function;
+use std::process::ExitCode;
+use std::sync::Arc;
+use todo_events_store::{Store, StoreOptions};
+
+/// The default database: a SQLite file in the current directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://todo-events.db";
+
+/// Settings every function reads.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub database: StoreOptions,
+    /// `RUN_MIGRATIONS`: apply migrations at start (default false: a Job does it in clusters).
+    pub run_migrations: bool,
+    /// `PORT` (default 8080).
+    pub port: u16,
+    pub host: HostOptions,
+}
+
+impl Common {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut database = StoreOptions::new(var_or("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?);
+        database.max_connections = var_or("DATABASE_MAX_CONNECTIONS", database.max_connections)?;
+        if database.max_connections == 0 {
+            return Err(ConfigError("DATABASE_MAX_CONNECTIONS must be at least 1".into()));
+        }
+        Ok(Self {
+            database,
+            run_migrations: var_or("RUN_MIGRATIONS", Flag(false))?.0,
+            port: var_or("PORT", 8080u16)?,
+            host: HostOptions::from_env()?,
+        })
+    }
+
+    /// Opens the store (and migrates it when asked). A bad `DATABASE_URL` is a config error.
+    pub async fn open_store(&self) -> anyhow::Result<Store> {
+        let store = Store::open(&self.database).map_err(|e| ConfigError(e.to_string()))?;
+        if self.run_migrations {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+}
+
+/// Serves `function` on `PORT` until SIGTERM / Ctrl-C.
+pub async fn serve_on_port<F: Function>(function: F, common: &Common) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(("0.0.0.0", common.port))
+        .map_err(|e| anyhow::anyhow!("cannot listen on PORT={}: {e}", common.port))?;
+    tracing::info!(function = F::NAME, port = common.port, "starting");
+    serve(Arc::new(function), listener, common.host.clone(), Shutdown::on_signals()).await?;
+    tracing::info!(function = F::NAME, "stopped");
+    Ok(())
+}
+
+/// Turns the result of a binary's `main` into an exit status: configuration errors exit 2,
+/// other failures 1, each as one line on stderr.
+pub fn exit_status(program: &str, result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
+            eprintln!("{program}: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("{program}: {}", todo_events_store::redact(&format!("{e:#}")));
+            ExitCode::from(1)
+        }
+    }
+}

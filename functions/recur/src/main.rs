@@ -1,0 +1,67 @@
+//! `recur`: with no subcommand, the HTTP function on `PORT`; `recur occurrences` previews a rule.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use todo_events_host::run::{exit_status, serve_on_port, Common};
+
+/// Creates task instances for `dev.todo.recurring-task.due` events, once, and advances the
+/// recurring task to its next occurrence.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Lists the next occurrences of a rule, one per line (RFC 3339 UTC).
+    Occurrences {
+        /// RFC 5545 RRULE, e.g. FREQ=MONTHLY;BYDAY=-1FR
+        #[arg(long)]
+        rule: String,
+        /// Local date-time in --tz, without offset: 2026-01-31T09:00[:00]
+        #[arg(long)]
+        dtstart: String,
+        /// IANA time zone, e.g. Europe/Berlin
+        #[arg(long)]
+        tz: String,
+        /// List occurrences strictly after this instant (default now)
+        #[arg(long)]
+        after: Option<String>,
+        /// How many occurrences to list
+        #[arg(long)]
+        count: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Occurrences { rule, dtstart, tz, after, count }) => {
+            match recur::preview::occurrences(&rule, &dtstart, &tz, after.as_deref(), count) {
+                Ok(lines) => {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("recur occurrences: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        None => {
+            todo_events_host::telemetry::init();
+            exit_status("recur", serve().await)
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let common = Common::from_env()?;
+    let store = common.open_store().await?;
+    serve_on_port(recur::Recur::new(store), &common).await
+}

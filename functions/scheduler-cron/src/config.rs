@@ -1,0 +1,74 @@
+//! scheduler-cron's settings.
+
+use todo_events_domain::HumanDuration;
+use todo_events_host::config::{var, var_or, ConfigError};
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// `SCHEDULER_BATCH`: rows claimed per statement (default 500).
+    pub batch: i64,
+    /// `SCHEDULER_LEASE`: how long claimed rows stay with this scheduler before another
+    /// may claim (and republish) them (default 1m).
+    pub lease: HumanDuration,
+    /// `SCHEDULER_ID`: the claim owner (default host name + process id + random suffix).
+    pub owner: String,
+    /// `SINK_REMINDERS` / `SINK_TASK_EVENTS` (or `K_SINK` for both): HTTP sinks.
+    pub sink_reminders: Option<String>,
+    pub sink_task_events: Option<String>,
+    /// `SINK_TIMEOUT`: per-request timeout of the HTTP publisher (default 10s).
+    pub sink_timeout: HumanDuration,
+}
+
+impl SchedulerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let k_sink: Option<String> = var("K_SINK")?;
+        let cfg = Self {
+            batch: var_or("SCHEDULER_BATCH", 500)?,
+            lease: var_or("SCHEDULER_LEASE", HumanDuration(std::time::Duration::from_secs(60)))?,
+            owner: var_or("SCHEDULER_ID", default_owner())?,
+            sink_reminders: var("SINK_REMINDERS")?.or_else(|| k_sink.clone()),
+            sink_task_events: var("SINK_TASK_EVENTS")?.or(k_sink),
+            sink_timeout: var_or("SINK_TIMEOUT", HumanDuration(std::time::Duration::from_secs(10)))?,
+        };
+        if !(1..=10_000).contains(&cfg.batch) {
+            return Err(ConfigError(format!("SCHEDULER_BATCH={} must be between 1 and 10000", cfg.batch)));
+        }
+        if cfg.lease.0.as_millis() < 1000 {
+            return Err(ConfigError("SCHEDULER_LEASE must be at least 1s".into()));
+        }
+        for (name, url) in [("SINK_REMINDERS", &cfg.sink_reminders), ("SINK_TASK_EVENTS", &cfg.sink_task_events)] {
+            if let Some(u) = url {
+                let parsed = url::Url::parse(u).map_err(|e| ConfigError(format!("{name}={u:?} is not a URL: {e}")))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(ConfigError(format!("{name}={u:?} must be an http:// or https:// URL")));
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Local defaults: the functions on 127.0.0.1:8001 / :8002.
+    pub fn local(sink_reminders: String, sink_task_events: String) -> Self {
+        Self {
+            batch: 500,
+            lease: HumanDuration(std::time::Duration::from_secs(60)),
+            owner: default_owner(),
+            sink_reminders: Some(sink_reminders),
+            sink_task_events: Some(sink_task_events),
+            sink_timeout: HumanDuration(std::time::Duration::from_secs(10)),
+        }
+    }
+}
+
+/// `<host>-<pid>-<random>`: unique per process, readable in the database.
+pub fn default_owner() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "scheduler".into());
+    format!("{host}-{}-{:08x}", std::process::id(), rand_suffix())
+}
+
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.finish() as u32
+}

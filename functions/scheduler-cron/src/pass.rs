@@ -1,0 +1,254 @@
+//! One scheduler pass: claim due rows in batches, publish, mark published.
+
+use crate::config::SchedulerConfig;
+use crate::publish::Publisher;
+use chrono::{DateTime, Duration, Utc};
+use todo_events_domain::events::Outgoing;
+use todo_events_domain::recurrence::parse_local;
+use todo_events_domain::time::{now, rfc3339};
+use todo_events_domain::{CatchUp, RecurringTaskDue, RecurringTaskId, ReminderDue, ReminderId, Schedule, TaskId, UserId};
+use todo_events_store::scheduler::{ClaimedOccurrence, ClaimedReminder};
+use todo_events_store::{Store, StoreError};
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub reminders_published: usize,
+    pub occurrences_published: usize,
+    /// Events the sink did not acknowledge; their rows are republished after the lease.
+    pub failed: usize,
+    /// Missed occurrences skipped by the `latest` catch-up policy.
+    pub occurrences_skipped: usize,
+    /// The first failure, for the log and the exit status.
+    pub first_error: Option<String>,
+}
+
+impl PassReport {
+    pub fn published(&self) -> usize {
+        self.reminders_published + self.occurrences_published
+    }
+}
+
+pub struct Scheduler<P> {
+    store: Store,
+    publisher: P,
+    config: SchedulerConfig,
+}
+
+impl<P: Publisher> Scheduler<P> {
+    pub fn new(store: Store, publisher: P, config: SchedulerConfig) -> Self {
+        Self { store, publisher, config }
+    }
+
+    fn lease(&self) -> Duration {
+        Duration::from_std(self.config.lease.0).unwrap_or(Duration::minutes(1))
+    }
+
+    /// Claims and publishes until nothing due is left (or a batch fails to publish).
+    pub async fn pass(&self) -> Result<PassReport, StoreError> {
+        let mut report = PassReport::default();
+        loop {
+            let claimed = self
+                .store
+                .claim_reminders(&self.config.owner, now(), self.lease(), self.config.batch)
+                .await?;
+            if claimed.is_empty() {
+                break;
+            }
+            let full = claimed.len() as i64 == self.config.batch;
+            if !self.publish_reminders(claimed, &mut report).await? || !full {
+                break;
+            }
+        }
+        loop {
+            let claimed = self
+                .store
+                .claim_occurrences(&self.config.owner, now(), self.lease(), self.config.batch)
+                .await?;
+            if claimed.is_empty() {
+                break;
+            }
+            let full = claimed.len() as i64 == self.config.batch;
+            if !self.publish_occurrences(claimed, &mut report).await? || !full {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Returns whether every event of the batch was acknowledged.
+    async fn publish_reminders(&self, claimed: Vec<ClaimedReminder>, report: &mut PassReport) -> Result<bool, StoreError> {
+        let mut events = Vec::with_capacity(claimed.len());
+        let mut ids = Vec::with_capacity(claimed.len());
+        for r in &claimed {
+            let (Some(reminder_id), Some(task_id), Some(user_id)) =
+                (ReminderId::new(r.id), TaskId::new(r.task_id), UserId::new(r.user_id))
+            else {
+                continue;
+            };
+            let due = ReminderDue { reminder_id, task_id, user_id, remind_at: r.remind_at };
+            events.push(Outgoing::from(&due));
+            ids.push(r.id);
+        }
+        let results = self.publisher.publish(&events).await;
+        let mut acked = Vec::with_capacity(ids.len());
+        for ((id, event), result) in ids.iter().zip(&events).zip(results) {
+            match result {
+                Ok(()) => {
+                    tracing::info!(event_id = %event.id, "reminder {id} is due: event published");
+                    acked.push(*id);
+                }
+                Err(e) => record_failure(report, &event.id, e.0),
+            }
+        }
+        self.store.mark_reminders_published(&self.config.owner, &acked, now()).await?;
+        report.reminders_published += acked.len();
+        Ok(acked.len() == ids.len())
+    }
+
+    async fn publish_occurrences(&self, claimed: Vec<ClaimedOccurrence>, report: &mut PassReport) -> Result<bool, StoreError> {
+        let owner = self.config.owner.as_str();
+        let current = now();
+        let mut events = Vec::with_capacity(claimed.len());
+        let mut targets = Vec::with_capacity(claimed.len());
+        for c in claimed {
+            let occurrence = match self.catch_up(&c, current, report).await? {
+                Ok(occurrence) => occurrence,
+                Err(reason) => {
+                    tracing::error!(recurring_task_id = c.id, "recurring task deactivated: {reason}");
+                    self.store.deactivate_recurring(owner, c.id, current).await?;
+                    continue;
+                }
+            };
+            let (Some(rt_id), Some(user_id)) = (RecurringTaskId::new(c.id), UserId::new(c.user_id)) else {
+                continue;
+            };
+            let due = RecurringTaskDue { recurring_task_id: rt_id, user_id, occurrence_at: occurrence };
+            events.push(Outgoing::from(&due));
+            targets.push((c.id, occurrence));
+        }
+        let results = self.publisher.publish(&events).await;
+        let mut all_acked = true;
+        for ((target, event), result) in targets.iter().zip(&events).zip(results) {
+            match result {
+                Ok(()) => {
+                    tracing::info!(event_id = %event.id, "recurring task {} is due ({}): event published", target.0, rfc3339(target.1));
+                    self.store.mark_occurrence_published(owner, target.0, target.1, now()).await?;
+                    report.occurrences_published += 1;
+                }
+                Err(e) => {
+                    all_acked = false;
+                    record_failure(report, &event.id, e.0);
+                }
+            }
+        }
+        Ok(all_acked)
+    }
+
+    /// The occurrence to publish for a claimed task: its next occurrence, or under the
+    /// `latest` policy the latest one already due (skipping the missed ones before it).
+    /// The outer error is the store's; the inner one says why the stored rule is unusable.
+    async fn catch_up(
+        &self,
+        c: &ClaimedOccurrence,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<Result<DateTime<Utc>, String>, StoreError> {
+        let policy = match c.catch_up.parse::<CatchUp>() {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        if policy == CatchUp::All {
+            return Ok(Ok(c.next_occurrence));
+        }
+        let latest = parse_local(&c.dtstart)
+            .and_then(|dtstart| Schedule::parse(&c.rrule, dtstart, &c.timezone))
+            .and_then(|schedule| Ok((schedule.latest_due(c.next_occurrence, now)?, schedule)));
+        let (latest, schedule) = match latest {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        if latest == c.next_occurrence {
+            return Ok(Ok(latest));
+        }
+        if self.store.fast_forward(&self.config.owner, c.id, c.next_occurrence, latest, now).await? {
+                let skipped = schedule
+                    .occurrences(Some(c.next_occurrence))
+                    .take_while(|t| t.as_ref().is_ok_and(|t| *t < latest))
+                    .count()
+                    + 1;
+                report.occurrences_skipped += skipped;
+                tracing::info!(
+                    recurring_task_id = c.id,
+                    "recurring task {} missed {skipped} occurrence(s); catching up with the latest only ({})",
+                    c.id,
+                    rfc3339(latest)
+                );
+            Ok(Ok(latest))
+        } else {
+            // The row moved under us (recur advanced it): publish what we claimed.
+            Ok(Ok(c.next_occurrence))
+        }
+    }
+}
+
+fn record_failure(report: &mut PassReport, event_id: &str, reason: String) {
+    tracing::warn!(event_id, "not published, will retry after the lease: {reason}");
+    report.failed += 1;
+    if report.first_error.is_none() {
+        report.first_error = Some(reason);
+    }
+}
+
+/// How long the scheduler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One pass; failure to publish anything exits non-zero.
+    Once,
+    /// Poll every `every` until `duration` has passed (the CronJob mode: the next job
+    /// starts on the next minute).
+    For { duration: std::time::Duration, every: std::time::Duration },
+    /// Poll every `every` until shutdown.
+    Loop { every: std::time::Duration },
+}
+
+impl<P: Publisher> Scheduler<P> {
+    /// Runs passes according to `mode` until done or `shutdown`.
+    pub async fn run(&self, mode: Mode, shutdown: todo_events_host::Shutdown) -> anyhow::Result<()> {
+        let (deadline, every) = match mode {
+            Mode::Once => {
+                let report = self.pass().await?;
+                tracing::info!(
+                    "pass done: {} reminder(s) and {} occurrence(s) published, {} failed",
+                    report.reminders_published,
+                    report.occurrences_published,
+                    report.failed
+                );
+                return match report.first_error {
+                    Some(e) => Err(anyhow::anyhow!("{} event(s) not published: {e}", report.failed)),
+                    None => Ok(()),
+                };
+            }
+            Mode::For { duration, every } => (Some(tokio::time::Instant::now() + duration), every),
+            Mode::Loop { every } => (None, every),
+        };
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.wait() => break,
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                break;
+            }
+            match self.pass().await {
+                Ok(report) if report.published() + report.failed > 0 => tracing::debug!(?report, "pass done"),
+                Ok(_) => {}
+                // A database outage is waited out; the next tick tries again.
+                Err(e) => tracing::warn!("pass failed, retrying on the next tick: {e}"),
+            }
+        }
+        Ok(())
+    }
+}

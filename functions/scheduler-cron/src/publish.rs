@@ -1,0 +1,109 @@
+//! Publishing events: the [`Publisher`] seam and the HTTP sink publisher (the local stack,
+//! Knative `K_SINK`).
+
+use cloudevents::binding::reqwest::RequestBuilderExt;
+use cloudevents::{Event, EventBuilder, EventBuilderV10};
+use futures::stream::{self, StreamExt};
+use std::time::Duration;
+use todo_events_domain::events::Outgoing;
+use todo_events_domain::{EventKind, EVENT_SOURCE};
+
+/// Why one event was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PublishError(pub String);
+
+/// Somewhere events go. `publish` returns one result per event, in order; an event counts
+/// as published only when its result is `Ok` (the sink acknowledged it).
+pub trait Publisher: Send + Sync {
+    fn publish(&self, events: &[Outgoing]) -> impl std::future::Future<Output = Vec<Result<(), PublishError>>> + Send;
+}
+
+/// The CloudEvent for an outgoing event.
+pub fn to_cloudevent(e: &Outgoing) -> Result<Event, PublishError> {
+    EventBuilderV10::new()
+        .id(e.id.clone())
+        .ty(e.kind.cloudevent_type())
+        .source(EVENT_SOURCE)
+        .subject(e.subject.clone())
+        .time(chrono::Utc::now())
+        .data("application/json", e.data.clone())
+        .build()
+        .map_err(|err| PublishError(format!("event {} could not be built: {err}", e.id)))
+}
+
+/// POSTs each event in binary mode to the sink of its type; a 2xx answer acknowledges it.
+pub struct HttpPublisher {
+    client: reqwest::Client,
+    reminders: Option<String>,
+    task_events: Option<String>,
+    concurrency: usize,
+}
+
+impl HttpPublisher {
+    pub fn new(reminders: Option<String>, task_events: Option<String>, timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("a client with default TLS builds");
+        Self { client, reminders, task_events, concurrency: 32 }
+    }
+
+    async fn send(&self, e: &Outgoing) -> Result<(), PublishError> {
+        let sink = match e.kind {
+            EventKind::ReminderDue => self.reminders.as_deref(),
+            EventKind::RecurringTaskDue => self.task_events.as_deref(),
+        }
+        .ok_or_else(|| PublishError(format!("no sink configured for {}", e.kind.cloudevent_type())))?;
+        let request = self
+            .client
+            .post(sink)
+            .event(to_cloudevent(e)?)
+            .map_err(|err| PublishError(format!("event {} could not be encoded: {err}", e.id)))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|err| PublishError(format!("{sink} unreachable: {err}")))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            let body = response.text().await.unwrap_or_default();
+            let snippet: String = body.chars().take(300).collect();
+            Err(PublishError(format!("{sink} answered {status}: {snippet}")))
+        }
+    }
+}
+
+impl Publisher for HttpPublisher {
+    async fn publish(&self, events: &[Outgoing]) -> Vec<Result<(), PublishError>> {
+        // Events of one user keep their order: each user's events go one after another,
+        // different users' in parallel.
+        let mut slot: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut by_user: Vec<Vec<usize>> = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            let n = *slot.entry(e.key.as_str()).or_insert_with(|| {
+                by_user.push(Vec::new());
+                by_user.len() - 1
+            });
+            by_user[n].push(i);
+        }
+        let mut results: Vec<Option<Result<(), PublishError>>> = vec![None; events.len()];
+        let outcomes: Vec<Vec<(usize, Result<(), PublishError>)>> = stream::iter(by_user)
+            .map(|idx| async move {
+                let mut out = Vec::with_capacity(idx.len());
+                for i in idx {
+                    out.push((i, self.send(&events[i]).await));
+                }
+                out
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for (i, r) in outcomes.into_iter().flatten() {
+            results[i] = Some(r);
+        }
+        results.into_iter().map(|r| r.expect("every event has a result")).collect()
+    }
+}
