@@ -129,8 +129,19 @@ pub fn from_event(event: Event, accepts: EventKind) -> Result<Decoded, Problem> 
 pub fn parse_data<T: DeserializeOwned>(data: Value) -> Result<T, Problem> {
     serde_path_to_error::deserialize::<_, T>(data).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "data".to_owned() } else { format!("data.{path}") };
-        Problem::invalid(field, e.inner().to_string())
+        let detail = e.inner().to_string();
+        // serde reports a missing field at its parent; name the field itself.
+        let missing = detail
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned);
+        let field = match (path.as_str(), missing) {
+            (".", Some(name)) => format!("data.{name}"),
+            (".", None) => "data".to_owned(),
+            (p, Some(name)) => format!("data.{p}.{name}"),
+            (p, None) => format!("data.{p}"),
+        };
+        Problem::invalid(field, detail)
     })
 }
 
@@ -152,6 +163,11 @@ fn precheck_structured(body: &[u8]) -> Result<(), Problem> {
                 return Err(Problem::invalid(attr, format!("the {attr} attribute is missing or empty")))
             }
             Some(_) => return Err(Problem::invalid(attr, format!("the {attr} attribute must be a string"))),
+        }
+    }
+    if let Some(time) = object.get("time").filter(|t| !t.is_null()) {
+        if time.as_str().is_none_or(|t| parse_instant(t).is_err()) {
+            return Err(Problem::invalid("time", "the time attribute must be an RFC 3339 timestamp"));
         }
     }
     Ok(())
