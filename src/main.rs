@@ -51,7 +51,8 @@ async fn main() -> ExitCode {
 
 async fn open_store() -> anyhow::Result<Store> {
     let url: String = var_or("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?;
-    let store = Store::open(&StoreOptions::new(url)).map_err(|e| todo_events_host::config::ConfigError(e.to_string()))?;
+    let store = Store::open(&StoreOptions::new(url))
+        .map_err(|e| todo_events_host::config::ConfigError(e.to_string()))?;
     store.migrate().await?;
     Ok(store)
 }
@@ -63,11 +64,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Seed { users, reminders, recurring, due_in } => {
+        Command::Seed {
+            users,
+            reminders,
+            recurring,
+            due_in,
+        } => {
             let store = open_store().await?;
-            let due = todo_events_domain::time::now() + due_in.map(|d| d.to_chrono()).unwrap_or_default();
+            // Whole seconds: the recurring tasks' DTSTART is written to the second, and their
+            // first occurrence must be exactly it.
+            let due = chrono::SubsecRound::trunc_subsecs(
+                todo_events_domain::time::now() + due_in.map(|d| d.to_chrono()).unwrap_or_default(),
+                0,
+            );
             let dtstart = due.format("%Y-%m-%dT%H:%M:%S").to_string();
-            let (u, r, c) = store.seed_bulk(users, reminders, recurring, due, "FREQ=DAILY", &dtstart).await?;
+            let (u, r, c) = store
+                .seed_bulk(users, reminders, recurring, due, "FREQ=DAILY", &dtstart)
+                .await?;
             println!(
                 "seeded {u} user(s), {r} reminder(s) and {c} daily recurring task(s), due at {}",
                 todo_events_domain::time::rfc3339(due)

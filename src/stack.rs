@@ -27,7 +27,10 @@ pub struct StackOptions {
 
 impl StackOptions {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let every: HumanDuration = var_or("SCHEDULER_EVERY", HumanDuration(std::time::Duration::from_secs(1)))?;
+        let every: HumanDuration = var_or(
+            "SCHEDULER_EVERY",
+            HumanDuration(std::time::Duration::from_secs(1)),
+        )?;
         if every.0.is_zero() {
             return Err(ConfigError("SCHEDULER_EVERY must be longer than 0s".into()));
         }
@@ -49,7 +52,8 @@ fn bind(port: u16, name: &str) -> anyhow::Result<TcpListener> {
 }
 
 pub async fn run(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
-    let store = Store::open(&StoreOptions::new(opts.database_url.clone())).map_err(|e| ConfigError(e.to_string()))?;
+    let store =
+        Store::open(&StoreOptions::new(opts.database_url.clone())).map_err(|e| ConfigError(e.to_string()))?;
     store.migrate().await?;
     let notify_listener = bind(opts.notify_port, "notify")?;
     let recur_listener = bind(opts.recur_port, "recur")?;
@@ -58,7 +62,10 @@ pub async fn run(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
     notify_config.mailer = opts.mailer.clone();
     let notify = Notify::new(store.clone(), notify_config).map_err(ConfigError)?;
     let recur = Recur::new(store.clone());
-    let host = HostOptions { workers: 1, ..HostOptions::default() };
+    let host = HostOptions {
+        workers: 1,
+        ..HostOptions::default()
+    };
 
     if demo {
         seed_demo(&store).await?;
@@ -67,7 +74,11 @@ pub async fn run(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
     let recur_url = format!("http://127.0.0.1:{}/", opts.recur_port);
     let scheduler = Scheduler::new(
         store.clone(),
-        HttpPublisher::new(Some(notify_url.clone()), Some(recur_url.clone()), std::time::Duration::from_secs(10)),
+        HttpPublisher::new(
+            Some(notify_url.clone()),
+            Some(recur_url.clone()),
+            std::time::Duration::from_secs(10),
+        ),
         SchedulerConfig::local(notify_url.clone(), recur_url.clone()),
     );
     tracing::info!(
@@ -98,7 +109,11 @@ async fn seed_demo(store: &Store) -> anyhow::Result<()> {
     let zone = "Europe/Berlin";
     let tz: chrono_tz::Tz = zone.parse().expect("known zone");
     let user_id = store
-        .insert_user(&NewUser { email: "ada@example.test", display_name: "Ada Lovelace", timezone: zone })
+        .insert_user(&NewUser {
+            email: "ada@example.test",
+            display_name: "Ada Lovelace",
+            timezone: zone,
+        })
         .await?;
     let start = now().trunc_subsecs(0);
     let remind_at = start + Duration::seconds(5);
@@ -119,7 +134,9 @@ async fn seed_demo(store: &Store) -> anyhow::Result<()> {
         todo_events_domain::recurrence::parse_local(&dtstart)?,
         zone,
     )?;
-    let next = schedule.first()?.ok_or_else(|| anyhow::anyhow!("demo rule has no occurrence"))?;
+    let next = schedule
+        .first()?
+        .ok_or_else(|| anyhow::anyhow!("demo rule has no occurrence"))?;
     let recurring_id = store
         .insert_recurring_task(&NewRecurringTask {
             user_id,

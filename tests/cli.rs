@@ -21,7 +21,12 @@ fn command(dir: &std::path::Path) -> Command {
 #[test]
 fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = command(dir.path()).arg("demo").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = command(dir.path())
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (tx, rx) = mpsc::channel::<String>();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -39,14 +44,22 @@ fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
             log.push(line);
         }
     }
-    let eml: Vec<_> = std::fs::read_dir(dir.path().join("outbox")).map(|d| d.flatten().collect()).unwrap_or_default();
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let eml: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(mailed && created, "demo log:\n{}", log.join("\n"));
     assert_eq!(eml.len(), 1, "one reminder e-mail in ./outbox");
     let mail = std::fs::read_to_string(eml[0].path()).unwrap();
     assert!(mail.contains("Subject: Reminder: Water the plants"), "{mail}");
-    assert!(dir.path().join("todo-events.db").exists(), "SQLite file in the current directory");
+    assert!(
+        dir.path().join("todo-events.db").exists(),
+        "SQLite file in the current directory"
+    );
     assert!(status.success(), "Ctrl-C stops the demo cleanly: {status:?}");
 }
 
@@ -54,33 +67,63 @@ fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
 fn migrate_and_seed_on_sqlite_print_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("seed.db").display());
-    let out = command(dir.path()).env("DATABASE_URL", &url).arg("migrate").output().unwrap();
+    let out = command(dir.path())
+        .env("DATABASE_URL", &url)
+        .arg("migrate")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let out = command(dir.path())
         .env("DATABASE_URL", &url)
-        .args(["seed", "--users", "3", "--reminders", "10", "--recurring", "4", "--due-in", "5m"])
+        .args([
+            "seed",
+            "--users",
+            "3",
+            "--reminders",
+            "10",
+            "--recurring",
+            "4",
+            "--due-in",
+            "5m",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert!(stdout.contains("seeded 3 user(s), 10 reminder(s) and 4 daily recurring task(s)"), "{stdout}");
+    assert!(
+        stdout.contains("seeded 3 user(s), 10 reminder(s) and 4 daily recurring task(s)"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn bad_settings_and_flags_are_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
-    let out = command(dir.path()).env("DATABASE_URL", "mysql://nope").arg("migrate").output().unwrap();
+    let out = command(dir.path())
+        .env("DATABASE_URL", "mysql://nope")
+        .arg("migrate")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
 
-    let out = command(dir.path()).args(["seed", "--due-in", "soon"]).output().unwrap();
+    let out = command(dir.path())
+        .args(["seed", "--due-in", "soon"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("invalid duration"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("invalid duration"));
 
-    let out = command(dir.path()).env("SCHEDULER_EVERY", "0s").arg("up").output().unwrap();
+    let out = command(dir.path())
+        .env("SCHEDULER_EVERY", "0s")
+        .arg("up")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("SCHEDULER_EVERY"));
 }

@@ -19,7 +19,14 @@ fn config(owner: &str, batch: i64, lease_secs: u64) -> SchedulerConfig {
 async fn http_sinks_deliver_to_the_functions_and_rows_are_marked_after_the_ack() {
     for db in kit::backends().await {
         let outbox = tempfile::tempdir().unwrap();
-        let notify = kit::spawn(notify::Notify::new(db.store.clone(), notify::NotifyConfig::local(outbox.path().into())).unwrap()).await;
+        let notify = kit::spawn(
+            notify::Notify::new(
+                db.store.clone(),
+                notify::NotifyConfig::local(outbox.path().into()),
+            )
+            .unwrap(),
+        )
+        .await;
         let recur = kit::spawn(Recur::new(db.store.clone())).await;
         let now = Utc::now().trunc_subsecs(0);
         let r = kit::reminder(&db.store, "Through the sink", now - Duration::seconds(1)).await;
@@ -27,15 +34,38 @@ async fn http_sinks_deliver_to_the_functions_and_rows_are_marked_after_the_ack()
         let dtstart = occ.format("%Y-%m-%dT%H:%M:%S").to_string();
         let rt = kit::recurring(&db.store, "FREQ=HOURLY", &dtstart, "UTC", occ, "latest", &[]).await;
 
-        let publisher = HttpPublisher::new(Some(format!("{}/", notify.url)), Some(format!("{}/", recur.url)), std::time::Duration::from_secs(5));
+        let publisher = HttpPublisher::new(
+            Some(format!("{}/", notify.url)),
+            Some(format!("{}/", recur.url)),
+            std::time::Duration::from_secs(5),
+        );
         let scheduler = Scheduler::new(db.store.clone(), publisher, config("s", 100, 60));
         let report = scheduler.pass().await.unwrap();
-        assert_eq!((report.reminders_published, report.occurrences_published, report.failed), (1, 1, 0), "{}", db.backend);
+        assert_eq!(
+            (
+                report.reminders_published,
+                report.occurrences_published,
+                report.failed
+            ),
+            (1, 1, 0),
+            "{}",
+            db.backend
+        );
         // notify's "sent" is not overwritten by the scheduler's "published".
-        assert_eq!(db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(), Some("sent"));
+        assert_eq!(
+            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            Some("sent")
+        );
         assert_eq!(std::fs::read_dir(outbox.path()).unwrap().count(), 1);
         assert_eq!(db.store.instances_of(rt.id).await.unwrap().len(), 1);
-        let next = db.store.recurring_task(rt.id).await.unwrap().unwrap().next_occurrence.unwrap();
+        let next = db
+            .store
+            .recurring_task(rt.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .next_occurrence
+            .unwrap();
         assert_eq!(next, occ + Duration::hours(1));
         assert_eq!(scheduler.pass().await.unwrap().published(), 0, "nothing left");
     }
@@ -45,22 +75,63 @@ async fn http_sinks_deliver_to_the_functions_and_rows_are_marked_after_the_ack()
 async fn a_sink_that_is_down_leaves_rows_claimed_until_the_lease_ends_then_they_are_republished() {
     for db in kit::backends().await {
         let outbox = tempfile::tempdir().unwrap();
-        let r = kit::reminder(&db.store, "Sink down", Utc::now().trunc_subsecs(0) - Duration::seconds(1)).await;
+        let r = kit::reminder(
+            &db.store,
+            "Sink down",
+            Utc::now().trunc_subsecs(0) - Duration::seconds(1),
+        )
+        .await;
         // Nothing listens on port 9.
-        let down = HttpPublisher::new(Some("http://127.0.0.1:9/".into()), Some("http://127.0.0.1:9/".into()), std::time::Duration::from_secs(2));
+        let down = HttpPublisher::new(
+            Some("http://127.0.0.1:9/".into()),
+            Some("http://127.0.0.1:9/".into()),
+            std::time::Duration::from_secs(2),
+        );
         let first = Scheduler::new(db.store.clone(), down, config("first", 100, 1));
         let report = first.pass().await.unwrap();
-        assert_eq!((report.reminders_published, report.failed), (0, 1), "{}", db.backend);
+        assert_eq!(
+            (report.reminders_published, report.failed),
+            (0, 1),
+            "{}",
+            db.backend
+        );
         assert!(report.first_error.unwrap().contains("unreachable"));
-        assert_eq!(db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(), Some("publishing"));
+        assert_eq!(
+            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            Some("publishing")
+        );
 
-        let notify = kit::spawn(notify::Notify::new(db.store.clone(), notify::NotifyConfig::local(outbox.path().into())).unwrap()).await;
-        let up = HttpPublisher::new(Some(format!("{}/", notify.url)), None, std::time::Duration::from_secs(5));
+        let notify = kit::spawn(
+            notify::Notify::new(
+                db.store.clone(),
+                notify::NotifyConfig::local(outbox.path().into()),
+            )
+            .unwrap(),
+        )
+        .await;
+        let up = HttpPublisher::new(
+            Some(format!("{}/", notify.url)),
+            None,
+            std::time::Duration::from_secs(5),
+        );
         let second = Scheduler::new(db.store.clone(), up, config("second", 100, 60));
-        assert_eq!(second.pass().await.unwrap().published(), 0, "{}: the lease still holds", db.backend);
+        assert_eq!(
+            second.pass().await.unwrap().published(),
+            0,
+            "{}: the lease still holds",
+            db.backend
+        );
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-        assert_eq!(second.pass().await.unwrap().reminders_published, 1, "{}: republished after the lease", db.backend);
-        assert_eq!(db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(), Some("sent"));
+        assert_eq!(
+            second.pass().await.unwrap().reminders_published,
+            1,
+            "{}: republished after the lease",
+            db.backend
+        );
+        assert_eq!(
+            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            Some("sent")
+        );
         assert_eq!(std::fs::read_dir(outbox.path()).unwrap().count(), 1);
     }
 }
@@ -82,13 +153,28 @@ async fn drain(scheduler: &Scheduler<HttpPublisher>) -> usize {
 async fn three_days_of_downtime_catch_up_latest_gives_one_instance_and_all_gives_three() {
     for db in kit::backends().await {
         let recur = kit::spawn(Recur::new(db.store.clone())).await;
-        let publisher = HttpPublisher::new(None, Some(format!("{}/", recur.url)), std::time::Duration::from_secs(5));
+        let publisher = HttpPublisher::new(
+            None,
+            Some(format!("{}/", recur.url)),
+            std::time::Duration::from_secs(5),
+        );
         let scheduler = Scheduler::new(db.store.clone(), publisher, config("catch-up", 100, 60));
         // Daily at this minute of the day; the system was down for the last three occurrences.
         let now = Utc::now().trunc_subsecs(0);
         let first_missed = now - Duration::days(3) + Duration::minutes(1);
-        let dtstart = (first_missed - Duration::days(10)).format("%Y-%m-%dT%H:%M:%S").to_string();
-        let latest = kit::recurring(&db.store, "FREQ=DAILY", &dtstart, "UTC", first_missed, "latest", &[]).await;
+        let dtstart = (first_missed - Duration::days(10))
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string();
+        let latest = kit::recurring(
+            &db.store,
+            "FREQ=DAILY",
+            &dtstart,
+            "UTC",
+            first_missed,
+            "latest",
+            &[],
+        )
+        .await;
         let all = kit::recurring(&db.store, "FREQ=DAILY", &dtstart, "UTC", first_missed, "all", &[]).await;
 
         drain(&scheduler).await;
@@ -96,14 +182,29 @@ async fn three_days_of_downtime_catch_up_latest_gives_one_instance_and_all_gives
         let latest_instances = db.store.instances_of(latest.id).await.unwrap();
         let all_instances = db.store.instances_of(all.id).await.unwrap();
         assert_eq!(latest_instances.len(), 1, "{}: latest", db.backend);
-        assert_eq!(latest_instances[0].1, first_missed + Duration::days(2), "the latest missed occurrence");
+        assert_eq!(
+            latest_instances[0].1,
+            first_missed + Duration::days(2),
+            "the latest missed occurrence"
+        );
         assert_eq!(all_instances.len(), 3, "{}: all", db.backend);
         let times: Vec<_> = all_instances.iter().map(|(_, t)| *t).collect();
-        assert_eq!(times, [first_missed, first_missed + Duration::days(1), first_missed + Duration::days(2)]);
+        assert_eq!(
+            times,
+            [
+                first_missed,
+                first_missed + Duration::days(1),
+                first_missed + Duration::days(2)
+            ]
+        );
         for id in [latest.id, all.id] {
             let rt = db.store.recurring_task(id).await.unwrap().unwrap();
-            assert_eq!(rt.next_occurrence, Some(first_missed + Duration::days(3)), "{}: back on schedule", db.backend);
+            assert_eq!(
+                rt.next_occurrence,
+                Some(first_missed + Duration::days(3)),
+                "{}: back on schedule",
+                db.backend
+            );
         }
     }
 }
-

@@ -105,8 +105,20 @@ impl fmt::Display for CatchUp {
 
 /// Parts RFC 5545 allows in a RECUR value that this engine accepts.
 const KNOWN_PARTS: &[&str] = &[
-    "FREQ", "INTERVAL", "COUNT", "UNTIL", "BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY",
-    "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH", "BYSETPOS", "WKST",
+    "FREQ",
+    "INTERVAL",
+    "COUNT",
+    "UNTIL",
+    "BYSECOND",
+    "BYMINUTE",
+    "BYHOUR",
+    "BYDAY",
+    "BYMONTHDAY",
+    "BYYEARDAY",
+    "BYWEEKNO",
+    "BYMONTH",
+    "BYSETPOS",
+    "WKST",
 ];
 
 /// The search gives up after this many wall-clock instances (SPEC.md §7).
@@ -142,8 +154,7 @@ pub fn parse_local(s: &str) -> Result<NaiveDateTime, RecurrenceError> {
 
 /// Parses an IANA zone name.
 pub fn parse_zone(s: &str) -> Result<Tz, RecurrenceError> {
-    s.parse::<Tz>()
-        .map_err(|_| RecurrenceError::Zone(s.to_owned()))
+    s.parse::<Tz>().map_err(|_| RecurrenceError::Zone(s.to_owned()))
 }
 
 impl Schedule {
@@ -435,23 +446,47 @@ mod tests {
     #[test]
     fn repeated_time_takes_the_first_instant() {
         assert_eq!(
-            list("FREQ=DAILY;COUNT=1", "2026-11-01T01:30", "America/New_York", None, 5),
+            list(
+                "FREQ=DAILY;COUNT=1",
+                "2026-11-01T01:30",
+                "America/New_York",
+                None,
+                5
+            ),
             ["2026-11-01T05:30:00Z"]
         );
         // Dublin's winter time is modelled as negative DST: only offsets matter.
         assert_eq!(
-            list("FREQ=YEARLY;COUNT=1", "2026-10-25T01:30", "Europe/Dublin", None, 1),
+            list(
+                "FREQ=YEARLY;COUNT=1",
+                "2026-10-25T01:30",
+                "Europe/Dublin",
+                None,
+                1
+            ),
             ["2026-10-25T00:30:00Z"]
         );
         assert_eq!(
-            list("FREQ=YEARLY;COUNT=1", "2026-03-29T01:30", "Europe/Dublin", None, 1),
+            list(
+                "FREQ=YEARLY;COUNT=1",
+                "2026-03-29T01:30",
+                "Europe/Dublin",
+                None,
+                1
+            ),
             ["2026-03-29T01:30:00Z"]
         );
     }
 
     #[test]
     fn hourly_across_the_gap_is_merged_and_sorted() {
-        let got = list("FREQ=MINUTELY;INTERVAL=30", "2026-03-08T01:00", "America/New_York", None, 5);
+        let got = list(
+            "FREQ=MINUTELY;INTERVAL=30",
+            "2026-03-08T01:00",
+            "America/New_York",
+            None,
+            5,
+        );
         assert_eq!(
             got,
             [
@@ -488,7 +523,11 @@ mod tests {
         let got = list("FREQ=MONTHLY", "2026-01-31T09:00", "Europe/Berlin", None, 3);
         assert_eq!(
             got,
-            ["2026-01-31T08:00:00Z", "2026-03-31T07:00:00Z", "2026-05-31T07:00:00Z"]
+            [
+                "2026-01-31T08:00:00Z",
+                "2026-03-31T07:00:00Z",
+                "2026-05-31T07:00:00Z"
+            ]
         );
     }
 
@@ -499,7 +538,11 @@ mod tests {
             ("FREQ=DAILY", "Mars/Olympus", "time zone"),
             ("INTERVAL=2", "UTC", "FREQ"),
             ("FREQ=DAILY;FREQ=WEEKLY", "UTC", "repeated"),
-            ("FREQ=DAILY;COUNT=2;UNTIL=20260105T000000Z", "UTC", "COUNT and UNTIL"),
+            (
+                "FREQ=DAILY;COUNT=2;UNTIL=20260105T000000Z",
+                "UTC",
+                "COUNT and UNTIL",
+            ),
             ("FREQ=DAILY;BYFOO=1", "UTC", "unknown part"),
             ("FREQ=SOMETIMES", "UTC", "invalid rule"),
             ("", "UTC", "empty"),

@@ -32,9 +32,7 @@ where
             .map(Some)
             .map_err(|e| ConfigError(format!("{name}={v:?} is invalid: {e}"))),
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            Err(ConfigError(format!("{name} is not valid UTF-8")))
-        }
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError(format!("{name} is not valid UTF-8"))),
     }
 }
 
@@ -70,7 +68,10 @@ mod tests {
     fn malformed_values_name_the_variable() {
         std::env::set_var("TODO_EVENTS_TEST_PORT", "eighty");
         let err = var_or::<u16>("TODO_EVENTS_TEST_PORT", 8080).unwrap_err();
-        assert!(err.to_string().contains("TODO_EVENTS_TEST_PORT=\"eighty\""), "{err}");
+        assert!(
+            err.to_string().contains("TODO_EVENTS_TEST_PORT=\"eighty\""),
+            "{err}"
+        );
         std::env::set_var("TODO_EVENTS_TEST_PORT", "");
         assert_eq!(var_or::<u16>("TODO_EVENTS_TEST_PORT", 8080).unwrap(), 8080);
         let err = required::<String>("TODO_EVENTS_TEST_MISSING", "the database").unwrap_err();

@@ -63,7 +63,10 @@ pub fn decode_http(headers: &HeaderMap, body: &[u8], accepts: EventKind) -> Resu
         for attr in REQUIRED {
             let value = headers.get(format!("ce-{attr}"));
             if value.is_none_or(|v| v.as_bytes().iter().all(u8::is_ascii_whitespace)) {
-                return Err(Problem::invalid(attr, format!("the ce-{attr} header is missing or empty")));
+                return Err(Problem::invalid(
+                    attr,
+                    format!("the ce-{attr} header is missing or empty"),
+                ));
             }
         }
     } else if ct.is_some_and(|c| !is_json(c)) {
@@ -107,16 +110,18 @@ pub fn from_event(event: Event, accepts: EventKind) -> Result<Decoded, Problem> 
     if event.ty() == DAPR_TYPE || (EventKind::from_type(event.ty()).is_none() && legacy_type.is_some()) {
         return from_dapr_envelope(data, accepts);
     }
-    let kind = EventKind::from_type(event.ty()).filter(|k| *k == accepts).ok_or_else(|| {
-        Problem::invalid(
-            "type",
-            format!(
-                "this function accepts {}, not {:?}",
-                accepts.cloudevent_type(),
-                event.ty()
-            ),
-        )
-    })?;
+    let kind = EventKind::from_type(event.ty())
+        .filter(|k| *k == accepts)
+        .ok_or_else(|| {
+            Problem::invalid(
+                "type",
+                format!(
+                    "this function accepts {}, not {:?}",
+                    accepts.cloudevent_type(),
+                    event.ty()
+                ),
+            )
+        })?;
     Ok(Decoded {
         id: event.id().to_owned(),
         kind,
@@ -160,14 +165,25 @@ fn precheck_structured(body: &[u8]) -> Result<(), Problem> {
         match object.get(attr) {
             Some(Value::String(s)) if !s.trim().is_empty() => {}
             Some(Value::String(_)) | None | Some(Value::Null) => {
-                return Err(Problem::invalid(attr, format!("the {attr} attribute is missing or empty")))
+                return Err(Problem::invalid(
+                    attr,
+                    format!("the {attr} attribute is missing or empty"),
+                ))
             }
-            Some(_) => return Err(Problem::invalid(attr, format!("the {attr} attribute must be a string"))),
+            Some(_) => {
+                return Err(Problem::invalid(
+                    attr,
+                    format!("the {attr} attribute must be a string"),
+                ))
+            }
         }
     }
     if let Some(time) = object.get("time").filter(|t| !t.is_null()) {
         if time.as_str().is_none_or(|t| parse_instant(t).is_err()) {
-            return Err(Problem::invalid("time", "the time attribute must be an RFC 3339 timestamp"));
+            return Err(Problem::invalid(
+                "time",
+                "the time attribute must be an RFC 3339 timestamp",
+            ));
         }
     }
     Ok(())
@@ -229,10 +245,18 @@ fn from_dapr_envelope(data: Value, accepts: EventKind) -> Result<Decoded, Proble
     if kind != accepts {
         return Err(Problem::invalid(
             "data.event_type",
-            format!("this function accepts {}, not {kind:?}", accepts.cloudevent_type()),
+            format!(
+                "this function accepts {}, not {kind:?}",
+                accepts.cloudevent_type()
+            ),
         ));
     }
-    let pick = |name: &str| data.get(name).or_else(|| inner.get(name)).cloned().unwrap_or(Value::Null);
+    let pick = |name: &str| {
+        data.get(name)
+            .or_else(|| inner.get(name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
     let translated = match kind {
         EventKind::ReminderDue => json!({
             "reminder_id": pick("reminder_id"),
@@ -348,8 +372,12 @@ mod tests {
         let p = decode_http(&headers(&h), DATA.as_bytes(), EventKind::ReminderDue).unwrap_err();
         assert_eq!(p.status, 415);
 
-        let p = decode_http(&headers(&[("content-type", "application/json")]), DATA.as_bytes(), EventKind::ReminderDue)
-            .unwrap_err();
+        let p = decode_http(
+            &headers(&[("content-type", "application/json")]),
+            DATA.as_bytes(),
+            EventKind::ReminderDue,
+        )
+        .unwrap_err();
         assert_eq!((p.status, p.field.as_deref()), (400, Some("specversion")));
     }
 

@@ -89,11 +89,8 @@ pub trait Function: Send + Sync + 'static {
     type Data: DeserializeOwned + Send;
 
     /// Performs the effect for one event, once.
-    fn handle(
-        &self,
-        event_id: &str,
-        data: Self::Data,
-    ) -> impl Future<Output = Result<Reply, Failure>> + Send;
+    fn handle(&self, event_id: &str, data: Self::Data)
+        -> impl Future<Output = Result<Reply, Failure>> + Send;
 
     /// Readiness: can the function do its work now (its database reachable)?
     fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;

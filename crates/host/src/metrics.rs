@@ -1,7 +1,9 @@
 //! Prometheus metrics of a function: events by type and outcome, handling latency, events
 //! in flight. Served as text on `GET /metrics`.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -21,11 +23,14 @@ impl Metrics {
         )
         .expect("valid metric");
         let latency = HistogramVec::new(
-            HistogramOpts::new("event_handling_seconds", "Time from request to answer, by type and outcome")
-                .const_label("function", function)
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ]),
+            HistogramOpts::new(
+                "event_handling_seconds",
+                "Time from request to answer, by type and outcome",
+            )
+            .const_label("function", function)
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
             &["type", "outcome"],
         )
         .expect("valid metric");
@@ -33,9 +38,15 @@ impl Metrics {
             Opts::new("events_in_flight", "Events being handled right now").const_label("function", function),
         )
         .expect("valid metric");
-        registry.register(Box::new(events.clone())).expect("registers once");
-        registry.register(Box::new(latency.clone())).expect("registers once");
-        registry.register(Box::new(in_flight.clone())).expect("registers once");
+        registry
+            .register(Box::new(events.clone()))
+            .expect("registers once");
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("registers once");
+        registry
+            .register(Box::new(in_flight.clone()))
+            .expect("registers once");
         Self {
             registry,
             events,

@@ -53,7 +53,13 @@ pub async fn serve_on_port<F: Function>(function: F, common: &Common) -> anyhow:
     let listener = std::net::TcpListener::bind(("0.0.0.0", common.port))
         .map_err(|e| anyhow::anyhow!("cannot listen on PORT={}: {e}", common.port))?;
     tracing::info!(function = F::NAME, port = common.port, "starting");
-    serve(Arc::new(function), listener, common.host.clone(), Shutdown::on_signals()).await?;
+    serve(
+        Arc::new(function),
+        listener,
+        common.host.clone(),
+        Shutdown::on_signals(),
+    )
+    .await?;
     tracing::info!(function = F::NAME, "stopped");
     Ok(())
 }

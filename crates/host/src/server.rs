@@ -55,7 +55,11 @@ impl HostOptions {
             max_body_bytes: positive("MAX_BODY_BYTES", var_or("MAX_BODY_BYTES", d.max_body_bytes)?)?,
             max_in_flight: positive("MAX_IN_FLIGHT", var_or("MAX_IN_FLIGHT", d.max_in_flight)?)?,
             workers: positive("HTTP_WORKERS", var_or("HTTP_WORKERS", d.workers)?)?,
-            shutdown_timeout: var_or("SHUTDOWN_TIMEOUT", todo_events_domain::HumanDuration(d.shutdown_timeout))?.0,
+            shutdown_timeout: var_or(
+                "SHUTDOWN_TIMEOUT",
+                todo_events_domain::HumanDuration(d.shutdown_timeout),
+            )?
+            .0,
         })
     }
 }
@@ -104,7 +108,11 @@ pub async fn serve<F: Function>(
     server.await
 }
 
-async fn receive<F: Function>(req: HttpRequest, payload: web::Payload, state: web::Data<HostState<F>>) -> HttpResponse {
+async fn receive<F: Function>(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<HostState<F>>,
+) -> HttpResponse {
     let started = Instant::now();
     let accepted = F::ACCEPTS.cloudevent_type();
     let (ty, outcome, response) = match receive_inner(&req, payload, &state).await {
@@ -130,7 +138,9 @@ async fn receive<F: Function>(req: HttpRequest, payload: web::Payload, state: we
             (ty, outcome, actix_web::ResponseError::error_response(&problem))
         }
     };
-    state.metrics.observe(ty, outcome, started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .observe(ty, outcome, started.elapsed().as_secs_f64());
     response
 }
 
@@ -153,7 +163,12 @@ async fn receive_inner<F: Function>(
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| other(Problem::invalid("body", format!("the body could not be read: {e}"))))?;
+        let chunk = chunk.map_err(|e| {
+            other(Problem::invalid(
+                "body",
+                format!("the body could not be read: {e}"),
+            ))
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(other(Problem::too_large(limit)));
         }

@@ -143,12 +143,9 @@ pub fn redact(text: &str) -> String {
         Some(scheme_end) => {
             let rest = &text[scheme_end + 3..];
             match (rest.find('@'), rest.find(':')) {
-                (Some(at), Some(colon)) if colon < at => format!(
-                    "{}://{}:***{}",
-                    &text[..scheme_end],
-                    &rest[..colon],
-                    &rest[at..]
-                ),
+                (Some(at), Some(colon)) if colon < at => {
+                    format!("{}://{}:***{}", &text[..scheme_end], &rest[..colon], &rest[at..])
+                }
                 _ => text.to_owned(),
             }
         }

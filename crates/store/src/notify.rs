@@ -90,7 +90,10 @@ impl Store {
         const REMINDER: &str = "UPDATE reminders SET state = $3, lease_owner = NULL, lease_until = NULL, \
              updated_at = $4 WHERE id = $1 AND remind_at = $2 AND state <> 'cancelled'";
         let (status, recipient, message_id, detail) = match outcome {
-            Finished::Sent { recipient, message_id } => ("sent", recipient, Some(message_id), None),
+            Finished::Sent {
+                recipient,
+                message_id,
+            } => ("sent", recipient, Some(message_id), None),
             Finished::Failed { recipient, detail } => ("failed", recipient, None, Some(detail)),
         };
         on_pool!(self, pool => {

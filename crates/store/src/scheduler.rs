@@ -143,7 +143,12 @@ impl Store {
 
     /// Deactivates a claimed recurring task whose stored rule can no longer be evaluated
     /// (so it stops being claimed) and releases the claim.
-    pub async fn deactivate_recurring(&self, owner: &str, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn deactivate_recurring(
+        &self,
+        owner: &str,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE recurring_tasks SET active = FALSE, lease_owner = NULL, \
              lease_until = NULL, updated_at = $3 WHERE id = $1 AND lease_owner = $2";
         on_pool!(self, pool => { sqlx::query(SQL).bind(id).bind(owner).bind(now).execute(pool).await?; });

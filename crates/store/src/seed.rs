@@ -37,13 +37,15 @@ pub struct NewRecurringTask<'a> {
 
 impl Store {
     pub async fn insert_user(&self, u: &NewUser<'_>) -> Result<i64, StoreError> {
-        const SQL: &str = "INSERT INTO users (email, display_name, timezone) VALUES ($1, $2, $3) RETURNING id";
+        const SQL: &str =
+            "INSERT INTO users (email, display_name, timezone) VALUES ($1, $2, $3) RETURNING id";
         Ok(on_pool!(self, pool => sqlx::query_scalar(SQL)
             .bind(u.email).bind(u.display_name).bind(u.timezone).fetch_one(pool).await?))
     }
 
     pub async fn insert_task(&self, t: &NewTask<'_>) -> Result<i64, StoreError> {
-        const SQL: &str = "INSERT INTO tasks (user_id, title, description, due_at) VALUES ($1, $2, $3, $4) RETURNING id";
+        const SQL: &str =
+            "INSERT INTO tasks (user_id, title, description, due_at) VALUES ($1, $2, $3, $4) RETURNING id";
         Ok(on_pool!(self, pool => sqlx::query_scalar(SQL)
             .bind(t.user_id).bind(t.title).bind(t.description).bind(t.due_at).fetch_one(pool).await?))
     }
@@ -54,7 +56,8 @@ impl Store {
         user_id: i64,
         remind_at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        const SQL: &str = "INSERT INTO reminders (task_id, user_id, remind_at) VALUES ($1, $2, $3) RETURNING id";
+        const SQL: &str =
+            "INSERT INTO reminders (task_id, user_id, remind_at) VALUES ($1, $2, $3) RETURNING id";
         Ok(on_pool!(self, pool => sqlx::query_scalar(SQL)
             .bind(task_id).bind(user_id).bind(remind_at).fetch_one(pool).await?))
     }
@@ -82,7 +85,8 @@ impl Store {
         recurring_rule: &str,
         recurring_dtstart: &str,
     ) -> Result<(usize, usize, usize), StoreError> {
-        const USER: &str = "INSERT INTO users (email, display_name, timezone) VALUES ($1, $2, 'UTC') RETURNING id";
+        const USER: &str =
+            "INSERT INTO users (email, display_name, timezone) VALUES ($1, $2, 'UTC') RETURNING id";
         const TASK: &str = "INSERT INTO tasks (user_id, title, due_at) VALUES ($1, $2, $3) RETURNING id";
         const REMINDER: &str = "INSERT INTO reminders (task_id, user_id, remind_at) VALUES ($1, $2, $3)";
         const RECURRING: &str = "INSERT INTO recurring_tasks (user_id, title, rrule, timezone, dtstart, \
@@ -136,8 +140,12 @@ impl Store {
     }
 
     /// Instances created from a recurring task, as (task id, occurrence), oldest first.
-    pub async fn instances_of(&self, recurring_task_id: i64) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError> {
-        const SQL: &str = "SELECT id, occurrence_at FROM tasks WHERE recurring_task_id = $1 ORDER BY occurrence_at";
+    pub async fn instances_of(
+        &self,
+        recurring_task_id: i64,
+    ) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError> {
+        const SQL: &str =
+            "SELECT id, occurrence_at FROM tasks WHERE recurring_task_id = $1 ORDER BY occurrence_at";
         Ok(on_pool!(self, pool => sqlx::query_as(SQL).bind(recurring_task_id).fetch_all(pool).await?))
     }
 }

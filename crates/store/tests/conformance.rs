@@ -9,7 +9,12 @@ use todo_events_testkit::{self as kit, at};
 #[tokio::test]
 async fn instants_round_trip_exactly() {
     for db in kit::backends().await {
-        for t in ["2026-03-08T07:30:00Z", "2026-03-08T07:30:00.5Z", "2026-03-08T07:30:00.123456Z", "1999-12-31T23:59:59Z"] {
+        for t in [
+            "2026-03-08T07:30:00Z",
+            "2026-03-08T07:30:00.5Z",
+            "2026-03-08T07:30:00.123456Z",
+            "1999-12-31T23:59:59Z",
+        ] {
             let r = kit::reminder(&db.store, "t", at(t)).await;
             let ctx = db.store.reminder_context(r.reminder_id).await.unwrap().unwrap();
             assert_eq!(ctx.remind_at, at(t), "{}: {t}", db.backend);
@@ -26,25 +31,64 @@ async fn reminder_claims_take_due_rows_once_and_respect_leases_and_owners() {
         let due2 = kit::reminder(s, "due 2", now - Duration::minutes(1)).await;
         let later = kit::reminder(s, "later", now + Duration::hours(1)).await;
         let cancelled = kit::reminder(s, "cancelled", now - Duration::minutes(3)).await;
-        s.set_reminder_state(cancelled.reminder_id, "cancelled").await.unwrap();
+        s.set_reminder_state(cancelled.reminder_id, "cancelled")
+            .await
+            .unwrap();
 
         let lease = Duration::seconds(30);
         let first = s.claim_reminders("a", now, lease, 1).await.unwrap();
-        assert_eq!(first.iter().map(|r| r.id).collect::<Vec<_>>(), [due1.reminder_id], "{}: oldest first, limit", db.backend);
+        assert_eq!(
+            first.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [due1.reminder_id],
+            "{}: oldest first, limit",
+            db.backend
+        );
         let second = s.claim_reminders("b", now, lease, 10).await.unwrap();
-        assert_eq!(second.iter().map(|r| r.id).collect::<Vec<_>>(), [due2.reminder_id], "{}: claimed rows are not claimed again", db.backend);
+        assert_eq!(
+            second.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [due2.reminder_id],
+            "{}: claimed rows are not claimed again",
+            db.backend
+        );
         assert!(s.claim_reminders("c", now, lease, 10).await.unwrap().is_empty());
 
         // Only the owner marks; a lease that ran out lets another claimer take the row.
-        assert_eq!(s.mark_reminders_published("b", &[due1.reminder_id], now).await.unwrap(), 0);
+        assert_eq!(
+            s.mark_reminders_published("b", &[due1.reminder_id], now)
+                .await
+                .unwrap(),
+            0
+        );
         let after_lease = now + Duration::seconds(31);
         let retaken = s.claim_reminders("c", after_lease, lease, 10).await.unwrap();
         assert_eq!(retaken.len(), 2, "{}: both leases ran out", db.backend);
-        assert_eq!(s.mark_reminders_published("a", &[due1.reminder_id], now).await.unwrap(), 0, "a lost its claim");
-        assert_eq!(s.mark_reminders_published("c", &[due1.reminder_id, due2.reminder_id], now).await.unwrap(), 2);
-        assert!(s.claim_reminders("d", now + Duration::hours(2), lease, 10).await.unwrap().iter().all(|r| r.id == later.reminder_id));
-        assert_eq!(s.reminder_state(due1.reminder_id).await.unwrap().as_deref(), Some("published"));
-        assert_eq!(s.reminder_state(cancelled.reminder_id).await.unwrap().as_deref(), Some("cancelled"));
+        assert_eq!(
+            s.mark_reminders_published("a", &[due1.reminder_id], now)
+                .await
+                .unwrap(),
+            0,
+            "a lost its claim"
+        );
+        assert_eq!(
+            s.mark_reminders_published("c", &[due1.reminder_id, due2.reminder_id], now)
+                .await
+                .unwrap(),
+            2
+        );
+        assert!(s
+            .claim_reminders("d", now + Duration::hours(2), lease, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.id == later.reminder_id));
+        assert_eq!(
+            s.reminder_state(due1.reminder_id).await.unwrap().as_deref(),
+            Some("published")
+        );
+        assert_eq!(
+            s.reminder_state(cancelled.reminder_id).await.unwrap().as_deref(),
+            Some("cancelled")
+        );
     }
 }
 
@@ -60,9 +104,21 @@ async fn occurrence_claims_publish_each_occurrence_once() {
         assert_eq!(claimed.len(), 1, "{}", db.backend);
         assert_eq!(claimed[0].next_occurrence, occ);
         assert!(s.claim_occurrences("b", now, lease, 10).await.unwrap().is_empty());
-        assert!(!s.fast_forward("b", rt.id, occ, occ + Duration::days(1), now).await.unwrap(), "not b's claim");
+        assert!(
+            !s.fast_forward("b", rt.id, occ, occ + Duration::days(1), now)
+                .await
+                .unwrap(),
+            "not b's claim"
+        );
         assert!(s.mark_occurrence_published("a", rt.id, occ, now).await.unwrap());
-        assert!(s.claim_occurrences("b", now + Duration::minutes(5), lease, 10).await.unwrap().is_empty(), "{}: published", db.backend);
+        assert!(
+            s.claim_occurrences("b", now + Duration::minutes(5), lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}: published",
+            db.backend
+        );
     }
 }
 
@@ -73,24 +129,64 @@ async fn delivery_claims_are_exclusive_until_finished_released_or_expired() {
         let now = Utc::now().trunc_subsecs(0);
         let r = kit::reminder(s, "claim", now).await;
         let lease = Duration::seconds(60);
-        let Claim::Claimed { delivery_id, attempt: 1 } = s.claim_delivery(r.reminder_id, now, "e", now, lease).await.unwrap() else {
+        let Claim::Claimed {
+            delivery_id,
+            attempt: 1,
+        } = s
+            .claim_delivery(r.reminder_id, now, "e", now, lease)
+            .await
+            .unwrap()
+        else {
             panic!("{}: first claim wins", db.backend)
         };
-        assert!(matches!(s.claim_delivery(r.reminder_id, now, "e", now, lease).await.unwrap(), Claim::Taken { ref status, .. } if status == "sending"));
+        assert!(
+            matches!(s.claim_delivery(r.reminder_id, now, "e", now, lease).await.unwrap(), Claim::Taken { ref status, .. } if status == "sending")
+        );
         // The holder vanished: after the lease another delivery takes over.
         let later = now + Duration::seconds(61);
-        let Claim::Claimed { delivery_id: again, attempt: 2 } = s.claim_delivery(r.reminder_id, now, "e", later, lease).await.unwrap() else {
+        let Claim::Claimed {
+            delivery_id: again,
+            attempt: 2,
+        } = s
+            .claim_delivery(r.reminder_id, now, "e", later, lease)
+            .await
+            .unwrap()
+        else {
             panic!("{}: takeover after the lease", db.backend)
         };
         assert_eq!(again, delivery_id);
-        s.release_delivery(delivery_id, "451 try later", later).await.unwrap();
-        assert!(matches!(s.claim_delivery(r.reminder_id, now, "e", later, lease).await.unwrap(), Claim::Claimed { attempt: 3, .. }));
-        s.finish_delivery(delivery_id, Finished::Sent { recipient: "a@b.c", message_id: "<m>" }, later).await.unwrap();
+        s.release_delivery(delivery_id, "451 try later", later)
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.claim_delivery(r.reminder_id, now, "e", later, lease)
+                .await
+                .unwrap(),
+            Claim::Claimed { attempt: 3, .. }
+        ));
+        s.finish_delivery(
+            delivery_id,
+            Finished::Sent {
+                recipient: "a@b.c",
+                message_id: "<m>",
+            },
+            later,
+        )
+        .await
+        .unwrap();
         let far = later + Duration::days(1);
-        assert!(matches!(s.claim_delivery(r.reminder_id, now, "e", far, lease).await.unwrap(), Claim::Taken { ref status, .. } if status == "sent"));
-        assert_eq!(s.reminder_state(r.reminder_id).await.unwrap().as_deref(), Some("sent"));
+        assert!(
+            matches!(s.claim_delivery(r.reminder_id, now, "e", far, lease).await.unwrap(), Claim::Taken { ref status, .. } if status == "sent")
+        );
+        assert_eq!(
+            s.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            Some("sent")
+        );
         let d = &s.deliveries_of(r.reminder_id).await.unwrap()[0];
-        assert_eq!((d.message_id.as_deref(), d.recipient.as_deref()), (Some("<m>"), Some("a@b.c")));
+        assert_eq!(
+            (d.message_id.as_deref(), d.recipient.as_deref()),
+            (Some("<m>"), Some("a@b.c"))
+        );
     }
 }
 
@@ -99,7 +195,16 @@ async fn the_instance_transaction_is_idempotent_and_advances_only_from_its_occur
     for db in kit::backends().await {
         let s = &db.store;
         let occ = at("2026-01-02T09:00:00Z");
-        let fx = kit::recurring(s, "FREQ=DAILY", "2026-01-01T09:00:00", "UTC", occ, "all", &[600, 60]).await;
+        let fx = kit::recurring(
+            s,
+            "FREQ=DAILY",
+            "2026-01-01T09:00:00",
+            "UTC",
+            occ,
+            "all",
+            &[600, 60],
+        )
+        .await;
         let rt = s.recurring_task(fx.id).await.unwrap().unwrap();
         let job = Instantiate {
             recurring: &rt,
@@ -109,20 +214,50 @@ async fn the_instance_transaction_is_idempotent_and_advances_only_from_its_occur
             now: Utc::now(),
         };
         let first = s.instantiate(&job).await.unwrap();
-        assert!(first.created_task_id.is_some() && first.advanced, "{}", db.backend);
+        assert!(
+            first.created_task_id.is_some() && first.advanced,
+            "{}",
+            db.backend
+        );
         assert_eq!(first.reminders_created, 2);
         let second = s.instantiate(&job).await.unwrap();
-        assert_eq!((second.created_task_id, second.advanced), (None, false), "{}", db.backend);
+        assert_eq!(
+            (second.created_task_id, second.advanced),
+            (None, false),
+            "{}",
+            db.backend
+        );
         assert_eq!(second.existing_task_id, first.created_task_id);
         // An out-of-order later occurrence gets its instance without moving the schedule.
-        let ahead = Instantiate { occurrence: occ + Duration::days(3), next: Some(occ + Duration::days(4)), reminders: vec![], ..job.clone() };
+        let ahead = Instantiate {
+            occurrence: occ + Duration::days(3),
+            next: Some(occ + Duration::days(4)),
+            reminders: vec![],
+            ..job.clone()
+        };
         let third = s.instantiate(&ahead).await.unwrap();
-        assert!(third.created_task_id.is_some() && !third.advanced, "{}", db.backend);
-        assert_eq!(s.recurring_task(fx.id).await.unwrap().unwrap().next_occurrence, Some(occ + Duration::days(1)));
+        assert!(
+            third.created_task_id.is_some() && !third.advanced,
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            s.recurring_task(fx.id).await.unwrap().unwrap().next_occurrence,
+            Some(occ + Duration::days(1))
+        );
         // The end of the rule deactivates.
-        let last = Instantiate { occurrence: occ + Duration::days(1), next: None, reminders: vec![], ..job.clone() };
+        let last = Instantiate {
+            occurrence: occ + Duration::days(1),
+            next: None,
+            reminders: vec![],
+            ..job.clone()
+        };
         assert!(s.instantiate(&last).await.unwrap().advanced);
-        assert!(!s.recurring_task(fx.id).await.unwrap().unwrap().active, "{}", db.backend);
+        assert!(
+            !s.recurring_task(fx.id).await.unwrap().unwrap().active,
+            "{}",
+            db.backend
+        );
         let counts = s.table_counts().await.unwrap();
         assert_eq!(counts.iter().find(|(t, _)| *t == "tasks").unwrap().1, 3);
         assert_eq!(counts.iter().find(|(t, _)| *t == "reminders").unwrap().1, 2);
@@ -134,9 +269,21 @@ async fn constraints_are_enforced_on_both_backends() {
     for db in kit::backends().await {
         let s = &db.store;
         let now = Utc::now();
-        assert!(s.insert_reminder(999_999, 999_999, now).await.is_err(), "{}: foreign keys", db.backend);
+        assert!(
+            s.insert_reminder(999_999, 999_999, now).await.is_err(),
+            "{}: foreign keys",
+            db.backend
+        );
         let r = kit::reminder(s, "c", now).await;
-        assert!(s.set_reminder_state(r.reminder_id, "teleported").await.is_err(), "{}: state check", db.backend);
-        assert!(s.set_task_status(r.task_id, "maybe").await.is_err(), "{}: status check", db.backend);
+        assert!(
+            s.set_reminder_state(r.reminder_id, "teleported").await.is_err(),
+            "{}: state check",
+            db.backend
+        );
+        assert!(
+            s.set_task_status(r.task_id, "maybe").await.is_err(),
+            "{}: status check",
+            db.backend
+        );
     }
 }

@@ -22,7 +22,8 @@ pub struct TestDb {
 }
 
 fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn in_ci() -> bool {
@@ -35,7 +36,12 @@ pub async fn sqlite() -> TestDb {
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
     let store = Store::open(&StoreOptions::new(url.clone())).expect("sqlite opens");
     store.migrate().await.expect("sqlite migrates");
-    TestDb { store, url, backend: "sqlite", _dir: Some(dir) }
+    TestDb {
+        store,
+        url,
+        backend: "sqlite",
+        _dir: Some(dir),
+    }
 }
 
 /// A fresh PostgreSQL database, or `None` (with a message) when PostgreSQL is unreachable
@@ -52,7 +58,10 @@ pub async fn postgres() -> Option<TestDb> {
         Err(e) => panic!("PostgreSQL is required under CI=true but {admin} is unreachable: {e}"),
     };
     let name = format!("te_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
     let url = match admin.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{name}"),
         None => panic!("TEST_DATABASE_URL must end with /<database>"),
@@ -61,7 +70,12 @@ pub async fn postgres() -> Option<TestDb> {
     opts.max_connections = 20;
     let store = Store::open(&opts).expect("postgres opens");
     store.migrate().await.expect("postgres migrates");
-    Some(TestDb { store, url, backend: "postgres", _dir: None })
+    Some(TestDb {
+        store,
+        url,
+        backend: "postgres",
+        _dir: None,
+    })
 }
 
 /// Every backend available: SQLite always, PostgreSQL when reachable (always under CI).
@@ -92,7 +106,14 @@ impl Drop for TestApp {
 }
 
 pub async fn spawn<F: Function>(function: F) -> TestApp {
-    spawn_with(function, HostOptions { workers: 2, ..HostOptions::default() }).await
+    spawn_with(
+        function,
+        HostOptions {
+            workers: 2,
+            ..HostOptions::default()
+        },
+    )
+    .await
 }
 
 pub async fn spawn_with<F: Function>(function: F, opts: HostOptions) -> TestApp {
@@ -107,7 +128,11 @@ pub async fn spawn_with<F: Function>(function: F, opts: HostOptions) -> TestApp 
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    TestApp { url, client, shutdown }
+    TestApp {
+        url,
+        client,
+        shutdown,
+    }
 }
 
 impl TestApp {
@@ -159,13 +184,21 @@ impl ReminderFixture {
         })
     }
     pub fn event_id(&self) -> String {
-        format!("reminder/{}/{}", self.reminder_id, todo_events_domain::time::rfc3339(self.remind_at))
+        format!(
+            "reminder/{}/{}",
+            self.reminder_id,
+            todo_events_domain::time::rfc3339(self.remind_at)
+        )
     }
 }
 
 pub async fn user(store: &Store, email: &str, timezone: &str) -> i64 {
     store
-        .insert_user(&NewUser { email, display_name: "Test User", timezone })
+        .insert_user(&NewUser {
+            email,
+            display_name: "Test User",
+            timezone,
+        })
         .await
         .expect("user inserted")
 }
@@ -173,11 +206,24 @@ pub async fn user(store: &Store, email: &str, timezone: &str) -> i64 {
 pub async fn reminder(store: &Store, title: &str, remind_at: DateTime<Utc>) -> ReminderFixture {
     let user_id = user(store, "ada@example.test", "Europe/Berlin").await;
     let task_id = store
-        .insert_task(&NewTask { user_id, title, description: "", due_at: Some(remind_at + Duration::minutes(15)) })
+        .insert_task(&NewTask {
+            user_id,
+            title,
+            description: "",
+            due_at: Some(remind_at + Duration::minutes(15)),
+        })
         .await
         .expect("task inserted");
-    let reminder_id = store.insert_reminder(task_id, user_id, remind_at).await.expect("reminder inserted");
-    ReminderFixture { user_id, task_id, reminder_id, remind_at }
+    let reminder_id = store
+        .insert_reminder(task_id, user_id, remind_at)
+        .await
+        .expect("reminder inserted");
+    ReminderFixture {
+        user_id,
+        task_id,
+        reminder_id,
+        remind_at,
+    }
 }
 
 /// A recurring task with `rule` from local `dtstart` in `tz`; `next` is its next occurrence.
@@ -250,13 +296,24 @@ pub fn bad_cases(ty: &'static str, other_type: &'static str, data: &Value, max_b
             ("content-type", "application/json".into()),
         ]
     };
-    let without = |name: &str| binary(ty).into_iter().filter(|(k, _)| *k != name).collect::<Vec<_>>();
+    let without = |name: &str| {
+        binary(ty)
+            .into_iter()
+            .filter(|(k, _)| *k != name)
+            .collect::<Vec<_>>()
+    };
     let with_data = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
         let mut d = data.as_object().cloned().expect("data is an object");
         f(&mut d);
         Value::Object(d).to_string().into_bytes()
     };
-    let first_key = data.as_object().unwrap().keys().find(|k| k.ends_with("_id")).expect("data has an id").clone();
+    let first_key = data
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.ends_with("_id"))
+        .expect("data has an id")
+        .clone();
     let time_key = data
         .as_object()
         .unwrap()
@@ -265,43 +322,231 @@ pub fn bad_cases(ty: &'static str, other_type: &'static str, data: &Value, max_b
         .expect("data has a time")
         .clone();
     let structured = |v: Value| -> (Vec<(&'static str, String)>, Vec<u8>) {
-        (vec![("content-type", "application/cloudevents+json".into())], v.to_string().into_bytes())
+        (
+            vec![("content-type", "application/cloudevents+json".into())],
+            v.to_string().into_bytes(),
+        )
     };
     let good = data.to_string().into_bytes();
     let mut cases = vec![
-        BadCase { name: "plain JSON, not a CloudEvent", headers: vec![("content-type", "application/json".into())], body: good.clone(), status: 400, field: Some("specversion") },
-        BadCase { name: "missing ce-id", headers: without("ce-id"), body: good.clone(), status: 400, field: Some("id") },
-        BadCase { name: "missing ce-source", headers: without("ce-source"), body: good.clone(), status: 400, field: Some("source") },
-        BadCase { name: "missing ce-type", headers: without("ce-type"), body: good.clone(), status: 400, field: Some("type") },
+        BadCase {
+            name: "plain JSON, not a CloudEvent",
+            headers: vec![("content-type", "application/json".into())],
+            body: good.clone(),
+            status: 400,
+            field: Some("specversion"),
+        },
+        BadCase {
+            name: "missing ce-id",
+            headers: without("ce-id"),
+            body: good.clone(),
+            status: 400,
+            field: Some("id"),
+        },
+        BadCase {
+            name: "missing ce-source",
+            headers: without("ce-source"),
+            body: good.clone(),
+            status: 400,
+            field: Some("source"),
+        },
+        BadCase {
+            name: "missing ce-type",
+            headers: without("ce-type"),
+            body: good.clone(),
+            status: 400,
+            field: Some("type"),
+        },
         BadCase {
             name: "specversion 0.3",
-            headers: binary(ty).into_iter().map(|(k, v)| if k == "ce-specversion" { (k, "0.3".into()) } else { (k, v) }).collect(),
-            body: good.clone(), status: 400, field: Some("specversion"),
+            headers: binary(ty)
+                .into_iter()
+                .map(|(k, v)| {
+                    if k == "ce-specversion" {
+                        (k, "0.3".into())
+                    } else {
+                        (k, v)
+                    }
+                })
+                .collect(),
+            body: good.clone(),
+            status: 400,
+            field: Some("specversion"),
         },
-        BadCase { name: "unknown type", headers: binary("com.example.unknown"), body: good.clone(), status: 400, field: Some("type") },
-        BadCase { name: "the other function's type", headers: binary(other_type), body: good.clone(), status: 400, field: Some("type") },
-        BadCase { name: "truncated JSON data", headers: binary(ty), body: good[..good.len() / 2].to_vec(), status: 400, field: Some("data") },
-        BadCase { name: "no data", headers: binary(ty), body: vec![], status: 400, field: Some("data") },
-        BadCase { name: "data is an array", headers: binary(ty), body: b"[1,2]".to_vec(), status: 400, field: Some("data") },
-        BadCase { name: "missing id field", headers: binary(ty), body: with_data(&|d| { d.remove(&first_key); }), status: 400, field: None },
-        BadCase { name: "id is a string", headers: binary(ty), body: with_data(&|d| { d.insert(first_key.clone(), "12".into()); }), status: 400, field: None },
-        BadCase { name: "negative id", headers: binary(ty), body: with_data(&|d| { d.insert(first_key.clone(), (-5).into()); }), status: 400, field: None },
-        BadCase { name: "id beyond 64 bits", headers: binary(ty), body: with_data(&|d| { d.insert(first_key.clone(), serde_json::from_str("99999999999999999999").unwrap()); }).to_vec(), status: 400, field: None },
-        BadCase { name: "time without offset", headers: binary(ty), body: with_data(&|d| { d.insert(time_key.clone(), "2026-11-27T10:00:00".into()); }), status: 400, field: None },
-        BadCase { name: "time out of range", headers: binary(ty), body: with_data(&|d| { d.insert(time_key.clone(), "2026-13-45T99:00:00Z".into()); }), status: 400, field: None },
-        BadCase { name: "invalid UTF-8 data", headers: binary(ty), body: vec![b'{', 0xff, 0xfe, b'}'], status: 400, field: Some("data") },
-        BadCase { name: "text/plain data", headers: binary(ty).into_iter().map(|(k, v)| if k == "content-type" { (k, "text/plain".into()) } else { (k, v) }).collect(), body: good.clone(), status: 415, field: Some("content-type") },
-        BadCase { name: "batch mode", headers: vec![("content-type", "application/cloudevents-batch+json".into())], body: b"[]".to_vec(), status: 415, field: Some("content-type") },
-        BadCase { name: "XML without CloudEvents headers", headers: vec![("content-type", "application/xml".into())], body: b"<x/>".to_vec(), status: 415, field: Some("content-type") },
-        BadCase { name: "oversized body", headers: binary(ty), body: vec![b' '; max_body + 1], status: 413, field: None },
+        BadCase {
+            name: "unknown type",
+            headers: binary("com.example.unknown"),
+            body: good.clone(),
+            status: 400,
+            field: Some("type"),
+        },
+        BadCase {
+            name: "the other function's type",
+            headers: binary(other_type),
+            body: good.clone(),
+            status: 400,
+            field: Some("type"),
+        },
+        BadCase {
+            name: "truncated JSON data",
+            headers: binary(ty),
+            body: good[..good.len() / 2].to_vec(),
+            status: 400,
+            field: Some("data"),
+        },
+        BadCase {
+            name: "no data",
+            headers: binary(ty),
+            body: vec![],
+            status: 400,
+            field: Some("data"),
+        },
+        BadCase {
+            name: "data is an array",
+            headers: binary(ty),
+            body: b"[1,2]".to_vec(),
+            status: 400,
+            field: Some("data"),
+        },
+        BadCase {
+            name: "missing id field",
+            headers: binary(ty),
+            body: with_data(&|d| {
+                d.remove(&first_key);
+            }),
+            status: 400,
+            field: None,
+        },
+        BadCase {
+            name: "id is a string",
+            headers: binary(ty),
+            body: with_data(&|d| {
+                d.insert(first_key.clone(), "12".into());
+            }),
+            status: 400,
+            field: None,
+        },
+        BadCase {
+            name: "negative id",
+            headers: binary(ty),
+            body: with_data(&|d| {
+                d.insert(first_key.clone(), (-5).into());
+            }),
+            status: 400,
+            field: None,
+        },
+        BadCase {
+            name: "id beyond 64 bits",
+            headers: binary(ty),
+            body: with_data(&|d| {
+                d.insert(
+                    first_key.clone(),
+                    serde_json::from_str("99999999999999999999").unwrap(),
+                );
+            })
+            .to_vec(),
+            status: 400,
+            field: None,
+        },
+        BadCase {
+            name: "time without offset",
+            headers: binary(ty),
+            body: with_data(&|d| {
+                d.insert(time_key.clone(), "2026-11-27T10:00:00".into());
+            }),
+            status: 400,
+            field: None,
+        },
+        BadCase {
+            name: "time out of range",
+            headers: binary(ty),
+            body: with_data(&|d| {
+                d.insert(time_key.clone(), "2026-13-45T99:00:00Z".into());
+            }),
+            status: 400,
+            field: None,
+        },
+        BadCase {
+            name: "invalid UTF-8 data",
+            headers: binary(ty),
+            body: vec![b'{', 0xff, 0xfe, b'}'],
+            status: 400,
+            field: Some("data"),
+        },
+        BadCase {
+            name: "text/plain data",
+            headers: binary(ty)
+                .into_iter()
+                .map(|(k, v)| {
+                    if k == "content-type" {
+                        (k, "text/plain".into())
+                    } else {
+                        (k, v)
+                    }
+                })
+                .collect(),
+            body: good.clone(),
+            status: 415,
+            field: Some("content-type"),
+        },
+        BadCase {
+            name: "batch mode",
+            headers: vec![("content-type", "application/cloudevents-batch+json".into())],
+            body: b"[]".to_vec(),
+            status: 415,
+            field: Some("content-type"),
+        },
+        BadCase {
+            name: "XML without CloudEvents headers",
+            headers: vec![("content-type", "application/xml".into())],
+            body: b"<x/>".to_vec(),
+            status: 415,
+            field: Some("content-type"),
+        },
+        BadCase {
+            name: "oversized body",
+            headers: binary(ty),
+            body: vec![b' '; max_body + 1],
+            status: 413,
+            field: None,
+        },
     ];
-    let (h, b) = structured(serde_json::json!({"specversion": "1.0", "source": "/tests", "type": ty, "data": data}));
-    cases.push(BadCase { name: "structured without id", headers: h, body: b, status: 400, field: Some("id") });
-    let (h, b) = structured(serde_json::json!({"specversion": "1.0", "id": 7, "source": "/tests", "type": ty, "data": data}));
-    cases.push(BadCase { name: "structured id not a string", headers: h, body: b, status: 400, field: Some("id") });
-    let (h, b) = structured(serde_json::json!({"specversion": "1.0", "id": "x", "source": "/tests", "type": ty, "time": "not a time", "data": data}));
-    cases.push(BadCase { name: "structured bad time attribute", headers: h, body: b, status: 400, field: Some("time") });
-    cases.push(BadCase { name: "structured invalid JSON", headers: vec![("content-type", "application/cloudevents+json".into())], body: b"{\"specversion\": ".to_vec(), status: 400, field: Some("body") });
+    let (h, b) =
+        structured(serde_json::json!({"specversion": "1.0", "source": "/tests", "type": ty, "data": data}));
+    cases.push(BadCase {
+        name: "structured without id",
+        headers: h,
+        body: b,
+        status: 400,
+        field: Some("id"),
+    });
+    let (h, b) = structured(
+        serde_json::json!({"specversion": "1.0", "id": 7, "source": "/tests", "type": ty, "data": data}),
+    );
+    cases.push(BadCase {
+        name: "structured id not a string",
+        headers: h,
+        body: b,
+        status: 400,
+        field: Some("id"),
+    });
+    let (h, b) = structured(
+        serde_json::json!({"specversion": "1.0", "id": "x", "source": "/tests", "type": ty, "time": "not a time", "data": data}),
+    );
+    cases.push(BadCase {
+        name: "structured bad time attribute",
+        headers: h,
+        body: b,
+        status: 400,
+        field: Some("time"),
+    });
+    cases.push(BadCase {
+        name: "structured invalid JSON",
+        headers: vec![("content-type", "application/cloudevents+json".into())],
+        body: b"{\"specversion\": ".to_vec(),
+        status: 400,
+        field: Some("body"),
+    });
     cases
 }
 
@@ -321,14 +566,26 @@ pub async fn assert_bad_cases_rejected(app: &TestApp, cases: Vec<BadCase>) {
             .unwrap_or_default();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         assert_eq!(status, case.status, "{}: status; body {body}", case.name);
-        assert_eq!(content_type, "application/problem+json", "{}: content type", case.name);
+        assert_eq!(
+            content_type, "application/problem+json",
+            "{}: content type",
+            case.name
+        );
         assert_eq!(body["status"], case.status, "{}: problem status", case.name);
-        assert!(body["title"].is_string() && body["detail"].is_string(), "{}: {body}", case.name);
+        assert!(
+            body["title"].is_string() && body["detail"].is_string(),
+            "{}: {body}",
+            case.name
+        );
         if case.status == 400 {
             let field = body["field"].as_str().unwrap_or_default();
             match case.field {
                 Some(expected) => assert_eq!(field, expected, "{}: field; body {body}", case.name),
-                None => assert!(field.starts_with("data."), "{}: field should be a data field; body {body}", case.name),
+                None => assert!(
+                    field.starts_with("data."),
+                    "{}: field should be a data field; body {body}",
+                    case.name
+                ),
             }
         }
     }

@@ -1,8 +1,8 @@
 //! notify's settings (see the configuration table in the README).
 
 use std::path::PathBuf;
-use todo_events_host::config::{var_or, ConfigError};
 use todo_events_domain::HumanDuration;
+use todo_events_host::config::{var_or, ConfigError};
 
 /// Where mail goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +43,14 @@ impl NotifyConfig {
         let cfg = Self {
             mailer: var_or("MAILER", MailerKind::File)?,
             outbox_dir: var_or("OUTBOX_DIR", PathBuf::from("outbox"))?,
-            mail_from: var_or("MAIL_FROM", "todo-events <reminders@todo-events.localhost>".to_owned())?,
-            delivery_lease: var_or("DELIVERY_LEASE", HumanDuration(std::time::Duration::from_secs(120)))?,
+            mail_from: var_or(
+                "MAIL_FROM",
+                "todo-events <reminders@todo-events.localhost>".to_owned(),
+            )?,
+            delivery_lease: var_or(
+                "DELIVERY_LEASE",
+                HumanDuration(std::time::Duration::from_secs(120)),
+            )?,
             app_url: var_or("APP_URL", "http://localhost:3000".to_owned())?,
         };
         cfg.validate()?;

@@ -24,7 +24,11 @@ pub struct Notify {
 impl Notify {
     pub fn new(store: Store, config: NotifyConfig) -> Result<Self, String> {
         let mailer = Mailer::from_config(&config)?;
-        Ok(Self { store, mailer, config })
+        Ok(Self {
+            store,
+            mailer,
+            config,
+        })
     }
 
     /// Claims the delivery, waiting briefly if another delivery of the same event holds it.
@@ -85,8 +89,15 @@ impl Function for Notify {
         if ctx.remind_at != due.remind_at {
             // A stale event for an earlier time; if that time was mailed, say duplicate.
             let earlier = self.store.deliveries_of(ctx.reminder_id).await?;
-            if earlier.iter().any(|d| d.remind_at == due.remind_at && d.status == "sent") {
-                return Ok(Reply::new(Outcome::Duplicate, "already sent for this time", details));
+            if earlier
+                .iter()
+                .any(|d| d.remind_at == due.remind_at && d.status == "sent")
+            {
+                return Ok(Reply::new(
+                    Outcome::Duplicate,
+                    "already sent for this time",
+                    details,
+                ));
             }
             return skip(format!(
                 "reminder {} was moved to {}",
@@ -127,21 +138,46 @@ impl Function for Notify {
             Ok(place) => {
                 let mid = message_id(ctx.reminder_id, ctx.remind_at);
                 self.store
-                    .finish_delivery(delivery_id, Finished::Sent { recipient, message_id: &mid }, now())
+                    .finish_delivery(
+                        delivery_id,
+                        Finished::Sent {
+                            recipient,
+                            message_id: &mid,
+                        },
+                        now(),
+                    )
                     .await?;
                 tracing::info!(
-                    reminder_id = ctx.reminder_id, task_id = ctx.task_id, user_id = ctx.user_id,
-                    "reminder mailed: \"{}\" to user {} ({place})", ctx.task_title, ctx.user_id
+                    reminder_id = ctx.reminder_id,
+                    task_id = ctx.task_id,
+                    user_id = ctx.user_id,
+                    "reminder mailed: \"{}\" to user {} ({place})",
+                    ctx.task_title,
+                    ctx.user_id
                 );
                 let mut details = details;
                 details["message_id"] = json!(mid);
-                Ok(Reply::new(Outcome::Done("sent"), "the reminder e-mail was sent", details))
+                Ok(Reply::new(
+                    Outcome::Done("sent"),
+                    "the reminder e-mail was sent",
+                    details,
+                ))
             }
             Err(MailError::Permanent(reason)) => {
                 self.store
-                    .finish_delivery(delivery_id, Finished::Failed { recipient, detail: &reason }, now())
+                    .finish_delivery(
+                        delivery_id,
+                        Finished::Failed {
+                            recipient,
+                            detail: &reason,
+                        },
+                        now(),
+                    )
                     .await?;
-                tracing::warn!(reminder_id = ctx.reminder_id, "reminder could not be mailed, for good: {reason}");
+                tracing::warn!(
+                    reminder_id = ctx.reminder_id,
+                    "reminder could not be mailed, for good: {reason}"
+                );
                 Ok(Reply::new(Outcome::Failed, reason, details))
             }
             Err(MailError::Transient(reason)) => {

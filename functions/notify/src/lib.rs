@@ -1,9 +1,9 @@
 //! notify: receives `dev.todo.reminder.due` and sends the reminder e-mail, once.
 //!
-//! - [`handler`]: the logic (look the recipient up, skip what is no longer relevant, claim the
+//! - [`handler`] — the logic (look the recipient up, skip what is no longer relevant, claim the
 //!   delivery, send, record the outcome).
-//! - [`mail`]: building the message and the mailers (`file`, `stdout`).
-//! - [`config`]: settings from the environment.
+//! - [`mail`] — building the message and the mailers (`file`, `stdout`).
+//! - [`config`] — settings from the environment.
 
 pub mod config;
 pub mod handler;

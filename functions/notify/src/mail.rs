@@ -37,7 +37,10 @@ pub struct ReminderMail<'a> {
 
 /// The deterministic Message-ID of a delivery: a duplicate is recognisable as one.
 pub fn message_id(reminder_id: i64, remind_at: DateTime<Utc>) -> String {
-    format!("<reminder-{reminder_id}-{}@todo-events>", remind_at.timestamp_micros())
+    format!(
+        "<reminder-{reminder_id}-{}@todo-events>",
+        remind_at.timestamp_micros()
+    )
 }
 
 /// Builds the reminder e-mail. A recipient address that cannot be parsed is permanent.
@@ -46,10 +49,9 @@ pub fn build_message(cfg: &NotifyConfig, mail: &ReminderMail<'_>) -> Result<Mess
         .mail_from
         .parse()
         .map_err(|e| MailError::Permanent(format!("MAIL_FROM is invalid: {e}")))?;
-    let address = mail
-        .to_email
-        .parse()
-        .map_err(|e| MailError::Permanent(format!("recipient address {:?} is invalid: {e}", mail.to_email)))?;
+    let address = mail.to_email.parse().map_err(|e| {
+        MailError::Permanent(format!("recipient address {:?} is invalid: {e}", mail.to_email))
+    })?;
     let name = mail.to_name.replace(['\r', '\n'], " ");
     let to = Mailbox::new((!name.trim().is_empty()).then_some(name), address);
     let tz: Tz = mail.timezone.parse().unwrap_or(Tz::UTC);
@@ -80,7 +82,10 @@ pub fn build_message(cfg: &NotifyConfig, mail: &ReminderMail<'_>) -> Result<Mess
 
 /// A way of delivering messages.
 pub enum Mailer {
-    File { transport: AsyncFileTransport<Tokio1Executor>, dir: PathBuf },
+    File {
+        transport: AsyncFileTransport<Tokio1Executor>,
+        dir: PathBuf,
+    },
     Stdout,
 }
 
@@ -88,9 +93,8 @@ impl Mailer {
     pub fn from_config(cfg: &NotifyConfig) -> Result<Self, String> {
         match cfg.mailer {
             MailerKind::File => {
-                std::fs::create_dir_all(&cfg.outbox_dir).map_err(|e| {
-                    format!("OUTBOX_DIR={} cannot be created: {e}", cfg.outbox_dir.display())
-                })?;
+                std::fs::create_dir_all(&cfg.outbox_dir)
+                    .map_err(|e| format!("OUTBOX_DIR={} cannot be created: {e}", cfg.outbox_dir.display()))?;
                 Ok(Self::File {
                     transport: AsyncFileTransport::new(&cfg.outbox_dir),
                     dir: cfg.outbox_dir.clone(),
@@ -143,7 +147,11 @@ mod tests {
     #[test]
     fn message_shows_local_due_time_and_cannot_gain_headers() {
         let cfg = NotifyConfig::local("outbox".into());
-        let msg = build_message(&cfg, &mail("Pay rent\r\nBcc: evil@example.com", "ada@example.test")).unwrap();
+        let msg = build_message(
+            &cfg,
+            &mail("Pay rent\r\nBcc: evil@example.com", "ada@example.test"),
+        )
+        .unwrap();
         let text = String::from_utf8(msg.formatted()).unwrap();
         assert!(text.contains("Due: Friday 27 November 2026, 18:00 CET"), "{text}");
         assert!(!text.contains("\nBcc:"), "{text}");

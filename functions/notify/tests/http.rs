@@ -41,20 +41,38 @@ async fn a_reminder_is_mailed_once_however_often_it_is_delivered() {
         let r = kit::reminder(&db.store, "Pay the rent", due).await;
 
         let (status, ty, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
-        assert_eq!((status, ty.as_str()), (200, "dev.todo.notification.sent"), "{}: {body}", db.backend);
+        assert_eq!(
+            (status, ty.as_str()),
+            (200, "dev.todo.notification.sent"),
+            "{}: {body}",
+            db.backend
+        );
         assert_eq!(body["outcome"], "sent");
         assert_eq!(body["reminder_id"], r.reminder_id);
 
         for _ in 0..2 {
-            let (status, ty, body) = reply(app.post_structured(REMINDER, &r.event_id(), &r.data()).await).await;
-            assert_eq!((status, ty.as_str()), (200, "dev.todo.notification.duplicate"), "{}: {body}", db.backend);
+            let (status, ty, body) =
+                reply(app.post_structured(REMINDER, &r.event_id(), &r.data()).await).await;
+            assert_eq!(
+                (status, ty.as_str()),
+                (200, "dev.todo.notification.duplicate"),
+                "{}: {body}",
+                db.backend
+            );
         }
 
         let sent = mails(outbox.path());
         assert_eq!(sent.len(), 1, "{}: exactly one e-mail", db.backend);
         assert!(sent[0].contains("Subject: Reminder: Pay the rent"), "{}", sent[0]);
-        assert!(sent[0].contains("To: \"Test User\" <ada@example.test>"), "{}", sent[0]);
-        assert_eq!(db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(), Some("sent"));
+        assert!(
+            sent[0].contains("To: \"Test User\" <ada@example.test>"),
+            "{}",
+            sent[0]
+        );
+        assert_eq!(
+            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            Some("sent")
+        );
         let deliveries = db.store.deliveries_of(r.reminder_id).await.unwrap();
         assert_eq!(deliveries.len(), 1);
         assert_eq!(deliveries[0].status, "sent");
@@ -80,9 +98,19 @@ async fn five_concurrent_deliveries_send_one_mail() {
             }
         }))
         .await;
-        let sent = answers.iter().filter(|(_, ty, _)| ty == "dev.todo.notification.sent").count();
-        let dup = answers.iter().filter(|(_, ty, _)| ty == "dev.todo.notification.duplicate").count();
-        assert!(answers.iter().all(|(s, _, _)| *s == 200), "{}: {answers:?}", db.backend);
+        let sent = answers
+            .iter()
+            .filter(|(_, ty, _)| ty == "dev.todo.notification.sent")
+            .count();
+        let dup = answers
+            .iter()
+            .filter(|(_, ty, _)| ty == "dev.todo.notification.duplicate")
+            .count();
+        assert!(
+            answers.iter().all(|(s, _, _)| *s == 200),
+            "{}: {answers:?}",
+            db.backend
+        );
         assert_eq!((sent, dup), (1, 4), "{}: {answers:?}", db.backend);
         assert_eq!(mails(outbox.path()).len(), 1, "{}", db.backend);
         assert_eq!(db.store.deliveries_of(r.reminder_id).await.unwrap().len(), 1);
@@ -97,7 +125,10 @@ async fn cancelled_reminders_done_tasks_and_moved_reminders_are_skipped() {
         let now = Utc::now().trunc_subsecs(0);
 
         let cancelled = kit::reminder(&db.store, "Cancelled", now).await;
-        db.store.set_reminder_state(cancelled.reminder_id, "cancelled").await.unwrap();
+        db.store
+            .set_reminder_state(cancelled.reminder_id, "cancelled")
+            .await
+            .unwrap();
         let done = kit::reminder(&db.store, "Done already", now).await;
         db.store.set_task_status(done.task_id, "done").await.unwrap();
         let moved = kit::reminder(&db.store, "Moved", now).await;
@@ -106,9 +137,19 @@ async fn cancelled_reminders_done_tasks_and_moved_reminders_are_skipped() {
         let mut missing = cancelled.data();
         missing["reminder_id"] = 999_999.into();
 
-        for (what, data) in [("cancelled", cancelled.data()), ("done", done.data()), ("moved", stale), ("missing", missing)] {
+        for (what, data) in [
+            ("cancelled", cancelled.data()),
+            ("done", done.data()),
+            ("moved", stale),
+            ("missing", missing),
+        ] {
             let (status, ty, body) = reply(app.post_binary(REMINDER, "x", &data).await).await;
-            assert_eq!((status, ty.as_str()), (200, "dev.todo.notification.skipped"), "{} {what}: {body}", db.backend);
+            assert_eq!(
+                (status, ty.as_str()),
+                (200, "dev.todo.notification.skipped"),
+                "{} {what}: {body}",
+                db.backend
+            );
             assert!(body["reason"].as_str().unwrap().len() > 5);
         }
         assert!(mails(outbox.path()).is_empty());
@@ -127,7 +168,10 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
         let cases = kit::bad_cases(REMINDER, "dev.todo.recurring-task.due", &r.data(), 64 * 1024);
         kit::assert_bad_cases_rejected(&app, cases).await;
         assert_eq!(db.store.table_counts().await.unwrap(), before, "{}", db.backend);
-        assert_eq!(db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(), Some("pending"));
+        assert_eq!(
+            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            Some("pending")
+        );
         assert!(mails(outbox.path()).is_empty());
     }
 }
@@ -135,15 +179,34 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
 #[tokio::test]
 async fn a_database_outage_is_503_and_not_ready() {
     let outbox = tempfile::tempdir().unwrap();
-    let app = kit::spawn(Notify::new(kit::unreachable_store(), NotifyConfig::local(outbox.path().into())).unwrap()).await;
+    let app = kit::spawn(
+        Notify::new(
+            kit::unreachable_store(),
+            NotifyConfig::local(outbox.path().into()),
+        )
+        .unwrap(),
+    )
+    .await;
     let data = serde_json::json!({"reminder_id": 1, "task_id": 1, "user_id": 1, "remind_at": "2026-11-27T09:00:00Z"});
-    let response = app.post_binary(REMINDER, "reminder/1/2026-11-27T09:00:00Z", &data).await;
+    let response = app
+        .post_binary(REMINDER, "reminder/1/2026-11-27T09:00:00Z", &data)
+        .await;
     assert_eq!(response.status().as_u16(), 503);
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     assert!(response.headers().contains_key("retry-after"));
-    let ready = app.client.get(format!("{}/health/readiness", app.url)).send().await.unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/health/readiness", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status().as_u16(), 503);
-    let alive = app.client.get(format!("{}/health/liveness", app.url)).send().await.unwrap();
+    let alive = app
+        .client
+        .get(format!("{}/health/liveness", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(alive.status().as_u16(), 200);
     assert!(mails(outbox.path()).is_empty());
 }
@@ -166,10 +229,18 @@ async fn a_failed_write_is_retried_and_then_mailed_once() {
         std::fs::remove_file(&outbox).unwrap();
         std::fs::create_dir(&outbox).unwrap();
         let (status, ty, _) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
-        assert_eq!((status, ty.as_str()), (200, "dev.todo.notification.sent"), "{}", db.backend);
+        assert_eq!(
+            (status, ty.as_str()),
+            (200, "dev.todo.notification.sent"),
+            "{}",
+            db.backend
+        );
         assert_eq!(mails(&outbox).len(), 1);
         let deliveries = db.store.deliveries_of(r.reminder_id).await.unwrap();
-        assert_eq!((deliveries[0].status.as_str(), deliveries[0].attempts), ("sent", 2));
+        assert_eq!(
+            (deliveries[0].status.as_str(), deliveries[0].attempts),
+            ("sent", 2)
+        );
     }
 }
 
@@ -182,14 +253,40 @@ async fn health_and_metrics() {
     app.post_binary(REMINDER, &r.event_id(), &r.data()).await;
     app.post_binary(REMINDER, &r.event_id(), &r.data()).await;
     app.post_binary("nope", "x", &r.data()).await;
-    let ready = app.client.get(format!("{}/health/readiness", app.url)).send().await.unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/health/readiness", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status().as_u16(), 200);
-    let text = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains(r#"todo_events_events_total{function="notify",outcome="sent",type="dev.todo.reminder.due"} 1"#), "{text}");
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"todo_events_events_total{function="notify",outcome="sent",type="dev.todo.reminder.due"} 1"#
+        ),
+        "{text}"
+    );
     assert!(text.contains(r#"todo_events_events_total{function="notify",outcome="duplicate",type="dev.todo.reminder.due"} 1"#), "{text}");
     assert!(text.contains(r#"outcome="invalid",type="other"} 1"#), "{text}");
-    assert!(text.contains("todo_events_event_handling_seconds_bucket"), "{text}");
-    let missing = app.client.get(format!("{}/nowhere", app.url)).send().await.unwrap();
+    assert!(
+        text.contains("todo_events_event_handling_seconds_bucket"),
+        "{text}"
+    );
+    let missing = app
+        .client
+        .get(format!("{}/nowhere", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status().as_u16(), 404);
     let wrong = app.client.get(format!("{}/", app.url)).send().await.unwrap();
     assert_eq!(wrong.status().as_u16(), 405);

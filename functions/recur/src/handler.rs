@@ -42,32 +42,63 @@ impl Function for Recur {
             Ok(Reply::new(Outcome::Skipped, reason, details.clone()))
         };
         let Some(rt) = self.store.recurring_task(due.recurring_task_id.get()).await? else {
-            return skip(format!("recurring task {} does not exist (deleted?)", due.recurring_task_id), &details);
+            return skip(
+                format!(
+                    "recurring task {} does not exist (deleted?)",
+                    due.recurring_task_id
+                ),
+                &details,
+            );
         };
         if rt.user_id != due.user_id.get() {
             return skip(
-                format!("the event names user {}, but recurring task {} belongs to user {}", due.user_id, rt.id, rt.user_id),
+                format!(
+                    "the event names user {}, but recurring task {} belongs to user {}",
+                    due.user_id, rt.id, rt.user_id
+                ),
                 &details,
             );
         }
         let existing = self.store.instance_of(rt.id, occurrence).await?;
         if let Some(task_id) = existing.filter(|_| !rt.active) {
             details["task_id"] = json!(task_id);
-            return Ok(Reply::new(Outcome::Duplicate, "the instance exists already", details));
+            return Ok(Reply::new(
+                Outcome::Duplicate,
+                "the instance exists already",
+                details,
+            ));
         }
         if !rt.active {
-            return skip(format!("recurring task {} is no longer active (its rule ended or it was stopped)", rt.id), &details);
+            return skip(
+                format!(
+                    "recurring task {} is no longer active (its rule ended or it was stopped)",
+                    rt.id
+                ),
+                &details,
+            );
         }
         let schedule = match schedule_of(&rt) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(recurring_task_id = rt.id, "stored rule cannot be evaluated: {e}");
-                return skip(format!("the stored rule of recurring task {} is invalid: {e}", rt.id), &details);
+                return skip(
+                    format!("the stored rule of recurring task {} is invalid: {e}", rt.id),
+                    &details,
+                );
             }
         };
-        let is_occurrence = schedule.is_occurrence(occurrence).map_err(|e| Failure::Internal(e.to_string()))?;
+        let is_occurrence = schedule
+            .is_occurrence(occurrence)
+            .map_err(|e| Failure::Internal(e.to_string()))?;
         if !is_occurrence {
-            return skip(format!("{} is not an occurrence of the rule {}", rfc3339(occurrence), rt.rrule), &details);
+            return skip(
+                format!(
+                    "{} is not an occurrence of the rule {}",
+                    rfc3339(occurrence),
+                    rt.rrule
+                ),
+                &details,
+            );
         }
         if existing.is_none() && rt.next_occurrence.is_some_and(|next| occurrence < next) {
             return skip(
@@ -79,11 +110,23 @@ impl Function for Recur {
                 &details,
             );
         }
-        let next = schedule.next_after(occurrence).map_err(|e| Failure::Internal(e.to_string()))?;
-        let reminders = rt.reminder_offsets().into_iter().map(|secs| occurrence - Duration::seconds(secs)).collect();
+        let next = schedule
+            .next_after(occurrence)
+            .map_err(|e| Failure::Internal(e.to_string()))?;
+        let reminders = rt
+            .reminder_offsets()
+            .into_iter()
+            .map(|secs| occurrence - Duration::seconds(secs))
+            .collect();
         let done = self
             .store
-            .instantiate(&Instantiate { recurring: &rt, occurrence, reminders, next, now: now() })
+            .instantiate(&Instantiate {
+                recurring: &rt,
+                occurrence,
+                reminders,
+                next,
+                now: now(),
+            })
             .await?;
         details["next_occurrence"] = json!(next.map(rfc3339));
         details["active"] = json!(next.is_some() || !done.advanced);
@@ -97,16 +140,30 @@ impl Function for Recur {
                     (false, _) => "next occurrence unchanged".to_owned(),
                 };
                 tracing::info!(
-                    recurring_task_id = rt.id, task_id,
+                    recurring_task_id = rt.id,
+                    task_id,
                     "task instance created: \"{}\" for {} (task {task_id}); {then}",
-                    rt.title, rfc3339(occurrence)
+                    rt.title,
+                    rfc3339(occurrence)
                 );
-                Ok(Reply::new(Outcome::Done("created"), format!("instance created; {then}"), details))
+                Ok(Reply::new(
+                    Outcome::Done("created"),
+                    format!("instance created; {then}"),
+                    details,
+                ))
             }
             None => {
                 details["task_id"] = json!(done.existing_task_id);
-                tracing::info!(recurring_task_id = rt.id, "duplicate occurrence event for {}", rfc3339(occurrence));
-                Ok(Reply::new(Outcome::Duplicate, "the instance exists already", details))
+                tracing::info!(
+                    recurring_task_id = rt.id,
+                    "duplicate occurrence event for {}",
+                    rfc3339(occurrence)
+                );
+                Ok(Reply::new(
+                    Outcome::Duplicate,
+                    "the instance exists already",
+                    details,
+                ))
             }
         }
     }

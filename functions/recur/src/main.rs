@@ -39,20 +39,24 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Occurrences { rule, dtstart, tz, after, count }) => {
-            match recur::preview::occurrences(&rule, &dtstart, &tz, after.as_deref(), count) {
-                Ok(lines) => {
-                    for line in lines {
-                        println!("{line}");
-                    }
-                    ExitCode::SUCCESS
+        Some(Command::Occurrences {
+            rule,
+            dtstart,
+            tz,
+            after,
+            count,
+        }) => match recur::preview::occurrences(&rule, &dtstart, &tz, after.as_deref(), count) {
+            Ok(lines) => {
+                for line in lines {
+                    println!("{line}");
                 }
-                Err(e) => {
-                    eprintln!("recur occurrences: {e}");
-                    ExitCode::from(2)
-                }
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("recur occurrences: {e}");
+                ExitCode::from(2)
+            }
+        },
         None => {
             todo_events_host::telemetry::init();
             exit_status("recur", serve().await)

@@ -7,11 +7,19 @@ use todo_events_domain::Schedule;
 
 /// The next `count` occurrences strictly after `after` (RFC 3339 UTC with `Z`, whole
 /// seconds), fewer when the rule ends first. Errors are one line, for stderr.
-pub fn occurrences(rule: &str, dtstart: &str, tz: &str, after: Option<&str>, count: usize) -> Result<Vec<String>, String> {
+pub fn occurrences(
+    rule: &str,
+    dtstart: &str,
+    tz: &str,
+    after: Option<&str>,
+    count: usize,
+) -> Result<Vec<String>, String> {
     let dtstart = parse_local(dtstart).map_err(|e| e.to_string())?;
     let after: DateTime<Utc> = match after {
         Some(a) => parse_instant(a).map_err(|_| {
-            format!("invalid --after {a:?}: write an RFC 3339 instant with an offset, like 2026-01-31T09:00:00Z")
+            format!(
+                "invalid --after {a:?}: write an RFC 3339 instant with an offset, like 2026-01-31T09:00:00Z"
+            )
         })?,
         None => Utc::now(),
     };
@@ -19,7 +27,10 @@ pub fn occurrences(rule: &str, dtstart: &str, tz: &str, after: Option<&str>, cou
     schedule
         .occurrences(Some(after))
         .take(count)
-        .map(|t| t.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).map_err(|e| e.to_string()))
+        .map(|t| {
+            t.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .map_err(|e| e.to_string())
+        })
         .collect()
 }
 
@@ -27,14 +38,31 @@ pub fn occurrences(rule: &str, dtstart: &str, tz: &str, after: Option<&str>, cou
 mod tests {
     #[test]
     fn lists_after_and_rejects_bad_input() {
-        let got = super::occurrences("FREQ=WEEKLY", "2026-01-05T09:00", "Europe/Berlin", Some("2026-01-05T08:00:00Z"), 3)
-            .unwrap();
-        assert_eq!(got, ["2026-01-12T08:00:00Z", "2026-01-19T08:00:00Z", "2026-01-26T08:00:00Z"]);
-        assert!(super::occurrences("FREQ=WEEKLY", "2026-01-05T09:00", "Nowhere/City", None, 3)
-            .unwrap_err()
-            .contains("time zone"));
-        assert!(super::occurrences("FREQ=WEEKLY", "2026-01-05T09:00", "UTC", Some("2026-01-05"), 3)
-            .unwrap_err()
-            .contains("--after"));
+        let got = super::occurrences(
+            "FREQ=WEEKLY",
+            "2026-01-05T09:00",
+            "Europe/Berlin",
+            Some("2026-01-05T08:00:00Z"),
+            3,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                "2026-01-12T08:00:00Z",
+                "2026-01-19T08:00:00Z",
+                "2026-01-26T08:00:00Z"
+            ]
+        );
+        assert!(
+            super::occurrences("FREQ=WEEKLY", "2026-01-05T09:00", "Nowhere/City", None, 3)
+                .unwrap_err()
+                .contains("time zone")
+        );
+        assert!(
+            super::occurrences("FREQ=WEEKLY", "2026-01-05T09:00", "UTC", Some("2026-01-05"), 3)
+                .unwrap_err()
+                .contains("--after")
+        );
     }
 }

@@ -8,13 +8,20 @@ const DUE: &str = "dev.todo.recurring-task.due";
 
 async fn reply(response: reqwest::Response) -> (u16, String, Value) {
     let status = response.status().as_u16();
-    let ty = response.headers().get("ce-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let ty = response
+        .headers()
+        .get("ce-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
     (status, ty, response.json().await.unwrap_or(Value::Null))
 }
 
 async fn next_occurrence(db: &TestDb, id: i64) -> (Option<String>, bool) {
     let rt = db.store.recurring_task(id).await.unwrap().unwrap();
-    (rt.next_occurrence.map(todo_events_domain::time::rfc3339), rt.active)
+    (
+        rt.next_occurrence.map(todo_events_domain::time::rfc3339),
+        rt.active,
+    )
 }
 
 #[tokio::test]
@@ -23,24 +30,55 @@ async fn an_occurrence_creates_one_instance_and_advances_the_task() {
         let app = kit::spawn(Recur::new(db.store.clone())).await;
         // Daily 09:00 Berlin with a reminder 15 minutes before each instance.
         let occ = at("2026-03-28T08:00:00Z");
-        let rt = kit::recurring(&db.store, "FREQ=DAILY", "2026-03-01T09:00:00", "Europe/Berlin", occ, "latest", &[900]).await;
+        let rt = kit::recurring(
+            &db.store,
+            "FREQ=DAILY",
+            "2026-03-01T09:00:00",
+            "Europe/Berlin",
+            occ,
+            "latest",
+            &[900],
+        )
+        .await;
 
         let (status, ty, body) = reply(app.post_binary(DUE, "recurring-task/x", &rt.data(occ)).await).await;
-        assert_eq!((status, ty.as_str()), (200, "dev.todo.task-instance.created"), "{}: {body}", db.backend);
+        assert_eq!(
+            (status, ty.as_str()),
+            (200, "dev.todo.task-instance.created"),
+            "{}: {body}",
+            db.backend
+        );
         // Across the spring-forward night 09:00 local moves from 08:00Z to 07:00Z.
         assert_eq!(body["next_occurrence"], "2026-03-29T07:00:00Z");
-        assert_eq!(next_occurrence(&db, rt.id).await, (Some("2026-03-29T07:00:00Z".into()), true));
+        assert_eq!(
+            next_occurrence(&db, rt.id).await,
+            (Some("2026-03-29T07:00:00Z".into()), true)
+        );
 
         for _ in 0..2 {
-            let (status, ty, body) = reply(app.post_structured(DUE, "recurring-task/x", &rt.data(occ)).await).await;
-            assert_eq!((status, ty.as_str()), (200, "dev.todo.task-instance.duplicate"), "{}: {body}", db.backend);
+            let (status, ty, body) =
+                reply(app.post_structured(DUE, "recurring-task/x", &rt.data(occ)).await).await;
+            assert_eq!(
+                (status, ty.as_str()),
+                (200, "dev.todo.task-instance.duplicate"),
+                "{}: {body}",
+                db.backend
+            );
         }
         let instances = db.store.instances_of(rt.id).await.unwrap();
         assert_eq!(instances.len(), 1, "{}", db.backend);
         assert_eq!(instances[0].1, occ);
         let counts = db.store.table_counts().await.unwrap();
-        assert_eq!(counts.iter().find(|(t, _)| *t == "reminders").unwrap().1, 1, "one reminder per instance");
-        assert_eq!(next_occurrence(&db, rt.id).await.0.as_deref(), Some("2026-03-29T07:00:00Z"), "not advanced twice");
+        assert_eq!(
+            counts.iter().find(|(t, _)| *t == "reminders").unwrap().1,
+            1,
+            "one reminder per instance"
+        );
+        assert_eq!(
+            next_occurrence(&db, rt.id).await.0.as_deref(),
+            Some("2026-03-29T07:00:00Z"),
+            "not advanced twice"
+        );
     }
 }
 
@@ -49,19 +87,41 @@ async fn five_concurrent_deliveries_create_one_instance() {
     for db in kit::backends().await {
         let app = kit::spawn(Recur::new(db.store.clone())).await;
         let occ = at("2026-01-05T14:00:00Z");
-        let rt = kit::recurring(&db.store, "FREQ=WEEKLY", "2026-01-05T09:00:00", "America/New_York", occ, "latest", &[]).await;
+        let rt = kit::recurring(
+            &db.store,
+            "FREQ=WEEKLY",
+            "2026-01-05T09:00:00",
+            "America/New_York",
+            occ,
+            "latest",
+            &[],
+        )
+        .await;
         let data = rt.data(occ);
         let answers = futures::future::join_all((0..5).map(|_| {
             let (app, data) = (&app, data.clone());
             async move { reply(app.post_binary(DUE, "recurring-task/y", &data).await).await }
         }))
         .await;
-        let created = answers.iter().filter(|(_, t, _)| t == "dev.todo.task-instance.created").count();
-        let dup = answers.iter().filter(|(_, t, _)| t == "dev.todo.task-instance.duplicate").count();
-        assert!(answers.iter().all(|(s, _, _)| *s == 200), "{}: {answers:?}", db.backend);
+        let created = answers
+            .iter()
+            .filter(|(_, t, _)| t == "dev.todo.task-instance.created")
+            .count();
+        let dup = answers
+            .iter()
+            .filter(|(_, t, _)| t == "dev.todo.task-instance.duplicate")
+            .count();
+        assert!(
+            answers.iter().all(|(s, _, _)| *s == 200),
+            "{}: {answers:?}",
+            db.backend
+        );
         assert_eq!((created, dup), (1, 4), "{}: {answers:?}", db.backend);
         assert_eq!(db.store.instances_of(rt.id).await.unwrap().len(), 1);
-        assert_eq!(next_occurrence(&db, rt.id).await.0.as_deref(), Some("2026-01-12T14:00:00Z"));
+        assert_eq!(
+            next_occurrence(&db, rt.id).await.0.as_deref(),
+            Some("2026-01-12T14:00:00Z")
+        );
     }
 }
 
@@ -70,15 +130,27 @@ async fn the_last_occurrence_deactivates_the_task() {
     for db in kit::backends().await {
         let app = kit::spawn(Recur::new(db.store.clone())).await;
         let first = at("2026-01-31T09:00:00Z");
-        let rt = kit::recurring(&db.store, "FREQ=MONTHLY;COUNT=2", "2026-01-31T09:00:00", "UTC", first, "latest", &[]).await;
+        let rt = kit::recurring(
+            &db.store,
+            "FREQ=MONTHLY;COUNT=2",
+            "2026-01-31T09:00:00",
+            "UTC",
+            first,
+            "latest",
+            &[],
+        )
+        .await;
         let (_, ty, body) = reply(app.post_binary(DUE, "a", &rt.data(first)).await).await;
         assert_eq!(ty, "dev.todo.task-instance.created", "{body}");
         // February has no 31st: the second (last) occurrence is March 31st.
         let last = at("2026-03-31T09:00:00Z");
-        assert_eq!(next_occurrence(&db, rt.id).await, (Some("2026-03-31T09:00:00Z".into()), true));
+        assert_eq!(
+            next_occurrence(&db, rt.id).await,
+            (Some("2026-03-31T09:00:00Z".into()), true)
+        );
         let (_, ty, body) = reply(app.post_binary(DUE, "b", &rt.data(last)).await).await;
         assert_eq!(ty, "dev.todo.task-instance.created", "{body}");
-        assert_eq!(next_occurrence(&db, rt.id).await.1, false, "{}: deactivated", db.backend);
+        assert!(!next_occurrence(&db, rt.id).await.1, "{}: deactivated", db.backend);
         // Redelivery after the end: the instance exists, nothing else happens.
         let (_, ty, _) = reply(app.post_binary(DUE, "b", &rt.data(last)).await).await;
         assert_eq!(ty, "dev.todo.task-instance.duplicate");
@@ -91,7 +163,16 @@ async fn stale_foreign_and_impossible_occurrences_are_skipped() {
     for db in kit::backends().await {
         let app = kit::spawn(Recur::new(db.store.clone())).await;
         let next = at("2026-01-10T09:00:00Z");
-        let rt = kit::recurring(&db.store, "FREQ=DAILY", "2026-01-01T09:00:00", "UTC", next, "latest", &[]).await;
+        let rt = kit::recurring(
+            &db.store,
+            "FREQ=DAILY",
+            "2026-01-01T09:00:00",
+            "UTC",
+            next,
+            "latest",
+            &[],
+        )
+        .await;
         let mut wrong_user = rt.data(next);
         wrong_user["user_id"] = 424_242.into();
         let mut missing = rt.data(next);
@@ -103,10 +184,18 @@ async fn stale_foreign_and_impossible_occurrences_are_skipped() {
             ("missing task", missing),
         ] {
             let (status, ty, body) = reply(app.post_binary(DUE, "z", &data).await).await;
-            assert_eq!((status, ty.as_str()), (200, "dev.todo.task-instance.skipped"), "{} {what}: {body}", db.backend);
+            assert_eq!(
+                (status, ty.as_str()),
+                (200, "dev.todo.task-instance.skipped"),
+                "{} {what}: {body}",
+                db.backend
+            );
         }
         assert!(db.store.instances_of(rt.id).await.unwrap().is_empty());
-        assert_eq!(next_occurrence(&db, rt.id).await.0.as_deref(), Some("2026-01-10T09:00:00Z"));
+        assert_eq!(
+            next_occurrence(&db, rt.id).await.0.as_deref(),
+            Some("2026-01-10T09:00:00Z")
+        );
     }
 }
 
@@ -115,23 +204,41 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
     for db in kit::backends().await {
         let app = kit::spawn(Recur::new(db.store.clone())).await;
         let next = at("2026-01-10T09:00:00Z");
-        let rt = kit::recurring(&db.store, "FREQ=DAILY", "2026-01-01T09:00:00", "UTC", next, "latest", &[]).await;
+        let rt = kit::recurring(
+            &db.store,
+            "FREQ=DAILY",
+            "2026-01-01T09:00:00",
+            "UTC",
+            next,
+            "latest",
+            &[],
+        )
+        .await;
         let before = db.store.table_counts().await.unwrap();
         let cases = kit::bad_cases(DUE, "dev.todo.reminder.due", &rt.data(next), 64 * 1024);
         kit::assert_bad_cases_rejected(&app, cases).await;
         assert_eq!(db.store.table_counts().await.unwrap(), before, "{}", db.backend);
-        assert_eq!(next_occurrence(&db, rt.id).await.0.as_deref(), Some("2026-01-10T09:00:00Z"));
+        assert_eq!(
+            next_occurrence(&db, rt.id).await.0.as_deref(),
+            Some("2026-01-10T09:00:00Z")
+        );
     }
 }
 
 #[tokio::test]
 async fn a_database_outage_is_503_and_not_ready() {
     let app = kit::spawn(Recur::new(kit::unreachable_store())).await;
-    let data = serde_json::json!({"recurring_task_id": 1, "user_id": 1, "occurrence_at": "2026-11-27T09:00:00Z"});
+    let data =
+        serde_json::json!({"recurring_task_id": 1, "user_id": 1, "occurrence_at": "2026-11-27T09:00:00Z"});
     let response = app.post_binary(DUE, "x", &data).await;
     assert_eq!(response.status().as_u16(), 503);
     assert_eq!(response.headers()["content-type"], "application/problem+json");
-    let ready = app.client.get(format!("{}/health/readiness", app.url)).send().await.unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/health/readiness", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status().as_u16(), 503);
 }
 
@@ -140,7 +247,16 @@ async fn seed_system_dapr_envelopes_are_accepted() {
     let db = kit::sqlite().await;
     let app = kit::spawn(Recur::new(db.store.clone())).await;
     let occ = at("2026-02-13T10:00:00Z");
-    let rt = kit::recurring(&db.store, "FREQ=DAILY", "2026-02-01T10:00:00", "UTC", occ, "latest", &[]).await;
+    let rt = kit::recurring(
+        &db.store,
+        "FREQ=DAILY",
+        "2026-02-01T10:00:00",
+        "UTC",
+        occ,
+        "latest",
+        &[],
+    )
+    .await;
     let envelope = serde_json::json!({
         "specversion": "1.0", "id": "dapr-uuid", "source": "backend", "type": "com.dapr.event.sent",
         "topic": "task-events", "pubsubname": "kafka-pubsub", "datacontenttype": "application/json",
@@ -160,7 +276,14 @@ async fn seed_system_dapr_envelopes_are_accepted() {
         .await
         .unwrap();
     let (status, ty, body) = reply(response).await;
-    assert_eq!((status, ty.as_str()), (200, "dev.todo.task-instance.created"), "{body}");
-    assert_eq!(body["event_id"], format!("recurring-task/{}/2026-02-13T10:00:00Z", rt.id));
+    assert_eq!(
+        (status, ty.as_str()),
+        (200, "dev.todo.task-instance.created"),
+        "{body}"
+    );
+    assert_eq!(
+        body["event_id"],
+        format!("recurring-task/{}/2026-02-13T10:00:00Z", rt.id)
+    );
     assert_eq!(db.store.instances_of(rt.id).await.unwrap().len(), 1);
 }

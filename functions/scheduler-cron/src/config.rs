@@ -24,23 +24,35 @@ impl SchedulerConfig {
         let k_sink: Option<String> = var("K_SINK")?;
         let cfg = Self {
             batch: var_or("SCHEDULER_BATCH", 500)?,
-            lease: var_or("SCHEDULER_LEASE", HumanDuration(std::time::Duration::from_secs(60)))?,
+            lease: var_or(
+                "SCHEDULER_LEASE",
+                HumanDuration(std::time::Duration::from_secs(60)),
+            )?,
             owner: var_or("SCHEDULER_ID", default_owner())?,
             sink_reminders: var("SINK_REMINDERS")?.or_else(|| k_sink.clone()),
             sink_task_events: var("SINK_TASK_EVENTS")?.or(k_sink),
             sink_timeout: var_or("SINK_TIMEOUT", HumanDuration(std::time::Duration::from_secs(10)))?,
         };
         if !(1..=10_000).contains(&cfg.batch) {
-            return Err(ConfigError(format!("SCHEDULER_BATCH={} must be between 1 and 10000", cfg.batch)));
+            return Err(ConfigError(format!(
+                "SCHEDULER_BATCH={} must be between 1 and 10000",
+                cfg.batch
+            )));
         }
         if cfg.lease.0.as_millis() < 1000 {
             return Err(ConfigError("SCHEDULER_LEASE must be at least 1s".into()));
         }
-        for (name, url) in [("SINK_REMINDERS", &cfg.sink_reminders), ("SINK_TASK_EVENTS", &cfg.sink_task_events)] {
+        for (name, url) in [
+            ("SINK_REMINDERS", &cfg.sink_reminders),
+            ("SINK_TASK_EVENTS", &cfg.sink_task_events),
+        ] {
             if let Some(u) = url {
-                let parsed = url::Url::parse(u).map_err(|e| ConfigError(format!("{name}={u:?} is not a URL: {e}")))?;
+                let parsed =
+                    url::Url::parse(u).map_err(|e| ConfigError(format!("{name}={u:?} is not a URL: {e}")))?;
                 if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(ConfigError(format!("{name}={u:?} must be an http:// or https:// URL")));
+                    return Err(ConfigError(format!(
+                        "{name}={u:?} must be an http:// or https:// URL"
+                    )));
                 }
             }
         }
@@ -69,6 +81,11 @@ pub fn default_owner() -> String {
 fn rand_suffix() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     h.finish() as u32
 }

@@ -1,9 +1,9 @@
 //! scheduler-cron: finds due reminders and recurring-task occurrences, claims them, publishes
 //! one CloudEvent each and marks them published once the sink acknowledged them.
 //!
-//! - [`pass`]: one claim → publish → mark cycle (the logic).
-//! - [`publish`]: where events go (HTTP sinks today).
-//! - [`config`]: settings.
+//! - [`pass`] — one claim → publish → mark cycle (the logic).
+//! - [`publish`] — where events go (HTTP sinks today).
+//! - [`config`] — its settings.
 
 pub mod config;
 pub mod pass;

@@ -52,7 +52,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     );
     let scheduler = scheduler_cron::Scheduler::new(store, publisher, config);
     let mode = match (cli.run_for, cli.run_loop, cli.every) {
-        (Some(d), _, Some(every)) => scheduler_cron::pass::Mode::For { duration: d.0, every: every.0 },
+        (Some(d), _, Some(every)) => scheduler_cron::pass::Mode::For {
+            duration: d.0,
+            every: every.0,
+        },
         (None, true, Some(every)) => scheduler_cron::pass::Mode::Loop { every: every.0 },
         _ => scheduler_cron::pass::Mode::Once,
     };

@@ -6,7 +6,9 @@ use chrono::{DateTime, Duration, Utc};
 use todo_events_domain::events::Outgoing;
 use todo_events_domain::recurrence::parse_local;
 use todo_events_domain::time::{now, rfc3339};
-use todo_events_domain::{CatchUp, RecurringTaskDue, RecurringTaskId, ReminderDue, ReminderId, Schedule, TaskId, UserId};
+use todo_events_domain::{
+    CatchUp, RecurringTaskDue, RecurringTaskId, ReminderDue, ReminderId, Schedule, TaskId, UserId,
+};
 use todo_events_store::scheduler::{ClaimedOccurrence, ClaimedReminder};
 use todo_events_store::{Store, StoreError};
 
@@ -37,7 +39,11 @@ pub struct Scheduler<P> {
 
 impl<P: Publisher> Scheduler<P> {
     pub fn new(store: Store, publisher: P, config: SchedulerConfig) -> Self {
-        Self { store, publisher, config }
+        Self {
+            store,
+            publisher,
+            config,
+        }
     }
 
     fn lease(&self) -> Duration {
@@ -77,16 +83,27 @@ impl<P: Publisher> Scheduler<P> {
     }
 
     /// Returns whether every event of the batch was acknowledged.
-    async fn publish_reminders(&self, claimed: Vec<ClaimedReminder>, report: &mut PassReport) -> Result<bool, StoreError> {
+    async fn publish_reminders(
+        &self,
+        claimed: Vec<ClaimedReminder>,
+        report: &mut PassReport,
+    ) -> Result<bool, StoreError> {
         let mut events = Vec::with_capacity(claimed.len());
         let mut ids = Vec::with_capacity(claimed.len());
         for r in &claimed {
-            let (Some(reminder_id), Some(task_id), Some(user_id)) =
-                (ReminderId::new(r.id), TaskId::new(r.task_id), UserId::new(r.user_id))
-            else {
+            let (Some(reminder_id), Some(task_id), Some(user_id)) = (
+                ReminderId::new(r.id),
+                TaskId::new(r.task_id),
+                UserId::new(r.user_id),
+            ) else {
                 continue;
             };
-            let due = ReminderDue { reminder_id, task_id, user_id, remind_at: r.remind_at };
+            let due = ReminderDue {
+                reminder_id,
+                task_id,
+                user_id,
+                remind_at: r.remind_at,
+            };
             events.push(Outgoing::from(&due));
             ids.push(r.id);
         }
@@ -101,12 +118,18 @@ impl<P: Publisher> Scheduler<P> {
                 Err(e) => record_failure(report, &event.id, e.0),
             }
         }
-        self.store.mark_reminders_published(&self.config.owner, &acked, now()).await?;
+        self.store
+            .mark_reminders_published(&self.config.owner, &acked, now())
+            .await?;
         report.reminders_published += acked.len();
         Ok(acked.len() == ids.len())
     }
 
-    async fn publish_occurrences(&self, claimed: Vec<ClaimedOccurrence>, report: &mut PassReport) -> Result<bool, StoreError> {
+    async fn publish_occurrences(
+        &self,
+        claimed: Vec<ClaimedOccurrence>,
+        report: &mut PassReport,
+    ) -> Result<bool, StoreError> {
         let owner = self.config.owner.as_str();
         let current = now();
         let mut events = Vec::with_capacity(claimed.len());
@@ -123,7 +146,11 @@ impl<P: Publisher> Scheduler<P> {
             let (Some(rt_id), Some(user_id)) = (RecurringTaskId::new(c.id), UserId::new(c.user_id)) else {
                 continue;
             };
-            let due = RecurringTaskDue { recurring_task_id: rt_id, user_id, occurrence_at: occurrence };
+            let due = RecurringTaskDue {
+                recurring_task_id: rt_id,
+                user_id,
+                occurrence_at: occurrence,
+            };
             events.push(Outgoing::from(&due));
             targets.push((c.id, occurrence));
         }
@@ -133,7 +160,9 @@ impl<P: Publisher> Scheduler<P> {
             match result {
                 Ok(()) => {
                     tracing::info!(event_id = %event.id, "recurring task {} is due ({}): event published", target.0, rfc3339(target.1));
-                    self.store.mark_occurrence_published(owner, target.0, target.1, now()).await?;
+                    self.store
+                        .mark_occurrence_published(owner, target.0, target.1, now())
+                        .await?;
                     report.occurrences_published += 1;
                 }
                 Err(e) => {
@@ -171,19 +200,23 @@ impl<P: Publisher> Scheduler<P> {
         if latest == c.next_occurrence {
             return Ok(Ok(latest));
         }
-        if self.store.fast_forward(&self.config.owner, c.id, c.next_occurrence, latest, now).await? {
-                let skipped = schedule
-                    .occurrences(Some(c.next_occurrence))
-                    .take_while(|t| t.as_ref().is_ok_and(|t| *t < latest))
-                    .count()
-                    + 1;
-                report.occurrences_skipped += skipped;
-                tracing::info!(
-                    recurring_task_id = c.id,
-                    "recurring task {} missed {skipped} occurrence(s); catching up with the latest only ({})",
-                    c.id,
-                    rfc3339(latest)
-                );
+        if self
+            .store
+            .fast_forward(&self.config.owner, c.id, c.next_occurrence, latest, now)
+            .await?
+        {
+            let skipped = schedule
+                .occurrences(Some(c.next_occurrence))
+                .take_while(|t| t.as_ref().is_ok_and(|t| *t < latest))
+                .count()
+                + 1;
+            report.occurrences_skipped += skipped;
+            tracing::info!(
+                recurring_task_id = c.id,
+                "recurring task {} missed {skipped} occurrence(s); catching up with the latest only ({})",
+                c.id,
+                rfc3339(latest)
+            );
             Ok(Ok(latest))
         } else {
             // The row moved under us (recur advanced it): publish what we claimed.
@@ -207,7 +240,10 @@ pub enum Mode {
     Once,
     /// Poll every `every` until `duration` has passed (the CronJob mode: the next job
     /// starts on the next minute).
-    For { duration: std::time::Duration, every: std::time::Duration },
+    For {
+        duration: std::time::Duration,
+        every: std::time::Duration,
+    },
     /// Poll every `every` until shutdown.
     Loop { every: std::time::Duration },
 }

@@ -16,7 +16,10 @@ pub struct PublishError(pub String);
 /// Somewhere events go. `publish` returns one result per event, in order; an event counts
 /// as published only when its result is `Ok` (the sink acknowledged it).
 pub trait Publisher: Send + Sync {
-    fn publish(&self, events: &[Outgoing]) -> impl std::future::Future<Output = Vec<Result<(), PublishError>>> + Send;
+    fn publish(
+        &self,
+        events: &[Outgoing],
+    ) -> impl std::future::Future<Output = Vec<Result<(), PublishError>>> + Send;
 }
 
 /// The CloudEvent for an outgoing event.
@@ -47,7 +50,12 @@ impl HttpPublisher {
             .pool_max_idle_per_host(64)
             .build()
             .expect("a client with default TLS builds");
-        Self { client, reminders, task_events, concurrency: 32 }
+        Self {
+            client,
+            reminders,
+            task_events,
+            concurrency: 32,
+        }
     }
 
     async fn send(&self, e: &Outgoing) -> Result<(), PublishError> {
@@ -104,6 +112,9 @@ impl Publisher for HttpPublisher {
         for (i, r) in outcomes.into_iter().flatten() {
             results[i] = Some(r);
         }
-        results.into_iter().map(|r| r.expect("every event has a result")).collect()
+        results
+            .into_iter()
+            .map(|r| r.expect("every event has a result"))
+            .collect()
     }
 }

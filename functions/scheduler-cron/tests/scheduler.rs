@@ -34,7 +34,17 @@ fn config(owner: &str, batch: i64, lease_secs: u64) -> SchedulerConfig {
 async fn two_schedulers_at_once_publish_every_due_item_exactly_once() {
     for db in kit::backends().await {
         let due = Utc::now().trunc_subsecs(0) - Duration::seconds(5);
-        db.store.seed_bulk(20, 600, 150, due, "FREQ=DAILY", &due.format("%Y-%m-%dT%H:%M:%S").to_string()).await.unwrap();
+        db.store
+            .seed_bulk(
+                20,
+                600,
+                150,
+                due,
+                "FREQ=DAILY",
+                &due.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            )
+            .await
+            .unwrap();
         let seen = Recording::default();
         let a = Scheduler::new(db.store.clone(), seen.clone(), config("scheduler-a", 25, 60));
         let b = Scheduler::new(db.store.clone(), seen.clone(), config("scheduler-b", 25, 60));
@@ -54,7 +64,10 @@ async fn two_schedulers_at_once_publish_every_due_item_exactly_once() {
         assert_eq!(counts.len(), 750, "{}: every due item", db.backend);
         assert_eq!(ra.published() + rb.published(), 750);
         if db.backend == "postgres" {
-            assert!(ra.published() > 0 && rb.published() > 0, "both schedulers took a share: {ra:?} {rb:?}");
+            assert!(
+                ra.published() > 0 && rb.published() > 0,
+                "both schedulers took a share: {ra:?} {rb:?}"
+            );
         }
     }
 }
