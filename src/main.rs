@@ -88,11 +88,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Up => stack::run(stack::StackOptions::from_env()?, false).await,
-        Command::Demo => {
-            let mut opts = stack::StackOptions::from_env()?;
-            opts.database_url = DEFAULT_DATABASE_URL.to_owned();
-            opts.every = std::time::Duration::from_secs(1);
-            stack::run(opts, true).await
-        }
+        Command::Demo => stack::run(stack::StackOptions::demo(), true).await,
     }
 }

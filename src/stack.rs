@@ -26,6 +26,18 @@ pub struct StackOptions {
 }
 
 impl StackOptions {
+    /// The demo's fixed embedded defaults (DESIGN.md): environment variables do not apply.
+    pub fn demo() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            notify_port: 8001,
+            recur_port: 8002,
+            every: std::time::Duration::from_secs(1),
+            outbox: PathBuf::from("outbox"),
+            mailer: MailerKind::File,
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         let every: HumanDuration = var_or(
             "SCHEDULER_EVERY",

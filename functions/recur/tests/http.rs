@@ -150,7 +150,11 @@ async fn the_last_occurrence_deactivates_the_task() {
         );
         let (_, ty, body) = reply(app.post_binary(DUE, "b", &rt.data(last)).await).await;
         assert_eq!(ty, "dev.todo.task-instance.created", "{body}");
-        assert!(!next_occurrence(&db, rt.id).await.1, "{}: deactivated", db.backend);
+        assert!(
+            !next_occurrence(&db, rt.id).await.1,
+            "{}: deactivated",
+            db.backend
+        );
         // Redelivery after the end: the instance exists, nothing else happens.
         let (_, ty, _) = reply(app.post_binary(DUE, "b", &rt.data(last)).await).await;
         assert_eq!(ty, "dev.todo.task-instance.duplicate");
