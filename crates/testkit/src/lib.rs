@@ -590,3 +590,50 @@ pub async fn assert_bad_cases_rejected(app: &TestApp, cases: Vec<BadCase>) {
         }
     }
 }
+
+/// The Python interpreter of the test virtualenv (`target/test-python`), created on first use
+/// with `.ci/python-requirements.txt`. Tests use it to run independent peers (an SMTP server,
+/// a reference recurrence implementation). Panics with the reason when it cannot be made.
+pub fn python() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let venv = root.join("target/test-python");
+    let python = venv.join("bin/python");
+    let ready = venv.join(".ready");
+    if ready.exists() {
+        return python;
+    }
+    // One creator at a time: `mkdir` is atomic; others wait for `.ready`.
+    let lock = root.join("target/test-python.lock");
+    std::fs::create_dir_all(root.join("target")).expect("target dir");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while std::fs::create_dir(&lock).is_err() {
+        if ready.exists() {
+            return python;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {}", lock.display());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let result = (|| -> Result<(), String> {
+        if ready.exists() {
+            return Ok(());
+        }
+        let run = |cmd: &mut std::process::Command| -> Result<(), String> {
+            let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)))
+            }
+        };
+        run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "-r"])
+            .arg(root.join(".ci/python-requirements.txt")))?;
+        std::fs::write(&ready, "").map_err(|e| e.to_string())
+    })();
+    let _ = std::fs::remove_dir(&lock);
+    if let Err(e) = result {
+        panic!("the test Python environment could not be created: {e}");
+    }
+    python
+}
