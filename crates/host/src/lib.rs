@@ -18,5 +18,5 @@ pub mod telemetry;
 
 pub use function::{Failure, Function, Outcome, Reply};
 pub use problem::Problem;
-pub use server::{serve, HostOptions};
+pub use server::{serve, serve_host, Host, HostOptions};
 pub use shutdown::Shutdown;

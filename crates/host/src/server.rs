@@ -2,7 +2,7 @@
 //! `POST /`, `GET /health/readiness`, `GET /health/liveness`, `GET /metrics`.
 
 use crate::config::{var_or, ConfigError};
-use crate::decode::{decode_http, parse_data};
+use crate::decode::{decode_http, parse_data, Decoded};
 use crate::function::{Failure, Function, Reply};
 use crate::metrics::Metrics;
 use crate::problem::Problem;
@@ -64,9 +64,65 @@ impl HostOptions {
     }
 }
 
-struct HostState<F> {
+/// A function with its metrics: what every transport (HTTP here, Kafka in the consumer
+/// mode) hands events to, so that an event is handled and counted the same way whichever
+/// way it arrived.
+pub struct Host<F> {
     function: Arc<F>,
     metrics: Metrics,
+}
+
+impl<F> Clone for Host<F> {
+    fn clone(&self) -> Self {
+        Self {
+            function: self.function.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+impl<F: Function> Host<F> {
+    pub fn new(function: Arc<F>) -> Self {
+        Self {
+            function,
+            metrics: Metrics::new(F::NAME),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn function(&self) -> &F {
+        &self.function
+    }
+
+    /// Parses the data of a decoded event and runs the function on it. Every rejection is
+    /// a [`Problem`]: its status says whether trying again can help.
+    pub async fn handle(&self, decoded: Decoded) -> Result<(String, Reply), Problem> {
+        let data: F::Data = parse_data(decoded.data)?;
+        match self.function.handle(&decoded.id, data).await {
+            Ok(reply) => Ok((decoded.id, reply)),
+            Err(failure) => Err(failure_problem(F::NAME, &decoded.id, failure)),
+        }
+    }
+}
+
+/// The metrics `outcome` label of a rejection.
+pub fn problem_outcome(problem: &Problem) -> &'static str {
+    match problem.status {
+        400 => "invalid",
+        413 => "too_large",
+        415 => "unsupported_media_type",
+        409 => "in_progress",
+        429 => "shed",
+        503 => "unavailable",
+        _ => "error",
+    }
+}
+
+struct HostState<F> {
+    host: Host<F>,
     opts: HostOptions,
     in_flight: Semaphore,
 }
@@ -79,9 +135,18 @@ pub async fn serve<F: Function>(
     opts: HostOptions,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
+    serve_host(Host::new(function), listener, opts, shutdown).await
+}
+
+/// [`serve`] for a [`Host`] shared with another transport (its metrics are served too).
+pub async fn serve_host<F: Function>(
+    host: Host<F>,
+    listener: std::net::TcpListener,
+    opts: HostOptions,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
     let state = web::Data::new(HostState {
-        function,
-        metrics: Metrics::new(F::NAME),
+        host,
         in_flight: Semaphore::new(opts.max_in_flight),
         opts: opts.clone(),
     });
@@ -121,15 +186,7 @@ async fn receive<F: Function>(
             (accepted, word, reply_response::<F>(&id, reply))
         }
         Err((ty, problem)) => {
-            let outcome = match problem.status {
-                400 => "invalid",
-                413 => "too_large",
-                415 => "unsupported_media_type",
-                409 => "in_progress",
-                429 => "shed",
-                503 => "unavailable",
-                _ => "error",
-            };
+            let outcome = problem_outcome(&problem);
             if problem.status >= 500 {
                 tracing::warn!(function = F::NAME, status = problem.status, "{problem}");
             } else {
@@ -139,6 +196,7 @@ async fn receive<F: Function>(
         }
     };
     state
+        .host
         .metrics
         .observe(ty, outcome, started.elapsed().as_secs_f64());
     response
@@ -178,24 +236,18 @@ async fn receive_inner<F: Function>(
         .in_flight
         .try_acquire()
         .map_err(|_| other(Problem::overloaded(state.opts.max_in_flight)))?;
-    state.metrics.in_flight.inc();
-    let result = handle_body(req, &body, state).await;
-    state.metrics.in_flight.dec();
+    let metrics = &state.host.metrics;
+    metrics.in_flight.inc();
+    let result = match decode_http(req.headers(), &body, F::ACCEPTS) {
+        Ok(decoded) => state
+            .host
+            .handle(decoded)
+            .await
+            .map_err(|p| (F::ACCEPTS.cloudevent_type(), p)),
+        Err(p) => Err(("other", p)),
+    };
+    metrics.in_flight.dec();
     result
-}
-
-async fn handle_body<F: Function>(
-    req: &HttpRequest,
-    body: &[u8],
-    state: &HostState<F>,
-) -> Result<(String, Reply), Rejection> {
-    let accepted = F::ACCEPTS.cloudevent_type();
-    let decoded = decode_http(req.headers(), body, F::ACCEPTS).map_err(|p| ("other", p))?;
-    let data: F::Data = parse_data(decoded.data).map_err(|p| (accepted, p))?;
-    match state.function.handle(&decoded.id, data).await {
-        Ok(reply) => Ok((decoded.id, reply)),
-        Err(failure) => Err((accepted, failure_problem(F::NAME, &decoded.id, failure))),
-    }
 }
 
 /// The HTTP answer to a [`Failure`].
@@ -237,7 +289,7 @@ fn reply_response<F: Function>(event_id: &str, reply: Reply) -> HttpResponse {
 }
 
 async fn readiness<F: Function>(state: web::Data<HostState<F>>) -> HttpResponse {
-    match state.function.ready().await {
+    match state.host.function.ready().await {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready\n"),
         Err(reason) => {
             tracing::warn!(function = F::NAME, "not ready: {reason}");
@@ -253,7 +305,7 @@ async fn liveness() -> HttpResponse {
 async fn metrics<F: Function>(state: web::Data<HostState<F>>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(state.host.metrics.render())
 }
 
 async fn fallback(req: HttpRequest) -> HttpResponse {

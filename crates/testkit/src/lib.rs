@@ -5,6 +5,8 @@
 //! each test gets a database of its own. When PostgreSQL is unreachable the PostgreSQL half
 //! of a test is skipped with a message, except under `CI=true`, where it fails.
 
+pub mod kafka;
+
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use std::net::TcpListener;
@@ -598,7 +600,9 @@ pub fn python() -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let venv = root.join("target/test-python");
     let python = venv.join("bin/python");
-    let ready = venv.join(".ready");
+    let requirements = std::fs::read(root.join(".ci/python-requirements.txt")).expect("requirements file");
+    // The marker names the requirements it was made from: a changed list installs again.
+    let ready = venv.join(format!(".ready-{:016x}", fnv1a(&requirements)));
     if ready.exists() {
         return python;
     }
@@ -610,7 +614,11 @@ pub fn python() -> std::path::PathBuf {
         if ready.exists() {
             return python;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {}", lock.display());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {}",
+            lock.display()
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let result = (|| -> Result<(), String> {
@@ -622,10 +630,17 @@ pub fn python() -> std::path::PathBuf {
             if out.status.success() {
                 Ok(())
             } else {
-                Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)))
+                Err(format!(
+                    "{cmd:?} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ))
             }
         };
-        run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        if !python.exists() {
+            run(std::process::Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv))?;
+        }
         run(std::process::Command::new(&python)
             .args(["-m", "pip", "install", "-q", "-r"])
             .arg(root.join(".ci/python-requirements.txt")))?;
@@ -636,4 +651,10 @@ pub fn python() -> std::path::PathBuf {
         panic!("the test Python environment could not be created: {e}");
     }
     python
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
 }

@@ -1,25 +1,27 @@
-//! `notify`: with no subcommand, the HTTP function on `PORT`.
+//! `notify`: with no subcommand, the HTTP function on `PORT`; `notify consume`, the direct
+//! Kafka consumer; `notify replay-dead-letters`.
 
 use clap::Parser;
 use std::process::ExitCode;
-use todo_events_host::run::{exit_status, serve_on_port, Common};
+use todo_events_host::run::exit_status;
+use todo_events_kafka::cli::FunctionCommand;
 
 /// Sends reminder e-mails for `dev.todo.reminder.due` events, once.
 #[derive(Parser)]
 #[command(version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Option<FunctionCommand>,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     todo_events_host::telemetry::init();
-    let _cli = Cli::parse();
-    exit_status("notify", run().await)
-}
-
-async fn run() -> anyhow::Result<()> {
-    let common = Common::from_env()?;
-    let config = notify::NotifyConfig::from_env()?;
-    let store = common.open_store().await?;
-    let function = notify::Notify::new(store, config).map_err(todo_events_host::config::ConfigError)?;
-    serve_on_port(function, &common).await
+    let cli = Cli::parse();
+    let result = todo_events_kafka::cli::run(cli.command, |store| {
+        let config = notify::NotifyConfig::from_env()?;
+        Ok(notify::Notify::new(store, config).map_err(todo_events_host::config::ConfigError)?)
+    })
+    .await;
+    exit_status("notify", result)
 }

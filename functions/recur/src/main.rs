@@ -2,7 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use todo_events_host::run::{exit_status, serve_on_port, Common};
+use todo_events_host::run::exit_status;
+use todo_events_kafka::cli::FunctionCommand;
 
 /// Creates task instances for `dev.todo.recurring-task.due` events, once, and advances the
 /// recurring task to its next occurrence.
@@ -15,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Function(FunctionCommand),
     /// Lists the next occurrences of a rule, one per line (RFC 3339 UTC).
     Occurrences {
         /// RFC 5545 RRULE, e.g. FREQ=MONTHLY;BYDAY=-1FR
@@ -57,15 +60,13 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        None => {
-            todo_events_host::telemetry::init();
-            exit_status("recur", serve().await)
-        }
+        Some(Command::Function(command)) => run(Some(command)).await,
+        None => run(None).await,
     }
 }
 
-async fn serve() -> anyhow::Result<()> {
-    let common = Common::from_env()?;
-    let store = common.open_store().await?;
-    serve_on_port(recur::Recur::new(store), &common).await
+async fn run(command: Option<FunctionCommand>) -> ExitCode {
+    todo_events_host::telemetry::init();
+    let result = todo_events_kafka::cli::run(command, |store| Ok(recur::Recur::new(store))).await;
+    exit_status("recur", result)
 }

@@ -2,8 +2,10 @@
 //! CronJob mode); `--loop --every E` runs until stopped.
 
 use clap::Parser;
+use scheduler_cron::publish::{AnyPublisher, KafkaPublisher};
 use std::process::ExitCode;
 use todo_events_domain::HumanDuration;
+use todo_events_host::config::ConfigError;
 use todo_events_host::run::{exit_status, Common};
 use todo_events_host::Shutdown;
 
@@ -45,11 +47,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let common = Common::from_env()?;
     let config = scheduler_cron::SchedulerConfig::from_env()?;
     let store = common.open_store().await?;
-    let publisher = scheduler_cron::HttpPublisher::new(
-        config.sink_reminders.clone(),
-        config.sink_task_events.clone(),
-        config.sink_timeout.0,
-    );
+    // Kafka when KAFKA_BROKERS is set, HTTP sinks otherwise; never both.
+    let publisher = match todo_events_kafka::KafkaConfig::from_env_if_set()? {
+        Some(kafka) => {
+            if config.sink_reminders.is_some() || config.sink_task_events.is_some() {
+                return Err(ConfigError(
+                    "set either KAFKA_BROKERS or SINK_REMINDERS/SINK_TASK_EVENTS/K_SINK, not both".into(),
+                )
+                .into());
+            }
+            AnyPublisher::Kafka(KafkaPublisher::new(kafka).map_err(|e| anyhow::anyhow!(e))?)
+        }
+        None => {
+            if config.sink_reminders.is_none() && config.sink_task_events.is_none() {
+                return Err(ConfigError(
+                    "nowhere to publish: set KAFKA_BROKERS, or SINK_REMINDERS and SINK_TASK_EVENTS (or K_SINK)".into(),
+                )
+                .into());
+            }
+            AnyPublisher::Http(scheduler_cron::HttpPublisher::new(
+                config.sink_reminders.clone(),
+                config.sink_task_events.clone(),
+                config.sink_timeout.0,
+            ))
+        }
+    };
     let scheduler = scheduler_cron::Scheduler::new(store, publisher, config);
     let mode = match (cli.run_for, cli.run_loop, cli.every) {
         (Some(d), _, Some(every)) => scheduler_cron::pass::Mode::For {

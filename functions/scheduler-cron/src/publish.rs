@@ -118,3 +118,61 @@ impl Publisher for HttpPublisher {
             .collect()
     }
 }
+
+/// Publishes to Kafka: topic by event type, key = user id, binary content mode; an event
+/// counts as published when the broker acknowledged it (`acks=all`, idempotent producer).
+pub struct KafkaPublisher {
+    producer: todo_events_kafka::EventProducer,
+    config: todo_events_kafka::KafkaConfig,
+}
+
+impl KafkaPublisher {
+    pub fn new(config: todo_events_kafka::KafkaConfig) -> Result<Self, PublishError> {
+        let producer = todo_events_kafka::EventProducer::new(&config)
+            .map_err(|e| PublishError(format!("Kafka producer could not be created: {e}")))?;
+        Ok(Self { producer, config })
+    }
+}
+
+impl Publisher for KafkaPublisher {
+    async fn publish(&self, events: &[Outgoing]) -> Vec<Result<(), PublishError>> {
+        let mut results: Vec<Option<Result<(), PublishError>>> = vec![None; events.len()];
+        let mut envelopes = Vec::with_capacity(events.len());
+        let mut index = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            match to_cloudevent(e) {
+                Ok(event) => {
+                    envelopes.push(todo_events_kafka::producer::Envelope {
+                        topic: self.config.topic_for(e.kind),
+                        key: &e.key,
+                        event,
+                    });
+                    index.push(i);
+                }
+                Err(err) => results[i] = Some(Err(err)),
+            }
+        }
+        for (i, r) in index.into_iter().zip(self.producer.send_all(envelopes).await) {
+            results[i] = Some(r.map_err(PublishError));
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every event has a result"))
+            .collect()
+    }
+}
+
+/// The publisher chosen by configuration.
+pub enum AnyPublisher {
+    Http(HttpPublisher),
+    Kafka(KafkaPublisher),
+}
+
+impl Publisher for AnyPublisher {
+    async fn publish(&self, events: &[Outgoing]) -> Vec<Result<(), PublishError>> {
+        match self {
+            Self::Http(p) => p.publish(events).await,
+            Self::Kafka(p) => p.publish(events).await,
+        }
+    }
+}

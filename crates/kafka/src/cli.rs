@@ -1,0 +1,79 @@
+//! The command line every function binary shares: with no subcommand the HTTP function on
+//! `PORT`; `consume` consumes the function's topic directly (health and metrics stay on
+//! `PORT`); `replay-dead-letters` moves dead letters back onto the topic after a fix.
+
+use crate::config::KafkaConfig;
+use crate::consumer::{self, ConsumerOptions};
+use crate::dead_letters;
+use std::sync::Arc;
+use todo_events_host::run::{serve_on_port, Common};
+use todo_events_host::{serve_host, Function, Host, Shutdown};
+use todo_events_store::Store;
+
+/// Subcommands shared by `notify` and `recur`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum FunctionCommand {
+    /// Consume the function's Kafka topic directly (group KAFKA_GROUP, default the function's name)
+    Consume,
+    /// Move dead letters from <topic>.dlq back onto <topic> (run after fixing their cause)
+    ReplayDeadLetters {
+        /// Replay at most this many
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Only list them (source and reason), replay nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Runs a function binary: HTTP when `command` is `None`.
+pub async fn run<F: Function>(
+    command: Option<FunctionCommand>,
+    build: impl FnOnce(Store) -> anyhow::Result<F>,
+) -> anyhow::Result<()> {
+    let common = Common::from_env()?;
+    match command {
+        None => {
+            let function = build(common.open_store().await?)?;
+            serve_on_port(function, &common).await
+        }
+        Some(FunctionCommand::Consume) => {
+            let kafka = KafkaConfig::from_env()?;
+            let function = build(common.open_store().await?)?;
+            let host = Host::new(Arc::new(function));
+            let shutdown = Shutdown::on_signals();
+            let listener = std::net::TcpListener::bind(("0.0.0.0", common.port))
+                .map_err(|e| anyhow::anyhow!("cannot listen on PORT={}: {e}", common.port))?;
+            let options = ConsumerOptions {
+                topic: kafka.topic_for(F::ACCEPTS).to_owned(),
+                group: kafka.group.clone().unwrap_or_else(|| F::NAME.to_owned()),
+                kafka,
+            };
+            let http = serve_host(host.clone(), listener, common.host.clone(), shutdown.clone());
+            let consume = consumer::run(host, options, shutdown.clone());
+            let (http, consumed) = tokio::join!(http, async {
+                let r = consume.await;
+                // The consumer ending (error or shutdown) ends the process.
+                shutdown.trigger();
+                r
+            });
+            consumed?;
+            http?;
+            Ok(())
+        }
+        Some(FunctionCommand::ReplayDeadLetters { limit, dry_run }) => {
+            let kafka = KafkaConfig::from_env()?;
+            let topic = kafka.topic_for(F::ACCEPTS).to_owned();
+            let group = kafka.group.clone().unwrap_or_else(|| F::NAME.to_owned());
+            let report =
+                dead_letters::replay(&kafka, &topic, &group, limit.unwrap_or(usize::MAX), dry_run).await?;
+            let verb = if dry_run { "listed" } else { "replayed" };
+            println!(
+                "{verb} {} dead letter(s) from {}",
+                report.replayed,
+                dead_letters::topic_for(&topic)
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Kafka settings from the environment.
+
+use rdkafka::ClientConfig;
+use std::fmt;
+use std::time::Duration;
+use todo_events_domain::HumanDuration;
+use todo_events_host::config::{required, var, var_or, ConfigError};
+
+/// How to reach the brokers, and the topics.
+#[derive(Clone)]
+pub struct KafkaConfig {
+    /// `KAFKA_BROKERS`: `host:port[,host:port…]`.
+    pub brokers: String,
+    /// `KAFKA_TOPIC_REMINDERS` (default `reminders`).
+    pub topic_reminders: String,
+    /// `KAFKA_TOPIC_TASK_EVENTS` (default `task-events`).
+    pub topic_task_events: String,
+    /// `KAFKA_GROUP`: the consumer group (default: the function's name).
+    pub group: Option<String>,
+    /// `KAFKA_SECURITY_PROTOCOL`: `plaintext` (default), `ssl`, `sasl_plaintext`, `sasl_ssl`.
+    pub security_protocol: String,
+    /// `KAFKA_SASL_MECHANISM`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`.
+    pub sasl_mechanism: Option<String>,
+    /// `KAFKA_SASL_USERNAME` / `KAFKA_SASL_PASSWORD` (never logged).
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<String>,
+    /// `KAFKA_SESSION_TIMEOUT` (default 6s): how fast a dead consumer's partitions move.
+    pub session_timeout: Duration,
+    /// `KAFKA_DELIVERY_TIMEOUT` (default 30s): how long the producer tries before a message
+    /// counts as not delivered.
+    pub delivery_timeout: Duration,
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic_reminders", &self.topic_reminders)
+            .field("topic_task_events", &self.topic_task_events)
+            .field("group", &self.group)
+            .field("security_protocol", &self.security_protocol)
+            .field("sasl_mechanism", &self.sasl_mechanism)
+            .field("sasl_username", &self.sasl_username)
+            .field("sasl_password", &self.sasl_password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl KafkaConfig {
+    /// Reads the settings; `KAFKA_BROKERS` is required.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let brokers: String = required("KAFKA_BROKERS", "the Kafka bootstrap servers, e.g. kafka:9092")?;
+        Self::from_env_with(brokers)
+    }
+
+    /// The settings if `KAFKA_BROKERS` is set.
+    pub fn from_env_if_set() -> Result<Option<Self>, ConfigError> {
+        match var::<String>("KAFKA_BROKERS")? {
+            Some(brokers) => Self::from_env_with(brokers).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn from_env_with(brokers: String) -> Result<Self, ConfigError> {
+        let topic = |name: &str, default: &str| -> Result<String, ConfigError> {
+            let t: String = var_or(name, default.to_owned())?;
+            if t.is_empty()
+                || t.len() > 249
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            {
+                return Err(ConfigError(format!(
+                    "{name}={t:?} is not a valid Kafka topic name (letters, digits, '.', '_', '-')"
+                )));
+            }
+            Ok(t)
+        };
+        let security_protocol =
+            var_or("KAFKA_SECURITY_PROTOCOL", "plaintext".to_owned())?.to_ascii_lowercase();
+        if !matches!(
+            security_protocol.as_str(),
+            "plaintext" | "ssl" | "sasl_plaintext" | "sasl_ssl"
+        ) {
+            return Err(ConfigError(format!(
+                "KAFKA_SECURITY_PROTOCOL={security_protocol:?} must be plaintext, ssl, sasl_plaintext or sasl_ssl"
+            )));
+        }
+        let cfg = Self {
+            brokers,
+            topic_reminders: topic("KAFKA_TOPIC_REMINDERS", "reminders")?,
+            topic_task_events: topic("KAFKA_TOPIC_TASK_EVENTS", "task-events")?,
+            group: var("KAFKA_GROUP")?,
+            security_protocol,
+            sasl_mechanism: var("KAFKA_SASL_MECHANISM")?,
+            sasl_username: var("KAFKA_SASL_USERNAME")?,
+            sasl_password: var("KAFKA_SASL_PASSWORD")?,
+            session_timeout: var_or("KAFKA_SESSION_TIMEOUT", HumanDuration(Duration::from_secs(6)))?.0,
+            delivery_timeout: var_or("KAFKA_DELIVERY_TIMEOUT", HumanDuration(Duration::from_secs(30)))?.0,
+        };
+        if cfg.security_protocol.starts_with("sasl")
+            && (cfg.sasl_username.is_none() || cfg.sasl_password.is_none())
+        {
+            return Err(ConfigError(
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with a sasl_* KAFKA_SECURITY_PROTOCOL".into(),
+            ));
+        }
+        if !(1..=300).contains(&cfg.session_timeout.as_secs()) {
+            return Err(ConfigError(
+                "KAFKA_SESSION_TIMEOUT must be between 1s and 5m".into(),
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// Plaintext settings for `brokers` with the default topics (tests, local runs).
+    pub fn plaintext(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            topic_reminders: "reminders".into(),
+            topic_task_events: "task-events".into(),
+            group: None,
+            security_protocol: "plaintext".into(),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            session_timeout: Duration::from_secs(6),
+            delivery_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The topic carrying `kind` events.
+    pub fn topic_for(&self, kind: todo_events_domain::EventKind) -> &str {
+        match kind {
+            todo_events_domain::EventKind::ReminderDue => &self.topic_reminders,
+            todo_events_domain::EventKind::RecurringTaskDue => &self.topic_task_events,
+        }
+    }
+
+    /// The client settings every producer and consumer starts from.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("security.protocol", &self.security_protocol)
+            .set("client.id", "todo-events");
+        if let Some(m) = &self.sasl_mechanism {
+            c.set("sasl.mechanism", m);
+        }
+        if let (Some(u), Some(p)) = (&self.sasl_username, &self.sasl_password) {
+            c.set("sasl.username", u).set("sasl.password", p);
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_never_shows_the_password() {
+        let mut c = super::KafkaConfig::plaintext("k:9092");
+        c.sasl_password = Some("hunter2".into());
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

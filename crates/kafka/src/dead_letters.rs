@@ -1,0 +1,149 @@
+//! Dead letters: messages a function can never handle go to `<topic>.dlq` unchanged (same
+//! key, payload and headers) plus CloudEvents extension attributes saying why and from
+//! where, so they can be inspected and, after a fix, replayed onto the original topic.
+
+use crate::config::KafkaConfig;
+use crate::producer::EventProducer;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use std::time::Duration;
+
+/// Extension attribute (Kafka header `ce_deadletterreason`) with the failure reason.
+pub const REASON_HEADER: &str = "ce_deadletterreason";
+/// `ce_deadlettersource`: `<topic>/<partition>/<offset>` of the original message.
+pub const SOURCE_HEADER: &str = "ce_deadlettersource";
+/// `ce_deadlettertime`: when it was dead-lettered (RFC 3339).
+pub const TIME_HEADER: &str = "ce_deadlettertime";
+
+pub fn topic_for(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+fn is_dead_letter_header(name: &str) -> bool {
+    name.starts_with("ce_deadletter")
+}
+
+/// Copies `message` to `dlq_topic` with the reason attached.
+pub async fn publish(
+    producer: &EventProducer,
+    dlq_topic: &str,
+    message: &OwnedMessage,
+    reason: &str,
+) -> Result<(), String> {
+    let mut headers = OwnedHeaders::new();
+    if let Some(original) = message.headers() {
+        for h in original.iter().filter(|h| !is_dead_letter_header(h.key)) {
+            headers = headers.insert(Header {
+                key: h.key,
+                value: h.value,
+            });
+        }
+    }
+    // Header values are bounded: a reason can quote a large payload.
+    let reason: String = reason.chars().take(1000).collect();
+    let source = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    headers = headers
+        .insert(Header {
+            key: REASON_HEADER,
+            value: Some(reason.as_bytes()),
+        })
+        .insert(Header {
+            key: SOURCE_HEADER,
+            value: Some(source.as_bytes()),
+        })
+        .insert(Header {
+            key: TIME_HEADER,
+            value: Some(time.as_bytes()),
+        });
+    producer
+        .send_raw(dlq_topic, message.key(), message.payload(), headers)
+        .await
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub replayed: usize,
+}
+
+/// Moves dead letters from `<topic>.dlq` back onto `topic` (without the dead-letter
+/// attributes), for after the cause was fixed. Uses its own consumer group
+/// (`<group>-dlq-replay`), so each dead letter is replayed once; stops when it has caught
+/// up or after `limit` messages. With `dry_run`, only lists them.
+pub async fn replay(
+    kafka: &KafkaConfig,
+    topic: &str,
+    group: &str,
+    limit: usize,
+    dry_run: bool,
+) -> anyhow::Result<ReplayReport> {
+    let dlq = topic_for(topic);
+    let consumer: BaseConsumer = kafka
+        .client_config()
+        .set("group.id", format!("{group}-dlq-replay"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set(
+            "session.timeout.ms",
+            kafka.session_timeout.as_millis().to_string(),
+        )
+        .create()?;
+    consumer.subscribe(&[&dlq])?;
+    let producer = EventProducer::new(kafka)?;
+    let mut report = ReplayReport::default();
+    let mut idle_since = std::time::Instant::now();
+    let mut assigned = false;
+    while report.replayed < limit {
+        let message = tokio::task::block_in_place(|| consumer.poll(Duration::from_millis(200)));
+        let Some(message) = message else {
+            assigned |= !consumer.assignment().map(|a| a.count() == 0).unwrap_or(true);
+            // Caught up: assigned, and nothing for a while.
+            if assigned && idle_since.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+            if idle_since.elapsed() > Duration::from_secs(60) {
+                anyhow::bail!("no partition of {dlq} was assigned within a minute");
+            }
+            continue;
+        };
+        let message = message?.detach();
+        idle_since = std::time::Instant::now();
+        assigned = true;
+        let reason = header(&message, REASON_HEADER).unwrap_or_default();
+        let source = header(&message, SOURCE_HEADER).unwrap_or_default();
+        if dry_run {
+            println!("{source}\t{reason}");
+            report.replayed += 1;
+            continue;
+        }
+        let mut headers = OwnedHeaders::new();
+        if let Some(original) = message.headers() {
+            for h in original.iter().filter(|h| !is_dead_letter_header(h.key)) {
+                headers = headers.insert(Header {
+                    key: h.key,
+                    value: h.value,
+                });
+            }
+        }
+        producer
+            .send_raw(topic, message.key(), message.payload(), headers)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        consumer.store_offset(message.topic(), message.partition(), message.offset())?;
+        consumer.commit_consumer_state(CommitMode::Sync)?;
+        report.replayed += 1;
+        tracing::info!("replayed dead letter {source} onto {topic} (it failed with: {reason})");
+    }
+    Ok(report)
+}
+
+fn header(message: &OwnedMessage, name: &str) -> Option<String> {
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
