@@ -93,24 +93,21 @@ pub async fn replay(
     consumer.subscribe(&[&dlq])?;
     let producer = EventProducer::new(kafka)?;
     let mut report = ReplayReport::default();
-    let mut idle_since = std::time::Instant::now();
-    let mut assigned = false;
+    let started = std::time::Instant::now();
     while report.replayed < limit {
         let message = tokio::task::block_in_place(|| consumer.poll(Duration::from_millis(200)));
         let Some(message) = message else {
-            assigned |= !consumer.assignment().map(|a| a.count() == 0).unwrap_or(true);
-            // Caught up: assigned, and nothing for a while.
-            if assigned && idle_since.elapsed() > Duration::from_secs(3) {
+            // Done when every assigned partition has been read up to its end.
+            let assignment = consumer.assignment()?;
+            if assignment.count() > 0 && caught_up(&consumer, &assignment)? {
                 break;
             }
-            if idle_since.elapsed() > Duration::from_secs(60) {
+            if assignment.count() == 0 && started.elapsed() > Duration::from_secs(60) {
                 anyhow::bail!("no partition of {dlq} was assigned within a minute");
             }
             continue;
         };
         let message = message?.detach();
-        idle_since = std::time::Instant::now();
-        assigned = true;
         let reason = header(&message, REASON_HEADER).unwrap_or_default();
         let source = header(&message, SOURCE_HEADER).unwrap_or_default();
         if dry_run {
@@ -137,6 +134,29 @@ pub async fn replay(
         tracing::info!("replayed dead letter {source} onto {topic} (it failed with: {reason})");
     }
     Ok(report)
+}
+
+/// Whether the consumer's position is at the end of every partition in `assignment`.
+fn caught_up(consumer: &BaseConsumer, assignment: &rdkafka::TopicPartitionList) -> anyhow::Result<bool> {
+    let positions = consumer.position()?;
+    for elem in assignment.elements() {
+        let (low, high) = consumer.fetch_watermarks(elem.topic(), elem.partition(), Duration::from_secs(10))?;
+        let at = match positions.find_partition(elem.topic(), elem.partition()).map(|p| p.offset()) {
+            Some(rdkafka::Offset::Offset(o)) => o,
+            _ => match consumer
+                .committed_offsets(assignment.clone(), Duration::from_secs(10))?
+                .find_partition(elem.topic(), elem.partition())
+                .map(|p| p.offset())
+            {
+                Some(rdkafka::Offset::Offset(o)) => o,
+                _ => low,
+            },
+        };
+        if at < high {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn header(message: &OwnedMessage, name: &str) -> Option<String> {
