@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+
 use std::time::{Duration, Instant};
 use todo_events_kafka::admin::{consumer_lag, ensure_topics};
 use todo_events_kafka::KafkaConfig;
@@ -65,9 +66,16 @@ impl World {
     }
 
     fn consumer(&self, name: &str) -> Child {
+        self.consumer_with(name, &[])
+    }
+
+    fn consumer_with(&self, name: &str, env: &[(&str, &str)]) -> Child {
         let log = std::fs::File::create(self.outbox.path().with_extension(format!("{name}.log"))).unwrap();
-        self.command(name)
-            .arg("consume")
+        let mut c = self.command(name);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.arg("consume")
             .env("PORT", free_port().to_string())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -282,15 +290,7 @@ async fn a_poison_message_is_dead_lettered_and_does_not_stop_its_partition_then_
     assert_success(&out, "seed");
     let out = world.run("scheduler-cron", &[], &[("KAFKA_TOPIC_TASK_EVENTS", "chores")]);
     assert_success(&out, "scheduler pass");
-    let mut c = world.command("recur");
-    let recur = c
-        .arg("consume")
-        .env("KAFKA_TOPIC_TASK_EVENTS", "chores")
-        .env("PORT", free_port().to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let recur = world.consumer_with("recur", &[("KAFKA_TOPIC_TASK_EVENTS", "chores")]);
     let w = &world;
     w.wait_for(90, "the events behind the poison handled", || async { w.instances().await >= 10 }).await;
     w.wait_for(60, "lag 0", || async { w.lag("recur", "chores") == 0 }).await;
