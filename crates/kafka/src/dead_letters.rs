@@ -4,7 +4,7 @@
 
 use crate::config::KafkaConfig;
 use crate::producer::EventProducer;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use std::time::Duration;
 
@@ -69,8 +69,8 @@ pub struct ReplayReport {
 
 /// Moves dead letters from `<topic>.dlq` back onto `topic` (without the dead-letter
 /// attributes), for after the cause was fixed. Uses its own consumer group
-/// (`<group>-dlq-replay`), so each dead letter is replayed once; stops when it has caught
-/// up or after `limit` messages. With `dry_run`, only lists them.
+/// (`<group>-dlq-replay`, offsets committed after each message), so each dead letter is
+/// replayed once; stops at the end of the dead-letter topic or after `limit` messages. With `dry_run`, only lists them.
 pub async fn replay(
     kafka: &KafkaConfig,
     topic: &str,
@@ -79,34 +79,18 @@ pub async fn replay(
     dry_run: bool,
 ) -> anyhow::Result<ReplayReport> {
     let dlq = topic_for(topic);
-    let consumer: BaseConsumer = kafka
-        .client_config()
-        .set("group.id", format!("{group}-dlq-replay"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set(
-            "session.timeout.ms",
-            kafka.session_timeout.as_millis().to_string(),
-        )
-        .create()?;
-    consumer.subscribe(&[&dlq])?;
+    let consumer = crate::admin::reader_from_committed(kafka, &format!("{group}-dlq-replay"), &dlq)?;
     let producer = EventProducer::new(kafka)?;
     let mut report = ReplayReport::default();
-    let started = std::time::Instant::now();
-    while report.replayed < limit {
+    // The end of the dead-letter topic: nothing new for a few seconds.
+    let quiet = Duration::from_secs(3);
+    let mut last = std::time::Instant::now();
+    while report.replayed < limit && last.elapsed() < quiet {
         let message = tokio::task::block_in_place(|| consumer.poll(Duration::from_millis(200)));
         let Some(message) = message else {
-            // Done when every assigned partition has been read up to its end.
-            let assignment = consumer.assignment()?;
-            if assignment.count() > 0 && caught_up(&consumer, &assignment)? {
-                break;
-            }
-            if assignment.count() == 0 && started.elapsed() > Duration::from_secs(60) {
-                anyhow::bail!("no partition of {dlq} was assigned within a minute");
-            }
             continue;
         };
+        last = std::time::Instant::now();
         let message = message?.detach();
         let reason = header(&message, REASON_HEADER).unwrap_or_default();
         let source = header(&message, SOURCE_HEADER).unwrap_or_default();
@@ -128,35 +112,13 @@ pub async fn replay(
             .send_raw(topic, message.key(), message.payload(), headers)
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
-        consumer.store_offset(message.topic(), message.partition(), message.offset())?;
-        consumer.commit_consumer_state(CommitMode::Sync)?;
+        let mut done = rdkafka::TopicPartitionList::new();
+        done.add_partition_offset(message.topic(), message.partition(), rdkafka::Offset::Offset(message.offset() + 1))?;
+        consumer.commit(&done, CommitMode::Sync)?;
         report.replayed += 1;
         tracing::info!("replayed dead letter {source} onto {topic} (it failed with: {reason})");
     }
     Ok(report)
-}
-
-/// Whether the consumer's position is at the end of every partition in `assignment`.
-fn caught_up(consumer: &BaseConsumer, assignment: &rdkafka::TopicPartitionList) -> anyhow::Result<bool> {
-    let positions = consumer.position()?;
-    for elem in assignment.elements() {
-        let (low, high) = consumer.fetch_watermarks(elem.topic(), elem.partition(), Duration::from_secs(10))?;
-        let at = match positions.find_partition(elem.topic(), elem.partition()).map(|p| p.offset()) {
-            Some(rdkafka::Offset::Offset(o)) => o,
-            _ => match consumer
-                .committed_offsets(assignment.clone(), Duration::from_secs(10))?
-                .find_partition(elem.topic(), elem.partition())
-                .map(|p| p.offset())
-            {
-                Some(rdkafka::Offset::Offset(o)) => o,
-                _ => low,
-            },
-        };
-        if at < high {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 fn header(message: &OwnedMessage, name: &str) -> Option<String> {
