@@ -1,7 +1,7 @@
 //! The notify logic: one reminder event in, at most one e-mail out.
 
 use crate::config::NotifyConfig;
-use crate::mail::{build_message, message_id, MailError, Mailer, ReminderMail};
+use crate::mail::{message_id, Composer, MailError, Mailer, ReminderMail};
 use chrono::Duration;
 use serde_json::json;
 use std::time::Duration as StdDuration;
@@ -18,15 +18,18 @@ const WAIT_FOR_OTHER: StdDuration = StdDuration::from_secs(5);
 pub struct Notify {
     store: Store,
     mailer: Mailer,
+    composer: Composer,
     config: NotifyConfig,
 }
 
 impl Notify {
     pub fn new(store: Store, config: NotifyConfig) -> Result<Self, String> {
         let mailer = Mailer::from_config(&config)?;
+        let composer = Composer::from_config(&config)?;
         Ok(Self {
             store,
             mailer,
+            composer,
             config,
         })
     }
@@ -130,7 +133,7 @@ impl Function for Notify {
             reminder_id: ctx.reminder_id,
         };
         let recipient = ctx.email.as_str();
-        let sent = match build_message(&self.config, &mail) {
+        let sent = match self.composer.build(&mail) {
             Ok(message) => self.mailer.send(message).await,
             Err(e) => Err(e),
         };

@@ -1,0 +1,118 @@
+//! The reminder message and the mailers that carry it.
+//!
+//! - [`compose`] — the message: subject, text and HTML parts rendered from templates
+//!   (built in, or from `MAIL_TEMPLATE_DIR`) in the recipient's time zone.
+//! - [`smtp`] — the SMTP mailer: sessions, TLS, login, and which failures are worth a retry.
+//!
+//! Messages are built with lettre, which encodes headers (non-ASCII subjects, names); task
+//! titles are made single-line before they reach a header, so they cannot add headers.
+
+pub mod compose;
+pub mod smtp;
+
+use crate::config::{MailerKind, NotifyConfig};
+use chrono::{DateTime, Utc};
+use lettre::message::Message;
+use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
+use std::path::PathBuf;
+
+pub use compose::Composer;
+pub use smtp::SmtpMailer;
+
+/// Why a message was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// Try again later (connection failed, disk full, server said 4xx, login refused).
+    #[error("temporary mail failure: {0}")]
+    Transient(String),
+    /// Will never work (bad recipient address, server said 5xx for the recipient or the
+    /// message).
+    #[error("permanent mail failure: {0}")]
+    Permanent(String),
+}
+
+/// What the reminder says.
+#[derive(Debug, Clone)]
+pub struct ReminderMail<'a> {
+    pub to_email: &'a str,
+    pub to_name: &'a str,
+    pub timezone: &'a str,
+    pub task_id: i64,
+    pub task_title: &'a str,
+    pub task_description: &'a str,
+    pub due_at: Option<DateTime<Utc>>,
+    pub remind_at: DateTime<Utc>,
+    pub reminder_id: i64,
+}
+
+/// The deterministic Message-ID of a delivery: a duplicate is recognisable as one.
+pub fn message_id(reminder_id: i64, remind_at: DateTime<Utc>) -> String {
+    format!(
+        "<reminder-{reminder_id}-{}@todo-events>",
+        remind_at.timestamp_micros()
+    )
+}
+
+/// Builds the reminder e-mail with the built-in (or `cfg.template_dir`) templates. A
+/// recipient address that cannot be parsed is permanent. (The handler keeps one
+/// [`Composer`]; this is for one-off use.)
+pub fn build_message(cfg: &NotifyConfig, mail: &ReminderMail<'_>) -> Result<Message, MailError> {
+    Composer::from_config(cfg)
+        .map_err(MailError::Transient)?
+        .build(mail)
+}
+
+/// A way of delivering messages.
+pub enum Mailer {
+    File {
+        transport: AsyncFileTransport<Tokio1Executor>,
+        dir: PathBuf,
+    },
+    Stdout,
+    Smtp(Box<SmtpMailer>),
+}
+
+impl Mailer {
+    pub fn from_config(cfg: &NotifyConfig) -> Result<Self, String> {
+        match cfg.mailer {
+            MailerKind::File => {
+                std::fs::create_dir_all(&cfg.outbox_dir)
+                    .map_err(|e| format!("OUTBOX_DIR={} cannot be created: {e}", cfg.outbox_dir.display()))?;
+                Ok(Self::File {
+                    transport: AsyncFileTransport::new(&cfg.outbox_dir),
+                    dir: cfg.outbox_dir.clone(),
+                })
+            }
+            MailerKind::Stdout => Ok(Self::Stdout),
+            MailerKind::Smtp => {
+                let settings = cfg
+                    .smtp
+                    .as_ref()
+                    .ok_or("SMTP_URL is not set: MAILER=smtp needs the relay")?;
+                Ok(Self::Smtp(Box::new(SmtpMailer::new(settings)?)))
+            }
+        }
+    }
+
+    /// Sends one message; on success returns where it went (for the log).
+    pub async fn send(&self, message: Message) -> Result<String, MailError> {
+        match self {
+            Self::File { transport, dir } => {
+                let id = transport
+                    .send(message)
+                    .await
+                    .map_err(|e| MailError::Transient(format!("writing to the outbox failed: {e}")))?;
+                Ok(dir.join(format!("{id}.eml")).display().to_string())
+            }
+            Self::Stdout => {
+                use std::io::Write;
+                let text = String::from_utf8_lossy(&message.formatted()).into_owned();
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{text}\n.")
+                    .map_err(|e| MailError::Transient(format!("writing to stdout failed: {e}")))?;
+                Ok("standard output".into())
+            }
+            Self::Smtp(smtp) => smtp.send(&message).await,
+        }
+    }
+}
