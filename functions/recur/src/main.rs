@@ -29,9 +29,12 @@ enum Command {
         /// IANA time zone, e.g. Europe/Berlin
         #[arg(long)]
         tz: String,
-        /// List occurrences strictly after this instant (default now)
+        /// List occurrences strictly after this RFC 3339 instant (default now)
         #[arg(long)]
         after: Option<String>,
+        /// List from the first occurrence (DTSTART included) instead of after now
+        #[arg(long, conflicts_with = "after")]
+        from_start: bool,
         /// How many occurrences to list
         #[arg(long)]
         count: usize,
@@ -47,8 +50,9 @@ async fn main() -> ExitCode {
             dtstart,
             tz,
             after,
+            from_start,
             count,
-        }) => match recur::preview::occurrences(&rule, &dtstart, &tz, after.as_deref(), count) {
+        }) => match recur::preview::occurrences(&rule, &dtstart, &tz, after.as_deref(), from_start, count) {
             Ok(lines) => {
                 for line in lines {
                     println!("{line}");

@@ -5,27 +5,30 @@ use todo_events_domain::recurrence::parse_local;
 use todo_events_domain::time::parse_instant;
 use todo_events_domain::Schedule;
 
-/// The next `count` occurrences strictly after `after` (RFC 3339 UTC with `Z`, whole
-/// seconds), fewer when the rule ends first. Errors are one line, for stderr.
+/// The next `count` occurrences strictly after `after` (default now; with `from_start`, from
+/// the first occurrence on, DTSTART included), as RFC 3339 UTC with `Z` and whole seconds;
+/// fewer when the rule ends first. Errors are one line, for stderr.
 pub fn occurrences(
     rule: &str,
     dtstart: &str,
     tz: &str,
     after: Option<&str>,
+    from_start: bool,
     count: usize,
 ) -> Result<Vec<String>, String> {
     let dtstart = parse_local(dtstart).map_err(|e| e.to_string())?;
-    let after: DateTime<Utc> = match after {
-        Some(a) => parse_instant(a).map_err(|_| {
+    let after: Option<DateTime<Utc>> = match after {
+        Some(a) => Some(parse_instant(a).map_err(|_| {
             format!(
                 "invalid --after {a:?}: write an RFC 3339 instant with an offset, like 2026-01-31T09:00:00Z"
             )
-        })?,
-        None => Utc::now(),
+        })?),
+        None if from_start => None,
+        None => Some(Utc::now()),
     };
     let schedule = Schedule::parse(rule, dtstart, tz).map_err(|e| e.to_string())?;
     schedule
-        .occurrences(Some(after))
+        .occurrences(after)
         .take(count)
         .map(|t| {
             t.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -43,6 +46,7 @@ mod tests {
             "2026-01-05T09:00",
             "Europe/Berlin",
             Some("2026-01-05T08:00:00Z"),
+            false,
             3,
         )
         .unwrap();
@@ -54,15 +58,23 @@ mod tests {
                 "2026-01-26T08:00:00Z"
             ]
         );
+        let from_start =
+            super::occurrences("FREQ=WEEKLY", "2026-01-05T09:00", "Europe/Berlin", None, true, 2).unwrap();
+        assert_eq!(from_start, ["2026-01-05T08:00:00Z", "2026-01-12T08:00:00Z"]);
         assert!(
-            super::occurrences("FREQ=WEEKLY", "2026-01-05T09:00", "Nowhere/City", None, 3)
+            super::occurrences("FREQ=WEEKLY", "2026-01-05T09:00", "Nowhere/City", None, false, 3)
                 .unwrap_err()
                 .contains("time zone")
         );
-        assert!(
-            super::occurrences("FREQ=WEEKLY", "2026-01-05T09:00", "UTC", Some("2026-01-05"), 3)
-                .unwrap_err()
-                .contains("--after")
-        );
+        assert!(super::occurrences(
+            "FREQ=WEEKLY",
+            "2026-01-05T09:00",
+            "UTC",
+            Some("2026-01-05"),
+            false,
+            3
+        )
+        .unwrap_err()
+        .contains("--after"));
     }
 }

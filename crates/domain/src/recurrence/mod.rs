@@ -1,15 +1,23 @@
-//! Recurrence: which instants a recurring task fires at (`../shared/recurrence/SPEC.md`).
+//! Recurrence: which instants a recurring task fires at (`../shared/recurrence/SPEC.md`,
+//! decisions and examples in `docs/RECURRENCE.md`).
 //!
-//! The rule is expanded in *local wall-clock time* by the `rrule` crate, fed a floating
-//! DTSTART (we hand it the wall time labelled as UTC, which has no transitions, so the crate
-//! never applies DST logic of its own). Each wall time is then turned into an instant by
-//! RFC 5545 §3.3.5: a time that occurs twice means the first instant, a time that does not
-//! exist is read with the UTC offset in effect before the gap. UNTIL is taken out of the rule
-//! before expansion and compared with the resolved instant, because RFC 5545 defines it in UTC.
+//! * [`rule`] parses the RFC 5545 RECUR value and refuses what SPEC.md §7 forbids.
+//! * [`expand`] expands it in *local wall-clock time* (SPEC.md §1): the `rrule` crate
+//!   generates candidates from a floating DTSTART; numeric BYDAY, BYSETPOS and COUNT are
+//!   applied on top, because the crate's limits for them are narrower than RFC 5545's.
+//! * [`zone`] turns each wall time into an instant by RFC 5545 §3.3.5 (SPEC.md §2): a time
+//!   that occurs twice is the first instant, a time that does not exist is read with the UTC
+//!   offset in effect before the gap.
+//! * [`Occurrences`] merges and sorts the instants and applies UNTIL, which RFC 5545 defines
+//!   in UTC, to the resolved instants (SPEC.md §3–§5).
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
-use chrono_tz::Tz;
-use rrule::{RRule, RRuleSet, Unvalidated};
+mod expand;
+mod rule;
+mod zone;
+
+pub use zone::{Zone, TZDB_VERSION};
+
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Utc};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
@@ -21,9 +29,11 @@ pub enum RecurrenceError {
     Rule(String),
     #[error("unknown time zone {0:?} (use an IANA name such as Europe/Berlin)")]
     Zone(String),
-    #[error("invalid dtstart {0:?}: write a local date-time without offset, like 2026-01-31T09:00[:00]")]
+    #[error("unknown time zone {0:?}: zone names are case-sensitive, did you mean {1:?}?")]
+    ZoneCase(String, String),
+    #[error("invalid dtstart {0:?}: write a local date-time without offset, like 2026-01-31T09:00[:00] (years 0001 to 9999)")]
     DtStart(String),
-    #[error("the rule matches too rarely: more than {0} wall-clock instances examined")]
+    #[error("the search examined more than {0} wall-clock instances: the rule matches too rarely, or the occurrences asked for lie too far after DTSTART")]
     TooSparse(u64),
 }
 
@@ -103,99 +113,130 @@ impl fmt::Display for CatchUp {
     }
 }
 
-/// Parts RFC 5545 allows in a RECUR value that this engine accepts.
-const KNOWN_PARTS: &[&str] = &[
-    "FREQ",
-    "INTERVAL",
-    "COUNT",
-    "UNTIL",
-    "BYSECOND",
-    "BYMINUTE",
-    "BYHOUR",
-    "BYDAY",
-    "BYMONTHDAY",
-    "BYYEARDAY",
-    "BYWEEKNO",
-    "BYMONTH",
-    "BYSETPOS",
-    "WKST",
-];
+/// The RRULE of a pattern-form recurrence (SPEC.md, case format): `pattern` with `interval`,
+/// `until` becomes `;UNTIL=<UTC>`, `limit` becomes `;COUNT=<limit>`; the two exclude each other.
+pub fn pattern_rule(
+    pattern: Pattern,
+    interval: u32,
+    until: Option<DateTime<Utc>>,
+    limit: Option<u32>,
+) -> Result<String, RecurrenceError> {
+    let mut rule = pattern.to_rrule(interval)?;
+    match (until, limit) {
+        (Some(_), Some(_)) => {
+            return Err(RecurrenceError::Rule(
+                "until and limit cannot be combined (COUNT and UNTIL must not occur together)".into(),
+            ))
+        }
+        (Some(u), None) => rule.push_str(&format!(";UNTIL={}", u.format("%Y%m%dT%H%M%SZ"))),
+        (None, Some(0)) => return Err(RecurrenceError::Rule("limit must be at least 1".into())),
+        (None, Some(n)) => rule.push_str(&format!(";COUNT={n}")),
+        (None, None) => {}
+    }
+    Ok(rule)
+}
 
-/// The search gives up after this many wall-clock instances (SPEC.md §7).
-const MAX_EXAMINED: u64 = 5_000_000;
+/// The search gives up after this many wall-clock instances from DTSTART (SPEC.md §7).
+pub const MAX_EXAMINED: u64 = 5_000_000;
+
+/// A resolved instant lies within this distance of its wall time read as UTC: UTC offsets in
+/// tzdata stay within ±26 h (local mean times included), and a gap moves a wall time by
+/// less than a day, in the direction that keeps it inside that bound.
+const MAX_OFFSET: Duration = Duration::hours(26);
 
 /// A parsed, validated recurrence: rule, local DTSTART and zone.
 #[derive(Clone)]
 pub struct Schedule {
-    rule_text: String,
-    set: RRuleSet,
-    until: Option<DateTime<Utc>>,
+    rule: rule::Rule,
+    expansion: expand::Expansion,
     dtstart: NaiveDateTime,
-    tz: Tz,
+    zone: Zone,
 }
 
 impl fmt::Debug for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Schedule")
-            .field("rule", &self.rule_text)
+            .field("rule", &self.rule.text)
             .field("dtstart", &self.dtstart)
-            .field("tz", &self.tz.name())
+            .field("tz", &self.zone.name())
             .finish()
     }
 }
 
-/// Parses a local DTSTART: `YYYY-MM-DDTHH:MM[:SS]`, no offset.
+/// Parses a local DTSTART: `YYYY-MM-DDTHH:MM[:SS]`, no offset, no fraction, years 0001–9999.
 pub fn parse_local(s: &str) -> Result<NaiveDateTime, RecurrenceError> {
     let s = s.trim();
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
-        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M"))
-        .map_err(|_| RecurrenceError::DtStart(s.to_owned()))
+    let shape_ok = matches!(s.len(), 16 | 19)
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            _ => b.is_ascii_digit(),
+        });
+    let parsed = if !shape_ok {
+        None
+    } else if s.len() == 16 {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").ok()
+    } else {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok()
+    };
+    parsed
+        .filter(|t| (1..=9999).contains(&t.year()))
+        .ok_or_else(|| RecurrenceError::DtStart(s.to_owned()))
 }
 
 /// Parses an IANA zone name.
-pub fn parse_zone(s: &str) -> Result<Tz, RecurrenceError> {
-    s.parse::<Tz>().map_err(|_| RecurrenceError::Zone(s.to_owned()))
+pub fn parse_zone(s: &str) -> Result<Zone, RecurrenceError> {
+    Zone::parse(s)
+}
+
+/// RFC 5545 §3.3.5: the instant a local wall time in `zone` stands for (see [`Zone::resolve`]).
+pub fn resolve(zone: &Zone, wall: NaiveDateTime) -> DateTime<Utc> {
+    zone.resolve(wall)
 }
 
 impl Schedule {
     /// Parses `rule` (an RFC 5545 RECUR value, optional `RRULE:` prefix) for a task starting
-    /// at local `dtstart` in zone `tz`.
+    /// at local `dtstart` in zone `tz`. A rule that cannot produce a single occurrence from
+    /// this DTSTART is refused here, where it enters.
     pub fn parse(rule: &str, dtstart: NaiveDateTime, tz: &str) -> Result<Self, RecurrenceError> {
-        let tz = parse_zone(tz)?;
-        let (normalized, without_until, until) = normalize(rule)?;
-        let parsed: RRule<Unvalidated> = without_until
-            .parse()
-            .map_err(|e: rrule::RRuleError| RecurrenceError::Rule(e.to_string()))?;
-        let start = floating(dtstart);
-        let validated = parsed
-            .validate(start)
-            .map_err(|e| RecurrenceError::Rule(e.to_string()))?;
-        let set = RRuleSet::new(start).rrule(validated).limit();
+        let zone = Zone::parse(tz)?;
+        let rule = rule::parse(rule)?;
+        if !(1..=9999).contains(&dtstart.year()) {
+            return Err(RecurrenceError::DtStart(dtstart.to_string()));
+        }
+        let expansion = expand::Expansion::new(&rule, dtstart)?;
         let schedule = Self {
-            rule_text: normalized,
-            set,
-            until,
+            rule,
+            expansion,
             dtstart,
-            tz,
+            zone,
         };
-        // A rule that can never fire is refused where it enters, not discovered later.
-        if schedule.wall_times().next().is_none() {
-            return Err(RecurrenceError::Rule(
-                "the rule produces no occurrence from this dtstart".into(),
-            ));
+        if schedule.first()?.is_none() {
+            let why = match schedule.rule.until {
+                Some(u) if schedule.expansion.walls().next().is_some() => format!(
+                    "UNTIL {} is before the first occurrence",
+                    u.format("%Y%m%dT%H%M%SZ")
+                ),
+                _ => "it never matches".to_owned(),
+            };
+            return Err(RecurrenceError::Rule(format!(
+                "the rule produces no occurrence from dtstart {}: {why}",
+                schedule.dtstart_text()
+            )));
         }
         Ok(schedule)
     }
 
-    /// The RRULE text as stored (upper case, canonical part order kept from the input).
+    /// The RRULE text as stored (upper case, parts in the order given, no `RRULE:` prefix).
     pub fn rule(&self) -> &str {
-        &self.rule_text
+        &self.rule.text
     }
     pub fn dtstart(&self) -> NaiveDateTime {
         self.dtstart
     }
-    pub fn zone(&self) -> Tz {
-        self.tz
+    pub fn zone(&self) -> &Zone {
+        &self.zone
     }
 
     /// DTSTART written back as stored: `YYYY-MM-DDTHH:MM:SS`.
@@ -208,7 +249,7 @@ impl Schedule {
     pub fn occurrences(&self, after: Option<DateTime<Utc>>) -> Occurrences<'_> {
         Occurrences {
             schedule: self,
-            walls: Box::new(self.wall_times()),
+            walls: self.expansion.walls(),
             pending: BTreeSet::new(),
             after,
             examined: 0,
@@ -249,16 +290,12 @@ impl Schedule {
         }
         Ok(latest)
     }
-
-    fn wall_times(&self) -> impl Iterator<Item = NaiveDateTime> + '_ {
-        (&self.set).into_iter().map(|t| t.naive_utc())
-    }
 }
 
 /// Iterator behind [`Schedule::occurrences`].
 pub struct Occurrences<'a> {
     schedule: &'a Schedule,
-    walls: Box<dyn Iterator<Item = NaiveDateTime> + 'a>,
+    walls: expand::Walls<'a>,
     /// Resolved instants not yet safe to emit: a later wall time may still resolve earlier.
     pending: BTreeSet<DateTime<Utc>>,
     after: Option<DateTime<Utc>>,
@@ -267,11 +304,6 @@ pub struct Occurrences<'a> {
     failed: bool,
 }
 
-/// A wall time resolves to at most 12 h after it read as UTC (offset -12:00) and at least
-/// 14 h before (+14:00); a gap moves it forward by less than a day. An instant is safe to
-/// emit once the wall times being generated are further ahead than this.
-const SETTLE: i64 = 14 + 12 + 24 + 1;
-
 impl Iterator for Occurrences<'_> {
     type Item = Result<DateTime<Utc>, RecurrenceError>;
 
@@ -279,141 +311,51 @@ impl Iterator for Occurrences<'_> {
         if self.failed {
             return None;
         }
+        let until = self.schedule.rule.until;
         loop {
             if let Some(&first) = self.pending.first() {
                 if self.exhausted {
                     self.pending.pop_first();
-                    return self.emit(first);
+                    return Some(Ok(first));
                 }
             } else if self.exhausted {
                 return None;
             }
             match self.walls.next() {
                 None => self.exhausted = true,
-                Some(wall) => {
+                Some(Err(e)) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+                Some(Ok(wall)) => {
                     self.examined += 1;
                     if self.examined > MAX_EXAMINED {
                         self.failed = true;
                         return Some(Err(RecurrenceError::TooSparse(MAX_EXAMINED)));
                     }
-                    let instant = resolve(self.schedule.tz, wall);
-                    if let Some(until) = self.schedule.until {
-                        // Instants only grow past UNTIL by a bounded amount; once walls are
-                        // far beyond it, nothing further can qualify.
-                        if wall.and_utc() - Duration::hours(SETTLE) > until {
-                            self.exhausted = true;
+                    let read_as_utc = wall.and_utc();
+                    // Every instant from this wall time on lies after `horizon`.
+                    let horizon = read_as_utc - MAX_OFFSET;
+                    if until.is_some_and(|u| horizon > u) {
+                        self.exhausted = true;
+                    }
+                    // Walls that cannot resolve after `after` need no zone lookup.
+                    if self.after.is_none_or(|a| read_as_utc + MAX_OFFSET > a) {
+                        let instant = self.schedule.zone.resolve(wall);
+                        if self.after.is_none_or(|a| instant > a) && until.is_none_or(|u| instant <= u) {
+                            self.pending.insert(instant);
                         }
                     }
-                    if self.after.is_none_or(|a| instant > a)
-                        && self.schedule.until.is_none_or(|u| instant <= u)
-                    {
-                        self.pending.insert(instant);
-                    }
                     if let Some(&first) = self.pending.first() {
-                        if wall.and_utc() - Duration::hours(SETTLE) > first {
+                        if horizon > first {
                             self.pending.pop_first();
-                            return self.emit(first);
+                            return Some(Ok(first));
                         }
                     }
                 }
             }
         }
     }
-}
-
-impl Occurrences<'_> {
-    fn emit(&mut self, t: DateTime<Utc>) -> Option<Result<DateTime<Utc>, RecurrenceError>> {
-        Some(Ok(t))
-    }
-}
-
-/// Labels a wall time as UTC so the `rrule` crate expands it without any DST logic.
-fn floating(wall: NaiveDateTime) -> DateTime<rrule::Tz> {
-    rrule::Tz::UTC.from_utc_datetime(&wall)
-}
-
-/// RFC 5545 §3.3.5: the instant a local wall time in `tz` stands for.
-pub fn resolve(tz: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
-    match tz.from_local_datetime(&wall) {
-        LocalResult::Single(t) => t.with_timezone(&Utc),
-        LocalResult::Ambiguous(a, b) => a.with_timezone(&Utc).min(b.with_timezone(&Utc)),
-        LocalResult::None => {
-            // The transition lies within (wall - 14h, wall + 12h] read as UTC, because
-            // offsets are between -12:00 and +14:00, so the offset in effect 14 hours
-            // before the wall time (read as UTC) is the offset before the gap.
-            let before = tz
-                .offset_from_utc_datetime(&(wall - Duration::hours(14)))
-                .fix()
-                .local_minus_utc();
-            (wall - Duration::seconds(i64::from(before))).and_utc()
-        }
-    }
-}
-
-/// Upper-cases the rule, checks its parts and splits UNTIL off.
-/// Returns (stored text, text given to the expander, UNTIL).
-fn normalize(rule: &str) -> Result<(String, String, Option<DateTime<Utc>>), RecurrenceError> {
-    let mut text = rule.trim().to_ascii_uppercase();
-    if let Some(rest) = text.strip_prefix("RRULE:") {
-        text = rest.to_owned();
-    }
-    if text.is_empty() {
-        return Err(RecurrenceError::Rule("the rule is empty".into()));
-    }
-    let mut seen = Vec::new();
-    let mut kept = Vec::new();
-    let mut until = None;
-    let mut has_count = false;
-    for part in text.split(';').filter(|p| !p.is_empty()) {
-        let (name, value) = part
-            .split_once('=')
-            .ok_or_else(|| RecurrenceError::Rule(format!("part {part:?} has no value")))?;
-        if !KNOWN_PARTS.contains(&name) {
-            return Err(RecurrenceError::Rule(format!("unknown part {name:?}")));
-        }
-        if seen.contains(&name) {
-            return Err(RecurrenceError::Rule(format!("part {name} is repeated")));
-        }
-        seen.push(name);
-        match name {
-            "UNTIL" => until = Some(parse_until(value)?),
-            "COUNT" => {
-                has_count = true;
-                kept.push(part);
-            }
-            _ => kept.push(part),
-        }
-    }
-    if !seen.contains(&"FREQ") {
-        return Err(RecurrenceError::Rule("FREQ is required".into()));
-    }
-    if has_count && until.is_some() {
-        return Err(RecurrenceError::Rule(
-            "COUNT and UNTIL must not occur together".into(),
-        ));
-    }
-    let stored = text
-        .split(';')
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(";");
-    Ok((stored, kept.join(";"), until))
-}
-
-/// UNTIL must be a UTC date-time (`YYYYMMDDTHHMMSSZ`) because DTSTART has a zone.
-fn parse_until(value: &str) -> Result<DateTime<Utc>, RecurrenceError> {
-    let digits = value.strip_suffix('Z').ok_or_else(|| {
-        RecurrenceError::Rule(format!(
-            "UNTIL {value:?} must be a UTC date-time like 20261231T235959Z"
-        ))
-    })?;
-    NaiveDateTime::parse_from_str(digits, "%Y%m%dT%H%M%S")
-        .map(|t| t.and_utc())
-        .map_err(|_| {
-            RecurrenceError::Rule(format!(
-                "UNTIL {value:?} must be a UTC date-time like 20261231T235959Z"
-            ))
-        })
 }
 
 #[cfg(test)]

@@ -1,0 +1,498 @@
+//! Expansion of a checked [`Rule`] into local wall-clock instances (SPEC.md §1, §4, §6).
+//!
+//! The `rrule` crate generates the *candidates*: INTERVAL stepping, WKST, BYMONTH, BYWEEKNO,
+//! BYYEARDAY, BYMONTHDAY (negative too), plain weekdays and BYHOUR/BYMINUTE/BYSECOND. It is
+//! fed floating wall times (labelled UTC, which has no transitions), so it never applies DST
+//! logic of its own. Three parts are applied here instead, on top of the crate's output:
+//!
+//! * **Numeric BYDAY** (`2TU`, `-1FR`). The crate's validator limits the number by FREQ to
+//!   `-4..=5` for MONTHLY and `-52..=53` for YEARLY, so it refuses `-5FR` and `-53MO`, which
+//!   RFC 5545 allows (`ordwk = 1*2DIGIT ;1 to 53`). We ask the crate for every such weekday
+//!   and keep the ones whose position in the month (or year) matches.
+//! * **BYSETPOS**. The crate limits it by FREQ (MONTHLY to ±31, WEEKLY to ±53, HOURLY to ±24,
+//!   ...) although RFC 5545 allows ±366 for every FREQ and a month can hold far more than 31
+//!   instances (`BYDAY=MO,TU,WE,TH,FR;BYHOUR=9,17` has up to 46). We group the candidates by
+//!   period and pick the positions ourselves.
+//! * **COUNT** and the DTSTART cut-off, which must come after BYSETPOS.
+//!
+//! The crate is started at the *beginning* of DTSTART's period, with every default that RFC
+//! 5545 takes from DTSTART written out explicitly, so the periods and the INTERVAL grid are
+//! exactly those of DTSTART and BYSETPOS sees whole periods. Like dateutil (SPEC.md: "RFC 5545
+//! as dateutil implements it"), the first WEEKLY period only starts at DTSTART's day.
+//!
+//! UNTIL is not part of the expansion: it is compared with resolved instants (SPEC.md §3).
+
+use super::rule::{freq_name, DaySpec, Rule};
+use super::RecurrenceError;
+use chrono::{Datelike, Duration, Month, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Weekday};
+use rrule::{Frequency, NWeekday, RRule, RRuleSet, RRuleSetIter};
+use std::collections::VecDeque;
+
+/// Candidates examined in a row without producing an instance before the search gives up
+/// (SPEC.md §7: "a rule that almost never matches").
+pub(crate) const MAX_CANDIDATES_WITHOUT_MATCH: u64 = 5_000_000;
+
+/// The last year of the expansion (SPEC.md §5, as Python's `datetime.MAXYEAR`).
+const LAST_YEAR: i32 = 9999;
+
+/// A rule bound to its DTSTART, ready to produce wall-clock instances.
+#[derive(Clone)]
+pub(crate) struct Expansion {
+    freq: Frequency,
+    wkst: Weekday,
+    dtstart: NaiveDateTime,
+    count: Option<u32>,
+    plain_days: Vec<Weekday>,
+    ordinal_days: Vec<(i16, Weekday)>,
+    /// Numeric BYDAY counts within the month (MONTHLY, or YEARLY with BYMONTH) or the year.
+    ordinals_in_month: bool,
+    by_set_pos: Vec<i16>,
+    candidates: RRuleSet,
+}
+
+impl Expansion {
+    pub(crate) fn new(rule: &Rule, dtstart: NaiveDateTime) -> Result<Self, RecurrenceError> {
+        let mut by_month = rule.by_month.clone();
+        let mut by_month_day = rule.by_month_day.clone();
+        let mut by_day: Vec<DaySpec> = rule.by_day.clone();
+        let mut by_hour = rule.by_hour.clone();
+        let mut by_minute = rule.by_minute.clone();
+        let mut by_second = rule.by_second.clone();
+
+        // RFC 5545 §3.3.10: "Information, not contained in the rule, necessary to determine
+        // the various recurrence instance start time and dates are derived from the Start
+        // Time (DTSTART)". The same defaults as dateutil, made explicit.
+        let day_level = !(rule.by_week_no.is_empty()
+            && rule.by_year_day.is_empty()
+            && rule.by_month_day.is_empty()
+            && rule.by_day.is_empty());
+        if !day_level {
+            match rule.freq {
+                Frequency::Yearly => {
+                    if by_month.is_empty() {
+                        by_month.push(dtstart.month() as u8);
+                    }
+                    by_month_day.push(dtstart.day() as i8);
+                }
+                Frequency::Monthly => by_month_day.push(dtstart.day() as i8),
+                Frequency::Weekly => by_day.push(DaySpec {
+                    ordinal: None,
+                    weekday: dtstart.weekday(),
+                }),
+                _ => {}
+            }
+        }
+        if by_hour.is_empty() && rule.freq < Frequency::Hourly {
+            by_hour.push(dtstart.hour() as u8);
+        }
+        if by_minute.is_empty() && rule.freq < Frequency::Minutely {
+            by_minute.push(dtstart.minute() as u8);
+        }
+        if by_second.is_empty() && rule.freq < Frequency::Secondly {
+            by_second.push(dtstart.second() as u8);
+        }
+        check_time_grid(rule, dtstart, &by_hour, &by_minute, &by_second)?;
+        check_set_pos(rule, &by_hour, &by_minute, &by_second)?;
+
+        let plain_days: Vec<Weekday> = by_day
+            .iter()
+            .filter(|d| d.ordinal.is_none())
+            .map(|d| d.weekday)
+            .collect();
+        let ordinal_days: Vec<(i16, Weekday)> = by_day
+            .iter()
+            .filter_map(|d| d.ordinal.map(|n| (n, d.weekday)))
+            .collect();
+        let mut crate_days: Vec<NWeekday> = by_day.iter().map(|d| NWeekday::Every(d.weekday)).collect();
+        crate_days.sort_by_key(|d| match d {
+            NWeekday::Every(w) | NWeekday::Nth(_, w) => w.num_days_from_monday(),
+        });
+        crate_days.dedup();
+        let months: Vec<Month> = by_month
+            .iter()
+            .map(|m| Month::try_from(*m).expect("checked 1 to 12"))
+            .collect();
+
+        let start = period_start(rule.freq, rule.wkst, dtstart);
+        let candidates = RRule::new(rule.freq)
+            .interval(rule.interval)
+            .week_start(rule.wkst)
+            .by_month(&months)
+            .by_month_day(by_month_day)
+            .by_year_day(rule.by_year_day.clone())
+            .by_week_no(rule.by_week_no.clone())
+            .by_weekday(crate_days)
+            .by_hour(by_hour)
+            .by_minute(by_minute)
+            .by_second(by_second)
+            .validate(floating(start))
+            .map_err(|e| RecurrenceError::Rule(format!("the rule cannot be expanded: {e}")))?;
+        // `limit()` makes the crate give up after 100,000 periods in a row without a candidate
+        // instead of looping until year 10000. Only rules that can never (or almost never)
+        // match get there; for them the expansion simply ends, and `Schedule::parse` refuses
+        // a rule with no occurrence at all.
+        let candidates = RRuleSet::new(floating(start)).rrule(candidates).limit();
+        Ok(Self {
+            freq: rule.freq,
+            wkst: rule.wkst,
+            dtstart,
+            count: rule.count,
+            plain_days,
+            ordinal_days,
+            ordinals_in_month: rule.freq == Frequency::Monthly || !by_month.is_empty(),
+            by_set_pos: rule.by_set_pos.clone(),
+            candidates,
+        })
+    }
+
+    /// The wall-clock instances, ascending, from DTSTART on, COUNT applied.
+    pub(crate) fn walls(&self) -> Walls<'_> {
+        Walls {
+            exp: self,
+            candidates: (&self.candidates).into_iter(),
+            ready: VecDeque::new(),
+            period: Vec::new(),
+            period_key: None,
+            count_left: self.count,
+            since_match: 0,
+            done: false,
+        }
+    }
+
+    /// Whether a candidate's day passes the numeric BYDAY entries.
+    fn day_matches(&self, c: NaiveDateTime) -> bool {
+        if self.ordinal_days.is_empty() {
+            return true;
+        }
+        let weekday = c.weekday();
+        if self.plain_days.contains(&weekday) {
+            return true;
+        }
+        let (index, last) = if self.ordinals_in_month {
+            (c.day() as i32, days_in_month(c.year(), c.month()) as i32)
+        } else {
+            (c.ordinal() as i32, if c.date().leap_year() { 366 } else { 365 })
+        };
+        self.ordinal_days.iter().any(|&(n, wd)| {
+            wd == weekday
+                && if n > 0 {
+                    (index - 1) / 7 + 1 == i32::from(n)
+                } else {
+                    (last - index) / 7 + 1 == -i32::from(n)
+                }
+        })
+    }
+}
+
+/// Labels a wall time as UTC so the `rrule` crate expands it without any DST logic.
+fn floating(wall: NaiveDateTime) -> chrono::DateTime<rrule::Tz> {
+    rrule::Tz::UTC.from_utc_datetime(&wall)
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    let (y, m) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    NaiveDate::from_ymd_opt(y, m, 1)
+        .and_then(|d| d.pred_opt())
+        .map_or(31, |d| d.day())
+}
+
+/// The start of the FREQ period that contains `t` (the key BYSETPOS groups by).
+fn period_start(freq: Frequency, wkst: Weekday, t: NaiveDateTime) -> NaiveDateTime {
+    let date = t.date();
+    let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN);
+    match freq {
+        Frequency::Yearly => midnight(date.with_ordinal(1).expect("Jan 1 exists")),
+        Frequency::Monthly => midnight(date.with_day(1).expect("day 1 exists")),
+        Frequency::Weekly => {
+            let back = (7 + date.weekday().num_days_from_monday() - wkst.num_days_from_monday()) % 7;
+            midnight(date - Duration::days(i64::from(back)))
+        }
+        Frequency::Daily => midnight(date),
+        Frequency::Hourly => date.and_hms_opt(t.hour(), 0, 0).expect("valid"),
+        Frequency::Minutely => date.and_hms_opt(t.hour(), t.minute(), 0).expect("valid"),
+        Frequency::Secondly => t,
+    }
+}
+
+/// dateutil refuses HOURLY/MINUTELY/SECONDLY rules whose INTERVAL steps, taken from DTSTART's
+/// time of day, never land on BYHOUR/BYMINUTE/BYSECOND ("byxxx generates an empty set",
+/// "resulting in empty rule"); SPEC.md §7 makes that an error. The `rrule` crate would only
+/// end the iteration silently ("Infinite loop detected").
+fn check_time_grid(
+    rule: &Rule,
+    dtstart: NaiveDateTime,
+    by_hour: &[u8],
+    by_minute: &[u8],
+    by_second: &[u8],
+) -> Result<(), RecurrenceError> {
+    let (unit, cycle): (u64, u64) = match rule.freq {
+        Frequency::Hourly => (3600, 24),
+        Frequency::Minutely => (60, 1440),
+        Frequency::Secondly => (1, 86400),
+        _ => return Ok(()),
+    };
+    let start = u64::from(dtstart.num_seconds_from_midnight()) / unit;
+    let step = u64::from(rule.interval);
+    let mut slot = start % cycle;
+    for _ in 0..cycle {
+        let secs = slot * unit;
+        let (h, m, s) = ((secs / 3600) as u8, (secs / 60 % 60) as u8, (secs % 60) as u8);
+        let hour_ok = by_hour.is_empty() || by_hour.contains(&h);
+        let minute_ok = rule.freq == Frequency::Hourly || by_minute.is_empty() || by_minute.contains(&m);
+        let second_ok = rule.freq != Frequency::Secondly || by_second.is_empty() || by_second.contains(&s);
+        if hour_ok && minute_ok && second_ok {
+            return Ok(());
+        }
+        slot = (slot + step) % cycle;
+        if slot == start % cycle {
+            break;
+        }
+    }
+    Err(RecurrenceError::Rule(format!(
+        "FREQ={};INTERVAL={} stepping from {} never reaches the given BYHOUR/BYMINUTE/BYSECOND, \
+         so the rule has no occurrence",
+        freq_name(rule.freq),
+        rule.interval,
+        dtstart.format("%H:%M:%S")
+    )))
+}
+
+/// A BYSETPOS that exceeds the most instances a period can hold selects nothing, ever.
+fn check_set_pos(
+    rule: &Rule,
+    by_hour: &[u8],
+    by_minute: &[u8],
+    by_second: &[u8],
+) -> Result<(), RecurrenceError> {
+    if rule.by_set_pos.is_empty() {
+        return Ok(());
+    }
+    let n = |v: &[u8], all: u64| if v.is_empty() { all } else { v.len() as u64 };
+    let times = n(by_hour, 24) * n(by_minute, 60) * n(by_second, 60);
+    let most = match rule.freq {
+        Frequency::Yearly => 366 * times,
+        Frequency::Monthly => 31 * times,
+        Frequency::Weekly => 7 * times,
+        Frequency::Daily => times,
+        Frequency::Hourly => n(by_minute, 60) * n(by_second, 60),
+        Frequency::Minutely => n(by_second, 60),
+        Frequency::Secondly => 1,
+    };
+    if rule.by_set_pos.iter().all(|p| u64::from(p.unsigned_abs()) > most) {
+        return Err(RecurrenceError::Rule(format!(
+            "BYSETPOS={} can never select anything: a {} period of this rule holds at most {most} instances",
+            rule.by_set_pos
+                .iter()
+                .map(i16::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            freq_name(rule.freq)
+        )));
+    }
+    Ok(())
+}
+
+/// Iterator behind [`Expansion::walls`].
+pub(crate) struct Walls<'a> {
+    exp: &'a Expansion,
+    candidates: RRuleSetIter,
+    /// Instances decided, not yet handed out.
+    ready: VecDeque<NaiveDateTime>,
+    /// Candidates of the current period (BYSETPOS only).
+    period: Vec<NaiveDateTime>,
+    period_key: Option<NaiveDateTime>,
+    count_left: Option<u32>,
+    since_match: u64,
+    done: bool,
+}
+
+impl Iterator for Walls<'_> {
+    type Item = Result<NaiveDateTime, RecurrenceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(w) = self.ready.pop_front() {
+                return Some(Ok(w));
+            }
+            if self.done {
+                return None;
+            }
+            let candidate = self
+                .candidates
+                .next()
+                .map(|c| c.naive_utc())
+                .filter(|c| c.year() <= LAST_YEAR);
+            let Some(c) = candidate else {
+                self.flush_period();
+                self.done = true;
+                continue;
+            };
+            self.since_match += 1;
+            if self.since_match > MAX_CANDIDATES_WITHOUT_MATCH {
+                self.done = true;
+                self.ready.clear();
+                return Some(Err(RecurrenceError::TooSparse(MAX_CANDIDATES_WITHOUT_MATCH)));
+            }
+            if !self.exp.day_matches(c) {
+                continue;
+            }
+            if self.exp.by_set_pos.is_empty() {
+                self.accept(c);
+            } else {
+                let key = period_start(self.exp.freq, self.exp.wkst, c);
+                if self.period_key != Some(key) {
+                    self.flush_period();
+                    self.period_key = Some(key);
+                }
+                self.period.push(c);
+            }
+        }
+    }
+}
+
+impl Walls<'_> {
+    /// An instance of the rule, if it is not before DTSTART and COUNT allows it.
+    fn accept(&mut self, c: NaiveDateTime) {
+        if self.done || c < self.exp.dtstart {
+            return;
+        }
+        match &mut self.count_left {
+            Some(0) => {
+                self.done = true;
+                return;
+            }
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        self.ready.push_back(c);
+        self.since_match = 0;
+        if self.count_left == Some(0) {
+            self.done = true;
+        }
+    }
+
+    /// Applies BYSETPOS to the collected period.
+    fn flush_period(&mut self) {
+        let Some(key) = self.period_key.take() else {
+            return;
+        };
+        let mut period = std::mem::take(&mut self.period);
+        if self.exp.freq == Frequency::Weekly
+            && key == period_start(Frequency::Weekly, self.exp.wkst, self.exp.dtstart)
+        {
+            // dateutil's first weekly period runs from DTSTART's day to the end of its week.
+            period.retain(|c| c.date() >= self.exp.dtstart.date());
+        }
+        let len = period.len() as i64;
+        let mut picked: Vec<NaiveDateTime> = self
+            .exp
+            .by_set_pos
+            .iter()
+            .filter_map(|&p| {
+                let i = if p > 0 {
+                    i64::from(p) - 1
+                } else {
+                    len + i64::from(p)
+                };
+                (0..len).contains(&i).then(|| period[i as usize])
+            })
+            .collect();
+        picked.sort();
+        picked.dedup();
+        for c in picked {
+            self.accept(c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rule::parse;
+    use super::*;
+
+    fn walls(rule: &str, dtstart: &str, n: usize) -> Vec<String> {
+        let start = NaiveDateTime::parse_from_str(dtstart, "%Y-%m-%dT%H:%M:%S").unwrap();
+        let exp = Expansion::new(&parse(rule).unwrap(), start).unwrap();
+        exp.walls()
+            .take(n)
+            .map(|w| w.unwrap().format("%Y-%m-%d %H:%M").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn fifth_from_last_friday_and_large_set_positions_work() {
+        // -5FR exists only in months with five Fridays; the rrule crate refuses -5 for MONTHLY.
+        assert_eq!(
+            walls("FREQ=MONTHLY;BYDAY=-5FR", "2026-01-02T09:00:00", 3),
+            ["2026-01-02 09:00", "2026-05-01 09:00", "2026-07-03 09:00"]
+        );
+        // The 40th of 44 working-day slots of January 2026 (22 days x 2 times); the crate
+        // limits MONTHLY BYSETPOS to 31.
+        assert_eq!(
+            walls(
+                "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=9,17;BYMINUTE=0;BYSECOND=0;BYSETPOS=40;COUNT=1",
+                "2026-01-01T00:00:00",
+                3
+            ),
+            ["2026-01-28 17:00"]
+        );
+    }
+
+    #[test]
+    fn plain_and_numeric_byday_are_a_union_as_rfc_5545_says() {
+        assert_eq!(
+            walls("FREQ=MONTHLY;BYDAY=MO,-1FR", "2026-01-05T09:00:00", 6),
+            [
+                "2026-01-05 09:00",
+                "2026-01-12 09:00",
+                "2026-01-19 09:00",
+                "2026-01-26 09:00",
+                "2026-01-30 09:00",
+                "2026-02-02 09:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn first_weekly_period_starts_at_dtstart_like_dateutil() {
+        assert_eq!(
+            walls(
+                "FREQ=WEEKLY;BYDAY=MO,FR;BYSETPOS=1;COUNT=3",
+                "2026-01-07T09:00:00",
+                5
+            ),
+            ["2026-01-09 09:00", "2026-01-12 09:00", "2026-01-19 09:00"]
+        );
+    }
+
+    #[test]
+    fn unreachable_time_grids_and_set_positions_are_refused() {
+        let start = NaiveDateTime::parse_from_str("2026-01-05T00:00:00", "%Y-%m-%dT%H:%M:%S").unwrap();
+        for (rule, needle) in [
+            ("FREQ=HOURLY;INTERVAL=4;BYHOUR=1,6", "never reaches"),
+            ("FREQ=MINUTELY;INTERVAL=120;BYHOUR=1", "never reaches"),
+            ("FREQ=SECONDLY;INTERVAL=2;BYSECOND=1", "never reaches"),
+            ("FREQ=DAILY;BYHOUR=9;BYSETPOS=2", "never select"),
+        ] {
+            let err = Expansion::new(&parse(rule).unwrap(), start)
+                .err()
+                .expect(rule)
+                .to_string();
+            assert!(err.contains(needle), "{rule}: {err}");
+        }
+        assert!(Expansion::new(&parse("FREQ=HOURLY;INTERVAL=4;BYHOUR=1,4").unwrap(), start).is_ok());
+    }
+
+    #[test]
+    fn count_counts_from_dtstart_and_year_9999_ends() {
+        assert_eq!(walls("FREQ=YEARLY;COUNT=2", "2026-06-01T09:00:00", 5).len(), 2);
+        assert_eq!(
+            walls("FREQ=YEARLY", "9998-06-01T09:00:00", 5),
+            ["9998-06-01 09:00", "9999-06-01 09:00"]
+        );
+    }
+}
