@@ -2,7 +2,8 @@
 //!
 //! - [`handler`] — the logic (look the recipient up, skip what is no longer relevant, claim the
 //!   delivery, send, record the outcome).
-//! - [`mail`] — building the message and the mailers (`file`, `stdout`).
+//! - [`mail`] — the message (text + HTML templates in the recipient's time zone) and the mailers
+//!   (`smtp`, `file`, `stdout`); see `docs/EMAIL.md`.
 //! - [`config`] — settings from the environment.
 
 pub mod config;

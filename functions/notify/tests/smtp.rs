@@ -438,6 +438,44 @@ async fn auth_over_starttls_and_smtps_with_a_certificate_trusted_by_configuratio
 }
 
 #[tokio::test]
+async fn starttls_is_required_unless_the_url_says_otherwise() {
+    for db in kit::backends().await {
+        let smtp = SmtpServer::start(&Options::default());
+        // smtp:// means STARTTLS required: a server without it gets nothing.
+        let app = app(
+            settings(&format!("smtp://localhost:{}", smtp.port), None, 2),
+            &db.store,
+        )
+        .await;
+        let r = reminder(&db.store, &ADA, "Not in clear text", "", now(), None).await;
+        let (status, _, body, _) = post(&app, &r).await;
+        assert_eq!(status, 503, "{}: {body}", db.backend);
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("does not offer STARTTLS"),
+            "{body}"
+        );
+        assert!(smtp.messages().is_empty());
+
+        // ?tls=opportunistic sends in clear text when the server cannot do better.
+        let url = format!("smtp://localhost:{}?tls=opportunistic", smtp.port);
+        let app = crate::app(settings(&url, None, 2), &db.store).await;
+        let (status, ty, body, _) = post(&app, &r).await;
+        assert_eq!(
+            (status, ty.as_str()),
+            (200, "dev.todo.notification.sent"),
+            "{}: {body}",
+            db.backend
+        );
+        let received = smtp.messages();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].meta["tls"], false);
+    }
+}
+
+#[tokio::test]
 async fn a_451_is_retried_and_then_delivered_exactly_once() {
     for db in kit::backends().await {
         let smtp = SmtpServer::start(&Options {
