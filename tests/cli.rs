@@ -28,9 +28,9 @@ fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
         .spawn()
         .unwrap();
     let (tx, rx) = mpsc::channel::<String>();
-    let stdout = child.stdout.take().unwrap();
+    let logs = child.stderr.take().unwrap();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(logs).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });

@@ -12,16 +12,23 @@ use todo_events_kafka::KafkaConfig;
 use todo_events_testkit::kafka::{free_port, KafkaBroker};
 use todo_events_testkit::{self as kit, TestDb};
 
-/// A workspace binary; built first if this test run did not build it.
+/// A workspace binary. `cargo test -p todo-events` builds only this package's binary, so
+/// the others are brought up to date once per run (a no-op after `cargo test --workspace`).
 fn bin(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_todo-events")).parent().unwrap().to_owned();
-    let path = dir.join(name);
-    if !path.exists() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo).args(["build", "--bins"]).status().unwrap();
+        let status = Command::new(cargo)
+            .args(["build", "--bins", "--workspace"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
         assert!(status.success(), "cargo build --bins");
-    }
-    path
+    });
+    Path::new(env!("CARGO_BIN_EXE_todo-events"))
+        .parent()
+        .unwrap()
+        .join(name)
 }
 
 struct World {
@@ -33,13 +40,24 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let db = kit::postgres().await.expect("PostgreSQL is required for the Kafka tests");
+        let db = kit::postgres()
+            .await
+            .expect("PostgreSQL is required for the Kafka tests");
         let broker = KafkaBroker::start();
         let kafka = KafkaConfig::plaintext(broker.brokers());
-        ensure_topics(&kafka, &["reminders", "reminders.dlq", "task-events", "task-events.dlq"], 3)
-            .await
-            .expect("topics created");
-        Self { db, broker, outbox: tempfile::tempdir().unwrap(), kafka }
+        ensure_topics(
+            &kafka,
+            &["reminders", "reminders.dlq", "task-events", "task-events.dlq"],
+            3,
+        )
+        .await
+        .expect("topics created");
+        Self {
+            db,
+            broker,
+            outbox: tempfile::tempdir().unwrap(),
+            kafka,
+        }
     }
 
     fn command(&self, name: &str) -> Command {
@@ -85,7 +103,11 @@ impl World {
 
     fn mails(&self) -> Vec<String> {
         std::fs::read_dir(self.outbox.path())
-            .map(|d| d.flatten().map(|e| std::fs::read_to_string(e.path()).unwrap()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -97,7 +119,8 @@ impl World {
     }
 
     async fn instances(&self) -> i64 {
-        self.count("SELECT COUNT(*) FROM tasks WHERE recurring_task_id IS NOT NULL").await
+        self.count("SELECT COUNT(*) FROM tasks WHERE recurring_task_id IS NOT NULL")
+            .await
     }
 
     /// Waits until `done` holds, or fails after `secs`.
@@ -128,7 +151,10 @@ fn assert_success(out: &Output, what: &str) {
 }
 
 fn stop(mut child: Child) -> std::process::ExitStatus {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     child.wait().unwrap()
 }
 
@@ -137,7 +163,12 @@ fn assert_mailed_once(world: &World, expected: usize) {
     let mails = world.mails();
     let mut ids: Vec<_> = mails
         .iter()
-        .map(|m| m.lines().find(|l| l.starts_with("Message-ID:")).unwrap().to_owned())
+        .map(|m| {
+            m.lines()
+                .find(|l| l.starts_with("Message-ID:"))
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     ids.sort();
     ids.dedup();
@@ -148,7 +179,19 @@ fn assert_mailed_once(world: &World, expected: usize) {
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_schedule_consume_with_a_broker_restart_in_the_middle() {
     let world = World::new().await;
-    let out = world.run("todo-events", &["seed", "--users", "40", "--reminders", "300", "--recurring", "200"], &[]);
+    let out = world.run(
+        "todo-events",
+        &[
+            "seed",
+            "--users",
+            "40",
+            "--reminders",
+            "300",
+            "--recurring",
+            "200",
+        ],
+        &[],
+    );
     assert_success(&out, "seed");
 
     let notify = world.consumer("notify");
@@ -158,21 +201,29 @@ async fn seed_schedule_consume_with_a_broker_restart_in_the_middle() {
 
     // Restart the broker while the consumers are working through the topics.
     world
-        .wait_for(60, "the first effects", || async { world.mails().len() + (world.instances().await as usize) > 20 })
+        .wait_for(60, "the first effects", || async {
+            world.mails().len() + (world.instances().await as usize) > 20
+        })
         .await;
     let mut world = world;
     world.broker.restart();
 
     // More due work after the restart.
-    let out = world.run("todo-events", &["seed", "--users", "5", "--reminders", "50", "--recurring", "0"], &[]);
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "5", "--reminders", "50", "--recurring", "0"],
+        &[],
+    );
     assert_success(&out, "second seed");
     let out = world.run("scheduler-cron", &[], &[]);
     assert_success(&out, "second scheduler pass");
 
     let w = &world;
-    w.wait_for(120, "every reminder mailed and every occurrence instantiated", || async {
-        w.mails().len() >= 350 && w.instances().await >= 200
-    })
+    w.wait_for(
+        120,
+        "every reminder mailed and every occurrence instantiated",
+        || async { w.mails().len() >= 350 && w.instances().await >= 200 },
+    )
     .await;
     w.wait_for(60, "consumer lag 0", || async {
         w.lag("notify", "reminders") == 0 && w.lag("recur", "task-events") == 0
@@ -183,8 +234,16 @@ async fn seed_schedule_consume_with_a_broker_restart_in_the_middle() {
 
     assert_mailed_once(w, 350);
     assert_eq!(w.instances().await, 200, "every occurrence instantiated once");
-    assert_eq!(w.count("SELECT COUNT(*) FROM reminders WHERE state <> 'sent'").await, 0);
-    assert_eq!(w.count("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'").await, 350);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM reminders WHERE state <> 'sent'")
+            .await,
+        0
+    );
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'")
+            .await,
+        350
+    );
     // Each recurring task moved on by exactly one day.
     assert_eq!(
         w.count("SELECT COUNT(*) FROM recurring_tasks WHERE next_occurrence <> published_occurrence + interval '1 day'")
@@ -198,28 +257,48 @@ async fn seed_schedule_consume_with_a_broker_restart_in_the_middle() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_that_is_down_fails_the_pass_and_the_rows_are_published_after_their_lease() {
     let mut world = World::new().await;
-    let out = world.run("todo-events", &["seed", "--users", "3", "--reminders", "20", "--recurring", "5"], &[]);
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "3", "--reminders", "20", "--recurring", "5"],
+        &[],
+    );
     assert_success(&out, "seed");
     world.broker.kill();
     let fast = [("KAFKA_DELIVERY_TIMEOUT", "3s"), ("SCHEDULER_LEASE", "2s")];
     let out = world.run("scheduler-cron", &[], &fast);
-    assert_eq!(out.status.code(), Some(1), "a pass that could not publish exits non-zero");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a pass that could not publish exits non-zero"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
     assert!(stderr.contains("not published"), "{stderr}");
-    assert_eq!(world.count("SELECT COUNT(*) FROM reminders WHERE state = 'published'").await, 0);
+    assert_eq!(
+        world
+            .count("SELECT COUNT(*) FROM reminders WHERE state = 'published'")
+            .await,
+        0
+    );
 
     world.broker.restart();
-    ensure_topics(&world.kafka, &["reminders", "task-events"], 3).await.unwrap();
+    ensure_topics(&world.kafka, &["reminders", "task-events"], 3)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await; // the lease runs out
     let out = world.run("scheduler-cron", &[], &fast);
     assert_success(&out, "pass after the broker is back");
     let notify = world.consumer("notify");
     let recur = world.consumer("recur");
     let w = &world;
-    w.wait_for(90, "everything handled", || async { w.mails().len() >= 20 && w.instances().await >= 5 }).await;
-    w.wait_for(60, "lag 0", || async { w.lag("notify", "reminders") == 0 && w.lag("recur", "task-events") == 0 })
-        .await;
+    w.wait_for(90, "everything handled", || async {
+        w.mails().len() >= 20 && w.instances().await >= 5
+    })
+    .await;
+    w.wait_for(60, "lag 0", || async {
+        w.lag("notify", "reminders") == 0 && w.lag("recur", "task-events") == 0
+    })
+    .await;
     stop(notify);
     stop(recur);
     assert_mailed_once(w, 20);
@@ -229,7 +308,19 @@ async fn a_broker_that_is_down_fails_the_pass_and_the_rows_are_published_after_t
 #[tokio::test(flavor = "multi_thread")]
 async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
     let world = World::new().await;
-    let out = world.run("todo-events", &["seed", "--users", "50", "--reminders", "400", "--recurring", "300"], &[]);
+    let out = world.run(
+        "todo-events",
+        &[
+            "seed",
+            "--users",
+            "50",
+            "--reminders",
+            "400",
+            "--recurring",
+            "300",
+        ],
+        &[],
+    );
     assert_success(&out, "seed");
     let out = world.run("scheduler-cron", &[], &[]);
     assert_success(&out, "scheduler pass");
@@ -237,13 +328,19 @@ async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
     let mut notify = world.consumer("notify");
     let mut recur = world.consumer("recur");
     let w = &world;
-    w.wait_for(60, "work under way", || async { w.mails().len() > 30 && w.instances().await > 30 }).await;
+    w.wait_for(60, "work under way", || async {
+        w.mails().len() > 30 && w.instances().await > 30
+    })
+    .await;
     notify.kill().unwrap(); // SIGKILL: no commit, no goodbye
     recur.kill().unwrap();
     notify.wait().unwrap();
     recur.wait().unwrap();
     let (mailed_at_kill, instances_at_kill) = (w.mails().len(), w.instances().await);
-    assert!(mailed_at_kill < 400 || instances_at_kill < 300, "killed mid-batch");
+    assert!(
+        mailed_at_kill < 400 || instances_at_kill < 300,
+        "killed mid-batch"
+    );
 
     let notify = world.consumer("notify");
     let recur = world.consumer("recur");
@@ -251,14 +348,20 @@ async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
         w.mails().len() >= 400 && w.instances().await >= 300
     })
     .await;
-    w.wait_for(60, "lag 0", || async { w.lag("notify", "reminders") == 0 && w.lag("recur", "task-events") == 0 })
-        .await;
+    w.wait_for(60, "lag 0", || async {
+        w.lag("notify", "reminders") == 0 && w.lag("recur", "task-events") == 0
+    })
+    .await;
     stop(notify);
     stop(recur);
     assert_mailed_once(w, 400);
     assert_eq!(w.instances().await, 300);
     // Redelivered events were answered "duplicate", not acted on twice.
-    assert_eq!(w.count("SELECT COUNT(*) FROM deliveries WHERE attempts > 1").await, 0);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM deliveries WHERE attempts > 1")
+            .await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -276,24 +379,52 @@ async fn a_poison_message_is_dead_lettered_and_does_not_stop_its_partition_then_
     assert!(not_json.is_ok());
     // Binary-mode CloudEvent with data that is not valid for the type.
     let headers = OwnedHeaders::new()
-        .insert(rdkafka::message::Header { key: "ce_specversion", value: Some("1.0") })
-        .insert(rdkafka::message::Header { key: "ce_id", value: Some("bad-1") })
-        .insert(rdkafka::message::Header { key: "ce_source", value: Some("/tests") })
-        .insert(rdkafka::message::Header { key: "ce_type", value: Some("dev.todo.recurring-task.due") })
-        .insert(rdkafka::message::Header { key: "content-type", value: Some("application/json") });
+        .insert(rdkafka::message::Header {
+            key: "ce_specversion",
+            value: Some("1.0"),
+        })
+        .insert(rdkafka::message::Header {
+            key: "ce_id",
+            value: Some("bad-1"),
+        })
+        .insert(rdkafka::message::Header {
+            key: "ce_source",
+            value: Some("/tests"),
+        })
+        .insert(rdkafka::message::Header {
+            key: "ce_type",
+            value: Some("dev.todo.recurring-task.due"),
+        })
+        .insert(rdkafka::message::Header {
+            key: "content-type",
+            value: Some("application/json"),
+        });
     producer
-        .send_raw("chores", Some(b"1"), Some(br#"{"recurring_task_id": -4, "user_id": 1}"#), headers)
+        .send_raw(
+            "chores",
+            Some(b"1"),
+            Some(br#"{"recurring_task_id": -4, "user_id": 1}"#),
+            headers,
+        )
         .await
         .unwrap();
 
-    let out = world.run("todo-events", &["seed", "--users", "2", "--reminders", "0", "--recurring", "10"], &[]);
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "2", "--reminders", "0", "--recurring", "10"],
+        &[],
+    );
     assert_success(&out, "seed");
     let out = world.run("scheduler-cron", &[], &[("KAFKA_TOPIC_TASK_EVENTS", "chores")]);
     assert_success(&out, "scheduler pass");
     let recur = world.consumer_with("recur", &[("KAFKA_TOPIC_TASK_EVENTS", "chores")]);
     let w = &world;
-    w.wait_for(90, "the events behind the poison handled", || async { w.instances().await >= 10 }).await;
-    w.wait_for(60, "lag 0", || async { w.lag("recur", "chores") == 0 }).await;
+    w.wait_for(90, "the events behind the poison handled", || async {
+        w.instances().await >= 10
+    })
+    .await;
+    w.wait_for(60, "lag 0", || async { w.lag("recur", "chores") == 0 })
+        .await;
     stop(recur);
     assert_eq!(w.instances().await, 10);
 
@@ -306,12 +437,26 @@ async fn a_poison_message_is_dead_lettered_and_does_not_stop_its_partition_then_
     assert_success(&out, "dry run");
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains("chores/0/0\t"), "{listing}");
-    assert!(listing.contains("not a CloudEvent") || listing.contains("specversion"), "{listing}");
+    assert!(
+        listing.contains("not a CloudEvent") || listing.contains("specversion"),
+        "{listing}"
+    );
     assert!(listing.contains("data.recurring_task_id"), "{listing}");
-    assert!(listing.contains("listed 2 dead letter(s) from chores.dlq"), "{listing}");
+    assert!(
+        listing.contains("listed 2 dead letter(s) from chores.dlq"),
+        "{listing}"
+    );
     // Replaying moves them back onto the topic.
-    let out = world.run("recur", &["replay-dead-letters"], &[("KAFKA_TOPIC_TASK_EVENTS", "chores")]);
+    let out = world.run(
+        "recur",
+        &["replay-dead-letters"],
+        &[("KAFKA_TOPIC_TASK_EVENTS", "chores")],
+    );
     assert_success(&out, "replay");
     assert!(String::from_utf8_lossy(&out.stdout).contains("replayed 2 dead letter(s)"));
-    assert_eq!(w.lag("recur", "chores"), 2, "the two replayed messages wait on the topic again");
+    assert_eq!(
+        w.lag("recur", "chores"),
+        2,
+        "the two replayed messages wait on the topic again"
+    );
 }

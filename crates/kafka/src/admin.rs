@@ -61,6 +61,16 @@ pub fn reader_from_committed(kafka: &KafkaConfig, group: &str, topic: &str) -> a
         };
         start.add_partition_offset(topic, e.partition(), offset)?;
     }
+    tracing::debug!(
+        group,
+        topic,
+        "reading from {:?}",
+        start
+            .elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset()))
+            .collect::<Vec<_>>()
+    );
     consumer.assign(&start)?;
     Ok(consumer)
 }

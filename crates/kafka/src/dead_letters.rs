@@ -90,6 +90,10 @@ pub async fn replay(
         let Some(message) = message else {
             continue;
         };
+        tracing::debug!(
+            "dead-letter topic read: {:?}",
+            message.as_ref().map(|m| (m.partition(), m.offset()))
+        );
         last = std::time::Instant::now();
         let message = message?.detach();
         let reason = header(&message, REASON_HEADER).unwrap_or_default();
@@ -113,7 +117,11 @@ pub async fn replay(
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
         let mut done = rdkafka::TopicPartitionList::new();
-        done.add_partition_offset(message.topic(), message.partition(), rdkafka::Offset::Offset(message.offset() + 1))?;
+        done.add_partition_offset(
+            message.topic(),
+            message.partition(),
+            rdkafka::Offset::Offset(message.offset() + 1),
+        )?;
         consumer.commit(&done, CommitMode::Sync)?;
         report.replayed += 1;
         tracing::info!("replayed dead letter {source} onto {topic} (it failed with: {reason})");
