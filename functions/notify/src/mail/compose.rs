@@ -1,6 +1,10 @@
 //! The reminder message: a subject and a `multipart/alternative` text + HTML body rendered
 //! with minijinja (HTML auto-escaped), times in the recipient's IANA time zone.
 //!
+//! Zone data is jiff's bundled copy of the IANA database, the same recur computes
+//! occurrences with ([`todo_events_domain::recurrence::TZDB_VERSION`]), never the machine's
+//! `/usr/share/zoneinfo`: a reminder shows the local time its task was scheduled for.
+//!
 //! Three templates, built in from `functions/notify/templates/` and each replaceable by a
 //! file of the same name in `MAIL_TEMPLATE_DIR` (read at start-up; a broken template stops
 //! start-up naming the file):
@@ -20,13 +24,15 @@
 
 use super::{message_id, MailError, ReminderMail};
 use crate::config::NotifyConfig;
-use chrono::{DateTime, Datelike, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Utc};
+use jiff::tz::{TimeZone, TimeZoneDatabase};
+use jiff::ZonedDateTime;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message, MultiPart};
 use minijinja::value::Value;
 use minijinja::{context, AutoEscape, Environment, UndefinedBehavior};
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// The template files, by name.
 pub const SUBJECT: &str = "reminder.subject.txt";
@@ -96,19 +102,31 @@ impl Composer {
                 remind_at: due,
                 reminder_id: 1,
             };
-            self.render(&mail, Tz::Europe__Berlin)
+            self.render(&mail)
                 .map_err(|e| format!("the mail templates do not render: {e}"))?;
         }
         Ok(())
     }
 
-    /// The subject, text and HTML of a reminder.
-    pub fn render(&self, mail: &ReminderMail<'_>, tz: Tz) -> Result<(String, String, String), String> {
-        let reference = mail.remind_at.with_timezone(&tz);
+    /// The subject, text and HTML of a reminder, in the recipient's time zone (UTC when
+    /// the zone is unknown).
+    pub fn render(&self, mail: &ReminderMail<'_>) -> Result<(String, String, String), String> {
+        let (zone_name, tz) = match tzdb().get(mail.timezone) {
+            Ok(tz) => (mail.timezone, tz),
+            Err(_) => {
+                tracing::warn!(
+                    reminder_id = mail.reminder_id,
+                    "time zone {:?} is unknown; the reminder shows UTC",
+                    mail.timezone
+                );
+                ("UTC", TimeZone::UTC)
+            }
+        };
+        let reference = local(mail.remind_at, &tz)?;
         let title = single_line(mail.task_title);
         let task_url = format!("{}/tasks/{}", self.app_url, mail.task_id);
         let base = context! {
-            timezone => tz.name(),
+            timezone => zone_name,
             app_url => self.app_url.clone(),
             recipient => context! { name => single_line(mail.to_name), email => mail.to_email },
             task => context! {
@@ -117,8 +135,8 @@ impl Composer {
                 description => clean_text(mail.task_description),
                 url => task_url,
             },
-            due => mail.due_at.map(|t| when(t, tz, reference)),
-            remind_at => when(mail.remind_at, tz, reference),
+            due => mail.due_at.map(|t| when(t, &tz, &reference)).transpose()?,
+            remind_at => when(mail.remind_at, &tz, &reference)?,
         };
         let render = |name: &str, ctx: Value| -> Result<String, String> {
             self.env
@@ -147,15 +165,7 @@ impl Composer {
         })?;
         let name = single_line(mail.to_name);
         let to = Mailbox::new((!name.is_empty()).then_some(name), address);
-        let tz: Tz = mail.timezone.parse().unwrap_or_else(|_| {
-            tracing::warn!(
-                reminder_id = mail.reminder_id,
-                "time zone {:?} is unknown; the reminder shows UTC",
-                mail.timezone
-            );
-            Tz::UTC
-        });
-        let (subject, text, html) = self.render(mail, tz).map_err(MailError::Transient)?;
+        let (subject, text, html) = self.render(mail).map_err(MailError::Transient)?;
         Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -235,27 +245,42 @@ fn escape_html(text: &str) -> String {
     out
 }
 
+fn tzdb() -> &'static TimeZoneDatabase {
+    static DB: OnceLock<TimeZoneDatabase> = OnceLock::new();
+    DB.get_or_init(TimeZoneDatabase::bundled)
+}
+
+fn local(t: DateTime<Utc>, tz: &TimeZone) -> Result<ZonedDateTime, String> {
+    jiff::Timestamp::from_microsecond(t.timestamp_micros())
+        .map(|ts| ts.to_zoned_datetime(tz.clone()))
+        .map_err(|e| format!("{t} cannot be shown as a local time: {e}"))
+}
+
 /// A local time as the templates see it.
-fn when(t: DateTime<Utc>, tz: Tz, reference: DateTime<Tz>) -> Value {
-    let local = t.with_timezone(&tz);
-    let time = local.format("%H:%M").to_string();
-    let days = (local.date_naive() - reference.date_naive()).num_days();
+fn when(t: DateTime<Utc>, tz: &TimeZone, reference: &ZonedDateTime) -> Result<Value, String> {
+    let local = local(t, tz)?;
+    let time = local.strftime("%H:%M").to_string();
+    let days = local
+        .date()
+        .since(reference.date())
+        .map_err(|e| format!("{t}: {e}"))?
+        .get_days();
     let relative = match days {
         0 => format!("today at {time}"),
         1 => format!("tomorrow at {time}"),
         -1 => format!("yesterday at {time}"),
-        2..=6 => format!("on {} at {time}", local.format("%A")),
-        _ if local.year() == reference.year() => format!("on {} at {time}", local.format("%A %-d %B")),
-        _ => format!("on {} at {time}", local.format("%A %-d %B %Y")),
+        2..=6 => format!("on {} at {time}", local.strftime("%A")),
+        _ if local.year() == reference.year() => format!("on {} at {time}", local.strftime("%A %-d %B")),
+        _ => format!("on {} at {time}", local.strftime("%A %-d %B %Y")),
     };
-    context! {
-        local => local.format("%A %-d %B %Y, %H:%M %Z").to_string(),
-        date => local.format("%A %-d %B %Y").to_string(),
+    Ok(context! {
+        local => local.strftime("%A %-d %B %Y, %H:%M %Z").to_string(),
+        date => local.strftime("%A %-d %B %Y").to_string(),
         time => time,
-        zone => local.format("%Z").to_string(),
+        zone => local.strftime("%Z").to_string(),
         relative => relative,
-        iso => local.to_rfc3339(),
-    }
+        iso => local.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+    })
 }
 
 /// One line: control characters (CR, LF, tab, NEL, line/paragraph separators, …) become
@@ -326,10 +351,7 @@ mod tests {
     #[test]
     fn html_is_escaped_and_text_is_not() {
         let (subject, text, html) = composer()
-            .render(
-                &mail("<script>alert('x')</script> & more", "a@b.test"),
-                Tz::Europe__Berlin,
-            )
+            .render(&mail("<script>alert('x')</script> & more", "a@b.test"))
             .unwrap();
         assert_eq!(
             subject,
@@ -351,41 +373,40 @@ mod tests {
     fn times_are_local_and_relative_to_the_reminder() {
         let c = composer();
         let mut m = mail("Call", "a@b.test");
-        let due = |m: &ReminderMail<'_>, tz: Tz| c.render(m, tz).unwrap().0;
+        fn subject(c: &Composer, m: &ReminderMail<'_>, timezone: &str) -> String {
+            let mut m = m.clone();
+            m.timezone = timezone;
+            c.render(&m).unwrap().0
+        }
+        let due = |m: &ReminderMail<'_>, timezone: &str| subject(&c, m, timezone);
         // 23:30 UTC on the 27th is already the 28th in Tokyo, but the 27th in New York.
         m.remind_at = "2026-11-27T20:00:00Z".parse().unwrap();
         m.due_at = Some("2026-11-27T23:30:00Z".parse().unwrap());
-        assert_eq!(due(&m, Tz::Asia__Tokyo), "Reminder: Call (due today at 08:30)");
-        assert_eq!(
-            due(&m, Tz::America__New_York),
-            "Reminder: Call (due today at 18:30)"
-        );
+        assert_eq!(due(&m, "Asia/Tokyo"), "Reminder: Call (due today at 08:30)");
+        assert_eq!(due(&m, "America/New_York"), "Reminder: Call (due today at 18:30)");
         m.due_at = Some("2026-11-28T08:00:00Z".parse().unwrap());
-        assert_eq!(
-            due(&m, Tz::Europe__Berlin),
-            "Reminder: Call (due tomorrow at 09:00)"
-        );
+        assert_eq!(due(&m, "Europe/Berlin"), "Reminder: Call (due tomorrow at 09:00)");
         m.due_at = Some("2026-12-01T08:00:00Z".parse().unwrap());
         assert_eq!(
-            due(&m, Tz::Europe__Berlin),
+            due(&m, "Europe/Berlin"),
             "Reminder: Call (due on Tuesday at 09:00)"
         );
         m.due_at = Some("2026-12-24T08:00:00Z".parse().unwrap());
         assert_eq!(
-            due(&m, Tz::Europe__Berlin),
+            due(&m, "Europe/Berlin"),
             "Reminder: Call (due on Thursday 24 December at 09:00)"
         );
         m.due_at = Some("2027-01-04T08:00:00Z".parse().unwrap());
         assert_eq!(
-            due(&m, Tz::Europe__Berlin),
+            due(&m, "Europe/Berlin"),
             "Reminder: Call (due on Monday 4 January 2027 at 09:00)"
         );
         m.due_at = None;
-        assert_eq!(due(&m, Tz::Europe__Berlin), "Reminder: Call");
+        assert_eq!(due(&m, "Europe/Berlin"), "Reminder: Call");
         // Summer time is summer time.
         m.remind_at = "2026-07-01T08:00:00Z".parse().unwrap();
         m.due_at = Some("2026-07-01T10:00:00Z".parse().unwrap());
-        let (_, text, _) = c.render(&m, Tz::Europe__Berlin).unwrap();
+        let (_, text, _) = c.render(&m).unwrap();
         assert!(
             text.contains("Due: Wednesday 1 July 2026, 12:00 CEST (today at 12:00)"),
             "{text}"
@@ -404,7 +425,7 @@ mod tests {
     #[test]
     fn long_and_control_character_titles_make_a_sane_subject() {
         let long = "x".repeat(500);
-        let (subject, _, _) = composer().render(&mail(&long, "a@b.test"), Tz::UTC).unwrap();
+        let (subject, _, _) = composer().render(&mail(&long, "a@b.test")).unwrap();
         assert_eq!(subject.chars().count(), MAX_SUBJECT_CHARS);
         assert!(subject.ends_with('…'));
         assert_eq!(single_line(" a\r\n\tb\u{2028}c\u{85}d  "), "a b c d");
@@ -430,7 +451,7 @@ mod tests {
         std::fs::write(dir.path().join(HTML), "<p>{{ task.title }}</p>").unwrap();
         let (subject, text, html) = Composer::from_config(&cfg)
             .unwrap()
-            .render(&mail("Tea & <cake>", "a@b.test"), Tz::Europe__Berlin)
+            .render(&mail("Tea & <cake>", "a@b.test"))
             .unwrap();
         assert_eq!(subject, "Tea & <cake> — 18:00");
         assert_eq!(html, "<p>Tea &amp; &lt;cake&gt;</p>");
