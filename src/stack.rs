@@ -72,6 +72,9 @@ pub async fn run(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
 
     let mut notify_config = NotifyConfig::local(opts.outbox.clone());
     notify_config.mailer = opts.mailer.clone();
+    if notify_config.mailer == MailerKind::Smtp {
+        notify_config.smtp = Some(notify::config::SmtpSettings::from_env()?);
+    }
     let notify = Notify::new(store.clone(), notify_config).map_err(ConfigError)?;
     let recur = Recur::new(store.clone());
     let host = HostOptions {

@@ -13,7 +13,7 @@ pub mod smtp;
 use crate::config::{MailerKind, NotifyConfig};
 use chrono::{DateTime, Utc};
 use lettre::message::Message;
-use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
+
 use std::path::PathBuf;
 
 pub use compose::Composer;
@@ -64,10 +64,10 @@ pub fn build_message(cfg: &NotifyConfig, mail: &ReminderMail<'_>) -> Result<Mess
 
 /// A way of delivering messages.
 pub enum Mailer {
-    File {
-        transport: AsyncFileTransport<Tokio1Executor>,
-        dir: PathBuf,
-    },
+    /// `.eml` files named after the Message-ID, written atomically: a message sent again
+    /// (after a crash between writing and recording it) replaces its first copy instead of
+    /// becoming a second one.
+    File { dir: PathBuf },
     Stdout,
     Smtp(Box<SmtpMailer>),
 }
@@ -78,10 +78,7 @@ impl Mailer {
             MailerKind::File => {
                 std::fs::create_dir_all(&cfg.outbox_dir)
                     .map_err(|e| format!("OUTBOX_DIR={} cannot be created: {e}", cfg.outbox_dir.display()))?;
-                Ok(Self::File {
-                    transport: AsyncFileTransport::new(&cfg.outbox_dir),
-                    dir: cfg.outbox_dir.clone(),
-                })
+                Ok(Self::File { dir: cfg.outbox_dir.clone() })
             }
             MailerKind::Stdout => Ok(Self::Stdout),
             MailerKind::Smtp => {
@@ -97,12 +94,19 @@ impl Mailer {
     /// Sends one message; on success returns where it went (for the log).
     pub async fn send(&self, message: Message) -> Result<String, MailError> {
         match self {
-            Self::File { transport, dir } => {
-                let id = transport
-                    .send(message)
-                    .await
-                    .map_err(|e| MailError::Transient(format!("writing to the outbox failed: {e}")))?;
-                Ok(dir.join(format!("{id}.eml")).display().to_string())
+            Self::File { dir } => {
+                let id = message.headers().get_raw("Message-ID").unwrap_or("message").to_owned();
+                let name: String = id
+                    .trim_matches(|c| c == '<' || c == '>')
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || "@.-_".contains(c) { c } else { '_' })
+                    .collect();
+                let path = dir.join(format!("{name}.eml"));
+                let partial = dir.join(format!(".{name}.{}.partial", std::process::id()));
+                let fail = |e: std::io::Error| MailError::Transient(format!("writing to the outbox failed: {e}"));
+                tokio::fs::write(&partial, message.formatted()).await.map_err(fail)?;
+                tokio::fs::rename(&partial, &path).await.map_err(fail)?;
+                Ok(path.display().to_string())
             }
             Self::Stdout => {
                 use std::io::Write;
