@@ -67,7 +67,9 @@ pub enum Mailer {
     /// `.eml` files named after the Message-ID, written atomically: a message sent again
     /// (after a crash between writing and recording it) replaces its first copy instead of
     /// becoming a second one.
-    File { dir: PathBuf },
+    File {
+        dir: PathBuf,
+    },
     Stdout,
     Smtp(Box<SmtpMailer>),
 }
@@ -78,7 +80,9 @@ impl Mailer {
             MailerKind::File => {
                 std::fs::create_dir_all(&cfg.outbox_dir)
                     .map_err(|e| format!("OUTBOX_DIR={} cannot be created: {e}", cfg.outbox_dir.display()))?;
-                Ok(Self::File { dir: cfg.outbox_dir.clone() })
+                Ok(Self::File {
+                    dir: cfg.outbox_dir.clone(),
+                })
             }
             MailerKind::Stdout => Ok(Self::Stdout),
             MailerKind::Smtp => {
@@ -95,16 +99,29 @@ impl Mailer {
     pub async fn send(&self, message: Message) -> Result<String, MailError> {
         match self {
             Self::File { dir } => {
-                let id = message.headers().get_raw("Message-ID").unwrap_or("message").to_owned();
+                let id = message
+                    .headers()
+                    .get_raw("Message-ID")
+                    .unwrap_or("message")
+                    .to_owned();
                 let name: String = id
                     .trim_matches(|c| c == '<' || c == '>')
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || "@.-_".contains(c) { c } else { '_' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "@.-_".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
                     .collect();
                 let path = dir.join(format!("{name}.eml"));
                 let partial = dir.join(format!(".{name}.{}.partial", std::process::id()));
-                let fail = |e: std::io::Error| MailError::Transient(format!("writing to the outbox failed: {e}"));
-                tokio::fs::write(&partial, message.formatted()).await.map_err(fail)?;
+                let fail =
+                    |e: std::io::Error| MailError::Transient(format!("writing to the outbox failed: {e}"));
+                tokio::fs::write(&partial, message.formatted())
+                    .await
+                    .map_err(fail)?;
                 tokio::fs::rename(&partial, &path).await.map_err(fail)?;
                 Ok(path.display().to_string())
             }
