@@ -80,6 +80,7 @@ impl Mailer {
             MailerKind::File => {
                 std::fs::create_dir_all(&cfg.outbox_dir)
                     .map_err(|e| format!("OUTBOX_DIR={} cannot be created: {e}", cfg.outbox_dir.display()))?;
+                remove_stale_partials(&cfg.outbox_dir);
                 Ok(Self::File {
                     dir: cfg.outbox_dir.clone(),
                 })
@@ -134,6 +135,24 @@ impl Mailer {
                 Ok("standard output".into())
             }
             Self::Smtp(smtp) => smtp.send(&message).await,
+        }
+    }
+}
+
+/// Removes `.partial` files a crashed writer left in the outbox (older than a minute, so a
+/// write in progress in another process is left alone).
+fn remove_stale_partials(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60));
+        if name.to_string_lossy().ends_with(".partial") && stale {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
