@@ -35,15 +35,22 @@ fn bin(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The broker tests run one at a time: each starts a broker, consumers and thousands of
+/// events, and two at once on a 2-core machine only make both slow.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct World {
     db: TestDb,
     broker: KafkaBroker,
     outbox: tempfile::TempDir,
     kafka: KafkaConfig,
+    /// Last: released after everything above has stopped.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl World {
     async fn new() -> Self {
+        let turn = ONE_AT_A_TIME.lock().await;
         let db = kit::postgres()
             .await
             .expect("PostgreSQL is required for the Kafka tests");
@@ -61,6 +68,7 @@ impl World {
             broker,
             outbox: tempfile::tempdir().unwrap(),
             kafka,
+            _turn: turn,
         }
     }
 

@@ -38,6 +38,8 @@ fn wait_for_port(port: u16, what: &str) {
 pub fn tansu() -> PathBuf {
     let tools = root().join("target/tools");
     let binary = tools.join("tansu");
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     if binary.exists() {
         return binary;
     }
