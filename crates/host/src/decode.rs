@@ -178,6 +178,14 @@ fn precheck_structured(body: &[u8]) -> Result<(), Problem> {
             }
         }
     }
+    if let Some(encoded) = object.get("data_base64") {
+        let valid = encoded.as_str().is_some_and(|e| {
+            e.len() % 4 == 0 && e.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        });
+        if !valid {
+            return Err(Problem::invalid("data_base64", "data_base64 must be a base64 string"));
+        }
+    }
     if let Some(time) = object.get("time").filter(|t| !t.is_null()) {
         if time.as_str().is_none_or(|t| parse_instant(t).is_err()) {
             return Err(Problem::invalid(

@@ -549,7 +549,223 @@ pub fn bad_cases(ty: &'static str, other_type: &'static str, data: &Value, max_b
         status: 400,
         field: Some("body"),
     });
+    more_bad_cases(
+        &mut cases,
+        ty,
+        data,
+        &binary,
+        &with_data,
+        &first_key,
+        &time_key,
+        &structured,
+    );
     cases
+}
+
+/// The rest of the table: attribute values, data values and media types at their edges.
+#[allow(clippy::too_many_arguments)]
+fn more_bad_cases(
+    cases: &mut Vec<BadCase>,
+    ty: &'static str,
+    data: &Value,
+    binary: &dyn Fn(&str) -> Vec<(&'static str, String)>,
+    with_data: &dyn Fn(&dyn Fn(&mut serde_json::Map<String, Value>)) -> Vec<u8>,
+    first_key: &str,
+    time_key: &str,
+    structured: &dyn Fn(Value) -> (Vec<(&'static str, String)>, Vec<u8>),
+) {
+    let good = data.to_string().into_bytes();
+    let header = |name: &'static str, value: &str| -> Vec<(&'static str, String)> {
+        binary(ty)
+            .into_iter()
+            .map(|(k, v)| if k == name { (k, value.to_owned()) } else { (k, v) })
+            .collect()
+    };
+    let mut add = |name: &'static str, headers, body, status, field| {
+        cases.push(BadCase {
+            name,
+            headers,
+            body,
+            status,
+            field,
+        });
+    };
+    add(
+        "empty ce-specversion",
+        header("ce-specversion", ""),
+        good.clone(),
+        400,
+        Some("specversion"),
+    );
+    add(
+        "specversion 2.0",
+        header("ce-specversion", "2.0"),
+        good.clone(),
+        400,
+        Some("specversion"),
+    );
+    add("empty ce-id", header("ce-id", " "), good.clone(), 400, Some("id"));
+    add(
+        "type in the wrong case",
+        binary(&ty.to_uppercase()),
+        good.clone(),
+        400,
+        Some("type"),
+    );
+    add(
+        "ce-time not a time",
+        {
+            let mut h = binary(ty);
+            h.push(("ce-time", "yesterday".into()));
+            h
+        },
+        good.clone(),
+        400,
+        Some("time"),
+    );
+    add("data is null", binary(ty), b"null".to_vec(), 400, Some("data"));
+    add("data is a number", binary(ty), b"42".to_vec(), 400, Some("data"));
+    add(
+        "data is a string of garbage",
+        binary(ty),
+        b"\"{nope\"".to_vec(),
+        400,
+        Some("data"),
+    );
+    let key = first_key.to_owned();
+    add(
+        "id zero",
+        binary(ty),
+        with_data(&|d| {
+            d.insert(key.clone(), 0.into());
+        }),
+        400,
+        None,
+    );
+    add(
+        "id fractional",
+        binary(ty),
+        with_data(&|d| {
+            d.insert(key.clone(), serde_json::json!(1.5));
+        }),
+        400,
+        None,
+    );
+    add(
+        "id boolean",
+        binary(ty),
+        with_data(&|d| {
+            d.insert(key.clone(), true.into());
+        }),
+        400,
+        None,
+    );
+    add(
+        "id an object",
+        binary(ty),
+        with_data(&|d| {
+            d.insert(key.clone(), serde_json::json!({"id": 1}));
+        }),
+        400,
+        None,
+    );
+    add(
+        "id hugely negative",
+        binary(ty),
+        with_data(&|d| {
+            d.insert(key.clone(), i64::MIN.into());
+        }),
+        400,
+        None,
+    );
+    add(
+        "user_id a string",
+        binary(ty),
+        with_data(&|d| {
+            d.insert("user_id".into(), "alice".into());
+        }),
+        400,
+        Some("data.user_id"),
+    );
+    add(
+        "user_id missing",
+        binary(ty),
+        with_data(&|d| {
+            d.remove("user_id");
+        }),
+        400,
+        Some("data.user_id"),
+    );
+    let tk = time_key.to_owned();
+    add(
+        "time in year 10000",
+        binary(ty),
+        with_data(&|d| {
+            d.insert(tk.clone(), "+10000-01-01T00:00:00Z".into());
+        }),
+        400,
+        None,
+    );
+    add(
+        "time with offset +25:00",
+        binary(ty),
+        with_data(&|d| {
+            d.insert(tk.clone(), "2026-11-27T10:00:00+25:00".into());
+        }),
+        400,
+        None,
+    );
+    add(
+        "time as a number",
+        binary(ty),
+        with_data(&|d| {
+            d.insert(tk.clone(), 1_795_790_088.into());
+        }),
+        400,
+        None,
+    );
+    add(
+        "time null",
+        binary(ty),
+        with_data(&|d| {
+            d.insert(tk.clone(), Value::Null);
+        }),
+        400,
+        None,
+    );
+    add(
+        "data is XML",
+        header("content-type", "application/xml"),
+        b"<x/>".to_vec(),
+        415,
+        Some("content-type"),
+    );
+    add(
+        "structured XML",
+        vec![("content-type", "application/cloudevents+xml".into())],
+        b"<x/>".to_vec(),
+        415,
+        Some("content-type"),
+    );
+    let (h, b) = structured(
+        serde_json::json!({"specversion": "0.3", "id": "x", "source": "/t", "type": ty, "data": data}),
+    );
+    add("structured specversion 0.3", h, b, 400, Some("specversion"));
+    let (h, b) = structured(
+        serde_json::json!({"specversion": "1.0", "id": "x", "source": "/t", "type": 7, "data": data}),
+    );
+    add("structured type a number", h, b, 400, Some("type"));
+    let (h, b) =
+        structured(serde_json::json!([{"specversion": "1.0", "id": "x", "source": "/t", "type": ty}]));
+    add("structured body is an array", h, b, 400, Some("body"));
+    let (h, b) = structured(
+        serde_json::json!({"specversion": "1.0", "id": "x", "source": "/t", "type": ty, "data_base64": "!!!"}),
+    );
+    add("structured data_base64 not base64", h, b, 400, Some("data_base64"));
+    let (h, b) = structured(
+        serde_json::json!({"specversion": "1.0", "id": "x", "source": "/t", "type": ty, "datacontenttype": "text/plain", "data": "hello"}),
+    );
+    add("structured text data", h, b, 415, Some("content-type"));
 }
 
 /// Sends every bad case to `app` and checks status, problem+json body and field.
