@@ -1,0 +1,1435 @@
+#!/usr/bin/env python3
+"""Checks of the deployment manifests (knative/, keda/), the container image (Dockerfile) and
+the operations files (deploy/), run by tests/manifests.rs with the test virtualenv.
+
+    check.py schemas        every manifest against the upstream schemas, strictly, with
+                            independent validators (see validate_all)
+    check.py negative       the validators reject an unknown field, a wrong type, an unknown kind
+    check.py agreement      manifests agree with the code and with each other
+    check.py image          Dockerfile and .dockerignore agree with the workspace and manifests
+    check.py observability  Grafana dashboard and Prometheus rules use metrics that exist
+    check.py derive-namespace-schema
+                            (re)writes schemas/kubernetes/v1.31.0-derived/namespace-v1.json
+
+Every check prints what it checked and ends with one line "N passed, M failed"; the exit status
+is 1 when anything failed. Facts about the code (variables read, defaults, health paths,
+subcommands, flags, topics, groups, metrics) are read from the Rust sources, not written here,
+so the checks follow the code when it changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SCHEMAS = HERE / "schemas"
+CORE_DIR = SCHEMAS / "kubernetes" / "v1.31.0-standalone-strict"
+DERIVED_DIR = SCHEMAS / "kubernetes" / "v1.31.0-derived"
+CRD_DIR = SCHEMAS / "crds"
+K8S_VERSION = "1.31.0"
+MANIFEST_DIRS = ("knative", "keda")
+# Files that must be byte-identical in knative/ and keda/.
+SHARED_FILES = ("serviceaccount.yaml", "config.yaml", "secret.template.yaml", "scheduler-cron.yaml", "migrate.yaml")
+NAMESPACED_CORE = {"ConfigMap", "Secret", "ServiceAccount", "Deployment", "Job", "CronJob", "Service"}
+
+
+# ---------------------------------------------------------------- reporting
+
+
+class Report:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed: list[str] = []
+
+    def check(self, ok: bool, what: str, detail: str = "") -> bool:
+        if ok:
+            self.passed += 1
+        else:
+            self.failed.append(f"{what}: {detail}" if detail else what)
+            print(f"FAIL {what}" + (f": {detail}" if detail else ""))
+        return ok
+
+    def finish(self, title: str) -> int:
+        print(f"{title}: {self.passed} passed, {len(self.failed)} failed")
+        return 1 if self.failed else 0
+
+
+# ---------------------------------------------------------------- YAML
+
+
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate mapping keys (the API server would keep only one)."""
+
+
+def _mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def load_yaml_docs(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [d for d in yaml.load_all(f, Loader=StrictLoader) if d is not None]
+
+
+def manifest_files(directory: str) -> list[Path]:
+    return sorted(p for p in (ROOT / directory).glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def all_manifests() -> list[tuple[str, dict]]:
+    """(label, document) of every Kubernetes object in knative/ and keda/."""
+    out = []
+    for d in MANIFEST_DIRS:
+        for path in manifest_files(d):
+            for i, doc in enumerate(load_yaml_docs(path)):
+                out.append((f"{d}/{path.name}#{i} {doc.get('kind')}/{doc.get('metadata', {}).get('name')}", doc))
+    return out
+
+
+# ---------------------------------------------------------------- schema store
+
+
+def api_version(group: str, version: str) -> str:
+    return f"{group}/{version}" if group else version
+
+
+class Schemas:
+    """Upstream schemas copied into tests/manifests/schemas (see its README.md)."""
+
+    def __init__(self) -> None:
+        self.core: dict[tuple[str, str], dict] = {}
+        self.crd: dict[tuple[str, str], dict] = {}
+        core_files = sorted(CORE_DIR.glob("*.json")) + sorted(DERIVED_DIR.glob("*.json"))
+        for path in core_files:
+            schema = json.loads(path.read_text())
+            for gvk in schema.get("x-kubernetes-group-version-kind", []):
+                self.core[(api_version(gvk["group"], gvk["version"]), gvk["kind"])] = schema
+        self.object_meta = json.loads((CORE_DIR / "configmap-v1.json").read_text())["properties"]["metadata"]
+        for path in sorted(CRD_DIR.rglob("*.yaml")):
+            for doc in load_yaml_docs(path):
+                if doc.get("kind") != "CustomResourceDefinition":
+                    continue
+                spec = doc["spec"]
+                for version in spec["versions"]:
+                    if version.get("served"):
+                        key = (api_version(spec["group"], version["name"]), spec["names"]["kind"])
+                        self.crd[key] = version["schema"]["openAPIV3Schema"]
+
+    def kind_of(self, doc: dict) -> str | None:
+        key = (doc.get("apiVersion"), doc.get("kind"))
+        if key in self.core:
+            return "core"
+        if key in self.crd:
+            return "crd"
+        return None
+
+
+# ------------------------------------------------- validator A: jsonschema on the schema files
+
+
+def crd_to_json_schema(s: dict) -> dict:
+    """A CRD's structural OpenAPI v3 schema as a strict JSON Schema: objects accept only the
+    fields they declare (what the API server's strict field validation enforces), except where
+    the schema says x-kubernetes-preserve-unknown-fields or declares additionalProperties."""
+    out: dict = {}
+    t = s.get("type")
+    if s.get("x-kubernetes-int-or-string"):
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    elif t:
+        out["type"] = [t, "null"] if s.get("nullable") else t
+    for k in ("enum", "required", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern",
+              "minLength", "maxLength", "minItems", "maxItems", "uniqueItems", "minProperties",
+              "maxProperties", "format"):
+        if k in s:
+            out[k] = s[k]
+    if t == "array" and "minLength" in s:
+        del out["minLength"]  # a no-op upstream (minLength on an array)
+    if "properties" in s:
+        out["properties"] = {k: crd_to_json_schema(v) for k, v in s["properties"].items()}
+    if "items" in s:
+        out["items"] = crd_to_json_schema(s["items"])
+    for k in ("allOf", "anyOf", "oneOf"):
+        if k in s:
+            out.setdefault("allOf", []).append({k: [crd_to_json_schema(x) for x in s[k]]})
+    if "additionalProperties" in s:
+        a = s["additionalProperties"]
+        out["additionalProperties"] = a if isinstance(a, bool) else crd_to_json_schema(a)
+    elif t == "object" and not s.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    if s.get("x-kubernetes-embedded-resource"):
+        props = out.setdefault("properties", {})
+        props.setdefault("apiVersion", {"type": "string"})
+        props.setdefault("kind", {"type": "string"})
+        props.setdefault("metadata", {"type": "object"})
+    return out
+
+
+def crd_root_schema(openapi: dict, api_version_: str, kind: str, object_meta: dict) -> dict:
+    root = crd_to_json_schema(openapi)
+    props = root.setdefault("properties", {})
+    # The API server adds these to every custom resource, with ObjectMeta's own schema.
+    props["apiVersion"] = {"type": "string", "enum": [api_version_]}
+    props["kind"] = {"type": "string", "enum": [kind]}
+    props["metadata"] = object_meta
+    root["additionalProperties"] = False
+    root["required"] = sorted(set(root.get("required", [])) | {"apiVersion", "kind", "metadata"})
+    return root
+
+
+class ValidatorA:
+    name = "A: jsonschema on the upstream schema files"
+
+    def __init__(self, schemas: Schemas) -> None:
+        self.schemas = schemas
+        self.cache: dict = {}
+
+    def errors(self, doc: dict) -> list[str]:
+        key = (doc.get("apiVersion"), doc.get("kind"))
+        if key not in self.cache:
+            if key in self.schemas.core:
+                schema = self.schemas.core[key]
+            elif key in self.schemas.crd:
+                schema = crd_root_schema(self.schemas.crd[key], key[0], key[1], self.schemas.object_meta)
+            else:
+                return [f"unknown kind {key[1]!r} in apiVersion {key[0]!r}: no schema"]
+            cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+            cls.check_schema(schema)
+            self.cache[key] = cls(schema)
+        return [
+            f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            for e in self.cache[key].iter_errors(doc)
+        ]
+
+
+# ------------------------------------------ validator B: kubernetes-validate (core kinds)
+
+
+class ValidatorB:
+    name = f"B: kubernetes-validate (PyPI), Kubernetes {K8S_VERSION}, strict"
+
+    def __init__(self) -> None:
+        import kubernetes_validate  # noqa: F401  (a missing package fails the test)
+
+        self.kv = kubernetes_validate
+
+    def errors(self, doc: dict) -> list[str]:
+        try:
+            self.kv.validate(copy.deepcopy(doc), K8S_VERSION, strict=True)
+            return []
+        except self.kv.utils.ValidationError as e:
+            return [f"{'.'.join(map(str, e.path)) or '<root>'}: {e.message}"]
+        except self.kv.utils.SchemaNotFoundError as e:
+            return [f"unknown kind: {e.message}"]
+
+
+# ------------------------ validator C: the CRD's structural schema, walked as the API server does
+
+
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                            r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+# metav1.ObjectMeta fields (k8s.io/apimachinery/pkg/apis/meta/v1/types.go) a manifest may write.
+OBJECT_META_FIELDS = {"name", "generateName", "namespace", "labels", "annotations", "finalizers", "ownerReferences"}
+
+
+class ValidatorC:
+    """An independent implementation for custom resources: walks the object along the CRD's
+    openAPIV3Schema itself (no JSON Schema library), with the API server's rules: declared
+    fields only unless x-kubernetes-preserve-unknown-fields or additionalProperties, the
+    OpenAPI types (integer is not boolean, int-or-string), nullable, enum, required, and
+    metadata checked like ObjectMeta (names, label keys and values)."""
+
+    name = "C: own structural walk of the CRD schemas"
+
+    def __init__(self, schemas: Schemas) -> None:
+        self.schemas = schemas
+
+    def errors(self, doc: dict) -> list[str]:
+        key = (doc.get("apiVersion"), doc.get("kind"))
+        if key not in self.schemas.crd:
+            return [f"no CustomResourceDefinition serves kind {key[1]!r} in {key[0]!r}"]
+        errs: list[str] = []
+        self.walk(doc, self.schemas.crd[key], "", errs, root=True)
+        return errs
+
+    def meta(self, meta, path: str, errs: list[str]) -> None:
+        if not isinstance(meta, dict):
+            errs.append(f"{path}: must be an object")
+            return
+        for k, v in meta.items():
+            if k not in OBJECT_META_FIELDS:
+                errs.append(f"{path}.{k}: unknown field")
+        name = meta.get("name")
+        if not isinstance(name, str) or len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+            errs.append(f"{path}.name: {name!r} is not a DNS-1123 subdomain")
+        if "namespace" in meta and not isinstance(meta["namespace"], str):
+            errs.append(f"{path}.namespace: must be a string")
+        for field in ("labels", "annotations"):
+            m = meta.get(field, {})
+            if not isinstance(m, dict):
+                errs.append(f"{path}.{field}: must be a map")
+                continue
+            for k, v in m.items():
+                if not isinstance(k, str) or not QUALIFIED_NAME.match(k):
+                    errs.append(f"{path}.{field}: key {k!r} is not a qualified name")
+                if not isinstance(v, str):
+                    errs.append(f"{path}.{field}.{k}: {v!r} must be a string")
+                elif field == "labels" and (len(v) > 63 or not LABEL_VALUE.match(v)):
+                    errs.append(f"{path}.labels.{k}: {v!r} is not a label value")
+
+    def walk(self, value, s: dict, path: str, errs: list[str], root: bool = False) -> None:
+        where = path or "<root>"
+        if value is None:
+            if not s.get("nullable"):
+                errs.append(f"{where}: null is not allowed")
+            return
+        if s.get("x-kubernetes-int-or-string"):
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                errs.append(f"{where}: {value!r} must be an integer or a string")
+                return
+        else:
+            t = s.get("type")
+            ok = {
+                None: True,
+                "object": isinstance(value, dict),
+                "array": isinstance(value, list),
+                "string": isinstance(value, str),
+                "boolean": isinstance(value, bool),
+                "integer": isinstance(value, int) and not isinstance(value, bool),
+                "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+            }.get(t, False)
+            if not ok:
+                errs.append(f"{where}: {value!r} is not of type {t}")
+                return
+        if "enum" in s and value not in s["enum"]:
+            errs.append(f"{where}: {value!r} is not one of {s['enum']}")
+        if isinstance(value, str):
+            if "maxLength" in s and len(value) > s["maxLength"]:
+                errs.append(f"{where}: longer than {s['maxLength']}")
+            if "minLength" in s and len(value) < s["minLength"]:
+                errs.append(f"{where}: shorter than {s['minLength']}")
+            if "pattern" in s and not re.search(s["pattern"], value):
+                errs.append(f"{where}: does not match {s['pattern']}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if "minimum" in s and value < s["minimum"]:
+                errs.append(f"{where}: below {s['minimum']}")
+            if "maximum" in s and value > s["maximum"]:
+                errs.append(f"{where}: above {s['maximum']}")
+        if isinstance(value, dict):
+            props = dict(s.get("properties", {}))
+            if root:
+                props["apiVersion"] = {"type": "string"}
+                props["kind"] = {"type": "string"}
+            for r in s.get("required", []):
+                if r not in value:
+                    errs.append(f"{where}: missing required field {r!r}")
+            extra = s.get("additionalProperties")
+            keep_unknown = s.get("x-kubernetes-preserve-unknown-fields") or s.get("x-kubernetes-embedded-resource")
+            for k, v in value.items():
+                sub = f"{path}.{k}" if path else k
+                if root and k == "metadata":
+                    self.meta(v, sub, errs)
+                elif k in props:
+                    self.walk(v, props[k], sub, errs)
+                elif isinstance(extra, dict):
+                    self.walk(v, extra, sub, errs)
+                elif extra is True or keep_unknown:
+                    continue
+                else:
+                    errs.append(f"{sub}: unknown field")
+        if isinstance(value, list):
+            if "maxItems" in s and len(value) > s["maxItems"]:
+                errs.append(f"{where}: more than {s['maxItems']} items")
+            if "minItems" in s and len(value) < s["minItems"]:
+                errs.append(f"{where}: fewer than {s['minItems']} items")
+            for i, item in enumerate(value):
+                self.walk(item, s.get("items", {}), f"{path}[{i}]", errs)
+
+
+# ---------------------------------------------------------------- kustomization
+
+
+KUSTOMIZATION_KEYS = {"apiVersion", "kind", "namespace", "resources", "images", "labels", "commonAnnotations"}
+IMAGE_KEYS = {"name", "newName", "newTag", "digest"}
+
+
+def kustomization_errors(directory: str) -> list[str]:
+    """The subset of kustomize's Kustomization these files use, checked strictly, plus what
+    `kubectl apply -k` needs: every resource file exists and every manifest is listed
+    (except *.template.yaml, which are applied by hand)."""
+    errs = []
+    k = load_yaml_docs(ROOT / directory / "kustomization.yaml")[0]
+    for key in k:
+        if key not in KUSTOMIZATION_KEYS:
+            errs.append(f"unknown field {key!r}")
+    if k.get("apiVersion") != "kustomize.config.k8s.io/v1beta1" or k.get("kind") != "Kustomization":
+        errs.append("apiVersion/kind must be kustomize.config.k8s.io/v1beta1 Kustomization")
+    if not isinstance(k.get("namespace"), str):
+        errs.append("namespace must be a string")
+    resources = k.get("resources")
+    if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+        errs.append("resources must be a list of file names")
+        resources = []
+    for r in resources:
+        if not (ROOT / directory / r).is_file():
+            errs.append(f"resource {r} does not exist")
+    if len(set(resources)) != len(resources):
+        errs.append("a resource is listed twice")
+    expected = {p.name for p in manifest_files(directory) if not p.name.endswith(".template.yaml")}
+    for missing in sorted(expected - set(resources)):
+        errs.append(f"{missing} is not listed in resources")
+    for image in k.get("images", []):
+        if not isinstance(image, dict) or set(image) - IMAGE_KEYS or not isinstance(image.get("name"), str):
+            errs.append(f"bad images entry {image!r}")
+        elif not all(isinstance(v, str) for v in image.values()):
+            errs.append(f"images entry values must be strings: {image!r}")
+    return errs
+
+
+def kustomize_render(directory: str) -> list[dict]:
+    """What `kubectl apply -k` sends for the fields these kustomizations use: the namespace
+    set on every namespaced object and image references rewritten by `images`."""
+    k = load_yaml_docs(ROOT / directory / "kustomization.yaml")[0]
+    images = {i["name"]: i for i in k.get("images", [])}
+    out = []
+    for r in k["resources"]:
+        for doc in load_yaml_docs(ROOT / directory / r):
+            doc = copy.deepcopy(doc)
+            if doc["kind"] != "Namespace":
+                doc["metadata"]["namespace"] = k["namespace"]
+            for c in containers(doc):
+                name, tag = split_image(c["image"])
+                if name in images:
+                    i = images[name]
+                    new = i.get("newName", name)
+                    c["image"] = f"{new}@{i['digest']}" if "digest" in i else f"{new}:{i.get('newTag', tag)}"
+            out.append(doc)
+    return out
+
+
+# ---------------------------------------------------------------- helpers on objects
+
+
+def pod_spec(doc: dict) -> dict | None:
+    kind = doc.get("kind")
+    if kind == "CronJob":
+        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    if kind in ("Job", "Deployment") or (kind == "Service" and doc["apiVersion"].startswith("serving.knative.dev")):
+        return doc["spec"]["template"]["spec"]
+    return None
+
+
+def containers(doc: dict) -> list[dict]:
+    spec = pod_spec(doc)
+    return (spec.get("containers", []) + spec.get("initContainers", [])) if spec else []
+
+
+def split_image(image: str) -> tuple[str, str]:
+    if "@" in image:
+        return image.split("@", 1)[0], ""
+    last = image.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, tag = image.rsplit(":", 1)
+        return name, tag
+    return image, "latest"
+
+
+# ---------------------------------------------------------------- schemas
+
+
+def validate_all(report: Report, docs: list[tuple[str, dict]], schemas: Schemas) -> None:
+    a, b, c = ValidatorA(schemas), ValidatorB(), ValidatorC(schemas)
+    for label, doc in docs:
+        kind = schemas.kind_of(doc)
+        report.check(kind is not None, f"{label}: known kind", f"{doc.get('apiVersion')} {doc.get('kind')}")
+        validators = [a, b] if kind == "core" else [a, c] if kind == "crd" else [a, b, c]
+        for v in validators:
+            errs = v.errors(doc)
+            report.check(not errs, f"{label}: {v.name}", "; ".join(errs[:5]))
+
+
+def namespace_schema_from_kubernetes_validate() -> dict:
+    """Kubernetes v1.31 Namespace schema of kubernetes-validate (strict), with its $refs into
+    _definitions.json inlined: the standalone form of the files in v1.31.0-standalone-strict."""
+    import importlib.resources
+
+    base = importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema" / "v1.31.0-local-strict"
+    schema = json.loads((base / "namespace-v1.json").read_text())
+    defs = json.loads((base / "_definitions.json").read_text())["$defs"]
+
+    def inline(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                name = node["$ref"].split("#/$defs/", 1)[1]
+                merged = {k: v for k, v in node.items() if k != "$ref"}
+                resolved = inline(copy.deepcopy(defs[name]))
+                resolved.update(merged)
+                return resolved
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(x) for x in node]
+        return node
+
+    out = inline(schema)
+    out.pop("$id", None)
+    return out
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def kubectl_kustomize(directory: str) -> list[dict] | None:
+    """The real kustomize's output (kubectl's built-in kustomize, offline), or None when
+    kubectl is not installed."""
+    import shutil
+    import subprocess
+
+    if shutil.which("kubectl") is None:
+        return None
+    out = subprocess.run(["kubectl", "kustomize", str(ROOT / directory)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"kubectl kustomize {directory} failed: {out.stderr}")
+    return [d for d in yaml.load_all(out.stdout, Loader=StrictLoader) if d is not None]
+
+
+def cmd_schemas() -> int:
+    report = Report()
+    schemas = Schemas()
+    stored = json.loads((DERIVED_DIR / "namespace-v1.json").read_text())
+    report.check(stored == namespace_schema_from_kubernetes_validate(),
+                 "schemas/kubernetes/v1.31.0-derived/namespace-v1.json is kubernetes-validate's, inlined",
+                 "run `check.py derive-namespace-schema`")
+    docs = all_manifests()
+    report.check(len(docs) >= 20, "manifests found", str(len(docs)))
+    validate_all(report, docs, schemas)
+    for d in MANIFEST_DIRS:
+        errs = kustomization_errors(d)
+        report.check(not errs, f"{d}/kustomization.yaml", "; ".join(errs))
+        if not errs:
+            ours = kustomize_render(d)
+            rendered = [(f"{d} (rendered) {x['kind']}/{x['metadata']['name']}", x) for x in ours]
+            validate_all(report, rendered, schemas)
+            real = kubectl_kustomize(d)
+            if real is None:
+                report.check(not in_ci(), f"{d}: kubectl kustomize (kubectl is required under CI=true)")
+                print(f"note: kubectl not installed, {d} not rendered by kustomize itself")
+            else:
+                key = lambda x: (x["kind"], x["metadata"]["name"])  # noqa: E731
+                report.check(sorted(map(key, real)) == sorted(map(key, ours)),
+                             f"{d}: kubectl kustomize renders the listed objects")
+                report.check(sorted(real, key=key) == sorted(ours, key=key),
+                             f"{d}: kubectl kustomize output equals the expected rendering")
+                validate_all(report, [(f"{d} (kubectl kustomize) {x['kind']}/{x['metadata']['name']}", x)
+                                      for x in real], schemas)
+    counts: dict[str, int] = {}
+    for _, doc in docs:
+        counts[doc["kind"]] = counts.get(doc["kind"], 0) + 1
+    print("validated kinds: " + ", ".join(f"{k} x{n}" for k, n in sorted(counts.items())))
+    return report.finish("schemas")
+
+
+# ---------------------------------------------------------------- negative
+
+
+def find_doc(docs, kind: str, api_prefix: str = "") -> dict:
+    for _, doc in docs:
+        if doc["kind"] == kind and doc["apiVersion"].startswith(api_prefix):
+            return copy.deepcopy(doc)
+    raise SystemExit(f"no {kind} manifest to mutate")
+
+
+def cmd_negative() -> int:
+    report = Report()
+    schemas = Schemas()
+    a, b, c = ValidatorA(schemas), ValidatorB(), ValidatorC(schemas)
+    docs = all_manifests()
+    cases = []
+
+    def case(what, kind, api, mutate, validators):
+        doc = find_doc(docs, kind, api)
+        mutate(doc)
+        cases.append((what, doc, validators))
+
+    def ctr(doc):
+        return pod_spec(doc)["containers"][0]
+
+    # Unknown fields, at the top, deep inside, in metadata, and a misspelt one.
+    case("unknown field in a Deployment container", "Deployment", "apps/",
+         lambda d: ctr(d).update(imagePullPolicyy="Always"), [a, b])
+    case("unknown field in a CronJob job template", "CronJob", "batch/",
+         lambda d: d["spec"]["jobTemplate"]["spec"].update(retries=3), [a, b])
+    case("unknown top-level field in a ConfigMap", "ConfigMap", "v1",
+         lambda d: d.update(spec={"x": "y"}), [a, b])
+    case("unknown field in Namespace metadata", "Namespace", "v1",
+         lambda d: d["metadata"].update(label={"a": "b"}), [a, b])
+    case("unknown field in a Knative Service container", "Service", "serving.knative.dev/",
+         lambda d: ctr(d).update(livenessProbes={}), [a, c])
+    case("unknown field in a KafkaSource spec", "KafkaSource", "sources.knative.dev/",
+         lambda d: d["spec"].update(deadLetterSink={"uri": "http://x"}), [a, c])
+    case("unknown field in KafkaSource delivery", "KafkaSource", "sources.knative.dev/",
+         lambda d: d["spec"]["delivery"].update(retries=3), [a, c])
+    case("unknown field in a KafkaSink spec", "KafkaSink", "eventing.knative.dev/",
+         lambda d: d["spec"].update(partitions=3), [a, c])
+    case("unknown field in a ScaledObject spec", "ScaledObject", "keda.sh/",
+         lambda d: d["spec"].update(minReplicas=0), [a, c])
+    case("unknown field in TriggerAuthentication", "TriggerAuthentication", "keda.sh/",
+         lambda d: d["spec"]["secretTargetRef"][0].update(secret="x"), [a, c])
+    case("unknown field in custom resource metadata", "ScaledObject", "keda.sh/",
+         lambda d: d["metadata"].update(annotation={}), [a, c])
+    # Wrong types.
+    case("string replicas count in a Deployment", "Deployment", "apps/",
+         lambda d: d["spec"].update(replicas="2"), [a, b])
+    case("number in a ConfigMap's data", "ConfigMap", "v1",
+         lambda d: d["data"].update(DATABASE_MAX_CONNECTIONS=5), [a, b])
+    case("string activeDeadlineSeconds in a Job", "Job", "batch/",
+         lambda d: d["spec"].update(activeDeadlineSeconds="600"), [a, b])
+    case("string containerConcurrency in a Knative Service", "Service", "serving.knative.dev/",
+         lambda d: d["spec"]["template"]["spec"].update(containerConcurrency="20"), [a, c])
+    case("unquoted number as a Knative annotation", "Service", "serving.knative.dev/",
+         lambda d: d["spec"]["template"]["metadata"]["annotations"].update({"autoscaling.knative.dev/min-scale": 0}),
+         [a, c])
+    case("a topic string where KafkaSource wants a list", "KafkaSource", "sources.knative.dev/",
+         lambda d: d["spec"].update(topics="reminders"), [a, c])
+    case("string retry count in KafkaSource delivery", "KafkaSource", "sources.knative.dev/",
+         lambda d: d["spec"]["delivery"].update(retry="8"), [a, c])
+    case("string maxReplicaCount in a ScaledObject", "ScaledObject", "keda.sh/",
+         lambda d: d["spec"].update(maxReplicaCount="6"), [a, c])
+    case("number in a ScaledObject trigger's metadata", "ScaledObject", "keda.sh/",
+         lambda d: d["spec"]["triggers"][0]["metadata"].update(lagThreshold=20), [a, c])
+    case("KafkaSink contentMode outside its enum", "KafkaSink", "eventing.knative.dev/",
+         lambda d: d["spec"].update(contentMode="batch"), [a, c])
+    # Unknown kinds and versions.
+    case("unknown kind", "KafkaSource", "sources.knative.dev/", lambda d: d.update(kind="KafkaSourze"), [a, b, c])
+    case("unknown core kind", "ConfigMap", "v1", lambda d: d.update(kind="ConfigMapp"), [a, b, c])
+    case("known kind in an unknown version", "Service", "serving.knative.dev/",
+         lambda d: d.update(apiVersion="serving.knative.dev/v2"), [a, b, c])
+    case("known kind in the wrong group", "ScaledObject", "keda.sh/",
+         lambda d: d.update(apiVersion="keda.k8s.io/v1alpha1"), [a, b, c])
+
+    for what, doc, validators in cases:
+        for v in validators:
+            errs = v.errors(doc)
+            report.check(bool(errs), f"{v.name} rejects {what}", "accepted")
+            if errs:
+                print(f"ok   {v.name} rejects {what}: {errs[0]}")
+    # And the unmutated documents pass, so the rejections above are the mutations' doing.
+    for kind, api in (("Deployment", "apps/"), ("Service", "serving.knative.dev/"), ("KafkaSource", "sources.")):
+        doc = find_doc(docs, kind, api)
+        for v in ([a, b] if schemas.kind_of(doc) == "core" else [a, c]):
+            report.check(not v.errors(doc), f"{v.name} accepts the unmutated {kind}")
+    # Duplicate keys are refused while reading.
+    try:
+        yaml.load("a: 1\na: 2\n", Loader=StrictLoader)
+        report.check(False, "duplicate YAML keys are rejected")
+    except yaml.YAMLError:
+        report.check(True, "duplicate YAML keys are rejected")
+    return report.finish("negative")
+
+
+# ---------------------------------------------------------------- facts from the code
+
+
+def read(rel: str) -> str:
+    return (ROOT / rel).read_text(encoding="utf-8")
+
+
+def strip_tests(source: str) -> str:
+    """The source without its #[cfg(test)] modules (what the program runs)."""
+    m = re.search(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{", source)
+    return source[: m.start()] if m else source
+
+
+class Workspace:
+    def __init__(self) -> None:
+        root = tomllib.loads(read("Cargo.toml"))
+        self.ws_deps = root["workspace"]["dependencies"]
+        self.packages: dict[str, dict] = {}
+        for member in root["workspace"]["members"]:
+            d = (ROOT / member).resolve()
+            manifest = tomllib.loads((d / "Cargo.toml").read_text())
+            self.packages[manifest["package"]["name"]] = {"dir": d, "manifest": manifest}
+        self.rust_version = root["workspace"]["package"]["rust-version"]
+        # binary name -> package name
+        self.binaries: dict[str, str] = {}
+        for name, p in self.packages.items():
+            d, m = p["dir"], p["manifest"]
+            if (d / "src/main.rs").exists() and m.get("package", {}).get("autobins", True):
+                self.binaries[name] = name
+            for b in (d / "src/bin").glob("*.rs") if (d / "src/bin").is_dir() else []:
+                self.binaries[b.stem] = name
+            for b in m.get("bin", []):
+                self.binaries[b["name"]] = name
+
+    def path_deps(self, package: str) -> set[str]:
+        """The package and its workspace dependencies, transitively (no dev-dependencies)."""
+        seen, todo = set(), [package]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for dep, spec in self.packages[name]["manifest"].get("dependencies", {}).items():
+                if isinstance(spec, dict) and spec.get("workspace"):
+                    spec = self.ws_deps.get(dep, {})
+                if isinstance(spec, dict) and "path" in spec and dep in self.packages:
+                    todo.append(dep)
+        return seen
+
+    def sources(self, package: str) -> list[Path]:
+        files = []
+        for name in sorted(self.path_deps(package)):
+            files += sorted((self.packages[name]["dir"] / "src").rglob("*.rs"))
+        return files
+
+
+ENV_READER = re.compile(
+    r"\b(?:var_or|var|required|env::var|env::var_os)(?:::<[^>]*>)?\(\s*\"([A-Z][A-Z0-9_]*)\""
+)
+# A helper called with a variable's name first, as in topic("KAFKA_TOPIC_REMINDERS", "reminders").
+NAMED_HELPER = re.compile(r"\b[a-z_][a-z0-9_]*\(\s*\"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\"\s*,")
+# ["A_VAR", "B_VAR"].iter()... env::var(...): names in an array that is then looked up.
+ENV_ARRAY = re.compile(r"\[\s*((?:\"[A-Z][A-Z0-9_]*\"\s*,?\s*)+)\][^;]{0,200}?\b(?:env::var|var_or|var)\b", re.S)
+CLAP_ENV = re.compile(r"\benv\s*=\s*\"([A-Z][A-Z0-9_]*)\"")
+REQUIRED = re.compile(r"\brequired(?:::<[^>]*>)?\(\s*\"([A-Z][A-Z0-9_]*)\"")
+CONDITIONAL_REQUIRED = re.compile(r"\"([A-Z][A-Z0-9_]*) is not set: ([A-Z][A-Z0-9_]*)=(\w+)")
+
+
+class Code:
+    """What the Rust sources say about configuration, HTTP, Kafka and the command lines."""
+
+    def __init__(self) -> None:
+        self.ws = Workspace()
+        self.reads: dict[str, set[str]] = {}
+        self.required: dict[str, set[str]] = {}
+        self.conditional: dict[str, set[tuple[str, str, str]]] = {}
+        for binary, package in self.ws.binaries.items():
+            reads, req, cond = set(), set(), set()
+            for f in self.ws.sources(package):
+                src = strip_tests(f.read_text(encoding="utf-8"))
+                reads |= set(ENV_READER.findall(src)) | set(NAMED_HELPER.findall(src)) | set(CLAP_ENV.findall(src))
+                for names in ENV_ARRAY.findall(src):
+                    reads |= set(re.findall(r'"([A-Z][A-Z0-9_]*)"', names))
+                if "from_default_env" in src:
+                    reads.add("RUST_LOG")  # tracing_subscriber::EnvFilter's variable
+                req |= set(REQUIRED.findall(src))
+                cond |= set(CONDITIONAL_REQUIRED.findall(src))
+            self.reads[binary], self.required[binary], self.conditional[binary] = reads, req, cond
+        run = read("crates/host/src/run.rs")
+        self.default_port = int(re.search(r'var_or\("PORT",\s*(\d+)', run).group(1))
+        server = read("crates/host/src/server.rs")
+        self.routes = set(re.findall(r'\.route\("([^"]+)"', server))
+        self.health = {p for p in self.routes if p.startswith("/health/")}
+        kafka_cfg = strip_tests(read("crates/kafka/src/config.rs"))
+        self.kafka_required = set(REQUIRED.findall(kafka_cfg))
+        # topic field -> (variable, default)
+        topic_fields = dict(
+            (field, (var, default))
+            for field, var, default in re.findall(r'(\w+):\s*topic\("([A-Z_]+)",\s*"([^"]+)"\)', kafka_cfg)
+        )
+        # event kind -> topic field
+        kind_field = dict(re.findall(r"EventKind::(\w+)\s*=>\s*&self\.(\w+)", kafka_cfg))
+        self.functions: dict[str, dict] = {}
+        for package in ("notify", "recur"):
+            handler = read(f"functions/{package}/src/handler.rs")
+            name = re.search(r'const NAME: &\'static str = "([^"]+)"', handler).group(1)
+            kind = re.search(r"const ACCEPTS: EventKind = EventKind::(\w+)", handler).group(1)
+            var, default = topic_fields[kind_field[kind]]
+            self.functions[name] = {"binary": package, "topic_var": var, "topic_default": default}
+        dl = read("crates/kafka/src/dead_letters.rs")
+        self.dlq_suffix = re.search(r'format!\("\{topic\}(\.[a-z]+)"\)', dl).group(1)
+        consumer = read("crates/kafka/src/consumer.rs")
+        self.offset_reset = re.search(r'"auto\.offset\.reset",\s*"(\w+)"', consumer).group(1)
+        self.commands = self.command_lines()
+        metrics = read("crates/host/src/metrics.rs")
+        self.metrics_prefix = re.search(r'Registry::new_custom\(Some\("(\w+)"', metrics).group(1)
+
+    def command_lines(self) -> dict[str, dict]:
+        """binary -> {"subcommands": {name: {flag: takes_value}}, "flags": {flag: takes_value}}
+        from the clap derive definitions (struct Cli fields, #[derive(Subcommand)] enums)."""
+        shared = self.subcommand_enum(read("crates/kafka/src/cli.rs"), "FunctionCommand")
+        out = {}
+        for binary, package in self.ws.binaries.items():
+            main = read(str((self.ws.packages[package]["dir"] / "src/main.rs").relative_to(ROOT)))
+            cli = re.search(r"struct Cli \{(.*?)\n\}", main, re.S).group(1)
+            flags = self.fields(cli)
+            subs: dict = {}
+            m = re.search(r"command:\s*(?:Option<)?(\w+)", cli)
+            if m:
+                enum = m.group(1)
+                subs = shared if enum == "FunctionCommand" else self.subcommand_enum(main, enum, shared)
+                flags.pop("--command", None)
+            out[binary] = {"flags": flags, "subcommands": subs, "subcommand_required": "Option<" not in cli}
+        return out
+
+    @staticmethod
+    def kebab(name: str) -> str:
+        return re.sub(r"(?<!^)([A-Z])", r"-\1", name).lower()
+
+    def fields(self, body: str) -> dict[str, bool]:
+        """--flag -> takes a value, for the #[arg(long...)] fields of a struct or variant body."""
+        flags = {}
+        for attrs, field, ty in re.findall(r"((?:#\[[^\]]*\]\s*)+)(\w+):\s*([\w<>]+)", body):
+            arg = re.search(r"#\[arg\(([^\]]*)\)\]", attrs)
+            if not arg or "long" not in arg.group(1):
+                continue
+            explicit = re.search(r'long\s*=\s*"([^"]+)"', arg.group(1))
+            flag = "--" + (explicit.group(1) if explicit else field.replace("_", "-"))
+            flags[flag] = ty != "bool"
+        return flags
+
+    def subcommand_enum(self, source: str, enum: str, shared: dict | None = None) -> dict:
+        body = re.search(r"enum " + enum + r" \{(.*?)\n\}", source, re.S).group(1)
+        subs = {}
+        for m in re.finditer(r"(#\[command\(flatten\)\]\s*)?\n\s*(\w+)(\s*\{(.*?)\n    \}|\((\w+)\))?,", body, re.S):
+            flatten, variant, _, fields, inner = m.groups()
+            if flatten and inner == "FunctionCommand" and shared is not None:
+                subs.update(shared)
+            elif not flatten:
+                subs[self.kebab(variant)] = self.fields(fields or "")
+        return subs
+
+
+# ---------------------------------------------------------------- agreement
+
+
+DURATION = re.compile(r"^(\d+(ms|s|m|h|d))+$")
+
+
+def seconds(d: str) -> float:
+    total = 0.0
+    for n, unit in re.findall(r"(\d+)(ms|s|m|h|d)", d):
+        total += int(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    return total
+
+
+def cmd_agreement() -> int:
+    report = Report()
+    code = Code()
+    print(f"binaries: {sorted(code.ws.binaries)}; health paths: {sorted(code.health)}; "
+          f"default PORT {code.default_port}; functions: {code.functions}")
+    report.check(code.health == {"/health/readiness", "/health/liveness"}, "the code serves both health paths",
+                 str(code.health))
+    report.check(all(code.reads[b] for b in code.ws.binaries), "variables found for every binary")
+    partitions = int(re.search(r"--partitions (\d+)", read("docs/DEPLOYMENT.md")).group(1))
+    per_dir = {d: {} for d in MANIFEST_DIRS}
+    for d in MANIFEST_DIRS:
+        for path in manifest_files(d):
+            for doc in load_yaml_docs(path):
+                per_dir[d].setdefault(doc["kind"], []).append(doc)
+
+    for d in MANIFEST_DIRS:
+        objs = per_dir[d]
+        by_name = lambda kind: {o["metadata"]["name"]: o for o in objs.get(kind, [])}  # noqa: E731
+        configmaps, secrets = by_name("ConfigMap"), by_name("Secret")
+        kust = load_yaml_docs(ROOT / d / "kustomization.yaml")[0]
+        ns = kust["namespace"]
+        base_config = configmaps["todo-events-config"]["data"]
+        brokers = base_config["KAFKA_BROKERS"].split(",")
+
+        # Every namespaced object in the kustomization's namespace; the Namespace is that one.
+        for kind, items in objs.items():
+            for o in items:
+                if kind == "Namespace":
+                    report.check(o["metadata"]["name"] == ns, f"{d}: Namespace is {ns}")
+                else:
+                    report.check(o["metadata"].get("namespace") == ns, f"{d}: {kind}/{o['metadata']['name']} in {ns}")
+
+        # Secret templates hold placeholders only.
+        for name, s in secrets.items():
+            report.check("data" not in s, f"{d}: Secret {name} uses stringData (readable placeholders)")
+            for k, v in s.get("stringData", {}).items():
+                secret_part = re.search(r"://([^@/]*)@", v or "")
+                ok = v == "" or "CHANGE-ME" in v and (secret_part is None or "CHANGE-ME" in secret_part.group(1))
+                report.check(ok, f"{d}: Secret {name}.{k} is a placeholder, not a credential", repr(v))
+
+        workloads = []
+        for kind in ("Deployment", "Job", "CronJob", "Service"):
+            for o in objs.get(kind, []):
+                if pod_spec(o) is not None:
+                    workloads.append(o)
+        for o in workloads:
+            label = f"{d}: {o['kind']}/{o['metadata']['name']}"
+            knative = o["apiVersion"].startswith("serving.knative.dev")
+            spec = pod_spec(o)
+            report.check(spec.get("automountServiceAccountToken") is False, f"{label}: no service account token")
+            for c in spec["containers"]:
+                check_container(report, code, label, c, spec, knative, configmaps, secrets, per_dir[d], partitions)
+
+        # Knative path.
+        services = {o["metadata"]["name"]: o for o in objs.get("Service", []) if o["apiVersion"].startswith("serving.")}
+        sinks = by_name("KafkaSink")
+        for src in objs.get("KafkaSource", []):
+            label = f"{d}: KafkaSource/{src['metadata']['name']}"
+            spec, ann = src["spec"], src["metadata"].get("annotations", {})
+            ref = spec["sink"]["ref"]
+            svc = services.get(ref["name"])
+            report.check(ref["kind"] == "Service" and ref["apiVersion"] == "serving.knative.dev/v1" and svc is not None,
+                         f"{label}: sink is a Knative Service of this directory", str(ref))
+            if svc is None:
+                continue
+            binary = os.path.basename(svc["spec"]["template"]["spec"]["containers"][0]["command"][0])
+            fn = next(n for n, f in code.functions.items() if f["binary"] == binary)
+            topic = base_config.get(code.functions[fn]["topic_var"], code.functions[fn]["topic_default"])
+            report.check(spec["topics"] == [topic], f"{label}: topic is {fn}'s ({topic})", str(spec["topics"]))
+            report.check(spec["bootstrapServers"] == brokers, f"{label}: bootstrapServers == KAFKA_BROKERS")
+            report.check(spec.get("consumerGroup") == consumer_group(code, per_dir, fn),
+                         f"{label}: consumerGroup is {fn}'s consumer-mode group",
+                         f"{spec.get('consumerGroup')} vs {consumer_group(code, per_dir, fn)}")
+            report.check(spec.get("initialOffset") == code.offset_reset,
+                         f"{label}: initialOffset {code.offset_reset} like the consumers")
+            report.check(ann.get("kafka.eventing.knative.dev/delivery.order") == "ordered"
+                         and spec.get("ordering", "ordered") == "ordered", f"{label}: ordered delivery")
+            delivery = spec.get("delivery", {})
+            report.check(delivery.get("backoffPolicy") == "exponential" and delivery.get("retry", 0) > 0
+                         and re.match(r"^PT\d+(\.\d+)?S$", delivery.get("backoffDelay", "")) is not None,
+                         f"{label}: retries with exponential backoff", str(delivery))
+            dls = delivery.get("deadLetterSink", {}).get("ref", {})
+            sink = sinks.get(dls.get("name"))
+            report.check(dls.get("kind") == "KafkaSink" and dls.get("apiVersion") == "eventing.knative.dev/v1alpha1"
+                         and sink is not None, f"{label}: dead-letter sink is a KafkaSink of this directory", str(dls))
+            if sink is not None:
+                report.check(sink["spec"]["topic"] == topic + code.dlq_suffix,
+                             f"{label}: dead letters go to {topic}{code.dlq_suffix}", sink["spec"]["topic"])
+                report.check(sink["spec"]["bootstrapServers"] == brokers, f"KafkaSink/{dls['name']}: bootstrapServers")
+            expect = {
+                "autoscaling.eventing.knative.dev/class": lambda v: v == "keda.autoscaling.knative.dev",
+                "autoscaling.eventing.knative.dev/min-scale": lambda v: v == "0",
+                "autoscaling.eventing.knative.dev/max-scale": lambda v: 1 <= int(v) <= partitions,
+                "autoscaling.eventing.knative.dev/lag-threshold": lambda v: int(v) > 0,
+                "autoscaling.eventing.knative.dev/activation-lag-threshold": lambda v: int(v) >= 0,
+                "autoscaling.eventing.knative.dev/polling-interval": lambda v: int(v) > 0,
+                "autoscaling.eventing.knative.dev/cooldown-period": lambda v: int(v) > 0,
+            }
+            for key, ok in expect.items():
+                report.check(key in ann and ok(ann[key]), f"{label}: {key}", repr(ann.get(key)))
+        if d == "knative":
+            report.check(len(objs.get("KafkaSource", [])) == len(code.functions), "knative: a KafkaSource per topic")
+            for name, svc in services.items():
+                t = svc["spec"]["template"]
+                report.check(svc["metadata"].get("labels", {}).get("networking.knative.dev/visibility") == "cluster-local",
+                             f"knative: Service/{name} is cluster-local")
+                report.check(t["spec"].get("containerConcurrency", 0) > 0, f"knative: Service/{name} containerConcurrency")
+                a = t["metadata"].get("annotations", {})
+                report.check(a.get("autoscaling.knative.dev/min-scale") == "0", f"knative: Service/{name} scales to zero")
+                report.check(int(a.get("autoscaling.knative.dev/max-scale", "0")) > 0, f"knative: Service/{name} max-scale")
+
+        # KEDA path.
+        deployments = by_name("Deployment")
+        auths = by_name("TriggerAuthentication")
+        for so in objs.get("ScaledObject", []):
+            label = f"{d}: ScaledObject/{so['metadata']['name']}"
+            spec = so["spec"]
+            ref = spec["scaleTargetRef"]
+            dep = deployments.get(ref["name"])
+            report.check(ref.get("kind", "Deployment") == "Deployment" and ref.get("apiVersion", "apps/v1") == "apps/v1"
+                         and dep is not None, f"{label}: target is a Deployment of this directory", str(ref))
+            report.check(spec.get("minReplicaCount") == 0, f"{label}: minReplicaCount 0")
+            report.check(1 <= spec.get("maxReplicaCount", 100) <= partitions,
+                         f"{label}: maxReplicaCount <= {partitions} partitions", str(spec.get("maxReplicaCount")))
+            if dep is None:
+                continue
+            c = dep["spec"]["template"]["spec"]["containers"][0]
+            binary = os.path.basename(c["command"][0])
+            fn = next(n for n, f in code.functions.items() if f["binary"] == binary)
+            env = effective_env(c, per_dir[d])
+            group = env.get("KAFKA_GROUP") or fn
+            topic = env.get(code.functions[fn]["topic_var"]) or code.functions[fn]["topic_default"]
+            kafka = [t for t in spec["triggers"] if t["type"] == "kafka"]
+            report.check(len(kafka) == 1, f"{label}: one kafka trigger")
+            for t in kafka:
+                m = t["metadata"]
+                report.check(m.get("consumerGroup") == group, f"{label}: consumerGroup is the Deployment's", m.get("consumerGroup"))
+                report.check(m.get("topic") == topic, f"{label}: topic {topic}", m.get("topic"))
+                report.check(m.get("bootstrapServers", "").split(",") == (env.get("KAFKA_BROKERS") or "").split(","),
+                             f"{label}: bootstrapServers == the Deployment's KAFKA_BROKERS")
+                report.check(m.get("offsetResetPolicy") == code.offset_reset,
+                             f"{label}: offsetResetPolicy {code.offset_reset} like the consumer")
+                report.check(int(m.get("lagThreshold", "0")) > 0 and int(m.get("activationLagThreshold", "-1")) >= 0,
+                             f"{label}: lagThreshold and activationLagThreshold")
+                proto = (env.get("KAFKA_SECURITY_PROTOCOL") or "plaintext").lower()
+                mech = (env.get("KAFKA_SASL_MECHANISM") or "").upper()
+                want_sasl = "none" if not proto.startswith("sasl") else {
+                    "PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}.get(mech, "?")
+                want_tls = "enable" if proto in ("ssl", "sasl_ssl") else "disable"
+                report.check(m.get("sasl", "none") == want_sasl and m.get("tls", "disable") == want_tls,
+                             f"{label}: sasl/tls match KAFKA_SECURITY_PROTOCOL={proto}", f"{m.get('sasl')}/{m.get('tls')}")
+                auth = auths.get(t.get("authenticationRef", {}).get("name"))
+                report.check(auth is not None, f"{label}: authenticationRef is a TriggerAuthentication of this directory")
+                if auth is not None:
+                    for r in auth["spec"].get("secretTargetRef", []):
+                        s = secrets.get(r["name"])
+                        report.check(s is not None and r["key"] in s.get("stringData", {}),
+                                     f"{d}: TriggerAuthentication reads {r['name']}.{r['key']}, a key of that Secret")
+                        report.check(r["key"] in code.reads[binary],
+                                     f"{d}: TriggerAuthentication's {r['key']} is the variable the code reads")
+        if d == "keda":
+            report.check(sorted(so["spec"]["scaleTargetRef"]["name"] for so in objs.get("ScaledObject", []))
+                         == sorted(deployments), "keda: a ScaledObject per Deployment")
+            report.check(len(deployments) == len(code.functions), "keda: a consumer Deployment per function")
+
+    # The two directories share these files byte for byte.
+    for f in SHARED_FILES:
+        report.check(read(f"knative/{f}") == read(f"keda/{f}"), f"knative/{f} == keda/{f}")
+    return report.finish("agreement")
+
+
+def consumer_group(code: Code, per_dir: dict, fn: str) -> str:
+    """The consumer group of `fn` in consumer mode: KAFKA_GROUP of its keda/ Deployment, else
+    the code's default (the function's name)."""
+    for dep in per_dir["keda"].get("Deployment", []):
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        if os.path.basename(c["command"][0]) == code.functions[fn]["binary"]:
+            return effective_env(c, per_dir["keda"]).get("KAFKA_GROUP") or fn
+    return fn
+
+
+def effective_env(c: dict, objs: dict) -> dict[str, str]:
+    """The container's environment as Kubernetes builds it: envFrom in order, then env."""
+    maps = {o["metadata"]["name"]: o.get("data", {}) for o in objs.get("ConfigMap", [])}
+    secrets = {o["metadata"]["name"]: o.get("stringData", {}) for o in objs.get("Secret", [])}
+    env: dict[str, str] = {}
+    for source in c.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(maps.get(source["configMapRef"]["name"], {}))
+        if "secretRef" in source:
+            env.update(secrets.get(source["secretRef"]["name"], {}))
+    for e in c.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif "valueFrom" in e:
+            vf = e["valueFrom"]
+            if "configMapKeyRef" in vf:
+                env[e["name"]] = maps.get(vf["configMapKeyRef"]["name"], {}).get(vf["configMapKeyRef"]["key"], "")
+            elif "secretKeyRef" in vf:
+                env[e["name"]] = secrets.get(vf["secretKeyRef"]["name"], {}).get(vf["secretKeyRef"]["key"], "")
+    return env
+
+
+def check_container(report, code, label, c, spec, knative, configmaps, secrets, objs, partitions) -> None:
+    label = f"{label} container {c['name']}"
+    command = c.get("command", [])
+    report.check(len(command) == 1 and command[0].startswith("/usr/local/bin/"),
+                 f"{label}: command is one of the image's binaries", str(command))
+    binary = os.path.basename(command[0]) if command else ""
+    report.check(binary in code.ws.binaries, f"{label}: {binary} is a workspace binary", binary)
+    if binary not in code.ws.binaries:
+        return
+    args = c.get("args", [])
+    check_args(report, code, label, binary, args)
+
+    # Variables: set by the manifest, read by the code, and everything required is set.
+    names = []
+    for source in c.get("envFrom", []):
+        if "configMapRef" in source:
+            name = source["configMapRef"]["name"]
+            report.check(name in configmaps, f"{label}: ConfigMap {name} exists")
+            names += list(configmaps.get(name, {}).get("data", {}))
+        elif "secretRef" in source:
+            name = source["secretRef"]["name"]
+            report.check(name in secrets, f"{label}: Secret {name} exists (template)")
+            names += list(secrets.get(name, {}).get("stringData", {}))
+        report.check(not source.get("prefix") and not source.get("configMapRef", source.get("secretRef", {})).get("optional"),
+                     f"{label}: envFrom without prefix, not optional")
+    for e in c.get("env", []):
+        names.append(e["name"])
+        vf = e.get("valueFrom", {})
+        for ref, pool, field in (("configMapKeyRef", configmaps, "data"), ("secretKeyRef", secrets, "stringData")):
+            if ref in vf:
+                r = vf[ref]
+                report.check(r["key"] in pool.get(r["name"], {}).get(field, {}),
+                             f"{label}: {e['name']} from {r['name']}.{r['key']}, which exists")
+    report.check(len(names) == len(set(names)), f"{label}: no variable set twice", str(names))
+    for n in names:
+        report.check(n in code.reads[binary], f"{label}: {n} is read by {binary}",
+                     f"{binary} reads {sorted(code.reads[binary])}")
+    env = effective_env(c, objs)
+    # Clusters run PostgreSQL (the SQLite default is for laptops).
+    report.check(env.get("DATABASE_URL", "").startswith("postgres://"), f"{label}: DATABASE_URL is PostgreSQL")
+    uses_kafka = binary == "scheduler-cron" or (args[:1] and args[0] in ("consume", "replay-dead-letters"))
+    for var in sorted(code.kafka_required if uses_kafka else set()):
+        report.check(bool(env.get(var)), f"{label}: required {var} is set")
+    for var, cond_var, cond_value in sorted(code.conditional[binary]):
+        if env.get(cond_var, "").lower() == cond_value.lower():
+            report.check(bool(env.get(var)), f"{label}: {var} is set, as {cond_var}={cond_value} requires")
+    if binary == "scheduler-cron":
+        report.check(not any(k in env for k in ("SINK_REMINDERS", "SINK_TASK_EVENTS", "K_SINK")),
+                     f"{label}: publishes to Kafka only (no SINK_*)")
+    if binary in [f["binary"] for f in code.functions.values()]:
+        for f in code.functions.values():
+            if f["binary"] == binary and f["topic_var"] in env:
+                report.check(re.match(r"^[A-Za-z0-9._-]+$", env[f["topic_var"]]) is not None, f"{label}: topic name")
+
+    # Ports and probes of the functions.
+    serves_http = binary in [f["binary"] for f in code.functions.values()] and (not args or args[0] == "consume")
+    if serves_http:
+        if knative:
+            report.check("PORT" not in names, f"{label}: PORT is left to Knative (reserved)")
+            port = c["ports"][0]["containerPort"]
+            report.check(len(c.get("ports", [])) == 1 and c["ports"][0].get("name") in (None, "http1", "h2c"),
+                         f"{label}: one port, named http1")
+        else:
+            port = int(env.get("PORT", code.default_port))
+            report.check([p["containerPort"] for p in c.get("ports", [])] == [port],
+                         f"{label}: containerPort is PORT ({port})")
+        port_names = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+        for probe, path_word in (("readinessProbe", "readiness"), ("livenessProbe", "liveness")):
+            p = c.get(probe, {}).get("httpGet")
+            report.check(p is not None, f"{label}: {probe} over HTTP")
+            if p is None:
+                continue
+            report.check(p["path"] in code.health and path_word in p["path"], f"{label}: {probe} path {p['path']}")
+            probe_port = port_names.get(p["port"], p["port"]) if isinstance(p["port"], str) else p["port"]
+            report.check(probe_port == port, f"{label}: {probe} port is the served port", f"{p['port']} vs {port}")
+    # Hardening, requests and limits.
+    sc, psc = c.get("securityContext", {}), spec.get("securityContext", {})
+    report.check(sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, f"{label}: runAsNonRoot")
+    uid = sc.get("runAsUser", psc.get("runAsUser"))
+    report.check(isinstance(uid, int) and uid > 0, f"{label}: runAsUser is a non-root uid", str(uid))
+    report.check(sc.get("readOnlyRootFilesystem") is True, f"{label}: read-only root filesystem")
+    report.check(sc.get("allowPrivilegeEscalation") is False, f"{label}: no privilege escalation")
+    report.check(sc.get("capabilities", {}).get("drop") == ["ALL"] and not sc.get("capabilities", {}).get("add"),
+                 f"{label}: all capabilities dropped")
+    report.check(sc.get("seccompProfile", psc.get("seccompProfile", {})).get("type") == "RuntimeDefault",
+                 f"{label}: seccomp RuntimeDefault")
+    res = c.get("resources", {})
+    report.check({"cpu", "memory"} <= set(res.get("requests", {})) and {"cpu", "memory"} <= set(res.get("limits", {})),
+                 f"{label}: cpu and memory requests and limits")
+
+
+def check_args(report, code, label, binary, args) -> None:
+    cli = code.commands[binary]
+    rest = list(args)
+    flags = dict(cli["flags"])
+    if cli["subcommands"]:
+        if rest and not rest[0].startswith("-"):
+            sub = rest.pop(0)
+            report.check(sub in cli["subcommands"], f"{label}: `{binary} {sub}` is a subcommand",
+                         f"{binary} has {sorted(cli['subcommands'])}")
+            flags.update(cli["subcommands"].get(sub, {}))
+        else:
+            report.check(not cli["subcommand_required"], f"{label}: {binary} runs without a subcommand")
+    values = {}
+    while rest:
+        tok = rest.pop(0)
+        name = tok.split("=", 1)[0]
+        ok = name in flags
+        report.check(ok, f"{label}: {name} is a flag of {binary}", f"{binary} has {sorted(flags)}")
+        if ok and flags[name]:
+            value = tok.split("=", 1)[1] if "=" in tok else (rest.pop(0) if rest else None)
+            report.check(value is not None, f"{label}: {name} has a value")
+            values[name] = value
+    if binary == "scheduler-cron":
+        report.check("--for" in values and "--every" in values, f"{label}: CronJob mode --for D --every E")
+        if "--for" in values and "--every" in values:
+            report.check(all(DURATION.match(values[k] or "") for k in ("--for", "--every")), f"{label}: durations")
+            report.check(0 < seconds(values["--every"]) < seconds(values["--for"]) < 60,
+                         f"{label}: polls within its minute", str(values))
+
+
+# ---------------------------------------------------------------- cron job timing
+
+
+def cmd_cron_timing(report: Report) -> None:
+    for d in MANIFEST_DIRS:
+        for doc in load_yaml_docs(ROOT / d / "scheduler-cron.yaml"):
+            s = doc["spec"]
+            job = s["jobTemplate"]["spec"]
+            c = job["template"]["spec"]["containers"][0]
+            args = c.get("args", [])
+            run_for = seconds(args[args.index("--for") + 1]) if "--for" in args else 0
+            env = {e["name"]: e.get("value", "") for e in c.get("env", [])}
+            delivery = seconds(env.get("KAFKA_DELIVERY_TIMEOUT", "30s"))
+            report.check(s["schedule"] == "* * * * *", f"{d}: scheduler every minute")
+            report.check(s.get("concurrencyPolicy") == "Forbid", f"{d}: concurrencyPolicy Forbid")
+            report.check(0 < s.get("startingDeadlineSeconds", 0) < 60, f"{d}: startingDeadlineSeconds under a minute")
+            report.check(job.get("activeDeadlineSeconds", 0) > run_for + delivery,
+                         f"{d}: activeDeadlineSeconds covers --for and a last publish")
+
+
+# ---------------------------------------------------------------- image
+
+
+def cmd_image() -> int:
+    report = Report()
+    code = Code()
+    text = read("Dockerfile")
+    lines = [ln for ln in re.sub(r"\\\n", " ", text).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    stages = [ln for ln in lines if ln.upper().startswith("FROM ")]
+    report.check(len(stages) >= 2, "multi-stage Dockerfile", str(len(stages)))
+    final = stages[-1].split()
+    final_start = lines.index(stages[-1])
+    runtime = lines[final_start:]
+    report.check(final[1].startswith("gcr.io/distroless/cc-debian12:") and final[1].endswith("nonroot"),
+                 "runtime image is distroless cc-debian12, nonroot", final[1])
+    users = [ln.split()[1] for ln in runtime if ln.upper().startswith("USER ")]
+    report.check(len(users) == 1 and re.match(r"^\d+(:\d+)?$", users[0]) and int(users[0].split(":")[0]) > 0,
+                 "runtime USER is a numeric non-root uid", str(users))
+    uid = int(users[0].split(":")[0]) if users else -1
+    report.check(not any(ln.upper().startswith("RUN ") for ln in runtime), "nothing runs in the runtime stage (no shell)")
+    rv = re.search(r"ARG RUST_VERSION=(\d+)\.(\d+)", text)
+    msrv = tuple(int(x) for x in code.ws.rust_version.split(".")[:2])
+    report.check(rv is not None and (int(rv.group(1)), int(rv.group(2))) >= msrv,
+                 f"builder Rust is at least the workspace's rust-version {code.ws.rust_version}")
+    report.check("-bookworm" in stages[0], "builder is Debian 12 (bookworm), the glibc of cc-debian12")
+    build = next((ln for ln in lines if "cargo build" in ln), "")
+    report.check(all(f in build for f in ("--release", "--locked")), "cargo build --release --locked", build)
+    report.check("--workspace" in build and "--bins" in build, "cargo build builds every binary", build)
+    listed = re.search(r"for bin in ([\w\- ]+); do", build)
+    binaries = set(listed.group(1).split()) if listed else set()
+    report.check(binaries == set(code.ws.binaries), "the image holds exactly the workspace's binaries",
+                 f"{sorted(binaries)} vs {sorted(code.ws.binaries)}")
+    report.check(any(ln.startswith("COPY --from=build /out/bin/ /usr/local/bin/") for ln in runtime),
+                 "binaries land in /usr/local/bin")
+    copies = [ln.split()[1] for ln in lines[:final_start] if ln.upper().startswith("COPY ") and "--from" not in ln]
+    # Everything the build reads is in the context and copied: the workspace members' sources
+    # (with include_str!/migrate! data under them) and the lockfile.
+    ignore = read(".dockerignore")
+    allowed = set(re.findall(r"^!(\S+?)/?$", ignore, re.M))
+    for member in ["Cargo.toml", "Cargo.lock", "src"] + sorted(
+            {str(p["dir"].relative_to(ROOT)).split("/")[0] for p in code.ws.packages.values() if p["dir"] != ROOT}):
+        report.check(member in allowed, f".dockerignore lets {member} in")
+        report.check(member in copies or (member in ("Cargo.toml", "Cargo.lock") and any("Cargo.lock" in ln for ln in lines)),
+                     f"Dockerfile copies {member}")
+    report.check(re.search(r"^\*$", ignore, re.M) is not None, ".dockerignore starts from nothing (target/, .git/ out)")
+    for pattern in (r"include_str!\(\"([^\"]+)\"\)", r"migrate!\(\"([^\"]+)\"\)"):
+        for f in code.ws.sources("todo-events"):
+            for rel in re.findall(pattern, f.read_text()):
+                # include_str! is relative to the file, migrate! to the crate's manifest directory.
+                base = f.parent if "include_str" in pattern else max(
+                    (p["dir"] for p in code.ws.packages.values() if str(f).startswith(str(p["dir"]) + "/")),
+                    key=lambda d: len(str(d)))
+                target = (base / rel).resolve()
+                report.check(target.exists() and "/tests/" not in str(target.relative_to(ROOT)),
+                             f"build input {target.relative_to(ROOT)} is in the context")
+    # Manifests run what the image has, as the image's user.
+    for label, doc in all_manifests():
+        for c in containers(doc):
+            report.check(c["image"].startswith("registry.example.com/todo-events:"), f"{label}: the todo-events image")
+            cmd = c.get("command", [""])[0]
+            report.check(cmd.startswith("/usr/local/bin/") and os.path.basename(cmd) in binaries,
+                         f"{label}: {cmd} is in the image")
+            sc, psc = c.get("securityContext", {}), (pod_spec(doc) or {}).get("securityContext", {})
+            report.check(sc.get("runAsUser", psc.get("runAsUser")) == uid, f"{label}: runs as the image's user {uid}")
+    return report.finish("image")
+
+
+# ---------------------------------------------------------------- observability
+
+
+# Metrics of other programs that dashboards and alerts may use, with where they come from.
+EXTERNAL_METRICS = {
+    # KEDA operator (keda.sh/docs/latest/operate/prometheus)
+    "keda_scaler_metrics_value": {"namespace", "scaledObject", "scaler", "scalerIndex", "metric", "type", "triggerName"},
+    "keda_scaler_active": {"namespace", "scaledObject", "scaler", "scalerIndex", "metric", "type", "triggerName"},
+    "keda_scaler_detail_errors_total": {"namespace", "scaledObject", "scaler", "scalerIndex", "metric", "type",
+                                        "triggerName"},
+    # kafka_exporter (danielqsj/kafka_exporter)
+    "kafka_consumergroup_lag": {"consumergroup", "topic", "partition"},
+    "kafka_consumergroup_lag_sum": {"consumergroup", "topic"},
+    "kafka_topic_partition_current_offset": {"topic", "partition"},
+    # kube-state-metrics
+    "kube_cronjob_status_last_successful_time": {"namespace", "cronjob"},
+    "kube_job_status_failed": {"namespace", "job_name", "reason"},
+    "kube_job_owner": {"namespace", "job_name", "owner_kind", "owner_name", "owner_is_controller"},
+    "kube_deployment_status_replicas": {"namespace", "deployment"},
+}
+COMMON_LABELS = {"job", "instance", "namespace", "pod", "container", "service", "__name__", "le"}
+
+
+class Metrics:
+    """The metrics the functions export (crates/host/src/metrics.rs) and the label values
+    the code can give them."""
+
+    def __init__(self, code: Code) -> None:
+        src = read("crates/host/src/metrics.rs")
+        prefix = code.metrics_prefix
+        self.series: dict[str, set[str]] = {}
+        decls = re.findall(
+            r"(IntCounterVec|HistogramVec|IntGauge)::(?:new|with_opts)\(\s*(?:Histogram)?Opts::new\(\s*\"(\w+)\""
+            r"(.*?)\)\s*(?:\.expect|;)", src, re.S)
+        for kind, name, rest in decls:
+            labels = set(re.findall(r'const_label\("(\w+)"', rest)) | set(re.findall(r'"(\w+)"', rest.split("&[", 1)[1])
+                                                                             if "&[" in rest else [])
+            full = f"{prefix}_{name}"
+            if kind == "HistogramVec":
+                self.series[f"{full}_bucket"] = labels | {"le"}
+                self.series[f"{full}_sum"] = labels
+                self.series[f"{full}_count"] = labels
+            else:
+                self.series[full] = labels
+        outcomes = set(re.findall(r'=>\s*"(\w+)"', re.search(r"fn problem_outcome.*?\n\}", read("crates/host/src/server.rs"),
+                                                                    re.S).group(0)))
+        outcomes |= set(re.findall(r'Self::\w+ => "(\w+)"', read("crates/host/src/function.rs")))
+        for f in ("functions/notify/src/handler.rs", "functions/recur/src/handler.rs"):
+            outcomes |= set(re.findall(r'Outcome::Done\("(\w+)"\)', read(f)))
+        outcomes |= set(re.findall(r'observe\([^,]+,\s*"(\w+)"', read("crates/kafka/src/consumer.rs")))
+        types = set(re.findall(r'pub const \w+: &str = "(dev\.todo\.[\w.-]+)"', read("crates/domain/src/events.rs")))
+        self.values = {"function": set(code.functions), "outcome": outcomes, "type": types | {"other"}}
+
+
+def promql_selectors(expr: str):
+    import promql_parser
+
+    tree = promql_parser.parse(expr)
+    found = []
+
+    def visit(node):
+        if isinstance(node, promql_parser.VectorSelector):
+            found.append(node)
+        return True
+
+    promql_parser.walk(tree, visit)
+    return found
+
+
+def check_expr(report: Report, metrics: Metrics, what: str, expr: str) -> None:
+    try:
+        selectors = promql_selectors(expr)
+    except Exception as e:  # the parser's own error type
+        report.check(False, f"{what}: PromQL parses", f"{e}: {expr}")
+        return
+    report.check(bool(selectors), f"{what}: selects metrics")
+    for s in selectors:
+        name = s.name
+        ours = name in metrics.series
+        report.check(ours or name in EXTERNAL_METRICS, f"{what}: metric {name} exists",
+                     f"not exported by the code ({sorted(metrics.series)}) nor a known exporter's")
+        labels = metrics.series.get(name) or EXTERNAL_METRICS.get(name, set())
+        for m in s.matchers.matchers:
+            if m.name == "__name__":
+                continue
+            report.check(m.name in labels or m.name in COMMON_LABELS, f"{what}: {name} has label {m.name}")
+            if ours and m.name in metrics.values:
+                op = str(m.op)
+                words = [m.value] if "Equal" in op and "Not" not in op else (
+                    re.fullmatch(r"[\w.|-]+", m.value) and m.value.split("|") or [])
+                for w in words:
+                    if "__var_" in w:
+                        continue
+                    report.check(w in metrics.values[m.name], f"{what}: {m.name}={w!r} is a value the code emits",
+                                 f"{sorted(metrics.values[m.name])}")
+
+
+GRAFANA_VARS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+
+
+def grafana_expr(expr: str) -> str:
+    for k, v in GRAFANA_VARS.items():
+        expr = expr.replace(k, v)
+    # Dashboard variables become a marker that value checks skip (the user picks the value).
+    return re.sub(r"\$\{?(\w+)\}?", r"__var_\1__", expr)
+
+
+RULE_KEYS = {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}
+
+
+def cmd_observability() -> int:
+    report = Report()
+    code = Code()
+    metrics = Metrics(code)
+    print(f"metrics of the code: {sorted(metrics.series)}; label values: "
+          + "; ".join(f"{k}={sorted(v)}" for k, v in metrics.values.items()))
+    report.check({"todo_events_events_total", "todo_events_event_handling_seconds_bucket",
+                  "todo_events_events_in_flight"} <= set(metrics.series), "the documented metrics are found in the code")
+
+    dash_path = ROOT / "deploy/grafana/todo-events.json"
+    dash = json.loads(dash_path.read_text())
+    report.check(isinstance(dash.get("panels"), list) and dash.get("title") and dash.get("uid"),
+                 "dashboard has a title, a uid and panels")
+    report.check(isinstance(dash.get("schemaVersion"), int), "dashboard schemaVersion")
+    ids = [p["id"] for p in dash["panels"]]
+    report.check(len(ids) == len(set(ids)), "panel ids are unique")
+    variables = {v["name"] for v in dash.get("templating", {}).get("list", [])}
+    exprs = 0
+    for p in dash["panels"]:
+        report.check({"x", "y", "w", "h"} <= set(p.get("gridPos", {})), f"panel {p.get('title')}: gridPos")
+        if p.get("type") == "row":
+            continue
+        report.check(bool(p.get("targets")), f"panel {p.get('title')}: has queries")
+        for t in p.get("targets", []):
+            exprs += 1
+            used = set(re.findall(r"\$\{?(\w+)\}?", t["expr"])) - {k[1:] for k in GRAFANA_VARS} - {"__rate_interval"}
+            report.check(used <= variables, f"panel {p['title']}: variables {sorted(used)} are defined")
+            check_expr(report, metrics, f"panel {p['title']!r}", grafana_expr(t["expr"]))
+    for v in dash.get("templating", {}).get("list", []):
+        if v.get("type") == "query":
+            q = v["query"]["query"] if isinstance(v["query"], dict) else v["query"]
+            inner = re.match(r"label_values\((.*),\s*\w+\)$", q)
+            if inner:
+                check_expr(report, metrics, f"variable {v['name']}", grafana_expr(inner.group(1)))
+    report.check(exprs >= 8, "dashboard queries", str(exprs))
+
+    rules = load_yaml_docs(ROOT / "deploy/prometheus/todo-events-alerts.yaml")[0]
+    report.check(set(rules) == {"groups"}, "rules file: only groups")
+    alerts = 0
+    for g in rules["groups"]:
+        report.check(set(g) <= {"name", "interval", "rules"} and isinstance(g.get("name"), str), f"group {g.get('name')}")
+        for r in g["rules"]:
+            alerts += 1
+            name = r.get("alert", "?")
+            report.check(set(r) <= RULE_KEYS and {"alert", "expr"} <= set(r), f"rule {name}: fields")
+            report.check(DURATION.match(str(r.get("for", "0s"))) is not None, f"rule {name}: for is a duration")
+            report.check(r.get("labels", {}).get("severity") in ("critical", "warning", "info"), f"rule {name}: severity")
+            ann = r.get("annotations", {})
+            report.check("summary" in ann and "description" in ann, f"rule {name}: summary and description")
+            check_expr(report, metrics, f"rule {name}", r["expr"])
+    names = " ".join(r.get("alert", "") for g in rules["groups"] for r in g["rules"]).lower()
+    for topic in ("lag", "deadletter", "late", "fail"):
+        report.check(topic in names, f"an alert about {topic}")
+    report.check(alerts >= 6, "alert rules", str(alerts))
+    return report.finish("observability")
+
+
+def cmd_derive() -> int:
+    out = namespace_schema_from_kubernetes_validate()
+    DERIVED_DIR.mkdir(parents=True, exist_ok=True)
+    (DERIVED_DIR / "namespace-v1.json").write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    print("wrote", DERIVED_DIR / "namespace-v1.json")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    commands = {
+        "schemas": cmd_schemas,
+        "negative": cmd_negative,
+        "agreement": lambda: cmd_agreement_with_cron(),
+        "image": cmd_image,
+        "observability": cmd_observability,
+        "derive-namespace-schema": cmd_derive,
+    }
+    if len(argv) != 2 or argv[1] not in commands:
+        print(__doc__)
+        return 2
+    return commands[argv[1]]()
+
+
+def cmd_agreement_with_cron() -> int:
+    status = cmd_agreement()
+    report = Report()
+    cmd_cron_timing(report)
+    return status | report.finish("cron timing")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
