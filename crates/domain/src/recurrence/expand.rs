@@ -13,6 +13,13 @@
 //!   ...) although RFC 5545 allows ±366 for every FREQ and a month can hold far more than 31
 //!   instances (`BYDAY=MO,TU,WE,TH,FR;BYHOUR=9,17` has up to 46). We group the candidates by
 //!   period and pick the positions ourselves.
+//! * **BYHOUR/BYMINUTE with FREQ=MINUTELY, and BYHOUR/BYMINUTE/BYSECOND with FREQ=SECONDLY.**
+//!   The crate steps these frequencies by calling its hourly (minutely) stepper with the
+//!   carry as the interval and the BYHOUR (BYMINUTE) list as a filter, so it skips ahead by
+//!   whole hours (minutes) and leaves the INTERVAL grid: `FREQ=MINUTELY;INTERVAL=45;BYHOUR=22`
+//!   from 22:00 gives 22:00, 22:45 and then 22:30 a week later instead of 22:00 (dateutil
+//!   and RFC 5545 keep every instance on DTSTART + k x 45 minutes). We let the crate walk
+//!   the plain grid and filter these parts ourselves.
 //! * **COUNT** and the DTSTART cut-off, which must come after BYSETPOS.
 //!
 //! The crate is started at the *beginning* of DTSTART's period, with every default that RFC
@@ -47,6 +54,8 @@ pub(crate) struct Expansion {
     /// Numeric BYDAY counts within the month (MONTHLY, or YEARLY with BYMONTH) or the year.
     ordinals_in_month: bool,
     by_set_pos: Vec<i16>,
+    /// BYHOUR/BYMINUTE/BYSECOND applied here rather than by the crate (MINUTELY, SECONDLY).
+    time_filter: Option<[Vec<u8>; 3]>,
     candidates: RRuleSet,
 }
 
@@ -113,6 +122,19 @@ impl Expansion {
             .map(|m| Month::try_from(*m).expect("checked 1 to 12"))
             .collect();
 
+        let time_filter = match rule.freq {
+            Frequency::Minutely => Some([
+                std::mem::take(&mut by_hour),
+                std::mem::take(&mut by_minute),
+                vec![],
+            ]),
+            Frequency::Secondly => Some([
+                std::mem::take(&mut by_hour),
+                std::mem::take(&mut by_minute),
+                std::mem::take(&mut by_second),
+            ]),
+            _ => None,
+        };
         let start = period_start(rule.freq, rule.wkst, dtstart);
         let candidates = RRule::new(rule.freq)
             .interval(rule.interval)
@@ -141,6 +163,7 @@ impl Expansion {
             ordinal_days,
             ordinals_in_month: rule.freq == Frequency::Monthly || !by_month.is_empty(),
             by_set_pos: rule.by_set_pos.clone(),
+            time_filter,
             candidates,
         })
     }
@@ -157,6 +180,18 @@ impl Expansion {
             since_match: 0,
             done: false,
         }
+    }
+
+    /// Whether a candidate passes the parts applied here: the time lists of MINUTELY and
+    /// SECONDLY rules, and numeric BYDAY.
+    fn matches(&self, c: NaiveDateTime) -> bool {
+        if let Some([hours, minutes, seconds]) = &self.time_filter {
+            let ok = |list: &[u8], v: u32| list.is_empty() || list.contains(&(v as u8));
+            if !(ok(hours, c.hour()) && ok(minutes, c.minute()) && ok(seconds, c.second())) {
+                return false;
+            }
+        }
+        self.day_matches(c)
     }
 
     /// Whether a candidate's day passes the numeric BYDAY entries.
@@ -337,7 +372,7 @@ impl Iterator for Walls<'_> {
                 self.ready.clear();
                 return Some(Err(RecurrenceError::TooSparse(MAX_CANDIDATES_WITHOUT_MATCH)));
             }
-            if !self.exp.day_matches(c) {
+            if !self.exp.matches(c) {
                 continue;
             }
             if self.exp.by_set_pos.is_empty() {
@@ -439,6 +474,33 @@ mod tests {
                 3
             ),
             ["2026-01-28 17:00"]
+        );
+    }
+
+    #[test]
+    fn minutely_and_secondly_with_time_lists_stay_on_the_interval_grid() {
+        // 45-minute steps from Sunday 22:00; a week is 224 steps, so the next Sunday has
+        // 22:00 and 22:45 again (the rrule crate alone gives 22:30).
+        assert_eq!(
+            walls(
+                "FREQ=MINUTELY;INTERVAL=45;BYDAY=SU;BYHOUR=22",
+                "2027-08-15T22:00:00",
+                4
+            ),
+            [
+                "2027-08-15 22:00",
+                "2027-08-15 22:45",
+                "2027-08-22 22:00",
+                "2027-08-22 22:45"
+            ]
+        );
+        assert_eq!(
+            walls(
+                "FREQ=SECONDLY;INTERVAL=600;BYHOUR=10;BYMINUTE=0,20",
+                "1982-05-01T10:00:00",
+                3
+            ),
+            ["1982-05-01 10:00", "1982-05-01 10:20", "1982-05-02 10:00"]
         );
     }
 
