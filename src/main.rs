@@ -44,7 +44,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    todo_events_host::telemetry::init();
+    let _telemetry = todo_events_host::telemetry::init("todo-events");
     let cli = Cli::parse();
     exit_status("todo-events", run(cli).await)
 }

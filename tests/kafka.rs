@@ -484,3 +484,109 @@ async fn a_poison_message_is_dead_lettered_and_does_not_stop_its_partition_then_
         "the two replayed messages wait on the topic again"
     );
 }
+
+/// Collects what OTLP/HTTP (JSON) exporters send to `/v1/traces`.
+async fn otlp_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = received.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        let store = store.clone();
+        App::new().route(
+            "/v1/traces",
+            web::post().to(move |body: web::Bytes| {
+                let store = store.clone();
+                async move {
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        store.lock().unwrap().push(v);
+                    }
+                    HttpResponse::Ok().content_type("application/json").body("{}")
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (url, received)
+}
+
+/// (service, trace id, span id, parent span id, name) of every span received.
+fn spans(received: &[serde_json::Value]) -> Vec<(String, String, String, String, String)> {
+    let mut out = Vec::new();
+    for export in received {
+        for rs in export["resourceSpans"].as_array().into_iter().flatten() {
+            let service = rs["resource"]["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["key"] == "service.name")
+                .and_then(|a| a["value"]["stringValue"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for span in ss["spans"].as_array().into_iter().flatten() {
+                    let text = |k: &str| span[k].as_str().unwrap_or_default().to_owned();
+                    out.push((
+                        service.clone(),
+                        text("traceId"),
+                        text("spanId"),
+                        text("parentSpanId"),
+                        text("name"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_event_is_one_trace_from_the_scheduler_through_kafka_to_the_function() {
+    let world = World::new().await;
+    let (endpoint, received) = otlp_receiver().await;
+    let otel = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+    ];
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "1", "--reminders", "1", "--recurring", "0"],
+        &[],
+    );
+    assert_success(&out, "seed");
+    let out = world.run("scheduler-cron", &[], &otel);
+    assert_success(&out, "scheduler pass");
+    let notify = world.consumer_with("notify", &otel);
+    let w = &world;
+    w.wait_for(60, "the reminder mailed", || async { w.mails().len() == 1 })
+        .await;
+    assert!(stop(notify).success());
+
+    let all = spans(&received.lock().unwrap());
+    let publish: Vec<_> = all
+        .iter()
+        .filter(|s| s.4 == "publish dev.todo.reminder.due")
+        .collect();
+    let handle: Vec<_> = all
+        .iter()
+        .filter(|s| s.4 == "notify dev.todo.reminder.due")
+        .collect();
+    assert_eq!(publish.len(), 1, "one publish span: {all:?}");
+    assert_eq!(handle.len(), 1, "one handling span: {all:?}");
+    let (publish, handle) = (publish[0], handle[0]);
+    assert_eq!(publish.0, "scheduler-cron");
+    assert_eq!(handle.0, "notify");
+    assert_eq!(handle.1, publish.1, "the same trace");
+    assert_eq!(handle.3, publish.2, "handling is a child of publishing");
+    let traces: std::collections::HashSet<_> = all
+        .iter()
+        .filter(|s| s.4.contains("dev.todo.reminder.due"))
+        .map(|s| s.1.clone())
+        .collect();
+    assert_eq!(traces.len(), 1, "one trace for the event");
+}

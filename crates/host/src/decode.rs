@@ -26,6 +26,9 @@ pub struct Decoded {
     pub data: Value,
     /// Whether it arrived in the seed system's Dapr envelope.
     pub legacy: bool,
+    /// W3C trace context from the CloudEvents Distributed Tracing extension.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 /// Decodes an HTTP request carrying one CloudEvent for a function accepting `accepts`.
@@ -107,8 +110,14 @@ pub fn from_event(event: Event, accepts: EventKind) -> Result<Decoded, Problem> 
         .get("event_type")
         .and_then(Value::as_str)
         .and_then(EventKind::from_legacy_type);
+    let traceparent = event.extension("traceparent").map(|v| v.to_string());
+    let tracestate = event.extension("tracestate").map(|v| v.to_string());
     if event.ty() == DAPR_TYPE || (EventKind::from_type(event.ty()).is_none() && legacy_type.is_some()) {
-        return from_dapr_envelope(data, accepts);
+        return from_dapr_envelope(data, accepts).map(|d| Decoded {
+            traceparent,
+            tracestate,
+            ..d
+        });
     }
     let kind = EventKind::from_type(event.ty())
         .filter(|k| *k == accepts)
@@ -127,6 +136,8 @@ pub fn from_event(event: Event, accepts: EventKind) -> Result<Decoded, Problem> 
         kind,
         data,
         legacy: false,
+        traceparent,
+        tracestate,
     })
 }
 
@@ -180,10 +191,15 @@ fn precheck_structured(body: &[u8]) -> Result<(), Problem> {
     }
     if let Some(encoded) = object.get("data_base64") {
         let valid = encoded.as_str().is_some_and(|e| {
-            e.len() % 4 == 0 && e.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+            e.len() % 4 == 0
+                && e.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
         });
         if !valid {
-            return Err(Problem::invalid("data_base64", "data_base64 must be a base64 string"));
+            return Err(Problem::invalid(
+                "data_base64",
+                "data_base64 must be a base64 string",
+            ));
         }
     }
     if let Some(time) = object.get("time").filter(|t| !t.is_null()) {
@@ -287,6 +303,8 @@ fn from_dapr_envelope(data: Value, accepts: EventKind) -> Result<Decoded, Proble
         kind,
         data: translated,
         legacy: true,
+        traceparent: None,
+        tracestate: None,
     })
 }
 

@@ -16,6 +16,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// Limits and sizing of the HTTP host.
 #[derive(Debug, Clone)]
@@ -100,8 +101,21 @@ impl<F: Function> Host<F> {
     /// Parses the data of a decoded event and runs the function on it. Every rejection is
     /// a [`Problem`]: its status says whether trying again can help.
     pub async fn handle(&self, decoded: Decoded) -> Result<(String, Reply), Problem> {
+        // One span per event, a child of the publisher's trace when the event carries one.
+        let span = tracing::info_span!(
+            "handle",
+            otel.name = %format!("{} {}", F::NAME, F::ACCEPTS.cloudevent_type()),
+            event_id = %decoded.id,
+            function = F::NAME,
+        );
+        crate::telemetry::extract(
+            &span,
+            decoded.traceparent.as_deref(),
+            decoded.tracestate.as_deref(),
+        );
         let data: F::Data = parse_data(decoded.data)?;
-        match self.function.handle(&decoded.id, data).await {
+        let result = self.function.handle(&decoded.id, data).instrument(span).await;
+        match result {
             Ok(reply) => Ok((decoded.id, reply)),
             Err(failure) => Err(failure_problem(F::NAME, &decoded.id, failure)),
         }

@@ -562,6 +562,9 @@ pub fn bad_cases(ty: &'static str, other_type: &'static str, data: &Value, max_b
     cases
 }
 
+/// A change to a copy of the valid event data.
+type DataEdit<'a> = &'a dyn Fn(&mut serde_json::Map<String, Value>);
+
 /// The rest of the table: attribute values, data values and media types at their edges.
 #[allow(clippy::too_many_arguments)]
 fn more_bad_cases(
@@ -569,7 +572,7 @@ fn more_bad_cases(
     ty: &'static str,
     data: &Value,
     binary: &dyn Fn(&str) -> Vec<(&'static str, String)>,
-    with_data: &dyn Fn(&dyn Fn(&mut serde_json::Map<String, Value>)) -> Vec<u8>,
+    with_data: &dyn Fn(DataEdit<'_>) -> Vec<u8>,
     first_key: &str,
     time_key: &str,
     structured: &dyn Fn(Value) -> (Vec<(&'static str, String)>, Vec<u8>),
@@ -761,7 +764,13 @@ fn more_bad_cases(
     let (h, b) = structured(
         serde_json::json!({"specversion": "1.0", "id": "x", "source": "/t", "type": ty, "data_base64": "!!!"}),
     );
-    add("structured data_base64 not base64", h, b, 400, Some("data_base64"));
+    add(
+        "structured data_base64 not base64",
+        h,
+        b,
+        400,
+        Some("data_base64"),
+    );
     let (h, b) = structured(
         serde_json::json!({"specversion": "1.0", "id": "x", "source": "/t", "type": ty, "datacontenttype": "text/plain", "data": "hello"}),
     );

@@ -16,7 +16,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    todo_events_host::telemetry::init();
+    let _telemetry = todo_events_host::telemetry::init("notify");
     let cli = Cli::parse();
     let result = todo_events_kafka::cli::run(cli.command, |store| {
         let config = notify::NotifyConfig::from_env()?;

@@ -70,7 +70,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(command: Option<FunctionCommand>) -> ExitCode {
-    todo_events_host::telemetry::init();
+    let _telemetry = todo_events_host::telemetry::init("recur");
     let result = todo_events_kafka::cli::run(command, |store| Ok(recur::Recur::new(store))).await;
     exit_status("recur", result)
 }

@@ -26,7 +26,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    todo_events_host::telemetry::init();
+    let _telemetry = todo_events_host::telemetry::init("scheduler-cron");
     let cli = Cli::parse();
     if (cli.run_for.is_some() || cli.run_loop) && cli.every.is_none() {
         eprintln!("scheduler-cron: --for and --loop need --every DURATION (e.g. --every 1s)");

@@ -22,15 +22,27 @@ pub trait Publisher: Send + Sync {
     ) -> impl std::future::Future<Output = Vec<Result<(), PublishError>>> + Send;
 }
 
-/// The CloudEvent for an outgoing event.
+/// The CloudEvent for an outgoing event. Each event starts a trace of its own (a `publish`
+/// span without parent); its context travels in the `traceparent` extension, so the
+/// function's handling joins the same trace.
 pub fn to_cloudevent(e: &Outgoing) -> Result<Event, PublishError> {
-    EventBuilderV10::new()
+    let span = tracing::info_span!(
+        parent: None,
+        "publish",
+        otel.name = %format!("publish {}", e.kind.cloudevent_type()),
+        event_id = %e.id,
+    );
+    let mut builder = EventBuilderV10::new()
         .id(e.id.clone())
         .ty(e.kind.cloudevent_type())
         .source(EVENT_SOURCE)
         .subject(e.subject.clone())
         .time(chrono::Utc::now())
-        .data("application/json", e.data.clone())
+        .data("application/json", e.data.clone());
+    for (key, value) in todo_events_host::telemetry::inject(&span) {
+        builder = builder.extension(&key, value);
+    }
+    builder
         .build()
         .map_err(|err| PublishError(format!("event {} could not be built: {err}", e.id)))
 }
