@@ -13,13 +13,16 @@
 //!   ...) although RFC 5545 allows ±366 for every FREQ and a month can hold far more than 31
 //!   instances (`BYDAY=MO,TU,WE,TH,FR;BYHOUR=9,17` has up to 46). We group the candidates by
 //!   period and pick the positions ourselves.
-//! * **BYHOUR/BYMINUTE with FREQ=MINUTELY, and BYHOUR/BYMINUTE/BYSECOND with FREQ=SECONDLY.**
-//!   The crate steps these frequencies by calling its hourly (minutely) stepper with the
-//!   carry as the interval and the BYHOUR (BYMINUTE) list as a filter, so it skips ahead by
-//!   whole hours (minutes) and leaves the INTERVAL grid: `FREQ=MINUTELY;INTERVAL=45;BYHOUR=22`
-//!   from 22:00 gives 22:00, 22:45 and then 22:30 a week later instead of 22:00 (dateutil
-//!   and RFC 5545 keep every instance on DTSTART + k x 45 minutes). We let the crate walk
-//!   the plain grid and filter these parts ourselves.
+//! * **The time grid of FREQ=MINUTELY and FREQ=SECONDLY.** With BYHOUR (or BYMINUTE) the
+//!   crate steps these frequencies by calling its hourly (minutely) stepper with the carry as
+//!   the interval and the list as a filter, so it skips ahead by whole hours (minutes) and
+//!   leaves the INTERVAL grid: `FREQ=MINUTELY;INTERVAL=45;BYDAY=SU;BYHOUR=22` from 22:00
+//!   gives 22:00, 22:45 and then 22:30 a week later, where dateutil and RFC 5545 keep every
+//!   instance on DTSTART + k x 45 minutes (22:00 again: a week is 224 steps). Here the crate
+//!   only picks the matching *days* (a YEARLY rule with the same BYMONTH, BYMONTHDAY,
+//!   BYYEARDAY and BYDAY), and [`SubDaily`] lays the grid over the allowed hours, minutes and
+//!   seconds of each of them, so a rule like `FREQ=SECONDLY;BYHOUR=9` also costs its
+//!   instances, not every second of the day.
 //! * **COUNT** and the DTSTART cut-off, which must come after BYSETPOS.
 //!
 //! The crate is started at the *beginning* of DTSTART's period, with every default that RFC
@@ -54,9 +57,16 @@ pub(crate) struct Expansion {
     /// Numeric BYDAY counts within the month (MONTHLY, or YEARLY with BYMONTH) or the year.
     ordinals_in_month: bool,
     by_set_pos: Vec<i16>,
-    /// BYHOUR/BYMINUTE/BYSECOND applied here rather than by the crate (MINUTELY, SECONDLY).
-    time_filter: Option<[Vec<u8>; 3]>,
-    candidates: RRuleSet,
+    source: Source,
+}
+
+/// Where the candidates come from.
+#[derive(Clone)]
+enum Source {
+    /// The crate expands the rule (YEARLY to HOURLY).
+    Crate(RRuleSet),
+    /// The crate picks the days, [`SubDaily`] the times (MINUTELY, SECONDLY).
+    SubDaily(SubDaily),
 }
 
 impl Expansion {
@@ -122,38 +132,56 @@ impl Expansion {
             .map(|m| Month::try_from(*m).expect("checked 1 to 12"))
             .collect();
 
-        let time_filter = match rule.freq {
-            Frequency::Minutely => Some([
-                std::mem::take(&mut by_hour),
-                std::mem::take(&mut by_minute),
-                vec![],
-            ]),
-            Frequency::Secondly => Some([
-                std::mem::take(&mut by_hour),
-                std::mem::take(&mut by_minute),
-                std::mem::take(&mut by_second),
-            ]),
-            _ => None,
+        let source = if matches!(rule.freq, Frequency::Minutely | Frequency::Secondly) {
+            // The days: every weekday unless BYDAY says otherwise (a day-level part keeps the
+            // crate from defaulting to DTSTART's month and day), at 00:00:00.
+            let mut days = crate_days;
+            if days.is_empty() {
+                days = (0..7)
+                    .map(|d| NWeekday::Every(Weekday::try_from(d).expect("0 to 6")))
+                    .collect();
+            }
+            let day_rule = RRule::new(Frequency::Yearly)
+                .by_month(&months)
+                .by_month_day(by_month_day)
+                .by_year_day(rule.by_year_day.clone())
+                .by_weekday(days)
+                .by_hour(vec![0])
+                .by_minute(vec![0])
+                .by_second(vec![0]);
+            let first_day = floating(dtstart.date().and_time(NaiveTime::MIN));
+            let day_rule = day_rule
+                .validate(first_day)
+                .map_err(|e| RecurrenceError::Rule(format!("the rule cannot be expanded: {e}")))?;
+            Source::SubDaily(SubDaily::new(
+                rule,
+                dtstart,
+                RRuleSet::new(first_day).rrule(day_rule).limit(),
+                &by_hour,
+                &by_minute,
+                &by_second,
+            ))
+        } else {
+            let start = period_start(rule.freq, rule.wkst, dtstart);
+            let candidates = RRule::new(rule.freq)
+                .interval(rule.interval)
+                .week_start(rule.wkst)
+                .by_month(&months)
+                .by_month_day(by_month_day)
+                .by_year_day(rule.by_year_day.clone())
+                .by_week_no(rule.by_week_no.clone())
+                .by_weekday(crate_days)
+                .by_hour(by_hour)
+                .by_minute(by_minute)
+                .by_second(by_second)
+                .validate(floating(start))
+                .map_err(|e| RecurrenceError::Rule(format!("the rule cannot be expanded: {e}")))?;
+            // `limit()` makes the crate give up after 100,000 periods in a row without a
+            // candidate instead of looping until year 10000. Only rules that can never (or
+            // almost never) match get there; for them the expansion simply ends, and
+            // `Schedule::parse` refuses a rule with no occurrence at all.
+            Source::Crate(RRuleSet::new(floating(start)).rrule(candidates).limit())
         };
-        let start = period_start(rule.freq, rule.wkst, dtstart);
-        let candidates = RRule::new(rule.freq)
-            .interval(rule.interval)
-            .week_start(rule.wkst)
-            .by_month(&months)
-            .by_month_day(by_month_day)
-            .by_year_day(rule.by_year_day.clone())
-            .by_week_no(rule.by_week_no.clone())
-            .by_weekday(crate_days)
-            .by_hour(by_hour)
-            .by_minute(by_minute)
-            .by_second(by_second)
-            .validate(floating(start))
-            .map_err(|e| RecurrenceError::Rule(format!("the rule cannot be expanded: {e}")))?;
-        // `limit()` makes the crate give up after 100,000 periods in a row without a candidate
-        // instead of looping until year 10000. Only rules that can never (or almost never)
-        // match get there; for them the expansion simply ends, and `Schedule::parse` refuses
-        // a rule with no occurrence at all.
-        let candidates = RRuleSet::new(floating(start)).rrule(candidates).limit();
         Ok(Self {
             freq: rule.freq,
             wkst: rule.wkst,
@@ -163,8 +191,7 @@ impl Expansion {
             ordinal_days,
             ordinals_in_month: rule.freq == Frequency::Monthly || !by_month.is_empty(),
             by_set_pos: rule.by_set_pos.clone(),
-            time_filter,
-            candidates,
+            source,
         })
     }
 
@@ -172,7 +199,10 @@ impl Expansion {
     pub(crate) fn walls(&self) -> Walls<'_> {
         Walls {
             exp: self,
-            candidates: (&self.candidates).into_iter(),
+            candidates: match &self.source {
+                Source::Crate(set) => Candidates::Crate(set.into_iter()),
+                Source::SubDaily(sub) => Candidates::SubDaily(sub.iter()),
+            },
             ready: VecDeque::new(),
             period: Vec::new(),
             period_key: None,
@@ -180,18 +210,6 @@ impl Expansion {
             since_match: 0,
             done: false,
         }
-    }
-
-    /// Whether a candidate passes the parts applied here: the time lists of MINUTELY and
-    /// SECONDLY rules, and numeric BYDAY.
-    fn matches(&self, c: NaiveDateTime) -> bool {
-        if let Some([hours, minutes, seconds]) = &self.time_filter {
-            let ok = |list: &[u8], v: u32| list.is_empty() || list.contains(&(v as u8));
-            if !(ok(hours, c.hour()) && ok(minutes, c.minute()) && ok(seconds, c.second())) {
-                return false;
-            }
-        }
-        self.day_matches(c)
     }
 
     /// Whether a candidate's day passes the numeric BYDAY entries.
@@ -331,10 +349,155 @@ fn check_set_pos(
     Ok(())
 }
 
+/// The time grid of a MINUTELY or SECONDLY rule: DTSTART's minute (second) + k x INTERVAL,
+/// on the days the crate picks, within the allowed hours, minutes (and seconds).
+#[derive(Clone)]
+struct SubDaily {
+    /// The grid origin (DTSTART's minute or second), seconds since the epoch (wall time).
+    origin: i64,
+    /// The grid step in seconds.
+    step: i64,
+    /// The allowed stretches of a day: (offset from midnight, length), seconds, ascending.
+    windows: Vec<(i64, i64)>,
+    /// The instants of one grid point, as seconds after it: BYSECOND for MINUTELY, 0 for
+    /// SECONDLY.
+    timeset: Vec<i64>,
+    days: RRuleSet,
+}
+
+impl SubDaily {
+    fn new(
+        rule: &Rule,
+        dtstart: NaiveDateTime,
+        days: RRuleSet,
+        by_hour: &[u8],
+        by_minute: &[u8],
+        by_second: &[u8],
+    ) -> Self {
+        let sorted = |v: &[u8]| {
+            let mut v: Vec<i64> = v.iter().map(|x| i64::from(*x)).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let secondly = rule.freq == Frequency::Secondly;
+        let (hours, minutes) = (sorted(by_hour), sorted(by_minute));
+        // For SECONDLY, BYSECOND filters the grid; for MINUTELY it is the timeset.
+        let seconds = if secondly { sorted(by_second) } else { vec![] };
+        let all = |n: i64| (0..n).collect::<Vec<_>>();
+        let or_all = |v: &Vec<i64>, n: i64| if v.is_empty() { all(n) } else { v.clone() };
+        // The finest level that has a list decides the windows: seconds, minutes or hours.
+        let mut windows = Vec::new();
+        if !seconds.is_empty() || !minutes.is_empty() {
+            for h in or_all(&hours, 24) {
+                for m in or_all(&minutes, 60) {
+                    if seconds.is_empty() {
+                        windows.push((h * 3600 + m * 60, 60));
+                    } else {
+                        windows.extend(seconds.iter().map(|s| (h * 3600 + m * 60 + s, 1)));
+                    }
+                }
+            }
+        } else if !hours.is_empty() {
+            windows.extend(hours.iter().map(|h| (h * 3600, 3600)));
+        } else {
+            windows.push((0, 86400));
+        }
+        let unit = if secondly { 1 } else { 60 };
+        let origin = period_start(rule.freq, rule.wkst, dtstart).and_utc().timestamp();
+        Self {
+            origin,
+            step: i64::from(rule.interval) * unit,
+            windows,
+            timeset: if secondly { vec![0] } else { sorted(by_second) },
+            days,
+        }
+    }
+
+    fn iter(&self) -> SubDailyIter<'_> {
+        SubDailyIter {
+            sub: self,
+            days: (&self.days).into_iter(),
+            day: None,
+            window: 0,
+            next: 0,
+            point: None,
+            time: 0,
+        }
+    }
+}
+
+struct SubDailyIter<'a> {
+    sub: &'a SubDaily,
+    days: RRuleSetIter,
+    /// The current day's midnight, seconds since the epoch.
+    day: Option<i64>,
+    window: usize,
+    /// The next grid point to look at.
+    next: i64,
+    /// The grid point being expanded by the timeset, and the position in it.
+    point: Option<i64>,
+    time: usize,
+}
+
+impl SubDailyIter<'_> {
+    /// The first grid point at or after `t`.
+    fn grid_from(&self, t: i64) -> i64 {
+        let sub = self.sub;
+        let behind = (t - sub.origin).max(0);
+        sub.origin + (behind + sub.step - 1) / sub.step * sub.step
+    }
+}
+
+impl Iterator for SubDailyIter<'_> {
+    type Item = NaiveDateTime;
+
+    fn next(&mut self) -> Option<NaiveDateTime> {
+        let sub = self.sub;
+        loop {
+            if let Some(p) = self.point {
+                if let Some(t) = sub.timeset.get(self.time) {
+                    self.time += 1;
+                    return chrono::DateTime::from_timestamp(p + t, 0).map(|t| t.naive_utc());
+                }
+                self.point = None;
+            }
+            match self.day {
+                None => {
+                    let day = self.days.next()?.naive_utc().and_utc().timestamp();
+                    self.day = Some(day);
+                    self.window = 0;
+                    self.next = self.grid_from(day + sub.windows[0].0);
+                }
+                Some(day) => {
+                    let (offset, len) = sub.windows[self.window];
+                    if self.next < day + offset + len {
+                        self.point = Some(self.next);
+                        self.time = 0;
+                        self.next += sub.step;
+                    } else if self.window + 1 < sub.windows.len() {
+                        self.window += 1;
+                        let start = day + sub.windows[self.window].0;
+                        self.next = self.next.max(self.grid_from(start));
+                    } else {
+                        self.day = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The candidates of [`Walls`].
+enum Candidates<'a> {
+    Crate(RRuleSetIter),
+    SubDaily(SubDailyIter<'a>),
+}
+
 /// Iterator behind [`Expansion::walls`].
 pub(crate) struct Walls<'a> {
     exp: &'a Expansion,
-    candidates: RRuleSetIter,
+    candidates: Candidates<'a>,
     /// Instances decided, not yet handed out.
     ready: VecDeque<NaiveDateTime>,
     /// Candidates of the current period (BYSETPOS only).
@@ -356,11 +519,11 @@ impl Iterator for Walls<'_> {
             if self.done {
                 return None;
             }
-            let candidate = self
-                .candidates
-                .next()
-                .map(|c| c.naive_utc())
-                .filter(|c| c.year() <= LAST_YEAR);
+            let candidate = match &mut self.candidates {
+                Candidates::Crate(it) => it.next().map(|c| c.naive_utc()),
+                Candidates::SubDaily(it) => it.next(),
+            }
+            .filter(|c| c.year() <= LAST_YEAR);
             let Some(c) = candidate else {
                 self.flush_period();
                 self.done = true;
@@ -372,7 +535,7 @@ impl Iterator for Walls<'_> {
                 self.ready.clear();
                 return Some(Err(RecurrenceError::TooSparse(MAX_CANDIDATES_WITHOUT_MATCH)));
             }
-            if !self.exp.matches(c) {
+            if !self.exp.day_matches(c) {
                 continue;
             }
             if self.exp.by_set_pos.is_empty() {
