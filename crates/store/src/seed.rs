@@ -62,7 +62,15 @@ impl Store {
             .bind(task_id).bind(user_id).bind(remind_at).fetch_one(pool).await?))
     }
 
+    /// Inserts a recurring task. A rule, zone or DTSTART that cannot describe a recurrence
+    /// (malformed, forbidden by RFC 5545, unknown zone, or never producing an occurrence) is
+    /// refused here with the reason, before anything is written.
     pub async fn insert_recurring_task(&self, r: &NewRecurringTask<'_>) -> Result<i64, StoreError> {
+        let refused = |e: todo_events_domain::RecurrenceError| {
+            StoreError::Other(format!("recurring task refused: {e}"))
+        };
+        let dtstart = todo_events_domain::recurrence::parse_local(r.dtstart).map_err(refused)?;
+        todo_events_domain::Schedule::parse(r.rrule, dtstart, r.timezone).map_err(refused)?;
         const SQL: &str = "INSERT INTO recurring_tasks (user_id, title, description, rrule, timezone, \
              dtstart, next_occurrence, catch_up, reminder_offsets) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
