@@ -17,7 +17,7 @@ mod zone;
 
 pub use zone::{Zone, TZDB_VERSION};
 
-use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Timelike, Utc};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
@@ -181,7 +181,8 @@ pub fn parse_local(s: &str) -> Result<NaiveDateTime, RecurrenceError> {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok()
     };
     parsed
-        .filter(|t| (1..=9999).contains(&t.year()))
+        // chrono reads second 60 as a leap second; RFC 5545 DTSTART has none here.
+        .filter(|t| (1..=9999).contains(&t.year()) && t.nanosecond() == 0)
         .ok_or_else(|| RecurrenceError::DtStart(s.to_owned()))
 }
 
@@ -492,7 +493,38 @@ mod tests {
             let err = Schedule::parse(rule, start, tz).unwrap_err().to_string();
             assert!(err.contains(needle), "{rule}: {err}");
         }
-        assert!(parse_local("2026-01-01T09:00:00+01:00").is_err());
+        for bad in [
+            "2026-01-01T09:00:00+01:00",
+            "2026-01-01T09:00:00Z",
+            "2026-01-01T09:00:60",
+            "2026-02-30T09:00",
+            "2026-01-01T09:00:00.5",
+            "2026-01-01 09:00",
+            "0000-01-01T09:00",
+        ] {
+            assert!(parse_local(bad).is_err(), "{bad}");
+        }
+        assert!(parse_local("2026-01-01T09:00").is_ok());
+    }
+
+    #[test]
+    fn patterns_become_rrules_as_the_spec_says() {
+        let until = parse_instant("2026-03-11T08:00:00-04:00").unwrap();
+        assert_eq!(
+            pattern_rule(Pattern::Weekly, 2, None, None).unwrap(),
+            "FREQ=WEEKLY;INTERVAL=2"
+        );
+        assert_eq!(
+            pattern_rule(Pattern::Daily, 2, Some(until), None).unwrap(),
+            "FREQ=DAILY;INTERVAL=2;UNTIL=20260311T120000Z"
+        );
+        assert_eq!(
+            pattern_rule(Pattern::Monthly, 1, None, Some(3)).unwrap(),
+            "FREQ=MONTHLY;INTERVAL=1;COUNT=3"
+        );
+        assert!(pattern_rule(Pattern::Yearly, 1, Some(until), Some(3)).is_err());
+        assert!(pattern_rule(Pattern::Yearly, 0, None, None).is_err());
+        assert_eq!("Yearly".parse::<Pattern>().unwrap(), Pattern::Yearly);
     }
 
     #[test]
