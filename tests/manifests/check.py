@@ -47,16 +47,18 @@ NAMESPACED_CORE = {"ConfigMap", "Secret", "ServiceAccount", "Deployment", "Job",
 
 
 class Report:
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         self.passed = 0
         self.failed: list[str] = []
+        self.quiet = quiet
 
     def check(self, ok: bool, what: str, detail: str = "") -> bool:
         if ok:
             self.passed += 1
         else:
             self.failed.append(f"{what}: {detail}" if detail else what)
-            print(f"FAIL {what}" + (f": {detail}" if detail else ""))
+            if not self.quiet:
+                print(f"FAIL {what}" + (f": {detail}" if detail else ""))
         return ok
 
     def finish(self, title: str) -> int:
@@ -638,6 +640,35 @@ def cmd_negative() -> int:
         doc = find_doc(docs, kind, api)
         for v in ([a, b] if schemas.kind_of(doc) == "core" else [a, c]):
             report.check(not v.errors(doc), f"{v.name} accepts the unmutated {kind}")
+    # The agreement checks catch drift between manifests and code, too.
+    code = Code()
+    objs: dict = {}
+    for path in manifest_files("keda"):
+        for doc in load_yaml_docs(path):
+            objs.setdefault(doc["kind"], []).append(doc)
+    configmaps = {o["metadata"]["name"]: o for o in objs["ConfigMap"]}
+    secrets = {o["metadata"]["name"]: o for o in objs["Secret"]}
+
+    def drift(what, name, mutate):
+        doc = copy.deepcopy(next(o for k in ("Deployment", "CronJob") for o in objs[k] if o["metadata"]["name"] == name))
+        c = pod_spec(doc)["containers"][0]
+        mutate(c)
+        r = Report(quiet=True)
+        check_container(r, code, "mutated", c, pod_spec(doc), False, configmaps, secrets, objs, 6)
+        if report.check(bool(r.failed), f"agreement check catches {what}", "not caught"):
+            print(f"ok   agreement check catches {what}: {r.failed[0][:160]}")
+
+    drift("a variable the code does not read", "notify", lambda c: c["env"].append({"name": "SMTP_PASSWORD", "value": "x"}))
+    drift("a variable of another binary", "recur", lambda c: c["env"].append({"name": "MAILER", "value": "smtp"}))
+    drift("a missing required variable", "notify", lambda c: c["envFrom"].pop(0))
+    drift("a subcommand that does not exist", "recur", lambda c: c.update(args=["consumer"]))
+    drift("a flag that does not exist", "scheduler-cron", lambda c: c.update(args=["--for", "50s", "--interval", "2s"]))
+    drift("polling past the minute", "scheduler-cron", lambda c: c.update(args=["--for", "90s", "--every", "2s"]))
+    drift("a binary that does not exist", "notify", lambda c: c.update(command=["/usr/local/bin/notifier"]))
+    drift("a probe on a path the code does not serve", "recur",
+          lambda c: c["readinessProbe"]["httpGet"].update(path="/healthz"))
+    drift("a port the code does not listen on", "notify", lambda c: c["ports"][0].update(containerPort=9090))
+    drift("a writable root filesystem", "notify", lambda c: c["securityContext"].update(readOnlyRootFilesystem=False))
     # Duplicate keys are refused while reading.
     try:
         yaml.load("a: 1\na: 2\n", Loader=StrictLoader)
@@ -925,6 +956,12 @@ def cmd_agreement() -> int:
                 report.check(key in ann and ok(ann[key]), f"{label}: {key}", repr(ann.get(key)))
         if d == "knative":
             report.check(len(objs.get("KafkaSource", [])) == len(code.functions), "knative: a KafkaSource per topic")
+            crds = Schemas().crd
+            for kind in ("Service", "KafkaSource", "KafkaSink"):
+                for o in objs.get(kind, []):
+                    gated = feature_gated_fields(o, crds.get((o["apiVersion"], kind), {}))
+                    report.check(not gated, f"knative: {kind}/{o['metadata']['name']} uses no feature-flagged field",
+                                 ", ".join(gated))
             for name, svc in services.items():
                 t = svc["spec"]["template"]
                 report.check(svc["metadata"].get("labels", {}).get("networking.knative.dev/visibility") == "cluster-local",
@@ -992,6 +1029,23 @@ def cmd_agreement() -> int:
     for f in SHARED_FILES:
         report.check(read(f"knative/{f}") == read(f"keda/{f}"), f"knative/{f} == keda/{f}")
     return report.finish("agreement")
+
+
+def feature_gated_fields(value, schema: dict, path: str = "") -> list[str]:
+    """Fields of a custom resource whose CRD schema says they are "behind a feature flag"
+    (Knative Serving rejects them unless the cluster's config-features enables the flag)."""
+    found = []
+    if "feature flag" in schema.get("description", "") and path:
+        found.append(path)
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for k, v in value.items():
+            if k in props:
+                found += feature_gated_fields(v, props[k], f"{path}.{k}" if path else k)
+    elif isinstance(value, list) and "items" in schema:
+        for i, v in enumerate(value):
+            found += feature_gated_fields(v, schema["items"], f"{path}[{i}]")
+    return found
 
 
 def consumer_group(code: Code, per_dir: dict, fn: str) -> str:
