@@ -122,7 +122,7 @@ fn humantime_ish(d: std::time::Duration) -> String {
 /// A user, a task with a reminder due in a few seconds, and a recurring task every minute.
 async fn seed_demo(store: &Store) -> anyhow::Result<()> {
     let zone = "Europe/Berlin";
-    let tz: chrono_tz::Tz = zone.parse().expect("known zone");
+    let tz = todo_events_domain::recurrence::Zone::parse(zone)?;
     let user_id = store
         .insert_user(&NewUser {
             email: "ada@example.test",
@@ -142,7 +142,7 @@ async fn seed_demo(store: &Store) -> anyhow::Result<()> {
         .await?;
     let reminder_id = store.insert_reminder(task_id, user_id, remind_at).await?;
 
-    let first = (start + Duration::seconds(10)).with_timezone(&tz);
+    let first = tz.wall_time(start + Duration::seconds(10));
     let dtstart = first.format("%Y-%m-%dT%H:%M:%S").to_string();
     let schedule = todo_events_domain::Schedule::parse(
         "FREQ=MINUTELY",

@@ -10,6 +10,9 @@ pub enum StoreError {
     /// The connection string or options are wrong.
     #[error("{0}")]
     Config(String),
+    /// The input cannot be stored (e.g. a recurring task whose rule cannot recur).
+    #[error("{0}")]
+    Invalid(String),
     /// Anything else: a bug or a schema mismatch.
     #[error("database error: {0}")]
     Other(String),

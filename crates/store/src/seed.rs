@@ -67,7 +67,7 @@ impl Store {
     /// refused here with the reason, before anything is written.
     pub async fn insert_recurring_task(&self, r: &NewRecurringTask<'_>) -> Result<i64, StoreError> {
         let refused = |e: todo_events_domain::RecurrenceError| {
-            StoreError::Other(format!("recurring task refused: {e}"))
+            StoreError::Invalid(format!("recurring task refused: {e}"))
         };
         let dtstart = todo_events_domain::recurrence::parse_local(r.dtstart).map_err(refused)?;
         todo_events_domain::Schedule::parse(r.rrule, dtstart, r.timezone).map_err(refused)?;

@@ -56,6 +56,17 @@ impl Zone {
         &self.name
     }
 
+    /// The local wall time (whole seconds) of `instant` in this zone.
+    pub fn wall_time(&self, instant: DateTime<Utc>) -> NaiveDateTime {
+        let offset = jiff::Timestamp::from_second(instant.timestamp())
+            .map(|t| self.tz.to_offset(t).seconds())
+            .unwrap_or(0);
+        (instant + Duration::seconds(i64::from(offset)))
+            .naive_utc()
+            .with_nanosecond(0)
+            .unwrap_or_default()
+    }
+
     /// RFC 5545 §3.3.5: the instant a local wall time stands for. A time that occurs twice
     /// (fall-back overlap) is the first, earlier instant; a time that does not exist
     /// (spring-forward gap) is read with the UTC offset in effect before the gap. Only UTC
@@ -127,5 +138,19 @@ mod tests {
         for bad in ["Mars/Olympus", "", "Etc/Unknown", "+01:00"] {
             assert!(matches!(Zone::parse(bad), Err(RecurrenceError::Zone(_))), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod wall_time_tests {
+    use super::Zone;
+
+    #[test]
+    fn wall_time_is_the_inverse_of_resolve_outside_gaps() {
+        let berlin = Zone::parse("Europe/Berlin").unwrap();
+        let instant = "2026-07-01T10:00:00Z".parse().unwrap();
+        let wall = berlin.wall_time(instant);
+        assert_eq!(wall.to_string(), "2026-07-01 12:00:00");
+        assert_eq!(berlin.resolve(wall), instant);
     }
 }
