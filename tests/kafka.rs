@@ -3,7 +3,7 @@
 //! and `recur consume`. Faults: broker restarts, a broker that is down, consumers killed
 //! with SIGKILL, poison messages.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output};
 
 use std::time::{Duration, Instant};
@@ -12,27 +12,8 @@ use todo_events_kafka::KafkaConfig;
 use todo_events_testkit::kafka::{free_port, KafkaBroker};
 use todo_events_testkit::{self as kit, TestDb};
 
-/// A workspace binary. `cargo test -p todo-events` builds only this package's binary, so
-/// the others are brought up to date once per run (a no-op after `cargo test --workspace`).
 fn bin(name: &str) -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        // .ci/run builds every binary before the tests and says so.
-        if std::env::var_os("TODO_EVENTS_BINS_BUILT").is_some() {
-            return;
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--bins", "--workspace"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build --bins");
-    });
-    Path::new(env!("CARGO_BIN_EXE_todo-events"))
-        .parent()
-        .unwrap()
-        .join(name)
+    kit::binary(name)
 }
 
 /// The broker tests run one at a time: each starts a broker, consumers and thousands of

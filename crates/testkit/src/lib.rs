@@ -883,3 +883,30 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
     })
 }
+
+/// A workspace binary (`notify`, `recur`, `scheduler-cron`, `todo-events`) beside the test
+/// executable. `cargo test -p <one package>` builds only that package's binaries, so the
+/// others are brought up to date once per test process; `.ci/run` builds them all first and
+/// sets `TODO_EVENTS_BINS_BUILT`, which skips that step.
+pub fn binary(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        if std::env::var_os("TODO_EVENTS_BINS_BUILT").is_some() {
+            return;
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--bins", "--workspace"])
+            .current_dir(root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build --bins --workspace failed");
+    });
+    // The test executable lives in <target>/<profile>/deps/.
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .join(name)
+}
