@@ -910,3 +910,15 @@ pub fn binary(name: &str) -> std::path::PathBuf {
         .expect("target/<profile>")
         .join(name)
 }
+
+/// A function's answer as a test reads it: status, reply CloudEvent type (`ce-type`) and the
+/// JSON body (reply data or problem).
+pub async fn reply(response: reqwest::Response) -> (u16, String, Value) {
+    let status = response.status().as_u16();
+    let ty = response
+        .headers()
+        .get("ce-type")
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    (status, ty, response.json().await.unwrap_or(Value::Null))
+}

@@ -2,9 +2,8 @@
 
 use chrono::{Duration, SubsecRound, Utc};
 use notify::{Notify, NotifyConfig};
-use serde_json::Value;
 use std::path::Path;
-use todo_events_testkit::{self as kit, TestApp, TestDb};
+use todo_events_testkit::{self as kit, reply, TestApp, TestDb};
 
 const REMINDER: &str = "dev.todo.reminder.due";
 
@@ -19,17 +18,6 @@ fn mails(dir: &Path) -> Vec<String> {
 
 async fn app(db: &TestDb, outbox: &Path) -> TestApp {
     kit::spawn(Notify::new(db.store.clone(), NotifyConfig::local(outbox.to_owned())).unwrap()).await
-}
-
-async fn reply(response: reqwest::Response) -> (u16, String, Value) {
-    let status = response.status().as_u16();
-    let ty = response
-        .headers()
-        .get("ce-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, ty, body)
 }
 
 #[tokio::test]

@@ -1,20 +1,9 @@
 //! recur over real HTTP, against a fresh SQLite file and a fresh PostgreSQL database.
 
 use recur::Recur;
-use serde_json::Value;
-use todo_events_testkit::{self as kit, at, TestDb};
+use todo_events_testkit::{self as kit, at, reply, TestDb};
 
 const DUE: &str = "dev.todo.recurring-task.due";
-
-async fn reply(response: reqwest::Response) -> (u16, String, Value) {
-    let status = response.status().as_u16();
-    let ty = response
-        .headers()
-        .get("ce-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, ty, response.json().await.unwrap_or(Value::Null))
-}
 
 async fn next_occurrence(db: &TestDb, id: i64) -> (Option<String>, bool) {
     let rt = db.store.recurring_task(id).await.unwrap().unwrap();
