@@ -38,6 +38,9 @@ pub struct Reply {
     pub reason: String,
     /// Details that identify the effect (ids, times).
     pub details: serde_json::Value,
+    /// When the effect was due (`remind_at`, `occurrence_at`): the host measures lateness
+    /// (effect time minus due time) from it.
+    pub due: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Reply {
@@ -46,7 +49,14 @@ impl Reply {
             outcome,
             reason: reason.into(),
             details,
+            due: None,
         }
+    }
+
+    /// Records when the effect was due.
+    pub fn due_at(mut self, due: chrono::DateTime<chrono::Utc>) -> Self {
+        self.due = Some(due);
+        self
     }
 }
 

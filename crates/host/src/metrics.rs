@@ -10,6 +10,7 @@ pub struct Metrics {
     registry: Registry,
     events: IntCounterVec,
     latency: HistogramVec,
+    lateness: HistogramVec,
     pub in_flight: IntGauge,
 }
 
@@ -34,6 +35,18 @@ impl Metrics {
             &["type", "outcome"],
         )
         .expect("valid metric");
+        let lateness = HistogramVec::new(
+            HistogramOpts::new(
+                "event_lateness_seconds",
+                "Time from when an effect was due (remind_at, occurrence_at) to when it was done",
+            )
+            .const_label("function", function)
+            .buckets(vec![
+                0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+            ]),
+            &["type"],
+        )
+        .expect("valid metric");
         let in_flight = IntGauge::with_opts(
             Opts::new("events_in_flight", "Events being handled right now").const_label("function", function),
         )
@@ -51,6 +64,7 @@ impl Metrics {
             registry,
             events,
             latency,
+            lateness,
             in_flight,
         }
     }
@@ -60,6 +74,11 @@ impl Metrics {
     pub fn observe(&self, ty: &str, outcome: &str, seconds: f64) {
         self.events.with_label_values(&[ty, outcome]).inc();
         self.latency.with_label_values(&[ty, outcome]).observe(seconds);
+    }
+
+    /// Records how late an effect happened (negative lateness counts as 0).
+    pub fn observe_lateness(&self, ty: &str, seconds: f64) {
+        self.lateness.with_label_values(&[ty]).observe(seconds.max(0.0));
     }
 
     pub fn render(&self) -> String {

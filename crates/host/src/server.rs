@@ -3,7 +3,7 @@
 
 use crate::config::{var_or, ConfigError};
 use crate::decode::{decode_http, parse_data, Decoded};
-use crate::function::{Failure, Function, Reply};
+use crate::function::{Failure, Function, Outcome, Reply};
 use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::shutdown::Shutdown;
@@ -116,7 +116,13 @@ impl<F: Function> Host<F> {
         let data: F::Data = parse_data(decoded.data)?;
         let result = self.function.handle(&decoded.id, data).instrument(span).await;
         match result {
-            Ok(reply) => Ok((decoded.id, reply)),
+            Ok(reply) => {
+                if let (Outcome::Done(_), Some(due)) = (reply.outcome, reply.due) {
+                    let late = (chrono::Utc::now() - due).num_milliseconds() as f64 / 1000.0;
+                    self.metrics.observe_lateness(F::ACCEPTS.cloudevent_type(), late);
+                }
+                Ok((decoded.id, reply))
+            }
             Err(failure) => Err(failure_problem(F::NAME, &decoded.id, failure)),
         }
     }

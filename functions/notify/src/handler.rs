@@ -160,11 +160,10 @@ impl Function for Notify {
                 );
                 let mut details = details;
                 details["message_id"] = json!(mid);
-                Ok(Reply::new(
-                    Outcome::Done("sent"),
-                    "the reminder e-mail was sent",
-                    details,
-                ))
+                Ok(
+                    Reply::new(Outcome::Done("sent"), "the reminder e-mail was sent", details)
+                        .due_at(ctx.remind_at),
+                )
             }
             Err(MailError::Permanent(reason)) => {
                 self.store

@@ -269,6 +269,12 @@ async fn health_and_metrics() {
         text.contains("todo_events_event_handling_seconds_bucket"),
         "{text}"
     );
+    assert!(
+        text.contains(
+            r#"todo_events_event_lateness_seconds_count{function="notify",type="dev.todo.reminder.due"} 1"#
+        ),
+        "lateness is measured once, for the mail sent: {text}"
+    );
     let missing = app
         .client
         .get(format!("{}/nowhere", app.url))

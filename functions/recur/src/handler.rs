@@ -150,7 +150,8 @@ impl Function for Recur {
                     Outcome::Done("created"),
                     format!("instance created; {then}"),
                     details,
-                ))
+                )
+                .due_at(occurrence))
             }
             None => {
                 details["task_id"] = json!(done.existing_task_id);
