@@ -60,6 +60,9 @@ impl Metrics {
         registry
             .register(Box::new(in_flight.clone()))
             .expect("registers once");
+        registry
+            .register(Box::new(lateness.clone()))
+            .expect("registers once");
         Self {
             registry,
             events,
