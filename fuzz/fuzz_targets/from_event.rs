@@ -1,0 +1,36 @@
+//! `from_event` on any CloudEvent the SDK can deserialize from JSON (the structured form; the
+//! Kafka binding builds the same `Event`): never panics, rejects only with 400/415 naming a field.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use todo_events_domain::{EventKind, RecurringTaskDue, ReminderDue};
+use todo_events_host::decode::{from_event, parse_data};
+
+fuzz_target!(|input: &[u8]| {
+    let Ok(event) = serde_json::from_slice::<cloudevents::Event>(input) else {
+        return;
+    };
+    for accepts in [EventKind::ReminderDue, EventKind::RecurringTaskDue] {
+        match from_event(event.clone(), accepts) {
+            Ok(decoded) => {
+                assert_eq!(decoded.kind, accepts);
+                let parsed = match accepts {
+                    EventKind::ReminderDue => parse_data::<ReminderDue>(decoded.data).map(|d| d.event_id()),
+                    EventKind::RecurringTaskDue => {
+                        parse_data::<RecurringTaskDue>(decoded.data).map(|d| d.event_id())
+                    }
+                };
+                match parsed {
+                    // A translated Dapr envelope carries the deterministic id of its data.
+                    Ok(id) if decoded.legacy => assert_eq!(decoded.id, id),
+                    Ok(_) => {}
+                    Err(p) => assert_eq!(p.status, 400, "{p:?}"),
+                }
+            }
+            Err(p) => {
+                assert!(matches!(p.status, 400 | 415), "unexpected status: {p:?}");
+                assert!(p.field.is_some(), "a rejection must name its field: {p:?}");
+            }
+        }
+    }
+});
