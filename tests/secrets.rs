@@ -302,7 +302,6 @@ async fn kafka_clients_never_show_the_sasl_password() {
 
 /// `Debug` of the database settings (what a `{:?}` of the configuration would log).
 #[test]
-#[ignore = "StoreOptions derives Debug and shows DATABASE_URL's password: needs a redacting Debug in crates/store/src/lib.rs"]
 fn database_settings_debug_hides_the_password() {
     let opts = todo_events_store::StoreOptions::new(format!("postgres://todo:{DB_PASSWORD}@db:5432/todo"));
     let debug = format!("{opts:?}");

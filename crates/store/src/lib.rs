@@ -42,8 +42,8 @@ pub enum Store {
     Sqlite(SqlitePool),
 }
 
-/// How to reach the database.
-#[derive(Clone, Debug)]
+/// How to reach the database. `Debug` hides the password.
+#[derive(Clone)]
 pub struct StoreOptions {
     /// `postgres://…` or `sqlite://…` (a path; the file is created when missing).
     pub url: String,
@@ -52,6 +52,16 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long a request waits for a connection before the store counts as unavailable.
     pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("url", &redact(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
 }
 
 impl StoreOptions {
@@ -142,7 +152,10 @@ pub fn redact(text: &str) -> String {
     match text.find("://") {
         Some(scheme_end) => {
             let rest = &text[scheme_end + 3..];
-            match (rest.find('@'), rest.find(':')) {
+            // The authority ends at the first '/'; a password may itself contain '@' (badly
+            // encoded), so the user info ends at the last '@' before that.
+            let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+            match (authority.rfind('@'), rest.find(':')) {
                 (Some(at), Some(colon)) if colon < at => {
                     format!("{}://{}:***{}", &text[..scheme_end], &rest[..colon], &rest[at..])
                 }
@@ -172,5 +185,11 @@ mod tests {
             "postgres://app:***@db:5432/todo"
         );
         assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            super::redact("postgres://app:p@ss@db:5432/todo"),
+            "postgres://app:***@db:5432/todo"
+        );
+        let opts = super::StoreOptions::new("postgres://app:s3cret@db/todo");
+        assert!(!format!("{opts:?}").contains("s3cret"));
     }
 }
