@@ -23,13 +23,8 @@ fn is_dead_letter_header(name: &str) -> bool {
     name.starts_with("ce_deadletter")
 }
 
-/// Copies `message` to `dlq_topic` with the reason attached.
-pub async fn publish(
-    producer: &EventProducer,
-    dlq_topic: &str,
-    message: &OwnedMessage,
-    reason: &str,
-) -> Result<(), String> {
+/// The message's headers without dead-letter attributes.
+fn original_headers(message: &OwnedMessage) -> OwnedHeaders {
     let mut headers = OwnedHeaders::new();
     if let Some(original) = message.headers() {
         for h in original.iter().filter(|h| !is_dead_letter_header(h.key)) {
@@ -39,6 +34,17 @@ pub async fn publish(
             });
         }
     }
+    headers
+}
+
+/// Copies `message` to `dlq_topic` with the reason attached.
+pub async fn publish(
+    producer: &EventProducer,
+    dlq_topic: &str,
+    message: &OwnedMessage,
+    reason: &str,
+) -> Result<(), String> {
+    let mut headers = original_headers(message);
     // Header values are bounded: a reason can quote a large payload.
     let reason: String = reason.chars().take(1000).collect();
     let source = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
@@ -103,15 +109,7 @@ pub async fn replay(
             report.replayed += 1;
             continue;
         }
-        let mut headers = OwnedHeaders::new();
-        if let Some(original) = message.headers() {
-            for h in original.iter().filter(|h| !is_dead_letter_header(h.key)) {
-                headers = headers.insert(Header {
-                    key: h.key,
-                    value: h.value,
-                });
-            }
-        }
+        let headers = original_headers(&message);
         producer
             .send_raw(topic, message.key(), message.payload(), headers)
             .await
