@@ -102,6 +102,57 @@ pub trait Function: Send + Sync + 'static {
     fn handle(&self, event_id: &str, data: Self::Data)
         -> impl Future<Output = Result<Reply, Failure>> + Send;
 
+    /// Handles several events together, in order, with one result per event (the consumer
+    /// mode hands over what a partition has queued, so a batch shares one database
+    /// transaction). The default handles them one by one.
+    fn handle_batch(
+        &self,
+        events: Vec<(String, Self::Data)>,
+    ) -> impl Future<Output = Vec<Result<Reply, Failure>>> + Send {
+        async move {
+            let mut results = Vec::with_capacity(events.len());
+            for (id, data) in events {
+                results.push(self.handle(&id, data).await);
+            }
+            results
+        }
+    }
+
     /// Readiness: can the function do its work now (its database reachable)?
     fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Splits `items` into consecutive runs in which no key repeats: a batch handler decides a
+/// run against rows read once, which is only right when no event of the run changes the
+/// rows another one reads (two occurrences of one recurring task, a redelivered reminder).
+pub fn distinct_runs<T, K: Eq + std::hash::Hash>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        if !seen.insert(key(item)) {
+            runs.push(&items[start..i]);
+            start = i;
+            seen.clear();
+            seen.insert(key(item));
+        }
+    }
+    if start < items.len() {
+        runs.push(&items[start..]);
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct_runs;
+
+    #[test]
+    fn runs_split_where_a_key_repeats() {
+        let items = [1, 2, 3, 2, 4, 4, 5];
+        let runs = distinct_runs(&items, |x| *x);
+        assert_eq!(runs, vec![&[1, 2, 3][..], &[2, 4][..], &[4, 5][..]]);
+        assert!(distinct_runs(&[] as &[i32], |x| *x).is_empty());
+        assert_eq!(distinct_runs(&[7], |x| *x), vec![&[7][..]]);
+    }
 }

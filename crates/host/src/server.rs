@@ -115,15 +115,66 @@ impl<F: Function> Host<F> {
         );
         let data: F::Data = parse_data(decoded.data)?;
         let result = self.function.handle(&decoded.id, data).instrument(span).await;
+        self.answer(decoded.id, result)
+    }
+
+    /// [`Host::handle`] for several events at once (the consumer mode's batches): one
+    /// result per event, in order. The batch is one span; it continues the publisher's
+    /// trace when the batch is a single event.
+    pub async fn handle_batch(&self, batch: Vec<Decoded>) -> Vec<Result<(String, Reply), Problem>> {
+        let span = tracing::info_span!(
+            "handle_batch",
+            otel.name = %format!("{} {} batch", F::NAME, F::ACCEPTS.cloudevent_type()),
+            function = F::NAME,
+            events = batch.len(),
+        );
+        if let [one] = batch.as_slice() {
+            crate::telemetry::extract(&span, one.traceparent.as_deref(), one.tracestate.as_deref());
+        }
+        let mut results: Vec<Option<Result<(String, Reply), Problem>>> = Vec::with_capacity(batch.len());
+        let (mut slots, mut ids, mut parsed) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, decoded) in batch.into_iter().enumerate() {
+            match parse_data::<F::Data>(decoded.data) {
+                Ok(data) => {
+                    results.push(None);
+                    slots.push(i);
+                    ids.push(decoded.id.clone());
+                    parsed.push((decoded.id, data));
+                }
+                Err(problem) => results.push(Some(Err(problem))),
+            }
+        }
+        let mut answers = self
+            .function
+            .handle_batch(parsed)
+            .instrument(span)
+            .await
+            .into_iter();
+        for (i, id) in slots.into_iter().zip(ids) {
+            let answer = answers.next().unwrap_or_else(|| {
+                Err(Failure::Internal(
+                    "the batch handler gave no answer for this event".into(),
+                ))
+            });
+            results[i] = Some(self.answer(id, answer));
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every event answered"))
+            .collect()
+    }
+
+    /// The function's answer as the transports see it; lateness of done effects measured.
+    fn answer(&self, id: String, result: Result<Reply, Failure>) -> Result<(String, Reply), Problem> {
         match result {
             Ok(reply) => {
                 if let (Outcome::Done(_), Some(due)) = (reply.outcome, reply.due) {
                     let late = (chrono::Utc::now() - due).num_milliseconds() as f64 / 1000.0;
                     self.metrics.observe_lateness(F::ACCEPTS.cloudevent_type(), late);
                 }
-                Ok((decoded.id, reply))
+                Ok((id, reply))
             }
-            Err(failure) => Err(failure_problem(F::NAME, &decoded.id, failure)),
+            Err(failure) => Err(failure_problem(F::NAME, &id, failure)),
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct KafkaConfig {
     /// `KAFKA_DELIVERY_TIMEOUT` (default 30s): how long the producer tries before a message
     /// counts as not delivered.
     pub delivery_timeout: Duration,
+    /// `KAFKA_CONSUMER_BATCH`: most messages of one partition a consumer hands to the
+    /// function at once (one database transaction); default 200.
+    pub consumer_batch: usize,
 }
 
 impl fmt::Debug for KafkaConfig {
@@ -46,9 +49,12 @@ impl fmt::Debug for KafkaConfig {
             .field("sasl_username", &self.sasl_username)
             .field("sasl_password", &self.sasl_password.as_ref().map(|_| "***"))
             .field("ssl_ca_location", &self.ssl_ca_location)
+            .field("consumer_batch", &self.consumer_batch)
             .finish()
     }
 }
+
+const DEFAULT_CONSUMER_BATCH: usize = 200;
 
 impl KafkaConfig {
     /// Reads the settings; `KAFKA_BROKERS` is required.
@@ -102,7 +108,14 @@ impl KafkaConfig {
             ssl_ca_location: var("KAFKA_SSL_CA_LOCATION")?,
             session_timeout: var_or("KAFKA_SESSION_TIMEOUT", HumanDuration(Duration::from_secs(6)))?.0,
             delivery_timeout: var_or("KAFKA_DELIVERY_TIMEOUT", HumanDuration(Duration::from_secs(30)))?.0,
+            consumer_batch: var_or("KAFKA_CONSUMER_BATCH", DEFAULT_CONSUMER_BATCH)?,
         };
+        if !(1..=10_000).contains(&cfg.consumer_batch) {
+            return Err(ConfigError(format!(
+                "KAFKA_CONSUMER_BATCH={} must be between 1 and 10000",
+                cfg.consumer_batch
+            )));
+        }
         if cfg.security_protocol.starts_with("sasl")
             && (cfg.sasl_username.is_none() || cfg.sasl_password.is_none())
         {
@@ -132,6 +145,7 @@ impl KafkaConfig {
             ssl_ca_location: None,
             session_timeout: Duration::from_secs(6),
             delivery_timeout: Duration::from_secs(30),
+            consumer_batch: DEFAULT_CONSUMER_BATCH,
         }
     }
 

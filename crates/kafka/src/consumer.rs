@@ -3,7 +3,11 @@
 //! - One consumer group per function (`KAFKA_GROUP`, default the function's name).
 //! - Each partition is handled by its own task, in offset order, so a message that keeps
 //!   failing holds up only its own partition; per-user order (the message key) is kept.
-//! - An offset is stored only after the effect is recorded (or the message dead-lettered);
+//! - A partition task hands the function everything queued for it at once, up to
+//!   `KAFKA_CONSUMER_BATCH` messages: one database transaction per batch instead of one per
+//!   message when the consumer is behind, a batch of one when it keeps up.
+//! - An offset is stored only after the effects of its whole batch are recorded (or the
+//!   messages dead-lettered);
 //!   stored offsets are committed every second and on rebalance and shutdown. A crash
 //!   therefore redelivers, and the functions' once-only effects absorb the redelivery.
 //! - Transient failures (`409`, `429`, `503` in HTTP terms) are retried with exponential
@@ -21,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use todo_events_host::decode::from_event;
+use todo_events_host::decode::{from_event, Decoded};
 use todo_events_host::server::problem_outcome;
 use todo_events_host::{Function, Host, Problem, Shutdown};
 use tokio::sync::mpsc;
@@ -154,6 +158,7 @@ pub async fn run<F: Function>(
                 dlq_topic: dlq_topic.clone(),
                 revoked,
                 shutdown: shutdown.clone(),
+                batch: opts.kafka.consumer_batch,
             };
             let handle = tokio::spawn(worker.run(rx));
             if let Some((old_tx, old)) = workers.insert(key.clone(), (tx, handle)) {
@@ -192,76 +197,126 @@ struct PartitionWorker<F> {
     dlq_topic: String,
     revoked: Arc<AtomicBool>,
     shutdown: Shutdown,
+    batch: usize,
+}
+
+/// A message of a batch and where it stands.
+enum Slot {
+    /// Decoded, not handled yet (or to be retried).
+    Pending(Decoded),
+    /// Effect recorded, or dead-lettered.
+    Settled,
 }
 
 impl<F: Function> PartitionWorker<F> {
     async fn run(self, mut rx: mpsc::Receiver<OwnedMessage>) {
-        while let Some(message) = rx.recv().await {
+        let mut batch = Vec::with_capacity(self.batch);
+        while let Some(first) = rx.recv().await {
+            // Whatever else is queued for this partition joins the batch: one message when
+            // the consumer keeps up (no added latency), many when it is behind.
+            batch.push(first);
+            while batch.len() < self.batch {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
             if self.revoked.load(Ordering::SeqCst) {
-                // The partition moved to another consumer, which will redeliver this.
+                // The partition moved to another consumer, which will redeliver these.
+                batch.clear();
                 continue;
             }
             if self.shutdown.is_triggered() && rx.is_closed() {
                 // Stopping: finish nothing new; uncommitted messages are redelivered.
                 break;
             }
-            if !self.process(&message).await {
+            if !self.process(&batch).await {
                 break; // shutdown while retrying
             }
+            let last = batch.last().expect("a batch has a first message");
             if let Err(e) = self
                 .consumer
-                .store_offset(message.topic(), message.partition(), message.offset())
+                .store_offset(last.topic(), last.partition(), last.offset())
             {
                 tracing::debug!("offset not stored (partition moved?): {e}");
             }
+            batch.clear();
         }
     }
 
-    /// Handles one message until it is done (effect recorded or dead-lettered). Returns
+    /// Handles a batch until every message is done (effect recorded or dead-lettered):
+    /// transient failures are retried, the failed messages only, with backoff. Returns
     /// false if shutdown interrupted a retry.
-    async fn process(&self, message: &OwnedMessage) -> bool {
+    async fn process(&self, messages: &[OwnedMessage]) -> bool {
         let metrics = self.host.metrics();
+        let mut slots = Vec::with_capacity(messages.len());
+        for message in messages {
+            let decoded = match message.to_event() {
+                Ok(event) => from_event(event, F::ACCEPTS),
+                Err(e) => Err(Problem::invalid("message", format!("not a CloudEvent: {e}"))),
+            };
+            match decoded {
+                Ok(d) => slots.push(Slot::Pending(d)),
+                Err(problem) => {
+                    metrics.observe("other", "dead_lettered", 0.0);
+                    if !self.dead_letter(message, &problem.to_string()).await {
+                        return false;
+                    }
+                    slots.push(Slot::Settled);
+                }
+            }
+        }
         let mut backoff = FIRST_BACKOFF;
         loop {
+            let pending: Vec<usize> = (0..slots.len())
+                .filter(|&i| matches!(slots[i], Slot::Pending(_)))
+                .collect();
+            if pending.is_empty() {
+                return true;
+            }
+            let events = pending
+                .iter()
+                .map(|&i| match &slots[i] {
+                    Slot::Pending(d) => d.clone(),
+                    Slot::Settled => unreachable!("filtered"),
+                })
+                .collect();
             let started = Instant::now();
-            let result = match message.to_event() {
-                Ok(event) => match from_event(event, F::ACCEPTS) {
-                    Ok(decoded) => self
-                        .host
-                        .handle(decoded)
-                        .await
-                        .map_err(|p| (F::ACCEPTS.cloudevent_type(), p)),
-                    Err(p) => Err(("other", p)),
-                },
-                Err(e) => Err((
-                    "other",
-                    Problem::invalid("message", format!("not a CloudEvent: {e}")),
-                )),
-            };
+            let results = self.host.handle_batch(events).await;
             let elapsed = started.elapsed().as_secs_f64();
-            match result {
-                Ok((id, reply)) => {
-                    metrics.observe(F::ACCEPTS.cloudevent_type(), reply.outcome.word(), elapsed);
-                    tracing::debug!(event_id = %id, outcome = reply.outcome.word(), "handled");
-                    return true;
-                }
-                Err((ty, problem)) if is_transient(&problem) => {
-                    metrics.observe(ty, problem_outcome(&problem), elapsed);
-                    tracing::warn!(
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        "will retry in {backoff:?}: {problem}"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = self.shutdown.wait() => return false,
+            let ty = F::ACCEPTS.cloudevent_type();
+            let mut retrying = None;
+            for (i, result) in pending.into_iter().zip(results) {
+                match result {
+                    Ok((id, reply)) => {
+                        metrics.observe(ty, reply.outcome.word(), elapsed);
+                        tracing::debug!(event_id = %id, outcome = reply.outcome.word(), "handled");
+                        slots[i] = Slot::Settled;
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    Err(problem) if is_transient(&problem) => {
+                        metrics.observe(ty, problem_outcome(&problem), elapsed);
+                        retrying.get_or_insert((i, problem));
+                    }
+                    Err(problem) => {
+                        metrics.observe(ty, "dead_lettered", elapsed);
+                        if !self.dead_letter(&messages[i], &problem.to_string()).await {
+                            return false;
+                        }
+                        slots[i] = Slot::Settled;
+                    }
                 }
-                Err((ty, problem)) => {
-                    metrics.observe(ty, "dead_lettered", elapsed);
-                    return self.dead_letter(message, &problem.to_string()).await;
+            }
+            if let Some((i, problem)) = retrying {
+                tracing::warn!(
+                    partition = messages[i].partition(),
+                    offset = messages[i].offset(),
+                    "will retry in {backoff:?}: {problem}"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = self.shutdown.wait() => return false,
                 }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }

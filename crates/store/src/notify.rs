@@ -24,14 +24,98 @@ pub enum Finished<'a> {
     Failed { recipient: &'a str, detail: &'a str },
 }
 
+/// A delivery to claim: the reminder occurrence and the event that asks for it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewClaim<'a> {
+    pub reminder_id: i64,
+    pub remind_at: DateTime<Utc>,
+    pub event_id: &'a str,
+}
+
+const CONTEXTS_PG: &str = "SELECT r.id AS reminder_id, r.task_id, r.user_id, r.remind_at, r.state, \
+     t.title AS task_title, t.description AS task_description, t.status AS task_status, \
+     t.due_at AS task_due_at, u.email, u.display_name, u.timezone \
+     FROM reminders r JOIN tasks t ON t.id = r.task_id JOIN users u ON u.id = r.user_id \
+     WHERE r.id = ANY($1)";
+const CONTEXTS_SQLITE: &str = "SELECT r.id AS reminder_id, r.task_id, r.user_id, r.remind_at, r.state, \
+     t.title AS task_title, t.description AS task_description, t.status AS task_status, \
+     t.due_at AS task_due_at, u.email, u.display_name, u.timezone \
+     FROM reminders r JOIN tasks t ON t.id = r.task_id JOIN users u ON u.id = r.user_id \
+     WHERE r.id IN (SELECT value FROM json_each($1))";
+const INSERT_CLAIM: &str = "INSERT INTO deliveries \
+     (reminder_id, remind_at, channel, event_id, status, attempts, claimed_at, lease_until) \
+     VALUES ($1, $2, 'email', $3, 'sending', 1, $4, $5) \
+     ON CONFLICT (reminder_id, remind_at, channel) DO NOTHING RETURNING id, attempts";
+const FINISH_DELIVERY: &str = "UPDATE deliveries SET status = $2, recipient = $3, message_id = $4, \
+     detail = $5, completed_at = $6 WHERE id = $1 AND status = 'sending' \
+     RETURNING reminder_id, remind_at";
+const FINISH_REMINDER: &str = "UPDATE reminders SET state = $3, lease_owner = NULL, lease_until = NULL, \
+     updated_at = $4 WHERE id = $1 AND remind_at = $2 AND state <> 'cancelled'";
+
 impl Store {
     pub async fn reminder_context(&self, reminder_id: i64) -> Result<Option<ReminderContext>, StoreError> {
-        const SQL: &str = "SELECT r.id AS reminder_id, r.task_id, r.user_id, r.remind_at, r.state, \
-             t.title AS task_title, t.description AS task_description, t.status AS task_status, \
-             t.due_at AS task_due_at, u.email, u.display_name, u.timezone \
-             FROM reminders r JOIN tasks t ON t.id = r.task_id JOIN users u ON u.id = r.user_id \
-             WHERE r.id = $1";
-        Ok(on_pool!(self, pool => sqlx::query_as(SQL).bind(reminder_id).fetch_optional(pool).await?))
+        Ok(self.reminder_contexts(&[reminder_id]).await?.pop())
+    }
+
+    /// The contexts of the reminders among `ids`, in one statement (reminders that do not
+    /// exist are absent).
+    pub async fn reminder_contexts(&self, ids: &[i64]) -> Result<Vec<ReminderContext>, StoreError> {
+        Ok(match self {
+            Store::Postgres(pool) => sqlx::query_as(CONTEXTS_PG).bind(ids).fetch_all(pool).await?,
+            Store::Sqlite(pool) => {
+                sqlx::query_as(CONTEXTS_SQLITE)
+                    .bind(serde_json::to_string(ids).expect("integers serialize"))
+                    .fetch_all(pool)
+                    .await?
+            }
+        })
+    }
+
+    /// Claims the deliveries that nobody has claimed yet, in one statement; returns the
+    /// claimed ones as (reminder id, delivery id). A delivery claimed before (live, expired
+    /// or finished) is left to [`Store::claim_delivery`], which knows about leases.
+    pub async fn claim_new_deliveries(
+        &self,
+        claims: &[NewClaim<'_>],
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let until = now + lease;
+        Ok(match self {
+            Store::Postgres(pool) => {
+                sqlx::query_as(
+                    "INSERT INTO deliveries \
+                     (reminder_id, remind_at, channel, event_id, status, attempts, claimed_at, lease_until) \
+                     SELECT r, a, 'email', e, 'sending', 1, $4, $5 \
+                     FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[]) AS v(r, a, e) \
+                     ON CONFLICT (reminder_id, remind_at, channel) DO NOTHING RETURNING reminder_id, id",
+                )
+                .bind(claims.iter().map(|c| c.reminder_id).collect::<Vec<_>>())
+                .bind(claims.iter().map(|c| c.remind_at).collect::<Vec<_>>())
+                .bind(claims.iter().map(|c| c.event_id).collect::<Vec<_>>())
+                .bind(now)
+                .bind(until)
+                .fetch_all(pool)
+                .await?
+            }
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let mut claimed = Vec::new();
+                for c in claims {
+                    let row: Option<(i64, i32)> = sqlx::query_as(INSERT_CLAIM)
+                        .bind(c.reminder_id)
+                        .bind(c.remind_at)
+                        .bind(c.event_id)
+                        .bind(now)
+                        .bind(until)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    claimed.extend(row.map(|(id, _)| (c.reminder_id, id)));
+                }
+                tx.commit().await?;
+                claimed
+            }
+        })
     }
 
     /// Claims the e-mail delivery of `reminder_id` at `remind_at` for `lease`.
@@ -43,10 +127,6 @@ impl Store {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
-        const INSERT: &str = "INSERT INTO deliveries \
-             (reminder_id, remind_at, channel, event_id, status, attempts, claimed_at, lease_until) \
-             VALUES ($1, $2, 'email', $3, 'sending', 1, $4, $5) \
-             ON CONFLICT (reminder_id, remind_at, channel) DO NOTHING RETURNING id, attempts";
         // Take over a claim whose holder vanished (lease over) or released it after a
         // transient failure.
         const TAKE_OVER: &str = "UPDATE deliveries SET attempts = attempts + 1, event_id = $3, \
@@ -57,7 +137,7 @@ impl Store {
              WHERE reminder_id = $1 AND remind_at = $2 AND channel = 'email'";
         let until = now + lease;
         on_pool!(self, pool => {
-            let inserted: Option<(i64, i32)> = sqlx::query_as(INSERT)
+            let inserted: Option<(i64, i32)> = sqlx::query_as(INSERT_CLAIM)
                 .bind(reminder_id).bind(remind_at).bind(event_id).bind(now).bind(until)
                 .fetch_optional(pool).await?;
             if let Some((delivery_id, attempt)) = inserted {
@@ -84,29 +164,87 @@ impl Store {
         outcome: Finished<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        const DELIVERY: &str = "UPDATE deliveries SET status = $2, recipient = $3, message_id = $4, \
-             detail = $5, completed_at = $6 WHERE id = $1 AND status = 'sending' \
-             RETURNING reminder_id, remind_at";
-        const REMINDER: &str = "UPDATE reminders SET state = $3, lease_owner = NULL, lease_until = NULL, \
-             updated_at = $4 WHERE id = $1 AND remind_at = $2 AND state <> 'cancelled'";
-        let (status, recipient, message_id, detail) = match outcome {
+        self.finish_deliveries(&[(delivery_id, outcome)], now).await
+    }
+
+    /// [`Store::finish_delivery`] for many deliveries in one transaction.
+    pub async fn finish_deliveries(
+        &self,
+        done: &[(i64, Finished<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let parts = |outcome: &Finished<'_>| match *outcome {
             Finished::Sent {
                 recipient,
                 message_id,
-            } => ("sent", recipient, Some(message_id), None),
-            Finished::Failed { recipient, detail } => ("failed", recipient, None, Some(detail)),
-        };
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let row: Option<(i64, DateTime<Utc>)> = sqlx::query_as(DELIVERY)
-                .bind(delivery_id).bind(status).bind(recipient).bind(message_id).bind(detail).bind(now)
-                .fetch_optional(&mut *tx).await?;
-            if let Some((reminder_id, remind_at)) = row {
-                sqlx::query(REMINDER).bind(reminder_id).bind(remind_at).bind(status).bind(now)
-                    .execute(&mut *tx).await?;
+            } => ("sent", recipient.to_owned(), Some(message_id.to_owned()), None),
+            Finished::Failed { recipient, detail } => {
+                ("failed", recipient.to_owned(), None, Some(detail.to_owned()))
             }
-            tx.commit().await?;
-        });
+        };
+        if done.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Store::Postgres(pool) => {
+                let (mut ids, mut statuses, mut recipients, mut message_ids, mut details) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for (id, outcome) in done {
+                    let (status, recipient, message_id, detail) = parts(outcome);
+                    ids.push(*id);
+                    statuses.push(status);
+                    recipients.push(recipient);
+                    message_ids.push(message_id);
+                    details.push(detail);
+                }
+                // One statement, so atomic without a transaction of its own.
+                sqlx::query(
+                    "WITH done AS (UPDATE deliveries d SET status = v.s, recipient = v.rcpt, \
+                         message_id = v.mid, detail = v.det, completed_at = $6 \
+                       FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+                         AS v(id, s, rcpt, mid, det) \
+                       WHERE d.id = v.id AND d.status = 'sending' \
+                       RETURNING d.reminder_id, d.remind_at, v.s) \
+                     UPDATE reminders r SET state = done.s, lease_owner = NULL, lease_until = NULL, \
+                       updated_at = $6 \
+                     FROM done WHERE r.id = done.reminder_id AND r.remind_at = done.remind_at \
+                       AND r.state <> 'cancelled'",
+                )
+                .bind(&ids)
+                .bind(&statuses)
+                .bind(&recipients)
+                .bind(&message_ids)
+                .bind(&details)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            }
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                for (id, outcome) in done {
+                    let (status, recipient, message_id, detail) = parts(outcome);
+                    let row: Option<(i64, DateTime<Utc>)> = sqlx::query_as(FINISH_DELIVERY)
+                        .bind(id)
+                        .bind(status)
+                        .bind(&recipient)
+                        .bind(&message_id)
+                        .bind(&detail)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some((reminder_id, remind_at)) = row {
+                        sqlx::query(FINISH_REMINDER)
+                            .bind(reminder_id)
+                            .bind(remind_at)
+                            .bind(status)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+            }
+        }
         Ok(())
     }
 

@@ -3,10 +3,13 @@
 //! One transaction inserts the task instance (unique on recurring task + occurrence) with
 //! its reminders and moves `next_occurrence` only if it still equals the event's occurrence.
 //! Redelivered, reordered and concurrent events therefore create no second instance and
-//! never move the schedule backwards.
+//! never move the schedule backwards. The consumer mode hands over whole batches: on
+//! PostgreSQL a batch is the same transaction with each statement set-based (`UNNEST` of
+//! bound arrays), so a hundred events cost about what one does.
 
-use crate::{on_pool, RecurringTaskRow, Store, StoreError};
+use crate::{RecurringTaskRow, Store, StoreError};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 
 /// What the instance transaction should do.
 #[derive(Debug, Clone)]
@@ -33,11 +36,36 @@ pub struct Instantiated {
     pub reminders_created: usize,
 }
 
+const RECURRING_BY_IDS_PG: &str = "SELECT id, user_id, title, description, priority, rrule, \
+     timezone, dtstart, next_occurrence, active, catch_up, reminder_offsets FROM recurring_tasks \
+     WHERE id = ANY($1)";
+const RECURRING_BY_IDS_SQLITE: &str = "SELECT id, user_id, title, description, priority, rrule, \
+     timezone, dtstart, next_occurrence, active, catch_up, reminder_offsets FROM recurring_tasks \
+     WHERE id IN (SELECT value FROM json_each($1))";
+const INSTANCE: &str = "SELECT id FROM tasks WHERE recurring_task_id = $1 AND occurrence_at = $2";
+
 impl Store {
     pub async fn recurring_task(&self, id: i64) -> Result<Option<RecurringTaskRow>, StoreError> {
-        const SQL: &str = "SELECT id, user_id, title, description, priority, rrule, timezone, dtstart, \
-             next_occurrence, active, catch_up, reminder_offsets FROM recurring_tasks WHERE id = $1";
-        Ok(on_pool!(self, pool => sqlx::query_as(SQL).bind(id).fetch_optional(pool).await?))
+        Ok(self.recurring_tasks(&[id]).await?.pop())
+    }
+
+    /// The recurring tasks among `ids`, in one statement (those that do not exist are
+    /// absent).
+    pub async fn recurring_tasks(&self, ids: &[i64]) -> Result<Vec<RecurringTaskRow>, StoreError> {
+        Ok(match self {
+            Store::Postgres(pool) => {
+                sqlx::query_as(RECURRING_BY_IDS_PG)
+                    .bind(ids)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Store::Sqlite(pool) => {
+                sqlx::query_as(RECURRING_BY_IDS_SQLITE)
+                    .bind(serde_json::to_string(ids).expect("integers serialize"))
+                    .fetch_all(pool)
+                    .await?
+            }
+        })
     }
 
     /// The instance of `recurring_task_id` for `occurrence`, if it exists.
@@ -46,51 +74,257 @@ impl Store {
         recurring_task_id: i64,
         occurrence: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
-        const SQL: &str = "SELECT id FROM tasks WHERE recurring_task_id = $1 AND occurrence_at = $2";
-        Ok(on_pool!(self, pool => sqlx::query_scalar(SQL)
-            .bind(recurring_task_id).bind(occurrence).fetch_optional(pool).await?))
+        Ok(self
+            .instances_at(&[(recurring_task_id, occurrence)])
+            .await?
+            .remove(&(recurring_task_id, occurrence)))
+    }
+
+    /// The existing instances among (recurring task, occurrence) pairs, by pair.
+    pub async fn instances_at(
+        &self,
+        pairs: &[(i64, DateTime<Utc>)],
+    ) -> Result<HashMap<(i64, DateTime<Utc>), i64>, StoreError> {
+        let mut found = HashMap::new();
+        match self {
+            Store::Postgres(pool) => {
+                let (ids, occurrences): (Vec<i64>, Vec<DateTime<Utc>>) = pairs.iter().copied().unzip();
+                let rows: Vec<(i64, DateTime<Utc>, i64)> = sqlx::query_as(
+                    "SELECT t.recurring_task_id, t.occurrence_at, t.id FROM tasks t \
+                     JOIN UNNEST($1::bigint[], $2::timestamptz[]) AS k(rt, occ) \
+                     ON t.recurring_task_id = k.rt AND t.occurrence_at = k.occ",
+                )
+                .bind(&ids)
+                .bind(&occurrences)
+                .fetch_all(pool)
+                .await?;
+                found.extend(rows.into_iter().map(|(rt, occ, id)| ((rt, occ), id)));
+            }
+            // In-process: one indexed lookup per pair costs no round trip.
+            Store::Sqlite(pool) => {
+                for &(rt, occ) in pairs {
+                    let id: Option<i64> = sqlx::query_scalar(INSTANCE)
+                        .bind(rt)
+                        .bind(occ)
+                        .fetch_optional(pool)
+                        .await?;
+                    if let Some(id) = id {
+                        found.insert((rt, occ), id);
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Creates the instance for one occurrence (once) and advances the recurring task.
     pub async fn instantiate(&self, job: &Instantiate<'_>) -> Result<Instantiated, StoreError> {
-        const INSERT_TASK: &str = "INSERT INTO tasks (user_id, title, description, status, priority, \
-             due_at, recurring_task_id, occurrence_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'todo', $4, $5, $6, $5, $7, $7) \
-             ON CONFLICT (recurring_task_id, occurrence_at) DO NOTHING RETURNING id";
-        const INSERT_REMINDER: &str = "INSERT INTO reminders (task_id, user_id, remind_at, channels, \
-             state, created_at, updated_at) VALUES ($1, $2, $3, 'email', 'pending', $4, $4)";
-        const ADVANCE: &str = "UPDATE recurring_tasks SET next_occurrence = $3, active = $4, \
-             updated_at = $5 WHERE id = $1 AND next_occurrence = $2";
-        let rt = job.recurring;
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let created: Option<i64> = sqlx::query_scalar(INSERT_TASK)
-                .bind(rt.user_id).bind(&rt.title).bind(&rt.description).bind(&rt.priority)
-                .bind(job.occurrence).bind(rt.id).bind(job.now)
-                .fetch_optional(&mut *tx).await?;
-            let mut reminders_created = 0;
-            let mut existing_task_id = None;
-            if let Some(task_id) = created {
-                for remind_at in &job.reminders {
-                    sqlx::query(INSERT_REMINDER)
-                        .bind(task_id).bind(rt.user_id).bind(*remind_at).bind(job.now)
-                        .execute(&mut *tx).await?;
-                    reminders_created += 1;
-                }
-            } else {
-                existing_task_id = sqlx::query_scalar(
-                    "SELECT id FROM tasks WHERE recurring_task_id = $1 AND occurrence_at = $2")
-                    .bind(rt.id).bind(job.occurrence)
-                    .fetch_optional(&mut *tx).await?;
-            }
-            // When the rule has ended the task keeps its last occurrence and goes inactive.
-            let next = job.next.unwrap_or(job.occurrence);
-            let advanced = sqlx::query(ADVANCE)
-                .bind(rt.id).bind(job.occurrence).bind(next).bind(job.next.is_some()).bind(job.now)
-                .execute(&mut *tx).await?
-                .rows_affected() == 1;
-            tx.commit().await?;
-            Ok(Instantiated { created_task_id: created, existing_task_id, advanced, reminders_created })
-        })
+        Ok(self
+            .instantiate_many(std::slice::from_ref(job))
+            .await?
+            .pop()
+            .expect("one result per job"))
     }
+
+    /// [`Store::instantiate`] for several occurrences of distinct recurring tasks, in one
+    /// transaction (consumer mode: one commit for a whole batch of events). One result per
+    /// job, in order.
+    pub async fn instantiate_many(&self, jobs: &[Instantiate<'_>]) -> Result<Vec<Instantiated>, StoreError> {
+        debug_assert!(
+            jobs.iter()
+                .map(|j| j.recurring.id)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == jobs.len(),
+            "one job per recurring task in a batch"
+        );
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Store::Postgres(pool) => instantiate_pg(pool, jobs).await,
+            Store::Sqlite(pool) => instantiate_sqlite(pool, jobs).await,
+        }
+    }
+}
+
+/// PostgreSQL: four set-based statements whatever the batch size (arrays bound once).
+async fn instantiate_pg(
+    pool: &sqlx::PgPool,
+    jobs: &[Instantiate<'_>],
+) -> Result<Vec<Instantiated>, StoreError> {
+    const INSERT_TASKS: &str = "INSERT INTO tasks (user_id, title, description, status, priority, \
+         due_at, recurring_task_id, occurrence_at, created_at, updated_at) \
+         SELECT u, ti, d, 'todo', p, o, r, o, $7, $7 \
+         FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[]) \
+           AS v(u, ti, d, p, o, r) \
+         ON CONFLICT (recurring_task_id, occurrence_at) DO NOTHING RETURNING recurring_task_id, id";
+    const INSERT_REMINDERS: &str = "INSERT INTO reminders (task_id, user_id, remind_at, channels, state, \
+         created_at, updated_at) SELECT t, u, r, 'email', 'pending', $4, $4 \
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS v(t, u, r)";
+    const EXISTING: &str = "SELECT t.recurring_task_id, t.id FROM tasks t \
+         JOIN UNNEST($1::bigint[], $2::timestamptz[]) AS k(rt, occ) \
+         ON t.recurring_task_id = k.rt AND t.occurrence_at = k.occ";
+    const ADVANCE: &str = "UPDATE recurring_tasks r SET next_occurrence = v.next, active = v.active, \
+         updated_at = $5 \
+         FROM UNNEST($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::bool[]) AS v(id, occ, next, active) \
+         WHERE r.id = v.id AND r.next_occurrence = v.occ RETURNING r.id";
+    let now = jobs[0].now;
+    let mut tx = pool.begin().await?;
+    let created: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(INSERT_TASKS)
+        .bind(jobs.iter().map(|j| j.recurring.user_id).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.recurring.title.clone()).collect::<Vec<_>>())
+        .bind(
+            jobs.iter()
+                .map(|j| j.recurring.description.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            jobs.iter()
+                .map(|j| j.recurring.priority.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(jobs.iter().map(|j| j.occurrence).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.recurring.id).collect::<Vec<_>>())
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    let (mut task_ids, mut users, mut times) = (Vec::new(), Vec::new(), Vec::new());
+    for job in jobs {
+        if let Some(&task_id) = created.get(&job.recurring.id) {
+            for at in &job.reminders {
+                task_ids.push(task_id);
+                users.push(job.recurring.user_id);
+                times.push(*at);
+            }
+        }
+    }
+    if !task_ids.is_empty() {
+        sqlx::query(INSERT_REMINDERS)
+            .bind(&task_ids)
+            .bind(&users)
+            .bind(&times)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let conflicted: Vec<&Instantiate<'_>> = jobs
+        .iter()
+        .filter(|j| !created.contains_key(&j.recurring.id))
+        .collect();
+    let existing: HashMap<i64, i64> = if conflicted.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (i64, i64)>(EXISTING)
+            .bind(conflicted.iter().map(|j| j.recurring.id).collect::<Vec<_>>())
+            .bind(conflicted.iter().map(|j| j.occurrence).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    // When the rule has ended the task keeps its last occurrence and goes inactive.
+    let advanced: std::collections::HashSet<i64> = sqlx::query_scalar::<_, i64>(ADVANCE)
+        .bind(jobs.iter().map(|j| j.recurring.id).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.occurrence).collect::<Vec<_>>())
+        .bind(
+            jobs.iter()
+                .map(|j| j.next.unwrap_or(j.occurrence))
+                .collect::<Vec<_>>(),
+        )
+        .bind(jobs.iter().map(|j| j.next.is_some()).collect::<Vec<_>>())
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    tx.commit().await?;
+    Ok(jobs
+        .iter()
+        .map(|j| {
+            let id = j.recurring.id;
+            let created_task_id = created.get(&id).copied();
+            Instantiated {
+                created_task_id,
+                existing_task_id: existing.get(&id).copied(),
+                advanced: advanced.contains(&id),
+                reminders_created: if created_task_id.is_some() {
+                    j.reminders.len()
+                } else {
+                    0
+                },
+            }
+        })
+        .collect())
+}
+
+/// SQLite (in-process, no round trips): the same statements row by row, in one transaction.
+async fn instantiate_sqlite(
+    pool: &sqlx::SqlitePool,
+    jobs: &[Instantiate<'_>],
+) -> Result<Vec<Instantiated>, StoreError> {
+    const INSERT_TASK: &str = "INSERT INTO tasks (user_id, title, description, status, priority, \
+         due_at, recurring_task_id, occurrence_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'todo', $4, $5, $6, $5, $7, $7) \
+         ON CONFLICT (recurring_task_id, occurrence_at) DO NOTHING RETURNING id";
+    const INSERT_REMINDER: &str = "INSERT INTO reminders (task_id, user_id, remind_at, channels, \
+         state, created_at, updated_at) VALUES ($1, $2, $3, 'email', 'pending', $4, $4)";
+    const ADVANCE: &str = "UPDATE recurring_tasks SET next_occurrence = $3, active = $4, \
+         updated_at = $5 WHERE id = $1 AND next_occurrence = $2";
+    let mut tx = pool.begin().await?;
+    let mut done = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let rt = job.recurring;
+        let created: Option<i64> = sqlx::query_scalar(INSERT_TASK)
+            .bind(rt.user_id)
+            .bind(&rt.title)
+            .bind(&rt.description)
+            .bind(&rt.priority)
+            .bind(job.occurrence)
+            .bind(rt.id)
+            .bind(job.now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut reminders_created = 0;
+        let mut existing_task_id = None;
+        if let Some(task_id) = created {
+            for remind_at in &job.reminders {
+                sqlx::query(INSERT_REMINDER)
+                    .bind(task_id)
+                    .bind(rt.user_id)
+                    .bind(*remind_at)
+                    .bind(job.now)
+                    .execute(&mut *tx)
+                    .await?;
+                reminders_created += 1;
+            }
+        } else {
+            existing_task_id = sqlx::query_scalar(INSTANCE)
+                .bind(rt.id)
+                .bind(job.occurrence)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        let next = job.next.unwrap_or(job.occurrence);
+        let advanced = sqlx::query(ADVANCE)
+            .bind(rt.id)
+            .bind(job.occurrence)
+            .bind(next)
+            .bind(job.next.is_some())
+            .bind(job.now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        done.push(Instantiated {
+            created_task_id: created,
+            existing_task_id,
+            advanced,
+            reminders_created,
+        });
+    }
+    tx.commit().await?;
+    Ok(done)
 }

@@ -1,19 +1,31 @@
 //! The notify logic: one reminder event in, at most one e-mail out.
+//!
+//! Events are handled in runs of distinct reminders (the consumer mode hands over what a
+//! partition has queued; HTTP hands over one): the run's contexts are read in one
+//! statement, its deliveries claimed in one statement, the mails sent concurrently, and the
+//! outcomes recorded in one statement. A claim somebody else holds takes the slow path of
+//! [`Notify::claim`] (wait, take over an expired lease, or answer duplicate).
 
 use crate::config::NotifyConfig;
 use crate::mail::{message_id, Composer, MailError, Mailer, ReminderMail};
 use chrono::Duration;
+use futures::stream::{self, StreamExt};
 use serde_json::json;
+use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 use todo_events_domain::time::{now, rfc3339};
 use todo_events_domain::{EventKind, ReminderDue};
+use todo_events_host::function::distinct_runs;
 use todo_events_host::{Failure, Function, Outcome, Reply};
-use todo_events_store::notify::{Claim, Finished};
-use todo_events_store::Store;
+use todo_events_store::notify::{Claim, Finished, NewClaim};
+use todo_events_store::{ReminderContext, Store};
 
 /// How long a delivery waits for a concurrent delivery of the same event to finish before
 /// answering "in progress" (which Knative and the consumer retry).
 const WAIT_FOR_OTHER: StdDuration = StdDuration::from_secs(5);
+
+/// Mails of one batch in flight at once (SMTP sessions are limited by the mailer itself).
+const SENDS_AT_ONCE: usize = 64;
 
 pub struct Notify {
     store: Store,
@@ -34,9 +46,13 @@ impl Notify {
         })
     }
 
+    fn lease(&self) -> Duration {
+        Duration::from_std(self.config.delivery_lease.0).unwrap_or(Duration::minutes(2))
+    }
+
     /// Claims the delivery, waiting briefly if another delivery of the same event holds it.
     async fn claim(&self, event_id: &str, due: &ReminderDue) -> Result<Claim, Failure> {
-        let lease = Duration::from_std(self.config.delivery_lease.0).unwrap_or(Duration::minutes(2));
+        let lease = self.lease();
         let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER;
         loop {
             let claim = self
@@ -59,22 +75,25 @@ impl Notify {
     }
 }
 
-impl Function for Notify {
-    const NAME: &'static str = "notify";
-    const ACCEPTS: EventKind = EventKind::ReminderDue;
-    const REPLY_PREFIX: &'static str = "dev.todo.notification";
-    type Data = ReminderDue;
+fn details_of(due: &ReminderDue) -> serde_json::Value {
+    json!({
+        "reminder_id": due.reminder_id, "task_id": due.task_id,
+        "user_id": due.user_id, "remind_at": rfc3339(due.remind_at),
+    })
+}
 
-    async fn handle(&self, event_id: &str, due: ReminderDue) -> Result<Reply, Failure> {
-        let details = json!({
-            "reminder_id": due.reminder_id, "task_id": due.task_id,
-            "user_id": due.user_id, "remind_at": rfc3339(due.remind_at),
-        });
+impl Notify {
+    /// Whether the event still asks for a mail: `None` to send, else the answer.
+    async fn check(
+        &self,
+        due: &ReminderDue,
+        ctx: Option<&ReminderContext>,
+    ) -> Result<Option<Reply>, Failure> {
         let skip = |reason: String| {
             tracing::info!(reminder_id = %due.reminder_id, "reminder skipped: {reason}");
-            Ok(Reply::new(Outcome::Skipped, reason, details.clone()))
+            Ok(Some(Reply::new(Outcome::Skipped, reason, details_of(due))))
         };
-        let Some(ctx) = self.store.reminder_context(due.reminder_id.get()).await? else {
+        let Some(ctx) = ctx else {
             return skip(format!("reminder {} does not exist (deleted?)", due.reminder_id));
         };
         if ctx.task_id != due.task_id.get() || ctx.user_id != due.user_id.get() {
@@ -96,11 +115,11 @@ impl Function for Notify {
                 .iter()
                 .any(|d| d.remind_at == due.remind_at && d.status == "sent")
             {
-                return Ok(Reply::new(
+                return Ok(Some(Reply::new(
                     Outcome::Duplicate,
                     "already sent for this time",
-                    details,
-                ));
+                    details_of(due),
+                )));
             }
             return skip(format!(
                 "reminder {} was moved to {}",
@@ -108,19 +127,11 @@ impl Function for Notify {
                 rfc3339(ctx.remind_at)
             ));
         }
+        Ok(None)
+    }
 
-        let delivery_id = match self.claim(event_id, &due).await? {
-            Claim::Claimed { delivery_id, .. } => delivery_id,
-            Claim::Taken { status, detail } => {
-                let reason = match (status.as_str(), detail) {
-                    ("failed", Some(d)) => format!("already failed for good: {d}"),
-                    _ => format!("already {status}"),
-                };
-                tracing::info!(reminder_id = %due.reminder_id, "duplicate reminder event: {reason}");
-                return Ok(Reply::new(Outcome::Duplicate, reason, details));
-            }
-        };
-
+    /// Composes and sends the reminder of `ctx`.
+    async fn send(&self, ctx: &ReminderContext) -> Result<String, MailError> {
         let mail = ReminderMail {
             to_email: &ctx.email,
             to_name: &ctx.display_name,
@@ -132,64 +143,190 @@ impl Function for Notify {
             remind_at: ctx.remind_at,
             reminder_id: ctx.reminder_id,
         };
-        let recipient = ctx.email.as_str();
-        let sent = match self.composer.build(&mail) {
-            Ok(message) => self.mailer.send(message).await,
-            Err(e) => Err(e),
+        let message = self.composer.build(&mail)?;
+        self.mailer.send(message).await
+    }
+
+    /// One run of events of distinct reminders.
+    async fn handle_run(&self, events: &[(String, ReminderDue)]) -> Vec<Result<Reply, Failure>> {
+        let all_fail = |f: Failure| events.iter().map(|_| Err(f.clone())).collect();
+        let ids: Vec<i64> = events.iter().map(|(_, d)| d.reminder_id.get()).collect();
+        let contexts: HashMap<i64, ReminderContext> = match self.store.reminder_contexts(&ids).await {
+            Ok(found) => found.into_iter().map(|c| (c.reminder_id, c)).collect(),
+            Err(e) => return all_fail(e.into()),
         };
-        match sent {
-            Ok(place) => {
-                let mid = message_id(ctx.reminder_id, ctx.remind_at);
-                self.store
-                    .finish_delivery(
-                        delivery_id,
-                        Finished::Sent {
-                            recipient,
-                            message_id: &mid,
-                        },
-                        now(),
-                    )
-                    .await?;
-                tracing::info!(
-                    reminder_id = ctx.reminder_id,
-                    task_id = ctx.task_id,
-                    user_id = ctx.user_id,
-                    "reminder mailed: \"{}\" to user {} ({place})",
-                    ctx.task_title,
-                    ctx.user_id
-                );
-                let mut details = details;
-                details["message_id"] = json!(mid);
-                Ok(
-                    Reply::new(Outcome::Done("sent"), "the reminder e-mail was sent", details)
-                        .due_at(ctx.remind_at),
-                )
-            }
-            Err(MailError::Permanent(reason)) => {
-                self.store
-                    .finish_delivery(
-                        delivery_id,
-                        Finished::Failed {
-                            recipient,
-                            detail: &reason,
-                        },
-                        now(),
-                    )
-                    .await?;
-                tracing::warn!(
-                    reminder_id = ctx.reminder_id,
-                    "reminder could not be mailed, for good: {reason}"
-                );
-                Ok(Reply::new(Outcome::Failed, reason, details))
-            }
-            Err(MailError::Transient(reason)) => {
-                // Give the claim back so the retry can take it at once.
-                if let Err(e) = self.store.release_delivery(delivery_id, &reason, now()).await {
-                    tracing::warn!("could not release delivery {delivery_id}: {e}");
-                }
-                Err(Failure::Unavailable(reason))
+        let mut answers: Vec<Option<Result<Reply, Failure>>> = vec![None; events.len()];
+        let mut wanted = Vec::new();
+        for (i, (_, due)) in events.iter().enumerate() {
+            match self.check(due, contexts.get(&due.reminder_id.get())).await {
+                Ok(None) => wanted.push(i),
+                Ok(Some(reply)) => answers[i] = Some(Ok(reply)),
+                Err(failure) => answers[i] = Some(Err(failure)),
             }
         }
+
+        // Claim: new deliveries in one statement; the rest one by one (held, expired, done).
+        let claims: Vec<NewClaim<'_>> = wanted
+            .iter()
+            .map(|&i| NewClaim {
+                reminder_id: events[i].1.reminder_id.get(),
+                remind_at: events[i].1.remind_at,
+                event_id: &events[i].0,
+            })
+            .collect();
+        let claimed: HashMap<i64, i64> = if claims.is_empty() {
+            HashMap::new()
+        } else {
+            match self
+                .store
+                .claim_new_deliveries(&claims, now(), self.lease())
+                .await
+            {
+                Ok(c) => c.into_iter().collect(),
+                Err(e) => {
+                    let failure = Failure::from(e);
+                    for &i in &wanted {
+                        answers[i] = Some(Err(failure.clone()));
+                    }
+                    Vec::new().into_iter().collect()
+                }
+            }
+        };
+        let mut to_send = Vec::new();
+        for &i in &wanted {
+            if answers[i].is_some() {
+                continue;
+            }
+            let (event_id, due) = &events[i];
+            if let Some(&delivery_id) = claimed.get(&due.reminder_id.get()) {
+                to_send.push((i, delivery_id));
+                continue;
+            }
+            match self.claim(event_id, due).await {
+                Ok(Claim::Claimed { delivery_id, .. }) => to_send.push((i, delivery_id)),
+                Ok(Claim::Taken { status, detail }) => {
+                    let reason = match (status.as_str(), detail) {
+                        ("failed", Some(d)) => format!("already failed for good: {d}"),
+                        _ => format!("already {status}"),
+                    };
+                    tracing::info!(reminder_id = %due.reminder_id, "duplicate reminder event: {reason}");
+                    answers[i] = Some(Ok(Reply::new(Outcome::Duplicate, reason, details_of(due))));
+                }
+                Err(failure) => answers[i] = Some(Err(failure)),
+            }
+        }
+
+        // Send, concurrently.
+        let sent: Vec<(usize, i64, Result<String, MailError>)> = stream::iter(to_send)
+            .map(|(i, delivery_id)| {
+                let ctx = &contexts[&events[i].1.reminder_id.get()];
+                async move { (i, delivery_id, self.send(ctx).await) }
+            })
+            .buffer_unordered(SENDS_AT_ONCE)
+            .collect()
+            .await;
+
+        // Record: every outcome in one statement; transient failures give their claim back.
+        let message_ids: Vec<String> = sent
+            .iter()
+            .map(|(i, _, _)| {
+                let ctx = &contexts[&events[*i].1.reminder_id.get()];
+                message_id(ctx.reminder_id, ctx.remind_at)
+            })
+            .collect();
+        let mut finished = Vec::new();
+        let mut recorded = Vec::new();
+        for ((i, delivery_id, result), mid) in sent.iter().zip(&message_ids) {
+            let ctx = &contexts[&events[*i].1.reminder_id.get()];
+            match result {
+                Ok(_) => finished.push((
+                    *delivery_id,
+                    Finished::Sent {
+                        recipient: &ctx.email,
+                        message_id: mid,
+                    },
+                )),
+                Err(MailError::Permanent(reason)) => finished.push((
+                    *delivery_id,
+                    Finished::Failed {
+                        recipient: &ctx.email,
+                        detail: reason,
+                    },
+                )),
+                Err(MailError::Transient(reason)) => {
+                    // Give the claim back so the retry can take it at once.
+                    if let Err(e) = self.store.release_delivery(*delivery_id, reason, now()).await {
+                        tracing::warn!("could not release delivery {delivery_id}: {e}");
+                    }
+                    answers[*i] = Some(Err(Failure::Unavailable(reason.clone())));
+                    continue;
+                }
+            }
+            recorded.push((*i, result, mid));
+        }
+        if let Err(e) = self.store.finish_deliveries(&finished, now()).await {
+            let failure = Failure::from(e);
+            for (i, _, _) in recorded {
+                answers[i] = Some(Err(failure.clone()));
+            }
+        } else {
+            for (i, result, mid) in recorded {
+                let due = &events[i].1;
+                let ctx = &contexts[&due.reminder_id.get()];
+                let mut details = details_of(due);
+                answers[i] = Some(Ok(match result {
+                    Ok(place) => {
+                        tracing::info!(
+                            reminder_id = ctx.reminder_id,
+                            task_id = ctx.task_id,
+                            user_id = ctx.user_id,
+                            "reminder mailed: \"{}\" to user {} ({place})",
+                            ctx.task_title,
+                            ctx.user_id
+                        );
+                        details["message_id"] = json!(mid);
+                        Reply::new(Outcome::Done("sent"), "the reminder e-mail was sent", details)
+                            .due_at(ctx.remind_at)
+                    }
+                    Err(reason) => {
+                        tracing::warn!(
+                            reminder_id = ctx.reminder_id,
+                            "reminder could not be mailed, for good: {reason}"
+                        );
+                        let reason = match reason {
+                            MailError::Permanent(r) | MailError::Transient(r) => r.clone(),
+                        };
+                        Reply::new(Outcome::Failed, reason, details)
+                    }
+                }));
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.expect("every event answered"))
+            .collect()
+    }
+}
+
+impl Function for Notify {
+    const NAME: &'static str = "notify";
+    const ACCEPTS: EventKind = EventKind::ReminderDue;
+    const REPLY_PREFIX: &'static str = "dev.todo.notification";
+    type Data = ReminderDue;
+
+    async fn handle(&self, event_id: &str, due: ReminderDue) -> Result<Reply, Failure> {
+        self.handle_run(&[(event_id.to_owned(), due)])
+            .await
+            .pop()
+            .expect("one answer per event")
+    }
+
+    async fn handle_batch(&self, events: Vec<(String, ReminderDue)>) -> Vec<Result<Reply, Failure>> {
+        let mut answers = Vec::with_capacity(events.len());
+        for run in distinct_runs(&events, |(_, d)| d.reminder_id.get()) {
+            answers.extend(self.handle_run(run).await);
+        }
+        answers
     }
 
     async fn ready(&self) -> Result<(), String> {

@@ -1,0 +1,309 @@
+//! What every benchmark stands on: release binaries, PostgreSQL databases seeded in bulk,
+//! function processes with their memory figures, the machine's description.
+
+use anyhow::{bail, Context};
+use sqlx::{Connection, Executor, PgConnection};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Env {
+    pub root: PathBuf,
+    pub out: PathBuf,
+    admin_url: String,
+}
+
+impl Env {
+    /// Builds the release binaries and checks the tools and PostgreSQL.
+    pub async fn prepare() -> anyhow::Result<Self> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize()?;
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--bins", "--workspace"])
+            .current_dir(&root)
+            .status()?;
+        anyhow::ensure!(status.success(), "cargo build --release failed");
+        for tool in ["wrk", "pgbench"] {
+            anyhow::ensure!(
+                Command::new("sh")
+                    .args(["-c", &format!("command -v {tool}")])
+                    .stdout(Stdio::null())
+                    .status()?
+                    .success(),
+                "{tool} is missing (bench/run installs it)"
+            );
+        }
+        let admin_url = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        PgConnection::connect(&admin_url)
+            .await
+            .with_context(|| format!("PostgreSQL at {admin_url}"))?;
+        let out = root.join("target/bench");
+        std::fs::create_dir_all(&out)?;
+        Ok(Self { root, out, admin_url })
+    }
+
+    pub fn binary(&self, name: &str) -> PathBuf {
+        self.root.join("target/release").join(name)
+    }
+
+    pub fn url_of(&self, db: &str) -> String {
+        let (base, _) = self.admin_url.rsplit_once('/').expect("URL ends with /<db>");
+        format!("{base}/{db}")
+    }
+
+    async fn admin(&self) -> anyhow::Result<PgConnection> {
+        Ok(PgConnection::connect(&self.admin_url).await?)
+    }
+
+    /// A new database named `te_bench_<name>` (dropped first if a run left it), migrated,
+    /// or copied from `template`. The `te_` prefix lets `.ci/run` clean leftovers.
+    pub async fn database(&self, name: &str, template: Option<&str>) -> anyhow::Result<String> {
+        let db = format!("te_bench_{name}");
+        let mut admin = self.admin().await?;
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+            .await?;
+        match template {
+            Some(t) => {
+                // A connection to the template that was just closed can linger a moment.
+                let sql = format!("CREATE DATABASE {db} TEMPLATE te_bench_{t}");
+                let mut tries = 0;
+                loop {
+                    match admin.execute(sql.as_str()).await {
+                        Ok(done) => break done,
+                        Err(e) if tries < 50 && e.to_string().contains("being accessed") => {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            None => admin.execute(format!("CREATE DATABASE {db}").as_str()).await?,
+        };
+        let url = self.url_of(&db);
+        if template.is_none() {
+            let store = todo_events_store::Store::open(&todo_events_store::StoreOptions::new(url.clone()))?;
+            store.migrate().await?;
+            store.close().await;
+        }
+        Ok(url)
+    }
+
+    pub async fn drop_database(&self, name: &str) -> anyhow::Result<()> {
+        let mut admin = self.admin().await?;
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS te_bench_{name} WITH (FORCE)").as_str())
+            .await?;
+        Ok(())
+    }
+
+    /// One line about the machine for the report.
+    pub fn machine(&self) -> String {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|m| m.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let mem_gib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .next()
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+        let pg = Command::new("psql")
+            .args([&self.admin_url, "-Atc", "SHOW server_version"])
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        format!("{cores} cores ({cpu}), {mem_gib:.0} GiB, PostgreSQL {pg} (fsync on, defaults), Tansu 0.6 (memory storage)")
+    }
+}
+
+/// Bulk seed through SQL (`generate_series`), so seeding 300 000 rows takes seconds.
+pub mod seed {
+    use super::*;
+
+    async fn exec(url: &str, sql: &str) -> anyhow::Result<()> {
+        let mut conn = PgConnection::connect(url).await?;
+        conn.execute(sql).await?;
+        Ok(())
+    }
+
+    /// 1 000 users; `n` daily recurring tasks in Europe/Berlin (09:00 local = 08:00Z in
+    /// November), each due at 2026-11-01T08:00:00Z with one reminder 15 minutes before.
+    /// Recurring task `i` belongs to user `1 + i % 1000`.
+    pub async fn recurring(url: &str, n: u64) -> anyhow::Result<()> {
+        exec(url, &format!(
+            "INSERT INTO users (id, email, display_name, timezone) SELECT g, 'user' || g || '@bench.test', 'User ' || g, 'Europe/Berlin' FROM generate_series(1, 1000) g;
+             INSERT INTO recurring_tasks (id, user_id, title, rrule, timezone, dtstart, next_occurrence, reminder_offsets)
+               SELECT g, 1 + g % 1000, 'Water the plants', 'FREQ=DAILY', 'Europe/Berlin', '2026-11-01T09:00:00', '2026-11-01T08:00:00Z', '[900]'
+               FROM generate_series(1, {n}) g;
+             SELECT setval('users_id_seq', 1000); SELECT setval('recurring_tasks_id_seq', {n});
+             CREATE SEQUENCE bench_ids; VACUUM ANALYZE;"
+        )).await
+    }
+
+    /// 1 000 users; `n` tasks, each with one reminder (same id) at `remind_at` in `state`.
+    /// Reminder `i` belongs to task `i` and user `1 + i % 1000`.
+    pub async fn reminders(url: &str, n: u64, remind_at: &str, state: &str) -> anyhow::Result<()> {
+        exec(url, &format!(
+            "INSERT INTO users (id, email, display_name, timezone) SELECT g, 'user' || g || '@bench.test', 'User ' || g, 'Europe/Berlin' FROM generate_series(1, 1000) g;
+             INSERT INTO tasks (id, user_id, title, description, due_at)
+               SELECT g, 1 + g % 1000, 'Renew the passport ' || g, 'Bring two photos.', '2026-11-01T10:00:00Z' FROM generate_series(1, {n}) g;
+             INSERT INTO reminders (id, task_id, user_id, remind_at, state)
+               SELECT g, g, 1 + g % 1000, '{remind_at}', '{state}' FROM generate_series(1, {n}) g;
+             SELECT setval('users_id_seq', 1000); SELECT setval('tasks_id_seq', {n}); SELECT setval('reminders_id_seq', {n});
+             CREATE SEQUENCE bench_ids; VACUUM ANALYZE;"
+        )).await
+    }
+}
+
+pub async fn scalar(url: &str, sql: &str) -> anyhow::Result<i64> {
+    let mut conn = PgConnection::connect(url).await?;
+    Ok(sqlx::query_scalar(sql).fetch_one(&mut conn).await?)
+}
+
+pub async fn float(url: &str, sql: &str) -> anyhow::Result<f64> {
+    let mut conn = PgConnection::connect(url).await?;
+    Ok(sqlx::query_scalar(sql).fetch_one(&mut conn).await?)
+}
+
+/// A function process of the benchmark; SIGTERM and wait when dropped.
+pub struct Service {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Service {
+    /// Starts `binary args` with `env` (plus `PORT`), logs to `target/bench/<name>.log`.
+    pub fn start(
+        env: &Env,
+        name: &str,
+        binary: &str,
+        args: &[&str],
+        vars: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
+        let port = todo_events_testkit::kafka::free_port();
+        let log = env.out.join(format!("{name}.log"));
+        let mut cmd = Command::new(env.binary(binary));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().with_context(|| format!("starting {binary}"))?;
+        Ok(Self { child, port, log })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// Waits for `200` on `/health/readiness`; the time from now until then.
+    pub fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        loop {
+            if readiness_ok(self.port) {
+                return Ok(started.elapsed());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "exited with {status} before it was ready; see {}",
+                    self.log.display()
+                );
+            }
+            if started.elapsed() > timeout {
+                bail!("not ready after {timeout:?}; see {}", self.log.display());
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+
+    /// Resident memory now and at its peak, in MiB.
+    pub fn rss_mib(&self) -> (f64, f64) {
+        memory(self.child.id())
+    }
+
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> anyhow::Result<()> {
+        if self.child.try_wait()?.is_none() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while self.child.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    self.child.kill()?;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.terminate();
+    }
+}
+
+/// `GET /health/readiness` answered `200`.
+pub fn readiness_ok(port: u16) -> bool {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /health/readiness HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && &head[9..12] == b"200"
+}
+
+/// (VmRSS, VmHWM) of a process in MiB.
+pub fn memory(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Percentile (0–100) of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}

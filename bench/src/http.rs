@@ -1,0 +1,285 @@
+//! HTTP mode, one event per request (the Knative path): recur and notify under `wrk`, beside
+//! `pgbench` running the same SQL at the same concurrency.
+
+use crate::env::{scalar, seed, Env, Service};
+use crate::report::{ms, rate, Report, Row};
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::process::Command;
+use std::time::Duration;
+
+/// Seeded rows per template: more than the fastest run can use up.
+const ROWS: u64 = 400_000;
+
+#[derive(Debug, Deserialize)]
+pub struct WrkResult {
+    pub requests: u64,
+    pub duration_us: u64,
+    pub non2xx: u64,
+    pub socket_errors: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+impl WrkResult {
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / (self.duration_us as f64 / 1e6)
+    }
+}
+
+pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result<()> {
+    let tpl = env.database("recur_tpl", None).await?;
+    seed::recurring(&tpl, ROWS).await?;
+    for clients in [1u32, 16, 64] {
+        let limit = pgbench(env, "recur_tpl", "recur.sql", clients, seconds).await?;
+        let url = env.database("recur", Some("recur_tpl")).await?;
+        let mut svc = Service::start(
+            env,
+            "recur-http",
+            "recur",
+            &[],
+            &[
+                ("DATABASE_URL", url.clone()),
+                ("DATABASE_MAX_CONNECTIONS", clients.max(2).to_string()),
+                ("MAX_IN_FLIGHT", "1024".into()),
+            ],
+        )?;
+        svc.wait_ready(Duration::from_secs(20))?;
+        let w = wrk(&svc.url(), "recur", clients, seconds)?;
+        let (_, peak) = svc.rss_mib();
+        svc.stop()?;
+        let created = scalar(
+            &url,
+            "SELECT count(*) FROM tasks WHERE recurring_task_id IS NOT NULL",
+        )
+        .await?;
+        check(&w, created, "task instances")?;
+        let ratio = w.rate() / limit;
+        report.add(Row {
+            section: "http",
+            what: format!("recur, {clients} client(s): events/s (p50 / p99)"),
+            figure: format!(
+                "{} ({} / {}), peak RSS {peak:.1} MiB",
+                rate(w.rate()),
+                ms(w.p50_us as f64 / 1e6),
+                ms(w.p99_us as f64 / 1e6)
+            ),
+            limit: format!("pgbench, same SQL, {clients} client(s): {}", rate(limit)),
+            ratio: Some(ratio),
+            target: "≥ 80 % of pgbench".into(),
+            met: Some(ratio >= 0.8),
+        });
+        env.drop_database("recur").await?;
+    }
+    env.drop_database("recur_tpl").await?;
+
+    let tpl = env.database("notify_tpl", None).await?;
+    seed::reminders(&tpl, ROWS, "2026-11-01T09:45:00Z", "published").await?;
+    let clients = 16;
+    let limit = pgbench(env, "notify_tpl", "notify.sql", clients, seconds).await?;
+    let smtp = SmtpSink::start(env)?;
+    for (mailer, vars) in [
+        ("file mailer", vec![("MAILER", "file".to_owned())]),
+        (
+            "SMTP (aiosmtpd sink)",
+            vec![
+                ("MAILER", "smtp".to_owned()),
+                ("SMTP_URL", format!("smtp://127.0.0.1:{}?tls=none", smtp.port)),
+                ("SMTP_MAX_SESSIONS", "16".to_owned()),
+            ],
+        ),
+    ] {
+        let url = env.database("notify", Some("notify_tpl")).await?;
+        let outbox = tempfile::tempdir_in(&env.out)?;
+        let mut vars = vars;
+        vars.extend([
+            ("DATABASE_URL", url.clone()),
+            ("DATABASE_MAX_CONNECTIONS", clients.to_string()),
+            ("MAX_IN_FLIGHT", "1024".into()),
+            ("OUTBOX_DIR", outbox.path().display().to_string()),
+        ]);
+        let mut svc = Service::start(env, "notify-http", "notify", &[], &vars)?;
+        svc.wait_ready(Duration::from_secs(20))?;
+        let w = wrk(&svc.url(), "notify", clients, seconds)?;
+        let (_, peak) = svc.rss_mib();
+        svc.stop()?;
+        let sent = scalar(&url, "SELECT count(*) FROM deliveries WHERE status = 'sent'").await?;
+        check(&w, sent, "sent deliveries")?;
+        let ratio = w.rate() / limit;
+        report.add(Row {
+            section: "http",
+            what: format!("notify, {mailer}, {clients} clients: events/s (p50 / p99)"),
+            figure: format!(
+                "{} ({} / {}), peak RSS {peak:.1} MiB",
+                rate(w.rate()),
+                ms(w.p50_us as f64 / 1e6),
+                ms(w.p99_us as f64 / 1e6)
+            ),
+            limit: format!("pgbench, notify's SQL, {clients} clients: {}", rate(limit)),
+            ratio: Some(ratio),
+            target: "— (reported)".into(),
+            met: None,
+        });
+        env.drop_database("notify").await?;
+    }
+    drop(smtp);
+    env.drop_database("notify_tpl").await?;
+    Ok(())
+}
+
+/// Every request answered `2xx`, and every answered one left its effect in the database.
+fn check(w: &WrkResult, effects: i64, what: &str) -> anyhow::Result<()> {
+    if w.non2xx > 0 || w.socket_errors > 0 {
+        bail!(
+            "{} of {} requests failed ({} socket errors)",
+            w.non2xx,
+            w.requests,
+            w.socket_errors
+        );
+    }
+    if (effects as u64) < w.requests {
+        bail!(
+            "{} requests answered but only {effects} {what} recorded",
+            w.requests
+        );
+    }
+    Ok(())
+}
+
+/// `wrk` with `clients` connections (at most 2 threads: the machine's cores are shared with
+/// the function and PostgreSQL).
+pub fn wrk(url: &str, kind: &str, clients: u32, seconds: u64) -> anyhow::Result<WrkResult> {
+    let threads = clients.min(2);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/events.lua");
+    let out = Command::new("wrk")
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-c",
+            &clients.to_string(),
+            "-d",
+            &format!("{seconds}s"),
+            "--timeout",
+            "10s",
+            "-s",
+            script,
+            url,
+            "--",
+            kind,
+            "1",
+            &(ROWS / u64::from(threads)).to_string(),
+        ])
+        .output()
+        .context("running wrk")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("WRK_RESULT "))
+        .with_context(|| {
+            format!(
+                "wrk printed no result: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// `pgbench` running `script` on a fresh copy of `template` for `seconds`: transactions
+/// per second.
+pub async fn pgbench(
+    env: &Env,
+    template: &str,
+    script: &str,
+    clients: u32,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    pgbench_with(env, template, script, clients, &["-T", &seconds.to_string()]).await
+}
+
+/// `pgbench` running a 100-row batch `script` over `items` seeded rows, with as many
+/// clients as the topics have partitions (the consumer's concurrency): rows per second.
+pub async fn pgbench_batched(env: &Env, template: &str, script: &str, items: u64) -> anyhow::Result<f64> {
+    let clients = 3;
+    let per_client = (items / 100 / u64::from(clients)).max(1);
+    let tps = pgbench_with(env, template, script, clients, &["-t", &per_client.to_string()]).await?;
+    Ok(tps * 100.0)
+}
+
+async fn pgbench_with(
+    env: &Env,
+    template: &str,
+    script: &str,
+    clients: u32,
+    how_long: &[&str],
+) -> anyhow::Result<f64> {
+    let url = env.database("pgbench", Some(template)).await?;
+    let script = format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("pgbench")
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.min(2).to_string(),
+        ])
+        .args(how_long)
+        .args(["-f", &script, &url])
+        .output()
+        .context("running pgbench")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "pgbench failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tps = stdout
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse::<f64>().ok())
+        .with_context(|| format!("no tps in pgbench output: {stdout}"))?;
+    env.drop_database("pgbench").await?;
+    Ok(tps)
+}
+
+/// The tests' SMTP server (aiosmtpd), storing each message as a file.
+pub struct SmtpSink {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    pub fn start(env: &Env) -> anyhow::Result<Self> {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir_in(&env.out)?;
+        let mut child = Command::new(todo_events_testkit::python())
+            .arg(env.root.join("functions/notify/tests/smtp/smtp_server.py"))
+            .arg("--dir")
+            .arg(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("SMTP server said {line:?}"))?;
+        Ok(Self {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

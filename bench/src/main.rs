@@ -1,0 +1,66 @@
+//! The benchmarks behind `docs/PERFORMANCE.md`.
+//!
+//! Every figure is measured beside its limit in the same run, on loopback, against the real
+//! parts: PostgreSQL (the machine's, on 127.0.0.1:5432), the Tansu Kafka-protocol broker
+//! (in-memory storage, so the broker's disk is not what is measured), and the tests' SMTP
+//! server. The functions run as their stripped release binaries with their default settings
+//! unless a row says otherwise. Load comes from `wrk` and `pgbench`.
+//!
+//! `bench/run` is the one command (it installs `wrk` when missing); the table is printed and
+//! written to `target/bench/results.md`, the raw figures to `target/bench/results.json`.
+
+mod env;
+mod http;
+mod kafka;
+mod report;
+mod startup;
+
+use clap::Parser;
+use report::Report;
+
+#[derive(Parser, Debug)]
+#[command(about = "Measures todo-events beside its limits (see docs/PERFORMANCE.md)")]
+struct Args {
+    /// Sections to run (default: all): http, startup, scheduler, lateness, consumer.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Seconds each load-generator run lasts.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    seconds: u64,
+    /// Items the scheduler and consumer benchmarks move.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1_000..=1_000_000))]
+    items: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    const SECTIONS: [&str; 5] = ["http", "startup", "scheduler", "lateness", "consumer"];
+    for s in &args.only {
+        anyhow::ensure!(
+            SECTIONS.contains(&s.as_str()),
+            "unknown section {s:?}; one of {}",
+            SECTIONS.join(", ")
+        );
+    }
+    let wanted = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
+    let env = env::Env::prepare().await?;
+    let mut report = Report::new(&env);
+    if wanted("http") {
+        http::run(&env, &mut report, args.seconds).await?;
+    }
+    if wanted("startup") {
+        startup::run(&env, &mut report).await?;
+    }
+    if wanted("scheduler") {
+        kafka::scheduler(&env, &mut report, args.items).await?;
+    }
+    if wanted("lateness") {
+        kafka::lateness(&env, &mut report).await?;
+    }
+    if wanted("consumer") {
+        kafka::consumers(&env, &mut report, args.items).await?;
+    }
+    report.finish(&env)?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! The consumer mode's batches: one call, many events, the same answers and effects as one
+//! event at a time, on SQLite and PostgreSQL.
+
+use recur::Recur;
+use todo_events_domain::{RecurringTaskDue, RecurringTaskId, UserId};
+use todo_events_host::{Function, Outcome};
+use todo_events_testkit::{self as kit, at};
+
+fn due(fx: &kit::RecurringFixture, user: i64, occurrence: &str) -> (String, RecurringTaskDue) {
+    let d = RecurringTaskDue {
+        recurring_task_id: RecurringTaskId::new(fx.id).unwrap(),
+        user_id: UserId::new(user).unwrap(),
+        occurrence_at: at(occurrence),
+    };
+    (d.event_id(), d)
+}
+
+#[tokio::test]
+async fn a_batch_creates_each_instance_once_and_advances_in_order() {
+    for db in kit::backends().await {
+        let recur = Recur::new(db.store.clone());
+        let daily = |next: &'static str| {
+            let store = db.store.clone();
+            async move {
+                kit::recurring(
+                    &store,
+                    "FREQ=DAILY",
+                    "2026-03-01T09:00:00",
+                    "Europe/Berlin",
+                    at(next),
+                    "latest",
+                    &[900],
+                )
+                .await
+            }
+        };
+        let a = daily("2026-03-10T08:00:00Z").await;
+        let b = daily("2026-03-10T08:00:00Z").await;
+        let c = daily("2026-03-10T08:00:00Z").await;
+        let batch = vec![
+            due(&a, a.user_id, "2026-03-10T08:00:00Z"),
+            due(&b, b.user_id, "2026-03-10T08:00:00Z"),
+            // Redelivered within the batch.
+            due(&a, a.user_id, "2026-03-10T08:00:00Z"),
+            // a's next occurrence, after the first one in the same batch.
+            due(&a, a.user_id, "2026-03-11T08:00:00Z"),
+            // Names the wrong user.
+            due(&c, a.user_id, "2026-03-10T08:00:00Z"),
+            // Not an occurrence of the rule.
+            due(&c, c.user_id, "2026-03-10T08:30:00Z"),
+            // Stale: b has moved on.
+            due(&b, b.user_id, "2026-03-09T08:00:00Z"),
+        ];
+        let answers = recur.handle_batch(batch).await;
+        let outcomes: Vec<Outcome> = answers
+            .iter()
+            .map(|a| a.as_ref().expect("handled").outcome)
+            .collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                Outcome::Done("created"),
+                Outcome::Done("created"),
+                Outcome::Duplicate,
+                Outcome::Done("created"),
+                Outcome::Skipped,
+                Outcome::Skipped,
+                Outcome::Skipped,
+            ],
+            "{}: {answers:?}",
+            db.backend
+        );
+        assert_eq!(
+            db.store.instances_of(a.id).await.unwrap().len(),
+            2,
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            db.store.instances_of(b.id).await.unwrap().len(),
+            1,
+            "{}",
+            db.backend
+        );
+        assert!(
+            db.store.instances_of(c.id).await.unwrap().is_empty(),
+            "{}",
+            db.backend
+        );
+        let next = |id| {
+            let store = db.store.clone();
+            async move {
+                store
+                    .recurring_task(id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .next_occurrence
+                    .unwrap()
+            }
+        };
+        assert_eq!(next(a.id).await, at("2026-03-12T08:00:00Z"), "{}", db.backend);
+        assert_eq!(next(b.id).await, at("2026-03-11T08:00:00Z"), "{}", db.backend);
+        // One reminder per created instance (15 minutes before).
+        let counts = db.store.table_counts().await.unwrap();
+        assert!(counts.contains(&("reminders", 3)), "{}: {counts:?}", db.backend);
+
+        // The whole batch again (a consumer redelivering after a crash): nothing new.
+        let again = recur
+            .handle_batch(vec![
+                due(&a, a.user_id, "2026-03-10T08:00:00Z"),
+                due(&a, a.user_id, "2026-03-11T08:00:00Z"),
+                due(&b, b.user_id, "2026-03-10T08:00:00Z"),
+            ])
+            .await;
+        for answer in &again {
+            assert_eq!(
+                answer.as_ref().unwrap().outcome,
+                Outcome::Duplicate,
+                "{}: {again:?}",
+                db.backend
+            );
+        }
+        assert_eq!(db.store.table_counts().await.unwrap(), counts, "{}", db.backend);
+    }
+}
