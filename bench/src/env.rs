@@ -18,12 +18,16 @@ impl Env {
     /// Builds the release binaries and checks the tools and PostgreSQL.
     pub async fn prepare() -> anyhow::Result<Self> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize()?;
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--bins", "--workspace"])
-            .current_dir(&root)
-            .status()?;
-        anyhow::ensure!(status.success(), "cargo build --release failed");
+        // `bench/run` builds everything first; started any other way, bring the measured
+        // binaries up to date here.
+        if std::env::var_os("TODO_EVENTS_BENCH_BUILT").is_none() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--release", "--bins", "--workspace"])
+                .current_dir(&root)
+                .status()?;
+            anyhow::ensure!(status.success(), "cargo build --release failed");
+        }
         for tool in ["wrk", "pgbench"] {
             anyhow::ensure!(
                 Command::new("sh")
@@ -44,8 +48,11 @@ impl Env {
         Ok(Self { root, out, admin_url })
     }
 
+    /// A measured binary: `target/release/<name>`, or from `BENCH_BINARIES` (e.g.
+    /// `target/profiling`, built with symbols for perf).
     pub fn binary(&self, name: &str) -> PathBuf {
-        self.root.join("target/release").join(name)
+        let dir = std::env::var("BENCH_BINARIES").unwrap_or_else(|_| "target/release".into());
+        self.root.join(dir).join(name)
     }
 
     pub fn url_of(&self, db: &str) -> String {
@@ -135,6 +142,26 @@ impl Env {
 pub mod seed {
     use super::*;
 
+    /// History, as a todo database in use has: `n` finished tasks, each with a reminder
+    /// mailed a month ago and its delivery record (ids from 10 000 001, users as below).
+    /// Without it the tables the benchmark writes start empty, and PostgreSQL's cached
+    /// plans for the foreign-key checks chosen on an empty `tasks` table (sequential
+    /// scans) stay in use as it grows: a fresh-install artefact, not the steady state
+    /// (docs/PERFORMANCE.md).
+    async fn history(url: &str, n: u64) -> anyhow::Result<()> {
+        exec(url, &format!(
+            "INSERT INTO tasks (id, user_id, title, description, status, due_at, completed_at)
+               SELECT 10000000 + g, 1 + g % 1000, 'Done before ' || g, '', 'done', '2026-10-01T10:00:00Z', '2026-10-01T11:00:00Z' FROM generate_series(1, {n}) g;
+             INSERT INTO reminders (id, task_id, user_id, remind_at, state)
+               SELECT 10000000 + g, 10000000 + g, 1 + g % 1000, '2026-10-01T09:45:00Z', 'sent' FROM generate_series(1, {n}) g;
+             INSERT INTO deliveries (reminder_id, remind_at, channel, event_id, status, attempts, recipient, message_id, claimed_at, lease_until, completed_at)
+               SELECT 10000000 + g, '2026-10-01T09:45:00Z', 'email', 'reminder/' || (10000000 + g) || '/2026-10-01T09:45:00Z', 'sent', 1,
+                      'user' || (1 + g % 1000) || '@bench.test', '<old-' || g || '@todo-events>', '2026-10-01T09:45:01Z', '2026-10-01T09:47:01Z', '2026-10-01T09:45:02Z'
+               FROM generate_series(1, {n}) g;
+             SELECT setval('tasks_id_seq', 10000000 + {n}); SELECT setval('reminders_id_seq', 10000000 + {n});"
+        )).await
+    }
+
     async fn exec(url: &str, sql: &str) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect(url).await?;
         conn.execute(sql).await?;
@@ -151,8 +178,10 @@ pub mod seed {
                SELECT g, 1 + g % 1000, 'Water the plants', 'FREQ=DAILY', 'Europe/Berlin', '2026-11-01T09:00:00', '2026-11-01T08:00:00Z', '[900]'
                FROM generate_series(1, {n}) g;
              SELECT setval('users_id_seq', 1000); SELECT setval('recurring_tasks_id_seq', {n});
-             CREATE SEQUENCE bench_ids; VACUUM ANALYZE;"
-        )).await
+             CREATE SEQUENCE bench_ids;"
+        )).await?;
+        history(url, n).await?;
+        exec(url, "VACUUM ANALYZE").await
     }
 
     /// 1 000 users; `n` tasks, each with one reminder (same id) at `remind_at` in `state`.
@@ -164,9 +193,10 @@ pub mod seed {
                SELECT g, 1 + g % 1000, 'Renew the passport ' || g, 'Bring two photos.', '2026-11-01T10:00:00Z' FROM generate_series(1, {n}) g;
              INSERT INTO reminders (id, task_id, user_id, remind_at, state)
                SELECT g, g, 1 + g % 1000, '{remind_at}', '{state}' FROM generate_series(1, {n}) g;
-             SELECT setval('users_id_seq', 1000); SELECT setval('tasks_id_seq', {n}); SELECT setval('reminders_id_seq', {n});
-             CREATE SEQUENCE bench_ids; VACUUM ANALYZE;"
-        )).await
+             CREATE SEQUENCE bench_ids;"
+        )).await?;
+        history(url, n).await?;
+        exec(url, "VACUUM ANALYZE").await
     }
 }
 

@@ -103,7 +103,11 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
         let w = wrk(&svc.url(), "notify", clients, seconds)?;
         let (_, peak) = svc.rss_mib();
         svc.stop()?;
-        let sent = scalar(&url, "SELECT count(*) FROM deliveries WHERE status = 'sent'").await?;
+        let sent = scalar(
+            &url,
+            "SELECT count(*) FROM deliveries WHERE status = 'sent' AND remind_at = '2026-11-01T09:45:00Z'",
+        )
+        .await?;
         check(&w, sent, "sent deliveries")?;
         let ratio = w.rate() / limit;
         report.add(Row {
@@ -198,8 +202,13 @@ pub async fn pgbench(
 
 /// `pgbench` running a 100-row batch `script` over `items` seeded rows, with as many
 /// clients as the topics have partitions (the consumer's concurrency): rows per second.
-pub async fn pgbench_batched(env: &Env, template: &str, script: &str, items: u64) -> anyhow::Result<f64> {
-    let clients = 3;
+pub async fn pgbench_batched(
+    env: &Env,
+    template: &str,
+    script: &str,
+    items: u64,
+    clients: u32,
+) -> anyhow::Result<f64> {
     let per_client = (items / 100 / u64::from(clients)).max(1);
     let tps = pgbench_with(env, template, script, clients, &["-t", &per_client.to_string()]).await?;
     Ok(tps * 100.0)

@@ -12,7 +12,7 @@
 //!   therefore redelivers, and the functions' once-only effects absorb the redelivery.
 //! - Transient failures (`409`, `429`, `503` in HTTP terms) are retried with exponential
 //!   backoff; permanent ones (invalid events, bugs) go to `<topic>.dlq` with the reason.
-//! - SIGTERM: stop fetching, finish the message in hand, commit, leave the group.
+//! - SIGTERM: stop fetching, finish the batch in hand, commit, leave the group.
 
 use crate::config::KafkaConfig;
 use crate::dead_letters;

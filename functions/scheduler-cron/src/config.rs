@@ -7,6 +7,8 @@ use todo_events_host::config::{var, var_or, ConfigError};
 pub struct SchedulerConfig {
     /// `SCHEDULER_BATCH`: rows claimed per statement (default 500).
     pub batch: i64,
+    /// `SCHEDULER_WORKERS`: claim → publish → mark loops running at once (default 4).
+    pub workers: usize,
     /// `SCHEDULER_LEASE`: how long claimed rows stay with this scheduler before another
     /// may claim (and republish) them (default 1m).
     pub lease: HumanDuration,
@@ -24,6 +26,7 @@ impl SchedulerConfig {
         let k_sink: Option<String> = var("K_SINK")?;
         let cfg = Self {
             batch: var_or("SCHEDULER_BATCH", 500)?,
+            workers: var_or("SCHEDULER_WORKERS", 4)?,
             lease: var_or(
                 "SCHEDULER_LEASE",
                 HumanDuration(std::time::Duration::from_secs(60)),
@@ -37,6 +40,12 @@ impl SchedulerConfig {
             return Err(ConfigError(format!(
                 "SCHEDULER_BATCH={} must be between 1 and 10000",
                 cfg.batch
+            )));
+        }
+        if !(1..=64).contains(&cfg.workers) {
+            return Err(ConfigError(format!(
+                "SCHEDULER_WORKERS={} must be between 1 and 64",
+                cfg.workers
             )));
         }
         if cfg.lease.0.as_millis() < 1000 {
@@ -63,6 +72,9 @@ impl SchedulerConfig {
     pub fn local(sink_reminders: String, sink_task_events: String) -> Self {
         Self {
             batch: 500,
+            // One loop: the embedded SQLite takes claims in turn anyway, and the demo's
+            // log stays in due order.
+            workers: 1,
             lease: HumanDuration(std::time::Duration::from_secs(60)),
             owner: default_owner(),
             sink_reminders: Some(sink_reminders),

@@ -29,6 +29,17 @@ impl PassReport {
     pub fn published(&self) -> usize {
         self.reminders_published + self.occurrences_published
     }
+
+    /// Adds what another worker of the same pass did.
+    fn absorb(&mut self, other: PassReport) {
+        self.reminders_published += other.reminders_published;
+        self.occurrences_published += other.occurrences_published;
+        self.failed += other.failed;
+        self.occurrences_skipped += other.occurrences_skipped;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
 }
 
 pub struct Scheduler<P> {
@@ -51,7 +62,22 @@ impl<P: Publisher> Scheduler<P> {
     }
 
     /// Claims and publishes until nothing due is left (or a batch fails to publish).
+    /// `SCHEDULER_WORKERS` claim → publish → mark loops run at once: while one waits for
+    /// the broker's acknowledgements another claims, so the database and the broker are
+    /// busy together. (`FOR UPDATE SKIP LOCKED` keeps their claims apart on PostgreSQL;
+    /// SQLite's single connection takes them in turn.)
     pub async fn pass(&self) -> Result<PassReport, StoreError> {
+        let workers = self.config.workers.max(1);
+        let mut report = PassReport::default();
+        let parts = futures::future::try_join_all((0..workers).map(|_| self.reminders_until_done())).await?;
+        parts.into_iter().for_each(|p| report.absorb(p));
+        let parts =
+            futures::future::try_join_all((0..workers).map(|_| self.occurrences_until_done())).await?;
+        parts.into_iter().for_each(|p| report.absorb(p));
+        Ok(report)
+    }
+
+    async fn reminders_until_done(&self) -> Result<PassReport, StoreError> {
         let mut report = PassReport::default();
         loop {
             let claimed = self
@@ -66,6 +92,11 @@ impl<P: Publisher> Scheduler<P> {
                 break;
             }
         }
+        Ok(report)
+    }
+
+    async fn occurrences_until_done(&self) -> Result<PassReport, StoreError> {
+        let mut report = PassReport::default();
         loop {
             let claimed = self
                 .store
@@ -112,7 +143,7 @@ impl<P: Publisher> Scheduler<P> {
         for ((id, event), result) in ids.iter().zip(&events).zip(results) {
             match result {
                 Ok(()) => {
-                    tracing::info!(event_id = %event.id, "reminder {id} is due: event published");
+                    tracing::debug!(event_id = %event.id, "reminder {id} is due: event published");
                     acked.push(*id);
                 }
                 Err(e) => record_failure(report, &event.id, e.0),
@@ -122,6 +153,12 @@ impl<P: Publisher> Scheduler<P> {
             .mark_reminders_published(&self.config.owner, &acked, now())
             .await?;
         report.reminders_published += acked.len();
+        if let (Some(first), Some(last)) = (acked.first(), acked.last()) {
+            tracing::info!(
+                "{} due reminder(s) published (reminders {first} … {last}; each event id at debug level)",
+                acked.len()
+            );
+        }
         Ok(acked.len() == ids.len())
     }
 

@@ -46,8 +46,13 @@ async fn two_schedulers_at_once_publish_every_due_item_exactly_once() {
             .await
             .unwrap();
         let seen = Recording::default();
-        let a = Scheduler::new(db.store.clone(), seen.clone(), config("scheduler-a", 25, 60));
-        let b = Scheduler::new(db.store.clone(), seen.clone(), config("scheduler-b", 25, 60));
+        // Two schedulers, each with several claim loops of its own (SCHEDULER_WORKERS).
+        let mut ca = config("scheduler-a", 25, 60);
+        ca.workers = 4;
+        let mut cb = config("scheduler-b", 25, 60);
+        cb.workers = 3;
+        let a = Scheduler::new(db.store.clone(), seen.clone(), ca);
+        let b = Scheduler::new(db.store.clone(), seen.clone(), cb);
         let (ra, rb) = tokio::join!(a.pass(), b.pass());
         let (ra, rb) = (ra.unwrap(), rb.unwrap());
         // Passes again: nothing is left, nothing is republished.
