@@ -316,9 +316,9 @@ async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
             "--users",
             "50",
             "--reminders",
-            "400",
+            "2000",
             "--recurring",
-            "300",
+            "1200",
         ],
         &[],
     );
@@ -327,13 +327,13 @@ async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
     assert_success(&out, "scheduler pass");
 
     // A short delivery lease: a delivery in flight when the process died is taken over
-    // seconds later instead of minutes.
-    let lease = [("DELIVERY_LEASE", "3s")];
-    let mut notify = world.consumer_with("notify", &lease);
-    let mut recur = world.consumer("recur");
+    // seconds later instead of minutes. Small batches, so the kill finds work half done.
+    let env = [("DELIVERY_LEASE", "3s"), ("KAFKA_CONSUMER_BATCH", "25")];
+    let mut notify = world.consumer_with("notify", &env);
+    let mut recur = world.consumer_with("recur", &env);
     let w = &world;
     w.wait_for(60, "work under way", || async {
-        w.mails().len() > 30 && w.instances().await > 30
+        w.mails().len() > 10 && w.instances().await > 10
     })
     .await;
     notify.kill().unwrap(); // SIGKILL: no commit, no goodbye
@@ -342,14 +342,14 @@ async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
     recur.wait().unwrap();
     let (mailed_at_kill, instances_at_kill) = (w.mails().len(), w.instances().await);
     assert!(
-        mailed_at_kill < 400 || instances_at_kill < 300,
+        mailed_at_kill < 2000 || instances_at_kill < 1200,
         "killed mid-batch"
     );
 
-    let notify = world.consumer_with("notify", &lease);
-    let recur = world.consumer("recur");
+    let notify = world.consumer_with("notify", &env);
+    let recur = world.consumer_with("recur", &env);
     w.wait_for(120, "everything handled after the restart", || async {
-        w.mails().len() >= 400 && w.instances().await >= 300
+        w.mails().len() >= 2000 && w.instances().await >= 1200
     })
     .await;
     w.wait_for(60, "lag 0", || async {
@@ -360,13 +360,13 @@ async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
     stop(recur);
     // Redelivered events were answered "duplicate"; a mail whose recording the kill
     // interrupted was written again under its Message-ID, replacing the first copy.
-    assert_mailed_once(w, 400);
+    assert_mailed_once(w, 2000);
     assert_eq!(
         w.count("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'")
             .await,
-        400
+        2000
     );
-    assert_eq!(w.instances().await, 300);
+    assert_eq!(w.instances().await, 1200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -119,18 +119,20 @@ impl<F: Function> Host<F> {
     }
 
     /// [`Host::handle`] for several events at once (the consumer mode's batches): one
-    /// result per event, in order. The batch is one span; it continues the publisher's
-    /// trace when the batch is a single event.
-    pub async fn handle_batch(&self, batch: Vec<Decoded>) -> Vec<Result<(String, Reply), Problem>> {
+    /// result per event, in order. A batch is one span; a batch of one is handled exactly
+    /// as over HTTP (its span continues the publisher's trace).
+    pub async fn handle_batch(&self, mut batch: Vec<Decoded>) -> Vec<Result<(String, Reply), Problem>> {
+        if batch.len() == 1 {
+            // One event: the same span (and trace) as over HTTP.
+            let one = batch.pop().expect("one event");
+            return vec![self.handle(one).await];
+        }
         let span = tracing::info_span!(
             "handle_batch",
             otel.name = %format!("{} {} batch", F::NAME, F::ACCEPTS.cloudevent_type()),
             function = F::NAME,
             events = batch.len(),
         );
-        if let [one] = batch.as_slice() {
-            crate::telemetry::extract(&span, one.traceparent.as_deref(), one.tracestate.as_deref());
-        }
         let mut results: Vec<Option<Result<(String, Reply), Problem>>> = Vec::with_capacity(batch.len());
         let (mut slots, mut ids, mut parsed) = (Vec::new(), Vec::new(), Vec::new());
         for (i, decoded) in batch.into_iter().enumerate() {

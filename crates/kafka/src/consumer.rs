@@ -18,33 +18,46 @@ use crate::config::KafkaConfig;
 use crate::dead_letters;
 use crate::producer::EventProducer;
 use cloudevents::binding::rdkafka::MessageExt;
+use futures::FutureExt;
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::ClientContext;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use todo_events_host::decode::{from_event, Decoded};
 use todo_events_host::server::problem_outcome;
 use todo_events_host::{Function, Host, Problem, Shutdown};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-/// Messages buffered per partition before the fetch loop waits for that partition.
-const PARTITION_QUEUE: usize = 1024;
+/// Stray messages (fetched before their partition got its own queue) buffered per partition.
+const STRAY_QUEUE: usize = 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 type PartitionKey = (String, i32);
+type PartitionQueue = StreamPartitionQueue<Context>;
 
 /// Tracks the live partition tasks, so a revoked partition's task stops at once.
 #[derive(Default)]
 struct Partitions {
-    revoked: Mutex<HashMap<PartitionKey, Arc<AtomicBool>>>,
+    revoked: Mutex<HashMap<PartitionKey, CancellationToken>>,
+}
+
+/// A partition just assigned: its own message queue and its revocation flag.
+struct Assigned {
+    key: PartitionKey,
+    queue: Option<PartitionQueue>,
+    revoked: CancellationToken,
 }
 
 struct Context {
     partitions: Arc<Partitions>,
+    /// The consumer itself, to split each assigned partition off into its own queue.
+    consumer: OnceLock<Weak<StreamConsumer<Context>>>,
+    assigned: mpsc::UnboundedSender<Assigned>,
 }
 
 impl ClientContext for Context {}
@@ -55,7 +68,7 @@ impl ConsumerContext for Context {
             let mut live = self.partitions.revoked.lock().expect("not poisoned");
             for elem in list.elements() {
                 if let Some(flag) = live.remove(&(elem.topic().to_owned(), elem.partition())) {
-                    flag.store(true, Ordering::SeqCst);
+                    flag.cancel();
                 }
             }
             // Hand over cleanly: what is done is committed before the partitions move.
@@ -66,8 +79,25 @@ impl ConsumerContext for Context {
         }
     }
 
+    /// Each assigned partition gets its own queue here, inside the rebalance (before its
+    /// first fetch), so its task reads it directly: one slow partition never holds up the
+    /// others, and partitions are handled in parallel. (librdkafka resets the split on every
+    /// assignment, hence here.)
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
+            let consumer = self.consumer.get().and_then(Weak::upgrade);
+            let mut live = self.partitions.revoked.lock().expect("not poisoned");
+            for elem in list.elements() {
+                let key = (elem.topic().to_owned(), elem.partition());
+                let revoked = CancellationToken::new();
+                if let Some(old) = live.insert(key.clone(), revoked.clone()) {
+                    old.cancel();
+                }
+                let queue = consumer
+                    .as_ref()
+                    .and_then(|c| c.split_partition_queue(&key.0, key.1));
+                let _ = self.assigned.send(Assigned { key, queue, revoked });
+            }
             tracing::info!("partitions assigned: {}", list.count());
         }
     }
@@ -87,6 +117,7 @@ pub async fn run<F: Function>(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let partitions = Arc::new(Partitions::default());
+    let (assigned_tx, mut assigned_rx) = mpsc::unbounded_channel();
     let consumer: StreamConsumer<Context> = opts
         .kafka
         .client_config()
@@ -106,9 +137,12 @@ pub async fn run<F: Function>(
         )
         .create_with_context(Context {
             partitions: partitions.clone(),
+            consumer: OnceLock::new(),
+            assigned: assigned_tx,
         })?;
-    consumer.subscribe(&[&opts.topic])?;
     let consumer = Arc::new(consumer);
+    let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+    consumer.subscribe(&[&opts.topic])?;
     let producer = EventProducer::new(&opts.kafka)?;
     let dlq_topic = dead_letters::topic_for(&opts.topic);
     tracing::info!(
@@ -120,8 +154,29 @@ pub async fn run<F: Function>(
 
     let mut workers: HashMap<PartitionKey, (mpsc::Sender<OwnedMessage>, tokio::task::JoinHandle<()>)> =
         HashMap::new();
+    let spawn = |assigned: Assigned| {
+        let (tx, rx) = mpsc::channel(STRAY_QUEUE);
+        let worker = PartitionWorker {
+            host: host.clone(),
+            consumer: consumer.clone(),
+            producer: producer.clone(),
+            dlq_topic: dlq_topic.clone(),
+            revoked: assigned.revoked,
+            shutdown: shutdown.clone(),
+            batch: opts.kafka.consumer_batch,
+        };
+        (tx, tokio::spawn(worker.run(assigned.queue, rx)))
+    };
     loop {
+        // The main queue serves the group's events (rebalances) and any message of a
+        // partition that has no queue of its own yet.
         let message = tokio::select! {
+            Some(assigned) = assigned_rx.recv() => {
+                let key = assigned.key.clone();
+                // The old task of this partition (if any) was flagged and stops by itself.
+                workers.insert(key, spawn(assigned));
+                continue;
+            }
             m = consumer.recv() => m,
             _ = shutdown.wait() => break,
         };
@@ -136,35 +191,23 @@ pub async fn run<F: Function>(
         let key = (message.topic().to_owned(), message.partition());
         let owned = message.detach();
         drop(message);
-        let alive = workers.get(&key).is_some_and(|(tx, _)| !tx.is_closed());
-        let live_flag = partitions
-            .revoked
-            .lock()
-            .expect("not poisoned")
-            .get(&key)
-            .cloned();
-        if !alive || live_flag.is_none() {
-            let revoked = Arc::new(AtomicBool::new(false));
-            partitions
+        if workers.get(&key).is_none_or(|(tx, _)| tx.is_closed()) {
+            // Assigned without a queue of its own: its task reads what the main queue gives.
+            let revoked = partitions
                 .revoked
                 .lock()
                 .expect("not poisoned")
-                .insert(key.clone(), revoked.clone());
-            let (tx, rx) = mpsc::channel(PARTITION_QUEUE);
-            let worker = PartitionWorker {
-                host: host.clone(),
-                consumer: consumer.clone(),
-                producer: producer.clone(),
-                dlq_topic: dlq_topic.clone(),
-                revoked,
-                shutdown: shutdown.clone(),
-                batch: opts.kafka.consumer_batch,
-            };
-            let handle = tokio::spawn(worker.run(rx));
-            if let Some((old_tx, old)) = workers.insert(key.clone(), (tx, handle)) {
-                drop(old_tx);
-                let _ = old.await;
-            }
+                .entry(key.clone())
+                .or_default()
+                .clone();
+            workers.insert(
+                key.clone(),
+                spawn(Assigned {
+                    key: key.clone(),
+                    queue: None,
+                    revoked,
+                }),
+            );
         }
         let (tx, _) = workers.get(&key).expect("worker just ensured");
         tokio::select! {
@@ -173,7 +216,7 @@ pub async fn run<F: Function>(
         }
     }
 
-    // Shutdown: stop fetching, let each partition task finish the message in hand.
+    // Shutdown: stop fetching, let each partition task finish the batch in hand.
     for (_, (tx, handle)) in workers.drain() {
         drop(tx);
         let _ = handle.await;
@@ -195,7 +238,7 @@ struct PartitionWorker<F> {
     consumer: Arc<StreamConsumer<Context>>,
     producer: EventProducer,
     dlq_topic: String,
-    revoked: Arc<AtomicBool>,
+    revoked: CancellationToken,
     shutdown: Shutdown,
     batch: usize,
 }
@@ -209,25 +252,49 @@ enum Slot {
 }
 
 impl<F: Function> PartitionWorker<F> {
-    async fn run(self, mut rx: mpsc::Receiver<OwnedMessage>) {
-        let mut batch = Vec::with_capacity(self.batch);
-        while let Some(first) = rx.recv().await {
-            // Whatever else is queued for this partition joins the batch: one message when
-            // the consumer keeps up (no added latency), many when it is behind.
+    /// Takes batches from the partition's own queue (and any strays the main queue
+    /// passed on, which are older) until shutdown or revocation.
+    async fn run(self, queue: Option<PartitionQueue>, mut strays: mpsc::Receiver<OwnedMessage>) {
+        let mut batch: Vec<OwnedMessage> = Vec::with_capacity(self.batch);
+        let mut strays_open = true;
+        loop {
+            if !strays_open && queue.is_none() {
+                break;
+            }
+            let first = tokio::select! {
+                biased;
+                _ = self.shutdown.wait() => break,
+                // Revoked: stop taking messages at once (the partition's queue may already
+                // feed this partition's next task).
+                _ = self.revoked.cancelled() => break,
+                m = strays.recv(), if strays_open => match m {
+                    Some(m) => m,
+                    None => {
+                        // The main loop let go of this partition: only the queue is left.
+                        strays_open = false;
+                        continue;
+                    }
+                },
+                m = next(queue.as_ref()), if queue.is_some() => match m {
+                    Some(m) => m,
+                    None => continue,
+                },
+            };
+            // Whatever else is ready joins the batch: one message when the consumer keeps
+            // up (no added latency), many when it is behind.
             batch.push(first);
-            while batch.len() < self.batch {
-                match rx.try_recv() {
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
+            while batch.len() < self.batch && !self.revoked.is_cancelled() {
+                if let Ok(m) = strays.try_recv() {
+                    batch.push(m);
+                    continue;
+                }
+                match queue.as_ref().map(|q| q.recv().now_or_never()) {
+                    Some(Some(Ok(m))) => batch.push(m.detach()),
+                    _ => break,
                 }
             }
-            if self.revoked.load(Ordering::SeqCst) {
+            if self.revoked.is_cancelled() {
                 // The partition moved to another consumer, which will redeliver these.
-                batch.clear();
-                continue;
-            }
-            if self.shutdown.is_triggered() && rx.is_closed() {
-                // Stopping: finish nothing new; uncommitted messages are redelivered.
                 break;
             }
             if !self.process(&batch).await {
@@ -351,4 +418,17 @@ impl<F: Function> PartitionWorker<F> {
 /// Whether trying again later can help (HTTP: the statuses Knative retries).
 pub fn is_transient(problem: &Problem) -> bool {
     matches!(problem.status, 408 | 409 | 429 | 503)
+}
+
+/// The next message of a partition queue (`None` after a consumer error, logged).
+async fn next(queue: Option<&PartitionQueue>) -> Option<OwnedMessage> {
+    let queue = queue?;
+    match queue.recv().await {
+        Ok(m) => Some(m.detach()),
+        Err(e) => {
+            tracing::warn!("Kafka consumer error: {e}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            None
+        }
+    }
 }
