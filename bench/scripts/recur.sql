@@ -1,11 +1,8 @@
--- pgbench: recur's transaction for one event, the same statements the function sends
--- (crates/store/src/recur.rs), one distinct seeded recurring task per transaction.
+-- pgbench: recur's SQL for one event, the statements the function sends (crates/store/src/recur.rs:
+-- the two reads, then the instance, its reminder and the advance in one statement), with the
+-- arrays the function binds written as one-element ARRAY[...] literals.
 SELECT nextval('bench_ids') AS id \gset
 \set uid 1 + :id % 1000
-SELECT id, user_id, title, description, priority, rrule, timezone, dtstart, next_occurrence, active, catch_up, reminder_offsets FROM recurring_tasks WHERE id = :id;
-SELECT id FROM tasks WHERE recurring_task_id = :id AND occurrence_at = '2026-11-01T08:00:00Z';
-BEGIN;
-INSERT INTO tasks (user_id, title, description, status, priority, due_at, recurring_task_id, occurrence_at, created_at, updated_at) VALUES (:uid, 'Water the plants', '', 'todo', 'medium', '2026-11-01T08:00:00Z', :id, '2026-11-01T08:00:00Z', now(), now()) ON CONFLICT (recurring_task_id, occurrence_at) DO NOTHING RETURNING id AS task_id \gset
-INSERT INTO reminders (task_id, user_id, remind_at, channels, state, created_at, updated_at) VALUES (:task_id, :uid, '2026-11-01T07:45:00Z', 'email', 'pending', now(), now());
-UPDATE recurring_tasks SET next_occurrence = '2026-11-02T08:00:00Z', active = true, updated_at = now() WHERE id = :id AND next_occurrence = '2026-11-01T08:00:00Z';
-COMMIT;
+SELECT id, user_id, title, description, priority, rrule, timezone, dtstart, next_occurrence, active, catch_up, reminder_offsets FROM recurring_tasks WHERE id = ANY(ARRAY[:id]::bigint[]);
+SELECT t.recurring_task_id, t.occurrence_at, t.id FROM tasks t JOIN UNNEST(ARRAY[:id]::bigint[], ARRAY['2026-11-01T08:00:00Z']::timestamptz[]) AS k(rt, occ) ON t.recurring_task_id = k.rt AND t.occurrence_at = k.occ;
+WITH v AS (SELECT * FROM UNNEST(ARRAY[:id]::bigint[], ARRAY[:uid]::bigint[], ARRAY['Water the plants']::text[], ARRAY['']::text[], ARRAY['medium']::text[], ARRAY['2026-11-01T08:00:00Z']::timestamptz[], ARRAY['2026-11-02T08:00:00Z']::timestamptz[], ARRAY[true]::bool[]) AS v(rt, u, ti, d, p, occ, next, active)), created AS (INSERT INTO tasks (user_id, title, description, status, priority, due_at, recurring_task_id, occurrence_at, created_at, updated_at) SELECT u, ti, d, 'todo', p, occ, rt, occ, now(), now() FROM v ON CONFLICT (recurring_task_id, occurrence_at) DO NOTHING RETURNING id, recurring_task_id, user_id), reminded AS (INSERT INTO reminders (task_id, user_id, remind_at, channels, state, created_at, updated_at) SELECT c.id, c.user_id, w.at, 'email', 'pending', now(), now() FROM UNNEST(ARRAY[:id]::bigint[], ARRAY['2026-11-01T07:45:00Z']::timestamptz[]) AS w(rt, at) JOIN created c ON c.recurring_task_id = w.rt RETURNING task_id), advanced AS (UPDATE recurring_tasks r SET next_occurrence = v.next, active = v.active, updated_at = now() FROM v WHERE r.id = v.rt AND r.next_occurrence = v.occ RETURNING r.id) SELECT v.rt, c.id, e.id, a.id IS NOT NULL, (SELECT count(*) FROM reminded m WHERE m.task_id = c.id) FROM v LEFT JOIN created c ON c.recurring_task_id = v.rt LEFT JOIN tasks e ON e.recurring_task_id = v.rt AND e.occurrence_at = v.occ LEFT JOIN advanced a ON a.id = v.rt;

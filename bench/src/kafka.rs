@@ -96,6 +96,8 @@ fn uuid_ish() -> String {
 pub async fn scheduler(env: &Env, report: &mut Report, items: u64) -> anyhow::Result<()> {
     let tpl = env.database("sched_tpl", None).await?;
     seed::reminders(&tpl, items, "2026-11-01T09:45:00Z", "pending").await?;
+    // Each measurement gets a fresh broker: Tansu's in-memory storage slows down as it
+    // fills (a second 100 000 messages go in at about two thirds of the first's rate).
     let broker = Broker::start(env).await?;
 
     // Limit 1: the raw producer rate of rdkafka (same settings as the scheduler's producer,
@@ -137,6 +139,8 @@ pub async fn scheduler(env: &Env, report: &mut Report, items: u64) -> anyhow::Re
     producer.flush(Duration::from_secs(60))?;
     let raw_produce = items as f64 / started.elapsed().as_secs_f64();
     drop(events);
+    drop(producer);
+    drop(broker);
 
     // Limit 2: the raw claim rate: the scheduler's own claim and mark statements, in its
     // batch size and with as many loops at once as its default SCHEDULER_WORKERS, nothing
@@ -173,6 +177,7 @@ pub async fn scheduler(env: &Env, report: &mut Report, items: u64) -> anyhow::Re
     env.drop_database("claim").await?;
 
     // The scheduler itself: one pass, a fresh process, as the CronJob runs it.
+    let broker = Broker::start(env).await?;
     let url = env.database("sched", Some("sched_tpl")).await?;
     let mut vars = broker.vars();
     vars.push(("DATABASE_URL", url.clone()));

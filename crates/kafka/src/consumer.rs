@@ -127,6 +127,9 @@ pub async fn run<F: Function>(
         // Offsets are stored by hand, after the effect.
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // A fetch waits at most 100 ms for new messages (librdkafka's default is 500 ms):
+        // a due reminder is not held up by an idle fetch.
+        .set("fetch.wait.max.ms", "100")
         .set(
             "session.timeout.ms",
             opts.kafka.session_timeout.as_millis().to_string(),

@@ -86,6 +86,10 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
+                // No ping before every checkout (it was one extra round trip per statement
+                // group): a connection that died surfaces as one transient error, which is
+                // retried (503 / consumer backoff), and is then replaced.
+                .test_before_acquire(false)
                 .connect_lazy_with(connect);
             Ok(Self::Postgres(pool))
         } else if url.starts_with("sqlite:") {

@@ -4,8 +4,8 @@
 //! its reminders and moves `next_occurrence` only if it still equals the event's occurrence.
 //! Redelivered, reordered and concurrent events therefore create no second instance and
 //! never move the schedule backwards. The consumer mode hands over whole batches: on
-//! PostgreSQL a batch is the same transaction with each statement set-based (`UNNEST` of
-//! bound arrays), so a hundred events cost about what one does.
+//! PostgreSQL a batch (or a single event) is one statement over bound arrays (`UNNEST`), so a
+//! hundred events cost about what one does, and one event costs one round trip.
 
 use crate::{RecurringTaskRow, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -148,116 +148,74 @@ impl Store {
     }
 }
 
-/// PostgreSQL: four set-based statements whatever the batch size (arrays bound once).
-async fn instantiate_pg(
-    pool: &sqlx::PgPool,
-    jobs: &[Instantiate<'_>],
-) -> Result<Vec<Instantiated>, StoreError> {
-    const INSERT_TASKS: &str = "INSERT INTO tasks (user_id, title, description, status, priority, \
-         due_at, recurring_task_id, occurrence_at, created_at, updated_at) \
-         SELECT u, ti, d, 'todo', p, o, r, o, $7, $7 \
-         FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[]) \
-           AS v(u, ti, d, p, o, r) \
-         ON CONFLICT (recurring_task_id, occurrence_at) DO NOTHING RETURNING recurring_task_id, id";
-    const INSERT_REMINDERS: &str = "INSERT INTO reminders (task_id, user_id, remind_at, channels, state, \
-         created_at, updated_at) SELECT t, u, r, 'email', 'pending', $4, $4 \
-         FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS v(t, u, r)";
-    const EXISTING: &str = "SELECT t.recurring_task_id, t.id FROM tasks t \
-         JOIN UNNEST($1::bigint[], $2::timestamptz[]) AS k(rt, occ) \
-         ON t.recurring_task_id = k.rt AND t.occurrence_at = k.occ";
-    const ADVANCE: &str = "UPDATE recurring_tasks r SET next_occurrence = v.next, active = v.active, \
-         updated_at = $5 \
-         FROM UNNEST($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::bool[]) AS v(id, occ, next, active) \
-         WHERE r.id = v.id AND r.next_occurrence = v.occ RETURNING r.id";
-    let now = jobs[0].now;
-    let mut tx = pool.begin().await?;
-    let created: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(INSERT_TASKS)
-        .bind(jobs.iter().map(|j| j.recurring.user_id).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.recurring.title.clone()).collect::<Vec<_>>())
-        .bind(
-            jobs.iter()
-                .map(|j| j.recurring.description.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            jobs.iter()
-                .map(|j| j.recurring.priority.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(jobs.iter().map(|j| j.occurrence).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.recurring.id).collect::<Vec<_>>())
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-    let (mut task_ids, mut users, mut times) = (Vec::new(), Vec::new(), Vec::new());
+/// PostgreSQL: one statement, whatever the batch size: the instances, their reminders and
+/// the advance are data-modifying CTEs over the bound arrays, so the batch costs one round
+/// trip and is atomic without a transaction of its own. All parts see the snapshot from
+/// before the statement, so `existing` finds only instances that were there already.
+async fn instantiate_pg(pool: &sqlx::PgPool, jobs: &[Instantiate<'_>]) -> Result<Vec<Instantiated>, StoreError> {
+    const INSTANTIATE: &str = "WITH v AS ( \
+           SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
+             $6::timestamptz[], $7::timestamptz[], $8::bool[]) AS v(rt, u, ti, d, p, occ, next, active)), \
+         created AS ( \
+           INSERT INTO tasks (user_id, title, description, status, priority, due_at, \
+             recurring_task_id, occurrence_at, created_at, updated_at) \
+           SELECT u, ti, d, 'todo', p, occ, rt, occ, $11, $11 FROM v \
+           ON CONFLICT (recurring_task_id, occurrence_at) DO NOTHING \
+           RETURNING id, recurring_task_id, user_id), \
+         reminded AS ( \
+           INSERT INTO reminders (task_id, user_id, remind_at, channels, state, created_at, updated_at) \
+           SELECT c.id, c.user_id, w.at, 'email', 'pending', $11, $11 \
+           FROM UNNEST($9::bigint[], $10::timestamptz[]) AS w(rt, at) \
+           JOIN created c ON c.recurring_task_id = w.rt \
+           RETURNING task_id), \
+         advanced AS ( \
+           UPDATE recurring_tasks r SET next_occurrence = v.next, active = v.active, updated_at = $11 \
+           FROM v WHERE r.id = v.rt AND r.next_occurrence = v.occ RETURNING r.id) \
+         SELECT v.rt, c.id, e.id, a.id IS NOT NULL, \
+           (SELECT count(*) FROM reminded m WHERE m.task_id = c.id) \
+         FROM v LEFT JOIN created c ON c.recurring_task_id = v.rt \
+         LEFT JOIN tasks e ON e.recurring_task_id = v.rt AND e.occurrence_at = v.occ \
+         LEFT JOIN advanced a ON a.id = v.rt";
+    let (mut reminder_rt, mut reminder_at) = (Vec::new(), Vec::new());
     for job in jobs {
-        if let Some(&task_id) = created.get(&job.recurring.id) {
-            for at in &job.reminders {
-                task_ids.push(task_id);
-                users.push(job.recurring.user_id);
-                times.push(*at);
-            }
+        for at in &job.reminders {
+            reminder_rt.push(job.recurring.id);
+            reminder_at.push(*at);
         }
     }
-    if !task_ids.is_empty() {
-        sqlx::query(INSERT_REMINDERS)
-            .bind(&task_ids)
-            .bind(&users)
-            .bind(&times)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let conflicted: Vec<&Instantiate<'_>> = jobs
-        .iter()
-        .filter(|j| !created.contains_key(&j.recurring.id))
-        .collect();
-    let existing: HashMap<i64, i64> = if conflicted.is_empty() {
-        HashMap::new()
-    } else {
-        sqlx::query_as::<_, (i64, i64)>(EXISTING)
-            .bind(conflicted.iter().map(|j| j.recurring.id).collect::<Vec<_>>())
-            .bind(conflicted.iter().map(|j| j.occurrence).collect::<Vec<_>>())
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect()
-    };
-    // When the rule has ended the task keeps its last occurrence and goes inactive.
-    let advanced: std::collections::HashSet<i64> = sqlx::query_scalar::<_, i64>(ADVANCE)
+    let rows: Vec<(i64, Option<i64>, Option<i64>, bool, i64)> = sqlx::query_as(INSTANTIATE)
         .bind(jobs.iter().map(|j| j.recurring.id).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.recurring.user_id).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.recurring.title.as_str()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.recurring.description.as_str()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.recurring.priority.as_str()).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.occurrence).collect::<Vec<_>>())
-        .bind(
-            jobs.iter()
-                .map(|j| j.next.unwrap_or(j.occurrence))
-                .collect::<Vec<_>>(),
-        )
+        // When the rule has ended the task keeps its last occurrence and goes inactive.
+        .bind(jobs.iter().map(|j| j.next.unwrap_or(j.occurrence)).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.next.is_some()).collect::<Vec<_>>())
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?
+        .bind(&reminder_rt)
+        .bind(&reminder_at)
+        .bind(jobs[0].now)
+        .fetch_all(pool)
+        .await?;
+    let by_rt: HashMap<i64, (Option<i64>, Option<i64>, bool, i64)> = rows
         .into_iter()
+        .map(|(rt, created, existing, advanced, reminders)| (rt, (created, existing, advanced, reminders)))
         .collect();
-    tx.commit().await?;
-    Ok(jobs
-        .iter()
+    jobs.iter()
         .map(|j| {
-            let id = j.recurring.id;
-            let created_task_id = created.get(&id).copied();
-            Instantiated {
-                created_task_id,
-                existing_task_id: existing.get(&id).copied(),
-                advanced: advanced.contains(&id),
-                reminders_created: if created_task_id.is_some() {
-                    j.reminders.len()
-                } else {
-                    0
-                },
-            }
+            let (created, existing, advanced, reminders) = by_rt
+                .get(&j.recurring.id)
+                .copied()
+                .ok_or_else(|| StoreError::Invalid(format!("no result for recurring task {}", j.recurring.id)))?;
+            Ok(Instantiated {
+                created_task_id: created,
+                existing_task_id: if created.is_some() { None } else { existing },
+                advanced,
+                reminders_created: reminders as usize,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// SQLite (in-process, no round trips): the same statements row by row, in one transaction.

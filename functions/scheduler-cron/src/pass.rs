@@ -305,11 +305,16 @@ impl<P: Publisher> Scheduler<P> {
             Mode::For { duration, every } => (Some(tokio::time::Instant::now() + duration), every),
             Mode::Loop { every } => (None, every),
         };
-        let mut ticker = tokio::time::interval(every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first = true;
         loop {
+            // The first pass at once, then on the wall clock's `every` boundaries (whole
+            // seconds for `--every 1s`): items are mostly due on whole seconds and minutes,
+            // so a pass just after the boundary finds them at once, where a free-running
+            // ticker would find them up to `every` later.
+            let wait = if first { std::time::Duration::ZERO } else { until_boundary(every) };
+            first = false;
             tokio::select! {
-                _ = ticker.tick() => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.wait() => break,
             }
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
@@ -323,5 +328,35 @@ impl<P: Publisher> Scheduler<P> {
             }
         }
         Ok(())
+    }
+}
+
+/// Time from now to just after the next multiple of `every` since the Unix epoch.
+fn until_boundary(every: std::time::Duration) -> std::time::Duration {
+    /// After the boundary, so that what is due exactly on it is due.
+    const PAST_BOUNDARY: std::time::Duration = std::time::Duration::from_millis(5);
+    let every_us = every.as_micros().max(1);
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros();
+    let to_next = every_us - now_us % every_us;
+    std::time::Duration::from_micros(to_next as u64) + PAST_BOUNDARY
+}
+
+#[cfg(test)]
+mod tests {
+    use super::until_boundary;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn passes_wake_just_after_the_wall_clock_boundary() {
+        for every in [Duration::from_secs(1), Duration::from_millis(250), Duration::from_secs(60)] {
+            let wait = until_boundary(every);
+            assert!(wait > Duration::ZERO && wait <= every + Duration::from_millis(5), "{wait:?}");
+            let wake = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + wait;
+            let past = wake.as_micros() % every.as_micros();
+            assert!(past <= 10_000, "wakes {past} µs after the boundary of {every:?}");
+        }
     }
 }

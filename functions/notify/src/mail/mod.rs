@@ -118,13 +118,17 @@ impl Mailer {
                     .collect();
                 let path = dir.join(format!("{name}.eml"));
                 let partial = dir.join(format!(".{name}.{}.partial", std::process::id()));
-                let fail =
-                    |e: std::io::Error| MailError::Transient(format!("writing to the outbox failed: {e}"));
-                tokio::fs::write(&partial, message.formatted())
-                    .await
-                    .map_err(fail)?;
-                tokio::fs::rename(&partial, &path).await.map_err(fail)?;
-                Ok(path.display().to_string())
+                let place = path.display().to_string();
+                // Write and rename in one trip to the blocking pool.
+                let bytes = message.formatted();
+                tokio::task::spawn_blocking(move || {
+                    std::fs::write(&partial, bytes)?;
+                    std::fs::rename(&partial, &path)
+                })
+                .await
+                .map_err(|e| MailError::Transient(format!("writing to the outbox failed: {e}")))?
+                .map_err(|e| MailError::Transient(format!("writing to the outbox failed: {e}")))?;
+                Ok(place)
             }
             Self::Stdout => {
                 use std::io::Write;
