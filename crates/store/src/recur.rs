@@ -166,13 +166,11 @@ async fn instantiate_pg(pool: &sqlx::PgPool, jobs: &[Instantiate<'_>]) -> Result
            INSERT INTO reminders (task_id, user_id, remind_at, channels, state, created_at, updated_at) \
            SELECT c.id, c.user_id, w.at, 'email', 'pending', $11, $11 \
            FROM UNNEST($9::bigint[], $10::timestamptz[]) AS w(rt, at) \
-           JOIN created c ON c.recurring_task_id = w.rt \
-           RETURNING task_id), \
+           JOIN created c ON c.recurring_task_id = w.rt), \
          advanced AS ( \
            UPDATE recurring_tasks r SET next_occurrence = v.next, active = v.active, updated_at = $11 \
            FROM v WHERE r.id = v.rt AND r.next_occurrence = v.occ RETURNING r.id) \
-         SELECT v.rt, c.id, e.id, a.id IS NOT NULL, \
-           (SELECT count(*) FROM reminded m WHERE m.task_id = c.id) \
+         SELECT v.rt, c.id, e.id, a.id IS NOT NULL \
          FROM v LEFT JOIN created c ON c.recurring_task_id = v.rt \
          LEFT JOIN tasks e ON e.recurring_task_id = v.rt AND e.occurrence_at = v.occ \
          LEFT JOIN advanced a ON a.id = v.rt";
@@ -183,7 +181,7 @@ async fn instantiate_pg(pool: &sqlx::PgPool, jobs: &[Instantiate<'_>]) -> Result
             reminder_at.push(*at);
         }
     }
-    let rows: Vec<(i64, Option<i64>, Option<i64>, bool, i64)> = sqlx::query_as(INSTANTIATE)
+    let rows: Vec<(i64, Option<i64>, Option<i64>, bool)> = sqlx::query_as(INSTANTIATE)
         .bind(jobs.iter().map(|j| j.recurring.id).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.recurring.user_id).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.recurring.title.as_str()).collect::<Vec<_>>())
@@ -198,13 +196,13 @@ async fn instantiate_pg(pool: &sqlx::PgPool, jobs: &[Instantiate<'_>]) -> Result
         .bind(jobs[0].now)
         .fetch_all(pool)
         .await?;
-    let by_rt: HashMap<i64, (Option<i64>, Option<i64>, bool, i64)> = rows
+    let by_rt: HashMap<i64, (Option<i64>, Option<i64>, bool)> = rows
         .into_iter()
-        .map(|(rt, created, existing, advanced, reminders)| (rt, (created, existing, advanced, reminders)))
+        .map(|(rt, created, existing, advanced)| (rt, (created, existing, advanced)))
         .collect();
     jobs.iter()
         .map(|j| {
-            let (created, existing, advanced, reminders) = by_rt
+            let (created, existing, advanced) = by_rt
                 .get(&j.recurring.id)
                 .copied()
                 .ok_or_else(|| StoreError::Invalid(format!("no result for recurring task {}", j.recurring.id)))?;
@@ -212,7 +210,8 @@ async fn instantiate_pg(pool: &sqlx::PgPool, jobs: &[Instantiate<'_>]) -> Result
                 created_task_id: created,
                 existing_task_id: if created.is_some() { None } else { existing },
                 advanced,
-                reminders_created: reminders as usize,
+                // A created instance gets all its reminders in the same statement.
+                reminders_created: if created.is_some() { j.reminders.len() } else { 0 },
             })
         })
         .collect()
