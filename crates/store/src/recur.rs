@@ -152,7 +152,10 @@ impl Store {
 /// the advance are data-modifying CTEs over the bound arrays, so the batch costs one round
 /// trip and is atomic without a transaction of its own. All parts see the snapshot from
 /// before the statement, so `existing` finds only instances that were there already.
-async fn instantiate_pg(pool: &sqlx::PgPool, jobs: &[Instantiate<'_>]) -> Result<Vec<Instantiated>, StoreError> {
+async fn instantiate_pg(
+    pool: &sqlx::PgPool,
+    jobs: &[Instantiate<'_>],
+) -> Result<Vec<Instantiated>, StoreError> {
     const INSTANTIATE: &str = "WITH v AS ( \
            SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
              $6::timestamptz[], $7::timestamptz[], $8::bool[]) AS v(rt, u, ti, d, p, occ, next, active)), \
@@ -184,12 +187,28 @@ async fn instantiate_pg(pool: &sqlx::PgPool, jobs: &[Instantiate<'_>]) -> Result
     let rows: Vec<(i64, Option<i64>, Option<i64>, bool)> = sqlx::query_as(INSTANTIATE)
         .bind(jobs.iter().map(|j| j.recurring.id).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.recurring.user_id).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.recurring.title.as_str()).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.recurring.description.as_str()).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.recurring.priority.as_str()).collect::<Vec<_>>())
+        .bind(
+            jobs.iter()
+                .map(|j| j.recurring.title.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            jobs.iter()
+                .map(|j| j.recurring.description.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            jobs.iter()
+                .map(|j| j.recurring.priority.as_str())
+                .collect::<Vec<_>>(),
+        )
         .bind(jobs.iter().map(|j| j.occurrence).collect::<Vec<_>>())
         // When the rule has ended the task keeps its last occurrence and goes inactive.
-        .bind(jobs.iter().map(|j| j.next.unwrap_or(j.occurrence)).collect::<Vec<_>>())
+        .bind(
+            jobs.iter()
+                .map(|j| j.next.unwrap_or(j.occurrence))
+                .collect::<Vec<_>>(),
+        )
         .bind(jobs.iter().map(|j| j.next.is_some()).collect::<Vec<_>>())
         .bind(&reminder_rt)
         .bind(&reminder_at)
@@ -202,10 +221,9 @@ async fn instantiate_pg(pool: &sqlx::PgPool, jobs: &[Instantiate<'_>]) -> Result
         .collect();
     jobs.iter()
         .map(|j| {
-            let (created, existing, advanced) = by_rt
-                .get(&j.recurring.id)
-                .copied()
-                .ok_or_else(|| StoreError::Invalid(format!("no result for recurring task {}", j.recurring.id)))?;
+            let (created, existing, advanced) = by_rt.get(&j.recurring.id).copied().ok_or_else(|| {
+                StoreError::Invalid(format!("no result for recurring task {}", j.recurring.id))
+            })?;
             Ok(Instantiated {
                 created_task_id: created,
                 existing_task_id: if created.is_some() { None } else { existing },

@@ -311,7 +311,11 @@ impl<P: Publisher> Scheduler<P> {
             // seconds for `--every 1s`): items are mostly due on whole seconds and minutes,
             // so a pass just after the boundary finds them at once, where a free-running
             // ticker would find them up to `every` later.
-            let wait = if first { std::time::Duration::ZERO } else { until_boundary(every) };
+            let wait = if first {
+                std::time::Duration::ZERO
+            } else {
+                until_boundary(every)
+            };
             first = false;
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -351,9 +355,16 @@ mod tests {
 
     #[test]
     fn passes_wake_just_after_the_wall_clock_boundary() {
-        for every in [Duration::from_secs(1), Duration::from_millis(250), Duration::from_secs(60)] {
+        for every in [
+            Duration::from_secs(1),
+            Duration::from_millis(250),
+            Duration::from_secs(60),
+        ] {
             let wait = until_boundary(every);
-            assert!(wait > Duration::ZERO && wait <= every + Duration::from_millis(5), "{wait:?}");
+            assert!(
+                wait > Duration::ZERO && wait <= every + Duration::from_millis(5),
+                "{wait:?}"
+            );
             let wake = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + wait;
             let past = wake.as_micros() % every.as_micros();
             assert!(past <= 10_000, "wakes {past} µs after the boundary of {every:?}");
