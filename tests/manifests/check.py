@@ -705,6 +705,9 @@ class Workspace:
         self.binaries: dict[str, str] = {}
         for name, p in self.packages.items():
             d, m = p["dir"], p["manifest"]
+            # Development tools (the benchmarks) say `[package.metadata.todo-events] deployed = false`.
+            if not m.get("package", {}).get("metadata", {}).get("todo-events", {}).get("deployed", True):
+                continue
             if (d / "src/main.rs").exists() and m.get("package", {}).get("autobins", True):
                 self.binaries[name] = name
             for b in (d / "src/bin").glob("*.rs") if (d / "src/bin").is_dir() else []:
