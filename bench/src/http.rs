@@ -25,6 +25,26 @@ impl WrkResult {
     pub fn rate(&self) -> f64 {
         self.requests as f64 / (self.duration_us as f64 / 1e6)
     }
+
+    /// `1 234/s (1.20 ms / 2.30 ms), peak RSS 17.0 MiB`
+    fn figure(&self, peak_rss_mib: f64) -> String {
+        format!(
+            "{} ({} / {}), peak RSS {peak_rss_mib:.1} MiB",
+            rate(self.rate()),
+            ms(self.p50_us as f64 / 1e6),
+            ms(self.p99_us as f64 / 1e6)
+        )
+    }
+}
+
+/// Waits for the function to be ready, puts it under `wrk` load, stops it: the load's
+/// result and the function's peak RSS.
+fn under_load(mut svc: Service, kind: &str, clients: u32, seconds: u64) -> anyhow::Result<(WrkResult, f64)> {
+    svc.wait_ready(Duration::from_secs(20))?;
+    let w = wrk(&svc.url(), kind, clients, seconds)?;
+    let (_, peak) = svc.rss_mib();
+    svc.stop()?;
+    Ok((w, peak))
 }
 
 pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result<()> {
@@ -33,7 +53,7 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
     for clients in [1u32, 16, 64] {
         let limit = pgbench(env, "recur_tpl", "recur.sql", clients, seconds).await?;
         let url = env.database("recur", Some("recur_tpl")).await?;
-        let mut svc = Service::start(
+        let svc = Service::start(
             env,
             "recur-http",
             "recur",
@@ -44,10 +64,7 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
                 ("MAX_IN_FLIGHT", "1024".into()),
             ],
         )?;
-        svc.wait_ready(Duration::from_secs(20))?;
-        let w = wrk(&svc.url(), "recur", clients, seconds)?;
-        let (_, peak) = svc.rss_mib();
-        svc.stop()?;
+        let (w, peak) = under_load(svc, "recur", clients, seconds)?;
         let created = scalar(
             &url,
             "SELECT count(*) FROM tasks WHERE recurring_task_id IS NOT NULL",
@@ -58,12 +75,7 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
         report.add(Row {
             section: "http",
             what: format!("recur, {clients} client(s): events/s (p50 / p99)"),
-            figure: format!(
-                "{} ({} / {}), peak RSS {peak:.1} MiB",
-                rate(w.rate()),
-                ms(w.p50_us as f64 / 1e6),
-                ms(w.p99_us as f64 / 1e6)
-            ),
+            figure: w.figure(peak),
             limit: format!("pgbench, same SQL, {clients} client(s): {}", rate(limit)),
             ratio: Some(ratio),
             target: "≥ 80 % of pgbench".into(),
@@ -98,11 +110,8 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
             ("MAX_IN_FLIGHT", "1024".into()),
             ("OUTBOX_DIR", outbox.path().display().to_string()),
         ]);
-        let mut svc = Service::start(env, "notify-http", "notify", &[], &vars)?;
-        svc.wait_ready(Duration::from_secs(20))?;
-        let w = wrk(&svc.url(), "notify", clients, seconds)?;
-        let (_, peak) = svc.rss_mib();
-        svc.stop()?;
+        let svc = Service::start(env, "notify-http", "notify", &[], &vars)?;
+        let (w, peak) = under_load(svc, "notify", clients, seconds)?;
         let sent = scalar(
             &url,
             "SELECT count(*) FROM deliveries WHERE status = 'sent' AND remind_at = '2026-11-01T09:45:00Z'",
@@ -113,12 +122,7 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
         report.add(Row {
             section: "http",
             what: format!("notify, {mailer}, {clients} clients: events/s (p50 / p99)"),
-            figure: format!(
-                "{} ({} / {}), peak RSS {peak:.1} MiB",
-                rate(w.rate()),
-                ms(w.p50_us as f64 / 1e6),
-                ms(w.p99_us as f64 / 1e6)
-            ),
+            figure: w.figure(peak),
             limit: format!("pgbench, notify's SQL, {clients} clients: {}", rate(limit)),
             ratio: Some(ratio),
             target: "— (reported)".into(),
