@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::process::Command;
 use std::time::Duration;
+use todo_events_testkit::smtp::{Options, SmtpServer};
 
 /// Seeded rows per template: more than the fastest run can use up.
 const ROWS: u64 = 400_000;
@@ -89,7 +90,7 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
     seed::reminders(&tpl, ROWS, "2026-11-01T09:45:00Z", "published").await?;
     let clients = 16;
     let limit = pgbench(env, "notify_tpl", "notify.sql", clients, seconds).await?;
-    let smtp = SmtpSink::start(env)?;
+    let smtp = SmtpServer::start_in(&Options::default(), tempfile::tempdir_in(&env.out)?);
     for (mailer, vars) in [
         ("file mailer", vec![("MAILER", "file".to_owned())]),
         (
@@ -255,44 +256,4 @@ async fn pgbench_with(
         .with_context(|| format!("no tps in pgbench output: {stdout}"))?;
     env.drop_database("pgbench").await?;
     Ok(tps)
-}
-
-/// The tests' SMTP server (aiosmtpd), storing each message as a file.
-pub struct SmtpSink {
-    child: std::process::Child,
-    pub port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl SmtpSink {
-    pub fn start(env: &Env) -> anyhow::Result<Self> {
-        use std::io::BufRead;
-        let dir = tempfile::tempdir_in(&env.out)?;
-        let mut child = Command::new(todo_events_testkit::python())
-            .arg(env.root.join("functions/notify/tests/smtp/smtp_server.py"))
-            .arg("--dir")
-            .arg(dir.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()?;
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .and_then(|p| p.parse().ok())
-            .with_context(|| format!("SMTP server said {line:?}"))?;
-        Ok(Self {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

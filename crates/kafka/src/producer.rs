@@ -4,15 +4,25 @@
 use crate::config::KafkaConfig;
 use cloudevents::binding::rdkafka::{FutureRecordExt, MessageRecord};
 use cloudevents::Event;
+use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
+use std::sync::{Arc, RwLock};
 
 /// A shared producer (cheap to clone).
+///
+/// An idempotent producer that hits a *fatal* error (its producer id fenced, a sequence gap
+/// it cannot repair — seen after broker restarts) refuses every later message; librdkafka's
+/// documented remedy is a new instance. So the instance lives behind a lock: the send that
+/// finds it fatal replaces it (once, however many sends saw it) and tries its failed messages
+/// again on the new one. Without this a long-running scheduler would publish nothing until
+/// restarted.
 #[derive(Clone)]
 pub struct EventProducer {
-    inner: FutureProducer,
+    inner: Arc<RwLock<FutureProducer>>,
+    settings: Arc<ClientConfig>,
 }
 
 /// One event to send.
@@ -24,17 +34,51 @@ pub struct Envelope<'a> {
 
 impl EventProducer {
     pub fn new(cfg: &KafkaConfig) -> Result<Self, KafkaError> {
-        let inner = cfg
-            .client_config()
-            // Exactly one copy per send even when the producer retries internally, and an
-            // acknowledgement only once every in-sync replica has the message.
+        let mut settings = cfg.client_config();
+        // Exactly one copy per send even when the producer retries internally, and an
+        // acknowledgement only once every in-sync replica has the message.
+        settings
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", cfg.delivery_timeout.as_millis().to_string())
             .set("linger.ms", "5")
-            .set("compression.type", "lz4")
-            .create()?;
-        Ok(Self { inner })
+            .set("compression.type", "lz4");
+        let inner = settings.create()?;
+        Ok(Self {
+            inner: Arc::new(RwLock::new(inner)),
+            settings: Arc::new(settings),
+        })
+    }
+
+    fn current(&self) -> FutureProducer {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces `used` when it has hit a fatal error; true when the current instance is
+    /// now a different one than `used` (replaced here or by another send).
+    fn renewed(&self, used: &FutureProducer) -> bool {
+        let mut current = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if current.client().native_ptr() != used.client().native_ptr() {
+            return true;
+        }
+        let Some((code, reason)) = used.client().fatal_error() else {
+            return false;
+        };
+        match self.settings.create::<FutureProducer>() {
+            Ok(fresh) => {
+                tracing::warn!(
+                    "the Kafka producer hit a fatal error ({code:?}: {reason}); replaced by a new one"
+                );
+                *current = fresh;
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    "the Kafka producer hit a fatal error ({code:?}: {reason}) and cannot be replaced: {e}"
+                );
+                false
+            }
+        }
     }
 
     /// Sends every envelope and waits for each broker acknowledgement; one result per
@@ -48,46 +92,19 @@ impl EventProducer {
                 (e.topic, e.key, record)
             })
             .collect();
-        // Enqueue everything first (so batches go out together), then await the
-        // acknowledgements. A full local queue is waited out by awaiting earlier sends.
-        let mut results: Vec<Option<Result<(), String>>> = vec![None; encoded.len()];
-        let mut pending = std::collections::VecDeque::new();
-        for (i, (topic, key, record)) in encoded.iter().enumerate() {
-            let record = match record {
-                Ok(r) => r,
-                Err(e) => {
-                    results[i] = Some(Err(e.clone()));
-                    continue;
-                }
-            };
-            loop {
-                let future_record: FutureRecord<'_, str, Vec<u8>> =
-                    FutureRecord::to(topic).key(*key).message_record(record);
-                match self.inner.send_result(future_record) {
-                    Ok(delivery) => {
-                        pending.push_back((i, *topic, delivery));
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        match pending.pop_front() {
-                            Some((j, t, delivery)) => results[j] = Some(acknowledged(t, delivery.await)),
-                            None => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-                        }
-                    }
-                    Err((e, _)) => {
-                        results[i] = Some(Err(format!("Kafka refused the message for {topic}: {e}")));
-                        break;
-                    }
-                }
+        let producer = self.current();
+        let all: Vec<usize> = (0..encoded.len()).collect();
+        let mut results = send_encoded(&producer, &encoded, &all).await;
+        let failed: Vec<usize> = (0..encoded.len())
+            .filter(|&i| results[i].is_err() && encoded[i].2.is_ok())
+            .collect();
+        if !failed.is_empty() && self.renewed(&producer) {
+            let again = send_encoded(&self.current(), &encoded, &failed).await;
+            for (i, result) in failed.into_iter().zip(again) {
+                results[i] = result;
             }
         }
-        for (j, t, delivery) in pending {
-            results[j] = Some(acknowledged(t, delivery.await));
-        }
         results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err("not sent".into())))
-            .collect()
     }
 
     /// Sends raw bytes (dead letters keep the original payload and headers).
@@ -98,14 +115,22 @@ impl EventProducer {
         payload: Option<&[u8]>,
         headers: OwnedHeaders,
     ) -> Result<(), String> {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
-        if let Some(k) = key {
-            record = record.key(k);
+        let record = || {
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers.clone());
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            if let Some(p) = payload {
+                record = record.payload(p);
+            }
+            record
+        };
+        let producer = self.current();
+        let mut sent = producer.send(record(), Timeout::Never).await;
+        if sent.is_err() && self.renewed(&producer) {
+            sent = self.current().send(record(), Timeout::Never).await;
         }
-        if let Some(p) = payload {
-            record = record.payload(p);
-        }
-        match self.inner.send(record, Timeout::Never).await {
+        match sent {
             Ok(_) => Ok(()),
             Err((e, _)) => Err(format!("Kafka did not acknowledge the message on {topic}: {e}")),
         }
@@ -113,9 +138,59 @@ impl EventProducer {
 
     /// Waits until everything queued is delivered (or the timeout passes).
     pub fn flush(&self, timeout: std::time::Duration) {
-        use rdkafka::producer::Producer;
-        let _ = self.inner.flush(Timeout::After(timeout));
+        let _ = self.current().flush(Timeout::After(timeout));
     }
+}
+
+type Encoded<'a> = (&'a str, &'a str, Result<MessageRecord, String>);
+
+/// Sends the envelopes at `indices` and waits for their acknowledgements; one result per
+/// index, in order. Everything is enqueued first (so batches go out together); a full local
+/// queue is waited out by awaiting earlier sends.
+async fn send_encoded(
+    producer: &FutureProducer,
+    encoded: &[Encoded<'_>],
+    indices: &[usize],
+) -> Vec<Result<(), String>> {
+    let mut results: Vec<Option<Result<(), String>>> = vec![None; indices.len()];
+    let mut pending = std::collections::VecDeque::new();
+    for (slot, &i) in indices.iter().enumerate() {
+        let (topic, key, record) = &encoded[i];
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                results[slot] = Some(Err(e.clone()));
+                continue;
+            }
+        };
+        loop {
+            let future_record: FutureRecord<'_, str, Vec<u8>> =
+                FutureRecord::to(topic).key(*key).message_record(record);
+            match producer.send_result(future_record) {
+                Ok(delivery) => {
+                    pending.push_back((slot, *topic, delivery));
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    match pending.pop_front() {
+                        Some((j, t, delivery)) => results[j] = Some(acknowledged(t, delivery.await)),
+                        None => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                    }
+                }
+                Err((e, _)) => {
+                    results[slot] = Some(Err(format!("Kafka refused the message for {topic}: {e}")));
+                    break;
+                }
+            }
+        }
+    }
+    for (j, t, delivery) in pending {
+        results[j] = Some(acknowledged(t, delivery.await));
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("not sent".into())))
+        .collect()
 }
 
 fn acknowledged(

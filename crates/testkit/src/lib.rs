@@ -6,6 +6,7 @@
 //! of a test is skipped with a message, except under `CI=true`, where it fails.
 
 pub mod kafka;
+pub mod smtp;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;

@@ -27,6 +27,10 @@ const WAIT_FOR_OTHER: StdDuration = StdDuration::from_secs(5);
 /// Mails of one batch in flight at once (SMTP sessions are limited by the mailer itself).
 const SENDS_AT_ONCE: usize = 64;
 
+/// Pauses between attempts to record outcomes while the database is away (doubling).
+const RECORD_RETRY_FIRST: StdDuration = StdDuration::from_millis(100);
+const RECORD_RETRY_MAX: StdDuration = StdDuration::from_secs(2);
+
 pub struct Notify {
     store: Store,
     mailer: Mailer,
@@ -147,6 +151,31 @@ impl Notify {
         self.mailer.send(message).await
     }
 
+    /// Records the outcomes of e-mails that went out. Until they are recorded, a redelivery
+    /// would send them again once their claims' lease has run out; so a database that is
+    /// briefly away (a restart, a dropped connection) is waited out while the claims are
+    /// still ours.
+    async fn record(
+        &self,
+        finished: &[(i64, Finished<'_>)],
+        claims_expire: tokio::time::Instant,
+    ) -> Result<(), todo_events_store::StoreError> {
+        let mut pause = RECORD_RETRY_FIRST;
+        loop {
+            match self.store.finish_deliveries(finished, now()).await {
+                Err(e) if e.is_transient() && tokio::time::Instant::now() + pause < claims_expire => {
+                    tracing::warn!(
+                        "the outcome of {} e-mail(s) is not recorded yet, retrying in {pause:?}: {e}",
+                        finished.len()
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RECORD_RETRY_MAX);
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// One run of events of distinct reminders.
     async fn handle_run(&self, events: &[(String, ReminderDue)]) -> Vec<Result<Reply, Failure>> {
         let all_fail = |f: Failure| events.iter().map(|_| Err(f.clone())).collect();
@@ -174,6 +203,8 @@ impl Notify {
                 event_id: &events[i].0,
             })
             .collect();
+        // The claims are ours until their lease runs out, counted from here.
+        let claims_expire = tokio::time::Instant::now() + self.config.delivery_lease.0;
         let claimed: HashMap<i64, i64> = if claims.is_empty() {
             HashMap::new()
         } else {
@@ -264,7 +295,7 @@ impl Notify {
             }
             recorded.push((*i, result, mid));
         }
-        if let Err(e) = self.store.finish_deliveries(&finished, now()).await {
+        if let Err(e) = self.record(&finished, claims_expire).await {
             let failure = Failure::from(e);
             for (i, _, _) in recorded {
                 answers[i] = Some(Err(failure.clone()));

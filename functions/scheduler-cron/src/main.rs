@@ -56,7 +56,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .into());
             }
-            AnyPublisher::Kafka(KafkaPublisher::new(kafka).map_err(|e| anyhow::anyhow!(e))?)
+            AnyPublisher::Kafka(Box::new(
+                KafkaPublisher::new(kafka).map_err(|e| anyhow::anyhow!(e))?,
+            ))
         }
         None => {
             if config.sink_reminders.is_none() && config.sink_task_events.is_none() {

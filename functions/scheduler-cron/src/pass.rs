@@ -324,16 +324,33 @@ impl<P: Publisher> Scheduler<P> {
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 break;
             }
-            match self.pass().await {
-                Ok(report) if report.published() + report.failed > 0 => tracing::debug!(?report, "pass done"),
-                Ok(_) => {}
-                // A database outage is waited out; the next tick tries again.
-                Err(e) => tracing::warn!("pass failed, retrying on the next tick: {e}"),
+            // A pooled connection the database dropped (a restart, a terminated backend)
+            // fails one statement before the pool replaces it: such a pass is tried again at
+            // once, for up to half a tick, instead of a whole tick later per dead connection.
+            // A database that stays away is waited out tick by tick.
+            let tick = tokio::time::Instant::now();
+            loop {
+                match self.pass().await {
+                    Ok(report) if report.published() + report.failed > 0 => {
+                        tracing::debug!(?report, "pass done")
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.is_transient() && tick.elapsed() < every / 2 => {
+                        tracing::info!("pass failed, trying again at once: {e}");
+                        tokio::time::sleep(PROMPT_RETRY_PAUSE).await;
+                        continue;
+                    }
+                    Err(e) => tracing::warn!("pass failed, retrying on the next tick: {e}"),
+                }
+                break;
             }
         }
         Ok(())
     }
 }
+
+/// Pause before a failed pass is tried again within its tick.
+const PROMPT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Time from now to just after the next multiple of `every` since the Unix epoch.
 fn until_boundary(every: std::time::Duration) -> std::time::Duration {

@@ -177,7 +177,8 @@ impl Publisher for KafkaPublisher {
 /// The publisher chosen by configuration.
 pub enum AnyPublisher {
     Http(HttpPublisher),
-    Kafka(KafkaPublisher),
+    // Boxed: the Kafka settings make it several times larger than the HTTP variant.
+    Kafka(Box<KafkaPublisher>),
 }
 
 impl Publisher for AnyPublisher {

@@ -17,6 +17,16 @@ Options:
                             `rcpt:gone@example.test=550 5.1.1 Mailbox unavailable`
   --data-delay SECONDS      wait this long before answering the end of DATA
 
+Standard input takes commands, one per line, while the server runs (each answered `OK` or
+`ERROR <reason>` on standard output):
+  reply RULE                add a --reply rule in front of the others, e.g. a burst of
+                            `reply rcpt:*:200=451 4.3.0 Try again later`
+  accept-delay SECONDS      store each message, then wait this long before answering `250`
+                            (0 ends it): sends are in flight, and a client that dies in the
+                            wait has had its message delivered without knowing it
+A 421 reply closes the connection after it is sent, as a server shutting down does.
+`stats.json` also counts `rejected`: the replies given by rules.
+
 The server stops on SIGTERM or when standard input closes (so it never outlives its test).
 """
 
@@ -40,6 +50,7 @@ class Stats:
         self.open = 0
         self.max_open = 0
         self.auth_failures = 0
+        self.rejected = 0
         self.save()
 
     def save(self):
@@ -51,6 +62,7 @@ class Stats:
                     "open": self.open,
                     "max_open": self.max_open,
                     "auth_failures": self.auth_failures,
+                    "rejected": self.rejected,
                 },
                 f,
             )
@@ -84,20 +96,27 @@ class Rule:
 
 
 class Handler:
-    def __init__(self, directory, rules, data_delay):
+    def __init__(self, directory, rules, data_delay, stats):
         self.directory = directory
         self.rules = rules
         self.data_delay = data_delay
+        self.stats = stats
+        self.accept_delay = 0.0
         self.count = 0
 
-    def rule_reply(self, phase, address):
+    def rule_reply(self, server, phase, address):
         for rule in self.rules:
             if rule.applies(phase, address):
+                self.stats.rejected += 1
+                self.stats.save()
+                if rule.reply.startswith("421") and server.transport is not None:
+                    # The reply is written first (push), then the connection goes.
+                    asyncio.get_running_loop().call_later(0.05, server.transport.close)
                 return rule.reply
         return None
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        reply = self.rule_reply("mail", address)
+        reply = self.rule_reply(server, "mail", address)
         if reply:
             return reply
         envelope.mail_from = address
@@ -105,7 +124,7 @@ class Handler:
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        reply = self.rule_reply("rcpt", address)
+        reply = self.rule_reply(server, "rcpt", address)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -115,7 +134,7 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
-        reply = self.rule_reply("data", envelope.rcpt_tos[0] if envelope.rcpt_tos else None)
+        reply = self.rule_reply(server, "data", envelope.rcpt_tos[0] if envelope.rcpt_tos else None)
         if reply:
             return reply
         self.count += 1
@@ -142,6 +161,8 @@ class Handler:
             with open(path + ".tmp", "wb") as f:
                 f.write(data)
             os.replace(path + ".tmp", path)
+        if self.accept_delay:
+            await asyncio.sleep(self.accept_delay)
         return f"250 2.0.0 OK queued as {name}"
 
 
@@ -167,7 +188,7 @@ async def main():
 
     os.makedirs(args.dir, exist_ok=True)
     stats = Stats(args.dir)
-    handler = Handler(args.dir, [Rule(r) for r in args.reply], args.data_delay)
+    handler = Handler(args.dir, [Rule(r) for r in args.reply], args.data_delay, stats)
 
     credentials = None
     if args.auth:
@@ -230,8 +251,28 @@ async def main():
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    # Standard input closing means the test process is gone.
-    loop.run_in_executor(None, lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stop.set)))
+
+    def command(line):
+        verb, _, rest = line.strip().partition(" ")
+        try:
+            if verb == "reply":
+                handler.rules.insert(0, Rule(rest))
+            elif verb == "accept-delay":
+                handler.accept_delay = float(rest)
+            else:
+                raise ValueError(f"unknown command {verb!r} (expected: reply RULE, accept-delay SECONDS)")
+            print("OK", flush=True)
+        except ValueError as e:
+            print(f"ERROR {e}", flush=True)
+
+    def read_commands():
+        for line in sys.stdin:
+            if line.strip():
+                loop.call_soon_threadsafe(command, line)
+        # Standard input closing means the test process is gone.
+        loop.call_soon_threadsafe(stop.set)
+
+    loop.run_in_executor(None, read_commands)
     await stop.wait()
     server.close()
     os._exit(0)

@@ -1,0 +1,158 @@
+//! A real SMTP server for tests and benchmarks: `peers/smtp_server.py` (aiosmtpd) in the test
+//! virtualenv, on a free loopback port, storing what it accepts in a directory. Its behaviour
+//! can be changed while it runs ([`SmtpServer::command`]), e.g. a burst of `451` replies.
+//! Stopped on drop.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+/// How the server behaves from its start.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Offer and require STARTTLS with this certificate and key (PEM files).
+    pub starttls: Option<(PathBuf, PathBuf)>,
+    /// TLS from the first byte (smtps) with this certificate and key.
+    pub implicit_tls: Option<(PathBuf, PathBuf)>,
+    /// Require AUTH with this user and password.
+    pub auth: Option<(String, String)>,
+    /// Fixed replies: `PHASE[:ADDRESS|*][:TIMES]=CODE TEXT` (see the script).
+    pub replies: Vec<String>,
+    /// Seconds to wait before answering the end of DATA.
+    pub data_delay: Option<f64>,
+}
+
+/// A message the server accepted.
+pub struct Received {
+    pub raw: Vec<u8>,
+    /// `mail_from`, `rcpt_tos`, `tls`, `auth_user`.
+    pub meta: Value,
+}
+
+pub struct SmtpServer {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+    stdin: ChildStdin,
+    /// The server's answers to commands, line by line.
+    answers: Receiver<String>,
+}
+
+/// The script, for documentation and hand use.
+pub fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/smtp_server.py")
+}
+
+impl SmtpServer {
+    /// Starts the server with its files in a new temporary directory.
+    pub fn start(options: &Options) -> Self {
+        Self::start_in(options, tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// Starts the server with its files in `dir`.
+    pub fn start_in(options: &Options, dir: tempfile::TempDir) -> Self {
+        let mut cmd = Command::new(crate::python());
+        cmd.arg(script()).arg("--dir").arg(dir.path());
+        if let Some((cert, key)) = &options.starttls {
+            cmd.arg("--starttls").arg(cert).arg(key);
+        }
+        if let Some((cert, key)) = &options.implicit_tls {
+            cmd.arg("--implicit-tls").arg(cert).arg(key);
+        }
+        if let Some((user, password)) = &options.auth {
+            cmd.arg("--auth").arg(format!("{user}:{password}"));
+        }
+        for reply in &options.replies {
+            cmd.arg("--reply").arg(reply);
+        }
+        if let Some(delay) = options.data_delay {
+            cmd.arg("--data-delay").arg(delay.to_string());
+        }
+        // Standard input stays open: the server stops when it closes (this process gone).
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("the test SMTP server cannot start: {e}"));
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = answers
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the test SMTP server did not say READY within 60 s");
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the test SMTP server did not start: {line:?}"));
+        Self {
+            port,
+            dir,
+            child,
+            stdin,
+            answers,
+        }
+    }
+
+    /// Where the server writes its messages and `stats.json`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sends a command (e.g. `reply rcpt:*:200=451 4.3.0 Try again later`) and waits until it
+    /// is in force. Panics with the server's reason when it is refused.
+    pub fn command(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("the SMTP server reads its commands");
+        self.stdin.flush().expect("command sent");
+        let answer = self
+            .answers
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the SMTP server answers commands within 10 s");
+        assert_eq!(answer, "OK", "the SMTP server refused {line:?}");
+    }
+
+    /// Every message accepted so far, oldest first.
+    pub fn messages(&self) -> Vec<Received> {
+        let mut metas: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .expect("server dir")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json") && p.file_name() != Some("stats.json".as_ref())
+            })
+            .collect();
+        metas.sort();
+        metas
+            .into_iter()
+            .map(|meta| Received {
+                raw: std::fs::read(meta.with_extension("eml")).expect("message file"),
+                meta: serde_json::from_slice(&std::fs::read(&meta).expect("meta file")).expect("meta JSON"),
+            })
+            .collect()
+    }
+
+    /// `sessions` (total), `open`, `max_open` (most at once), `auth_failures`, `rejected`
+    /// (replies given by rules).
+    pub fn stats(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("stats.json")).expect("stats"))
+            .expect("stats JSON")
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
