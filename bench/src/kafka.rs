@@ -157,7 +157,7 @@ pub async fn scheduler(env: &Env, report: &mut Report, items: u64) -> anyhow::Re
             loop {
                 let now = Utc::now();
                 let batch = store
-                    .claim_reminders("bench", now, chrono::Duration::minutes(1), 500)
+                    .claim_reminders("bench", now, chrono::Duration::minutes(1), 500, None)
                     .await?;
                 if batch.is_empty() {
                     return anyhow::Ok(claimed);

@@ -151,7 +151,7 @@ pub async fn apply(world: &mut World, fault: &Fault, record: &mut Record, t0: In
             format!("SMTP server answers {times} {phase} command(s) with \"{reply}\"")
         }
         Fault::BrokerRestart => {
-            tokio::task::block_in_place(|| world.broker.restart_gracefully());
+            tokio::task::block_in_place(|| world.broker.restart());
             record.broker_restarts += 1;
             "broker SIGKILLed and started again".to_owned()
         }

@@ -217,6 +217,7 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
     });
 
     let smtp_rejected = world.smtp.stats()["rejected"].as_u64().unwrap_or(0);
+    let republished: usize = world.schedulers.iter().map(|s| republished(&s.log)).sum();
     let kills: Vec<String> = record.kills.iter().map(|(p, n)| format!("{p} ×{n}")).collect();
     println!();
     println!(
@@ -234,6 +235,7 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         record.delivered_again,
     );
     println!("{tally}");
+    println!("healing      items the schedulers published again for want of an effect: {republished}");
     let failures = tally.failures();
     println!("time         {:.0} s", t0.elapsed().as_secs_f64());
     if failures.is_empty() {
@@ -265,6 +267,23 @@ async fn lags_are_zero(world: &World) -> anyhow::Result<bool> {
             && consumer_lag(&kafka, "recur", "task-events")? == 0)
     })
     .await?
+}
+
+/// Items a scheduler published again (its warnings `<n> reminder(s) published again: …`).
+fn republished(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(" published again: "))
+        .filter_map(|l| {
+            l.split(" WARN ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum()
 }
 
 /// Distinct messages in `function`'s dead-letter topic, as its own `replay-dead-letters

@@ -23,6 +23,9 @@ const SCHEDULER_LEASE: &str = "5s";
 const SMTP_TIMEOUT: &str = "5s";
 /// Longer than twice `SMTP_TIMEOUT`, as notify requires.
 const DELIVERY_LEASE: &str = "11s";
+/// An item published this long ago without effect is published again: what heals messages
+/// the broker loses (Tansu's storage does across restarts; see docs/RELIABILITY.md).
+const SCHEDULER_REPUBLISH_AFTER: &str = "20s";
 
 /// One of the binaries, run as a process that can be killed and started again. Its output
 /// goes to `<out>/<label>.log`, appended across restarts.
@@ -31,7 +34,7 @@ pub struct Proc {
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    log: PathBuf,
+    pub log: PathBuf,
     child: Option<Child>,
 }
 
@@ -183,7 +186,10 @@ impl World {
                 label,
                 "scheduler-cron",
                 &["--loop", "--every", "1s"],
-                &[("SCHEDULER_LEASE", SCHEDULER_LEASE.into())],
+                &[
+                    ("SCHEDULER_LEASE", SCHEDULER_LEASE.into()),
+                    ("SCHEDULER_REPUBLISH_AFTER", SCHEDULER_REPUBLISH_AFTER.into()),
+                ],
             )
         };
         let schedulers = [scheduler("scheduler-a"), scheduler("scheduler-b")];

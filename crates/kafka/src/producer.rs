@@ -54,15 +54,21 @@ impl EventProducer {
         self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Replaces `used` when it has hit a fatal error; true when the current instance is
-    /// now a different one than `used` (replaced here or by another send).
-    fn renewed(&self, used: &FutureProducer) -> bool {
+    /// Replaces `used` when it has hit a fatal error or the broker fenced its producer id;
+    /// true when the current instance is now a different one than `used` (replaced here or
+    /// by another send).
+    fn renewed(&self, used: &FutureProducer, fenced: bool) -> bool {
         let mut current = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if current.client().native_ptr() != used.client().native_ptr() {
             return true;
         }
-        let Some((code, reason)) = used.client().fatal_error() else {
-            return false;
+        let (code, reason) = match used.client().fatal_error() {
+            Some(fatal) => fatal,
+            None if fenced => (
+                RDKafkaErrorCode::ProducerFenced,
+                "the broker fenced the producer id".into(),
+            ),
+            None => return false,
         };
         match self.settings.create::<FutureProducer>() {
             Ok(fresh) => {
@@ -94,12 +100,13 @@ impl EventProducer {
             .collect();
         let producer = self.current();
         let all: Vec<usize> = (0..encoded.len()).collect();
-        let mut results = send_encoded(&producer, &encoded, &all).await;
+        let mut fenced = false;
+        let mut results = send_encoded(&producer, &encoded, &all, &mut fenced).await;
         let failed: Vec<usize> = (0..encoded.len())
             .filter(|&i| results[i].is_err() && encoded[i].2.is_ok())
             .collect();
-        if !failed.is_empty() && self.renewed(&producer) {
-            let again = send_encoded(&self.current(), &encoded, &failed).await;
+        if !failed.is_empty() && self.renewed(&producer, fenced) {
+            let again = send_encoded(&self.current(), &encoded, &failed, &mut fenced).await;
             for (i, result) in failed.into_iter().zip(again) {
                 results[i] = result;
             }
@@ -127,7 +134,8 @@ impl EventProducer {
         };
         let producer = self.current();
         let mut sent = producer.send(record(), Timeout::Never).await;
-        if sent.is_err() && self.renewed(&producer) {
+        let fenced = matches!(&sent, Err((e, _)) if fences(e));
+        if sent.is_err() && self.renewed(&producer, fenced) {
             sent = self.current().send(record(), Timeout::Never).await;
         }
         match sent {
@@ -145,12 +153,14 @@ impl EventProducer {
 type Encoded<'a> = (&'a str, &'a str, Result<MessageRecord, String>);
 
 /// Sends the envelopes at `indices` and waits for their acknowledgements; one result per
-/// index, in order. Everything is enqueued first (so batches go out together); a full local
-/// queue is waited out by awaiting earlier sends.
+/// index, in order; `fenced` is set when the broker fenced the producer. Everything is
+/// enqueued first (so batches go out together); a full local queue is waited out by
+/// awaiting earlier sends.
 async fn send_encoded(
     producer: &FutureProducer,
     encoded: &[Encoded<'_>],
     indices: &[usize],
+    fenced: &mut bool,
 ) -> Vec<Result<(), String>> {
     let mut results: Vec<Option<Result<(), String>>> = vec![None; indices.len()];
     let mut pending = std::collections::VecDeque::new();
@@ -173,11 +183,12 @@ async fn send_encoded(
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     match pending.pop_front() {
-                        Some((j, t, delivery)) => results[j] = Some(acknowledged(t, delivery.await)),
+                        Some((j, t, delivery)) => results[j] = Some(acknowledged(t, delivery.await, fenced)),
                         None => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
                     }
                 }
                 Err((e, _)) => {
+                    *fenced |= fences(&e);
                     results[slot] = Some(Err(format!("Kafka refused the message for {topic}: {e}")));
                     break;
                 }
@@ -185,7 +196,7 @@ async fn send_encoded(
         }
     }
     for (j, t, delivery) in pending {
-        results[j] = Some(acknowledged(t, delivery.await));
+        results[j] = Some(acknowledged(t, delivery.await, fenced));
     }
     results
         .into_iter()
@@ -193,13 +204,26 @@ async fn send_encoded(
         .collect()
 }
 
+/// Whether the broker refused the producer itself (its id taken over by a newer instance):
+/// every later message would be refused too.
+fn fences(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
+    )
+}
+
 fn acknowledged(
     topic: &str,
     ack: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
+    fenced: &mut bool,
 ) -> Result<(), String> {
     match ack {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(format!("Kafka did not acknowledge the message on {topic}: {e}")),
+        Ok(Err((e, _))) => {
+            *fenced |= fences(&e);
+            Err(format!("Kafka did not acknowledge the message on {topic}: {e}"))
+        }
         Err(_) => Err("the producer was dropped before the acknowledgement".into()),
     }
 }

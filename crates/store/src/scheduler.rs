@@ -10,6 +10,10 @@
 use crate::{on_pool, skip_locked, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 
+/// Publishes of one item at most, the first included: an item whose effect never happens
+/// (a reminder of a task done meanwhile, which notify skips) is not republished forever.
+pub const PUBLISH_LIMIT: i32 = 4;
+
 /// A claimed reminder, ready to become a `dev.todo.reminder.due` event.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ClaimedReminder {
@@ -17,6 +21,8 @@ pub struct ClaimedReminder {
     pub task_id: i64,
     pub user_id: i64,
     pub remind_at: DateTime<Utc>,
+    /// Published before, without effect after the republish delay.
+    pub again: bool,
 }
 
 /// A claimed recurring task whose `next_occurrence` is due.
@@ -29,28 +35,38 @@ pub struct ClaimedOccurrence {
     pub dtstart: String,
     pub next_occurrence: DateTime<Utc>,
     pub catch_up: String,
+    /// This occurrence was published before, without effect after the republish delay.
+    pub again: bool,
 }
 
 impl Store {
-    /// Claims up to `limit` due reminders (pending, or publishing with an expired lease).
+    /// Claims up to `limit` due reminders: pending, publishing with an expired lease, or —
+    /// with `republish_after` — published that long ago and still not mailed (fewer than
+    /// [`PUBLISH_LIMIT`] times).
     pub async fn claim_reminders(
         &self,
         owner: &str,
         now: DateTime<Utc>,
         lease: Duration,
         limit: i64,
+        republish_after: Option<Duration>,
     ) -> Result<Vec<ClaimedReminder>, StoreError> {
+        // A pending reminder (new, or moved by the app) starts its count again.
         let sql = format!(
-            "UPDATE reminders SET state = 'publishing', lease_owner = $1, lease_until = $2, updated_at = $3 \
+            "UPDATE reminders SET state = 'publishing', lease_owner = $1, lease_until = $2, updated_at = $3, \
+                 publish_count = CASE WHEN state = 'pending' THEN 0 ELSE publish_count END \
              WHERE id IN (SELECT id FROM reminders \
                  WHERE (state = 'pending' AND remind_at <= $3) \
                     OR (state = 'publishing' AND lease_until <= $3) \
+                    OR (state = 'published' AND published_at <= $5 AND publish_count < $6) \
                  ORDER BY remind_at LIMIT $4 {}) \
-             RETURNING id, task_id, user_id, remind_at",
+             RETURNING id, task_id, user_id, remind_at, publish_count > 0 AS again",
             skip_locked(self)
         );
+        let unconfirmed_before = republish_before(now, republish_after);
         let mut rows: Vec<ClaimedReminder> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(owner).bind(now + lease).bind(now).bind(limit)
+            .bind(unconfirmed_before).bind(PUBLISH_LIMIT)
             .fetch_all(pool).await?);
         rows.sort_by_key(|r| (r.remind_at, r.id));
         Ok(rows)
@@ -69,7 +85,7 @@ impl Store {
             let list = placeholders(3, chunk.len());
             let sql = format!(
                 "UPDATE reminders SET state = 'published', published_at = $2, lease_owner = NULL, \
-                 lease_until = NULL, updated_at = $2 \
+                 lease_until = NULL, updated_at = $2, publish_count = publish_count + 1 \
                  WHERE state = 'publishing' AND lease_owner = $1 AND id IN ({list})"
             );
             marked += on_pool!(self, pool => {
@@ -84,26 +100,32 @@ impl Store {
     }
 
     /// Claims up to `limit` active recurring tasks whose next occurrence is due and has not
-    /// been published yet.
+    /// been published yet, or — with `republish_after` — was published that long ago and the
+    /// task has not moved on (fewer than [`PUBLISH_LIMIT`] times).
     pub async fn claim_occurrences(
         &self,
         owner: &str,
         now: DateTime<Utc>,
         lease: Duration,
         limit: i64,
+        republish_after: Option<Duration>,
     ) -> Result<Vec<ClaimedOccurrence>, StoreError> {
         let sql = format!(
             "UPDATE recurring_tasks SET lease_owner = $1, lease_until = $2 \
              WHERE id IN (SELECT id FROM recurring_tasks \
                  WHERE active AND next_occurrence <= $3 \
-                   AND (published_occurrence IS NULL OR published_occurrence <> next_occurrence) \
+                   AND (published_occurrence IS NULL OR published_occurrence <> next_occurrence \
+                        OR (published_at <= $5 AND publish_count < $6)) \
                    AND (lease_until IS NULL OR lease_until <= $3) \
                  ORDER BY next_occurrence LIMIT $4 {}) \
-             RETURNING id, user_id, rrule, timezone, dtstart, next_occurrence, catch_up",
+             RETURNING id, user_id, rrule, timezone, dtstart, next_occurrence, catch_up, \
+                 COALESCE(published_occurrence = next_occurrence, FALSE) AS again",
             skip_locked(self)
         );
+        let unconfirmed_before = republish_before(now, republish_after);
         let mut rows: Vec<ClaimedOccurrence> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(owner).bind(now + lease).bind(now).bind(limit)
+            .bind(unconfirmed_before).bind(PUBLISH_LIMIT)
             .fetch_all(pool).await?);
         rows.sort_by_key(|r| (r.next_occurrence, r.id));
         Ok(rows)
@@ -135,7 +157,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         const SQL: &str = "UPDATE recurring_tasks SET published_occurrence = $3, published_at = $4, \
-             lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2";
+             lease_owner = NULL, lease_until = NULL, \
+             publish_count = CASE WHEN published_occurrence = $3 THEN publish_count + 1 ELSE 1 END \
+             WHERE id = $1 AND lease_owner = $2";
         Ok(on_pool!(self, pool => sqlx::query(SQL)
             .bind(id).bind(owner).bind(occurrence).bind(now)
             .execute(pool).await?.rows_affected() == 1))
@@ -162,4 +186,10 @@ fn placeholders(first: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Items published before this instant without effect are claimed again; none when
+/// republishing is off.
+fn republish_before(now: DateTime<Utc>, after: Option<Duration>) -> DateTime<Utc> {
+    after.map_or(DateTime::<Utc>::UNIX_EPOCH, |after| now - after)
 }

@@ -36,21 +36,25 @@ async fn reminder_claims_take_due_rows_once_and_respect_leases_and_owners() {
             .unwrap();
 
         let lease = Duration::seconds(30);
-        let first = s.claim_reminders("a", now, lease, 1).await.unwrap();
+        let first = s.claim_reminders("a", now, lease, 1, None).await.unwrap();
         assert_eq!(
             first.iter().map(|r| r.id).collect::<Vec<_>>(),
             [due1.reminder_id],
             "{}: oldest first, limit",
             db.backend
         );
-        let second = s.claim_reminders("b", now, lease, 10).await.unwrap();
+        let second = s.claim_reminders("b", now, lease, 10, None).await.unwrap();
         assert_eq!(
             second.iter().map(|r| r.id).collect::<Vec<_>>(),
             [due2.reminder_id],
             "{}: claimed rows are not claimed again",
             db.backend
         );
-        assert!(s.claim_reminders("c", now, lease, 10).await.unwrap().is_empty());
+        assert!(s
+            .claim_reminders("c", now, lease, 10, None)
+            .await
+            .unwrap()
+            .is_empty());
 
         // Only the owner marks; a lease that ran out lets another claimer take the row.
         assert_eq!(
@@ -60,7 +64,10 @@ async fn reminder_claims_take_due_rows_once_and_respect_leases_and_owners() {
             0
         );
         let after_lease = now + Duration::seconds(31);
-        let retaken = s.claim_reminders("c", after_lease, lease, 10).await.unwrap();
+        let retaken = s
+            .claim_reminders("c", after_lease, lease, 10, None)
+            .await
+            .unwrap();
         assert_eq!(retaken.len(), 2, "{}: both leases ran out", db.backend);
         assert_eq!(
             s.mark_reminders_published("a", &[due1.reminder_id], now)
@@ -76,7 +83,7 @@ async fn reminder_claims_take_due_rows_once_and_respect_leases_and_owners() {
             2
         );
         assert!(s
-            .claim_reminders("d", now + Duration::hours(2), lease, 10)
+            .claim_reminders("d", now + Duration::hours(2), lease, 10, None)
             .await
             .unwrap()
             .iter()
@@ -100,10 +107,14 @@ async fn occurrence_claims_publish_each_occurrence_once() {
         let occ = now - Duration::minutes(1);
         let rt = kit::recurring(s, "FREQ=DAILY", "2026-01-01T00:00:00", "UTC", occ, "latest", &[]).await;
         let lease = Duration::seconds(30);
-        let claimed = s.claim_occurrences("a", now, lease, 10).await.unwrap();
+        let claimed = s.claim_occurrences("a", now, lease, 10, None).await.unwrap();
         assert_eq!(claimed.len(), 1, "{}", db.backend);
         assert_eq!(claimed[0].next_occurrence, occ);
-        assert!(s.claim_occurrences("b", now, lease, 10).await.unwrap().is_empty());
+        assert!(s
+            .claim_occurrences("b", now, lease, 10, None)
+            .await
+            .unwrap()
+            .is_empty());
         assert!(
             !s.fast_forward("b", rt.id, occ, occ + Duration::days(1), now)
                 .await
@@ -112,7 +123,7 @@ async fn occurrence_claims_publish_each_occurrence_once() {
         );
         assert!(s.mark_occurrence_published("a", rt.id, occ, now).await.unwrap());
         assert!(
-            s.claim_occurrences("b", now + Duration::minutes(5), lease, 10)
+            s.claim_occurrences("b", now + Duration::minutes(5), lease, 10, None)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -284,6 +295,101 @@ async fn constraints_are_enforced_on_both_backends() {
             s.set_task_status(r.task_id, "maybe").await.is_err(),
             "{}: status check",
             db.backend
+        );
+    }
+}
+
+#[tokio::test]
+async fn published_items_without_effect_are_claimed_again_after_the_delay_a_bounded_number_of_times() {
+    use todo_events_store::scheduler::PUBLISH_LIMIT;
+    for db in kit::backends().await {
+        let s = &db.store;
+        let b = db.backend;
+        let now = Utc::now().trunc_subsecs(0);
+        let lease = Duration::seconds(30);
+        let after = Some(Duration::minutes(10));
+        let lost = kit::reminder(s, "lost by the broker", now - Duration::minutes(1)).await;
+        let mailed = kit::reminder(s, "mailed", now - Duration::minutes(1)).await;
+        let first = s.claim_reminders("a", now, lease, 10, after).await.unwrap();
+        assert_eq!(first.len(), 2, "{b}");
+        assert!(
+            first.iter().all(|r| !r.again),
+            "{b}: a first publish is not a republish"
+        );
+        let ids = [lost.reminder_id, mailed.reminder_id];
+        assert_eq!(s.mark_reminders_published("a", &ids, now).await.unwrap(), 2);
+        s.set_reminder_state(mailed.reminder_id, "sent").await.unwrap();
+
+        let soon = now + Duration::minutes(9);
+        assert!(
+            s.claim_reminders("b", soon, lease, 10, after)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}: within the delay"
+        );
+        let mut t = now;
+        for publish in 2..=PUBLISH_LIMIT {
+            t += Duration::minutes(11);
+            assert!(
+                s.claim_reminders("b", t, lease, 10, None)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{b}: republishing off"
+            );
+            let again = s.claim_reminders("b", t, lease, 10, after).await.unwrap();
+            assert_eq!(again.len(), 1, "{b}: publish {publish}");
+            assert_eq!((again[0].id, again[0].again), (lost.reminder_id, true), "{b}");
+            assert_eq!(
+                s.mark_reminders_published("b", &[lost.reminder_id], t)
+                    .await
+                    .unwrap(),
+                1
+            );
+        }
+        assert!(
+            s.claim_reminders("c", t + Duration::days(1), lease, 10, after)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}: at most {PUBLISH_LIMIT} publishes"
+        );
+
+        // The app moves the reminder: pending again, a fresh count.
+        s.set_reminder_state(lost.reminder_id, "pending").await.unwrap();
+        let moved = s
+            .claim_reminders("d", t + Duration::days(1), lease, 10, after)
+            .await
+            .unwrap();
+        assert_eq!((moved.len(), moved[0].again), (1, false), "{b}");
+
+        // An occurrence published and not instantiated is published again, once the delay passed.
+        let occ = now - Duration::minutes(1);
+        let rt = kit::recurring(s, "FREQ=DAILY", "2026-01-01T00:00:00", "UTC", occ, "all", &[]).await;
+        let claimed = s.claim_occurrences("a", now, lease, 10, after).await.unwrap();
+        assert_eq!((claimed.len(), claimed[0].again), (1, false), "{b}");
+        assert!(s.mark_occurrence_published("a", rt.id, occ, now).await.unwrap());
+        assert!(
+            s.claim_occurrences("b", soon, lease, 10, after)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}"
+        );
+        let later = now + Duration::minutes(11);
+        assert!(
+            s.claim_occurrences("b", later, lease, 10, None)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}"
+        );
+        let again = s.claim_occurrences("b", later, lease, 10, after).await.unwrap();
+        assert_eq!(
+            (again.len(), again[0].again, again[0].next_occurrence),
+            (1, true, occ),
+            "{b}"
         );
     }
 }

@@ -12,6 +12,11 @@ pub struct SchedulerConfig {
     /// `SCHEDULER_LEASE`: how long claimed rows stay with this scheduler before another
     /// may claim (and republish) them (default 1m).
     pub lease: HumanDuration,
+    /// `SCHEDULER_REPUBLISH_AFTER`: an item published this long ago whose effect has not
+    /// happened (reminder not mailed, occurrence not instantiated) is published again, at
+    /// most 3 times (default 10m; `0s` turns it off). The safety net for messages the broker
+    /// lost or a consumer group skipped.
+    pub republish_after: Option<HumanDuration>,
     /// `SCHEDULER_ID`: the claim owner (default host name + process id + random suffix).
     pub owner: String,
     /// `SINK_REMINDERS` / `SINK_TASK_EVENTS` (or `K_SINK` for both): HTTP sinks.
@@ -31,6 +36,11 @@ impl SchedulerConfig {
                 "SCHEDULER_LEASE",
                 HumanDuration(std::time::Duration::from_secs(60)),
             )?,
+            republish_after: Some(var_or(
+                "SCHEDULER_REPUBLISH_AFTER",
+                HumanDuration(std::time::Duration::from_secs(600)),
+            )?)
+            .filter(|after| !after.0.is_zero()),
             owner: var_or("SCHEDULER_ID", default_owner())?,
             sink_reminders: var("SINK_REMINDERS")?.or_else(|| k_sink.clone()),
             sink_task_events: var("SINK_TASK_EVENTS")?.or(k_sink),
@@ -76,6 +86,7 @@ impl SchedulerConfig {
             // log stays in due order.
             workers: 1,
             lease: HumanDuration(std::time::Duration::from_secs(60)),
+            republish_after: Some(HumanDuration(std::time::Duration::from_secs(600))),
             owner: default_owner(),
             sink_reminders: Some(sink_reminders),
             sink_task_events: Some(sink_task_events),

@@ -21,6 +21,8 @@ pub struct PassReport {
     pub failed: usize,
     /// Missed occurrences skipped by the `latest` catch-up policy.
     pub occurrences_skipped: usize,
+    /// Items published again: no effect `SCHEDULER_REPUBLISH_AFTER` after their publishing.
+    pub republished: usize,
     /// The first failure, for the log and the exit status.
     pub first_error: Option<String>,
 }
@@ -36,6 +38,7 @@ impl PassReport {
         self.occurrences_published += other.occurrences_published;
         self.failed += other.failed;
         self.occurrences_skipped += other.occurrences_skipped;
+        self.republished += other.republished;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -61,6 +64,12 @@ impl<P: Publisher> Scheduler<P> {
         Duration::from_std(self.config.lease.0).unwrap_or(Duration::minutes(1))
     }
 
+    fn republish_after(&self) -> Option<Duration> {
+        self.config
+            .republish_after
+            .and_then(|after| Duration::from_std(after.0).ok())
+    }
+
     /// Claims and publishes until nothing due is left (or a batch fails to publish).
     /// `SCHEDULER_WORKERS` claim → publish → mark loops run at once: while one waits for
     /// the broker's acknowledgements another claims, so the database and the broker are
@@ -82,7 +91,13 @@ impl<P: Publisher> Scheduler<P> {
         loop {
             let claimed = self
                 .store
-                .claim_reminders(&self.config.owner, now(), self.lease(), self.config.batch)
+                .claim_reminders(
+                    &self.config.owner,
+                    now(),
+                    self.lease(),
+                    self.config.batch,
+                    self.republish_after(),
+                )
                 .await?;
             if claimed.is_empty() {
                 break;
@@ -100,7 +115,13 @@ impl<P: Publisher> Scheduler<P> {
         loop {
             let claimed = self
                 .store
-                .claim_occurrences(&self.config.owner, now(), self.lease(), self.config.batch)
+                .claim_occurrences(
+                    &self.config.owner,
+                    now(),
+                    self.lease(),
+                    self.config.batch,
+                    self.republish_after(),
+                )
                 .await?;
             if claimed.is_empty() {
                 break;
@@ -119,6 +140,7 @@ impl<P: Publisher> Scheduler<P> {
         claimed: Vec<ClaimedReminder>,
         report: &mut PassReport,
     ) -> Result<bool, StoreError> {
+        self.note_republished(claimed.iter().filter(|r| r.again).count(), "reminder", report);
         let mut events = Vec::with_capacity(claimed.len());
         let mut ids = Vec::with_capacity(claimed.len());
         for r in &claimed {
@@ -167,6 +189,7 @@ impl<P: Publisher> Scheduler<P> {
         claimed: Vec<ClaimedOccurrence>,
         report: &mut PassReport,
     ) -> Result<bool, StoreError> {
+        self.note_republished(claimed.iter().filter(|c| c.again).count(), "occurrence", report);
         let owner = self.config.owner.as_str();
         let current = now();
         let mut events = Vec::with_capacity(claimed.len());
@@ -209,6 +232,24 @@ impl<P: Publisher> Scheduler<P> {
             }
         }
         Ok(all_acked)
+    }
+
+    /// Items claimed again because their effect did not follow their publishing: the broker
+    /// lost them, or the consumers are that far behind. Worth a warning either way.
+    fn note_republished(&self, n: usize, what: &str, report: &mut PassReport) {
+        if n == 0 {
+            return;
+        }
+        report.republished += n;
+        let after = self
+            .config
+            .republish_after
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::warn!(
+            "{n} {what}(s) published again: no effect {after} after their publishing \
+             (lost by the broker, or the consumers are that far behind)"
+        );
     }
 
     /// The occurrence to publish for a claimed task: its next occurrence, or under the
