@@ -318,13 +318,12 @@ async fn deliver_again(
         Ok(copies)
     })
     .await??;
-    let n = copies.len();
-    for (key, payload, headers) in copies.into_iter().rev() {
-        producer
-            .send(topic, key.as_deref(), payload.as_deref(), headers)
-            .await?;
-    }
-    Ok(n)
+    // All enqueued at once, newest first (the futures are first polled in this order).
+    let sends = copies.iter().rev().map(|(key, payload, headers)| {
+        producer.send(topic, key.as_deref(), payload.as_deref(), headers.clone())
+    });
+    futures::future::try_join_all(sends).await?;
+    Ok(copies.len())
 }
 
 /// Two messages no consumer can handle: bytes that are no CloudEvent, and a CloudEvent of

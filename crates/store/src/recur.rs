@@ -43,6 +43,28 @@ const RECURRING_BY_IDS_SQLITE: &str = "SELECT id, user_id, title, description, p
      timezone, dtstart, next_occurrence, active, catch_up, reminder_offsets FROM recurring_tasks \
      WHERE id IN (SELECT value FROM json_each($1))";
 const INSTANCE: &str = "SELECT id FROM tasks WHERE recurring_task_id = $1 AND occurrence_at = $2";
+/// The recurring tasks of `(task, occurrence)` pairs with each pair's instance, if any.
+const RECURRING_WITH_INSTANCES_PG: &str = "SELECT r.id, r.user_id, r.title, r.description, \
+     r.priority, r.rrule, r.timezone, r.dtstart, r.next_occurrence, r.active, r.catch_up, \
+     r.reminder_offsets, k.occ AS occurrence, t.id AS instance_id \
+     FROM UNNEST($1::bigint[], $2::timestamptz[]) AS k(rt, occ) \
+     JOIN recurring_tasks r ON r.id = k.rt \
+     LEFT JOIN tasks t ON t.recurring_task_id = k.rt AND t.occurrence_at = k.occ";
+
+#[derive(sqlx::FromRow)]
+struct WithInstance {
+    #[sqlx(flatten)]
+    recurring: RecurringTaskRow,
+    occurrence: DateTime<Utc>,
+    instance_id: Option<i64>,
+}
+
+/// What recur reads before deciding: the recurring tasks, and the instances that exist for
+/// the occurrences asked about.
+pub struct RecurringState {
+    pub tasks: HashMap<i64, RecurringTaskRow>,
+    pub instances: HashMap<(i64, DateTime<Utc>), i64>,
+}
 
 impl Store {
     pub async fn recurring_task(&self, id: i64) -> Result<Option<RecurringTaskRow>, StoreError> {
@@ -81,6 +103,50 @@ impl Store {
     }
 
     /// The existing instances among (recurring task, occurrence) pairs, by pair.
+    /// The recurring tasks of `pairs` (recurring task, occurrence) and the instances that
+    /// exist for them: one statement on PostgreSQL (one round trip per event on the HTTP
+    /// path saved), the two lookups below on SQLite (in-process, no round trip to save).
+    pub async fn recurring_state(
+        &self,
+        pairs: &[(i64, DateTime<Utc>)],
+    ) -> Result<RecurringState, StoreError> {
+        match self {
+            Store::Postgres(pool) => {
+                let (ids, occurrences): (Vec<i64>, Vec<DateTime<Utc>>) = pairs.iter().copied().unzip();
+                let rows: Vec<WithInstance> = sqlx::query_as(RECURRING_WITH_INSTANCES_PG)
+                    .bind(&ids)
+                    .bind(&occurrences)
+                    .fetch_all(pool)
+                    .await?;
+                let mut state = RecurringState {
+                    tasks: HashMap::with_capacity(rows.len()),
+                    instances: HashMap::new(),
+                };
+                for row in rows {
+                    if let Some(instance) = row.instance_id {
+                        state
+                            .instances
+                            .insert((row.recurring.id, row.occurrence), instance);
+                    }
+                    state.tasks.insert(row.recurring.id, row.recurring);
+                }
+                Ok(state)
+            }
+            Store::Sqlite(_) => {
+                let ids: Vec<i64> = pairs.iter().map(|p| p.0).collect();
+                Ok(RecurringState {
+                    tasks: self
+                        .recurring_tasks(&ids)
+                        .await?
+                        .into_iter()
+                        .map(|r| (r.id, r))
+                        .collect(),
+                    instances: self.instances_at(pairs).await?,
+                })
+            }
+        }
+    }
+
     pub async fn instances_at(
         &self,
         pairs: &[(i64, DateTime<Utc>)],

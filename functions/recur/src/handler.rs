@@ -8,13 +8,12 @@
 
 use chrono::Duration;
 use serde_json::json;
-use std::collections::HashMap;
 use todo_events_domain::recurrence::parse_local;
 use todo_events_domain::time::{now, rfc3339};
 use todo_events_domain::{EventKind, RecurringTaskDue, Schedule};
 use todo_events_host::function::distinct_runs;
 use todo_events_host::{Failure, Function, Outcome, Reply};
-use todo_events_store::recur::{Instantiate, Instantiated};
+use todo_events_store::recur::{Instantiate, Instantiated, RecurringState};
 use todo_events_store::{RecurringTaskRow, Store};
 
 pub struct Recur {
@@ -197,17 +196,15 @@ impl Recur {
     /// One run of events of distinct recurring tasks: two reads, one transaction.
     async fn handle_run(&self, events: &[(String, RecurringTaskDue)]) -> Vec<Result<Reply, Failure>> {
         let all_fail = |f: Failure| events.iter().map(|_| Err(f.clone())).collect();
-        let ids: Vec<i64> = events.iter().map(|(_, d)| d.recurring_task_id.get()).collect();
-        let rows: HashMap<i64, RecurringTaskRow> = match self.store.recurring_tasks(&ids).await {
-            Ok(rows) => rows.into_iter().map(|r| (r.id, r)).collect(),
-            Err(e) => return all_fail(e.into()),
-        };
         let pairs: Vec<_> = events
             .iter()
             .map(|(_, d)| (d.recurring_task_id.get(), d.occurrence_at))
             .collect();
-        let existing = match self.store.instances_at(&pairs).await {
-            Ok(found) => found,
+        let RecurringState {
+            tasks: rows,
+            instances: existing,
+        } = match self.store.recurring_state(&pairs).await {
+            Ok(state) => state,
             Err(e) => return all_fail(e.into()),
         };
         let mut answers: Vec<Option<Result<Reply, Failure>>> = Vec::with_capacity(events.len());
