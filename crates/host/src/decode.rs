@@ -63,6 +63,20 @@ pub fn decode_http(headers: &HeaderMap, body: &[u8], accepts: EventKind) -> Resu
                 )));
             }
         }
+        // An attribute has one value: a repeated ce-* header is ambiguous (the SDK would take
+        // the last one, which may be empty — found by fuzzing), so it is refused.
+        for name in headers.keys() {
+            let Some(attr) = name.as_str().strip_prefix("ce-") else {
+                continue;
+            };
+            let times = headers.get_all(name).count();
+            if times > 1 {
+                return Err(Problem::invalid(
+                    attr.to_owned(),
+                    format!("the {name} header appears {times} times; a CloudEvent attribute has one value"),
+                ));
+            }
+        }
         for attr in REQUIRED {
             let value = headers.get(format!("ce-{attr}"));
             if value.is_none_or(|v| v.as_bytes().iter().all(u8::is_ascii_whitespace)) {
@@ -92,6 +106,9 @@ pub fn decode_http(headers: &HeaderMap, body: &[u8], accepts: EventKind) -> Resu
 
 /// Checks an already-decoded CloudEvent (from any transport) and extracts its data.
 pub fn from_event(event: Event, accepts: EventKind) -> Result<Decoded, Problem> {
+    if event.id().trim().is_empty() {
+        return Err(Problem::invalid("id", "the event id is empty"));
+    }
     if event.specversion() != SpecVersion::V10 {
         return Err(Problem::invalid(
             "specversion",

@@ -347,6 +347,20 @@ pub fn bad_cases(ty: &'static str, other_type: &'static str, data: &Value, max_b
             field: Some("id"),
         },
         BadCase {
+            name: "ce-id twice, the second empty",
+            headers: [binary(ty), vec![("ce-id", String::new())]].concat(),
+            body: good.clone(),
+            status: 400,
+            field: Some("id"),
+        },
+        BadCase {
+            name: "ce-type twice",
+            headers: [binary(ty), vec![("ce-type", other_type.into())]].concat(),
+            body: good.clone(),
+            status: 400,
+            field: Some("type"),
+        },
+        BadCase {
             name: "missing ce-source",
             headers: without("ce-source"),
             body: good.clone(),
