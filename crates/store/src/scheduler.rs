@@ -40,9 +40,9 @@ pub struct ClaimedOccurrence {
 }
 
 impl Store {
-    /// Claims up to `limit` due reminders: pending, publishing with an expired lease, or —
-    /// with `republish_after` — published that long ago and still not mailed (fewer than
-    /// [`PUBLISH_LIMIT`] times).
+    /// Claims up to `limit` due reminders (pending, or publishing with an expired lease) and,
+    /// with `republish_after`, up to `limit` published that long ago and still not mailed
+    /// (fewer than [`PUBLISH_LIMIT`] times).
     pub async fn claim_reminders(
         &self,
         owner: &str,
@@ -51,17 +51,23 @@ impl Store {
         limit: i64,
         republish_after: Option<Duration>,
     ) -> Result<Vec<ClaimedReminder>, StoreError> {
-        // A pending reminder (new, or moved by the app) starts its count again.
+        // Two candidate sets, each on its own partial index (`reminders_due`,
+        // `reminders_unconfirmed`): one OR over both made PostgreSQL scan every published row
+        // on every claim (the raw claim rate fell from 62 000 to 28 000 rows/s). A pending
+        // reminder (new, or moved by the app) starts its publish count again.
         let sql = format!(
-            "UPDATE reminders SET state = 'publishing', lease_owner = $1, lease_until = $2, updated_at = $3, \
-                 publish_count = CASE WHEN state = 'pending' THEN 0 ELSE publish_count END \
-             WHERE id IN (SELECT id FROM reminders \
+            "WITH due AS (SELECT id FROM reminders \
                  WHERE (state = 'pending' AND remind_at <= $3) \
                     OR (state = 'publishing' AND lease_until <= $3) \
-                    OR (state = 'published' AND published_at <= $5 AND publish_count < $6) \
-                 ORDER BY remind_at LIMIT $4 {}) \
+                 ORDER BY remind_at LIMIT $4 {lock}), \
+             unconfirmed AS (SELECT id FROM reminders \
+                 WHERE state = 'published' AND published_at <= $5 AND publish_count < $6 \
+                 ORDER BY published_at LIMIT $4 {lock}) \
+             UPDATE reminders SET state = 'publishing', lease_owner = $1, lease_until = $2, updated_at = $3, \
+                 publish_count = CASE WHEN state = 'pending' THEN 0 ELSE publish_count END \
+             WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM unconfirmed) \
              RETURNING id, task_id, user_id, remind_at, publish_count > 0 AS again",
-            skip_locked(self)
+            lock = skip_locked(self)
         );
         let unconfirmed_before = republish_before(now, republish_after);
         let mut rows: Vec<ClaimedReminder> = on_pool!(self, pool => sqlx::query_as(&sql)
