@@ -59,15 +59,16 @@ impl Store {
             "WITH due AS (SELECT id FROM reminders \
                  WHERE (state = 'pending' AND remind_at <= $3) \
                     OR (state = 'publishing' AND lease_until <= $3) \
-                 ORDER BY remind_at LIMIT $4 {lock}), \
+                 ORDER BY remind_at LIMIT $4 {}), \
              unconfirmed AS (SELECT id FROM reminders \
                  WHERE state = 'published' AND published_at <= $5 AND publish_count < $6 \
-                 ORDER BY published_at LIMIT $4 {lock}) \
+                 ORDER BY published_at LIMIT $4 {}) \
              UPDATE reminders SET state = 'publishing', lease_owner = $1, lease_until = $2, updated_at = $3, \
                  publish_count = CASE WHEN state = 'pending' THEN 0 ELSE publish_count END \
              WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM unconfirmed) \
              RETURNING id, task_id, user_id, remind_at, publish_count > 0 AS again",
-            lock = skip_locked(self)
+            skip_locked(self),
+            skip_locked(self)
         );
         let unconfirmed_before = republish_before(now, republish_after);
         let mut rows: Vec<ClaimedReminder> = on_pool!(self, pool => sqlx::query_as(&sql)
