@@ -171,23 +171,6 @@ impl KafkaBroker {
         self.kill();
         self.start_broker();
     }
-
-    /// Stops the broker with SIGTERM (SIGKILL after 10 s), then starts it again on the same
-    /// port and storage.
-    pub fn restart_gracefully(&mut self) {
-        if let Some(mut child) = self.broker.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.start_broker();
-    }
 }
 
 impl Drop for KafkaBroker {
