@@ -22,6 +22,8 @@ fn command(dir: &std::path::Path) -> Command {
 fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = command(dir.path())
+        // Without NO_COLOR too, logs written to a pipe (a file, a log collector) are plain.
+        .env_remove("NO_COLOR")
         .arg("demo")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -53,6 +55,11 @@ fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
         .unwrap();
     let status = child.wait().unwrap();
     assert!(mailed && created, "demo log:\n{}", log.join("\n"));
+    assert!(
+        log.iter().all(|l| !l.contains('\u{1b}')),
+        "no terminal colour codes in piped logs:\n{}",
+        log.join("\n")
+    );
     assert_eq!(eml.len(), 1, "one reminder e-mail in ./outbox");
     let mail = std::fs::read_to_string(eml[0].path()).unwrap();
     assert!(mail.contains("Subject: Reminder: Water the plants"), "{mail}");

@@ -12,6 +12,11 @@ use todo_events_testkit::smtp::{Options, SmtpServer};
 /// Seeded rows per template: more than the fastest run can use up.
 const ROWS: u64 = 400_000;
 
+/// The functions run sized as Knative runs them: `limits.cpu: "1"` (knative/*.yaml), where
+/// actix and tokio each size themselves to the container's one CPU. Here, on 2 cores shared
+/// with PostgreSQL and `wrk`, they would start a worker per core each.
+pub const ONE_CPU: [(&str, &str); 2] = [("HTTP_WORKERS", "1"), ("TOKIO_WORKER_THREADS", "1")];
+
 #[derive(Debug, Deserialize)]
 pub struct WrkResult {
     pub requests: u64,
@@ -63,6 +68,8 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
                 ("DATABASE_URL", url.clone()),
                 ("DATABASE_MAX_CONNECTIONS", clients.max(2).to_string()),
                 ("MAX_IN_FLIGHT", "1024".into()),
+                (ONE_CPU[0].0, ONE_CPU[0].1.into()),
+                (ONE_CPU[1].0, ONE_CPU[1].1.into()),
             ],
         )?;
         let (w, peak) = under_load(svc, "recur", clients, seconds)?;
@@ -111,6 +118,7 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
             ("MAX_IN_FLIGHT", "1024".into()),
             ("OUTBOX_DIR", outbox.path().display().to_string()),
         ]);
+        vars.extend(ONE_CPU.map(|(k, v)| (k, v.to_owned())));
         let svc = Service::start(env, "notify-http", "notify", &[], &vars)?;
         let (w, peak) = under_load(svc, "notify", clients, seconds)?;
         let sent = scalar(

@@ -31,7 +31,9 @@ pub async fn run<F: Function>(
     command: Option<FunctionCommand>,
     build: impl FnOnce(Store) -> anyhow::Result<F>,
 ) -> anyhow::Result<()> {
-    let common = Common::from_env()?;
+    let mut common = Common::from_env()?;
+    // The functions' statements are keyed lookups: plan them once (see StoreOptions).
+    common.database.generic_plans = true;
     match command {
         None => {
             let function = build(common.open_store().await?)?;

@@ -393,3 +393,24 @@ async fn published_items_without_effect_are_claimed_again_after_the_delay_a_boun
         );
     }
 }
+
+#[tokio::test]
+async fn generic_plans_are_set_on_every_postgres_connection_and_only_when_asked() {
+    let Some(db) = kit::postgres().await else { return };
+    for (generic, expected) in [(true, "force_generic_plan"), (false, "auto")] {
+        let mut opts = todo_events_store::StoreOptions::new(db.url.clone());
+        opts.generic_plans = generic;
+        let todo_events_store::Store::Postgres(pool) = todo_events_store::Store::open(&opts).unwrap() else {
+            unreachable!("a postgres:// URL opens PostgreSQL")
+        };
+        // Two connections at once: the setting comes with each new connection.
+        let (mut a, mut b) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+        for conn in [&mut a, &mut b] {
+            let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(mode, expected, "generic_plans = {generic}");
+        }
+    }
+}

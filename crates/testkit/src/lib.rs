@@ -71,6 +71,8 @@ pub async fn postgres() -> Option<TestDb> {
     };
     let mut opts = StoreOptions::new(url.clone());
     opts.max_connections = 20;
+    // As the functions open it (crates/kafka/src/cli.rs).
+    opts.generic_plans = true;
     let store = Store::open(&opts).expect("postgres opens");
     store.migrate().await.expect("postgres migrates");
     Some(TestDb {
