@@ -2,6 +2,7 @@
 //! size of the stripped release binaries: what scale-from-zero costs.
 
 use crate::env::{percentile, Env, Service};
+use crate::http::ONE_CPU;
 use crate::report::{ms, Report, Row};
 use std::time::{Duration, Instant};
 
@@ -15,16 +16,12 @@ pub async fn run(env: &Env, report: &mut Report) -> anyhow::Result<()> {
         for i in 0..STARTS {
             let outbox = tempfile::tempdir_in(&env.out)?;
             let began = Instant::now();
-            let mut svc = Service::start(
-                env,
-                &format!("{function}-start"),
-                function,
-                &[],
-                &[
-                    ("DATABASE_URL", url.clone()),
-                    ("OUTBOX_DIR", outbox.path().display().to_string()),
-                ],
-            )?;
+            let mut vars = vec![
+                ("DATABASE_URL", url.clone()),
+                ("OUTBOX_DIR", outbox.path().display().to_string()),
+            ];
+            vars.extend(ONE_CPU.map(|(k, v)| (k, v.to_owned())));
+            let mut svc = Service::start(env, &format!("{function}-start"), function, &[], &vars)?;
             svc.wait_ready(Duration::from_secs(10))?;
             starts.push(began.elapsed().as_secs_f64());
             if i < 5 {

@@ -9,7 +9,6 @@
 use crate::config::NotifyConfig;
 use crate::mail::{message_id, Composer, MailError, Mailer, ReminderMail};
 use chrono::Duration;
-use futures::stream::{self, StreamExt};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
@@ -23,9 +22,6 @@ use todo_events_store::{ReminderContext, Store};
 /// How long a delivery waits for a concurrent delivery of the same event to finish before
 /// answering "in progress" (which Knative and the consumer retry).
 const WAIT_FOR_OTHER: StdDuration = StdDuration::from_secs(5);
-
-/// Mails of one batch in flight at once (SMTP sessions are limited by the mailer itself).
-const SENDS_AT_ONCE: usize = 64;
 
 /// Pauses between attempts to record outcomes while the database is away (doubling).
 const RECORD_RETRY_FIRST: StdDuration = StdDuration::from_millis(100);
@@ -134,8 +130,8 @@ impl Notify {
         Ok(None)
     }
 
-    /// Composes and sends the reminder of `ctx`.
-    async fn send(&self, ctx: &ReminderContext) -> Result<String, MailError> {
+    /// Composes the reminder of `ctx`.
+    fn compose(&self, ctx: &ReminderContext) -> Result<lettre::Message, MailError> {
         let mail = ReminderMail {
             to_email: &ctx.email,
             to_name: &ctx.display_name,
@@ -147,8 +143,7 @@ impl Notify {
             remind_at: ctx.remind_at,
             reminder_id: ctx.reminder_id,
         };
-        let message = self.composer.build(&mail)?;
-        self.mailer.send(message).await
+        self.composer.build(&mail)
     }
 
     /// Records the outcomes of e-mails that went out. Until they are recorded, a redelivery
@@ -247,15 +242,20 @@ impl Notify {
             }
         }
 
-        // Send, concurrently.
-        let sent: Vec<(usize, i64, Result<String, MailError>)> = stream::iter(to_send)
-            .map(|(i, delivery_id)| {
-                let ctx = &contexts[&events[i].1.reminder_id.get()];
-                async move { (i, delivery_id, self.send(ctx).await) }
-            })
-            .buffer_unordered(SENDS_AT_ONCE)
-            .collect()
-            .await;
+        // Compose each, then send them together.
+        let mut sent: Vec<(usize, i64, Result<String, MailError>)> = Vec::with_capacity(to_send.len());
+        let (mut messages, mut sending) = (Vec::new(), Vec::new());
+        for (i, delivery_id) in to_send {
+            match self.compose(&contexts[&events[i].1.reminder_id.get()]) {
+                Ok(message) => {
+                    messages.push(message);
+                    sending.push((i, delivery_id));
+                }
+                Err(e) => sent.push((i, delivery_id, Err(e))),
+            }
+        }
+        let results = self.mailer.send_all(messages).await;
+        sent.extend(sending.into_iter().zip(results).map(|((i, d), r)| (i, d, r)));
 
         // Record: every outcome in one statement; transient failures give their claim back.
         let message_ids: Vec<String> = sent

@@ -12,6 +12,7 @@ pub mod smtp;
 
 use crate::config::{MailerKind, NotifyConfig};
 use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
 use lettre::message::Message;
 
 use std::path::PathBuf;
@@ -98,48 +99,93 @@ impl Mailer {
 
     /// Sends one message; on success returns where it went (for the log).
     pub async fn send(&self, message: Message) -> Result<String, MailError> {
+        self.send_all(vec![message])
+            .await
+            .pop()
+            .expect("one result per message")
+    }
+
+    /// Sends several messages (a consumer batch): one result per message, in order. The
+    /// file mailer writes them all in one trip to the blocking pool (a trip per mail cost a
+    /// thread hand-off each, more than the write); SMTP sends up to [`SENDS_AT_ONCE`] at a
+    /// time over its session pool.
+    pub async fn send_all(&self, messages: Vec<Message>) -> Vec<Result<String, MailError>> {
         match self {
             Self::File { dir } => {
-                let id = message
-                    .headers()
-                    .get_raw("Message-ID")
-                    .unwrap_or("message")
-                    .to_owned();
-                let name: String = id
-                    .trim_matches(|c| c == '<' || c == '>')
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || "@.-_".contains(c) {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
-                let path = dir.join(format!("{name}.eml"));
-                let partial = dir.join(format!(".{name}.{}.partial", std::process::id()));
-                let place = path.display().to_string();
-                // Write and rename in one trip to the blocking pool.
-                let bytes = message.formatted();
-                tokio::task::spawn_blocking(move || {
-                    std::fs::write(&partial, bytes)?;
-                    std::fs::rename(&partial, &path)
-                })
-                .await
-                .map_err(|e| MailError::Transient(format!("writing to the outbox failed: {e}")))?
-                .map_err(|e| MailError::Transient(format!("writing to the outbox failed: {e}")))?;
-                Ok(place)
+                let files: Vec<OutboxFile> = messages.iter().map(|m| OutboxFile::new(dir, m)).collect();
+                let failed = |e: &dyn std::fmt::Display| {
+                    MailError::Transient(format!("writing to the outbox failed: {e}"))
+                };
+                match tokio::task::spawn_blocking(move || files.into_iter().map(OutboxFile::write).collect())
+                    .await
+                {
+                    Ok(written) => written,
+                    Err(e) => messages.iter().map(|_| Err(failed(&e))).collect(),
+                }
             }
             Self::Stdout => {
                 use std::io::Write;
-                let text = String::from_utf8_lossy(&message.formatted()).into_owned();
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{text}\n.")
-                    .map_err(|e| MailError::Transient(format!("writing to stdout failed: {e}")))?;
-                Ok("standard output".into())
+                messages
+                    .iter()
+                    .map(|m| {
+                        let text = String::from_utf8_lossy(&m.formatted()).into_owned();
+                        writeln!(out, "{text}\n.")
+                            .map(|()| "standard output".to_owned())
+                            .map_err(|e| MailError::Transient(format!("writing to stdout failed: {e}")))
+                    })
+                    .collect()
             }
-            Self::Smtp(smtp) => smtp.send(&message).await,
+            Self::Smtp(smtp) => {
+                stream::iter(messages)
+                    .map(|m| async move { smtp.send(&m).await })
+                    .buffered(SENDS_AT_ONCE)
+                    .collect()
+                    .await
+            }
         }
+    }
+}
+
+/// Messages a batch sends over SMTP at once (each needs a session; `SMTP_MAX_SESSIONS`
+/// bounds those).
+pub const SENDS_AT_ONCE: usize = 64;
+
+/// One message on its way to the outbox: `<Message-ID>.eml`, written to a partial file
+/// first and renamed, so a reader never sees half a message and a message sent again
+/// replaces its first copy.
+struct OutboxFile {
+    path: PathBuf,
+    partial: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl OutboxFile {
+    fn new(dir: &std::path::Path, message: &Message) -> Self {
+        let id = message.headers().get_raw("Message-ID").unwrap_or("message");
+        let name: String = id
+            .trim_matches(|c| c == '<' || c == '>')
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "@.-_".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Self {
+            path: dir.join(format!("{name}.eml")),
+            partial: dir.join(format!(".{name}.{}.partial", std::process::id())),
+            bytes: message.formatted(),
+        }
+    }
+
+    fn write(self) -> Result<String, MailError> {
+        std::fs::write(&self.partial, &self.bytes)
+            .and_then(|()| std::fs::rename(&self.partial, &self.path))
+            .map(|()| self.path.display().to_string())
+            .map_err(|e| MailError::Transient(format!("writing to the outbox failed: {e}")))
     }
 }
 
