@@ -1,7 +1,7 @@
 //! HTTP mode, one event per request (the Knative path): recur and notify under `wrk`, beside
 //! `pgbench` running the same SQL at the same concurrency.
 
-use crate::env::{scalar, seed, Env, Service};
+use crate::env::{cpu_per_item, machine_busy_seconds, scalar, seed, Env, Service};
 use crate::report::{ms, rate, Report, Row};
 use anyhow::{bail, Context};
 use serde::Deserialize;
@@ -25,6 +25,9 @@ pub struct WrkResult {
     pub socket_errors: u64,
     pub p50_us: u64,
     pub p99_us: u64,
+    /// Machine CPU over the run (filled in by the caller).
+    #[serde(default)]
+    pub cpu_seconds: f64,
 }
 
 impl WrkResult {
@@ -32,13 +35,14 @@ impl WrkResult {
         self.requests as f64 / (self.duration_us as f64 / 1e6)
     }
 
-    /// `1 234/s (1.20 ms / 2.30 ms), peak RSS 17.0 MiB`
+    /// `1 234/s (1.20 ms / 2.30 ms), peak RSS 17.0 MiB, machine CPU 550 µs per event`
     fn figure(&self, peak_rss_mib: f64) -> String {
         format!(
-            "{} ({} / {}), peak RSS {peak_rss_mib:.1} MiB",
+            "{} ({} / {}), peak RSS {peak_rss_mib:.1} MiB, machine CPU {} per event",
             rate(self.rate()),
             ms(self.p50_us as f64 / 1e6),
-            ms(self.p99_us as f64 / 1e6)
+            ms(self.p99_us as f64 / 1e6),
+            cpu_per_item(self.cpu_seconds, self.requests as f64)
         )
     }
 }
@@ -47,7 +51,9 @@ impl WrkResult {
 /// result and the function's peak RSS.
 fn under_load(mut svc: Service, kind: &str, clients: u32, seconds: u64) -> anyhow::Result<(WrkResult, f64)> {
     svc.wait_ready(Duration::from_secs(20))?;
-    let w = wrk(&svc.url(), kind, clients, seconds)?;
+    let busy = machine_busy_seconds();
+    let mut w = wrk(&svc.url(), kind, clients, seconds)?;
+    w.cpu_seconds = machine_busy_seconds() - busy;
     let (_, peak) = svc.rss_mib();
     svc.stop()?;
     Ok((w, peak))
@@ -79,12 +85,12 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
         )
         .await?;
         check(&w, created, "task instances")?;
-        let ratio = w.rate() / limit;
+        let ratio = w.rate() / limit.tps;
         report.add(Row {
             section: "http",
             what: format!("recur, {clients} client(s): events/s (p50 / p99)"),
             figure: w.figure(peak),
-            limit: format!("pgbench, same SQL, {clients} client(s): {}", rate(limit)),
+            limit: format!("pgbench, same SQL, {clients} client(s): {}", limit.figure()),
             ratio: Some(ratio),
             target: "≥ 80 % of pgbench".into(),
             met: Some(ratio >= 0.8),
@@ -127,12 +133,12 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
         )
         .await?;
         check(&w, sent, "sent deliveries")?;
-        let ratio = w.rate() / limit;
+        let ratio = w.rate() / limit.tps;
         report.add(Row {
             section: "http",
             what: format!("notify, {mailer}, {clients} clients: events/s (p50 / p99)"),
             figure: w.figure(peak),
-            limit: format!("pgbench, notify's SQL, {clients} clients: {}", rate(limit)),
+            limit: format!("pgbench, notify's SQL, {clients} clients: {}", limit.figure()),
             ratio: Some(ratio),
             target: "— (reported)".into(),
             met: None,
@@ -201,15 +207,33 @@ pub fn wrk(url: &str, kind: &str, clients: u32, seconds: u64) -> anyhow::Result<
     Ok(serde_json::from_str(line)?)
 }
 
-/// `pgbench` running `script` on a fresh copy of `template` for `seconds`: transactions
-/// per second.
+/// What a `pgbench` run did.
+pub struct Pgbench {
+    /// Transactions per second.
+    pub tps: f64,
+    /// Machine CPU per transaction, in seconds (pgbench's client included).
+    pub cpu_per_txn: f64,
+}
+
+impl Pgbench {
+    /// `2 213/s (machine CPU 380 µs per transaction)`
+    fn figure(&self) -> String {
+        format!(
+            "{} (machine CPU {} per transaction)",
+            rate(self.tps),
+            cpu_per_item(self.cpu_per_txn, 1.0)
+        )
+    }
+}
+
+/// `pgbench` running `script` on a fresh copy of `template` for `seconds`.
 pub async fn pgbench(
     env: &Env,
     template: &str,
     script: &str,
     clients: u32,
     seconds: u64,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Pgbench> {
     pgbench_with(env, template, script, clients, &["-T", &seconds.to_string()]).await
 }
 
@@ -223,8 +247,8 @@ pub async fn pgbench_batched(
     clients: u32,
 ) -> anyhow::Result<f64> {
     let per_client = (items / 100 / u64::from(clients)).max(1);
-    let tps = pgbench_with(env, template, script, clients, &["-t", &per_client.to_string()]).await?;
-    Ok(tps * 100.0)
+    let run = pgbench_with(env, template, script, clients, &["-t", &per_client.to_string()]).await?;
+    Ok(run.tps * 100.0)
 }
 
 async fn pgbench_with(
@@ -233,9 +257,10 @@ async fn pgbench_with(
     script: &str,
     clients: u32,
     how_long: &[&str],
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Pgbench> {
     let url = env.database("pgbench", Some(template)).await?;
     let script = format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR"));
+    let busy = machine_busy_seconds();
     let out = Command::new("pgbench")
         .args([
             "-n",
@@ -250,6 +275,7 @@ async fn pgbench_with(
         .args(["-f", &script, &url])
         .output()
         .context("running pgbench")?;
+    let cpu = machine_busy_seconds() - busy;
     let stdout = String::from_utf8_lossy(&out.stdout);
     anyhow::ensure!(
         out.status.success(),
@@ -262,6 +288,14 @@ async fn pgbench_with(
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|v| v.parse::<f64>().ok())
         .with_context(|| format!("no tps in pgbench output: {stdout}"))?;
+    let transactions = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|v| v.split('/').next()?.trim().parse::<f64>().ok())
+        .with_context(|| format!("no transaction count in pgbench output: {stdout}"))?;
     env.drop_database("pgbench").await?;
-    Ok(tps)
+    Ok(Pgbench {
+        tps,
+        cpu_per_txn: cpu / transactions,
+    })
 }

@@ -102,49 +102,20 @@ impl Store {
             .remove(&(recurring_task_id, occurrence)))
     }
 
-    /// The existing instances among (recurring task, occurrence) pairs, by pair.
-    /// The recurring tasks of `pairs` (recurring task, occurrence) and the instances that
-    /// exist for them: one statement on PostgreSQL (one round trip per event on the HTTP
-    /// path saved), the two lookups below on SQLite (in-process, no round trip to save).
+    /// The connection a run of events reads and writes over (see [`RunConnection`]).
+    pub async fn run_connection(&self) -> Result<RunConnection, StoreError> {
+        Ok(match self {
+            Store::Postgres(pool) => RunConnection::Postgres(pool.acquire().await?),
+            Store::Sqlite(pool) => RunConnection::Sqlite(pool.clone()),
+        })
+    }
+
+    /// [`RunConnection::recurring_state`] on a connection of its own.
     pub async fn recurring_state(
         &self,
         pairs: &[(i64, DateTime<Utc>)],
     ) -> Result<RecurringState, StoreError> {
-        match self {
-            Store::Postgres(pool) => {
-                let (ids, occurrences): (Vec<i64>, Vec<DateTime<Utc>>) = pairs.iter().copied().unzip();
-                let rows: Vec<WithInstance> = sqlx::query_as(RECURRING_WITH_INSTANCES_PG)
-                    .bind(&ids)
-                    .bind(&occurrences)
-                    .fetch_all(pool)
-                    .await?;
-                let mut state = RecurringState {
-                    tasks: HashMap::with_capacity(rows.len()),
-                    instances: HashMap::new(),
-                };
-                for row in rows {
-                    if let Some(instance) = row.instance_id {
-                        state
-                            .instances
-                            .insert((row.recurring.id, row.occurrence), instance);
-                    }
-                    state.tasks.insert(row.recurring.id, row.recurring);
-                }
-                Ok(state)
-            }
-            Store::Sqlite(_) => {
-                let ids: Vec<i64> = pairs.iter().map(|p| p.0).collect();
-                Ok(RecurringState {
-                    tasks: self
-                        .recurring_tasks(&ids)
-                        .await?
-                        .into_iter()
-                        .map(|r| (r.id, r))
-                        .collect(),
-                    instances: self.instances_at(pairs).await?,
-                })
-            }
-        }
+        self.run_connection().await?.recurring_state(pairs).await
     }
 
     pub async fn instances_at(
@@ -192,10 +163,75 @@ impl Store {
             .expect("one result per job"))
     }
 
+    /// [`RunConnection::instantiate_many`] on a connection of its own.
+    pub async fn instantiate_many(&self, jobs: &[Instantiate<'_>]) -> Result<Vec<Instantiated>, StoreError> {
+        self.run_connection().await?.instantiate_many(jobs).await
+    }
+}
+
+/// One connection for a run of recur's events: the read before deciding and the write
+/// after go over it. On PostgreSQL that is one checkout instead of one per statement, and
+/// one release: sqlx tests every released connection with a round trip of its own, so a
+/// checkout per statement cost an event two extra round trips (PostgreSQL woken for each).
+/// SQLite, in-process and with one connection, keeps using its pool.
+pub enum RunConnection {
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl RunConnection {
+    /// The recurring tasks of `pairs` (recurring task, occurrence) and the instances that
+    /// exist for them: one statement on PostgreSQL, two lookups on SQLite (in-process, no
+    /// round trip to save).
+    pub async fn recurring_state(
+        &mut self,
+        pairs: &[(i64, DateTime<Utc>)],
+    ) -> Result<RecurringState, StoreError> {
+        match self {
+            RunConnection::Postgres(conn) => {
+                let (ids, occurrences): (Vec<i64>, Vec<DateTime<Utc>>) = pairs.iter().copied().unzip();
+                let rows: Vec<WithInstance> = sqlx::query_as(RECURRING_WITH_INSTANCES_PG)
+                    .bind(&ids)
+                    .bind(&occurrences)
+                    .fetch_all(&mut **conn)
+                    .await?;
+                let mut state = RecurringState {
+                    tasks: HashMap::with_capacity(rows.len()),
+                    instances: HashMap::new(),
+                };
+                for row in rows {
+                    if let Some(instance) = row.instance_id {
+                        state
+                            .instances
+                            .insert((row.recurring.id, row.occurrence), instance);
+                    }
+                    state.tasks.insert(row.recurring.id, row.recurring);
+                }
+                Ok(state)
+            }
+            RunConnection::Sqlite(pool) => {
+                let store = Store::Sqlite(pool.clone());
+                let ids: Vec<i64> = pairs.iter().map(|p| p.0).collect();
+                Ok(RecurringState {
+                    tasks: store
+                        .recurring_tasks(&ids)
+                        .await?
+                        .into_iter()
+                        .map(|r| (r.id, r))
+                        .collect(),
+                    instances: store.instances_at(pairs).await?,
+                })
+            }
+        }
+    }
+
     /// [`Store::instantiate`] for several occurrences of distinct recurring tasks, in one
     /// transaction (consumer mode: one commit for a whole batch of events). One result per
     /// job, in order.
-    pub async fn instantiate_many(&self, jobs: &[Instantiate<'_>]) -> Result<Vec<Instantiated>, StoreError> {
+    pub async fn instantiate_many(
+        &mut self,
+        jobs: &[Instantiate<'_>],
+    ) -> Result<Vec<Instantiated>, StoreError> {
         debug_assert!(
             jobs.iter()
                 .map(|j| j.recurring.id)
@@ -208,8 +244,8 @@ impl Store {
             return Ok(Vec::new());
         }
         match self {
-            Store::Postgres(pool) => instantiate_pg(pool, jobs).await,
-            Store::Sqlite(pool) => instantiate_sqlite(pool, jobs).await,
+            RunConnection::Postgres(conn) => instantiate_pg(conn, jobs).await,
+            RunConnection::Sqlite(pool) => instantiate_sqlite(pool, jobs).await,
         }
     }
 }
@@ -219,7 +255,7 @@ impl Store {
 /// trip and is atomic without a transaction of its own. All parts see the snapshot from
 /// before the statement, so `existing` finds only instances that were there already.
 async fn instantiate_pg(
-    pool: &sqlx::PgPool,
+    conn: &mut sqlx::PgConnection,
     jobs: &[Instantiate<'_>],
 ) -> Result<Vec<Instantiated>, StoreError> {
     const INSTANTIATE: &str = "WITH v AS ( \
@@ -279,7 +315,7 @@ async fn instantiate_pg(
         .bind(&reminder_rt)
         .bind(&reminder_at)
         .bind(jobs[0].now)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await?;
     let by_rt: HashMap<i64, (Option<i64>, Option<i64>, bool)> = rows
         .into_iter()

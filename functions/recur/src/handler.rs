@@ -1,9 +1,9 @@
 //! The recur logic: one occurrence event in, at most one task instance out.
 //!
 //! Events are handled in batches (the consumer mode hands over what a partition has
-//! queued; HTTP hands over one): the rows of the whole batch are read in two statements,
+//! queued; HTTP hands over one): the rows of the whole batch are read in one statement,
 //! each event is decided in memory, and the instances of the batch are created in one
-//! transaction. A batch never holds two events of one recurring task (see
+//! transaction, both over one connection. A batch never holds two events of one recurring task (see
 //! [`distinct_runs`]), so each event is decided against the row as its predecessor left it.
 
 use chrono::Duration;
@@ -193,9 +193,14 @@ fn created(
 }
 
 impl Recur {
-    /// One run of events of distinct recurring tasks: two reads, one transaction.
+    /// One run of events of distinct recurring tasks: one read, one transaction, over one
+    /// connection.
     async fn handle_run(&self, events: &[(String, RecurringTaskDue)]) -> Vec<Result<Reply, Failure>> {
         let all_fail = |f: Failure| events.iter().map(|_| Err(f.clone())).collect();
+        let mut conn = match self.store.run_connection().await {
+            Ok(conn) => conn,
+            Err(e) => return all_fail(e.into()),
+        };
         let pairs: Vec<_> = events
             .iter()
             .map(|(_, d)| (d.recurring_task_id.get(), d.occurrence_at))
@@ -203,7 +208,7 @@ impl Recur {
         let RecurringState {
             tasks: rows,
             instances: existing,
-        } = match self.store.recurring_state(&pairs).await {
+        } = match conn.recurring_state(&pairs).await {
             Ok(state) => state,
             Err(e) => return all_fail(e.into()),
         };
@@ -231,7 +236,7 @@ impl Recur {
                 }
             }
         }
-        match self.store.instantiate_many(&jobs).await {
+        match conn.instantiate_many(&jobs).await {
             Ok(done) => {
                 for ((i, rt, next), done) in plans.into_iter().zip(done) {
                     answers[i] = Some(Ok(created(&events[i].1, rt, next, done)));
