@@ -25,6 +25,31 @@ pub struct EventProducer {
     settings: Arc<ClientConfig>,
 }
 
+/// Lets a new producer get its producer id as soon as it is connected.
+///
+/// librdkafka asks a broker for the idempotent producer's id when the producer is created,
+/// and, no broker connection being up yet at that moment, tries again only after 500 ms or
+/// when a metadata response arrives (seen with `debug=eos` against Tansu, either way round).
+/// Until it has the id nothing is sent: every scheduler pass (a fresh process each minute
+/// under the CronJob) published its first events 0.5 s late. A few metadata requests in
+/// the first hundred milliseconds bring the id in as soon as the connection is up (first
+/// acknowledgement after ≈ 0.14 s instead of 0.5 s). Best effort, in the background.
+fn warm_up(producer: FutureProducer, topic: String) {
+    let spawned = std::thread::Builder::new()
+        .name("kafka-warm-up".into())
+        .spawn(move || {
+            for pause_ms in [2, 5, 10, 20, 40, 80] {
+                std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+                let _ = producer
+                    .client()
+                    .fetch_metadata(Some(&topic), std::time::Duration::from_millis(200));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::debug!("no producer warm-up thread: {e}");
+    }
+}
+
 /// One event to send.
 pub struct Envelope<'a> {
     pub topic: &'a str,
@@ -43,7 +68,8 @@ impl EventProducer {
             .set("message.timeout.ms", cfg.delivery_timeout.as_millis().to_string())
             .set("linger.ms", "5")
             .set("compression.type", "lz4");
-        let inner = settings.create()?;
+        let inner: FutureProducer = settings.create()?;
+        warm_up(inner.clone(), cfg.topic_reminders.clone());
         Ok(Self {
             inner: Arc::new(RwLock::new(inner)),
             settings: Arc::new(settings),
