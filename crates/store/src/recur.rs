@@ -110,14 +110,6 @@ impl Store {
         })
     }
 
-    /// [`RunConnection::recurring_state`] on a connection of its own.
-    pub async fn recurring_state(
-        &self,
-        pairs: &[(i64, DateTime<Utc>)],
-    ) -> Result<RecurringState, StoreError> {
-        self.run_connection().await?.recurring_state(pairs).await
-    }
-
     pub async fn instances_at(
         &self,
         pairs: &[(i64, DateTime<Utc>)],
@@ -157,15 +149,12 @@ impl Store {
     /// Creates the instance for one occurrence (once) and advances the recurring task.
     pub async fn instantiate(&self, job: &Instantiate<'_>) -> Result<Instantiated, StoreError> {
         Ok(self
+            .run_connection()
+            .await?
             .instantiate_many(std::slice::from_ref(job))
             .await?
             .pop()
             .expect("one result per job"))
-    }
-
-    /// [`RunConnection::instantiate_many`] on a connection of its own.
-    pub async fn instantiate_many(&self, jobs: &[Instantiate<'_>]) -> Result<Vec<Instantiated>, StoreError> {
-        self.run_connection().await?.instantiate_many(jobs).await
     }
 }
 
