@@ -113,14 +113,11 @@ impl Mailer {
         match self {
             Self::File { dir } => {
                 let files: Vec<OutboxFile> = messages.iter().map(|m| OutboxFile::new(dir, m)).collect();
-                let failed = |e: &dyn std::fmt::Display| {
-                    MailError::Transient(format!("writing to the outbox failed: {e}"))
-                };
                 match tokio::task::spawn_blocking(move || files.into_iter().map(OutboxFile::write).collect())
                     .await
                 {
                     Ok(written) => written,
-                    Err(e) => messages.iter().map(|_| Err(failed(&e))).collect(),
+                    Err(e) => messages.iter().map(|_| Err(outbox_failed(&e))).collect(),
                 }
             }
             Self::Stdout => {
@@ -185,8 +182,12 @@ impl OutboxFile {
         std::fs::write(&self.partial, &self.bytes)
             .and_then(|()| std::fs::rename(&self.partial, &self.path))
             .map(|()| self.path.display().to_string())
-            .map_err(|e| MailError::Transient(format!("writing to the outbox failed: {e}")))
+            .map_err(|e| outbox_failed(&e))
     }
+}
+
+fn outbox_failed(e: &dyn std::fmt::Display) -> MailError {
+    MailError::Transient(format!("writing to the outbox failed: {e}"))
 }
 
 /// Removes `.partial` files a crashed writer left in the outbox (older than a minute, so a
