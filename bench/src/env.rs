@@ -367,3 +367,14 @@ pub fn machine_busy_seconds() -> f64 {
 pub fn cpu_per_item(busy_seconds: f64, items: f64) -> String {
     format!("{:.0} µs", busy_seconds / items * 1e6)
 }
+
+/// `vars` plus the sizing the functions are deployed with: knative/ and keda/ give each
+/// `limits.cpu: "1"`, where actix and tokio size themselves to the container's one CPU.
+/// Here, on 2 cores shared with PostgreSQL and the load, each would start a worker per core.
+pub fn one_cpu(mut vars: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    vars.extend([
+        ("HTTP_WORKERS", "1".to_owned()),
+        ("TOKIO_WORKER_THREADS", "1".to_owned()),
+    ]);
+    vars
+}

@@ -1,7 +1,7 @@
 //! HTTP mode, one event per request (the Knative path): recur and notify under `wrk`, beside
 //! `pgbench` running the same SQL at the same concurrency.
 
-use crate::env::{cpu_per_item, machine_busy_seconds, scalar, seed, Env, Service};
+use crate::env::{cpu_per_item, machine_busy_seconds, one_cpu, scalar, seed, Env, Service};
 use crate::report::{ms, rate, Report, Row};
 use anyhow::{bail, Context};
 use serde::Deserialize;
@@ -11,11 +11,6 @@ use todo_events_testkit::smtp::{Options, SmtpServer};
 
 /// Seeded rows per template: more than the fastest run can use up.
 const ROWS: u64 = 400_000;
-
-/// The functions run sized as Knative runs them: `limits.cpu: "1"` (knative/*.yaml), where
-/// actix and tokio each size themselves to the container's one CPU. Here, on 2 cores shared
-/// with PostgreSQL and `wrk`, they would start a worker per core each.
-pub const ONE_CPU: [(&str, &str); 2] = [("HTTP_WORKERS", "1"), ("TOKIO_WORKER_THREADS", "1")];
 
 #[derive(Debug, Deserialize)]
 pub struct WrkResult {
@@ -70,13 +65,11 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
             "recur-http",
             "recur",
             &[],
-            &[
+            &one_cpu(vec![
                 ("DATABASE_URL", url.clone()),
                 ("DATABASE_MAX_CONNECTIONS", clients.max(2).to_string()),
                 ("MAX_IN_FLIGHT", "1024".into()),
-                (ONE_CPU[0].0, ONE_CPU[0].1.into()),
-                (ONE_CPU[1].0, ONE_CPU[1].1.into()),
-            ],
+            ]),
         )?;
         let (w, peak) = under_load(svc, "recur", clients, seconds)?;
         let created = scalar(
@@ -124,8 +117,7 @@ pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result
             ("MAX_IN_FLIGHT", "1024".into()),
             ("OUTBOX_DIR", outbox.path().display().to_string()),
         ]);
-        vars.extend(ONE_CPU.map(|(k, v)| (k, v.to_owned())));
-        let svc = Service::start(env, "notify-http", "notify", &[], &vars)?;
+        let svc = Service::start(env, "notify-http", "notify", &[], &one_cpu(vars))?;
         let (w, peak) = under_load(svc, "notify", clients, seconds)?;
         let sent = scalar(
             &url,

@@ -1,8 +1,7 @@
 //! Cold start (process start to the first `200` on `/health/readiness`), idle memory and the
 //! size of the stripped release binaries: what scale-from-zero costs.
 
-use crate::env::{percentile, Env, Service};
-use crate::http::ONE_CPU;
+use crate::env::{one_cpu, percentile, Env, Service};
 use crate::report::{ms, Report, Row};
 use std::time::{Duration, Instant};
 
@@ -16,11 +15,10 @@ pub async fn run(env: &Env, report: &mut Report) -> anyhow::Result<()> {
         for i in 0..STARTS {
             let outbox = tempfile::tempdir_in(&env.out)?;
             let began = Instant::now();
-            let mut vars = vec![
+            let vars = one_cpu(vec![
                 ("DATABASE_URL", url.clone()),
                 ("OUTBOX_DIR", outbox.path().display().to_string()),
-            ];
-            vars.extend(ONE_CPU.map(|(k, v)| (k, v.to_owned())));
+            ]);
             let mut svc = Service::start(env, &format!("{function}-start"), function, &[], &vars)?;
             svc.wait_ready(Duration::from_secs(10))?;
             starts.push(began.elapsed().as_secs_f64());
