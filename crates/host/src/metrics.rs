@@ -29,8 +29,11 @@ impl Metrics {
                 "Time from request to answer, by type and outcome",
             )
             .const_label("function", function)
+            // Up to notify's longest answer: Knative's timeoutSeconds 120 (2 x SMTP_TIMEOUT);
+            // 1.5 s is the trickle lateness target, so handling near it is resolved too.
             .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.5, 5.0, 10.0,
+                15.0, 30.0, 60.0, 90.0, 120.0,
             ]),
             &["type", "outcome"],
         )
@@ -41,8 +44,12 @@ impl Metrics {
                 "Time from when an effect was due (remind_at, occurrence_at) to when it was done",
             )
             .const_label("function", function)
+            // Bounds at the lateness targets (p99 <= 1.5 s trickle, <= 10 s burst, <= 30 s from
+            // zero; docs/DEPLOYMENT.md "Lateness") with steps around each, then the retry
+            // schedule (62 s), the republish safety net (10 m) and beyond.
             .buckets(vec![
-                0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+                0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+                120.0, 300.0, 600.0, 1800.0, 3600.0,
             ]),
             &["type"],
         )
