@@ -43,7 +43,10 @@ fn manifests_validate_strictly_against_the_upstream_schemas() {
 }
 
 /// Each validator rejects an unknown field, a wrong type and an unknown kind (mutated copies
-/// of the real manifests), and accepts the originals.
+/// of the real manifests), and accepts the originals; each rule of the agreement and
+/// observability checks (scheduler overlap and deadlines, KafkaSource ordering and retries,
+/// Knative probes, NetworkPolicies, PodDisruptionBudgets, histogram buckets) catches a
+/// mutated copy that breaks it.
 #[test]
 fn the_validators_reject_unknown_fields_wrong_types_and_unknown_kinds() {
     check("negative");
@@ -51,6 +54,10 @@ fn the_validators_reject_unknown_fields_wrong_types_and_unknown_kinds() {
 
 /// Topics, consumer groups, ports, health paths, variables, subcommands and flags in the
 /// manifests are the code's; sinks, targets and references exist; required settings are set.
+/// The KafkaSources deliver unordered with keda/'s retry schedule, the Knative readiness probes
+/// keep Knative's start-up probing, the NetworkPolicies admit what really calls the functions
+/// (and only Prometheus in keda/), the keda/ consumers have PodDisruptionBudgets, and the
+/// scheduler's runs overlap by the start margin within activeDeadlineSeconds.
 #[test]
 fn manifests_agree_with_the_code_and_with_each_other() {
     check("agreement");
@@ -64,7 +71,10 @@ fn the_image_holds_every_binary_and_runs_as_non_root() {
 }
 
 /// The Grafana dashboard parses, and its queries and the alert rules are valid PromQL over
-/// metrics, labels and label values that exist.
+/// metrics, labels and label values that exist (kube-state-metrics' custom resource metrics as
+/// deploy/kube-state-metrics/ configures them); lateness is on the dashboard and alerted at
+/// 1.5 s, every resource's "not Ready" and every external source's absence is alerted, and the
+/// histogram buckets resolve the targets and the alert thresholds.
 #[test]
 fn the_dashboard_and_alerts_use_metrics_that_exist() {
     check("observability");

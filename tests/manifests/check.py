@@ -40,7 +40,8 @@ K8S_VERSION = "1.31.0"
 MANIFEST_DIRS = ("knative", "keda")
 # Files that must be byte-identical in knative/ and keda/.
 SHARED_FILES = ("serviceaccount.yaml", "config.yaml", "secret.template.yaml", "scheduler-cron.yaml", "migrate.yaml")
-NAMESPACED_CORE = {"ConfigMap", "Secret", "ServiceAccount", "Deployment", "Job", "CronJob", "Service"}
+NAMESPACED_CORE = {"ConfigMap", "Secret", "ServiceAccount", "Deployment", "Job", "CronJob", "Service",
+                   "NetworkPolicy", "PodDisruptionBudget"}
 
 
 # ---------------------------------------------------------------- reporting
@@ -599,7 +600,15 @@ def cmd_negative() -> int:
          lambda d: d["spec"]["secretTargetRef"][0].update(secret="x"), [a, c])
     case("unknown field in custom resource metadata", "ScaledObject", "keda.sh/",
          lambda d: d["metadata"].update(annotation={}), [a, c])
+    case("unknown field in a NetworkPolicy ingress rule", "NetworkPolicy", "networking.k8s.io/",
+         lambda d: d["spec"].update(ingress=[{"froms": []}]), [a, b])
+    case("unknown field in a PodDisruptionBudget spec", "PodDisruptionBudget", "policy/",
+         lambda d: d["spec"].update(minAvailible=1), [a, b])
     # Wrong types.
+    case("a list where a PodDisruptionBudget wants an int or a string", "PodDisruptionBudget", "policy/",
+         lambda d: d["spec"].update(maxUnavailable=[1]), [a, b])
+    case("a string where a NetworkPolicy wants a list of policy types", "NetworkPolicy", "networking.k8s.io/",
+         lambda d: d["spec"].update(policyTypes="Ingress"), [a, b])
     case("string replicas count in a Deployment", "Deployment", "apps/",
          lambda d: d["spec"].update(replicas="2"), [a, b])
     case("number in a ConfigMap's data", "ConfigMap", "v1",
@@ -636,7 +645,8 @@ def cmd_negative() -> int:
             if errs:
                 print(f"ok   {v.name} rejects {what}: {errs[0]}")
     # And the unmutated documents pass, so the rejections above are the mutations' doing.
-    for kind, api in (("Deployment", "apps/"), ("Service", "serving.knative.dev/"), ("KafkaSource", "sources.")):
+    for kind, api in (("Deployment", "apps/"), ("Service", "serving.knative.dev/"), ("KafkaSource", "sources."),
+                      ("NetworkPolicy", "networking.k8s.io/"), ("PodDisruptionBudget", "policy/")):
         doc = find_doc(docs, kind, api)
         for v in ([a, b] if schemas.kind_of(doc) == "core" else [a, c]):
             report.check(not v.errors(doc), f"{v.name} accepts the unmutated {kind}")
@@ -663,12 +673,13 @@ def cmd_negative() -> int:
     drift("a missing required variable", "notify", lambda c: c["envFrom"].pop(0))
     drift("a subcommand that does not exist", "recur", lambda c: c.update(args=["consumer"]))
     drift("a flag that does not exist", "scheduler-cron", lambda c: c.update(args=["--for", "50s", "--interval", "2s"]))
-    drift("polling past the minute", "scheduler-cron", lambda c: c.update(args=["--for", "90s", "--every", "2s"]))
+    drift("--every not shorter than --for", "scheduler-cron", lambda c: c.update(args=["--for", "70s", "--every", "70s"]))
     drift("a binary that does not exist", "notify", lambda c: c.update(command=["/usr/local/bin/notifier"]))
     drift("a probe on a path the code does not serve", "recur",
           lambda c: c["readinessProbe"]["httpGet"].update(path="/healthz"))
     drift("a port the code does not listen on", "notify", lambda c: c["ports"][0].update(containerPort=9090))
     drift("a writable root filesystem", "notify", lambda c: c["securityContext"].update(readOnlyRootFilesystem=False))
+    negative_rules(report, code)
     # Duplicate keys are refused while reading.
     try:
         yaml.load("a: 1\na: 2\n", Loader=StrictLoader)
@@ -676,6 +687,157 @@ def cmd_negative() -> int:
     except yaml.YAMLError:
         report.check(True, "duplicate YAML keys are rejected")
     return report.finish("negative")
+
+
+def negative_rules(report: Report, code: "Code") -> None:
+    """The rules on the CronJob's timing, the KafkaSources, the Knative probes, the
+    NetworkPolicies and the PodDisruptionBudgets catch mutated copies of the manifests (and
+    pass the originals)."""
+    per_dir = load_per_dir()
+    partitions = int(re.search(r"--partitions (\d+)", read("docs/DEPLOYMENT.md")).group(1))
+
+    def caught(what: str, run) -> None:
+        r = Report(quiet=True)
+        run(r)
+        if report.check(bool(r.failed), f"rule catches {what}", "not caught"):
+            print(f"ok   rule catches {what}: {r.failed[0][:160]}")
+
+    def originals_pass(what: str, run) -> None:
+        r = Report(quiet=True)
+        run(r)
+        report.check(not r.failed, f"rule passes the unmutated {what}", "; ".join(r.failed[:3]))
+
+    # CronJob timing.
+    cron = per_dir["keda"]["CronJob"][0]
+
+    def cron_case(what, mutate):
+        doc = copy.deepcopy(cron)
+        mutate(doc)
+        caught(what, lambda r: [r.check(ok, rule, detail) for ok, rule, detail in cron_timing_rules(doc)])
+
+    def cron_args(args):
+        return lambda doc: pod_spec(doc)["containers"][0].update(args=args)
+
+    originals_pass("CronJob timing", lambda r: [r.check(ok, rule, d) for ok, rule, d in cron_timing_rules(cron)])
+    cron_case("runs that stop within their minute (seconds unpolled until the next run is up)",
+              cron_args(["--for", "50s", "--every", "500ms"]))
+    cron_case("--for plus the last publish beyond activeDeadlineSeconds", cron_args(["--for", "90s", "--every", "500ms"]))
+    cron_case("overlapping runs with concurrencyPolicy Forbid", lambda doc: doc["spec"].update(concurrencyPolicy="Forbid"))
+    cron_case("activeDeadlineSeconds that lets three runs overlap",
+              lambda doc: doc["spec"]["jobTemplate"]["spec"].update(activeDeadlineSeconds=130))
+
+    # KafkaSources.
+    kn = per_dir["knative"]
+    services = {o["metadata"]["name"]: o for o in kn.get("Service", []) if o["apiVersion"].startswith("serving.")}
+    sinks = {o["metadata"]["name"]: o for o in kn.get("KafkaSink", [])}
+    base_config = next(o for o in kn["ConfigMap"] if o["metadata"]["name"] == "todo-events-config")["data"]
+    brokers = base_config["KAFKA_BROKERS"].split(",")
+
+    def source_case(what, mutate, pd=None):
+        src = copy.deepcopy(kn["KafkaSource"][0])
+        mutate(src)
+        caught(what, lambda r: check_kafka_source(r, code, "knative", src, services, sinks, base_config, brokers,
+                                                  pd or per_dir, partitions))
+
+    originals_pass("KafkaSources", lambda r: [check_kafka_source(r, code, "knative", src, services, sinks, base_config,
+                                                                 brokers, per_dir, partitions)
+                                              for src in kn["KafkaSource"]])
+    source_case("the delivery.order annotation on a KafkaSource (read only for Triggers)",
+                lambda x: x["metadata"]["annotations"].update({"kafka.eventing.knative.dev/delivery.order": "ordered"}))
+    source_case("an activation-lag-threshold annotation (never reaches KEDA)",
+                lambda x: x["metadata"]["annotations"].update(
+                    {"autoscaling.eventing.knative.dev/activation-lag-threshold": "0"}))
+    source_case("ordered delivery (an event in backoff holds its partition)", lambda x: x["spec"].update(ordering="ordered"))
+    source_case("ordering left to the default (ordered)", lambda x: x["spec"].pop("ordering"))
+    source_case("retries that outlast the scheduler's republishing",
+                lambda x: x["spec"]["delivery"].update(retry=8, backoffDelay="PT2S"))
+    keda_other = copy.deepcopy(per_dir)
+    for dep in keda_other["keda"]["Deployment"]:
+        for e in dep["spec"]["template"]["spec"]["containers"][0].get("env", []):
+            if e["name"] == "KAFKA_RETRY":
+                e["value"] = "3"
+    source_case("a consumer-mode retry count that differs from the KafkaSource's", lambda x: None, keda_other)
+
+    # Knative probes.
+    svc = next(iter(services.values()))
+
+    def probe_case(what, mutate):
+        doc = copy.deepcopy(svc)
+        mutate(pod_spec(doc)["containers"][0])
+        caught(what, lambda r: check_knative_probes(r, doc["metadata"]["name"], doc))
+
+    originals_pass("Knative probes", lambda r: [check_knative_probes(r, n, x) for n, x in services.items()])
+    probe_case("a readiness periodSeconds on a Knative Service (no fast start-up probing)",
+               lambda c: c["readinessProbe"].update(periodSeconds=5))
+    probe_case("a Knative Service without a liveness probe", lambda c: c.pop("livenessProbe"))
+
+    # NetworkPolicies and PodDisruptionBudgets.
+    def objs_case(what, d, mutate, check):
+        objs = copy.deepcopy(per_dir[d])
+        mutate(objs)
+        caught(what, lambda r: check(r, d, objs))
+
+    def named(objs, kind, name):
+        return next(o for o in objs[kind] if o["metadata"]["name"] == name)
+
+    for d in MANIFEST_DIRS:
+        originals_pass(f"{d} NetworkPolicies", lambda r, d=d: check_network_policies(r, d, per_dir[d]))
+        originals_pass(f"{d} PodDisruptionBudgets", lambda r, d=d: check_disruption_budgets(r, d, per_dir[d]))
+
+    def eventing_only(objs):
+        np = named(objs, "NetworkPolicy", "functions-ingress")
+        np["spec"]["ingress"] = [r for r in np["spec"]["ingress"]
+                                 if r["from"][0].get("namespaceSelector", {}).get("matchLabels", {})
+                                 .get(NS_NAME_LABEL) == KNATIVE_EVENTING_NS]
+
+    objs_case("a knative/ NetworkPolicy admitting knative-eventing only (the activator and gateway shut out)",
+              "knative", eventing_only, check_network_policies)
+    objs_case("a knative/ NetworkPolicy without the gateway namespace", "knative",
+              lambda o: named(o, "NetworkPolicy", "functions-ingress")["spec"].update(
+                  ingress=[r for r in named(o, "NetworkPolicy", "functions-ingress")["spec"]["ingress"]
+                           if r["from"][0].get("namespaceSelector", {}).get("matchLabels", {}).get(NS_NAME_LABEL)
+                           in (KNATIVE_SERVING_NS, KNATIVE_EVENTING_NS, "monitoring")]),
+              check_network_policies)
+    objs_case("a keda/ NetworkPolicy admitting another namespace", "keda",
+              lambda o: named(o, "NetworkPolicy", "consumers-ingress")["spec"]["ingress"].append(
+                  {"from": [{"namespaceSelector": {"matchLabels": {NS_NAME_LABEL: KNATIVE_EVENTING_NS}}}],
+                   "ports": [{"port": 8080, "protocol": "TCP"}]}),
+              check_network_policies)
+    objs_case("a rule admitting every source", "keda",
+              lambda o: named(o, "NetworkPolicy", "consumers-ingress")["spec"]["ingress"][0].pop("from"),
+              check_network_policies)
+    objs_case("no default-deny NetworkPolicy", "keda",
+              lambda o: o["NetworkPolicy"].remove(named(o, "NetworkPolicy", "default-deny-ingress")),
+              check_network_policies)
+    objs_case("a NetworkPolicy that selects no consumer (Prometheus cannot scrape)", "keda",
+              lambda o: named(o, "NetworkPolicy", "consumers-ingress")["spec"]["podSelector"]["matchLabels"].update(
+                  {"app.kubernetes.io/component": "consumers"}),
+              check_network_policies)
+    objs_case("a PodDisruptionBudget with minAvailable (blocks drains at 1 replica)", "keda",
+              lambda o: named(o, "PodDisruptionBudget", "notify")["spec"].update(minAvailable=1),
+              check_disruption_budgets)
+    # Histogram buckets against the targets and alert thresholds.
+    buckets = histogram_buckets()
+    rules = [r for g in load_yaml_docs(ROOT / "deploy/prometheus/todo-events-alerts.yaml")[0]["groups"] for r in g["rules"]]
+    timeouts = [o["spec"]["template"]["spec"].get("timeoutSeconds", 300) for o in services.values()]
+
+    def bucket_case(what, mutate_buckets=lambda b: None, extra_rules=()):
+        b = copy.deepcopy(buckets)
+        mutate_buckets(b)
+        caught(what, lambda r: [r.check(ok, rule, d) for ok, rule, d in bucket_rules(b, rules + list(extra_rules), timeouts)])
+
+    originals_pass("histogram buckets", lambda r: [r.check(ok, rule, d) for ok, rule, d in bucket_rules(buckets, rules, timeouts)])
+    bucket_case("lateness buckets without a bound at the 1.5 s target",
+                lambda b: b["todo_events_event_lateness_seconds"].remove(1.5))
+    bucket_case("handling buckets that end before notify's timeout (10 s < 120 s)",
+                lambda b: b.update(todo_events_event_handling_seconds=[x for x in b["todo_events_event_handling_seconds"]
+                                                                      if x <= 10]))
+    bucket_case("an alert threshold between two bucket bounds", extra_rules=[{
+        "alert": "Mutated", "expr": "histogram_quantile(0.99, sum by (le) (rate(todo_events_event_lateness_seconds_bucket[5m]))) > 1.2"}])
+    objs_case("a PodDisruptionBudget that selects no consumer", "keda",
+              lambda o: named(o, "PodDisruptionBudget", "recur")["spec"]["selector"]["matchLabels"].update(
+                  {"app.kubernetes.io/name": "recurr"}),
+              check_disruption_budgets)
 
 
 # ---------------------------------------------------------------- facts from the code
@@ -795,6 +957,9 @@ class Code:
         consumer = read("crates/kafka/src/consumer.rs")
         self.offset_reset = re.search(r'"auto\.offset\.reset",\s*"(\w+)"', consumer).group(1)
         self.commands = self.command_lines()
+        sched = strip_tests(read("functions/scheduler-cron/src/config.rs"))
+        self.republish_after = float(re.search(
+            r'"SCHEDULER_REPUBLISH_AFTER",\s*HumanDuration\(std::time::Duration::from_secs\((\d+)\)\)', sched).group(1))
         metrics = read("crates/host/src/metrics.rs")
         self.metrics_prefix = re.search(r'Registry::new_custom\(Some\("(\w+)"', metrics).group(1)
 
@@ -857,6 +1022,16 @@ def seconds(d: str) -> float:
     return total
 
 
+def load_per_dir() -> dict[str, dict[str, list[dict]]]:
+    """directory -> kind -> the objects of that kind in the directory's manifests."""
+    per_dir: dict = {d: {} for d in MANIFEST_DIRS}
+    for d in MANIFEST_DIRS:
+        for path in manifest_files(d):
+            for doc in load_yaml_docs(path):
+                per_dir[d].setdefault(doc["kind"], []).append(doc)
+    return per_dir
+
+
 def cmd_agreement() -> int:
     report = Report()
     code = Code()
@@ -866,11 +1041,7 @@ def cmd_agreement() -> int:
                  str(code.health))
     report.check(all(code.reads[b] for b in code.ws.binaries), "variables found for every binary")
     partitions = int(re.search(r"--partitions (\d+)", read("docs/DEPLOYMENT.md")).group(1))
-    per_dir = {d: {} for d in MANIFEST_DIRS}
-    for d in MANIFEST_DIRS:
-        for path in manifest_files(d):
-            for doc in load_yaml_docs(path):
-                per_dir[d].setdefault(doc["kind"], []).append(doc)
+    per_dir = load_per_dir()
 
     for d in MANIFEST_DIRS:
         objs = per_dir[d]
@@ -914,49 +1085,7 @@ def cmd_agreement() -> int:
         services = {o["metadata"]["name"]: o for o in objs.get("Service", []) if o["apiVersion"].startswith("serving.")}
         sinks = by_name("KafkaSink")
         for src in objs.get("KafkaSource", []):
-            label = f"{d}: KafkaSource/{src['metadata']['name']}"
-            spec, ann = src["spec"], src["metadata"].get("annotations", {})
-            ref = spec["sink"]["ref"]
-            svc = services.get(ref["name"])
-            report.check(ref["kind"] == "Service" and ref["apiVersion"] == "serving.knative.dev/v1" and svc is not None,
-                         f"{label}: sink is a Knative Service of this directory", str(ref))
-            if svc is None:
-                continue
-            binary = os.path.basename(svc["spec"]["template"]["spec"]["containers"][0]["command"][0])
-            fn = next(n for n, f in code.functions.items() if f["binary"] == binary)
-            topic = base_config.get(code.functions[fn]["topic_var"], code.functions[fn]["topic_default"])
-            report.check(spec["topics"] == [topic], f"{label}: topic is {fn}'s ({topic})", str(spec["topics"]))
-            report.check(spec["bootstrapServers"] == brokers, f"{label}: bootstrapServers == KAFKA_BROKERS")
-            report.check(spec.get("consumerGroup") == consumer_group(code, per_dir, fn),
-                         f"{label}: consumerGroup is {fn}'s consumer-mode group",
-                         f"{spec.get('consumerGroup')} vs {consumer_group(code, per_dir, fn)}")
-            report.check(spec.get("initialOffset") == code.offset_reset,
-                         f"{label}: initialOffset {code.offset_reset} like the consumers")
-            report.check(ann.get("kafka.eventing.knative.dev/delivery.order") == "ordered"
-                         and spec.get("ordering", "ordered") == "ordered", f"{label}: ordered delivery")
-            delivery = spec.get("delivery", {})
-            report.check(delivery.get("backoffPolicy") == "exponential" and delivery.get("retry", 0) > 0
-                         and re.match(r"^PT\d+(\.\d+)?S$", delivery.get("backoffDelay", "")) is not None,
-                         f"{label}: retries with exponential backoff", str(delivery))
-            dls = delivery.get("deadLetterSink", {}).get("ref", {})
-            sink = sinks.get(dls.get("name"))
-            report.check(dls.get("kind") == "KafkaSink" and dls.get("apiVersion") == "eventing.knative.dev/v1alpha1"
-                         and sink is not None, f"{label}: dead-letter sink is a KafkaSink of this directory", str(dls))
-            if sink is not None:
-                report.check(sink["spec"]["topic"] == topic + code.dlq_suffix,
-                             f"{label}: dead letters go to {topic}{code.dlq_suffix}", sink["spec"]["topic"])
-                report.check(sink["spec"]["bootstrapServers"] == brokers, f"KafkaSink/{dls['name']}: bootstrapServers")
-            expect = {
-                "autoscaling.eventing.knative.dev/class": lambda v: v == "keda.autoscaling.knative.dev",
-                "autoscaling.eventing.knative.dev/min-scale": lambda v: v == "0",
-                "autoscaling.eventing.knative.dev/max-scale": lambda v: 1 <= int(v) <= partitions,
-                "autoscaling.eventing.knative.dev/lag-threshold": lambda v: int(v) > 0,
-                "autoscaling.eventing.knative.dev/activation-lag-threshold": lambda v: int(v) >= 0,
-                "autoscaling.eventing.knative.dev/polling-interval": lambda v: int(v) > 0,
-                "autoscaling.eventing.knative.dev/cooldown-period": lambda v: int(v) > 0,
-            }
-            for key, ok in expect.items():
-                report.check(key in ann and ok(ann[key]), f"{label}: {key}", repr(ann.get(key)))
+            check_kafka_source(report, code, d, src, services, sinks, base_config, brokers, per_dir, partitions)
         if d == "knative":
             report.check(len(objs.get("KafkaSource", [])) == len(code.functions), "knative: a KafkaSource per topic")
             crds = Schemas().crd
@@ -973,6 +1102,7 @@ def cmd_agreement() -> int:
                 a = t["metadata"].get("annotations", {})
                 report.check(a.get("autoscaling.knative.dev/min-scale") == "0", f"knative: Service/{name} scales to zero")
                 report.check(int(a.get("autoscaling.knative.dev/max-scale", "0")) > 0, f"knative: Service/{name} max-scale")
+                check_knative_probes(report, name, svc)
 
         # KEDA path.
         deployments = by_name("Deployment")
@@ -1028,10 +1158,248 @@ def cmd_agreement() -> int:
                          == sorted(deployments), "keda: a ScaledObject per Deployment")
             report.check(len(deployments) == len(code.functions), "keda: a consumer Deployment per function")
 
+        check_network_policies(report, d, objs)
+        check_disruption_budgets(report, d, objs)
+
     # The two directories share these files byte for byte.
     for f in SHARED_FILES:
         report.check(read(f"knative/{f}") == read(f"keda/{f}"), f"knative/{f} == keda/{f}")
     return report.finish("agreement")
+
+
+def iso_seconds(d: str) -> float | None:
+    """Seconds of an ISO 8601 duration of the form PT<n>S (what the manifests write)."""
+    m = re.match(r"^PT(\d+(?:\.\d+)?)S$", d or "")
+    return float(m.group(1)) if m else None
+
+
+def retry_waits(retry: int, delay: float) -> list[float]:
+    """The KafkaSource dispatcher's waits with backoffPolicy exponential: backoffDelay x 2^n
+    before retry n, n from 1 (eventing-kafka-broker data-plane/dispatcher/.../impl/http/
+    WebClientCloudEventSender.java, computeRetryPolicy: delay * Math.round(Math.pow(2, retryCount)),
+    retryCount starting at 1)."""
+    return [delay * 2 ** n for n in range(1, retry + 1)]
+
+
+# Annotations a KafkaSource does not read (eventing-kafka-broker control-plane): delivery.order
+# is read only for Broker Triggers (pkg/reconciler/trigger/trigger.go); activation-lag-threshold
+# is copied to the ConsumerGroup and never reaches the KEDA trigger (pkg/autoscaler/keda/keda.go).
+KAFKA_SOURCE_INERT_ANNOTATIONS = {
+    "kafka.eventing.knative.dev/delivery.order": "read only for Broker Triggers; a KafkaSource takes spec.ordering",
+    "autoscaling.eventing.knative.dev/activation-lag-threshold": "never reaches the generated KEDA trigger",
+}
+
+
+def check_kafka_source(report, code, d, src, services, sinks, base_config, brokers, per_dir, partitions) -> None:
+    label = f"{d}: KafkaSource/{src['metadata']['name']}"
+    spec, ann = src["spec"], src["metadata"].get("annotations", {})
+    ref = spec["sink"]["ref"]
+    svc = services.get(ref["name"])
+    report.check(ref["kind"] == "Service" and ref["apiVersion"] == "serving.knative.dev/v1" and svc is not None,
+                 f"{label}: sink is a Knative Service of this directory", str(ref))
+    if svc is None:
+        return
+    binary = os.path.basename(svc["spec"]["template"]["spec"]["containers"][0]["command"][0])
+    fn = next(n for n, f in code.functions.items() if f["binary"] == binary)
+    topic = base_config.get(code.functions[fn]["topic_var"], code.functions[fn]["topic_default"])
+    report.check(spec["topics"] == [topic], f"{label}: topic is {fn}'s ({topic})", str(spec["topics"]))
+    report.check(spec["bootstrapServers"] == brokers, f"{label}: bootstrapServers == KAFKA_BROKERS")
+    report.check(spec.get("consumerGroup") == consumer_group(code, per_dir, fn),
+                 f"{label}: consumerGroup is {fn}'s consumer-mode group",
+                 f"{spec.get('consumerGroup')} vs {consumer_group(code, per_dir, fn)}")
+    report.check(spec.get("initialOffset") == code.offset_reset,
+                 f"{label}: initialOffset {code.offset_reset} like the consumers")
+    # Unordered, written out (the default is ordered: control-plane/pkg/apis/sources/v1/
+    # kafka_defaults.go). Ordered delivery keeps one event in flight per partition through all
+    # its retries, so an event in backoff stops its partition; the effects are idempotent and
+    # need no per-user order.
+    report.check(spec.get("ordering") == "unordered",
+                 f"{label}: spec.ordering unordered, explicitly (an event in backoff must not hold its partition)",
+                 repr(spec.get("ordering")))
+    for key, why in KAFKA_SOURCE_INERT_ANNOTATIONS.items():
+        report.check(key not in ann, f"{label}: no {key} annotation ({why})")
+    delivery = spec.get("delivery", {})
+    delay = iso_seconds(delivery.get("backoffDelay", ""))
+    retry = delivery.get("retry", 0)
+    report.check(delivery.get("backoffPolicy") == "exponential" and isinstance(retry, int) and retry > 0
+                 and delay is not None and delay > 0,
+                 f"{label}: retries with exponential backoff", str(delivery))
+    if delay is not None and isinstance(retry, int):
+        waits = retry_waits(retry, delay)
+        # A dead-lettered item is republished by the scheduler after SCHEDULER_REPUBLISH_AFTER:
+        # the retries must be over well before (else the republished copy races the retries).
+        report.check(sum(waits) < code.republish_after / 2,
+                     f"{label}: retries ({'+'.join(f'{w:g}' for w in waits)} = {sum(waits):g} s) end long before "
+                     f"the scheduler republishes ({code.republish_after:g} s)")
+        # keda/'s consumer of the same function waits the same schedule (KAFKA_RETRY, KAFKA_BACKOFF_DELAY).
+        for dep in per_dir["keda"].get("Deployment", []):
+            c = dep["spec"]["template"]["spec"]["containers"][0]
+            if os.path.basename(c["command"][0]) != binary:
+                continue
+            env = effective_env(c, per_dir["keda"])
+            report.check(env.get("KAFKA_RETRY") == str(retry)
+                         and seconds(env.get("KAFKA_BACKOFF_DELAY") or "0s") == delay,
+                         f"{label}: keda/ Deployment/{dep['metadata']['name']} retries the same way "
+                         f"(KAFKA_RETRY={retry}, KAFKA_BACKOFF_DELAY={delay:g}s)",
+                         f"KAFKA_RETRY={env.get('KAFKA_RETRY')!r}, KAFKA_BACKOFF_DELAY={env.get('KAFKA_BACKOFF_DELAY')!r}")
+    dls = delivery.get("deadLetterSink", {}).get("ref", {})
+    sink = sinks.get(dls.get("name"))
+    report.check(dls.get("kind") == "KafkaSink" and dls.get("apiVersion") == "eventing.knative.dev/v1alpha1"
+                 and sink is not None, f"{label}: dead-letter sink is a KafkaSink of this directory", str(dls))
+    if sink is not None:
+        report.check(sink["spec"]["topic"] == topic + code.dlq_suffix,
+                     f"{label}: dead letters go to {topic}{code.dlq_suffix}", sink["spec"]["topic"])
+        report.check(sink["spec"]["bootstrapServers"] == brokers, f"KafkaSink/{dls['name']}: bootstrapServers")
+    # The annotations the Kafka controller passes on to the ScaledObject it generates
+    # (control-plane/pkg/autoscaler/keda/resources.go, keda.go).
+    expect = {
+        "autoscaling.eventing.knative.dev/class": lambda v: v == "keda.autoscaling.knative.dev",
+        "autoscaling.eventing.knative.dev/min-scale": lambda v: v == "0",
+        "autoscaling.eventing.knative.dev/max-scale": lambda v: 1 <= int(v) <= partitions,
+        "autoscaling.eventing.knative.dev/lag-threshold": lambda v: int(v) > 0,
+        "autoscaling.eventing.knative.dev/polling-interval": lambda v: int(v) > 0,
+        "autoscaling.eventing.knative.dev/cooldown-period": lambda v: int(v) > 0,
+    }
+    for key, ok in expect.items():
+        report.check(key in ann and ok(ann[key]), f"{label}: {key}", repr(ann.get(key)))
+
+
+def check_knative_probes(report, name, svc) -> None:
+    """Knative runs the readiness probe in queue-proxy; with periodSeconds unset (0) it polls
+    every 50 ms from the container's start until the probe passes (knative/serving
+    pkg/queue/readiness/probe.go, shouldProbeAggressively), which is what makes a cold start
+    fast. A periodSeconds turns that off; timeoutSeconds and failureThreshold are refused
+    without it (pkg/apis/serving/k8s_validation.go, validateReadinessProbe)."""
+    for c in svc["spec"]["template"]["spec"]["containers"]:
+        r = c.get("readinessProbe", {})
+        set_ = sorted(k for k in ("periodSeconds", "timeoutSeconds", "failureThreshold") if k in r)
+        report.check(not set_, f"knative: Service/{name} readiness probe keeps Knative's start-up probing "
+                               "(no periodSeconds, timeoutSeconds, failureThreshold)", ", ".join(set_))
+        report.check("livenessProbe" in c, f"knative: Service/{name} has a liveness probe")
+
+
+# Who calls a Knative Service's pods (knative/serving): the activator, on queue-proxy's port
+# (pkg/networking/constants.go: BackendHTTPPort 8012; 8013 for h2c), and the autoscaler, which
+# scrapes queue-proxy's metrics (AutoscalingQueueMetricsPort 9090;
+# pkg/autoscaler/metrics/stats_scraper.go), both in knative-serving; the networking layer's
+# gateway, on 8012, when the activator is not in the path. The KafkaSource dispatcher
+# (knative-eventing) reaches the pods through those.
+QUEUE_PROXY_PORT = 8012
+AUTOSCALER_METRICS_PORT = 9090
+KNATIVE_SERVING_NS = "knative-serving"
+KNATIVE_EVENTING_NS = "knative-eventing"
+NS_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def template_labels(o: dict) -> dict:
+    if o["kind"] == "CronJob":
+        return o["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels", {})
+    return o["spec"]["template"]["metadata"].get("labels", {})
+
+
+def selects(selector: dict | None, labels: dict) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions) against labels."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        op, key, values = e["operator"], e["key"], e.get("values", [])
+        ok = {"In": labels.get(key) in values, "NotIn": labels.get(key) not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}[op]
+        if not ok:
+            return False
+    return True
+
+
+def ingress_peers(policies: list[dict], labels: dict) -> list[dict]:
+    """What the NetworkPolicies selecting pods with these labels admit: one entry per source,
+    {"namespace": name | "*" (any) | None (this namespace) | "ipBlock", "pods": the source
+    pods' matchLabels or None (any pod), "ports": set of ports or {"*"}}."""
+    out = []
+    for np in policies:
+        spec = np["spec"]
+        if "Ingress" not in spec.get("policyTypes", ["Ingress"]) or not selects(spec.get("podSelector"), labels):
+            continue
+        for rule in spec.get("ingress", []):
+            ports = {p.get("port", "*") for p in rule.get("ports", [])} or {"*"}
+            for f in rule.get("from") or [{"namespaceSelector": {}}]:
+                if "ipBlock" in f:
+                    out.append({"namespace": "ipBlock", "pods": None, "ports": ports})
+                    continue
+                nss = f.get("namespaceSelector")
+                ns = None if nss is None else nss.get("matchLabels", {}).get(NS_NAME_LABEL, "*")
+                pods = f.get("podSelector")
+                out.append({"namespace": ns, "pods": (pods or {}).get("matchLabels") or None, "ports": ports})
+    return out
+
+
+def check_network_policies(report, d: str, objs: dict) -> None:
+    """The NetworkPolicies admit what really calls the functions, and nothing else."""
+    policies = objs.get("NetworkPolicy", [])
+    report.check(any(np["spec"].get("podSelector") in ({}, {"matchLabels": {}}) and not np["spec"].get("ingress")
+                     and "Ingress" in np["spec"].get("policyTypes", [])
+                     for np in policies),
+                 f"{d}: a NetworkPolicy denies all ingress not admitted otherwise (podSelector {{}}, no rules)")
+    for np in policies:
+        for i, rule in enumerate(np["spec"].get("ingress", [])):
+            report.check(bool(rule.get("from")) and bool(rule.get("ports")),
+                         f"{d}: NetworkPolicy/{np['metadata']['name']} rule {i} names its sources and ports")
+    functions = [o for o in objs.get("Service", []) if o["apiVersion"].startswith("serving.")] if d == "knative" \
+        else objs.get("Deployment", [])
+    for o in functions:
+        label = f"{d}: {o['kind']}/{o['metadata']['name']}"
+        peers = ingress_peers(policies, template_labels(o))
+        ann = o["spec"]["template"]["metadata"].get("annotations", {})
+        prom_port = int(ann.get("prometheus.io/port", "0"))
+        prometheus = [p for p in peers if prom_port in p["ports"] and p["pods"]
+                      and p["namespace"] not in (None, "*", KNATIVE_SERVING_NS, KNATIVE_EVENTING_NS)]
+        report.check(bool(prometheus), f"{label}: Prometheus (a namespace and its pods) may scrape port {prom_port}",
+                     str(peers))
+        report.check(all(p in prometheus for p in peers if prom_port in p["ports"] or "*" in p["ports"]),
+                     f"{label}: only Prometheus reaches the metrics port {prom_port} directly", str(peers))
+        if d == "knative":
+            def admits(ns, port):
+                return any(p["namespace"] == ns and p["pods"] is None and (port in p["ports"]) for p in peers)
+            report.check(admits(KNATIVE_SERVING_NS, QUEUE_PROXY_PORT),
+                         f"{label}: the activator ({KNATIVE_SERVING_NS}) may reach queue-proxy on {QUEUE_PROXY_PORT}")
+            report.check(admits(KNATIVE_SERVING_NS, AUTOSCALER_METRICS_PORT),
+                         f"{label}: the autoscaler ({KNATIVE_SERVING_NS}) may scrape queue-proxy on "
+                         f"{AUTOSCALER_METRICS_PORT}")
+            gateways = [p for p in peers if p["namespace"] not in (None, "*", "ipBlock", KNATIVE_SERVING_NS,
+                                                                      KNATIVE_EVENTING_NS)
+                        and p not in prometheus and QUEUE_PROXY_PORT in p["ports"]]
+            report.check(bool(gateways), f"{label}: the networking layer's gateway namespace may reach "
+                                         f"queue-proxy on {QUEUE_PROXY_PORT}")
+            report.check(admits(KNATIVE_EVENTING_NS, QUEUE_PROXY_PORT),
+                         f"{label}: the KafkaSource dispatcher ({KNATIVE_EVENTING_NS}) may reach queue-proxy")
+        else:
+            report.check(all(p in prometheus and p["ports"] == {prom_port} for p in peers),
+                         f"{label}: nothing but Prometheus on {prom_port} may connect (consumers are called by no one)",
+                         str(peers))
+    for o in objs.get("CronJob", []) + objs.get("Job", []):
+        report.check(not ingress_peers(policies, template_labels(o)),
+                     f"{d}: {o['kind']}/{o['metadata']['name']} admits no connection (it serves nothing)")
+
+
+def check_disruption_budgets(report, d: str, objs: dict) -> None:
+    """keda/: each consumer Deployment has a PodDisruptionBudget that lets drains evict one
+    consumer at a time (maxUnavailable; minAvailable would block every drain at 1 replica)."""
+    pdbs = objs.get("PodDisruptionBudget", [])
+    deployments = objs.get("Deployment", [])
+    for dep in deployments:
+        mine = [b for b in pdbs if selects(b["spec"].get("selector"), template_labels(dep))]
+        label = f"{d}: Deployment/{dep['metadata']['name']}"
+        report.check(len(mine) == 1, f"{label}: one PodDisruptionBudget selects its pods",
+                     str([b["metadata"]["name"] for b in mine]))
+        for b in mine:
+            report.check("minAvailable" not in b["spec"] and b["spec"].get("maxUnavailable") not in (None, 0, "0%"),
+                         f"{label}: PodDisruptionBudget/{b['metadata']['name']} uses maxUnavailable > 0, no minAvailable",
+                         str(b["spec"]))
+    for b in pdbs:
+        report.check(any(selects(b["spec"].get("selector"), template_labels(x)) for x in deployments),
+                     f"{d}: PodDisruptionBudget/{b['metadata']['name']} selects a Deployment's pods")
+    if d == "keda":
+        report.check(bool(pdbs), "keda: PodDisruptionBudgets for the consumers")
 
 
 def feature_gated_fields(value, schema: dict, path: str = "") -> list[str]:
@@ -1200,28 +1568,56 @@ def check_args(report, code, label, binary, args) -> None:
         report.check("--for" in values and "--every" in values, f"{label}: CronJob mode --for D --every E")
         if "--for" in values and "--every" in values:
             report.check(all(DURATION.match(values[k] or "") for k in ("--for", "--every")), f"{label}: durations")
-            report.check(0 < seconds(values["--every"]) < seconds(values["--for"]) < 60,
-                         f"{label}: polls within its minute", str(values))
+            report.check(0 < seconds(values["--every"]) < seconds(values["--for"]),
+                         f"{label}: polls more than once per run (0 < --every < --for)", str(values))
 
 
 # ---------------------------------------------------------------- cron job timing
 
 
+# The CronJob runs every minute (CRON_PERIOD) and each run polls for --for. A run needs
+# CRON_START_MARGIN from its scheduled minute to its first poll (the controller creates the Job
+# and the pod, the container starts and connects), so --for must outlast the period by that
+# margin for the next run to be polling before this one stops: no second goes unpolled. Runs
+# then overlap, which is safe (claims are exclusive: FOR UPDATE SKIP LOCKED and a lease) but
+# needs concurrencyPolicy Allow (Forbid would hold the next run back until this one ends).
+CRON_PERIOD = 60
+CRON_START_MARGIN = 10
+
+
+def cron_timing_rules(doc: dict) -> list[tuple[bool, str, str]]:
+    """(ok, rule, detail) for the scheduler CronJob's timing."""
+    s = doc["spec"]
+    job = s["jobTemplate"]["spec"]
+    c = job["template"]["spec"]["containers"][0]
+    args = c.get("args", [])
+    run_for = seconds(args[args.index("--for") + 1]) if "--for" in args else 0
+    env = {e["name"]: e.get("value", "") for e in c.get("env", [])}
+    delivery = seconds(env.get("KAFKA_DELIVERY_TIMEOUT", "30s"))
+    deadline = job.get("activeDeadlineSeconds", 0)
+    overlap = run_for > CRON_PERIOD
+    policy = s.get("concurrencyPolicy", "Allow")
+    return [
+        (s["schedule"] == "* * * * *", "scheduler every minute", s["schedule"]),
+        (run_for >= CRON_PERIOD + CRON_START_MARGIN,
+         f"--for outlasts the {CRON_PERIOD} s period by the start margin ({CRON_START_MARGIN} s): "
+         "the next run polls before this one stops", f"--for {run_for:g} s"),
+        (run_for + delivery + CRON_START_MARGIN <= deadline,
+         "activeDeadlineSeconds covers the start, --for and a last publish (KAFKA_DELIVERY_TIMEOUT)",
+         f"{CRON_START_MARGIN} + {run_for:g} + {delivery:g} > {deadline}"),
+        (deadline < 2 * CRON_PERIOD, "activeDeadlineSeconds under two periods: at most two runs at once",
+         str(deadline)),
+        (not overlap or policy == "Allow", "runs overlap, so concurrencyPolicy is Allow", policy),
+        (0 < s.get("startingDeadlineSeconds", 0) < CRON_PERIOD, "startingDeadlineSeconds under a minute",
+         str(s.get("startingDeadlineSeconds"))),
+    ]
+
+
 def cmd_cron_timing(report: Report) -> None:
     for d in MANIFEST_DIRS:
         for doc in load_yaml_docs(ROOT / d / "scheduler-cron.yaml"):
-            s = doc["spec"]
-            job = s["jobTemplate"]["spec"]
-            c = job["template"]["spec"]["containers"][0]
-            args = c.get("args", [])
-            run_for = seconds(args[args.index("--for") + 1]) if "--for" in args else 0
-            env = {e["name"]: e.get("value", "") for e in c.get("env", [])}
-            delivery = seconds(env.get("KAFKA_DELIVERY_TIMEOUT", "30s"))
-            report.check(s["schedule"] == "* * * * *", f"{d}: scheduler every minute")
-            report.check(s.get("concurrencyPolicy") == "Forbid", f"{d}: concurrencyPolicy Forbid")
-            report.check(0 < s.get("startingDeadlineSeconds", 0) < 60, f"{d}: startingDeadlineSeconds under a minute")
-            report.check(job.get("activeDeadlineSeconds", 0) > run_for + delivery,
-                         f"{d}: activeDeadlineSeconds covers --for and a last publish")
+            for ok, rule, detail in cron_timing_rules(doc):
+                report.check(ok, f"{d}: {rule}", detail)
 
 
 # ---------------------------------------------------------------- image
@@ -1312,6 +1708,91 @@ EXTERNAL_METRICS = {
     "kube_deployment_status_replicas": {"namespace", "deployment"},
 }
 COMMON_LABELS = {"job", "instance", "namespace", "pod", "container", "service", "__name__", "le"}
+# kube-state-metrics' custom resource configuration (the metrics for the KafkaSources' and
+# ScaledObjects' conditions come from it, so the alerts' names and labels are read from it).
+KSM_CONFIG = "deploy/kube-state-metrics/custom-resource-state.yaml"
+KSM_CR_LABELS = {"customresource_group", "customresource_version", "customresource_kind"}
+# Lateness targets for p99 (docs/DEPLOYMENT.md "Lateness"): a trickle, a burst, from zero.
+LATENESS_TARGETS = (1.5, 10.0, 30.0)
+
+
+def crd_path_schema(schema: dict, path: list[str]) -> dict | None:
+    """The CRD schema node at a kube-state-metrics path (metadata.* is ObjectMeta, not in the CRD)."""
+    node = schema
+    for part in path:
+        if node.get("type") == "array":
+            node = node.get("items", {})
+        node = node.get("properties", {}).get(part)
+        if node is None:
+            return None
+    return node
+
+
+def ksm_metrics(report: Report | None = None) -> dict[str, set[str]]:
+    """metric name -> labels, as kube-state-metrics produces them from KSM_CONFIG; with a
+    report, also checks the configuration against the CRDs (the paths exist, conditions are
+    the status/type pairs of an array)."""
+    cfg = load_yaml_docs(ROOT / KSM_CONFIG)[0]
+    crds = Schemas().crd
+    out: dict[str, set[str]] = {}
+    ok = lambda cond, what, detail="": report.check(cond, what, detail) if report else None  # noqa: E731
+    ok(cfg.get("kind") == "CustomResourceStateMetrics" and set(cfg) == {"kind", "spec"}, f"{KSM_CONFIG}: kind and spec")
+    for res in cfg["spec"]["resources"]:
+        gvk = res["groupVersionKind"]
+        key = (f"{gvk['group']}/{gvk['version']}", gvk["kind"])
+        schema = crds.get(key)
+        ok(schema is not None, f"{KSM_CONFIG}: {key} is served by a CRD of tests/manifests/schemas", str(key))
+        ok(set(res) <= {"groupVersionKind", "metricNamePrefix", "labelsFromPath", "commonLabels", "metrics", "errorLogV"},
+           f"{KSM_CONFIG}: {gvk['kind']}: known fields", str(sorted(res)))
+        common = set(res.get("labelsFromPath", {})) | set(res.get("commonLabels", {}))
+        for lbl, path in res.get("labelsFromPath", {}).items():
+            ok(path[0] == "metadata" or (schema is not None and crd_path_schema(schema, path) is not None),
+               f"{KSM_CONFIG}: {gvk['kind']} label {lbl} from {path}")
+        for m in res["metrics"]:
+            each = m["each"]
+            kind = each["type"]
+            body = each.get(kind[0].lower() + kind[1:], {})
+            ok(kind in ("Gauge", "StateSet", "Info") and m.get("help"), f"{KSM_CONFIG}: {m['name']}: type and help")
+            node = crd_path_schema(schema or {}, body.get("path", []))
+            ok(node is not None, f"{KSM_CONFIG}: {gvk['kind']} path {body.get('path')} exists in the CRD")
+            item = (node or {}).get("items", node or {})
+            for sub in [body.get("valueFrom", [])] + list(body.get("labelsFromPath", {}).values()):
+                ok(not sub or crd_path_schema(item, sub) is not None,
+                   f"{KSM_CONFIG}: {gvk['kind']} {body.get('path')} + {sub} exists in the CRD")
+            name = f"{res.get('metricNamePrefix', 'kube_customresource')}_{m['name']}".lstrip("_")
+            out[name] = common | set(m.get("labelsFromPath", {})) | set(m.get("commonLabels", {})) \
+                | set(body.get("labelsFromPath", {})) | ({body["labelName"]} if "labelName" in body else set()) \
+                | KSM_CR_LABELS
+    return out
+
+
+def histogram_buckets() -> dict[str, list[float]]:
+    """histogram metric (full name, without _bucket) -> its bucket bounds, from metrics.rs."""
+    src = read("crates/host/src/metrics.rs")
+    prefix = re.search(r'Registry::new_custom\(Some\("(\w+)"', src).group(1)
+    out = {}
+    for name, buckets in re.findall(r'HistogramOpts::new\(\s*"(\w+)".*?\.buckets\(vec!\[([^\]]*)\]', src, re.S):
+        out[f"{prefix}_{name}"] = [float(x) for x in re.findall(r"[\d.]+", buckets)]
+    return out
+
+
+def bucket_rules(buckets: dict[str, list[float]], rules: list[dict], timeouts: list[int]) -> list[tuple[bool, str, str]]:
+    """The histograms resolve what the alerts and the targets look at: every
+    histogram_quantile(...) > X threshold is a bucket bound of its histogram (else the alert
+    fires on interpolation inside a wide bucket), the lateness targets are bounds, and
+    handling time reaches the longest answer a function may take (Knative timeoutSeconds)."""
+    out = []
+    lat = buckets.get("todo_events_event_lateness_seconds", [])
+    handling = buckets.get("todo_events_event_handling_seconds", [])
+    for t in LATENESS_TARGETS:
+        out.append((t in lat, f"lateness buckets have a bound at the {t:g} s target", str(lat)))
+    out.append((bool(handling) and max(handling) >= max(timeouts or [0]),
+                f"handling buckets reach the longest function timeout ({max(timeouts or [0])} s)", str(handling)))
+    for r in rules:
+        for hist, x in re.findall(r"histogram_quantile\([^,]+,.*?(\w+)_bucket.*?\)\)\)\s*>\s*([\d.]+)", r["expr"], re.S):
+            out.append((float(x) in buckets.get(hist, []),
+                        f"rule {r.get('alert')}: threshold {x} is a bucket bound of {hist}", str(buckets.get(hist))))
+    return out
 
 
 class Metrics:
@@ -1343,6 +1824,8 @@ class Metrics:
         outcomes |= set(re.findall(r'observe\([^,]+,\s*"(\w+)"', read("crates/kafka/src/consumer.rs")))
         types = set(re.findall(r'pub const \w+: &str = "(dev\.todo\.[\w.-]+)"', read("crates/domain/src/events.rs")))
         self.values = {"function": set(code.functions), "outcome": outcomes, "type": types | {"other"}}
+        self.buckets = histogram_buckets()
+        self.ksm = ksm_metrics()
 
 
 def promql_selectors(expr: str):
@@ -1370,13 +1853,17 @@ def check_expr(report: Report, metrics: Metrics, what: str, expr: str) -> None:
     for s in selectors:
         name = s.name
         ours = name in metrics.series
-        report.check(ours or name in EXTERNAL_METRICS, f"{what}: metric {name} exists",
+        external = {**EXTERNAL_METRICS, **metrics.ksm}
+        report.check(ours or name in external, f"{what}: metric {name} exists",
                      f"not exported by the code ({sorted(metrics.series)}) nor a known exporter's")
-        labels = metrics.series.get(name) or EXTERNAL_METRICS.get(name, set())
+        labels = metrics.series.get(name) or external.get(name, set())
         for m in s.matchers.matchers:
             if m.name == "__name__":
                 continue
             report.check(m.name in labels or m.name in COMMON_LABELS, f"{what}: {name} has label {m.name}")
+            if ours and m.name == "le" and name.endswith("_bucket"):
+                report.check(float(m.value) in metrics.buckets.get(name[: -len("_bucket")], []),
+                             f"{what}: le={m.value!r} is a bucket bound of {name}")
             if ours and m.name in metrics.values:
                 op = str(m.op)
                 words = [m.value] if "Equal" in op and "Not" not in op else (
@@ -1452,9 +1939,33 @@ def cmd_observability() -> int:
             report.check("summary" in ann and "description" in ann, f"rule {name}: summary and description")
             check_expr(report, metrics, f"rule {name}", r["expr"])
     names = " ".join(r.get("alert", "") for g in rules["groups"] for r in g["rules"]).lower()
-    for topic in ("lag", "deadletter", "late", "fail"):
+    for topic in ("lag", "deadletter", "late", "fail", "notready", "absent"):
         report.check(topic in names, f"an alert about {topic}")
     report.check(alerts >= 6, "alert rules", str(alerts))
+    all_rules = [r for g in rules["groups"] for r in g["rules"]]
+    exprs_of = lambda pred: [r["expr"] for r in all_rules if pred(r)]  # noqa: E731
+    # Lateness: measured (todo_events_event_lateness_seconds), on the dashboard and alerted at
+    # the trickle target.
+    lat = "todo_events_event_lateness_seconds_bucket"
+    report.check(any(lat in t["expr"] for p in dash["panels"] for t in p.get("targets", [])),
+                 "the dashboard shows lateness")
+    report.check(any(re.search(lat + r".*>\s*" + re.escape(f"{LATENESS_TARGETS[0]:g}") + r"\s*$", e.strip(), re.S)
+                     for e in exprs_of(lambda r: True)),
+                 f"an alert on lateness p99 above {LATENESS_TARGETS[0]:g} s")
+    # Not Ready: an alert on each custom resource condition metric kube-state-metrics produces.
+    ksm = ksm_metrics(report)
+    for name in sorted(ksm):
+        report.check(any(name in e and "Ready" in e and "absent" not in e for e in exprs_of(lambda r: True)),
+                     f"an alert when {name} says not Ready")
+    # Missing metrics: absent() guards for every external source the other alerts rely on.
+    for name in ["kafka_consumergroup_lag", "kube_cronjob_status_last_successful_time", "keda_scaler_active"] + sorted(ksm):
+        report.check(any(re.search(r"absent\(\s*" + name + r"\b", e) for e in exprs_of(lambda r: True)),
+                     f"an absent() alert for {name}")
+    report.check(any("absent_over_time(todo_events_" in e for e in exprs_of(lambda r: True)),
+                 "an alert when the functions' own metrics are missing")
+    timeouts = [o["spec"]["template"]["spec"].get("timeoutSeconds", 300) for o in load_per_dir()["knative"].get("Service", [])]
+    for ok, rule, detail in bucket_rules(metrics.buckets, all_rules, timeouts):
+        report.check(ok, rule, detail)
     return report.finish("observability")
 
 
