@@ -32,15 +32,16 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY crates ./crates
 COPY functions ./functions
-# Workspace members that are development tools (benchmarks, fault suite): cargo needs them
-# to read the workspace; not built.
+# Workspace members that are development tools (benchmarks, fault suite, rehearsal): cargo
+# needs them to read the workspace; not built.
 COPY bench ./bench
 COPY faults ./faults
+COPY rehearsal ./rehearsal
 # The release profile of Cargo.toml applies (strip, thin LTO). The cache mounts keep the
 # registry and the build directory between builds; the binaries are copied out of the cache.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --workspace --exclude todo-events-bench --exclude todo-events-faults --bins \
+    cargo build --release --locked --workspace --exclude todo-events-bench --exclude todo-events-faults --exclude todo-events-rehearsal --bins \
  && mkdir -p /out/bin \
  && for bin in todo-events notify recur scheduler-cron; do \
       cp "target/release/$bin" /out/bin/; \

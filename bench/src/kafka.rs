@@ -8,7 +8,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use cloudevents::binding::rdkafka::BaseRecordExt;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use scheduler_cron::publish::{KafkaPublisher, Publisher};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use todo_events_domain::events::Outgoing;
 use todo_events_domain::{RecurringTaskDue, RecurringTaskId, ReminderDue, ReminderId, TaskId, UserId};
@@ -22,48 +22,26 @@ const SCHEDULER_WORKERS: usize = 4;
 /// Partitions of each topic, as docs/DEPLOYMENT.md sets them up.
 const PARTITIONS: i32 = 6;
 
-/// A Tansu broker with in-memory storage on a free port; killed when dropped.
+/// A Tansu broker with in-memory storage on a free port (the test kit's), with the topics.
 pub struct Broker {
-    child: Child,
+    _broker: todo_events_testkit::kafka::MemoryBroker,
     pub config: KafkaConfig,
 }
 
 impl Broker {
     pub async fn start(env: &Env) -> anyhow::Result<Self> {
-        let port = todo_events_testkit::kafka::free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(todo_events_testkit::kafka::tansu())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(env.out.join("tansu.log"))?)
-            .spawn()
+        let broker = todo_events_testkit::kafka::MemoryBroker::start(&env.out.join("tansu.log"))
             .context("starting tansu")?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "tansu did not listen on {port}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let config = KafkaConfig::plaintext(format!("127.0.0.1:{port}"));
+        let config = KafkaConfig::plaintext(broker.brokers());
         ensure_topics(&config, &["reminders", "task-events", "raw"], PARTITIONS).await?;
-        Ok(Self { child, config })
+        Ok(Self {
+            _broker: broker,
+            config,
+        })
     }
 
     fn vars(&self) -> Vec<(&'static str, String)> {
         vec![("KAFKA_BROKERS", self.config.brokers.clone())]
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -35,6 +35,44 @@ pub struct KafkaConfig {
     /// `KAFKA_CONSUMER_BATCH`: most messages of one partition a consumer hands to the
     /// function at once (one database transaction); default 200.
     pub consumer_batch: usize,
+    /// How a consumer retries an event that failed transiently (database down, SMTP 4xx).
+    pub retry: RetryPolicy,
+}
+
+/// The consumer mode's answer to a transient failure, written like a Knative delivery spec
+/// so that keda/ can say what knative/'s KafkaSources say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// `KAFKA_RETRY`: retries before the event goes to `<topic>.dlq`; unset: retry until it
+    /// succeeds (the partition waits), with waits capped at 30 s.
+    pub retries: Option<u32>,
+    /// `KAFKA_BACKOFF_DELAY` (default 100ms): retry n (n = 1, 2, …) waits this × 2^n, as
+    /// eventing-kafka-broker's dispatcher does with `backoffPolicy: exponential`.
+    pub backoff_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The longest single wait when retrying without end.
+    const CAP: Duration = Duration::from_secs(30);
+
+    /// The wait before retry `n` (1-based), or `None` when the retries are used up.
+    pub fn wait_before(&self, n: u32) -> Option<Duration> {
+        let wait = self.backoff_delay.saturating_mul(2u32.saturating_pow(n.min(30)));
+        match self.retries {
+            Some(max) if n > max => None,
+            Some(_) => Some(wait),
+            None => Some(wait.min(Self::CAP)),
+        }
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            retries: None,
+            backoff_delay: Duration::from_millis(100),
+        }
+    }
 }
 
 impl fmt::Debug for KafkaConfig {
@@ -50,6 +88,7 @@ impl fmt::Debug for KafkaConfig {
             .field("sasl_password", &self.sasl_password.as_ref().map(|_| "***"))
             .field("ssl_ca_location", &self.ssl_ca_location)
             .field("consumer_batch", &self.consumer_batch)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -109,7 +148,25 @@ impl KafkaConfig {
             session_timeout: var_or("KAFKA_SESSION_TIMEOUT", HumanDuration(Duration::from_secs(6)))?.0,
             delivery_timeout: var_or("KAFKA_DELIVERY_TIMEOUT", HumanDuration(Duration::from_secs(30)))?.0,
             consumer_batch: var_or("KAFKA_CONSUMER_BATCH", DEFAULT_CONSUMER_BATCH)?,
+            retry: RetryPolicy {
+                retries: var("KAFKA_RETRY")?,
+                backoff_delay: var_or(
+                    "KAFKA_BACKOFF_DELAY",
+                    HumanDuration(RetryPolicy::default().backoff_delay),
+                )?
+                .0,
+            },
         };
+        if cfg.retry.retries.is_some_and(|r| r > 100) {
+            return Err(ConfigError(
+                "KAFKA_RETRY must be between 0 and 100 (unset: retry until it succeeds)".into(),
+            ));
+        }
+        if cfg.retry.backoff_delay.is_zero() || cfg.retry.backoff_delay > Duration::from_secs(60) {
+            return Err(ConfigError(
+                "KAFKA_BACKOFF_DELAY must be between 1ms and 60s".into(),
+            ));
+        }
         if !(1..=10_000).contains(&cfg.consumer_batch) {
             return Err(ConfigError(format!(
                 "KAFKA_CONSUMER_BATCH={} must be between 1 and 10000",
@@ -146,6 +203,7 @@ impl KafkaConfig {
             session_timeout: Duration::from_secs(6),
             delivery_timeout: Duration::from_secs(30),
             consumer_batch: DEFAULT_CONSUMER_BATCH,
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -194,5 +252,31 @@ mod tests {
         let mut c = super::KafkaConfig::plaintext("k:9092");
         c.sasl_password = Some("hunter2".into());
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::RetryPolicy;
+    use std::time::Duration;
+
+    #[test]
+    fn bounded_retries_follow_the_knative_schedule() {
+        let p = RetryPolicy {
+            retries: Some(5),
+            backoff_delay: Duration::from_secs(1),
+        };
+        let waits: Vec<u64> = (1..=6)
+            .filter_map(|n| p.wait_before(n))
+            .map(|d| d.as_secs())
+            .collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32], "then no sixth retry");
+    }
+
+    #[test]
+    fn unbounded_retries_wait_at_most_30_s() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.wait_before(1), Some(Duration::from_millis(200)));
+        assert_eq!(p.wait_before(40), Some(Duration::from_secs(30)));
     }
 }

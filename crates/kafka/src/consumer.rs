@@ -11,7 +11,9 @@
 //!   stored offsets are committed every second and on rebalance and shutdown. A crash
 //!   therefore redelivers, and the functions' once-only effects absorb the redelivery.
 //! - Transient failures (`409`, `429`, `503` in HTTP terms) are retried with exponential
-//!   backoff; permanent ones (invalid events, bugs) go to `<topic>.dlq` with the reason.
+//!   backoff (`KAFKA_BACKOFF_DELAY` × 2^n before retry n); after `KAFKA_RETRY` retries, if
+//!   set, they go to `<topic>.dlq` like permanent ones (invalid events, bugs), so one event
+//!   that keeps failing holds its partition up for a bounded time.
 //! - SIGTERM: stop fetching, finish the batch in hand, commit, leave the group.
 
 use crate::config::KafkaConfig;
@@ -167,6 +169,7 @@ pub async fn run<F: Function>(
             revoked: assigned.revoked,
             shutdown: shutdown.clone(),
             batch: opts.kafka.consumer_batch,
+            retry: opts.kafka.retry,
         };
         (tx, tokio::spawn(worker.run(assigned.queue, rx)))
     };
@@ -244,6 +247,7 @@ struct PartitionWorker<F> {
     revoked: CancellationToken,
     shutdown: Shutdown,
     batch: usize,
+    retry: crate::config::RetryPolicy,
 }
 
 /// A message of a batch and where it stands.
@@ -336,7 +340,7 @@ impl<F: Function> PartitionWorker<F> {
                 }
             }
         }
-        let mut backoff = FIRST_BACKOFF;
+        let mut retry = 0;
         loop {
             let pending: Vec<usize> = (0..slots.len())
                 .filter(|&i| matches!(slots[i], Slot::Pending(_)))
@@ -377,18 +381,45 @@ impl<F: Function> PartitionWorker<F> {
                 }
             }
             if let Some((i, problem)) = retrying {
+                retry += 1;
+                let Some(wait) = self.retry.wait_before(retry) else {
+                    // The retries are used up: what still fails goes to the dead letters.
+                    return self.give_up(messages, &mut slots, retry - 1, &problem).await;
+                };
                 tracing::warn!(
                     partition = messages[i].partition(),
                     offset = messages[i].offset(),
-                    "will retry in {backoff:?}: {problem}"
+                    "will retry in {wait:?} (retry {retry}): {problem}"
                 );
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = self.shutdown.wait() => return false,
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+
+    /// Dead-letters the messages still pending after `retries` retries.
+    async fn give_up(
+        &self,
+        messages: &[OwnedMessage],
+        slots: &mut [Slot],
+        retries: u32,
+        problem: &Problem,
+    ) -> bool {
+        let reason = format!("failed after {retries} retries: {problem}");
+        for (message, slot) in messages.iter().zip(slots.iter_mut()) {
+            if matches!(slot, Slot::Pending(_)) {
+                self.host
+                    .metrics()
+                    .observe(F::ACCEPTS.cloudevent_type(), "dead_lettered", 0.0);
+                if !self.dead_letter(message, &reason).await {
+                    return false;
+                }
+                *slot = Slot::Settled;
+            }
+        }
+        true
     }
 
     async fn dead_letter(&self, message: &OwnedMessage, reason: &str) -> bool {

@@ -180,3 +180,45 @@ impl Drop for KafkaBroker {
         let _ = self.s3.wait();
     }
 }
+
+/// A broker keeping its log in memory (Tansu's `memory://` storage): fast, for benchmarks
+/// and the rehearsal, where the broker's disk is not what is measured. It loses everything
+/// when it stops. Killed when dropped.
+pub struct MemoryBroker {
+    pub port: u16,
+    child: Child,
+}
+
+impl MemoryBroker {
+    /// Starts it on a free port, logging to `log`, and waits until it listens.
+    pub fn start(log: &Path) -> std::io::Result<Self> {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()?;
+        wait_for_port(port, "the Kafka broker (tansu, memory storage)");
+        Ok(Self { port, child })
+    }
+
+    /// `host:port` for `KAFKA_BROKERS`.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MemoryBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

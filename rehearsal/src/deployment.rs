@@ -1,0 +1,86 @@
+//! Stand-in for a Deployment's replica count (the ReplicaSet controller, kubernetes
+//! `pkg/controller/replicaset/replica_set.go`): KEDA sets `replicas`, pods are started
+//! (container start delay, then the program until its readiness probe answers) or deleted
+//! (SIGTERM, `terminationGracePeriodSeconds`, SIGKILL), newest first.
+
+use crate::keda::Target;
+use crate::manifests::Consumer;
+use crate::pods::{Cluster, Pod};
+use futures::future::BoxFuture;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub struct Deployment {
+    cluster: Cluster,
+    pub consumer: Consumer,
+    desired: AtomicUsize,
+    pods: Mutex<Vec<Pod>>,
+    /// Pods started and not yet deleted, for the report.
+    pub most_pods: AtomicUsize,
+}
+
+impl Deployment {
+    pub fn new(cluster: Cluster, consumer: Consumer) -> Arc<Self> {
+        Arc::new(Self {
+            cluster,
+            consumer,
+            desired: AtomicUsize::new(0),
+            pods: Mutex::default(),
+            most_pods: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn ready(&self) -> usize {
+        self.pods.lock().expect("not poisoned").len()
+    }
+
+    pub async fn stop(&self) {
+        self.desired.store(0, Ordering::SeqCst);
+        let pods: Vec<Pod> = self.pods.lock().expect("not poisoned").drain(..).collect();
+        futures::future::join_all(pods.into_iter().map(Pod::terminate)).await;
+    }
+}
+
+impl Target for Arc<Deployment> {
+    fn replicas(&self) -> usize {
+        self.desired.load(Ordering::SeqCst)
+    }
+
+    fn scale(&self, n: usize) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let before = self.desired.swap(n, Ordering::SeqCst);
+            for _ in before..n {
+                let d = self.clone();
+                tokio::spawn(async move {
+                    let pod = d
+                        .cluster
+                        .start(
+                            &d.consumer.name,
+                            &d.consumer.container,
+                            true,
+                            d.consumer.termination_grace,
+                        )
+                        .await;
+                    match pod {
+                        Ok(pod) => {
+                            let mut pods = d.pods.lock().expect("not poisoned");
+                            pods.push(pod);
+                            d.most_pods.fetch_max(pods.len(), Ordering::SeqCst);
+                        }
+                        Err(e) => tracing::error!("deployment {}: pod did not start: {e:#}", d.consumer.name),
+                    }
+                });
+            }
+            if n < before {
+                let gone: Vec<Pod> = {
+                    let mut pods = self.pods.lock().expect("not poisoned");
+                    let keep = n.min(pods.len());
+                    pods.drain(keep..).collect()
+                };
+                for pod in gone {
+                    tokio::spawn(pod.terminate());
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,78 @@
+//! The rehearsal of production: `rehearsal/run` brings up knative/ and keda/ as their
+//! manifests say (the real binaries, their args and environment, replica limits, the
+//! CronJob's schedule and policy, the KafkaSources' ordering and delivery spec, KEDA's
+//! polling and thresholds, Knative's concurrency and scale bounds; partitions as
+//! docs/DEPLOYMENT.md creates them) against real PostgreSQL, a Kafka-protocol broker and an
+//! SMTP relay, plays the cluster's controllers with small stand-ins that follow the upstream
+//! sources they name, and measures the scenarios of docs/DEPLOYMENT.md "Rehearsed" where a
+//! user would see them: e-mails at the relay (every copy), task instances in the database,
+//! records on the dead-letter topic.
+//!
+//! Test tooling only: nothing here is deployed (tests/manifests/check.py).
+
+mod cronjob;
+mod deployment;
+mod dispatcher;
+mod keda;
+mod manifests;
+mod pods;
+mod scenarios;
+mod serving;
+mod stack;
+mod world;
+
+use clap::Parser;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Runs knative/ and keda/ as their manifests say, with stand-ins for the cluster's controllers"
+)]
+pub struct Args {
+    /// Installations to rehearse.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [stack::Shape::Knative, stack::Shape::Keda])]
+    shape: Vec<stack::Shape>,
+    /// The CI size: warm trickle for 70 s (one minute boundary, the poison event) and the
+    /// burst at full scale-out; no scale-from-zero scenario.
+    #[arg(long)]
+    short: bool,
+    /// Container start: scheduling, image pull, container creation, before the program runs.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    container_start: Duration,
+    /// The relay's time per message (before it answers the end of DATA).
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    relay_delay: Duration,
+    /// Reminders (and occurrences) due in the same second in the burst scenarios.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    burst: u32,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let args = Args::parse();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize()?;
+    let out = root.join("target/rehearsal");
+    std::fs::create_dir_all(&out)?;
+    let mut report = scenarios::Report::new(&args);
+    for shape in args.shape.clone() {
+        scenarios::rehearse(shape, &root, &out, &args, &mut report).await?;
+    }
+    let table = report.table();
+    println!("{table}");
+    std::fs::write(out.join("results.md"), &table)?;
+    if report.all_met() {
+        println!("PASS");
+        Ok(())
+    } else {
+        anyhow::bail!("targets not met (see the table above and target/rehearsal/*.log)")
+    }
+}

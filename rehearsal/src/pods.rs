@@ -1,0 +1,149 @@
+//! A pod: one container of a manifest, run as its real binary with the environment the
+//! manifest gives it. Starting one takes the container start delay first (scheduling, image
+//! pull, container creation: the parameter `--container-start`), then the program's own
+//! start-up until its readiness probe answers, as the kubelet would see it.
+
+use crate::manifests::Container;
+use anyhow::{bail, Context};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// What a cluster supplies beside the manifests: the addresses behind the Secrets and
+/// ConfigMap placeholders (database, brokers, relay), and where logs go.
+#[derive(Clone)]
+pub struct Cluster {
+    pub binaries: PathBuf,
+    pub logs: PathBuf,
+    /// Replaces the same keys of every container's environment.
+    pub addresses: BTreeMap<String, String>,
+    pub container_start: Duration,
+}
+
+pub struct Pod {
+    pub name: String,
+    pub port: u16,
+    child: Child,
+    grace: Duration,
+}
+
+static SEQUENCE: AtomicUsize = AtomicUsize::new(0);
+
+impl Cluster {
+    /// The command a container runs: its binary, args, and environment (manifest values,
+    /// then the cluster's addresses, then `extra`, e.g. Knative's `PORT`).
+    fn command(&self, c: &Container, extra: &[(&str, String)]) -> Command {
+        let mut cmd = Command::new(self.binaries.join(&c.binary));
+        cmd.args(&c.args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &c.env {
+            cmd.env(k, v);
+        }
+        // `limits.cpu`: inside such a container actix and tokio size themselves to it
+        // (std's available_parallelism reads the cgroup quota); here the machine's cores
+        // are shared by every pod, so say it.
+        if let Some(cpus) = c.cpu_limit {
+            let n = (cpus.ceil() as usize).max(1).to_string();
+            cmd.env("TOKIO_WORKER_THREADS", &n).env("HTTP_WORKERS", &n);
+        }
+        for (k, v) in &self.addresses {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Starts `container` as pod `name` after the container start delay and returns once
+    /// its readiness probe answers `200` (programs with a port) or at once (jobs).
+    pub async fn start(
+        &self,
+        name: &str,
+        container: &Container,
+        serves_http: bool,
+        grace: Duration,
+    ) -> anyhow::Result<Pod> {
+        tokio::time::sleep(self.container_start).await;
+        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let pod_name = format!("{name}-{n}");
+        let port = todo_events_testkit::kafka::free_port();
+        let log = std::fs::File::create(self.logs.join(format!("{pod_name}.log")))?;
+        let mut cmd = self.command(
+            container,
+            &[("PORT", port.to_string()), ("HOSTNAME", pod_name.clone())],
+        );
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", container.binary))?;
+        let mut pod = Pod {
+            name: pod_name,
+            port,
+            child,
+            grace,
+        };
+        if serves_http {
+            pod.wait_ready(Duration::from_secs(60)).await?;
+        }
+        Ok(pod)
+    }
+}
+
+impl Pod {
+    async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{}/health/readiness", self.port);
+        loop {
+            if let Ok(r) = client.get(&url).timeout(Duration::from_secs(1)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited with {status} before it was ready", self.name);
+            }
+            if started.elapsed() > timeout {
+                bail!("{} not ready after {timeout:?}", self.name);
+            }
+            // Knative's queue-proxy probes a starting container every 50 ms when the
+            // readiness probe has no periodSeconds (knative/serving
+            // pkg/queue/readiness/probe.go, shouldProbeAggressively).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for the program to exit by itself (a job), up to `deadline`.
+    pub async fn wait(
+        &mut self,
+        deadline: Option<Duration>,
+    ) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        match deadline {
+            Some(d) => match tokio::time::timeout(d, self.child.wait()).await {
+                Ok(status) => Ok(Some(status?)),
+                Err(_) => Ok(None),
+            },
+            None => Ok(Some(self.child.wait().await?)),
+        }
+    }
+
+    /// The kubelet's stop: SIGTERM, then SIGKILL after the grace period.
+    pub async fn terminate(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        if tokio::time::timeout(self.grace, self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}

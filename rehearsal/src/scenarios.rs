@@ -1,0 +1,519 @@
+//! The scenarios, in the order one installation lives through them:
+//!
+//! 1. **from zero** (full run only): everything idle at 0 replicas; a burst of reminders and
+//!    occurrences due in one second. The first effect after idling must come within the
+//!    stated bound (poll interval + KEDA's pollingInterval + container start + start-up);
+//!    the burst's p99 ≤ 30 s.
+//! 2. **trickle** (warm): a reminder due every 0.25 s and four occurrences every second
+//!    across three cron minutes (70 s, one minute boundary, in `--short`): p99 ≤ 1.5 s,
+//!    nothing missed, nothing twice.
+//! 3. **poison**: a reminder whose recipient's mailbox always answers 451 must reach the
+//!    dead-letter topic once, after exactly the retry schedule the manifests give; a
+//!    reminder a second beside it shows what it holds up.
+//! 4. **burst at full scale-out**: the same burst with every part at its maximum:
+//!    p99 ≤ 10 s, every reminder mailed exactly once, every occurrence instantiated once.
+
+use crate::manifests::Manifests;
+use crate::pods::Cluster;
+use crate::stack::{connections_needed, Part, Shape, Stack};
+use crate::world::{Effect, World};
+use crate::Args;
+use chrono::{DateTime, DurationRound, Utc};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+pub struct Row {
+    shape: Shape,
+    scenario: &'static str,
+    figure: String,
+    target: String,
+    /// `None`: a figure shown for what it says, without a target.
+    met: Option<bool>,
+}
+
+pub struct Report {
+    command: String,
+    rows: Vec<Row>,
+}
+
+impl Report {
+    pub fn new(args: &Args) -> Self {
+        Self {
+            command: format!(
+                "rehearsal/run{} --container-start {} --relay-delay {} --burst {}",
+                if args.short { " --short" } else { "" },
+                humantime::format_duration(args.container_start),
+                humantime::format_duration(args.relay_delay),
+                args.burst
+            ),
+            rows: Vec::new(),
+        }
+    }
+
+    fn add(
+        &mut self,
+        shape: Shape,
+        scenario: &'static str,
+        figure: String,
+        target: String,
+        met: impl Into<Option<bool>>,
+    ) {
+        let met = met.into();
+        println!(
+            "{:8} {:34} {}   target {}   {}",
+            shape.dir(),
+            scenario,
+            figure,
+            target,
+            match met {
+                Some(true) => "met",
+                Some(false) => "NOT MET",
+                None => "",
+            }
+        );
+        self.rows.push(Row {
+            shape,
+            scenario,
+            figure,
+            target,
+            met,
+        });
+    }
+
+    pub fn all_met(&self) -> bool {
+        self.rows.iter().all(|r| r.met != Some(false))
+    }
+
+    pub fn table(&self) -> String {
+        let mut t = format!(
+            "`{}`, {} UTC\n\n| scenario | shape | figure | target | met |\n|---|---|---|---|---|\n",
+            self.command,
+            Utc::now().format("%Y-%m-%d %H:%M")
+        );
+        for r in &self.rows {
+            t += &format!(
+                "| {} | {} | {} | {} | {} |\n",
+                r.scenario,
+                r.shape.dir(),
+                r.figure,
+                r.target,
+                match r.met {
+                    Some(true) => "yes",
+                    Some(false) => "**no**",
+                    None => "—",
+                }
+            );
+        }
+        t
+    }
+}
+
+/// Lateness figures of one scenario.
+struct Figures {
+    expected: usize,
+    done: usize,
+    copies: usize,
+    first: f64,
+    /// Effects per second from the first to the last.
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Figures {
+    fn of(expected: &[i64], effects: &[Effect]) -> Self {
+        let mut per: HashMap<i64, usize> = HashMap::new();
+        for e in effects {
+            *per.entry(e.id).or_default() += 1;
+        }
+        let mut late: Vec<f64> = effects
+            .iter()
+            .map(|e| (e.done - e.due).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6)
+            .collect();
+        late.sort_by(f64::total_cmp);
+        let pct = |p: f64| -> f64 {
+            if late.is_empty() {
+                return f64::NAN;
+            }
+            late[(((p / 100.0) * (late.len() - 1) as f64).round() as usize).min(late.len() - 1)]
+        };
+        let span = match (
+            effects.iter().map(|e| e.done).min(),
+            effects.iter().map(|e| e.done).max(),
+        ) {
+            (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
+            _ => 0.0,
+        };
+        Self {
+            expected: expected.len(),
+            done: per.len(),
+            copies: effects.len() - per.len(),
+            first: pct(0.0),
+            rate: effects.len() as f64 / span.max(0.001),
+            p50: pct(50.0),
+            p99: pct(99.0),
+            max: pct(100.0),
+        }
+    }
+
+    fn once(&self) -> bool {
+        self.done == self.expected && self.copies == 0
+    }
+
+    fn text(&self, what: &str) -> String {
+        format!(
+            "{} of {} {what} once, {} extra copies; lateness p50 {:.2} s, p99 {:.2} s, max {:.2} s ({:.0}/s)",
+            self.done, self.expected, self.copies, self.p50, self.p99, self.max, self.rate
+        )
+    }
+}
+
+/// Waits until every reminder of `reminders` is mailed and every occurrence of
+/// `occurrences` instantiated, or `deadline`; then a little longer, so late copies count.
+async fn effects(
+    world: &mut World,
+    reminders: &[i64],
+    occurrences: &[i64],
+    deadline: DateTime<Utc>,
+) -> anyhow::Result<(Vec<Effect>, Vec<Effect>)> {
+    loop {
+        let mails = world.mails(reminders)?;
+        let instances = world.instances(occurrences).await?;
+        let mailed: std::collections::HashSet<i64> = mails.iter().map(|m| m.id).collect();
+        if (mailed.len() == reminders.len() && instances.len() == occurrences.len()) || Utc::now() > deadline
+        {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return Ok((world.mails(reminders)?, world.instances(occurrences).await?));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(chrono::Duration::seconds(1)).expect("in range") + chrono::Duration::seconds(1)
+}
+
+fn secs(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).expect("in range")
+}
+
+pub async fn rehearse(
+    shape: Shape,
+    root: &Path,
+    out: &Path,
+    args: &Args,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let m = Manifests::load(&root.join(shape.dir()))?;
+    let partitions = crate::manifests::partitions(root)?;
+    let needed = connections_needed(shape, &m)?;
+    let world_probe = World::max_connections().await?;
+    anyhow::ensure!(
+        world_probe >= needed as i64 + 10,
+        "PostgreSQL allows {world_probe} connections; {} at full scale can open {needed} \
+         (pods × DATABASE_MAX_CONNECTIONS): ALTER SYSTEM SET max_connections = {} and restart it (.ci/run does)",
+        shape.dir(),
+        needed + 50
+    );
+    let mut world = World::start(out, shape.dir(), args.relay_delay, partitions).await?;
+    let binaries = std::env::current_exe()?
+        .parent()
+        .expect("the binary's directory")
+        .to_owned();
+    let cluster = Cluster {
+        binaries,
+        logs: out.to_owned(),
+        addresses: world.addresses.clone(),
+        container_start: args.container_start,
+    };
+    println!(
+        "== {}: {partitions} partitions per topic, container start {:?}, relay {:?} per message",
+        shape.dir(),
+        args.container_start,
+        args.relay_delay
+    );
+    let stack = Stack::start(shape, &m, &world, &cluster, partitions)?;
+    let n = args.burst as usize;
+
+    // The CronJob's first run starts at the next minute (and its container after that).
+    let first_run =
+        whole_second(Utc::now()).duration_trunc(chrono::Duration::minutes(1))? + chrono::Duration::minutes(1);
+    let polling_up = first_run + secs(args.container_start) + chrono::Duration::seconds(2);
+
+    if !args.short {
+        // 1. From zero.
+        let due = whole_second(polling_up.max(Utc::now() + chrono::Duration::seconds(5)));
+        let times = vec![due; n];
+        let reminders = world.reminders(&times).await?;
+        let occurrences = world.occurrences(&times).await?;
+        let (mails, instances) = effects(
+            &mut world,
+            &reminders,
+            &occurrences,
+            due + chrono::Duration::seconds(120),
+        )
+        .await?;
+        let polling = stack.notify_polling();
+        let bound = stack.every + polling + args.container_start * 2 + Duration::from_secs(3);
+        for (what, ids, fx) in [
+            ("reminders mailed", &reminders, &mails),
+            ("instances created", &occurrences, &instances),
+        ] {
+            let f = Figures::of(ids, fx);
+            report.add(
+                shape,
+                if what.starts_with('r') {
+                    "from zero: first reminder after idling"
+                } else {
+                    "from zero: first occurrence after idling"
+                },
+                format!("{:.1} s", f.first),
+                format!(
+                    "≤ {:.1} s (poll {:?} + KEDA polling {:?} + 2 × container start + 3 s start-up)",
+                    bound.as_secs_f64(),
+                    stack.every,
+                    polling
+                ),
+                f.first <= bound.as_secs_f64(),
+            );
+            report.add(
+                shape,
+                if what.starts_with('r') {
+                    "from zero: burst, reminders"
+                } else {
+                    "from zero: burst, occurrences"
+                },
+                f.text(what),
+                "p99 ≤ 30 s, each once".into(),
+                f.once() && f.p99 <= 30.0,
+            );
+        }
+    }
+
+    // 2. Trickle (warm), with the poison event.
+    // Warm: one reminder and one occurrence first wake what is at zero.
+    let warm_due = [whole_second(Utc::now().max(polling_up))];
+    let (warm_reminder, warm_occurrence) = (
+        world.reminders(&warm_due).await?,
+        world.occurrences(&warm_due).await?,
+    );
+    effects(
+        &mut world,
+        &warm_reminder,
+        &warm_occurrence,
+        Utc::now() + chrono::Duration::seconds(120),
+    )
+    .await?;
+    let length = if args.short {
+        Duration::from_secs(70)
+    } else {
+        Duration::from_secs(180)
+    };
+    let start = whole_second(Utc::now() + chrono::Duration::seconds(2));
+    let steps = (length.as_millis() / 250) as i64;
+    let reminder_times: Vec<_> = (0..steps)
+        .map(|k| start + chrono::Duration::milliseconds(250 * k))
+        .collect();
+    let occurrence_times: Vec<_> = (0..steps)
+        .map(|k| start + chrono::Duration::seconds(k / 4))
+        .collect();
+    let reminders = world.reminders(&reminder_times).await?;
+    let occurrences = world.occurrences(&occurrence_times).await?;
+    let (mails, instances) = effects(
+        &mut world,
+        &reminders,
+        &occurrences,
+        start + secs(length) + chrono::Duration::seconds(60),
+    )
+    .await?;
+    let minutes = length.as_secs() / 60 + u64::from(length.as_secs() % 60 != 0);
+    for (what, ids, fx) in [
+        ("reminders mailed", &reminders, &mails),
+        ("instances created", &occurrences, &instances),
+    ] {
+        let f = Figures::of(ids, fx);
+        report.add(
+            shape,
+            if what.starts_with('r') {
+                "trickle: reminder every 0.25 s"
+            } else {
+                "trickle: 4 occurrences every 1 s"
+            },
+            format!(
+                "{} ({} s, crossing {minutes} cron minute(s))",
+                f.text(what),
+                length.as_secs()
+            ),
+            "p99 ≤ 1.5 s, each once".into(),
+            f.once() && f.p99 <= 1.5,
+        );
+    }
+    poison(shape, &stack, &mut world, report).await?;
+
+    // 4. Burst at full scale-out.
+    stack.full_scale_out().await;
+    let busy_before = machine_busy_seconds();
+    let burst_started = std::time::Instant::now();
+    let due = whole_second(Utc::now() + chrono::Duration::seconds(3));
+    let times = vec![due; n];
+    let reminders = world.reminders(&times).await?;
+    let occurrences = world.occurrences(&times).await?;
+    let (mails, instances) = effects(
+        &mut world,
+        &reminders,
+        &occurrences,
+        due + chrono::Duration::seconds(90),
+    )
+    .await?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let busy = 100.0 * (machine_busy_seconds() - busy_before) / burst_started.elapsed().as_secs_f64() / cores;
+    // The limit beside it: the relay alone, over as many sessions as the pods opened.
+    let sessions = world.smtp.stats()["max_open"].as_u64().unwrap_or(1) as usize;
+    let limit = world.relay_limit(n, sessions).await?;
+    report.add(
+        shape,
+        "limit: the relay alone",
+        format!(
+            "{n} messages over {sessions} sessions (as many as the pods opened) in {limit:.1} s ({:.0}/s); \
+             the machine was {busy:.0} % busy during the burst",
+            n as f64 / limit
+        ),
+        "(beside the burst)".into(),
+        None,
+    );
+    for (what, ids, fx) in [
+        ("reminders mailed", &reminders, &mails),
+        ("instances created", &occurrences, &instances),
+    ] {
+        let f = Figures::of(ids, fx);
+        report.add(
+            shape,
+            if what.starts_with('r') {
+                "burst at full scale-out: reminders"
+            } else {
+                "burst at full scale-out: occurrences"
+            },
+            f.text(what),
+            "p99 ≤ 10 s, each once".into(),
+            f.once() && f.p99 <= 10.0,
+        );
+    }
+
+    let runs = stack.stop().await;
+    report.add(
+        shape,
+        "CronJob runs",
+        format!(
+            "{} started, {} missed, {} past the deadline, {} failed, at most {} at once",
+            runs.started, runs.missed, runs.deadline_exceeded, runs.failed, runs.most_at_once
+        ),
+        "none missed or failed".into(),
+        runs.missed == 0 && runs.failed == 0 && runs.deadline_exceeded == 0 && runs.started > 0,
+    );
+    world.drop_database().await?;
+    Ok(())
+}
+
+/// A poison reminder (its recipient's mailbox always answers 451) must reach the dead-letter
+/// topic once, after the retry schedule; its neighbours (a reminder a second while it
+/// retries) show what it holds up.
+async fn poison(shape: Shape, stack: &Stack, world: &mut World, report: &mut Report) -> anyhow::Result<()> {
+    let schedule = match &stack.notify.part {
+        Part::Knative { retry_schedule, .. } | Part::Keda { retry_schedule, .. } => retry_schedule.clone(),
+    };
+    let total: Duration = schedule.iter().sum();
+    let due = whole_second(Utc::now() + chrono::Duration::seconds(2));
+    let id = world.poison_reminder(due).await?;
+    let neighbour_times: Vec<_> = (1..=total.as_secs() as i64 + 5)
+        .map(|k| due + chrono::Duration::seconds(k))
+        .collect();
+    let neighbours = world.reminders(&neighbour_times).await?;
+    let (mails, _) = effects(
+        world,
+        &neighbours,
+        &[],
+        due + secs(total) + chrono::Duration::seconds(60),
+    )
+    .await?;
+    let f = Figures::of(&neighbours, &mails);
+    report.add(
+        shape,
+        "poison: neighbours, a reminder a second",
+        f.text("reminders mailed"),
+        "(what a poison holds up; no target)".into(),
+        None,
+    );
+    // The dead letter: the schedule, plus the first attempt's lateness and the attempts.
+    let deadline = due + secs(total) + chrono::Duration::seconds(40);
+    let prefix = format!("reminder/{id}/");
+    let found = loop {
+        let records = world.records("reminders.dlq")?;
+        let hits: Vec<_> = records
+            .into_iter()
+            .filter(|(ce_id, _, _)| ce_id.starts_with(&prefix))
+            .collect();
+        if !hits.is_empty() || Utc::now() > deadline {
+            break hits;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    let waits = schedule
+        .iter()
+        .map(|d| format!("{}", d.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let Some((_, at, headers)) = found.first() else {
+        report.add(
+            shape,
+            "poison event → dead-letter topic",
+            "never dead-lettered".into(),
+            format!("after {waits} s"),
+            Some(false),
+        );
+        return Ok(());
+    };
+    let after = (*at - due).num_milliseconds() as f64 / 1000.0;
+    let reason = headers
+        .get("ce_knativeerrorcode")
+        .map(|c| format!("knativeerrorcode {c}"))
+        .or_else(|| {
+            headers
+                .get("ce_deadletterreason")
+                .map(|r| format!("deadletterreason {r:?}"))
+        })
+        .unwrap_or_default();
+    // The waits are exact; the attempts themselves and the first one's lateness come on top.
+    let expected = total.as_secs_f64();
+    report.add(
+        shape,
+        "poison event → dead-letter topic",
+        format!("{} record(s), {after:.1} s after due ({reason})", found.len()),
+        format!("once, after {waits} = {expected} s of waits (+ ≤ 5 s of attempts)"),
+        Some(found.len() == 1 && after >= expected && after <= expected + 5.0),
+    );
+    Ok(())
+}
+
+/// CPU time the whole machine has spent busy since boot, in seconds (`/proc/stat`: all but
+/// idle and iowait; USER_HZ is 100).
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum::<f64>()
+        / 100.0
+}

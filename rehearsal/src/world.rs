@@ -1,0 +1,379 @@
+//! The real parts around the stand-ins: a fresh PostgreSQL database, a Kafka-protocol
+//! broker with the topics as docs/DEPLOYMENT.md creates them, and an SMTP relay (STARTTLS,
+//! AUTH, a per-message delay) that keeps every copy it accepts. Effects are counted where a
+//! user sees them: messages at the relay, task instances in the database, records on the
+//! dead-letter topic.
+
+use anyhow::Context;
+use chrono::{DateTime, TimeZone, Utc};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use sqlx::{Connection, Executor, PgConnection};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use todo_events_kafka::KafkaConfig;
+use todo_events_testkit::kafka::MemoryBroker;
+use todo_events_testkit::smtp::{Options, SmtpServer};
+
+/// Users of the seeded data: 1 … USERS; the one after them has the address the relay
+/// always defers (the poison).
+pub const USERS: i64 = 1000;
+pub const POISON_ADDRESS: &str = "poison@rehearsal.test";
+
+pub struct World {
+    admin_url: String,
+    pub db: String,
+    pub url: String,
+    /// Stopped when the world is dropped.
+    _broker: MemoryBroker,
+    pub kafka: KafkaConfig,
+    pub smtp: SmtpServer,
+    pub addresses: BTreeMap<String, String>,
+    next_id: i64,
+    seen: HashMap<PathBuf, Option<(i64, DateTime<Utc>, DateTime<Utc>)>>,
+}
+
+/// One effect: what it was for, when it was due, when it happened.
+#[derive(Clone, Copy, Debug)]
+pub struct Effect {
+    pub id: i64,
+    pub due: DateTime<Utc>,
+    pub done: DateTime<Utc>,
+}
+
+impl World {
+    pub async fn start(
+        out: &Path,
+        name: &str,
+        relay_delay: Duration,
+        partitions: i32,
+    ) -> anyhow::Result<Self> {
+        let admin_url = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .with_context(|| format!("PostgreSQL at {admin_url}"))?;
+        let db = format!("te_rehearsal_{name}");
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+            .await?;
+        admin.execute(format!("CREATE DATABASE {db}").as_str()).await?;
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .context("TEST_DATABASE_URL ends with /<db>")?;
+        let url = format!("{base}/{db}");
+        let store = todo_events_store::Store::open(&todo_events_store::StoreOptions::new(url.clone()))?;
+        store.migrate().await?;
+        store.close().await;
+        let mut conn = PgConnection::connect(&url).await?;
+        conn.execute(
+            format!(
+                "INSERT INTO users (id, email, display_name, timezone)
+                   SELECT g, 'user' || g || '@rehearsal.test', 'User ' || g, 'Europe/Berlin' FROM generate_series(1, {USERS}) g;
+                 INSERT INTO users (id, email, display_name, timezone) VALUES ({USERS} + 1, '{POISON_ADDRESS}', 'Poison', 'UTC');
+                 SELECT setval('users_id_seq', {USERS} + 1);
+                 -- Task instances (recur) take ids far above the seeded tasks'.
+                 SELECT setval('tasks_id_seq', 1000000000);"
+            )
+            .as_str(),
+        )
+        .await?;
+
+        let broker = MemoryBroker::start(&out.join(format!("tansu-{name}.log"))).context("starting tansu")?;
+        let kafka = KafkaConfig::plaintext(broker.brokers());
+        todo_events_kafka::admin::ensure_topics(
+            &kafka,
+            &["reminders", "task-events", "reminders.dlq", "task-events.dlq"],
+            partitions,
+        )
+        .await?;
+
+        let (cert, key) = certificate(out)?;
+        let smtp = SmtpServer::start_in(
+            &Options {
+                starttls: Some((cert.clone(), key)),
+                auth: Some(("todo-events".into(), "rehearsal".into())),
+                replies: vec![format!(
+                    "rcpt:{POISON_ADDRESS}=451 4.3.0 Mailbox busy, try again later"
+                )],
+                data_delay: Some(relay_delay.as_secs_f64()),
+                ..Options::default()
+            },
+            tempfile::tempdir_in(out)?,
+        );
+        let addresses = BTreeMap::from([
+            ("DATABASE_URL".to_owned(), url.clone()),
+            ("KAFKA_BROKERS".to_owned(), broker.brokers()),
+            (
+                "SMTP_URL".to_owned(),
+                format!("smtp://todo-events:rehearsal@localhost:{}", smtp.port),
+            ),
+            // The relay's certificate is our own; a cluster's relay has a public one.
+            ("SMTP_CA_FILE".to_owned(), cert.display().to_string()),
+        ]);
+        Ok(Self {
+            admin_url,
+            db,
+            url,
+            _broker: broker,
+            kafka,
+            smtp,
+            addresses,
+            next_id: 1,
+            seen: HashMap::new(),
+        })
+    }
+
+    /// PostgreSQL's `max_connections`.
+    pub async fn max_connections() -> anyhow::Result<i64> {
+        let admin_url = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .with_context(|| format!("PostgreSQL at {admin_url}"))?;
+        let v: String = sqlx::query_scalar("SHOW max_connections")
+            .fetch_one(&mut admin)
+            .await?;
+        Ok(v.parse()?)
+    }
+
+    fn ids(&mut self, n: usize) -> Vec<i64> {
+        let ids = (self.next_id..self.next_id + n as i64).collect();
+        self.next_id += n as i64;
+        ids
+    }
+
+    /// Reminders due at `due` (one task each, users in turn); their ids.
+    pub async fn reminders(&mut self, due: &[DateTime<Utc>]) -> anyhow::Result<Vec<i64>> {
+        let ids = self.ids(due.len());
+        let mut conn = PgConnection::connect(&self.url).await?;
+        sqlx::query(
+            "INSERT INTO tasks (id, user_id, title, description, due_at)
+               SELECT i, 1 + i % $3, 'Rehearsal task ' || i, '', d + interval '1 hour' FROM unnest($1::bigint[], $2::timestamptz[]) AS t(i, d);
+             ",
+        )
+        .bind(&ids)
+        .bind(due)
+        .bind(USERS)
+        .execute(&mut conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO reminders (id, task_id, user_id, remind_at, state)
+               SELECT i, i, 1 + i % $3, d, 'pending' FROM unnest($1::bigint[], $2::timestamptz[]) AS t(i, d)",
+        )
+        .bind(&ids)
+        .bind(due)
+        .bind(USERS)
+        .execute(&mut conn)
+        .await?;
+        Ok(ids)
+    }
+
+    /// One reminder of the user whose address the relay always defers.
+    pub async fn poison_reminder(&mut self, due: DateTime<Utc>) -> anyhow::Result<i64> {
+        let id = self.ids(1)[0];
+        let mut conn = PgConnection::connect(&self.url).await?;
+        sqlx::query("INSERT INTO tasks (id, user_id, title, description) VALUES ($1, $2, 'Poison', '')")
+            .bind(id)
+            .bind(USERS + 1)
+            .execute(&mut conn)
+            .await?;
+        sqlx::query("INSERT INTO reminders (id, task_id, user_id, remind_at, state) VALUES ($1, $1, $2, $3, 'pending')")
+            .bind(id)
+            .bind(USERS + 1)
+            .bind(due)
+            .execute(&mut conn)
+            .await?;
+        Ok(id)
+    }
+
+    /// Daily recurring tasks (UTC) whose next occurrence is `due` (whole seconds: RFC 5545
+    /// times have no fractions); their ids.
+    pub async fn occurrences(&mut self, due: &[DateTime<Utc>]) -> anyhow::Result<Vec<i64>> {
+        let ids = self.ids(due.len());
+        let mut conn = PgConnection::connect(&self.url).await?;
+        sqlx::query(
+            "INSERT INTO recurring_tasks (id, user_id, title, rrule, timezone, dtstart, next_occurrence, reminder_offsets)
+               SELECT i, 1 + i % $3, 'Rehearsal routine ' || i, 'FREQ=DAILY', 'UTC',
+                      to_char(d AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS'), d, '[]'
+               FROM unnest($1::bigint[], $2::timestamptz[]) AS t(i, d)",
+        )
+        .bind(&ids)
+        .bind(due)
+        .bind(USERS)
+        .execute(&mut conn)
+        .await?;
+        Ok(ids)
+    }
+
+    /// Every message the relay accepted for the reminders `ids` (each copy), by its
+    /// Message-ID `<reminder-<id>-<remind_at µs>@todo-events>`, with the time it was accepted.
+    pub fn mails(&mut self, ids: &[i64]) -> anyhow::Result<Vec<Effect>> {
+        let wanted: std::collections::HashSet<i64> = ids.iter().copied().collect();
+        for entry in std::fs::read_dir(self.smtp.dir())? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|x| x != "eml") || self.seen.contains_key(&path) {
+                continue;
+            }
+            let raw = std::fs::read(&path)?;
+            let accepted: DateTime<Utc> = std::fs::metadata(&path)?.modified()?.into();
+            let parsed = mail_parser::MessageParser::default()
+                .parse(&raw)
+                .and_then(|m| m.message_id().map(str::to_owned))
+                .and_then(|id| parse_message_id(&id))
+                .map(|(id, due)| (id, due, accepted));
+            self.seen.insert(path, parsed);
+        }
+        Ok(self
+            .seen
+            .values()
+            .flatten()
+            .filter(|(id, _, _)| wanted.contains(id))
+            .map(|&(id, due, done)| Effect { id, due, done })
+            .collect())
+    }
+
+    /// Task instances of the recurring tasks `ids`, created when their transaction ran.
+    pub async fn instances(&self, ids: &[i64]) -> anyhow::Result<Vec<Effect>> {
+        let mut conn = PgConnection::connect(&self.url).await?;
+        let rows: Vec<(i64, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT recurring_task_id, occurrence_at, created_at FROM tasks WHERE recurring_task_id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(&mut conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, due, done)| Effect { id, due, done })
+            .collect())
+    }
+
+    /// Records on `topic` (from its start): (CloudEvent id, when the record was written,
+    /// its `ce_*` extension headers).
+    pub fn records(
+        &self,
+        topic: &str,
+    ) -> anyhow::Result<Vec<(String, DateTime<Utc>, BTreeMap<String, String>)>> {
+        let consumer: BaseConsumer = self
+            .kafka
+            .client_config()
+            .set("group.id", "rehearsal-reader")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        let mut from_start = rdkafka::TopicPartitionList::new();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                from_start.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)?;
+            }
+        }
+        consumer.assign(&from_start)?;
+        let mut out = Vec::new();
+        let mut quiet = std::time::Instant::now();
+        while quiet.elapsed() < Duration::from_secs(3) {
+            let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let m = m?;
+            quiet = std::time::Instant::now();
+            let mut headers = BTreeMap::new();
+            if let Some(hs) = m.headers() {
+                for h in hs.iter() {
+                    headers.insert(
+                        h.key.to_owned(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+            let at = m
+                .timestamp()
+                .to_millis()
+                .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+                .unwrap_or_else(Utc::now);
+            out.push((headers.get("ce_id").cloned().unwrap_or_default(), at, headers));
+        }
+        Ok(out)
+    }
+
+    /// The relay's own limit: `n` messages sent straight to it by notify's SMTP client over
+    /// `sessions` sessions (no database, broker or HTTP); the seconds it took.
+    pub async fn relay_limit(&self, n: usize, sessions: usize) -> anyhow::Result<f64> {
+        let mut settings =
+            notify::config::SmtpSettings::new(&self.addresses["SMTP_URL"]).map_err(|e| anyhow::anyhow!(e))?;
+        settings.ca_file = Some(self.addresses["SMTP_CA_FILE"].clone().into());
+        settings.max_sessions = sessions.max(1);
+        let cfg = notify::NotifyConfig::smtp(settings.clone());
+        let mailer = notify::mail::SmtpMailer::new(&settings).map_err(|e| anyhow::anyhow!(e))?;
+        let messages = (0..n)
+            .map(|i| {
+                notify::mail::build_message(
+                    &cfg,
+                    &notify::mail::ReminderMail {
+                        to_email: "limit@rehearsal.test",
+                        to_name: "Limit",
+                        timezone: "UTC",
+                        task_id: i as i64,
+                        task_title: "The relay's limit",
+                        task_description: "",
+                        due_at: None,
+                        remind_at: Utc::now(),
+                        // Ids no scenario uses: these messages are not counted as reminders.
+                        reminder_id: -(i as i64) - 1,
+                    },
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let started = std::time::Instant::now();
+        let sent = futures::future::join_all(messages.iter().map(|m| mailer.send(m))).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            sent.iter().all(Result::is_ok),
+            "the relay refused some of the limit's messages"
+        );
+        Ok(elapsed)
+    }
+
+    pub async fn drop_database(&self) -> anyhow::Result<()> {
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db).as_str())
+            .await?;
+        Ok(())
+    }
+}
+
+/// `<reminder-42-1795790088000000@todo-events>` (angle brackets optional) → (42, remind_at).
+fn parse_message_id(id: &str) -> Option<(i64, DateTime<Utc>)> {
+    let inner = id.trim_matches(['<', '>']).strip_suffix("@todo-events")?;
+    let rest = inner.strip_prefix("reminder-")?;
+    let (id, micros) = rest.split_once('-')?;
+    Some((
+        id.parse().ok()?,
+        Utc.timestamp_micros(micros.parse().ok()?).single()?,
+    ))
+}
+
+/// A certificate for `localhost`, made once per run.
+fn certificate(out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+    let cert = out.join("relay-cert.pem");
+    let key = out.join("relay-key.pem");
+    std::fs::write(&cert, certified.cert.pem())?;
+    std::fs::write(&key, certified.signing_key.serialize_pem())?;
+    Ok((cert, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_message_id;
+
+    #[test]
+    fn message_ids() {
+        let (id, at) = parse_message_id("<reminder-42-1795790088250000@todo-events>").unwrap();
+        assert_eq!(id, 42);
+        assert_eq!(at.timestamp_micros(), 1795790088250000);
+        assert!(parse_message_id("<other@todo-events>").is_none());
+    }
+}
