@@ -571,3 +571,50 @@ async fn one_event_is_one_trace_from_the_scheduler_through_kafka_to_the_function
         .collect();
     assert_eq!(traces.len(), 1, "one trace for the event");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_kafka_retry_a_message_that_keeps_failing_is_dead_lettered_after_its_retries() {
+    let world = World::new().await;
+    // The relay defers every recipient: each reminder fails transiently, every time.
+    let relay = todo_events_testkit::smtp::SmtpServer::start(&todo_events_testkit::smtp::Options {
+        replies: vec!["rcpt:*=451 4.3.0 Try again later".into()],
+        ..Default::default()
+    });
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "1", "--reminders", "2", "--recurring", "0"],
+        &[],
+    );
+    assert_success(&out, "seed");
+    let out = world.run("scheduler-cron", &[], &[]);
+    assert_success(&out, "scheduler pass");
+    let smtp_url = format!("smtp://127.0.0.1:{}?tls=none", relay.port);
+    let started = Instant::now();
+    let notify = world.consumer_with(
+        "notify",
+        &[
+            ("MAILER", "smtp"),
+            ("SMTP_URL", &smtp_url),
+            ("KAFKA_RETRY", "2"),
+            ("KAFKA_BACKOFF_DELAY", "100ms"),
+        ],
+    );
+    let w = &world;
+    w.wait_for(60, "both reminders given up (lag 0)", || async {
+        w.lag("notify", "reminders") == 0
+    })
+    .await;
+    stop(notify);
+    // Two retries, after 200 ms and 400 ms: given up well within a few seconds.
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert_eq!(relay.messages().len(), 0, "nothing was accepted by the relay");
+    let out = world.run("notify", &["replay-dead-letters", "--dry-run"], &[]);
+    assert_success(&out, "dry run");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("failed after 2 retries"), "{listing}");
+    assert!(listing.contains("451 4.3.0"), "{listing}");
+    assert!(
+        listing.contains("listed 2 dead letter(s) from reminders.dlq"),
+        "{listing}"
+    );
+}

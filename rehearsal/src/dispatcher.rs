@@ -78,7 +78,7 @@ impl Dispatcher {
         self.set_consumers(0).await;
     }
 
-    async fn set_consumers(self: &Self, n: usize) {
+    async fn set_consumers(&self, n: usize) {
         let stopping: Vec<_> = {
             let mut consumers = self.consumers.lock().expect("not poisoned");
             consumers.retain(|(_, task)| !task.is_finished());

@@ -13,8 +13,8 @@
 //! - 1 → N by the HPA (kubernetes `pkg/controller/podautoscaler/horizontal.go`), every
 //!   15 s (`--horizontal-pod-autoscaler-sync-period`): desired = ceil(lag / lagThreshold)
 //!   for an `AverageValue` target, a 10 % tolerance, scale-up by at most max(100 %, 4 pods)
-//!   per 15 s (the default behavior), scale-down after the stabilization window and at the
-//!   rate the ScaledObject's behavior sets.
+//!   per 15 s (the default behavior) or the Pods policy the ScaledObject sets, scale-down
+//!   after the stabilization window and at the rate the ScaledObject's behavior sets.
 
 use crate::manifests::Scaling;
 use futures::future::BoxFuture;
@@ -54,16 +54,13 @@ impl Keda {
     ) -> Self {
         let stop = CancellationToken::new();
         let hold = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(scale_loop(
+        let watched = Watched {
             kafka,
             topic,
             group,
             partitions,
-            scaling,
-            target,
-            hold.clone(),
-            stop.clone(),
-        ));
+        };
+        let task = tokio::spawn(scale_loop(watched, scaling, target, hold.clone(), stop.clone()));
         Self { hold, stop, task }
     }
 
@@ -73,11 +70,21 @@ impl Keda {
     }
 }
 
-async fn scale_loop(
+/// The consumer group and topic a scaler reads the lag of.
+struct Watched {
     kafka: KafkaConfig,
     topic: String,
     group: String,
     partitions: i32,
+}
+
+async fn scale_loop(
+    Watched {
+        kafka,
+        topic,
+        group,
+        partitions,
+    }: Watched,
     mut s: Scaling,
     target: Arc<dyn Target>,
     hold: Arc<AtomicUsize>,
@@ -134,7 +141,8 @@ async fn scale_loop(
                         recommendations.pop_front();
                     }
                     if wanted > replicas {
-                        let up = wanted.min((replicas * 2).max(replicas + 4));
+                        let step = s.scale_up_pods.unwrap_or((replicas).max(4));
+                        let up = wanted.min(replicas + step);
                         tracing::info!("HPA: {group} lag {lag}: {replicas} → {up}");
                         target.scale(up).await;
                     } else {

@@ -82,6 +82,9 @@ pub struct Scaling {
     /// `advanced.horizontalPodAutoscalerConfig.behavior.scaleDown` as (stabilization
     /// window, pods per period, period); the HPA defaults when absent.
     pub scale_down: (Duration, usize, Duration),
+    /// `…behavior.scaleUp`: at most this many pods added per 15 s (the HPA default:
+    /// max(100 %, 4 pods), written as `None`).
+    pub scale_up_pods: Option<usize>,
     /// `allowIdleConsumers: false`: the lag counted is capped at partitions × lagThreshold.
     pub cap_at_partitions: bool,
     /// `offsetResetPolicy: earliest`: a partition without a committed offset counts all
@@ -303,6 +306,7 @@ impl Manifests {
                 lag_threshold: num("lag-threshold", 100)?,
                 activation_lag_threshold: 0,
                 scale_down: hpa_default_scale_down(),
+                scale_up_pods: None,
                 cap_at_partitions: false,
                 reset_earliest: false,
             },
@@ -319,7 +323,18 @@ impl Manifests {
         let spec = &so["spec"];
         let trigger = &spec["triggers"][0]["metadata"];
         let num = |v: &Value, default: i64| -> i64 { scalar(v).parse().unwrap_or(default) };
-        let down = &spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"];
+        let behavior = &spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"];
+        let down = &behavior["scaleDown"];
+        // Pods policies only (the manifests use no Percent policy for scaling up).
+        let scale_up_pods = behavior["scaleUp"]["policies"]
+            .as_array()
+            .and_then(|ps| {
+                ps.iter()
+                    .filter(|p| p["type"] == "Pods")
+                    .filter_map(|p| p["value"].as_u64())
+                    .max()
+            })
+            .map(|v| v as usize);
         let scale_down = if down.is_null() {
             hpa_default_scale_down()
         } else {
@@ -349,6 +364,7 @@ impl Manifests {
                 lag_threshold: num(&trigger["lagThreshold"], 10),
                 activation_lag_threshold: num(&trigger["activationLagThreshold"], 0),
                 scale_down,
+                scale_up_pods,
                 cap_at_partitions: scalar(&trigger["allowIdleConsumers"]) != "true",
                 reset_earliest: scalar(&trigger["offsetResetPolicy"]) == "earliest",
             },

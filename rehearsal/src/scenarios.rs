@@ -452,7 +452,7 @@ async fn poison(shape: Shape, stack: &Stack, world: &mut World, report: &mut Rep
         let records = world.records("reminders.dlq")?;
         let hits: Vec<_> = records
             .into_iter()
-            .filter(|(ce_id, _, _)| ce_id.starts_with(&prefix))
+            .filter(|r| r.ce_id.starts_with(&prefix))
             .collect();
         if !hits.is_empty() || Utc::now() > deadline {
             break hits;
@@ -464,7 +464,7 @@ async fn poison(shape: Shape, stack: &Stack, world: &mut World, report: &mut Rep
         .map(|d| format!("{}", d.as_secs_f64()))
         .collect::<Vec<_>>()
         .join(" + ");
-    let Some((_, at, headers)) = found.first() else {
+    let Some(crate::world::Record { at, headers, .. }) = found.first() else {
         report.add(
             shape,
             "poison event → dead-letter topic",

@@ -84,6 +84,7 @@ impl Stack {
                 Shape::Knative => {
                     let svc = m.knative_service(name)?;
                     let source = m.kafka_source(source)?;
+                    world.consumed_so_far(&source.group, &source.topic)?;
                     anyhow::ensure!(
                         source.sink_service == name,
                         "KafkaSource {} sinks to {}",
@@ -116,6 +117,7 @@ impl Stack {
                 }
                 Shape::Keda => {
                     let consumer = m.consumer(name)?;
+                    world.consumed_so_far(&consumer.group, &consumer.topic)?;
                     let retry_schedule = consumer_retry_schedule(&consumer.container.env)?;
                     let deployment = Deployment::new(cluster.clone(), consumer.clone());
                     let keda = Keda::start(

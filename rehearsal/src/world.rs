@@ -31,7 +31,17 @@ pub struct World {
     pub smtp: SmtpServer,
     pub addresses: BTreeMap<String, String>,
     next_id: i64,
-    seen: HashMap<PathBuf, Option<(i64, DateTime<Utc>, DateTime<Utc>)>>,
+    /// Each message file read so far, and the reminder it was for (other mail: `None`).
+    seen: HashMap<PathBuf, Option<Effect>>,
+}
+
+/// A record of a topic as a reader sees it.
+pub struct Record {
+    pub ce_id: String,
+    /// When the broker took it (the record's timestamp).
+    pub at: DateTime<Utc>,
+    /// Its headers (`ce_*`: the CloudEvent's attributes and extensions).
+    pub headers: BTreeMap<String, String>,
 }
 
 /// One effect: what it was for, when it was due, when it happened.
@@ -123,6 +133,29 @@ impl World {
             next_id: 1,
             seen: HashMap::new(),
         })
+    }
+
+    /// Commits `group`'s offsets at the end of every partition of `topic`: the group of an
+    /// installation that has been running, with everything so far consumed. (A group without
+    /// committed offsets reads as lag to KEDA's Kafka scaler, 1 per partition with its
+    /// default `offsetResetPolicy: latest`, so a brand-new KafkaSource is never idle.)
+    pub fn consumed_so_far(&self, group: &str, topic: &str) -> anyhow::Result<()> {
+        let consumer: BaseConsumer = self
+            .kafka
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        let mut at_end = rdkafka::TopicPartitionList::new();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(5))?;
+                at_end.add_partition_offset(topic, p.id(), rdkafka::Offset::Offset(high))?;
+            }
+        }
+        consumer.commit(&at_end, rdkafka::consumer::CommitMode::Sync)?;
+        Ok(())
     }
 
     /// PostgreSQL's `max_connections`.
@@ -222,15 +255,19 @@ impl World {
                 .parse(&raw)
                 .and_then(|m| m.message_id().map(str::to_owned))
                 .and_then(|id| parse_message_id(&id))
-                .map(|(id, due)| (id, due, accepted));
+                .map(|(id, due)| Effect {
+                    id,
+                    due,
+                    done: accepted,
+                });
             self.seen.insert(path, parsed);
         }
         Ok(self
             .seen
             .values()
             .flatten()
-            .filter(|(id, _, _)| wanted.contains(id))
-            .map(|&(id, due, done)| Effect { id, due, done })
+            .filter(|e| wanted.contains(&e.id))
+            .copied()
             .collect())
     }
 
@@ -249,12 +286,8 @@ impl World {
             .collect())
     }
 
-    /// Records on `topic` (from its start): (CloudEvent id, when the record was written,
-    /// its `ce_*` extension headers).
-    pub fn records(
-        &self,
-        topic: &str,
-    ) -> anyhow::Result<Vec<(String, DateTime<Utc>, BTreeMap<String, String>)>> {
+    /// Records on `topic`, from its start.
+    pub fn records(&self, topic: &str) -> anyhow::Result<Vec<Record>> {
         let consumer: BaseConsumer = self
             .kafka
             .client_config()
@@ -291,7 +324,11 @@ impl World {
                 .to_millis()
                 .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
                 .unwrap_or_else(Utc::now);
-            out.push((headers.get("ce_id").cloned().unwrap_or_default(), at, headers));
+            out.push(Record {
+                ce_id: headers.get("ce_id").cloned().unwrap_or_default(),
+                at,
+                headers,
+            });
         }
         Ok(out)
     }
