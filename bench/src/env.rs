@@ -338,30 +338,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-/// CPU time the whole machine has spent busy (not idle, not waiting for I/O) since boot, in
-/// seconds, from `/proc/stat`: the difference over a run is what every process of the run
-/// cost together (the function, PostgreSQL, the broker, the load generator).
-pub fn machine_busy_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal: all but idle and iowait.
-    let busy: f64 = ticks
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, v)| v)
-        .sum();
-    // USER_HZ is 100 on Linux whatever the kernel's tick rate.
-    busy / 100.0
-}
+pub use todo_events_testkit::machine_busy_seconds;
 
 /// Machine CPU per item over a run: `1 234 µs`.
 pub fn cpu_per_item(busy_seconds: f64, items: f64) -> String {

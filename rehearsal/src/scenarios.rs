@@ -191,6 +191,33 @@ async fn effects(
     }
 }
 
+/// A burst: `n` reminders and `n` occurrences due at `due`, and their effects.
+struct Burst {
+    reminders: Vec<i64>,
+    occurrences: Vec<i64>,
+    mails: Vec<Effect>,
+    instances: Vec<Effect>,
+}
+
+/// Seeds a burst and waits for its effects, at most `wait` after `due`.
+async fn burst(
+    world: &mut World,
+    n: usize,
+    due: DateTime<Utc>,
+    wait: chrono::Duration,
+) -> anyhow::Result<Burst> {
+    let times = vec![due; n];
+    let reminders = world.reminders(&times).await?;
+    let occurrences = world.occurrences(&times).await?;
+    let (mails, instances) = effects(world, &reminders, &occurrences, due + wait).await?;
+    Ok(Burst {
+        reminders,
+        occurrences,
+        mails,
+        instances,
+    })
+}
+
 fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(chrono::Duration::seconds(1)).expect("in range") + chrono::Duration::seconds(1)
 }
@@ -245,16 +272,12 @@ pub async fn rehearse(
     if !args.short {
         // 1. From zero.
         let due = whole_second(polling_up.max(Utc::now() + chrono::Duration::seconds(5)));
-        let times = vec![due; n];
-        let reminders = world.reminders(&times).await?;
-        let occurrences = world.occurrences(&times).await?;
-        let (mails, instances) = effects(
-            &mut world,
-            &reminders,
-            &occurrences,
-            due + chrono::Duration::seconds(120),
-        )
-        .await?;
+        let Burst {
+            reminders,
+            occurrences,
+            mails,
+            instances,
+        } = burst(&mut world, n, due, chrono::Duration::seconds(120)).await?;
         let polling = stack.notify_polling();
         let bound = stack.every + polling + args.container_start * 2 + Duration::from_secs(3);
         for (what, ids, fx) in [
@@ -354,21 +377,19 @@ pub async fn rehearse(
 
     // 4. Burst at full scale-out.
     stack.full_scale_out().await;
-    let busy_before = machine_busy_seconds();
+    let busy_before = todo_events_testkit::machine_busy_seconds();
     let burst_started = std::time::Instant::now();
     let due = whole_second(Utc::now() + chrono::Duration::seconds(3));
-    let times = vec![due; n];
-    let reminders = world.reminders(&times).await?;
-    let occurrences = world.occurrences(&times).await?;
-    let (mails, instances) = effects(
-        &mut world,
-        &reminders,
-        &occurrences,
-        due + chrono::Duration::seconds(90),
-    )
-    .await?;
+    let Burst {
+        reminders,
+        occurrences,
+        mails,
+        instances,
+    } = burst(&mut world, n, due, chrono::Duration::seconds(90)).await?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let busy = 100.0 * (machine_busy_seconds() - busy_before) / burst_started.elapsed().as_secs_f64() / cores;
+    let busy = 100.0 * (todo_events_testkit::machine_busy_seconds() - busy_before)
+        / burst_started.elapsed().as_secs_f64()
+        / cores;
     // The limit beside it: the relay alone, over as many sessions as the pods opened.
     let sessions = world.smtp.stats()["max_open"].as_u64().unwrap_or(1) as usize;
     let limit = world.relay_limit(n, sessions).await?;
@@ -494,26 +515,4 @@ async fn poison(shape: Shape, stack: &Stack, world: &mut World, report: &mut Rep
         Some(found.len() == 1 && after >= expected && after <= expected + 5.0),
     );
     Ok(())
-}
-
-/// CPU time the whole machine has spent busy since boot, in seconds (`/proc/stat`: all but
-/// idle and iowait; USER_HZ is 100).
-fn machine_busy_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    ticks
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, v)| v)
-        .sum::<f64>()
-        / 100.0
 }

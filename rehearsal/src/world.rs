@@ -140,6 +140,18 @@ impl World {
     /// committed offsets reads as lag to KEDA's Kafka scaler, 1 per partition with its
     /// default `offsetResetPolicy: latest`, so a brand-new KafkaSource is never idle.)
     pub fn consumed_so_far(&self, group: &str, topic: &str) -> anyhow::Result<()> {
+        let (consumer, partitions) = self.reader(group, topic)?;
+        let mut at_end = rdkafka::TopicPartitionList::new();
+        for p in partitions {
+            let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5))?;
+            at_end.add_partition_offset(topic, p, rdkafka::Offset::Offset(high))?;
+        }
+        consumer.commit(&at_end, rdkafka::consumer::CommitMode::Sync)?;
+        Ok(())
+    }
+
+    /// A consumer of `group` that commits nothing by itself, and the partitions of `topic`.
+    fn reader(&self, group: &str, topic: &str) -> anyhow::Result<(BaseConsumer, Vec<i32>)> {
         let consumer: BaseConsumer = self
             .kafka
             .client_config()
@@ -147,15 +159,12 @@ impl World {
             .set("enable.auto.commit", "false")
             .create()?;
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
-        let mut at_end = rdkafka::TopicPartitionList::new();
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(5))?;
-                at_end.add_partition_offset(topic, p.id(), rdkafka::Offset::Offset(high))?;
-            }
-        }
-        consumer.commit(&at_end, rdkafka::consumer::CommitMode::Sync)?;
-        Ok(())
+        let partitions = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        Ok((consumer, partitions))
     }
 
     /// PostgreSQL's `max_connections`.
@@ -288,18 +297,10 @@ impl World {
 
     /// Records on `topic`, from its start.
     pub fn records(&self, topic: &str) -> anyhow::Result<Vec<Record>> {
-        let consumer: BaseConsumer = self
-            .kafka
-            .client_config()
-            .set("group.id", "rehearsal-reader")
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        let (consumer, partitions) = self.reader("rehearsal-reader", topic)?;
         let mut from_start = rdkafka::TopicPartitionList::new();
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                from_start.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)?;
-            }
+        for p in partitions {
+            from_start.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
         }
         consumer.assign(&from_start)?;
         let mut out = Vec::new();
