@@ -80,6 +80,21 @@ pub fn tansu() -> PathBuf {
     binary
 }
 
+/// `tansu broker` listening (and advertised) on loopback `port`, storing in `storage`.
+fn broker_command(port: u16, storage: &str) -> Command {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut cmd = Command::new(tansu());
+    cmd.args([
+        "broker",
+        "--listener-url",
+        &url,
+        "--advertised-listener-url",
+        &url,
+    ])
+    .args(["--storage-engine", storage]);
+    cmd
+}
+
 /// A running broker with durable storage; everything stops when dropped.
 pub struct KafkaBroker {
     pub port: u16,
@@ -130,21 +145,12 @@ impl KafkaBroker {
     }
 
     fn start_broker(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(tansu())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", &format!("s3://{}/", self.bucket)])
+        let child = broker_command(self.port, &format!("s3://{}/", self.bucket))
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -193,16 +199,7 @@ impl MemoryBroker {
     /// Starts it on a free port, logging to `log`, and waits until it listens.
     pub fn start(log: &Path) -> std::io::Result<Self> {
         let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
+        let child = broker_command(port, "memory://tansu/")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log)?)
             .spawn()?;
