@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use todo_events_domain::HumanDuration;
 use todo_events_host::config::var_or;
 use todo_events_host::run::{exit_status, DEFAULT_DATABASE_URL};
+use todo_events_store::seed::Bulk;
 use todo_events_store::{Store, StoreOptions};
 
 #[derive(Parser)]
@@ -79,7 +80,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let dtstart = due.format("%Y-%m-%dT%H:%M:%S").to_string();
             let (u, r, c) = store
-                .seed_bulk(users, reminders, recurring, due, "FREQ=DAILY", &dtstart)
+                .seed_bulk(&Bulk {
+                    users,
+                    reminders,
+                    recurring,
+                    due_at: due,
+                    recurring_rule: "FREQ=DAILY",
+                    recurring_dtstart: &dtstart,
+                })
                 .await?;
             println!(
                 "seeded {u} user(s), {r} reminder(s) and {c} daily recurring task(s), due at {}",

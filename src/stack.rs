@@ -161,7 +161,7 @@ async fn seed_demo(store: &Store) -> anyhow::Result<()> {
             timezone: zone,
             dtstart: &schedule.dtstart_text(),
             next_occurrence: next,
-            catch_up: "latest",
+            catch_up: todo_events_domain::CatchUp::Latest,
             reminder_offsets: &[],
         })
         .await?;

@@ -53,7 +53,11 @@ async fn http_sinks_deliver_to_the_functions_and_rows_are_marked_after_the_ack()
         );
         // notify's "sent" is not overwritten by the scheduler's "published".
         assert_eq!(
-            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            db.store
+                .reminder_state(r.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
             Some("sent")
         );
         assert_eq!(std::fs::read_dir(outbox.path()).unwrap().count(), 1);
@@ -97,7 +101,11 @@ async fn a_sink_that_is_down_leaves_rows_claimed_until_the_lease_ends_then_they_
         );
         assert!(report.first_error.unwrap().contains("unreachable"));
         assert_eq!(
-            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            db.store
+                .reminder_state(r.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
             Some("publishing")
         );
 
@@ -129,7 +137,11 @@ async fn a_sink_that_is_down_leaves_rows_claimed_until_the_lease_ends_then_they_
             db.backend
         );
         assert_eq!(
-            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            db.store
+                .reminder_state(r.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
             Some("sent")
         );
         assert_eq!(std::fs::read_dir(outbox.path()).unwrap().count(), 1);

@@ -141,7 +141,7 @@ pub async fn scheduler(env: &Env, report: &mut Report, items: u64) -> anyhow::Re
                 if batch.is_empty() {
                     return anyhow::Ok(claimed);
                 }
-                let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
+                let ids: Vec<_> = batch.iter().map(|r| r.id).collect();
                 claimed += store.mark_reminders_published("bench", &ids, now).await?;
             }
         })

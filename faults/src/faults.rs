@@ -10,6 +10,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use todo_events_domain::ReminderId;
 use todo_events_kafka::admin::reader_from_committed;
 use todo_events_kafka::KafkaConfig;
 
@@ -240,7 +241,7 @@ async fn claims_in_flight(world: &World) -> anyhow::Result<Vec<String>> {
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, at)| notify::mail::message_id(id, at))
+        .filter_map(|(id, at)| Some(notify::mail::message_id(ReminderId::new(id)?, at)))
         .collect())
 }
 

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
+use todo_events_domain::ReminderId;
 
 /// Occurrences per recurring task (the rule's COUNT).
 pub const OCCURRENCES_PER_TASK: usize = 5;
@@ -93,7 +94,7 @@ pub async fn expected_mails(pool: &PgPool) -> anyhow::Result<HashSet<String>> {
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, at)| notify::mail::message_id(id, at))
+        .filter_map(|(id, at)| Some(notify::mail::message_id(ReminderId::new(id)?, at)))
         .collect())
 }
 

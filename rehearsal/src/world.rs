@@ -12,6 +12,7 @@ use sqlx::{Connection, Executor, PgConnection};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use todo_events_domain::{ReminderId, TaskId};
 use todo_events_kafka::KafkaConfig;
 use todo_events_testkit::kafka::MemoryBroker;
 use todo_events_testkit::smtp::{Options, SmtpServer};
@@ -351,13 +352,13 @@ impl World {
                         to_email: "limit@rehearsal.test",
                         to_name: "Limit",
                         timezone: "UTC",
-                        task_id: i as i64,
+                        task_id: TaskId::new(i as i64 + 1).expect("positive"),
                         task_title: "The relay's limit",
                         task_description: "",
                         due_at: None,
                         remind_at: Utc::now(),
                         // Ids no scenario uses: these messages are not counted as reminders.
-                        reminder_id: -(i as i64) - 1,
+                        reminder_id: ReminderId::new(i64::MAX - i as i64).expect("positive"),
                     },
                 )
                 .map_err(|e| anyhow::anyhow!("{e}"))

@@ -54,6 +54,10 @@ id_type!(
     /// `recurring_tasks.id`
     RecurringTaskId
 );
+id_type!(
+    /// `deliveries.id`: one delivery of a reminder occurrence on one channel.
+    DeliveryId
+);
 
 #[cfg(test)]
 mod tests {

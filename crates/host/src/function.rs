@@ -1,9 +1,14 @@
-//! What a function is to the host: the type it accepts and a handler from parsed data to an
-//! outcome. Transport adapters (HTTP today, Kafka consumers later) all call [`Function::handle`].
+//! What a function is to the host: the type it accepts and one method from a batch of
+//! parsed events to one answer each. Both transports call it: HTTP hands over one event
+//! ([`Function::handle`]), the Kafka consumer what a partition has queued
+//! ([`Function::handle_batch`]). Splitting a batch so that no two of its events touch the
+//! same row, and keeping one answer slot per event ([`Answers`]), is done here once, so a
+//! function only writes its read → decide → write steps.
 
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use todo_events_domain::EventKind;
+use todo_events_store::Store;
 
 /// How a handled event ended. The reply CloudEvent type is `<reply prefix>.<word>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +92,9 @@ impl From<todo_events_store::StoreError> for Failure {
     }
 }
 
+/// An event as a function receives it: its CloudEvents id and its parsed data.
+pub type Event<D> = (String, D);
+
 /// A serverless function: one event type in, one effect out.
 pub trait Function: Send + Sync + 'static {
     /// Name in logs, metrics and reply sources: `notify`, `recur`.
@@ -96,63 +104,136 @@ pub trait Function: Send + Sync + 'static {
     /// Reply types are `<REPLY_PREFIX>.<outcome word>`, e.g. `dev.todo.notification.sent`.
     const REPLY_PREFIX: &'static str;
     /// The event data, parsed once by the host.
-    type Data: DeserializeOwned + Send;
+    type Data: DeserializeOwned + Send + Sync;
+    /// The row an event changes (a reminder, a recurring task). Two events with one key are
+    /// never in one [`Function::handle_distinct`] call: each is decided against rows read
+    /// once, which is only right when no event of the batch changes what another one reads.
+    type Key: Eq + std::hash::Hash;
+
+    fn key(data: &Self::Data) -> Self::Key;
+
+    /// The database, which readiness checks.
+    fn store(&self) -> &Store;
+
+    /// Performs the effect of each event, once: one answer per event, in order. No two
+    /// events share a key.
+    fn handle_distinct(
+        &self,
+        events: &[Event<Self::Data>],
+    ) -> impl Future<Output = Vec<Result<Reply, Failure>>> + Send;
 
     /// Performs the effect for one event, once.
-    fn handle(&self, event_id: &str, data: Self::Data)
-        -> impl Future<Output = Result<Reply, Failure>> + Send;
+    fn handle(
+        &self,
+        event_id: &str,
+        data: Self::Data,
+    ) -> impl Future<Output = Result<Reply, Failure>> + Send {
+        async move {
+            let events = [(event_id.to_owned(), data)];
+            let answer = self.handle_distinct(&events).await.pop();
+            answer.unwrap_or_else(|| Err(Answers::missing()))
+        }
+    }
 
-    /// Handles several events together, in order, with one result per event (the consumer
-    /// mode hands over what a partition has queued, so a batch shares one database
-    /// transaction). The default handles them one by one.
+    /// Handles several events, with one result per event, in order: in batches of distinct
+    /// keys, each read and written together (one database transaction).
     fn handle_batch(
         &self,
-        events: Vec<(String, Self::Data)>,
+        events: Vec<Event<Self::Data>>,
     ) -> impl Future<Output = Vec<Result<Reply, Failure>>> + Send {
         async move {
             let mut results = Vec::with_capacity(events.len());
-            for (id, data) in events {
-                results.push(self.handle(&id, data).await);
+            for batch in distinct_batches(&events, |(_, data)| Self::key(data)) {
+                results.extend(self.handle_distinct(batch).await);
             }
             results
         }
     }
 
     /// Readiness: can the function do its work now (its database reachable)?
-    fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
+    fn ready(&self) -> impl Future<Output = Result<(), String>> + Send {
+        async move { self.store().ping().await.map_err(|e| e.to_string()) }
+    }
 }
 
-/// Splits `items` into consecutive runs in which no key repeats: a batch handler decides a
-/// run against rows read once, which is only right when no event of the run changes the
-/// rows another one reads (two occurrences of one recurring task, a redelivered reminder).
-pub fn distinct_runs<T, K: Eq + std::hash::Hash>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&[T]> {
-    let mut runs = Vec::new();
+/// One answer per event of a batch, filled in as a handler's steps reach them: an event
+/// answered early (skipped, duplicate, failed) drops out of the later steps.
+#[derive(Debug)]
+pub struct Answers(Vec<Option<Result<Reply, Failure>>>);
+
+impl Answers {
+    pub fn new(events: usize) -> Self {
+        Self(vec![None; events])
+    }
+
+    /// Every event gets the same failure (the batch's read or write failed).
+    pub fn all(events: usize, failure: Failure) -> Vec<Result<Reply, Failure>> {
+        vec![Err(failure); events]
+    }
+
+    pub fn set(&mut self, event: usize, answer: Result<Reply, Failure>) {
+        self.0[event] = Some(answer);
+    }
+
+    /// Whether event `event` still waits for its answer.
+    pub fn open(&self, event: usize) -> bool {
+        self.0[event].is_none()
+    }
+
+    /// The answers, in order. An event no step answered is a bug, answered as one.
+    pub fn finish(self) -> Vec<Result<Reply, Failure>> {
+        self.0
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Err(Self::missing())))
+            .collect()
+    }
+
+    fn missing() -> Failure {
+        Failure::Internal("the handler gave no answer for this event".into())
+    }
+}
+
+/// Splits `items` into consecutive batches in which no key repeats (see
+/// [`Function::Key`]).
+pub fn distinct_batches<T, K: Eq + std::hash::Hash>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&[T]> {
+    let mut batches = Vec::new();
     let mut start = 0;
     let mut seen = std::collections::HashSet::new();
     for (i, item) in items.iter().enumerate() {
         if !seen.insert(key(item)) {
-            runs.push(&items[start..i]);
+            batches.push(&items[start..i]);
             start = i;
             seen.clear();
             seen.insert(key(item));
         }
     }
     if start < items.len() {
-        runs.push(&items[start..]);
+        batches.push(&items[start..]);
     }
-    runs
+    batches
 }
 
 #[cfg(test)]
 mod tests {
-    use super::distinct_runs;
+    use super::*;
 
     #[test]
-    fn runs_split_where_a_key_repeats() {
+    fn batches_split_where_a_key_repeats() {
         let items = [1, 2, 3, 2, 4, 4, 5];
-        let runs = distinct_runs(&items, |x| *x);
-        assert_eq!(runs, vec![&[1, 2, 3][..], &[2, 4][..], &[4, 5][..]]);
-        assert!(distinct_runs(&[] as &[i32], |x| *x).is_empty());
-        assert_eq!(distinct_runs(&[7], |x| *x), vec![&[7][..]]);
+        let batches = distinct_batches(&items, |x| *x);
+        assert_eq!(batches, vec![&[1, 2, 3][..], &[2, 4][..], &[4, 5][..]]);
+        assert!(distinct_batches(&[] as &[i32], |x| *x).is_empty());
+        assert_eq!(distinct_batches(&[7], |x| *x), vec![&[7][..]]);
+    }
+
+    #[test]
+    fn an_event_no_step_answered_is_an_internal_failure_not_a_panic() {
+        let mut answers = Answers::new(2);
+        assert!(answers.open(1));
+        answers.set(0, Err(Failure::Unavailable("x".into())));
+        assert!(!answers.open(0));
+        let done = answers.finish();
+        assert_eq!(done[0], Err(Failure::Unavailable("x".into())));
+        assert!(matches!(done[1], Err(Failure::Internal(_))));
     }
 }

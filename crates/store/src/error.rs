@@ -13,6 +13,9 @@ pub enum StoreError {
     /// The input cannot be stored (e.g. a recurring task whose rule cannot recur).
     #[error("{0}")]
     Invalid(String),
+    /// A stored value cannot be read as what it stands for (names the row).
+    #[error("malformed row: {0}")]
+    Malformed(#[from] crate::Malformed),
     /// Anything else: a bug or a schema mismatch.
     #[error("database error: {0}")]
     Other(String),

@@ -1,39 +1,38 @@
 //! The todo database, on PostgreSQL (production) or SQLite (the embedded default), with one
 //! behaviour on both: the same tables, the same claims, the same once-only effects.
 //!
-//! Every query is written once. [`on_pool!`] expands a body for each backend so that sqlx
-//! type-checks it against both drivers; where the dialects differ (row locking), the
-//! difference is a named fragment, not a second copy of the query.
+//! Each backend has its own module, `postgres/` and `sqlite/`, where every statement is
+//! written once for that backend as plain code; where the dialects differ (row locks,
+//! arrays, set-based batches against row loops) each says it in its own SQL. [`Store`] is
+//! the one place that picks the backend: each of its methods matches on the pool and calls
+//! the backend's function. The conformance suite (`tests/conformance.rs`) runs every
+//! statement on both backends and expects the same results.
+//!
+//! Rows come out typed ([`rows`]): ids, states, statuses, the catch-up policy, reminder
+//! offsets and the parsed rule. A stored value that does not parse is a [`Malformed`] error
+//! naming its row.
 
 mod error;
 pub mod notify;
+mod postgres;
 pub mod recur;
 pub mod rows;
 pub mod scheduler;
 pub mod seed;
+mod sqlite;
 
 pub use error::StoreError;
 pub use rows::*;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use chrono::{DateTime, Duration, Utc};
+use notify::{Claim, Finished, NewClaim};
+use recur::Session;
+use scheduler::ClaimRequest;
+use seed::{Bulk, NewRecurringTask, NewTask, NewUser};
 use sqlx::{PgPool, SqlitePool};
-use std::str::FromStr;
-use std::time::Duration;
-
-/// Runs `$body` with `$pool` bound to whichever pool the store holds.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            $crate::Store::Postgres($pool) => $body,
-            $crate::Store::Sqlite($pool) => $body,
-        }
-    };
-}
-pub(crate) use on_pool;
-
-static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+use std::collections::HashMap;
+use std::time::Duration as StdDuration;
+use todo_events_domain::{DeliveryId, RecurringTaskId, ReminderId, TaskId, UserId};
 
 /// A handle on the database; cheap to clone (pools are shared).
 #[derive(Clone, Debug)]
@@ -51,7 +50,7 @@ pub struct StoreOptions {
     /// one connection turns writer contention into a queue instead of `SQLITE_BUSY` errors.
     pub max_connections: u32,
     /// How long a request waits for a connection before the store counts as unavailable.
-    pub acquire_timeout: Duration,
+    pub acquire_timeout: StdDuration,
     /// PostgreSQL: plan each statement once per connection (`plan_cache_mode =
     /// force_generic_plan`) instead of at every execution. The functions' statements take
     /// their rows by key from bound arrays (`UNNEST($1::bigint[])`), so one plan fits every
@@ -79,7 +78,7 @@ impl StoreOptions {
         Self {
             url: url.into(),
             max_connections: 10,
-            acquire_timeout: Duration::from_secs(3),
+            acquire_timeout: StdDuration::from_secs(3),
             generic_plans: false,
         }
     }
@@ -91,34 +90,9 @@ impl Store {
     pub fn open(opts: &StoreOptions) -> Result<Self, StoreError> {
         let url = opts.url.as_str();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut connect = PgConnectOptions::from_str(url)
-                .map_err(|e| StoreError::Config(format!("DATABASE_URL: {}", redact(&e.to_string()))))?
-                .application_name("todo-events");
-            if opts.generic_plans {
-                connect = connect.options([("plan_cache_mode", "force_generic_plan")]);
-            }
-            let pool = PgPoolOptions::new()
-                .max_connections(opts.max_connections)
-                .acquire_timeout(opts.acquire_timeout)
-                // No ping before every checkout (it was one extra round trip per statement
-                // group): a connection that died surfaces as one transient error, which is
-                // retried (503 / consumer backoff), and is then replaced.
-                .test_before_acquire(false)
-                .connect_lazy_with(connect);
-            Ok(Self::Postgres(pool))
+            Ok(Self::Postgres(postgres::open(opts)?))
         } else if url.starts_with("sqlite:") {
-            let connect = SqliteConnectOptions::from_str(url)
-                .map_err(|e| StoreError::Config(format!("DATABASE_URL: {e}")))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(opts.acquire_timeout.max(Duration::from_secs(10)))
-                .connect_lazy_with(connect);
-            Ok(Self::Sqlite(pool))
+            Ok(Self::Sqlite(sqlite::open(opts)?))
         } else {
             Err(StoreError::Config(
                 "DATABASE_URL must start with postgres:// or sqlite: (e.g. sqlite://todo-events.db)".into(),
@@ -133,35 +107,396 @@ impl Store {
     /// Applies the embedded migrations for this backend.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self {
-            Self::Postgres(pool) => PG_MIGRATOR.run(pool).await?,
-            Self::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
+            Self::Postgres(pool) => postgres::migrate(pool).await,
+            Self::Sqlite(pool) => sqlite::migrate(pool).await,
         }
-        Ok(())
     }
 
     /// One round trip: what readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
-            sqlx::query("SELECT 1").execute(pool).await?;
-        });
-        Ok(())
+        match self {
+            Self::Postgres(pool) => postgres::ping(pool).await,
+            Self::Sqlite(pool) => sqlite::ping(pool).await,
+        }
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
     }
 
     /// Row counts of every table, in a fixed order: what tests compare to prove that a
     /// rejected request wrote nothing.
     pub async fn table_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
-        let mut out = Vec::new();
-        for table in ["users", "tasks", "reminders", "recurring_tasks", "deliveries"] {
-            let sql = format!("SELECT COUNT(*) FROM {table}");
-            let n: i64 = on_pool!(self, pool => sqlx::query_scalar(&sql).fetch_one(pool).await?);
-            out.push((table, n));
+        let counts = match self {
+            Self::Postgres(pool) => postgres::table_counts(pool).await?,
+            Self::Sqlite(pool) => sqlite::table_counts(pool).await?,
+        };
+        let tables = ["users", "tasks", "reminders", "recurring_tasks", "deliveries"];
+        Ok(tables.into_iter().zip(counts).collect())
+    }
+
+    // notify
+
+    /// The contexts of the reminders among `ids`, in one statement, each typed or why its
+    /// row cannot be read (reminders that do not exist are absent).
+    pub async fn reminder_contexts(
+        &self,
+        ids: &[ReminderId],
+    ) -> Result<HashMap<ReminderId, Result<ReminderContext, Malformed>>, StoreError> {
+        let rows = match self {
+            Self::Postgres(pool) => postgres::notify::reminder_contexts(pool, ids).await?,
+            Self::Sqlite(pool) => sqlite::notify::reminder_contexts(pool, ids).await?,
+        };
+        // A row is keyed by its own id, which is read as such first.
+        rows.into_iter()
+            .map(|row| {
+                let id = match &row {
+                    Ok(ctx) => ctx.reminder_id,
+                    Err(m) => rows::id(m.table, m.id, "id", m.id, ReminderId::new)?,
+                };
+                Ok((id, row))
+            })
+            .collect()
+    }
+
+    pub async fn reminder_context(&self, id: ReminderId) -> Result<Option<ReminderContext>, StoreError> {
+        match self.reminder_contexts(&[id]).await?.remove(&id) {
+            Some(row) => Ok(Some(row?)),
+            None => Ok(None),
         }
-        Ok(out)
+    }
+
+    /// Claims the deliveries that nobody has claimed yet, in one statement; returns the
+    /// claimed ones as (reminder, delivery). A delivery claimed before (live, expired or
+    /// finished) is left to [`Store::claim_delivery`], which knows about leases.
+    pub async fn claim_new_deliveries(
+        &self,
+        claims: &[NewClaim<'_>],
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Vec<(ReminderId, DeliveryId)>, StoreError> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Self::Postgres(pool) => {
+                postgres::notify::claim_new_deliveries(pool, claims, now, now + lease).await
+            }
+            Self::Sqlite(pool) => sqlite::notify::claim_new_deliveries(pool, claims, now, now + lease).await,
+        }
+    }
+
+    /// Claims the e-mail delivery of one reminder occurrence for `lease`: a new claim, or
+    /// the take-over of one whose holder vanished (lease over) or released it after a
+    /// transient failure; else what holds it.
+    pub async fn claim_delivery(
+        &self,
+        claim: &NewClaim<'_>,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::notify::claim_delivery(pool, claim, now, now + lease).await,
+            Self::Sqlite(pool) => sqlite::notify::claim_delivery(pool, claim, now, now + lease).await,
+        }
+    }
+
+    /// Records the outcomes of claimed deliveries and moves their reminders to `sent` /
+    /// `failed`, atomically.
+    pub async fn finish_deliveries(
+        &self,
+        done: &[(DeliveryId, Finished<'_>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Self::Postgres(pool) => postgres::notify::finish_deliveries(pool, done, now).await,
+            Self::Sqlite(pool) => sqlite::notify::finish_deliveries(pool, done, now).await,
+        }
+    }
+
+    /// Gives a claim back after a transient failure, so the next delivery attempt can take
+    /// it at once; the reason is kept for operators.
+    pub async fn release_delivery(
+        &self,
+        id: DeliveryId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::notify::release_delivery(pool, id, reason, now).await,
+            Self::Sqlite(pool) => sqlite::notify::release_delivery(pool, id, reason, now).await,
+        }
+    }
+
+    /// All delivery records of a reminder (for operators and tests).
+    pub async fn deliveries_of(&self, reminder: ReminderId) -> Result<Vec<DeliveryRow>, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::notify::deliveries_of(pool, reminder).await,
+            Self::Sqlite(pool) => sqlite::notify::deliveries_of(pool, reminder).await,
+        }
+    }
+
+    // recur
+
+    /// The connection a batch of recur's events reads and writes over (see [`Session`]).
+    pub async fn session(&self) -> Result<Session, StoreError> {
+        Ok(match self {
+            Self::Postgres(pool) => Session::Postgres(pool.acquire().await?),
+            Self::Sqlite(pool) => Session::Sqlite(pool.clone()),
+        })
+    }
+
+    /// Creates the instance for one occurrence (once) and advances its recurring task (see
+    /// [`Session::instantiate`]).
+    pub async fn instantiate(&self, job: &recur::Instantiate<'_>) -> Result<recur::Instantiated, StoreError> {
+        let done = self
+            .session()
+            .await?
+            .instantiate(std::slice::from_ref(job))
+            .await?;
+        done.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Other("the instance transaction gave no result".into()))
+    }
+
+    /// The recurring tasks among `ids`, in one statement (those that do not exist are
+    /// absent; a malformed one is an error).
+    pub async fn recurring_tasks(
+        &self,
+        ids: &[RecurringTaskId],
+    ) -> Result<Vec<RecurringTaskRow>, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::recur::recurring_tasks(pool, ids).await,
+            Self::Sqlite(pool) => sqlite::recur::recurring_tasks(pool, ids).await,
+        }
+    }
+
+    pub async fn recurring_task(&self, id: RecurringTaskId) -> Result<Option<RecurringTaskRow>, StoreError> {
+        Ok(self.recurring_tasks(&[id]).await?.pop())
+    }
+
+    /// Instances created from a recurring task, as (task, occurrence), oldest first.
+    pub async fn instances_of(
+        &self,
+        id: RecurringTaskId,
+    ) -> Result<Vec<(TaskId, DateTime<Utc>)>, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::recur::instances_of(pool, id).await,
+            Self::Sqlite(pool) => sqlite::recur::instances_of(pool, id).await,
+        }
+    }
+
+    // scheduler
+
+    /// Claims up to `limit` due reminders (pending, or publishing with an expired lease) and,
+    /// with `republish_after`, up to `limit` published that long ago and still not mailed
+    /// (fewer than [`scheduler::PUBLISH_LIMIT`] times). Oldest first.
+    pub async fn claim_reminders(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+        republish_after: Option<Duration>,
+    ) -> Result<Vec<ClaimedReminder>, StoreError> {
+        let claim = ClaimRequest {
+            owner,
+            now,
+            lease,
+            limit,
+            republish_after,
+        };
+        let mut rows = match self {
+            Self::Postgres(pool) => postgres::scheduler::claim_reminders(pool, &claim).await?,
+            Self::Sqlite(pool) => sqlite::scheduler::claim_reminders(pool, &claim).await?,
+        };
+        rows.sort_by_key(|r| (r.remind_at, r.id));
+        Ok(rows)
+    }
+
+    /// Marks claimed reminders published, if this owner still holds them. Returns how many
+    /// were marked.
+    pub async fn mark_reminders_published(
+        &self,
+        owner: &str,
+        ids: &[ReminderId],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Self::Postgres(pool) => {
+                postgres::scheduler::mark_reminders_published(pool, owner, ids, now).await
+            }
+            Self::Sqlite(pool) => sqlite::scheduler::mark_reminders_published(pool, owner, ids, now).await,
+        }
+    }
+
+    /// Claims up to `limit` active recurring tasks whose next occurrence is due and has not
+    /// been published yet, or — with `republish_after` — was published that long ago and the
+    /// task has not moved on (fewer than [`scheduler::PUBLISH_LIMIT`] times). Each claimed
+    /// row is typed, or why it cannot be (its claim is held: the caller deactivates it).
+    /// Oldest first.
+    pub async fn claim_occurrences(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+        republish_after: Option<Duration>,
+    ) -> Result<Vec<Result<ClaimedOccurrence, Malformed>>, StoreError> {
+        let claim = ClaimRequest {
+            owner,
+            now,
+            lease,
+            limit,
+            republish_after,
+        };
+        let mut rows = match self {
+            Self::Postgres(pool) => postgres::scheduler::claim_occurrences(pool, &claim).await?,
+            Self::Sqlite(pool) => sqlite::scheduler::claim_occurrences(pool, &claim).await?,
+        };
+        rows.sort_by_key(|r| match r {
+            Ok(c) => (Some(c.next_occurrence), c.id.get()),
+            Err(m) => (None, m.id),
+        });
+        Ok(rows)
+    }
+
+    /// Moves a claimed task's `next_occurrence` forward from `from` to `to`, past missed
+    /// occurrences (catch-up policy `latest`). Returns whether it moved.
+    pub async fn fast_forward(
+        &self,
+        owner: &str,
+        id: RecurringTaskId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::scheduler::fast_forward(pool, owner, id, (from, to), now).await,
+            Self::Sqlite(pool) => sqlite::scheduler::fast_forward(pool, owner, id, (from, to), now).await,
+        }
+    }
+
+    /// Records that `occurrence` of a claimed task was published and releases the claim.
+    pub async fn mark_occurrence_published(
+        &self,
+        owner: &str,
+        id: RecurringTaskId,
+        occurrence: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Postgres(pool) => {
+                postgres::scheduler::mark_occurrence_published(pool, owner, id, occurrence, now).await
+            }
+            Self::Sqlite(pool) => {
+                sqlite::scheduler::mark_occurrence_published(pool, owner, id, occurrence, now).await
+            }
+        }
+    }
+
+    /// Deactivates a claimed recurring task whose stored rule can no longer be evaluated
+    /// (so it stops being claimed) and releases the claim.
+    pub async fn deactivate_recurring(
+        &self,
+        owner: &str,
+        id: RecurringTaskId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::scheduler::deactivate_recurring(pool, owner, id, now).await,
+            Self::Sqlite(pool) => sqlite::scheduler::deactivate_recurring(pool, owner, id, now).await,
+        }
+    }
+
+    // the app's writes (seed, demo, tests)
+
+    pub async fn insert_user(&self, user: &NewUser<'_>) -> Result<UserId, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::seed::insert_user(pool, user).await,
+            Self::Sqlite(pool) => sqlite::seed::insert_user(pool, user).await,
+        }
+    }
+
+    pub async fn insert_task(&self, task: &NewTask<'_>) -> Result<TaskId, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::seed::insert_task(pool, task).await,
+            Self::Sqlite(pool) => sqlite::seed::insert_task(pool, task).await,
+        }
+    }
+
+    pub async fn insert_reminder(
+        &self,
+        task: TaskId,
+        user: UserId,
+        remind_at: DateTime<Utc>,
+    ) -> Result<ReminderId, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::seed::insert_reminder(pool, task, user, remind_at).await,
+            Self::Sqlite(pool) => sqlite::seed::insert_reminder(pool, task, user, remind_at).await,
+        }
+    }
+
+    /// Inserts a recurring task, refusing (with the reason, before anything is written) a
+    /// rule, zone or DTSTART that cannot describe a recurrence.
+    pub async fn insert_recurring_task(
+        &self,
+        task: &NewRecurringTask<'_>,
+    ) -> Result<RecurringTaskId, StoreError> {
+        task.check()?;
+        match self {
+            Self::Postgres(pool) => postgres::seed::insert_recurring_task(pool, task).await,
+            Self::Sqlite(pool) => sqlite::seed::insert_recurring_task(pool, task).await,
+        }
+    }
+
+    /// Bulk synthetic data (see [`Bulk`]), written in one transaction. Returns (users,
+    /// reminders, recurring tasks) created.
+    pub async fn seed_bulk(&self, bulk: &Bulk<'_>) -> Result<(usize, usize, usize), StoreError> {
+        let bulk = Bulk {
+            users: bulk.users.max(1),
+            ..bulk.clone()
+        };
+        match self {
+            Self::Postgres(pool) => postgres::seed::seed_bulk(pool, &bulk).await?,
+            Self::Sqlite(pool) => sqlite::seed::seed_bulk(pool, &bulk).await?,
+        }
+        Ok((bulk.users, bulk.reminders, bulk.recurring))
+    }
+
+    /// The todo app marks a task done (or any other status).
+    pub async fn set_task_status(&self, task: TaskId, status: TaskStatus) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::seed::set_task_status(pool, task, status).await,
+            Self::Sqlite(pool) => sqlite::seed::set_task_status(pool, task, status).await,
+        }
+    }
+
+    /// The todo app cancels a reminder (or sets another state).
+    pub async fn set_reminder_state(
+        &self,
+        reminder: ReminderId,
+        state: ReminderState,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::seed::set_reminder_state(pool, reminder, state).await,
+            Self::Sqlite(pool) => sqlite::seed::set_reminder_state(pool, reminder, state).await,
+        }
+    }
+
+    /// A reminder's current state.
+    pub async fn reminder_state(&self, reminder: ReminderId) -> Result<Option<ReminderState>, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::seed::reminder_state(pool, reminder).await,
+            Self::Sqlite(pool) => sqlite::seed::reminder_state(pool, reminder).await,
+        }
     }
 }
 
@@ -181,16 +516,6 @@ pub fn redact(text: &str) -> String {
             }
         }
         None => text.to_owned(),
-    }
-}
-
-/// SQL text for "lock the selected rows, skipping rows another claimer holds". SQLite has a
-/// single writer, so its claim statement is atomic without row locks.
-pub(crate) fn skip_locked(store: &Store) -> &'static str {
-    if store.is_postgres() {
-        "FOR UPDATE SKIP LOCKED"
-    } else {
-        ""
     }
 }
 

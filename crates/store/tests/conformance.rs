@@ -2,8 +2,10 @@
 //! on both.
 
 use chrono::{Duration, SubsecRound, Utc};
-use todo_events_store::notify::{Claim, Finished};
+use todo_events_domain::{TaskId, UserId};
+use todo_events_store::notify::{Claim, Finished, NewClaim};
 use todo_events_store::recur::Instantiate;
+use todo_events_store::{DeliveryStatus, ReminderState, Store};
 use todo_events_testkit::{self as kit, at};
 
 #[tokio::test]
@@ -31,7 +33,7 @@ async fn reminder_claims_take_due_rows_once_and_respect_leases_and_owners() {
         let due2 = kit::reminder(s, "due 2", now - Duration::minutes(1)).await;
         let later = kit::reminder(s, "later", now + Duration::hours(1)).await;
         let cancelled = kit::reminder(s, "cancelled", now - Duration::minutes(3)).await;
-        s.set_reminder_state(cancelled.reminder_id, "cancelled")
+        s.set_reminder_state(cancelled.reminder_id, ReminderState::Cancelled)
             .await
             .unwrap();
 
@@ -89,11 +91,17 @@ async fn reminder_claims_take_due_rows_once_and_respect_leases_and_owners() {
             .iter()
             .all(|r| r.id == later.reminder_id));
         assert_eq!(
-            s.reminder_state(due1.reminder_id).await.unwrap().as_deref(),
+            s.reminder_state(due1.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
             Some("published")
         );
         assert_eq!(
-            s.reminder_state(cancelled.reminder_id).await.unwrap().as_deref(),
+            s.reminder_state(cancelled.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
             Some("cancelled")
         );
     }
@@ -109,7 +117,7 @@ async fn occurrence_claims_publish_each_occurrence_once() {
         let lease = Duration::seconds(30);
         let claimed = s.claim_occurrences("a", now, lease, 10, None).await.unwrap();
         assert_eq!(claimed.len(), 1, "{}", db.backend);
-        assert_eq!(claimed[0].next_occurrence, occ);
+        assert_eq!(claimed[0].as_ref().unwrap().next_occurrence, occ);
         assert!(s
             .claim_occurrences("b", now, lease, 10, None)
             .await
@@ -143,25 +151,19 @@ async fn delivery_claims_are_exclusive_until_finished_released_or_expired() {
         let Claim::Claimed {
             delivery_id,
             attempt: 1,
-        } = s
-            .claim_delivery(r.reminder_id, now, "e", now, lease)
-            .await
-            .unwrap()
+        } = s.claim_delivery(&claim(&r, now), now, lease).await.unwrap()
         else {
             panic!("{}: first claim wins", db.backend)
         };
         assert!(
-            matches!(s.claim_delivery(r.reminder_id, now, "e", now, lease).await.unwrap(), Claim::Taken { ref status, .. } if status == "sending")
+            matches!(s.claim_delivery(&claim(&r, now), now, lease).await.unwrap(), Claim::Taken { status, .. } if status == DeliveryStatus::Sending)
         );
         // The holder vanished: after the lease another delivery takes over.
         let later = now + Duration::seconds(61);
         let Claim::Claimed {
             delivery_id: again,
             attempt: 2,
-        } = s
-            .claim_delivery(r.reminder_id, now, "e", later, lease)
-            .await
-            .unwrap()
+        } = s.claim_delivery(&claim(&r, now), later, lease).await.unwrap()
         else {
             panic!("{}: takeover after the lease", db.backend)
         };
@@ -170,27 +172,27 @@ async fn delivery_claims_are_exclusive_until_finished_released_or_expired() {
             .await
             .unwrap();
         assert!(matches!(
-            s.claim_delivery(r.reminder_id, now, "e", later, lease)
-                .await
-                .unwrap(),
+            s.claim_delivery(&claim(&r, now), later, lease).await.unwrap(),
             Claim::Claimed { attempt: 3, .. }
         ));
-        s.finish_delivery(
-            delivery_id,
-            Finished::Sent {
-                recipient: "a@b.c",
-                message_id: "<m>",
-            },
+        s.finish_deliveries(
+            &[(
+                delivery_id,
+                Finished::Sent {
+                    recipient: "a@b.c",
+                    message_id: "<m>",
+                },
+            )],
             later,
         )
         .await
         .unwrap();
         let far = later + Duration::days(1);
         assert!(
-            matches!(s.claim_delivery(r.reminder_id, now, "e", far, lease).await.unwrap(), Claim::Taken { ref status, .. } if status == "sent")
+            matches!(s.claim_delivery(&claim(&r, now), far, lease).await.unwrap(), Claim::Taken { status, .. } if status == DeliveryStatus::Sent)
         );
         assert_eq!(
-            s.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            s.reminder_state(r.reminder_id).await.unwrap().map(|s| s.as_str()),
             Some("sent")
         );
         let d = &s.deliveries_of(r.reminder_id).await.unwrap()[0];
@@ -275,27 +277,155 @@ async fn the_instance_transaction_is_idempotent_and_advances_only_from_its_occur
     }
 }
 
+/// The delivery claim of a reminder fixture's occurrence, asked for by event "e".
+fn claim(r: &kit::ReminderFixture, remind_at: chrono::DateTime<Utc>) -> NewClaim<'static> {
+    NewClaim {
+        reminder_id: r.reminder_id,
+        remind_at,
+        event_id: "e",
+    }
+}
+
+/// A statement as another writer (the todo app, an operator) would send it.
+async fn write_directly(s: &Store, sql: &str) -> Result<(), sqlx::Error> {
+    match s {
+        Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+    }
+}
+
 #[tokio::test]
 async fn constraints_are_enforced_on_both_backends() {
     for db in kit::backends().await {
         let s = &db.store;
         let now = Utc::now();
+        let (no_task, no_user) = (TaskId::new(999_999).unwrap(), UserId::new(999_999).unwrap());
         assert!(
-            s.insert_reminder(999_999, 999_999, now).await.is_err(),
+            s.insert_reminder(no_task, no_user, now).await.is_err(),
             "{}: foreign keys",
             db.backend
         );
         let r = kit::reminder(s, "c", now).await;
+        let state = format!(
+            "UPDATE reminders SET state = 'teleported' WHERE id = {}",
+            r.reminder_id
+        );
         assert!(
-            s.set_reminder_state(r.reminder_id, "teleported").await.is_err(),
+            write_directly(s, &state).await.is_err(),
             "{}: state check",
             db.backend
         );
+        let status = format!("UPDATE tasks SET status = 'maybe' WHERE id = {}", r.task_id);
         assert!(
-            s.set_task_status(r.task_id, "maybe").await.is_err(),
+            write_directly(s, &status).await.is_err(),
             "{}: status check",
             db.backend
         );
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_stored_value_is_an_error_naming_its_row_never_a_default() {
+    for db in kit::backends().await {
+        let (s, b) = (&db.store, db.backend);
+        let occ = Utc::now().trunc_subsecs(0) - Duration::minutes(1);
+        let good = kit::recurring(s, "FREQ=DAILY", "2026-01-01T00:00:00", "UTC", occ, "all", &[60]).await;
+        let offsets = kit::recurring(s, "FREQ=DAILY", "2026-01-01T00:00:00", "UTC", occ, "all", &[60]).await;
+        let rule = kit::recurring(s, "FREQ=DAILY", "2026-01-01T00:00:00", "UTC", occ, "all", &[]).await;
+        let sql = format!(
+            "UPDATE recurring_tasks SET reminder_offsets = '[\"15m\"]' WHERE id = {}",
+            offsets.id
+        );
+        write_directly(s, &sql).await.unwrap();
+        let sql = format!(
+            "UPDATE recurring_tasks SET rrule = 'FREQ=SOMETIMES' WHERE id = {}",
+            rule.id
+        );
+        write_directly(s, &sql).await.unwrap();
+
+        let err = s.recurring_task(offsets.id).await.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("recurring_tasks row {}: reminder_offsets", offsets.id)),
+            "{b}: {err}"
+        );
+        // A batch read keeps each row's own verdict: the good row is usable.
+        let mut session = s.session().await.unwrap();
+        let state = session
+            .recurring_state(&[(good.id, occ), (offsets.id, occ), (rule.id, occ)])
+            .await
+            .unwrap();
+        assert!(state.tasks[&good.id].is_ok(), "{b}");
+        assert_eq!(
+            state.tasks[&offsets.id].as_ref().unwrap_err().id,
+            offsets.id.get(),
+            "{b}"
+        );
+        let bad_rule = state.tasks[&rule.id].as_ref().unwrap_err();
+        assert!(
+            bad_rule
+                .to_string()
+                .starts_with(&format!("recurring_tasks row {}: the stored rule", rule.id)),
+            "{b}: {bad_rule}"
+        );
+        // The scheduler's claim gives the same verdicts, row by row.
+        let claimed = s
+            .claim_occurrences("a", Utc::now(), Duration::seconds(30), 10, None)
+            .await
+            .unwrap();
+        let verdicts: Vec<(i64, bool)> = claimed
+            .iter()
+            .map(|c| match c {
+                Ok(c) => (c.id.get(), true),
+                Err(m) => (m.id, false),
+            })
+            .collect();
+        assert_eq!(verdicts.len(), 3, "{b}");
+        assert!(verdicts.contains(&(good.id.get(), true)), "{b}: {verdicts:?}");
+        assert!(verdicts.contains(&(rule.id.get(), false)), "{b}: {verdicts:?}");
+
+        let r = kit::reminder(s, "state", occ).await;
+        let sql = format!("UPDATE tasks SET status = 'todo' WHERE id = {}", r.task_id);
+        write_directly(s, &sql).await.unwrap();
+        assert!(s.reminder_context(r.reminder_id).await.unwrap().is_some(), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn text_is_stored_and_read_back_verbatim_through_bound_parameters() {
+    // Values travel as bound parameters, never as SQL text: quotes, comment markers and
+    // placeholders in user data are stored and read back as written.
+    let hostile = "Robert'); DROP TABLE users; -- \" $1 ? \\ %";
+    for db in kit::backends().await {
+        let s = &db.store;
+        let user = s
+            .insert_user(&todo_events_store::seed::NewUser {
+                email: "o'brien@example.test",
+                display_name: hostile,
+                timezone: "UTC",
+            })
+            .await
+            .unwrap();
+        let task = s
+            .insert_task(&todo_events_store::seed::NewTask {
+                user_id: user,
+                title: hostile,
+                description: "'; --",
+                due_at: None,
+            })
+            .await
+            .unwrap();
+        let reminder = s.insert_reminder(task, user, Utc::now()).await.unwrap();
+        let ctx = s.reminder_context(reminder).await.unwrap().unwrap();
+        let b = db.backend;
+        assert_eq!(ctx.email, "o'brien@example.test", "{b}");
+        assert_eq!(
+            (ctx.display_name.as_str(), ctx.task_title.as_str()),
+            (hostile, hostile),
+            "{b}"
+        );
+        assert_eq!(ctx.task_description, "'; --", "{b}");
+        let counts = s.table_counts().await.unwrap();
+        assert_eq!(counts[0], ("users", 1), "{b}: the users table is still there");
     }
 }
 
@@ -318,7 +448,9 @@ async fn published_items_without_effect_are_claimed_again_after_the_delay_a_boun
         );
         let ids = [lost.reminder_id, mailed.reminder_id];
         assert_eq!(s.mark_reminders_published("a", &ids, now).await.unwrap(), 2);
-        s.set_reminder_state(mailed.reminder_id, "sent").await.unwrap();
+        s.set_reminder_state(mailed.reminder_id, ReminderState::Sent)
+            .await
+            .unwrap();
 
         let soon = now + Duration::minutes(9);
         assert!(
@@ -357,7 +489,9 @@ async fn published_items_without_effect_are_claimed_again_after_the_delay_a_boun
         );
 
         // The app moves the reminder: pending again, a fresh count.
-        s.set_reminder_state(lost.reminder_id, "pending").await.unwrap();
+        s.set_reminder_state(lost.reminder_id, ReminderState::Pending)
+            .await
+            .unwrap();
         let moved = s
             .claim_reminders("d", t + Duration::days(1), lease, 10, after)
             .await
@@ -368,7 +502,11 @@ async fn published_items_without_effect_are_claimed_again_after_the_delay_a_boun
         let occ = now - Duration::minutes(1);
         let rt = kit::recurring(s, "FREQ=DAILY", "2026-01-01T00:00:00", "UTC", occ, "all", &[]).await;
         let claimed = s.claim_occurrences("a", now, lease, 10, after).await.unwrap();
-        assert_eq!((claimed.len(), claimed[0].again), (1, false), "{b}");
+        assert_eq!(
+            (claimed.len(), claimed[0].as_ref().unwrap().again),
+            (1, false),
+            "{b}"
+        );
         assert!(s.mark_occurrence_published("a", rt.id, occ, now).await.unwrap());
         assert!(
             s.claim_occurrences("b", soon, lease, 10, after)
@@ -387,7 +525,11 @@ async fn published_items_without_effect_are_claimed_again_after_the_delay_a_boun
         );
         let again = s.claim_occurrences("b", later, lease, 10, after).await.unwrap();
         assert_eq!(
-            (again.len(), again[0].again, again[0].next_occurrence),
+            (
+                again.len(),
+                again[0].as_ref().unwrap().again,
+                again[0].as_ref().unwrap().next_occurrence
+            ),
             (1, true, occ),
             "{b}"
         );

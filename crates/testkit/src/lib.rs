@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::sync::Arc;
+use todo_events_domain::{RecurringTaskId, ReminderDue, ReminderId, TaskId, UserId};
 use todo_events_host::{serve, Function, HostOptions, Shutdown};
 use todo_events_store::seed::{NewRecurringTask, NewTask, NewUser};
 use todo_events_store::{Store, StoreOptions};
@@ -174,13 +175,24 @@ impl TestApp {
 
 /// A user with one task and one pending reminder due at `remind_at`.
 pub struct ReminderFixture {
-    pub user_id: i64,
-    pub task_id: i64,
-    pub reminder_id: i64,
+    pub user_id: UserId,
+    pub task_id: TaskId,
+    pub reminder_id: ReminderId,
     pub remind_at: DateTime<Utc>,
 }
 
 impl ReminderFixture {
+    /// The event for this reminder, as notify receives it: its id and data.
+    pub fn due(&self) -> (String, ReminderDue) {
+        let due = ReminderDue {
+            reminder_id: self.reminder_id,
+            task_id: self.task_id,
+            user_id: self.user_id,
+            remind_at: self.remind_at,
+        };
+        (due.event_id(), due)
+    }
+
     /// The `dev.todo.reminder.due` data for this reminder.
     pub fn data(&self) -> Value {
         serde_json::json!({
@@ -197,7 +209,7 @@ impl ReminderFixture {
     }
 }
 
-pub async fn user(store: &Store, email: &str, timezone: &str) -> i64 {
+pub async fn user(store: &Store, email: &str, timezone: &str) -> UserId {
     store
         .insert_user(&NewUser {
             email,
@@ -233,8 +245,8 @@ pub async fn reminder(store: &Store, title: &str, remind_at: DateTime<Utc>) -> R
 
 /// A recurring task with `rule` from local `dtstart` in `tz`; `next` is its next occurrence.
 pub struct RecurringFixture {
-    pub user_id: i64,
-    pub id: i64,
+    pub user_id: UserId,
+    pub id: RecurringTaskId,
 }
 
 impl RecurringFixture {
@@ -266,7 +278,7 @@ pub async fn recurring(
             timezone: tz,
             dtstart,
             next_occurrence: next,
-            catch_up,
+            catch_up: catch_up.parse().expect("catch-up policy latest or all"),
             reminder_offsets,
         })
         .await

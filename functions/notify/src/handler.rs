@@ -1,23 +1,28 @@
 //! The notify logic: one reminder event in, at most one e-mail out.
 //!
-//! Events are handled in runs of distinct reminders (the consumer mode hands over what a
-//! partition has queued; HTTP hands over one): the run's contexts are read in one
-//! statement, its deliveries claimed in one statement, the mails sent concurrently, and the
-//! outcomes recorded in one statement. A claim somebody else holds takes the slow path of
-//! [`Notify::claim`] (wait, take over an expired lease, or answer duplicate).
+//! A batch of events of distinct reminders (HTTP hands over one, the consumer what a
+//! partition has queued) goes through named steps, each given only the events still
+//! without an answer:
+//!
+//! 1. [`Notify::read`]: the reminders with their tasks and recipients, in one statement;
+//! 2. [`decide`] (pure): skip, stale (the reminder was moved), or send;
+//! 3. [`Notify::claim`]: the deliveries, new ones in one statement; a claim somebody else
+//!    holds waits for it, takes an expired lease over, or answers duplicate;
+//! 4. [`Notify::send`]: compose each mail and send them together;
+//! 5. [`Notify::record`]: every outcome in one statement; a transient failure gives its
+//!    claim back so that the retry can take it at once.
 
 use crate::config::NotifyConfig;
 use crate::mail::{message_id, Composer, MailError, Mailer, ReminderMail};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 use todo_events_domain::time::{now, rfc3339};
-use todo_events_domain::{EventKind, ReminderDue};
-use todo_events_host::function::distinct_runs;
-use todo_events_host::{Failure, Function, Outcome, Reply};
+use todo_events_domain::{DeliveryId, EventKind, ReminderDue, ReminderId};
+use todo_events_host::{Answers, Event, Failure, Function, Outcome, Reply};
 use todo_events_store::notify::{Claim, Finished, NewClaim};
-use todo_events_store::{ReminderContext, Store};
+use todo_events_store::{DeliveryStatus, Malformed, ReminderContext, ReminderState, Store, StoreError};
 
 /// How long a delivery waits for a concurrent delivery of the same event to finish before
 /// answering "in progress" (which Knative and the consumer retry).
@@ -49,30 +54,45 @@ impl Notify {
     fn lease(&self) -> Duration {
         Duration::from_std(self.config.delivery_lease.0).unwrap_or(Duration::minutes(2))
     }
+}
 
-    /// Claims the delivery, waiting briefly if another delivery of the same event holds it.
-    async fn claim(&self, event_id: &str, due: &ReminderDue) -> Result<Claim, Failure> {
-        let lease = self.lease();
-        let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER;
-        loop {
-            let claim = self
-                .store
-                .claim_delivery(due.reminder_id.get(), due.remind_at, event_id, now(), lease)
-                .await?;
-            match &claim {
-                Claim::Taken { status, .. } if status == "sending" => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(Failure::InProgress(format!(
-                            "reminder {} is being delivered by another request",
-                            due.reminder_id
-                        )));
-                    }
-                    tokio::time::sleep(StdDuration::from_millis(100)).await;
-                }
-                _ => return Ok(claim),
-            }
+/// What a reminder event asks for, decided from its reminder's row alone.
+#[derive(Debug, PartialEq)]
+enum Decision<'c> {
+    /// Nothing to send; why.
+    Skip(String),
+    /// The reminder was moved to `to`: the event is stale, or a duplicate if its own time
+    /// was mailed already.
+    Moved { to: DateTime<Utc> },
+    /// Claim the delivery and send this reminder.
+    Send(&'c ReminderContext),
+}
+
+/// Decides one event from its reminder's row (`None`: no such reminder).
+fn decide<'c>(due: &ReminderDue, row: Option<&'c Result<ReminderContext, Malformed>>) -> Decision<'c> {
+    let ctx = match row {
+        None => return Decision::Skip(format!("reminder {} does not exist (deleted?)", due.reminder_id)),
+        Some(Err(malformed)) => {
+            return Decision::Skip(format!("the stored reminder cannot be read: {malformed}"))
         }
+        Some(Ok(ctx)) => ctx,
+    };
+    if ctx.task_id != due.task_id || ctx.user_id != due.user_id {
+        return Decision::Skip(format!(
+            "the event names task {} and user {}, but reminder {} belongs to task {} and user {}",
+            due.task_id, due.user_id, due.reminder_id, ctx.task_id, ctx.user_id
+        ));
     }
+    if ctx.state == ReminderState::Cancelled {
+        return Decision::Skip(format!("reminder {} was cancelled", due.reminder_id));
+    }
+    if ctx.task_status.is_closed() {
+        return Decision::Skip(format!("task {} is {} already", ctx.task_id, ctx.task_status));
+    }
+    if ctx.remind_at != due.remind_at {
+        return Decision::Moved { to: ctx.remind_at };
+    }
+    Decision::Send(ctx)
 }
 
 fn details_of(due: &ReminderDue) -> serde_json::Value {
@@ -82,57 +102,175 @@ fn details_of(due: &ReminderDue) -> serde_json::Value {
     })
 }
 
+fn skipped(due: &ReminderDue, reason: String) -> Reply {
+    tracing::info!(reminder_id = %due.reminder_id, "reminder skipped: {reason}");
+    Reply::new(Outcome::Skipped, reason, details_of(due))
+}
+
+/// The answer to an event whose delivery somebody else holds or finished.
+fn duplicate(due: &ReminderDue, status: DeliveryStatus, detail: Option<String>) -> Reply {
+    let reason = match (status, detail) {
+        (DeliveryStatus::Failed, Some(d)) => format!("already failed for good: {d}"),
+        _ => format!("already {status}"),
+    };
+    tracing::info!(reminder_id = %due.reminder_id, "duplicate reminder event: {reason}");
+    Reply::new(Outcome::Duplicate, reason, details_of(due))
+}
+
+/// The answer once a mail's outcome is recorded: sent, or failed for good.
+fn mailed(due: &ReminderDue, ctx: &ReminderContext, result: &Result<String, MailError>, mid: &str) -> Reply {
+    let mut details = details_of(due);
+    match result {
+        Ok(place) => {
+            tracing::info!(
+                reminder_id = ctx.reminder_id.get(),
+                task_id = ctx.task_id.get(),
+                user_id = ctx.user_id.get(),
+                "reminder mailed: \"{}\" to user {} ({place})",
+                ctx.task_title,
+                ctx.user_id
+            );
+            details["message_id"] = json!(mid);
+            Reply::new(Outcome::Done("sent"), "the reminder e-mail was sent", details).due_at(ctx.remind_at)
+        }
+        Err(MailError::Permanent(reason) | MailError::Transient(reason)) => {
+            tracing::warn!(
+                reminder_id = ctx.reminder_id.get(),
+                "reminder could not be mailed, for good: {reason}"
+            );
+            Reply::new(Outcome::Failed, reason.clone(), details)
+        }
+    }
+}
+
+/// A delivery this call holds the claim of, for event `event`.
+struct Claimed<'c> {
+    event: usize,
+    delivery: DeliveryId,
+    ctx: &'c ReminderContext,
+}
+
 impl Notify {
-    /// Whether the event still asks for a mail: `None` to send, else the answer.
-    async fn check(
+    /// Step 1: the contexts of the batch's reminders, in one statement.
+    async fn read(
         &self,
-        due: &ReminderDue,
-        ctx: Option<&ReminderContext>,
-    ) -> Result<Option<Reply>, Failure> {
-        let skip = |reason: String| {
-            tracing::info!(reminder_id = %due.reminder_id, "reminder skipped: {reason}");
-            Ok(Some(Reply::new(Outcome::Skipped, reason, details_of(due))))
-        };
-        let Some(ctx) = ctx else {
-            return skip(format!("reminder {} does not exist (deleted?)", due.reminder_id));
-        };
-        if ctx.task_id != due.task_id.get() || ctx.user_id != due.user_id.get() {
-            return skip(format!(
-                "the event names task {} and user {}, but reminder {} belongs to task {} and user {}",
-                due.task_id, due.user_id, due.reminder_id, ctx.task_id, ctx.user_id
+        events: &[Event<ReminderDue>],
+    ) -> Result<HashMap<ReminderId, Result<ReminderContext, Malformed>>, Failure> {
+        let ids: Vec<ReminderId> = events.iter().map(|(_, due)| due.reminder_id).collect();
+        Ok(self.store.reminder_contexts(&ids).await?)
+    }
+
+    /// Step 2's one lookup: a moved reminder's event is a duplicate if its own time was
+    /// mailed already, else stale (skipped).
+    async fn moved(&self, due: &ReminderDue, to: DateTime<Utc>) -> Result<Reply, Failure> {
+        let earlier = self.store.deliveries_of(due.reminder_id).await?;
+        if earlier
+            .iter()
+            .any(|d| d.remind_at == due.remind_at && d.status == DeliveryStatus::Sent)
+        {
+            return Ok(Reply::new(
+                Outcome::Duplicate,
+                "already sent for this time",
+                details_of(due),
             ));
         }
-        if ctx.state == "cancelled" {
-            return skip(format!("reminder {} was cancelled", due.reminder_id));
-        }
-        if matches!(ctx.task_status.as_str(), "done" | "cancelled") {
-            return skip(format!("task {} is {} already", ctx.task_id, ctx.task_status));
-        }
-        if ctx.remind_at != due.remind_at {
-            // A stale event for an earlier time; if that time was mailed, say duplicate.
-            let earlier = self.store.deliveries_of(ctx.reminder_id).await?;
-            if earlier
-                .iter()
-                .any(|d| d.remind_at == due.remind_at && d.status == "sent")
-            {
-                return Ok(Some(Reply::new(
-                    Outcome::Duplicate,
-                    "already sent for this time",
-                    details_of(due),
-                )));
+        Ok(skipped(
+            due,
+            format!("reminder {} was moved to {}", due.reminder_id, rfc3339(to)),
+        ))
+    }
+
+    /// Step 3: claims the deliveries of `wanted`, new ones in one statement, the others one
+    /// by one ([`Notify::claim_held`]). Events whose delivery is not ours are answered.
+    async fn claim<'c>(
+        &self,
+        events: &[Event<ReminderDue>],
+        wanted: Vec<(usize, &'c ReminderContext)>,
+        answers: &mut Answers,
+    ) -> Vec<Claimed<'c>> {
+        let new: Vec<NewClaim<'_>> = wanted.iter().map(|&(i, _)| new_claim(&events[i])).collect();
+        let fresh: HashMap<ReminderId, DeliveryId> =
+            match self.store.claim_new_deliveries(&new, now(), self.lease()).await {
+                Ok(claimed) => claimed.into_iter().collect(),
+                Err(e) => {
+                    let failure = Failure::from(e);
+                    wanted
+                        .iter()
+                        .for_each(|&(i, _)| answers.set(i, Err(failure.clone())));
+                    return Vec::new();
+                }
+            };
+        let mut claimed = Vec::with_capacity(wanted.len());
+        for (event, ctx) in wanted {
+            let due = &events[event].1;
+            let claim = match fresh.get(&due.reminder_id) {
+                Some(&delivery_id) => Ok(Claim::Claimed {
+                    delivery_id,
+                    attempt: 1,
+                }),
+                None => self.claim_held(&new_claim(&events[event])).await,
+            };
+            match claim {
+                Ok(Claim::Claimed { delivery_id, .. }) => claimed.push(Claimed {
+                    event,
+                    delivery: delivery_id,
+                    ctx,
+                }),
+                Ok(Claim::Taken { status, detail }) => answers.set(event, Ok(duplicate(due, status, detail))),
+                Err(failure) => answers.set(event, Err(failure)),
             }
-            return skip(format!(
-                "reminder {} was moved to {}",
-                due.reminder_id,
-                rfc3339(ctx.remind_at)
-            ));
         }
-        Ok(None)
+        claimed
+    }
+
+    /// A delivery claimed before: waits briefly while another delivery of the same event
+    /// holds it, takes it over once its lease ran out, or reports how it ended.
+    async fn claim_held(&self, claim: &NewClaim<'_>) -> Result<Claim, Failure> {
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER;
+        loop {
+            let found = self.store.claim_delivery(claim, now(), self.lease()).await?;
+            match found {
+                Claim::Taken {
+                    status: DeliveryStatus::Sending,
+                    ..
+                } if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(StdDuration::from_millis(100)).await;
+                }
+                Claim::Taken {
+                    status: DeliveryStatus::Sending,
+                    ..
+                } => {
+                    return Err(Failure::InProgress(format!(
+                        "reminder {} is being delivered by another request",
+                        claim.reminder_id
+                    )))
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Step 4: composes each claimed reminder and sends them together.
+    async fn send<'c>(&self, claimed: Vec<Claimed<'c>>) -> Vec<(Claimed<'c>, Result<String, MailError>)> {
+        let mut done = Vec::with_capacity(claimed.len());
+        let (mut messages, mut sending) = (Vec::new(), Vec::new());
+        for c in claimed {
+            match self.compose(c.ctx) {
+                Ok(message) => {
+                    messages.push(message);
+                    sending.push(c);
+                }
+                Err(e) => done.push((c, Err(e))),
+            }
+        }
+        let results = self.mailer.send_all(messages).await;
+        done.extend(sending.into_iter().zip(results));
+        done
     }
 
     /// Composes the reminder of `ctx`.
     fn compose(&self, ctx: &ReminderContext) -> Result<lettre::Message, MailError> {
-        let mail = ReminderMail {
+        self.composer.build(&ReminderMail {
             to_email: &ctx.email,
             to_name: &ctx.display_name,
             timezone: &ctx.timezone,
@@ -142,19 +280,73 @@ impl Notify {
             due_at: ctx.task_due_at,
             remind_at: ctx.remind_at,
             reminder_id: ctx.reminder_id,
-        };
-        self.composer.build(&mail)
+        })
     }
 
-    /// Records the outcomes of e-mails that went out. Until they are recorded, a redelivery
+    /// Step 5: records what was sent or failed for good, in one statement, and answers
+    /// those events; a transient failure gives its claim back and is answered "unavailable".
+    async fn record(
+        &self,
+        events: &[Event<ReminderDue>],
+        sent: Vec<(Claimed<'_>, Result<String, MailError>)>,
+        claims_expire: tokio::time::Instant,
+        answers: &mut Answers,
+    ) {
+        let message_ids: Vec<String> = sent
+            .iter()
+            .map(|(c, _)| message_id(c.ctx.reminder_id, c.ctx.remind_at))
+            .collect();
+        let (mut finished, mut recorded) = (Vec::new(), Vec::new());
+        for ((c, result), mid) in sent.iter().zip(&message_ids) {
+            let recipient = c.ctx.email.as_str();
+            match result {
+                Ok(_) => finished.push((
+                    c.delivery,
+                    Finished::Sent {
+                        recipient,
+                        message_id: mid,
+                    },
+                )),
+                Err(MailError::Permanent(detail)) => {
+                    finished.push((c.delivery, Finished::Failed { recipient, detail }))
+                }
+                Err(MailError::Transient(reason)) => {
+                    self.release(c.delivery, reason).await;
+                    answers.set(c.event, Err(Failure::Unavailable(reason.clone())));
+                    continue;
+                }
+            }
+            recorded.push((c, result, mid));
+        }
+        match self.store_outcomes(&finished, claims_expire).await {
+            Ok(()) => recorded.into_iter().for_each(|(c, result, mid)| {
+                answers.set(c.event, Ok(mailed(&events[c.event].1, c.ctx, result, mid)))
+            }),
+            Err(e) => {
+                let failure = Failure::from(e);
+                recorded
+                    .into_iter()
+                    .for_each(|(c, _, _)| answers.set(c.event, Err(failure.clone())));
+            }
+        }
+    }
+
+    /// Gives a claim back after a transient failure, so the retry can take it at once.
+    async fn release(&self, delivery: DeliveryId, reason: &str) {
+        if let Err(e) = self.store.release_delivery(delivery, reason, now()).await {
+            tracing::warn!("could not release delivery {delivery}: {e}");
+        }
+    }
+
+    /// Stores the outcomes of e-mails that went out. Until they are stored, a redelivery
     /// would send them again once their claims' lease has run out; so a database that is
     /// briefly away (a restart, a dropped connection) is waited out while the claims are
     /// still ours.
-    async fn record(
+    async fn store_outcomes(
         &self,
-        finished: &[(i64, Finished<'_>)],
+        finished: &[(DeliveryId, Finished<'_>)],
         claims_expire: tokio::time::Instant,
-    ) -> Result<(), todo_events_store::StoreError> {
+    ) -> Result<(), StoreError> {
         let mut pause = RECORD_RETRY_FIRST;
         loop {
             match self.store.finish_deliveries(finished, now()).await {
@@ -170,172 +362,14 @@ impl Notify {
             }
         }
     }
+}
 
-    /// One run of events of distinct reminders.
-    async fn handle_run(&self, events: &[(String, ReminderDue)]) -> Vec<Result<Reply, Failure>> {
-        let all_fail = |f: Failure| events.iter().map(|_| Err(f.clone())).collect();
-        let ids: Vec<i64> = events.iter().map(|(_, d)| d.reminder_id.get()).collect();
-        let contexts: HashMap<i64, ReminderContext> = match self.store.reminder_contexts(&ids).await {
-            Ok(found) => found.into_iter().map(|c| (c.reminder_id, c)).collect(),
-            Err(e) => return all_fail(e.into()),
-        };
-        let mut answers: Vec<Option<Result<Reply, Failure>>> = vec![None; events.len()];
-        let mut wanted = Vec::new();
-        for (i, (_, due)) in events.iter().enumerate() {
-            match self.check(due, contexts.get(&due.reminder_id.get())).await {
-                Ok(None) => wanted.push(i),
-                Ok(Some(reply)) => answers[i] = Some(Ok(reply)),
-                Err(failure) => answers[i] = Some(Err(failure)),
-            }
-        }
-
-        // Claim: new deliveries in one statement; the rest one by one (held, expired, done).
-        let claims: Vec<NewClaim<'_>> = wanted
-            .iter()
-            .map(|&i| NewClaim {
-                reminder_id: events[i].1.reminder_id.get(),
-                remind_at: events[i].1.remind_at,
-                event_id: &events[i].0,
-            })
-            .collect();
-        // The claims are ours until their lease runs out, counted from here.
-        let claims_expire = tokio::time::Instant::now() + self.config.delivery_lease.0;
-        let claimed: HashMap<i64, i64> = if claims.is_empty() {
-            HashMap::new()
-        } else {
-            match self
-                .store
-                .claim_new_deliveries(&claims, now(), self.lease())
-                .await
-            {
-                Ok(c) => c.into_iter().collect(),
-                Err(e) => {
-                    let failure = Failure::from(e);
-                    for &i in &wanted {
-                        answers[i] = Some(Err(failure.clone()));
-                    }
-                    Vec::new().into_iter().collect()
-                }
-            }
-        };
-        let mut to_send = Vec::new();
-        for &i in &wanted {
-            if answers[i].is_some() {
-                continue;
-            }
-            let (event_id, due) = &events[i];
-            if let Some(&delivery_id) = claimed.get(&due.reminder_id.get()) {
-                to_send.push((i, delivery_id));
-                continue;
-            }
-            match self.claim(event_id, due).await {
-                Ok(Claim::Claimed { delivery_id, .. }) => to_send.push((i, delivery_id)),
-                Ok(Claim::Taken { status, detail }) => {
-                    let reason = match (status.as_str(), detail) {
-                        ("failed", Some(d)) => format!("already failed for good: {d}"),
-                        _ => format!("already {status}"),
-                    };
-                    tracing::info!(reminder_id = %due.reminder_id, "duplicate reminder event: {reason}");
-                    answers[i] = Some(Ok(Reply::new(Outcome::Duplicate, reason, details_of(due))));
-                }
-                Err(failure) => answers[i] = Some(Err(failure)),
-            }
-        }
-
-        // Compose each, then send them together.
-        let mut sent: Vec<(usize, i64, Result<String, MailError>)> = Vec::with_capacity(to_send.len());
-        let (mut messages, mut sending) = (Vec::new(), Vec::new());
-        for (i, delivery_id) in to_send {
-            match self.compose(&contexts[&events[i].1.reminder_id.get()]) {
-                Ok(message) => {
-                    messages.push(message);
-                    sending.push((i, delivery_id));
-                }
-                Err(e) => sent.push((i, delivery_id, Err(e))),
-            }
-        }
-        let results = self.mailer.send_all(messages).await;
-        sent.extend(sending.into_iter().zip(results).map(|((i, d), r)| (i, d, r)));
-
-        // Record: every outcome in one statement; transient failures give their claim back.
-        let message_ids: Vec<String> = sent
-            .iter()
-            .map(|(i, _, _)| {
-                let ctx = &contexts[&events[*i].1.reminder_id.get()];
-                message_id(ctx.reminder_id, ctx.remind_at)
-            })
-            .collect();
-        let mut finished = Vec::new();
-        let mut recorded = Vec::new();
-        for ((i, delivery_id, result), mid) in sent.iter().zip(&message_ids) {
-            let ctx = &contexts[&events[*i].1.reminder_id.get()];
-            match result {
-                Ok(_) => finished.push((
-                    *delivery_id,
-                    Finished::Sent {
-                        recipient: &ctx.email,
-                        message_id: mid,
-                    },
-                )),
-                Err(MailError::Permanent(reason)) => finished.push((
-                    *delivery_id,
-                    Finished::Failed {
-                        recipient: &ctx.email,
-                        detail: reason,
-                    },
-                )),
-                Err(MailError::Transient(reason)) => {
-                    // Give the claim back so the retry can take it at once.
-                    if let Err(e) = self.store.release_delivery(*delivery_id, reason, now()).await {
-                        tracing::warn!("could not release delivery {delivery_id}: {e}");
-                    }
-                    answers[*i] = Some(Err(Failure::Unavailable(reason.clone())));
-                    continue;
-                }
-            }
-            recorded.push((*i, result, mid));
-        }
-        if let Err(e) = self.record(&finished, claims_expire).await {
-            let failure = Failure::from(e);
-            for (i, _, _) in recorded {
-                answers[i] = Some(Err(failure.clone()));
-            }
-        } else {
-            for (i, result, mid) in recorded {
-                let due = &events[i].1;
-                let ctx = &contexts[&due.reminder_id.get()];
-                let mut details = details_of(due);
-                answers[i] = Some(Ok(match result {
-                    Ok(place) => {
-                        tracing::info!(
-                            reminder_id = ctx.reminder_id,
-                            task_id = ctx.task_id,
-                            user_id = ctx.user_id,
-                            "reminder mailed: \"{}\" to user {} ({place})",
-                            ctx.task_title,
-                            ctx.user_id
-                        );
-                        details["message_id"] = json!(mid);
-                        Reply::new(Outcome::Done("sent"), "the reminder e-mail was sent", details)
-                            .due_at(ctx.remind_at)
-                    }
-                    Err(reason) => {
-                        tracing::warn!(
-                            reminder_id = ctx.reminder_id,
-                            "reminder could not be mailed, for good: {reason}"
-                        );
-                        let reason = match reason {
-                            MailError::Permanent(r) | MailError::Transient(r) => r.clone(),
-                        };
-                        Reply::new(Outcome::Failed, reason, details)
-                    }
-                }));
-            }
-        }
-        answers
-            .into_iter()
-            .map(|a| a.expect("every event answered"))
-            .collect()
+fn new_claim(event: &Event<ReminderDue>) -> NewClaim<'_> {
+    let (event_id, due) = event;
+    NewClaim {
+        reminder_id: due.reminder_id,
+        remind_at: due.remind_at,
+        event_id,
     }
 }
 
@@ -344,23 +378,135 @@ impl Function for Notify {
     const ACCEPTS: EventKind = EventKind::ReminderDue;
     const REPLY_PREFIX: &'static str = "dev.todo.notification";
     type Data = ReminderDue;
+    type Key = ReminderId;
 
-    async fn handle(&self, event_id: &str, due: ReminderDue) -> Result<Reply, Failure> {
-        self.handle_run(&[(event_id.to_owned(), due)])
-            .await
-            .pop()
-            .expect("one answer per event")
+    fn key(due: &ReminderDue) -> ReminderId {
+        due.reminder_id
     }
 
-    async fn handle_batch(&self, events: Vec<(String, ReminderDue)>) -> Vec<Result<Reply, Failure>> {
-        let mut answers = Vec::with_capacity(events.len());
-        for run in distinct_runs(&events, |(_, d)| d.reminder_id.get()) {
-            answers.extend(self.handle_run(run).await);
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Read → decide → claim → send → record (see the module docs).
+    async fn handle_distinct(&self, events: &[Event<ReminderDue>]) -> Vec<Result<Reply, Failure>> {
+        let contexts = match self.read(events).await {
+            Ok(contexts) => contexts,
+            Err(failure) => return Answers::all(events.len(), failure),
+        };
+        let mut answers = Answers::new(events.len());
+        let mut wanted = Vec::new();
+        for (i, (_, due)) in events.iter().enumerate() {
+            match decide(due, contexts.get(&due.reminder_id)) {
+                Decision::Send(ctx) => wanted.push((i, ctx)),
+                Decision::Skip(reason) => answers.set(i, Ok(skipped(due, reason))),
+                Decision::Moved { to } => answers.set(i, self.moved(due, to).await),
+            }
         }
-        answers
+        // The claims are ours until their lease runs out, counted from here.
+        let claims_expire = tokio::time::Instant::now() + self.config.delivery_lease.0;
+        let claimed = self.claim(events, wanted, &mut answers).await;
+        let sent = self.send(claimed).await;
+        self.record(events, sent, claims_expire, &mut answers).await;
+        answers.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use todo_events_domain::{TaskId, UserId};
+    use todo_events_store::TaskStatus;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
     }
 
-    async fn ready(&self) -> Result<(), String> {
-        self.store.ping().await.map_err(|e| e.to_string())
+    fn due() -> ReminderDue {
+        ReminderDue {
+            reminder_id: ReminderId::new(1).unwrap(),
+            task_id: TaskId::new(2).unwrap(),
+            user_id: UserId::new(3).unwrap(),
+            remind_at: at("2026-11-30T09:00:00Z"),
+        }
+    }
+
+    fn row() -> ReminderContext {
+        ReminderContext {
+            reminder_id: ReminderId::new(1).unwrap(),
+            task_id: TaskId::new(2).unwrap(),
+            user_id: UserId::new(3).unwrap(),
+            remind_at: at("2026-11-30T09:00:00Z"),
+            state: ReminderState::Published,
+            task_title: "Water the plants".into(),
+            task_description: String::new(),
+            task_status: TaskStatus::Todo,
+            task_due_at: None,
+            email: "ada@example.test".into(),
+            display_name: "Ada".into(),
+            timezone: "Europe/Berlin".into(),
+        }
+    }
+
+    fn decided(change: impl FnOnce(&mut ReminderContext)) -> String {
+        let mut ctx = row();
+        change(&mut ctx);
+        let ctx = Ok(ctx);
+        match decide(&due(), Some(&ctx)) {
+            Decision::Skip(reason) => format!("skip: {reason}"),
+            Decision::Moved { to } => format!("moved to {}", rfc3339(to)),
+            Decision::Send(_) => "send".into(),
+        }
+    }
+
+    #[test]
+    fn a_due_reminder_of_an_open_task_is_sent() {
+        assert_eq!(decided(|_| {}), "send");
+        assert_eq!(decided(|c| c.state = ReminderState::Pending), "send");
+        assert_eq!(decided(|c| c.task_status = TaskStatus::InProgress), "send");
+    }
+
+    #[test]
+    fn cancelled_reminders_closed_tasks_and_foreign_ids_are_skipped() {
+        assert_eq!(
+            decided(|c| c.state = ReminderState::Cancelled),
+            "skip: reminder 1 was cancelled"
+        );
+        assert_eq!(
+            decided(|c| c.task_status = TaskStatus::Done),
+            "skip: task 2 is done already"
+        );
+        assert_eq!(
+            decided(|c| c.task_status = TaskStatus::Cancelled),
+            "skip: task 2 is cancelled already"
+        );
+        assert_eq!(
+            decided(|c| c.user_id = UserId::new(9).unwrap()),
+            "skip: the event names task 2 and user 3, but reminder 1 belongs to task 2 and user 9"
+        );
+    }
+
+    #[test]
+    fn a_moved_reminder_is_looked_up_and_a_missing_or_malformed_one_is_skipped() {
+        assert_eq!(
+            decided(|c| c.remind_at = at("2026-11-30T10:00:00Z")),
+            "moved to 2026-11-30T10:00:00Z"
+        );
+        assert_eq!(
+            decide(&due(), None),
+            Decision::Skip("reminder 1 does not exist (deleted?)".into())
+        );
+        let malformed = Err(Malformed {
+            table: "reminders",
+            id: 1,
+            detail: "state \"lost\" is not a known value".into(),
+        });
+        assert_eq!(
+            decide(&due(), Some(&malformed)),
+            Decision::Skip(
+                "the stored reminder cannot be read: reminders row 1: state \"lost\" is not a known value"
+                    .into()
+            )
+        );
     }
 }

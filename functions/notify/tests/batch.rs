@@ -3,18 +3,13 @@
 
 use chrono::{Duration, SubsecRound, Utc};
 use notify::{Notify, NotifyConfig};
-use todo_events_domain::{ReminderDue, ReminderId, TaskId, UserId};
+use todo_events_domain::ReminderDue;
 use todo_events_host::{Function, Outcome};
+use todo_events_store::ReminderState;
 use todo_events_testkit as kit;
 
 fn due(r: &kit::ReminderFixture) -> (String, ReminderDue) {
-    let d = ReminderDue {
-        reminder_id: ReminderId::new(r.reminder_id).unwrap(),
-        task_id: TaskId::new(r.task_id).unwrap(),
-        user_id: UserId::new(r.user_id).unwrap(),
-        remind_at: r.remind_at,
-    };
-    (d.event_id(), d)
+    r.due()
 }
 
 #[tokio::test]
@@ -27,7 +22,7 @@ async fn a_batch_mails_each_reminder_once() {
         let two = kit::reminder(&db.store, "Call the plumber", at).await;
         let cancelled = kit::reminder(&db.store, "Cancelled", at).await;
         db.store
-            .set_reminder_state(cancelled.reminder_id, "cancelled")
+            .set_reminder_state(cancelled.reminder_id, ReminderState::Cancelled)
             .await
             .unwrap();
         let mut moved = due(&two);
@@ -57,9 +52,13 @@ async fn a_batch_mails_each_reminder_once() {
         for r in [&one, &two] {
             let deliveries = db.store.deliveries_of(r.reminder_id).await.unwrap();
             assert_eq!(deliveries.len(), 1, "{}", db.backend);
-            assert_eq!(deliveries[0].status, "sent", "{}", db.backend);
+            assert_eq!(deliveries[0].status.as_str(), "sent", "{}", db.backend);
             assert_eq!(
-                db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+                db.store
+                    .reminder_state(r.reminder_id)
+                    .await
+                    .unwrap()
+                    .map(|s| s.as_str()),
                 Some("sent")
             );
         }

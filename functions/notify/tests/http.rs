@@ -3,6 +3,7 @@
 use chrono::{Duration, SubsecRound, Utc};
 use notify::{Notify, NotifyConfig};
 use std::path::Path;
+use todo_events_store::{ReminderState, TaskStatus};
 use todo_events_testkit::{self as kit, reply, TestApp, TestDb};
 
 const REMINDER: &str = "dev.todo.reminder.due";
@@ -36,7 +37,7 @@ async fn a_reminder_is_mailed_once_however_often_it_is_delivered() {
             db.backend
         );
         assert_eq!(body["outcome"], "sent");
-        assert_eq!(body["reminder_id"], r.reminder_id);
+        assert_eq!(body["reminder_id"], r.reminder_id.get());
 
         for _ in 0..2 {
             let (status, ty, body) =
@@ -58,12 +59,16 @@ async fn a_reminder_is_mailed_once_however_often_it_is_delivered() {
             sent[0]
         );
         assert_eq!(
-            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            db.store
+                .reminder_state(r.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
             Some("sent")
         );
         let deliveries = db.store.deliveries_of(r.reminder_id).await.unwrap();
         assert_eq!(deliveries.len(), 1);
-        assert_eq!(deliveries[0].status, "sent");
+        assert_eq!(deliveries[0].status.as_str(), "sent");
         assert_eq!(deliveries[0].attempts, 1);
     }
 }
@@ -114,11 +119,14 @@ async fn cancelled_reminders_done_tasks_and_moved_reminders_are_skipped() {
 
         let cancelled = kit::reminder(&db.store, "Cancelled", now).await;
         db.store
-            .set_reminder_state(cancelled.reminder_id, "cancelled")
+            .set_reminder_state(cancelled.reminder_id, ReminderState::Cancelled)
             .await
             .unwrap();
         let done = kit::reminder(&db.store, "Done already", now).await;
-        db.store.set_task_status(done.task_id, "done").await.unwrap();
+        db.store
+            .set_task_status(done.task_id, TaskStatus::Done)
+            .await
+            .unwrap();
         let moved = kit::reminder(&db.store, "Moved", now).await;
         let mut stale = moved.data();
         stale["remind_at"] = todo_events_domain::time::rfc3339(now - Duration::hours(1)).into();
@@ -157,7 +165,11 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
         kit::assert_bad_cases_rejected(&app, cases).await;
         assert_eq!(db.store.table_counts().await.unwrap(), before, "{}", db.backend);
         assert_eq!(
-            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            db.store
+                .reminder_state(r.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
             Some("pending")
         );
         assert!(mails(outbox.path()).is_empty());
@@ -212,7 +224,7 @@ async fn a_failed_write_is_retried_and_then_mailed_once() {
         let response = app.post_binary(REMINDER, &r.event_id(), &r.data()).await;
         assert_eq!(response.status().as_u16(), 503, "{}", db.backend);
         let deliveries = db.store.deliveries_of(r.reminder_id).await.unwrap();
-        assert_eq!(deliveries[0].status, "sending", "not marked sent");
+        assert_eq!(deliveries[0].status.as_str(), "sending", "not marked sent");
 
         std::fs::remove_file(&outbox).unwrap();
         std::fs::create_dir(&outbox).unwrap();

@@ -329,7 +329,11 @@ async fn a_reminder_arrives_once_with_both_parts_in_the_recipients_time_zone() {
         assert_eq!(d.recipient.as_deref(), Some("kenji@example.test"));
         assert_eq!(d.message_id.as_deref(), Some(expected_id.as_str()));
         assert_eq!(
-            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            db.store
+                .reminder_state(r.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
             Some("sent")
         );
     }
@@ -413,7 +417,9 @@ async fn auth_over_starttls_and_smtps_with_a_certificate_trusted_by_configuratio
             "{detail}"
         );
         assert_eq!(
-            db.store.deliveries_of(r.reminder_id).await.unwrap()[0].status,
+            db.store.deliveries_of(r.reminder_id).await.unwrap()[0]
+                .status
+                .as_str(),
             "sending"
         );
         assert_eq!(smtp.messages().len(), 2, "nothing more was sent");
@@ -432,7 +438,11 @@ async fn auth_over_starttls_and_smtps_with_a_certificate_trusted_by_configuratio
         assert!(!detail.contains("not-the-password"), "{detail}");
         assert!(smtp.stats()["auth_failures"].as_u64().unwrap() >= 1);
         assert_eq!(
-            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            db.store
+                .reminder_state(r.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
             Some("pending")
         );
         assert_no_password(&[detail]);
@@ -498,7 +508,7 @@ async fn a_451_is_retried_and_then_delivered_exactly_once() {
             "{body}"
         );
         let d = &db.store.deliveries_of(r.reminder_id).await.unwrap()[0];
-        assert_eq!(d.status, "sending", "not marked sent");
+        assert_eq!(d.status.as_str(), "sending", "not marked sent");
         assert!(d.detail.as_deref().unwrap_or_default().contains("451"), "{d:?}");
         assert!(smtp.messages().is_empty());
 
@@ -515,7 +525,11 @@ async fn a_451_is_retried_and_then_delivered_exactly_once() {
         let d = &db.store.deliveries_of(r.reminder_id).await.unwrap()[0];
         assert_eq!((d.status.as_str(), d.attempts), ("sent", 2));
         assert_eq!(
-            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            db.store
+                .reminder_state(r.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
             Some("sent")
         );
 
@@ -561,10 +575,14 @@ async fn a_550_is_recorded_as_failed_and_not_retried() {
             );
             assert!(body["reason"].as_str().unwrap().contains(answer), "{body}");
             let d = &db.store.deliveries_of(r.reminder_id).await.unwrap()[0];
-            assert_eq!(d.status, "failed");
+            assert_eq!(d.status.as_str(), "failed");
             assert!(d.detail.as_deref().unwrap_or_default().contains(answer), "{d:?}");
             assert_eq!(
-                db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+                db.store
+                    .reminder_state(r.reminder_id)
+                    .await
+                    .unwrap()
+                    .map(|s| s.as_str()),
                 Some("failed")
             );
 
@@ -619,7 +637,11 @@ async fn a_server_that_is_down_gives_503_and_nothing_is_marked_sent() {
             ("sending", 2)
         );
         assert_ne!(
-            db.store.reminder_state(r.reminder_id).await.unwrap().as_deref(),
+            db.store
+                .reminder_state(r.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
             Some("sent")
         );
         assert_no_password(&[deliveries[0].detail.as_deref().unwrap_or_default()]);

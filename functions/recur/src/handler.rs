@@ -1,20 +1,18 @@
 //! The recur logic: one occurrence event in, at most one task instance out.
 //!
-//! Events are handled in batches (the consumer mode hands over what a partition has
-//! queued; HTTP hands over one): the rows of the whole batch are read in one statement,
-//! each event is decided in memory, and the instances of the batch are created in one
-//! transaction, both over one connection. A batch never holds two events of one recurring task (see
-//! [`distinct_runs`]), so each event is decided against the row as its predecessor left it.
+//! A batch of events of distinct recurring tasks (HTTP hands over one, the consumer what a
+//! partition has queued) goes through three steps over one connection: read (the batch's
+//! recurring tasks and existing instances, in one statement), [`decide`] each event (pure),
+//! write (the batch's instances in one transaction). A batch never holds two events of one
+//! recurring task (the host splits it, see `Function::Key`), so each event is decided
+//! against the row as its predecessor left it.
 
-use chrono::Duration;
 use serde_json::json;
-use todo_events_domain::recurrence::parse_local;
 use todo_events_domain::time::{now, rfc3339};
-use todo_events_domain::{EventKind, RecurringTaskDue, Schedule};
-use todo_events_host::function::distinct_runs;
-use todo_events_host::{Failure, Function, Outcome, Reply};
+use todo_events_domain::{EventKind, RecurringTaskDue, RecurringTaskId, TaskId};
+use todo_events_host::{Answers, Event, Failure, Function, Outcome, Reply};
 use todo_events_store::recur::{Instantiate, Instantiated, RecurringState};
-use todo_events_store::{RecurringTaskRow, Store};
+use todo_events_store::{Malformed, RecurringTaskRow, Store};
 
 pub struct Recur {
     store: Store,
@@ -24,12 +22,6 @@ impl Recur {
     pub fn new(store: Store) -> Self {
         Self { store }
     }
-}
-
-/// The stored rule of a recurring task, parsed.
-pub fn schedule_of(rt: &RecurringTaskRow) -> Result<Schedule, String> {
-    let dtstart = parse_local(&rt.dtstart).map_err(|e| e.to_string())?;
-    Schedule::parse(&rt.rrule, dtstart, &rt.timezone).map_err(|e| e.to_string())
 }
 
 /// What one event needs, decided from the rows read for it.
@@ -62,20 +54,30 @@ fn skip(due: &RecurringTaskDue, reason: String) -> Result<Decision, Failure> {
 /// Decides one event from its recurring task (if it exists) and its existing instance.
 fn decide(
     due: &RecurringTaskDue,
-    rt: Option<&RecurringTaskRow>,
-    existing: Option<i64>,
+    row: Option<&Result<RecurringTaskRow, Malformed>>,
+    existing: Option<TaskId>,
 ) -> Result<Decision, Failure> {
     let occurrence = due.occurrence_at;
-    let Some(rt) = rt else {
-        return skip(
-            due,
-            format!(
-                "recurring task {} does not exist (deleted?)",
-                due.recurring_task_id
-            ),
-        );
+    let rt = match row {
+        None => {
+            return skip(
+                due,
+                format!(
+                    "recurring task {} does not exist (deleted?)",
+                    due.recurring_task_id
+                ),
+            )
+        }
+        Some(Err(malformed)) => {
+            tracing::error!(recurring_task_id = %due.recurring_task_id, "stored row cannot be read: {malformed}");
+            return skip(
+                due,
+                format!("the stored recurring task cannot be read: {malformed}"),
+            );
+        }
+        Some(Ok(rt)) => rt,
     };
-    if rt.user_id != due.user_id.get() {
+    if rt.user_id != due.user_id {
         return skip(
             due,
             format!(
@@ -102,16 +104,7 @@ fn decide(
             ),
         );
     }
-    let schedule = match schedule_of(rt) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(recurring_task_id = rt.id, "stored rule cannot be evaluated: {e}");
-            return skip(
-                due,
-                format!("the stored rule of recurring task {} is invalid: {e}", rt.id),
-            );
-        }
-    };
+    let schedule = &rt.schedule;
     let is_occurrence = schedule
         .is_occurrence(occurrence)
         .map_err(|e| Failure::Internal(e.to_string()))?;
@@ -121,7 +114,7 @@ fn decide(
             format!(
                 "{} is not an occurrence of the rule {}",
                 rfc3339(occurrence),
-                rt.rrule
+                schedule.rule()
             ),
         );
     }
@@ -138,11 +131,7 @@ fn decide(
     let next = schedule
         .next_after(occurrence)
         .map_err(|e| Failure::Internal(e.to_string()))?;
-    let reminders = rt
-        .reminder_offsets()
-        .into_iter()
-        .map(|secs| occurrence - Duration::seconds(secs))
-        .collect();
+    let reminders = rt.reminder_offsets.before(occurrence);
     Ok(Decision::Create { next, reminders })
 }
 
@@ -167,8 +156,8 @@ fn created(
                 (false, _) => "next occurrence unchanged".to_owned(),
             };
             tracing::info!(
-                recurring_task_id = rt.id,
-                task_id,
+                recurring_task_id = rt.id.get(),
+                task_id = task_id.get(),
                 "task instance created: \"{}\" for {} (task {task_id}); {then}",
                 rt.title,
                 rfc3339(occurrence)
@@ -183,7 +172,7 @@ fn created(
         None => {
             details["task_id"] = json!(done.existing_task_id);
             tracing::info!(
-                recurring_task_id = rt.id,
+                recurring_task_id = rt.id.get(),
                 "duplicate occurrence event for {}",
                 rfc3339(occurrence)
             );
@@ -193,66 +182,17 @@ fn created(
 }
 
 impl Recur {
-    /// One run of events of distinct recurring tasks: one read, one transaction, over one
-    /// connection.
-    async fn handle_run(&self, events: &[(String, RecurringTaskDue)]) -> Vec<Result<Reply, Failure>> {
-        let all_fail = |f: Failure| events.iter().map(|_| Err(f.clone())).collect();
-        let mut conn = match self.store.run_connection().await {
-            Ok(conn) => conn,
-            Err(e) => return all_fail(e.into()),
-        };
-        let pairs: Vec<_> = events
+    /// Read: the recurring tasks and existing instances of the batch, in one statement.
+    async fn read(
+        &self,
+        session: &mut todo_events_store::recur::Session,
+        events: &[Event<RecurringTaskDue>],
+    ) -> Result<RecurringState, Failure> {
+        let occurrences: Vec<(RecurringTaskId, _)> = events
             .iter()
-            .map(|(_, d)| (d.recurring_task_id.get(), d.occurrence_at))
+            .map(|(_, due)| (due.recurring_task_id, due.occurrence_at))
             .collect();
-        let RecurringState {
-            tasks: rows,
-            instances: existing,
-        } = match conn.recurring_state(&pairs).await {
-            Ok(state) => state,
-            Err(e) => return all_fail(e.into()),
-        };
-        let mut answers: Vec<Option<Result<Reply, Failure>>> = Vec::with_capacity(events.len());
-        let mut plans = Vec::new();
-        let mut jobs = Vec::new();
-        let now = now();
-        for (i, (_, due)) in events.iter().enumerate() {
-            let id = due.recurring_task_id.get();
-            let rt = rows.get(&id);
-            match decide(due, rt, existing.get(&(id, due.occurrence_at)).copied()) {
-                Ok(Decision::Answer(reply)) => answers.push(Some(Ok(reply))),
-                Err(failure) => answers.push(Some(Err(failure))),
-                Ok(Decision::Create { next, reminders }) => {
-                    let rt = rt.expect("decided to create for an existing row");
-                    answers.push(None);
-                    plans.push((i, rt, next));
-                    jobs.push(Instantiate {
-                        recurring: rt,
-                        occurrence: due.occurrence_at,
-                        reminders,
-                        next,
-                        now,
-                    });
-                }
-            }
-        }
-        match conn.instantiate_many(&jobs).await {
-            Ok(done) => {
-                for ((i, rt, next), done) in plans.into_iter().zip(done) {
-                    answers[i] = Some(Ok(created(&events[i].1, rt, next, done)));
-                }
-            }
-            Err(e) => {
-                let failure = Failure::from(e);
-                for (i, _, _) in plans {
-                    answers[i] = Some(Err(failure.clone()));
-                }
-            }
-        }
-        answers
-            .into_iter()
-            .map(|a| a.expect("every event answered"))
-            .collect()
+        Ok(session.recurring_state(&occurrences).await?)
     }
 }
 
@@ -261,23 +201,181 @@ impl Function for Recur {
     const ACCEPTS: EventKind = EventKind::RecurringTaskDue;
     const REPLY_PREFIX: &'static str = "dev.todo.task-instance";
     type Data = RecurringTaskDue;
+    type Key = RecurringTaskId;
 
-    async fn handle(&self, event_id: &str, due: RecurringTaskDue) -> Result<Reply, Failure> {
-        self.handle_run(&[(event_id.to_owned(), due)])
-            .await
-            .pop()
-            .expect("one answer per event")
+    fn key(due: &RecurringTaskDue) -> RecurringTaskId {
+        due.recurring_task_id
     }
 
-    async fn handle_batch(&self, events: Vec<(String, RecurringTaskDue)>) -> Vec<Result<Reply, Failure>> {
-        let mut answers = Vec::with_capacity(events.len());
-        for run in distinct_runs(&events, |(_, d)| d.recurring_task_id.get()) {
-            answers.extend(self.handle_run(run).await);
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Read → decide → write, over one connection.
+    async fn handle_distinct(&self, events: &[Event<RecurringTaskDue>]) -> Vec<Result<Reply, Failure>> {
+        let mut session = match self.store.session().await {
+            Ok(session) => session,
+            Err(e) => return Answers::all(events.len(), e.into()),
+        };
+        let state = match self.read(&mut session, events).await {
+            Ok(state) => state,
+            Err(failure) => return Answers::all(events.len(), failure),
+        };
+        let mut answers = Answers::new(events.len());
+        let (mut creating, mut jobs) = (Vec::new(), Vec::new());
+        let now = now();
+        for (i, (_, due)) in events.iter().enumerate() {
+            let row = state.tasks.get(&due.recurring_task_id);
+            let existing = state.instances.get(&(due.recurring_task_id, due.occurrence_at));
+            match (decide(due, row, existing.copied()), row) {
+                (Ok(Decision::Create { next, reminders }), Some(Ok(rt))) => {
+                    creating.push((i, rt, next));
+                    let occurrence = due.occurrence_at;
+                    jobs.push(Instantiate {
+                        recurring: rt,
+                        occurrence,
+                        reminders,
+                        next,
+                        now,
+                    });
+                }
+                (Ok(Decision::Create { .. }), _) => answers.set(
+                    i,
+                    Err(Failure::Internal("decided to create without a row".into())),
+                ),
+                (Ok(Decision::Answer(reply)), _) => answers.set(i, Ok(reply)),
+                (Err(failure), _) => answers.set(i, Err(failure)),
+            }
         }
-        answers
+        // Write: the batch's instances in one transaction.
+        match session.instantiate(&jobs).await {
+            Ok(done) => {
+                for ((i, rt, next), done) in creating.into_iter().zip(done) {
+                    answers.set(i, Ok(created(&events[i].1, rt, next, done)));
+                }
+            }
+            Err(e) => {
+                let failure = Failure::from(e);
+                creating
+                    .iter()
+                    .for_each(|(i, _, _)| answers.set(*i, Err(failure.clone())));
+            }
+        }
+        answers.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use todo_events_domain::recurrence::parse_local;
+    use todo_events_domain::{CatchUp, Schedule, UserId};
+    use todo_events_store::{Priority, ReminderOffsets};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
     }
 
-    async fn ready(&self) -> Result<(), String> {
-        self.store.ping().await.map_err(|e| e.to_string())
+    fn due(occurrence: &str) -> RecurringTaskDue {
+        RecurringTaskDue {
+            recurring_task_id: RecurringTaskId::new(4).unwrap(),
+            user_id: UserId::new(3).unwrap(),
+            occurrence_at: at(occurrence),
+        }
+    }
+
+    /// Every day at 09:00 in Berlin (08:00 UTC in winter), next due 2026-11-30.
+    fn row() -> RecurringTaskRow {
+        let dtstart = parse_local("2026-11-01T09:00:00").unwrap();
+        RecurringTaskRow {
+            id: RecurringTaskId::new(4).unwrap(),
+            user_id: UserId::new(3).unwrap(),
+            title: "Stand-up".into(),
+            description: String::new(),
+            priority: Priority::Medium,
+            schedule: Schedule::parse("FREQ=DAILY", dtstart, "Europe/Berlin").unwrap(),
+            next_occurrence: Some(at("2026-11-30T08:00:00Z")),
+            active: true,
+            catch_up: CatchUp::Latest,
+            reminder_offsets: ReminderOffsets::from_seconds(&[900]),
+        }
+    }
+
+    fn decided(
+        occurrence: &str,
+        change: impl FnOnce(&mut RecurringTaskRow),
+        existing: Option<i64>,
+    ) -> String {
+        let mut rt = row();
+        change(&mut rt);
+        let rt = Ok(rt);
+        match decide(&due(occurrence), Some(&rt), existing.and_then(TaskId::new)) {
+            Ok(Decision::Create { next, reminders }) => format!(
+                "create, next {}, reminders {:?}",
+                next.map(rfc3339).unwrap_or_default(),
+                reminders.into_iter().map(rfc3339).collect::<Vec<_>>()
+            ),
+            Ok(Decision::Answer(reply)) => format!("{}: {}", reply.outcome.word(), reply.reason),
+            Err(failure) => format!("failure: {failure}"),
+        }
+    }
+
+    #[test]
+    fn a_due_occurrence_is_created_with_its_reminders_and_the_next_one() {
+        assert_eq!(
+            decided("2026-11-30T08:00:00Z", |_| {}, None),
+            "create, next 2026-12-01T08:00:00Z, reminders [\"2026-11-30T07:45:00Z\"]"
+        );
+    }
+
+    #[test]
+    fn stale_foreign_inactive_and_wrong_times_are_answered_without_a_write() {
+        assert_eq!(
+            decided("2026-11-29T08:00:00Z", |_| {}, None),
+            "skipped: stale: the recurring task has moved on to 2026-11-30T08:00:00Z (missed occurrences are caught up by policy latest)"
+        );
+        assert_eq!(
+            decided("2026-11-30T08:30:00Z", |_| {}, None),
+            "skipped: 2026-11-30T08:30:00Z is not an occurrence of the rule FREQ=DAILY"
+        );
+        assert_eq!(
+            decided(
+                "2026-11-30T08:00:00Z",
+                |r| r.user_id = UserId::new(8).unwrap(),
+                None
+            ),
+            "skipped: the event names user 3, but recurring task 4 belongs to user 8"
+        );
+        assert_eq!(
+            decided("2026-11-30T08:00:00Z", |r| r.active = false, None),
+            "skipped: recurring task 4 is no longer active (its rule ended or it was stopped)"
+        );
+        assert_eq!(
+            decided("2026-11-30T08:00:00Z", |r| r.active = false, Some(12)),
+            "duplicate: the instance exists already"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_malformed_row_is_skipped_with_its_reason() {
+        let d = due("2026-11-30T08:00:00Z");
+        let reason = |r: Result<Decision, Failure>| match r {
+            Ok(Decision::Answer(reply)) => reply.reason,
+            _ => panic!("expected an answer"),
+        };
+        assert_eq!(
+            reason(decide(&d, None, None)),
+            "recurring task 4 does not exist (deleted?)"
+        );
+        let malformed = Err(Malformed {
+            table: "recurring_tasks",
+            id: 4,
+            detail: "reminder_offsets \"x\" is not a JSON array of seconds".into(),
+        });
+        assert_eq!(
+            reason(decide(&d, Some(&malformed), None)),
+            "the stored recurring task cannot be read: recurring_tasks row 4: reminder_offsets \"x\" is not a JSON array of seconds"
+        );
     }
 }

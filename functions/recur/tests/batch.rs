@@ -2,14 +2,14 @@
 //! event at a time, on SQLite and PostgreSQL.
 
 use recur::Recur;
-use todo_events_domain::{RecurringTaskDue, RecurringTaskId, UserId};
+use todo_events_domain::{RecurringTaskDue, UserId};
 use todo_events_host::{Function, Outcome};
 use todo_events_testkit::{self as kit, at};
 
-fn due(fx: &kit::RecurringFixture, user: i64, occurrence: &str) -> (String, RecurringTaskDue) {
+fn due(fx: &kit::RecurringFixture, user: UserId, occurrence: &str) -> (String, RecurringTaskDue) {
     let d = RecurringTaskDue {
-        recurring_task_id: RecurringTaskId::new(fx.id).unwrap(),
-        user_id: UserId::new(user).unwrap(),
+        recurring_task_id: fx.id,
+        user_id: user,
         occurrence_at: at(occurrence),
     };
     (d.event_id(), d)

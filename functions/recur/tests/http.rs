@@ -1,11 +1,12 @@
 //! recur over real HTTP, against a fresh SQLite file and a fresh PostgreSQL database.
 
 use recur::Recur;
+use todo_events_domain::RecurringTaskId;
 use todo_events_testkit::{self as kit, at, reply, TestDb};
 
 const DUE: &str = "dev.todo.recurring-task.due";
 
-async fn next_occurrence(db: &TestDb, id: i64) -> (Option<String>, bool) {
+async fn next_occurrence(db: &TestDb, id: RecurringTaskId) -> (Option<String>, bool) {
     let rt = db.store.recurring_task(id).await.unwrap().unwrap();
     (
         rt.next_occurrence.map(todo_events_domain::time::rfc3339),

@@ -1,6 +1,7 @@
 //! The store refuses a recurring task whose rule, zone or DTSTART cannot describe a
 //! recurrence, with the reason, and writes nothing (SQLite and PostgreSQL).
 
+use todo_events_domain::RecurringTaskId;
 use todo_events_store::seed::NewRecurringTask;
 use todo_events_testkit::{self as kit, at};
 
@@ -16,7 +17,7 @@ async fn a_recurring_task_with_a_bad_rule_zone_or_dtstart_is_refused() {
             timezone,
             dtstart,
             next_occurrence: at("2026-03-02T08:00:00Z"),
-            catch_up: "latest",
+            catch_up: todo_events_domain::CatchUp::Latest,
             reminder_offsets: &[],
         };
         for (rrule, timezone, dtstart, reason) in [
@@ -77,7 +78,11 @@ async fn a_recurring_task_with_a_bad_rule_zone_or_dtstart_is_refused() {
         }
         // Nothing was written.
         assert!(
-            db.store.recurring_task(1).await.unwrap().is_none(),
+            db.store
+                .recurring_task(RecurringTaskId::new(1).unwrap())
+                .await
+                .unwrap()
+                .is_none(),
             "{}",
             db.backend
         );
@@ -90,6 +95,6 @@ async fn a_recurring_task_with_a_bad_rule_zone_or_dtstart_is_refused() {
             ))
             .await
             .expect("a valid recurring task is stored");
-        assert_eq!(id, 1, "{}", db.backend);
+        assert_eq!(id.get(), 1, "{}", db.backend);
     }
 }

@@ -4,13 +4,10 @@ use crate::config::SchedulerConfig;
 use crate::publish::Publisher;
 use chrono::{DateTime, Duration, Utc};
 use todo_events_domain::events::Outgoing;
-use todo_events_domain::recurrence::parse_local;
 use todo_events_domain::time::{now, rfc3339};
-use todo_events_domain::{
-    CatchUp, RecurringTaskDue, RecurringTaskId, ReminderDue, ReminderId, Schedule, TaskId, UserId,
-};
+use todo_events_domain::{CatchUp, RecurringTaskDue, RecurringTaskId, ReminderDue, ReminderId};
 use todo_events_store::scheduler::{ClaimedOccurrence, ClaimedReminder};
-use todo_events_store::{Store, StoreError};
+use todo_events_store::{Malformed, Store, StoreError};
 
 /// What a pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,25 +138,18 @@ impl<P: Publisher> Scheduler<P> {
         report: &mut PassReport,
     ) -> Result<bool, StoreError> {
         self.note_republished(claimed.iter().filter(|r| r.again).count(), "reminder", report);
-        let mut events = Vec::with_capacity(claimed.len());
-        let mut ids = Vec::with_capacity(claimed.len());
-        for r in &claimed {
-            let (Some(reminder_id), Some(task_id), Some(user_id)) = (
-                ReminderId::new(r.id),
-                TaskId::new(r.task_id),
-                UserId::new(r.user_id),
-            ) else {
-                continue;
-            };
-            let due = ReminderDue {
-                reminder_id,
-                task_id,
-                user_id,
-                remind_at: r.remind_at,
-            };
-            events.push(Outgoing::from(&due));
-            ids.push(r.id);
-        }
+        let events: Vec<Outgoing> = claimed
+            .iter()
+            .map(|r| {
+                Outgoing::from(&ReminderDue {
+                    reminder_id: r.id,
+                    task_id: r.task_id,
+                    user_id: r.user_id,
+                    remind_at: r.remind_at,
+                })
+            })
+            .collect();
+        let ids: Vec<ReminderId> = claimed.iter().map(|r| r.id).collect();
         let results = self.publisher.publish(&events).await;
         let mut acked = Vec::with_capacity(ids.len());
         for ((id, event), result) in ids.iter().zip(&events).zip(results) {
@@ -186,29 +176,37 @@ impl<P: Publisher> Scheduler<P> {
 
     async fn publish_occurrences(
         &self,
-        claimed: Vec<ClaimedOccurrence>,
+        claimed: Vec<Result<ClaimedOccurrence, Malformed>>,
         report: &mut PassReport,
     ) -> Result<bool, StoreError> {
-        self.note_republished(claimed.iter().filter(|c| c.again).count(), "occurrence", report);
+        let republished = claimed
+            .iter()
+            .filter(|c| c.as_ref().is_ok_and(|c| c.again))
+            .count();
+        self.note_republished(republished, "occurrence", report);
         let owner = self.config.owner.as_str();
         let current = now();
         let mut events = Vec::with_capacity(claimed.len());
         let mut targets = Vec::with_capacity(claimed.len());
         for c in claimed {
-            let occurrence = match self.catch_up(&c, current, report).await? {
-                Ok(occurrence) => occurrence,
-                Err(reason) => {
-                    tracing::error!(recurring_task_id = c.id, "recurring task deactivated: {reason}");
-                    self.store.deactivate_recurring(owner, c.id, current).await?;
+            let c = match c {
+                Ok(c) => c,
+                Err(malformed) => {
+                    self.deactivate(malformed.id, &malformed.to_string(), current)
+                        .await?;
                     continue;
                 }
             };
-            let (Some(rt_id), Some(user_id)) = (RecurringTaskId::new(c.id), UserId::new(c.user_id)) else {
-                continue;
+            let occurrence = match self.catch_up(&c, current, report).await? {
+                Ok(occurrence) => occurrence,
+                Err(reason) => {
+                    self.deactivate(c.id.get(), &reason, current).await?;
+                    continue;
+                }
             };
             let due = RecurringTaskDue {
-                recurring_task_id: rt_id,
-                user_id,
+                recurring_task_id: c.id,
+                user_id: c.user_id,
                 occurrence_at: occurrence,
             };
             events.push(Outgoing::from(&due));
@@ -232,6 +230,16 @@ impl<P: Publisher> Scheduler<P> {
             }
         }
         Ok(all_acked)
+    }
+
+    /// Deactivates a claimed recurring task whose stored rule cannot be used: it would be
+    /// claimed again at every pass.
+    async fn deactivate(&self, id: i64, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        tracing::error!(recurring_task_id = id, "recurring task deactivated: {reason}");
+        match RecurringTaskId::new(id) {
+            Some(id) => self.store.deactivate_recurring(&self.config.owner, id, now).await,
+            None => Ok(()),
+        }
     }
 
     /// Items claimed again because their effect did not follow their publishing: the broker
@@ -261,18 +269,12 @@ impl<P: Publisher> Scheduler<P> {
         now: DateTime<Utc>,
         report: &mut PassReport,
     ) -> Result<Result<DateTime<Utc>, String>, StoreError> {
-        let policy = match c.catch_up.parse::<CatchUp>() {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        if policy == CatchUp::All {
+        if c.catch_up == CatchUp::All {
             return Ok(Ok(c.next_occurrence));
         }
-        let latest = parse_local(&c.dtstart)
-            .and_then(|dtstart| Schedule::parse(&c.rrule, dtstart, &c.timezone))
-            .and_then(|schedule| Ok((schedule.latest_due(c.next_occurrence, now)?, schedule)));
-        let (latest, schedule) = match latest {
-            Ok(found) => found,
+        let schedule = &c.schedule;
+        let latest = match schedule.latest_due(c.next_occurrence, now) {
+            Ok(latest) => latest,
             Err(e) => return Ok(Err(e.to_string())),
         };
         if latest == c.next_occurrence {
@@ -290,7 +292,7 @@ impl<P: Publisher> Scheduler<P> {
                 + 1;
             report.occurrences_skipped += skipped;
             tracing::info!(
-                recurring_task_id = c.id,
+                recurring_task_id = c.id.get(),
                 "recurring task {} missed {skipped} occurrence(s); catching up with the latest only ({})",
                 c.id,
                 rfc3339(latest)

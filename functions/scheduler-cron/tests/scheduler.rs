@@ -35,14 +35,14 @@ async fn two_schedulers_at_once_publish_every_due_item_exactly_once() {
     for db in kit::backends().await {
         let due = Utc::now().trunc_subsecs(0) - Duration::seconds(5);
         db.store
-            .seed_bulk(
-                20,
-                600,
-                150,
-                due,
-                "FREQ=DAILY",
-                &due.format("%Y-%m-%dT%H:%M:%S").to_string(),
-            )
+            .seed_bulk(&todo_events_store::seed::Bulk {
+                users: 20,
+                reminders: 600,
+                recurring: 150,
+                due_at: due,
+                recurring_rule: "FREQ=DAILY",
+                recurring_dtstart: &due.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            })
             .await
             .unwrap();
         let seen = Recording::default();

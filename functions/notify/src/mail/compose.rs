@@ -95,12 +95,12 @@ impl Composer {
                 to_email: "someone@example.com",
                 to_name: "Someone",
                 timezone: "Europe/Berlin",
-                task_id: 1,
+                task_id: todo_events_domain::TaskId::new(1).expect("1 is an id"),
                 task_title: "Example task",
                 task_description: description,
                 due_at,
                 remind_at: due,
-                reminder_id: 1,
+                reminder_id: todo_events_domain::ReminderId::new(1).expect("1 is an id"),
             };
             self.render(&mail)
                 .map_err(|e| format!("the mail templates do not render: {e}"))?;
@@ -115,7 +115,7 @@ impl Composer {
             Ok(tz) => (mail.timezone, tz),
             Err(_) => {
                 tracing::warn!(
-                    reminder_id = mail.reminder_id,
+                    reminder_id = mail.reminder_id.get(),
                     "time zone {:?} is unknown; the reminder shows UTC",
                     mail.timezone
                 );
@@ -130,7 +130,7 @@ impl Composer {
             app_url => self.app_url.clone(),
             recipient => context! { name => single_line(mail.to_name), email => mail.to_email },
             task => context! {
-                id => mail.task_id,
+                id => mail.task_id.get(),
                 title => title.clone(),
                 description => clean_text(mail.task_description),
                 url => task_url,
@@ -312,12 +312,12 @@ mod tests {
             to_email: email,
             to_name: "Ada",
             timezone: "Europe/Berlin",
-            task_id: 7,
+            task_id: todo_events_domain::TaskId::new(7).unwrap(),
             task_title: title,
             task_description: "",
             due_at: Some("2026-11-27T17:00:00Z".parse().unwrap()),
             remind_at: "2026-11-27T16:45:00Z".parse().unwrap(),
-            reminder_id: 3,
+            reminder_id: todo_events_domain::ReminderId::new(3).unwrap(),
         }
     }
 

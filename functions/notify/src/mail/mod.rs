@@ -14,6 +14,7 @@ use crate::config::{MailerKind, NotifyConfig};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use lettre::message::Message;
+use todo_events_domain::{ReminderId, TaskId};
 
 use std::path::PathBuf;
 
@@ -38,16 +39,16 @@ pub struct ReminderMail<'a> {
     pub to_email: &'a str,
     pub to_name: &'a str,
     pub timezone: &'a str,
-    pub task_id: i64,
+    pub task_id: TaskId,
     pub task_title: &'a str,
     pub task_description: &'a str,
     pub due_at: Option<DateTime<Utc>>,
     pub remind_at: DateTime<Utc>,
-    pub reminder_id: i64,
+    pub reminder_id: ReminderId,
 }
 
 /// The deterministic Message-ID of a delivery: a duplicate is recognisable as one.
-pub fn message_id(reminder_id: i64, remind_at: DateTime<Utc>) -> String {
+pub fn message_id(reminder_id: ReminderId, remind_at: DateTime<Utc>) -> String {
     format!(
         "<reminder-{reminder_id}-{}@todo-events>",
         remind_at.timestamp_micros()

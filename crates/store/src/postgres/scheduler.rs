@@ -1,0 +1,144 @@
+//! The scheduler's statements on PostgreSQL. Candidate rows are locked with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent schedulers take disjoint batches without waiting
+//! on each other.
+
+use crate::rows::{ClaimedOccurrenceRaw, ClaimedReminderRaw};
+use crate::scheduler::{ClaimRequest, PUBLISH_LIMIT};
+use crate::{ClaimedOccurrence, ClaimedReminder, Malformed, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use todo_events_domain::{RecurringTaskId, ReminderId};
+
+pub(crate) async fn claim_reminders(
+    pool: &PgPool,
+    claim: &ClaimRequest<'_>,
+) -> Result<Vec<ClaimedReminder>, StoreError> {
+    // Two candidate sets, each on its own partial index (`reminders_due`,
+    // `reminders_unconfirmed`): one OR over both made PostgreSQL scan every published row
+    // on every claim (the raw claim rate fell from 62 000 to 28 000 rows/s). A pending
+    // reminder (new, or moved by the app) starts its publish count again.
+    const SQL: &str = "WITH due AS (SELECT id FROM reminders \
+             WHERE (state = 'pending' AND remind_at <= $3) \
+                OR (state = 'publishing' AND lease_until <= $3) \
+             ORDER BY remind_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
+         unconfirmed AS (SELECT id FROM reminders \
+             WHERE state = 'published' AND published_at <= $5 AND publish_count < $6 \
+             ORDER BY published_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+         UPDATE reminders SET state = 'publishing', lease_owner = $1, lease_until = $2, updated_at = $3, \
+             publish_count = CASE WHEN state = 'pending' THEN 0 ELSE publish_count END \
+         WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM unconfirmed) \
+         RETURNING id, task_id, user_id, remind_at, publish_count > 0 AS again";
+    let rows: Vec<ClaimedReminderRaw> = sqlx::query_as(SQL)
+        .bind(claim.owner)
+        .bind(claim.lease_until())
+        .bind(claim.now)
+        .bind(claim.limit)
+        .bind(claim.republish_before())
+        .bind(PUBLISH_LIMIT)
+        .fetch_all(pool)
+        .await?;
+    Ok(crate::rows::typed(rows)?)
+}
+
+pub(crate) async fn mark_reminders_published(
+    pool: &PgPool,
+    owner: &str,
+    ids: &[ReminderId],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    const SQL: &str = "UPDATE reminders SET state = 'published', published_at = $2, \
+         lease_owner = NULL, lease_until = NULL, updated_at = $2, \
+         publish_count = publish_count + 1 \
+         WHERE state = 'publishing' AND lease_owner = $1 AND id = ANY($3)";
+    let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+    Ok(sqlx::query(SQL)
+        .bind(owner)
+        .bind(now)
+        .bind(ids)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
+pub(crate) async fn claim_occurrences(
+    pool: &PgPool,
+    claim: &ClaimRequest<'_>,
+) -> Result<Vec<Result<ClaimedOccurrence, Malformed>>, StoreError> {
+    const SQL: &str = "UPDATE recurring_tasks SET lease_owner = $1, lease_until = $2 \
+         WHERE id IN (SELECT id FROM recurring_tasks \
+             WHERE active AND next_occurrence <= $3 \
+               AND (published_occurrence IS NULL OR published_occurrence <> next_occurrence \
+                    OR (published_at <= $5 AND publish_count < $6)) \
+               AND (lease_until IS NULL OR lease_until <= $3) \
+             ORDER BY next_occurrence LIMIT $4 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, user_id, rrule, timezone, dtstart, next_occurrence, catch_up, \
+             COALESCE(published_occurrence = next_occurrence, FALSE) AS again";
+    let rows: Vec<ClaimedOccurrenceRaw> = sqlx::query_as(SQL)
+        .bind(claim.owner)
+        .bind(claim.lease_until())
+        .bind(claim.now)
+        .bind(claim.limit)
+        .bind(claim.republish_before())
+        .bind(PUBLISH_LIMIT)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(ClaimedOccurrence::try_from).collect())
+}
+
+pub(crate) async fn fast_forward(
+    pool: &PgPool,
+    owner: &str,
+    id: RecurringTaskId,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "UPDATE recurring_tasks SET next_occurrence = $4, updated_at = $5 \
+         WHERE id = $1 AND lease_owner = $2 AND next_occurrence = $3";
+    let moved = sqlx::query(SQL)
+        .bind(id.get())
+        .bind(owner)
+        .bind(from)
+        .bind(to)
+        .bind(now)
+        .execute(pool)
+        .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+pub(crate) async fn mark_occurrence_published(
+    pool: &PgPool,
+    owner: &str,
+    id: RecurringTaskId,
+    occurrence: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "UPDATE recurring_tasks SET published_occurrence = $3, published_at = $4, \
+         lease_owner = NULL, lease_until = NULL, \
+         publish_count = CASE WHEN published_occurrence = $3 THEN publish_count + 1 ELSE 1 END \
+         WHERE id = $1 AND lease_owner = $2";
+    let marked = sqlx::query(SQL)
+        .bind(id.get())
+        .bind(owner)
+        .bind(occurrence)
+        .bind(now)
+        .execute(pool)
+        .await?;
+    Ok(marked.rows_affected() == 1)
+}
+
+pub(crate) async fn deactivate_recurring(
+    pool: &PgPool,
+    owner: &str,
+    id: RecurringTaskId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    const SQL: &str = "UPDATE recurring_tasks SET active = FALSE, lease_owner = NULL, \
+         lease_until = NULL, updated_at = $3 WHERE id = $1 AND lease_owner = $2";
+    sqlx::query(SQL)
+        .bind(id.get())
+        .bind(owner)
+        .bind(now)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
