@@ -156,36 +156,46 @@ pub trait Function: Send + Sync + 'static {
     }
 }
 
-/// One answer per event of a batch, filled in as a handler's steps reach them: an event
-/// answered early (skipped, duplicate, failed) drops out of the later steps.
+/// One result slot per item of a batch, filled in as the steps of a batch reach each item,
+/// in any order: an item answered early (rejected, skipped, failed) drops out of the later
+/// steps, and the results still come out in the batch's order. Used wherever a batch is
+/// handled (the functions' steps, the host's parsing, the producers' acknowledgements).
 #[derive(Debug)]
-pub struct Answers(Vec<Option<Result<Reply, Failure>>>);
+pub struct Slots<T>(Vec<Option<T>>);
 
-impl Answers {
-    pub fn new(events: usize) -> Self {
-        Self(vec![None; events])
+impl<T> Slots<T> {
+    pub fn new(items: usize) -> Self {
+        Self((0..items).map(|_| None).collect())
     }
 
+    pub fn set(&mut self, item: usize, result: T) {
+        self.0[item] = Some(result);
+    }
+
+    /// Whether item `item` still waits for its result.
+    pub fn open(&self, item: usize) -> bool {
+        self.0[item].is_none()
+    }
+
+    /// The results, in order; `missing` stands in for a slot no step filled (a bug, which
+    /// is reported as one rather than a panic).
+    pub fn into_results(self, missing: impl Fn() -> T) -> Vec<T> {
+        self.0.into_iter().map(|r| r.unwrap_or_else(&missing)).collect()
+    }
+}
+
+/// The answers of a function to a batch of events.
+pub type Answers = Slots<Result<Reply, Failure>>;
+
+impl Slots<Result<Reply, Failure>> {
     /// Every event gets the same failure (the batch's read or write failed).
     pub fn all(events: usize, failure: Failure) -> Vec<Result<Reply, Failure>> {
         vec![Err(failure); events]
     }
 
-    pub fn set(&mut self, event: usize, answer: Result<Reply, Failure>) {
-        self.0[event] = Some(answer);
-    }
-
-    /// Whether event `event` still waits for its answer.
-    pub fn open(&self, event: usize) -> bool {
-        self.0[event].is_none()
-    }
-
-    /// The answers, in order. An event no step answered is a bug, answered as one.
+    /// The answers, in order; an event no step answered is an internal failure.
     pub fn finish(self) -> Vec<Result<Reply, Failure>> {
-        self.0
-            .into_iter()
-            .map(|a| a.unwrap_or_else(|| Err(Self::missing())))
-            .collect()
+        self.into_results(|| Err(Self::missing()))
     }
 
     fn missing() -> Failure {

@@ -16,7 +16,7 @@ pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use function::{Answers, Event, Failure, Function, Outcome, Reply};
+pub use function::{Answers, Event, Failure, Function, Outcome, Reply, Slots};
 pub use problem::Problem;
 pub use server::{serve, serve_host, Host, HostOptions};
 pub use shutdown::Shutdown;

@@ -3,7 +3,7 @@
 
 use crate::config::{var_or, ConfigError};
 use crate::decode::{decode_http, parse_data, Decoded};
-use crate::function::{Failure, Function, Outcome, Reply};
+use crate::function::{Failure, Function, Outcome, Reply, Slots};
 use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::shutdown::Shutdown;
@@ -133,37 +133,23 @@ impl<F: Function> Host<F> {
             function = F::NAME,
             events = batch.len(),
         );
-        let mut results: Vec<Option<Result<(String, Reply), Problem>>> = Vec::with_capacity(batch.len());
+        let mut results = Slots::new(batch.len());
         let (mut slots, mut ids, mut parsed) = (Vec::new(), Vec::new(), Vec::new());
         for (i, decoded) in batch.into_iter().enumerate() {
             match parse_data::<F::Data>(decoded.data) {
                 Ok(data) => {
-                    results.push(None);
                     slots.push(i);
                     ids.push(decoded.id.clone());
                     parsed.push((decoded.id, data));
                 }
-                Err(problem) => results.push(Some(Err(problem))),
+                Err(problem) => results.set(i, Err(problem)),
             }
         }
-        let mut answers = self
-            .function
-            .handle_batch(parsed)
-            .instrument(span)
-            .await
-            .into_iter();
-        for (i, id) in slots.into_iter().zip(ids) {
-            let answer = answers.next().unwrap_or_else(|| {
-                Err(Failure::Internal(
-                    "the batch handler gave no answer for this event".into(),
-                ))
-            });
-            results[i] = Some(self.answer(id, answer));
+        let answers = self.function.handle_batch(parsed).instrument(span).await;
+        for ((i, id), answer) in slots.into_iter().zip(ids).zip(answers) {
+            results.set(i, self.answer(id, answer));
         }
-        results
-            .into_iter()
-            .map(|r| r.expect("every event answered"))
-            .collect()
+        results.into_results(|| Err(Problem::internal()))
     }
 
     /// The function's answer as the transports see it; lateness of done effects measured.

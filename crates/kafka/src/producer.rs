@@ -10,6 +10,7 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use std::sync::{Arc, RwLock};
+use todo_events_host::Slots;
 
 /// A shared producer (cheap to clone).
 ///
@@ -188,14 +189,14 @@ async fn send_encoded(
     indices: &[usize],
     fenced: &mut bool,
 ) -> Vec<Result<(), String>> {
-    let mut results: Vec<Option<Result<(), String>>> = vec![None; indices.len()];
+    let mut results = Slots::new(indices.len());
     let mut pending = std::collections::VecDeque::new();
     for (slot, &i) in indices.iter().enumerate() {
         let (topic, key, record) = &encoded[i];
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                results[slot] = Some(Err(e.clone()));
+                results.set(slot, Err(e.clone()));
                 continue;
             }
         };
@@ -209,25 +210,22 @@ async fn send_encoded(
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     match pending.pop_front() {
-                        Some((j, t, delivery)) => results[j] = Some(acknowledged(t, delivery.await, fenced)),
+                        Some((j, t, delivery)) => results.set(j, acknowledged(t, delivery.await, fenced)),
                         None => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
                     }
                 }
                 Err((e, _)) => {
                     *fenced |= fences(&e);
-                    results[slot] = Some(Err(format!("Kafka refused the message for {topic}: {e}")));
+                    results.set(slot, Err(format!("Kafka refused the message for {topic}: {e}")));
                     break;
                 }
             }
         }
     }
     for (j, t, delivery) in pending {
-        results[j] = Some(acknowledged(t, delivery.await, fenced));
+        results.set(j, acknowledged(t, delivery.await, fenced));
     }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("not sent".into())))
-        .collect()
+    results.into_results(|| Err("not sent".into()))
 }
 
 /// Whether the broker refused the producer itself (its id taken over by a newer instance):

@@ -7,6 +7,7 @@ use futures::stream::{self, StreamExt};
 use std::time::Duration;
 use todo_events_domain::events::Outgoing;
 use todo_events_domain::{EventKind, EVENT_SOURCE};
+use todo_events_host::Slots;
 
 /// Why one event was not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,7 +110,7 @@ impl Publisher for HttpPublisher {
             });
             by_user[n].push(i);
         }
-        let mut results: Vec<Option<Result<(), PublishError>>> = vec![None; events.len()];
+        let mut results = Slots::new(events.len());
         let outcomes: Vec<Vec<(usize, Result<(), PublishError>)>> = stream::iter(by_user)
             .map(|idx| async move {
                 let mut out = Vec::with_capacity(idx.len());
@@ -122,12 +123,9 @@ impl Publisher for HttpPublisher {
             .collect()
             .await;
         for (i, r) in outcomes.into_iter().flatten() {
-            results[i] = Some(r);
+            results.set(i, r);
         }
-        results
-            .into_iter()
-            .map(|r| r.expect("every event has a result"))
-            .collect()
+        results.into_results(not_published)
     }
 }
 
@@ -148,7 +146,7 @@ impl KafkaPublisher {
 
 impl Publisher for KafkaPublisher {
     async fn publish(&self, events: &[Outgoing]) -> Vec<Result<(), PublishError>> {
-        let mut results: Vec<Option<Result<(), PublishError>>> = vec![None; events.len()];
+        let mut results = Slots::new(events.len());
         let mut envelopes = Vec::with_capacity(events.len());
         let mut index = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
@@ -161,17 +159,22 @@ impl Publisher for KafkaPublisher {
                     });
                     index.push(i);
                 }
-                Err(err) => results[i] = Some(Err(err)),
+                Err(err) => results.set(i, Err(err)),
             }
         }
         for (i, r) in index.into_iter().zip(self.producer.send_all(envelopes).await) {
-            results[i] = Some(r.map_err(PublishError));
+            results.set(i, r.map_err(PublishError));
         }
-        results
-            .into_iter()
-            .map(|r| r.expect("every event has a result"))
-            .collect()
+        results.into_results(not_published)
     }
+}
+
+/// The result of an event no step gave one (a bug): not published, so its row is claimed
+/// and published again after the lease.
+fn not_published() -> Result<(), PublishError> {
+    Err(PublishError(
+        "no result for this event (a bug): not published".into(),
+    ))
 }
 
 /// The publisher chosen by configuration.
