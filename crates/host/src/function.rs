@@ -172,11 +172,6 @@ impl<T> Slots<T> {
         self.0[item] = Some(result);
     }
 
-    /// Whether item `item` still waits for its result.
-    pub fn open(&self, item: usize) -> bool {
-        self.0[item].is_none()
-    }
-
     /// The results, in order; `missing` stands in for a slot no step filled (a bug, which
     /// is reported as one rather than a panic).
     pub fn into_results(self, missing: impl Fn() -> T) -> Vec<T> {
@@ -239,9 +234,7 @@ mod tests {
     #[test]
     fn an_event_no_step_answered_is_an_internal_failure_not_a_panic() {
         let mut answers = Answers::new(2);
-        assert!(answers.open(1));
         answers.set(0, Err(Failure::Unavailable("x".into())));
-        assert!(!answers.open(0));
         let done = answers.finish();
         assert_eq!(done[0], Err(Failure::Unavailable("x".into())));
         assert!(matches!(done[1], Err(Failure::Internal(_))));
