@@ -931,7 +931,7 @@ class Code:
                 req |= set(REQUIRED.findall(src))
                 cond |= set(CONDITIONAL_REQUIRED.findall(src))
             self.reads[binary], self.required[binary], self.conditional[binary] = reads, req, cond
-        run = read("crates/host/src/run.rs")
+        run = read("crates/host/src/startup.rs")
         self.default_port = int(re.search(r'var_or\("PORT",\s*(\d+)', run).group(1))
         server = read("crates/host/src/server.rs")
         self.routes = set(re.findall(r'\.route\("([^"]+)"', server))

@@ -11,7 +11,7 @@ pub mod decode;
 pub mod function;
 pub mod metrics;
 pub mod problem;
-pub mod run;
+pub mod startup;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

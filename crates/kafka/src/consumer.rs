@@ -113,7 +113,7 @@ pub struct ConsumerOptions {
 }
 
 /// Consumes `opts.topic` with `host`'s function until `shutdown`.
-pub async fn run<F: Function>(
+pub async fn consume<F: Function>(
     host: Host<F>,
     opts: ConsumerOptions,
     shutdown: Shutdown,
@@ -177,7 +177,7 @@ pub async fn run<F: Function>(
             batch: opts.kafka.consumer_batch,
             retry: opts.kafka.retry,
         };
-        (tx, tokio::spawn(worker.run(assigned.queue, rx)))
+        (tx, tokio::spawn(worker.work(assigned.queue, rx)))
     };
     loop {
         // The main queue serves the group's events (rebalances) and any message of a
@@ -267,7 +267,7 @@ enum Slot {
 impl<F: Function> PartitionWorker<F> {
     /// Takes batches from the partition's own queue (and any strays the main queue
     /// passed on, which are older) until shutdown or revocation.
-    async fn run(self, queue: Option<PartitionQueue>, mut strays: mpsc::Receiver<OwnedMessage>) {
+    async fn work(self, queue: Option<PartitionQueue>, mut strays: mpsc::Receiver<OwnedMessage>) {
         let mut batch: Vec<OwnedMessage> = Vec::with_capacity(self.batch);
         let mut strays_open = true;
         loop {
