@@ -95,7 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Up => stack::serve(stack::StackOptions::from_env()?, false).await,
-        Command::Demo => stack::serve(stack::StackOptions::demo(), true).await,
+        Command::Up => stack::serve_all(stack::StackOptions::from_env()?, false).await,
+        Command::Demo => stack::serve_all(stack::StackOptions::demo(), true).await,
     }
 }

@@ -64,7 +64,7 @@ fn bind(port: u16, name: &str) -> anyhow::Result<TcpListener> {
 }
 
 /// Serves the three functions in this process until Ctrl-C (`up`; `demo` seeds first).
-pub async fn serve(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
+pub async fn serve_all(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
     let store =
         Store::open(&StoreOptions::new(opts.database_url.clone())).map_err(|e| ConfigError(e.to_string()))?;
     store.migrate().await?;
