@@ -11,7 +11,7 @@ fn the_small_fault_suite_loses_nothing_and_duplicates_nothing() {
         todo_events_testkit::binary(function);
     }
     let suite = std::path::Path::new(env!("CARGO_BIN_EXE_faults"));
-    let out = Command::new(&suite)
+    let out = Command::new(suite)
         .arg("--small")
         .output()
         .unwrap_or_else(|e| panic!("{} cannot run: {e}", suite.display()));

@@ -15,7 +15,7 @@ fn the_manifests_meet_their_targets_in_the_short_rehearsal() {
         todo_events_testkit::binary(function);
     }
     let rehearsal = std::path::Path::new(env!("CARGO_BIN_EXE_rehearsal"));
-    let out = Command::new(&rehearsal)
+    let out = Command::new(rehearsal)
         .args(["--short", "--shape", "knative", "--burst", "500"])
         .output()
         .unwrap_or_else(|e| panic!("{} cannot run: {e}", rehearsal.display()));
