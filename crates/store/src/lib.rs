@@ -503,10 +503,10 @@ impl Store {
 /// Hides the password of every `scheme://user:password@host…` in `text` (connection strings,
 /// SMTP URLs, error messages quoting them): the one URL redactor of the workspace.
 pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    let mut pieces: Vec<&str> = Vec::new();
     let mut rest = text;
     while let Some(scheme_end) = rest.find("://") {
-        out.push_str(&rest[..scheme_end + 3]);
+        pieces.push(&rest[..scheme_end + 3]);
         rest = &rest[scheme_end + 3..];
         // The URL ends at white space or a quote. A badly encoded password may itself hold
         // '@' or '/', so the user info ends at the URL's last '@'.
@@ -514,20 +514,14 @@ pub fn redact(text: &str) -> String {
             .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
             .unwrap_or(rest.len());
         let url = &rest[..end];
-        if let (Some(at), Some(colon)) = (url.rfind('@'), url.find(':')) {
-            if colon < at {
-                out.push_str(&url[..colon]);
-                out.push_str(":***");
-                out.push_str(&url[at..]);
-                rest = &rest[end..];
-                continue;
-            }
+        match (url.rfind('@'), url.find(':')) {
+            (Some(at), Some(colon)) if colon < at => pieces.extend([&url[..colon], ":***", &url[at..]]),
+            _ => pieces.push(url),
         }
-        out.push_str(url);
         rest = &rest[end..];
     }
-    out.push_str(rest);
-    out
+    pieces.push(rest);
+    pieces.concat()
 }
 
 #[cfg(test)]
