@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use todo_events_domain::HumanDuration;
 use todo_events_host::config::var_or;
-use todo_events_host::run::{exit_status, DEFAULT_DATABASE_URL};
+use todo_events_host::startup::{exit_status, DEFAULT_DATABASE_URL};
 use todo_events_store::seed::Bulk;
 use todo_events_store::{Store, StoreOptions};
 
@@ -95,7 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Up => stack::run(stack::StackOptions::from_env()?, false).await,
-        Command::Demo => stack::run(stack::StackOptions::demo(), true).await,
+        Command::Up => stack::serve_all(stack::StackOptions::from_env()?, false).await,
+        Command::Demo => stack::serve_all(stack::StackOptions::demo(), true).await,
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use todo_events_domain::time::{now, rfc3339};
 use todo_events_domain::HumanDuration;
 use todo_events_host::config::{var_or, ConfigError};
-use todo_events_host::run::DEFAULT_DATABASE_URL;
+use todo_events_host::startup::DEFAULT_DATABASE_URL;
 use todo_events_host::{serve, HostOptions, Shutdown};
 use todo_events_store::seed::{NewRecurringTask, NewTask, NewUser};
 use todo_events_store::{Store, StoreOptions};
@@ -63,7 +63,8 @@ fn bind(port: u16, name: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
-pub async fn run(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
+/// Serves the three functions in this process until Ctrl-C (`up`; `demo` seeds first).
+pub async fn serve_all(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
     let store =
         Store::open(&StoreOptions::new(opts.database_url.clone())).map_err(|e| ConfigError(e.to_string()))?;
     store.migrate().await?;
@@ -105,7 +106,7 @@ pub async fn run(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let notify_server = serve(Arc::new(notify), notify_listener, host.clone(), shutdown.clone());
     let recur_server = serve(Arc::new(recur), recur_listener, host, shutdown.clone());
-    let scheduler_loop = scheduler.run(Mode::Loop { every: opts.every }, shutdown.clone());
+    let scheduler_loop = scheduler.poll(Mode::Loop { every: opts.every }, shutdown.clone());
     let (a, b, c) = tokio::join!(notify_server, recur_server, scheduler_loop);
     store.close().await;
     a?;

@@ -1,20 +1,113 @@
 //! Deployment as designed: the Kubernetes manifests in `knative/` and `keda/`, the container
 //! image (`Dockerfile`) and the operations files in `deploy/`, checked by
-//! `tests/manifests/check.py` in the test virtualenv (`.ci/python-requirements.txt`), which
-//! reads its facts about the code from the Rust sources. See docs/DEPLOYMENT.md, "Validation".
-//! A missing Python package fails these tests; nothing is skipped.
+//! `tests/manifests/check.py` in the test virtualenv (`.ci/python-requirements.txt`). See
+//! docs/DEPLOYMENT.md, "Validation". A missing Python package fails these tests; nothing is
+//! skipped.
+//!
+//! What check.py knows about the code comes from the code's behaviour, never from its source
+//! text: this file serves both functions in-process and writes what they answer (reply
+//! outcomes, `/metrics`, health paths) and what the Kafka and host libraries say (topics,
+//! dead-letter topics, consumer settings, outcome labels) to a JSON file; `check.py facts`
+//! then runs the workspace's binaries (`--help` of every command, and every command with
+//! `TODO_EVENTS_ENV_TRACE` to learn the variables it reads) once for all the checks.
 
-use std::path::Path;
+use notify::{Notify, NotifyConfig};
+use recur::Recur;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
+use todo_events_domain::EventKind;
+use todo_events_host::{Function, Outcome, Problem};
+use todo_events_kafka::consumer::{consumer_config, ConsumerOptions, DEAD_LETTERED};
+use todo_events_kafka::KafkaConfig;
+use todo_events_testkit::{self as kit, reply, TestApp};
+
+/// One function served in-process: what it answers to a valid event and to an invalid one,
+/// and its `/metrics` and health paths afterwards.
+async fn observe<F: Function>(app: TestApp, valid_id: &str, valid: &Value) -> Value {
+    let ty = F::ACCEPTS.cloudevent_type();
+    let (status, reply_type, body) = reply(app.post_binary(ty, valid_id, valid).await).await;
+    assert_eq!(status, 200, "{}: {reply_type} {body}", F::NAME);
+    let rejected = app.post_binary(ty, "invalid-1", &json!({})).await.status();
+    assert_eq!(rejected.as_u16(), 400, "{}", F::NAME);
+    let get = |path: &str| app.client.get(format!("{}{path}", app.url)).send();
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    let mut health = serde_json::Map::new();
+    for path in [
+        todo_events_host::server::READINESS_PATH,
+        todo_events_host::server::LIVENESS_PATH,
+    ] {
+        health.insert(path.into(), get(path).await.unwrap().status().as_u16().into());
+    }
+    let (topic_var, topic_default) = KafkaConfig::topic_setting(F::ACCEPTS);
+    json!({
+        "accepts": ty,
+        "reply_type": reply_type,
+        "done": body["outcome"],
+        "metrics": metrics,
+        "health": health,
+        "topic_var": topic_var,
+        "topic_default": topic_default,
+    })
+}
+
+/// The facts of the code, written once per test process; check.py reads them from the file
+/// named by `TODO_EVENTS_CODE_FACTS`.
+fn facts() -> &'static Path {
+    static FACTS: OnceLock<PathBuf> = OnceLock::new();
+    FACTS.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("manifests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let functions = runtime.block_on(async {
+            let db = kit::sqlite().await;
+            let outbox = tempfile::tempdir().unwrap();
+            let notify = Notify::new(db.store.clone(), NotifyConfig::local(outbox.path().into())).unwrap();
+            let r = kit::reminder(&db.store, "Facts", chrono::Utc::now() - chrono::Duration::seconds(1)).await;
+            let notify = observe::<Notify>(kit::spawn(notify).await, &r.event_id(), &r.data()).await;
+            let occ = kit::at("2026-03-28T08:00:00Z");
+            let rt = kit::recurring(&db.store, "FREQ=DAILY", "2026-03-01T09:00:00", "Europe/Berlin", occ, "latest", &[])
+                .await;
+            let recur = observe::<Recur>(kit::spawn(Recur::new(db.store.clone())).await, "recurring-task/x", &rt.data(occ))
+                .await;
+            json!({ Notify::NAME: notify, Recur::NAME: recur })
+        });
+        let problem_outcomes: Vec<&str> = (100..600)
+            .map(|status| {
+                todo_events_host::server::problem_outcome(&Problem {
+                    status,
+                    ..Problem::invalid("body", "")
+                })
+            })
+            .collect();
+        let mut outcomes: Vec<Value> = problem_outcomes.into_iter().map(Value::from).collect();
+        outcomes.extend([Outcome::Duplicate, Outcome::Skipped, Outcome::Failed].map(|o| Value::from(o.word())));
+        outcomes.push(DEAD_LETTERED.into());
+        let consumer = consumer_config(&ConsumerOptions {
+            kafka: KafkaConfig::plaintext("127.0.0.1:9"),
+            topic: "t".into(),
+            group: "g".into(),
+        });
+        let binaries = kit::binary("notify").parent().unwrap().to_owned();
+        let code = json!({
+            "binaries_dir": binaries,
+            "functions": functions,
+            "outcomes": outcomes,
+            "event_types": [EventKind::ReminderDue.cloudevent_type(), EventKind::RecurringTaskDue.cloudevent_type()],
+            "dead_letter_topic_of_t": todo_events_kafka::dead_letters::topic_for("t"),
+            "consumer_offset_reset": consumer.get("auto.offset.reset"),
+        });
+        let path = dir.join("code.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&code).unwrap()).unwrap();
+        // The binaries' own statements, once for every check.
+        run_check("facts", &path);
+        path
+    })
+}
 
 fn check(what: &str) {
-    let python = todo_events_testkit::python();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/check.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(what)
-        .output()
-        .unwrap_or_else(|e| panic!("{} could not run: {e}", python.display()));
+    let out = run_check(what, facts());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     print!("{stdout}");
@@ -31,6 +124,27 @@ fn check(what: &str) {
         verdict.ends_with(" 0 failed") && !verdict.contains(": 0 passed"),
         "{verdict}"
     );
+}
+
+fn run_check(what: &str, facts: &Path) -> std::process::Output {
+    let python = todo_events_testkit::python();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/check.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(what)
+        .env("TODO_EVENTS_CODE_FACTS", facts)
+        .output()
+        .unwrap_or_else(|e| panic!("{} could not run: {e}", python.display()));
+    if what == "facts" {
+        assert!(
+            out.status.success(),
+            "check.py facts failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
 }
 
 /// Every object in knative/ and keda/, and what their kustomizations render, validates

@@ -4,7 +4,7 @@
 //! The SMTP password is covered by `functions/notify/tests/smtp.rs`
 //! (`passwords_never_appear_in_config_debug_errors_or_logs`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use todo_events_testkit::kafka::free_port;
@@ -13,25 +13,9 @@ use todo_events_testkit::{self as kit};
 const DB_PASSWORD: &str = "Db-pw-9c41e7-never-shown";
 const SASL_PASSWORD: &str = "Sasl-pw-2b7f0d-never-shown";
 
-/// A workspace binary (built once per run unless `.ci/run` already built them all).
+/// A workspace binary, as `cargo test --workspace` built it.
 fn bin(name: &str) -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        if std::env::var_os("TODO_EVENTS_BINS_BUILT").is_some() {
-            return;
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--bins", "--workspace"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build --bins");
-    });
-    Path::new(env!("CARGO_BIN_EXE_todo-events"))
-        .parent()
-        .unwrap()
-        .join(name)
+    kit::binary(name)
 }
 
 /// A `DATABASE_URL` with the distinctive password, for a database nobody listens for.

@@ -54,7 +54,7 @@ fn under_load(mut svc: Service, kind: &str, clients: u32, seconds: u64) -> anyho
     Ok((w, peak))
 }
 
-pub async fn run(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result<()> {
+pub async fn measure(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result<()> {
     let tpl = env.database("recur_tpl", None).await?;
     seed::recurring(&tpl, ROWS).await?;
     for clients in [1u32, 16, 64] {

@@ -47,10 +47,10 @@ async fn main() -> anyhow::Result<()> {
     let env = env::Env::prepare().await?;
     let mut report = Report::new(&env);
     if wanted("http") {
-        http::run(&env, &mut report, args.seconds).await?;
+        http::measure(&env, &mut report, args.seconds).await?;
     }
     if wanted("startup") {
-        startup::run(&env, &mut report).await?;
+        startup::measure(&env, &mut report).await?;
     }
     if wanted("scheduler") {
         kafka::scheduler(&env, &mut report, args.items).await?;

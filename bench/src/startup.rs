@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 const STARTS: usize = 25;
 
-pub async fn run(env: &Env, report: &mut Report) -> anyhow::Result<()> {
+pub async fn measure(env: &Env, report: &mut Report) -> anyhow::Result<()> {
     let url = env.database("startup", None).await?;
     for function in ["notify", "recur"] {
         let mut starts = Vec::with_capacity(STARTS);

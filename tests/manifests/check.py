@@ -11,10 +11,17 @@ the operations files (deploy/), run by tests/manifests.rs with the test virtuale
     check.py derive-namespace-schema
                             (re)writes schemas/kubernetes/v1.31.0-derived/namespace-v1.json
 
+    check.py facts          runs the workspace's binaries once and records what they say
+                            (beside the file TODO_EVENTS_CODE_FACTS names)
+
 Every check prints what it checked and ends with one line "N passed, M failed"; the exit status
 is 1 when anything failed. Facts about the code (variables read, defaults, health paths,
-subcommands, flags, topics, groups, metrics) are read from the Rust sources, not written here,
-so the checks follow the code when it changes.
+subcommands, flags, topics, groups, metrics, build inputs) are what the code does, never its
+source text, and never written here, so the checks follow the code when it changes: the
+functions' answers, `/metrics` and library facts that tests/manifests.rs writes to the file
+TODO_EVENTS_CODE_FACTS names, and what the binaries say (`--help` of every command, the
+variables each command looks up under TODO_EVENTS_ENV_TRACE, cargo's dep-info of each binary).
+Run them with `cargo test --test manifests`, which provides all of that.
 """
 
 from __future__ import annotations
@@ -23,7 +30,12 @@ import copy
 import json
 import os
 import re
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 import tomllib
 from pathlib import Path
 
@@ -817,7 +829,7 @@ def negative_rules(report: Report, code: "Code") -> None:
               lambda o: named(o, "PodDisruptionBudget", "notify")["spec"].update(minAvailable=1),
               check_disruption_budgets)
     # Histogram buckets against the targets and alert thresholds.
-    buckets = histogram_buckets()
+    buckets = histogram_buckets(code)
     rules = [r for g in load_yaml_docs(ROOT / "deploy/prometheus/todo-events-alerts.yaml")[0]["groups"] for r in g["rules"]]
     timeouts = [o["spec"]["template"]["spec"].get("timeoutSeconds", 300) for o in services.values()]
 
@@ -845,12 +857,6 @@ def negative_rules(report: Report, code: "Code") -> None:
 
 def read(rel: str) -> str:
     return (ROOT / rel).read_text(encoding="utf-8")
-
-
-def strip_tests(source: str) -> str:
-    """The source without its #[cfg(test)] modules (what the program runs)."""
-    m = re.search(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{", source)
-    return source[: m.start()] if m else source
 
 
 class Workspace:
@@ -892,121 +898,204 @@ class Workspace:
                     todo.append(dep)
         return seen
 
-    def sources(self, package: str) -> list[Path]:
-        files = []
-        for name in sorted(self.path_deps(package)):
-            files += sorted((self.packages[name]["dir"] / "src").rglob("*.rs"))
-        return files
+
+FACTS_ENV = "TODO_EVENTS_CODE_FACTS"
 
 
-ENV_READER = re.compile(
-    r"\b(?:var_or|var|required|env::var|env::var_os)(?:::<[^>]*>)?\(\s*\"([A-Z][A-Z0-9_]*)\""
-)
-# A helper called with a variable's name first, as in topic("KAFKA_TOPIC_REMINDERS", "reminders").
-NAMED_HELPER = re.compile(r"\b[a-z_][a-z0-9_]*\(\s*\"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\"\s*,")
-# ["A_VAR", "B_VAR"].iter()... env::var(...): names in an array that is then looked up.
-ENV_ARRAY = re.compile(r"\[\s*((?:\"[A-Z][A-Z0-9_]*\"\s*,?\s*)+)\][^;]{0,200}?\b(?:env::var|var_or|var)\b", re.S)
-CLAP_ENV = re.compile(r"\benv\s*=\s*\"([A-Z][A-Z0-9_]*)\"")
-REQUIRED = re.compile(r"\brequired(?:::<[^>]*>)?\(\s*\"([A-Z][A-Z0-9_]*)\"")
-CONDITIONAL_REQUIRED = re.compile(r"\"([A-Z][A-Z0-9_]*) is not set: ([A-Z][A-Z0-9_]*)=(\w+)")
+def code_facts_path() -> Path:
+    path = os.environ.get(FACTS_ENV)
+    if not path:
+        sys.exit(f"{FACTS_ENV} is not set: these checks learn the code's facts from tests/manifests.rs; "
+                 "run them with `cargo test --test manifests`")
+    return Path(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parse_help(text: str) -> dict:
+    """clap's --help: {"subcommands": [...], "flags": {--flag: takes a value}, "subcommand_required": bool}."""
+    usage = re.search(r"^Usage: \S+(.*)$", text, re.M).group(1)
+    out = {"subcommands": [], "flags": {}, "subcommand_required": "<COMMAND>" in usage}
+    section = None
+    for line in text.splitlines():
+        if re.match(r"^\S.*:$", line):
+            section = line[:-1]
+        elif section == "Commands" and (m := re.match(r"^  (\S+)", line)) and m.group(1) != "help":
+            out["subcommands"].append(m.group(1))
+        elif section == "Options" and (m := re.match(r"^\s+(?:-\w, )?(--[\w-]+)( <[^>]+>| \[<[^>]+>\])?", line)):
+            if m.group(1) not in ("--help", "--version"):
+                out["flags"][m.group(1)] = m.group(2) is not None
+    return out
+
+
+def traced_run(program: Path, args: list[str], work: Path) -> dict:
+    """Runs `program args` with a complete configuration that takes every branch which reads more
+    (SMTP mailer, Kafka, trace export) and TODO_EVENTS_ENV_TRACE; stops it once it has read its
+    configuration. Returns its lookups (one dict per lookup) and what it printed."""
+    work.mkdir(parents=True)
+    trace = work / "trace.jsonl"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "TODO_EVENTS_ENV_TRACE": str(trace),
+        "DATABASE_URL": f"sqlite://{work}/db.sqlite",
+        "RUN_MIGRATIONS": "true",
+        "PORT": str(free_port()),
+        "NOTIFY_PORT": str(free_port()),
+        "RECUR_PORT": str(free_port()),
+        "OUTBOX_DIR": str(work / "outbox"),
+        "MAILER": "smtp",
+        "SMTP_URL": f"smtp://127.0.0.1:{free_port()}?tls=none",
+        "KAFKA_BROKERS": f"127.0.0.1:{free_port()}",
+        "KAFKA_DELIVERY_TIMEOUT": "1s",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{free_port()}/v1/traces",
+    }
+    log = (work / "output").open("wb")
+    proc = subprocess.Popen([str(program), *args], env=env, cwd=work, stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    start, size, stable_since = time.monotonic(), -1, time.monotonic()
+    while proc.poll() is None and time.monotonic() - start < 30:
+        now_size = trace.stat().st_size if trace.exists() else -1
+        if now_size != size:
+            size, stable_since = now_size, time.monotonic()
+        # Configuration is read at start: a trace that stopped growing for a second is complete.
+        elif size > 0 and time.monotonic() - stable_since > 1.0 and time.monotonic() - start > 2.0:
+            break
+        time.sleep(0.1)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.close()
+    lookups = [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
+    return {"args": args, "lookups": lookups, "output": (work / "output").read_text(errors="replace")[-2000:]}
+
+
+def cmd_facts() -> int:
+    """What the binaries say about themselves, once for all the checks: the --help of every
+    command and the variables every command looks up."""
+    code = json.loads(code_facts_path().read_text())
+    bins = Path(code["binaries_dir"])
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for binary in sorted(Workspace().binaries):
+            program = bins / binary
+            run = lambda *a: subprocess.run([str(program), *a], capture_output=True, text=True, check=True).stdout  # noqa: E731
+            top = run("--help")
+            helps = {"": top}
+            for sub in parse_help(top)["subcommands"]:
+                helps[sub] = run(sub, "--help")
+            modes = ([[]] if not parse_help(top)["subcommand_required"] else []) + \
+                [[sub] for sub in parse_help(top)["subcommands"]]
+            runs = [traced_run(program, mode, Path(tmp) / binary / (mode[0] if mode else "-")) for mode in modes]
+            out[binary] = {"help": helps, "runs": runs}
+            print(f"{binary}: {len(helps)} help texts, {len(runs)} runs, "
+                  f"{len({lk['name'] for r in runs for lk in r['lookups']})} variables looked up")
+    code_facts_path().with_name("binaries.json").write_text(json.dumps(out, indent=1))
+    return 0
+
+
+CONDITIONAL_MESSAGE = re.compile(r"^([A-Z][A-Z0-9_]*) is not set: ([A-Z][A-Z0-9_]*)=(\w+)")
+
+
+def prometheus_series(text: str) -> tuple[dict[str, set[str]], dict[str, list[float]]]:
+    """Series (sample name -> label names) and histogram bucket bounds of a /metrics text."""
+    series: dict[str, set[str]] = {}
+    bounds: dict[str, set[float]] = {}
+    for line in text.splitlines():
+        m = re.match(r"^(\w+)(?:\{(.*)\})? ", line)
+        if not m or line.startswith("#"):
+            continue
+        name, labels = m.group(1), dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        series.setdefault(name, set()).update(labels)
+        if name.endswith("_bucket") and labels.get("le") != "+Inf":
+            bounds.setdefault(name[: -len("_bucket")], set()).add(float(labels["le"]))
+    return series, {k: sorted(v) for k, v in bounds.items()}
 
 
 class Code:
-    """What the Rust sources say about configuration, HTTP, Kafka and the command lines."""
+    """What the code does and says about configuration, HTTP, Kafka, metrics and its command
+    lines: tests/manifests.rs's facts and the binaries' own statements (check.py facts)."""
 
     def __init__(self) -> None:
         self.ws = Workspace()
+        path = code_facts_path()
+        facts = json.loads(path.read_text())
+        self.facts = facts
+        binaries = json.loads(path.with_name("binaries.json").read_text())
+        missing = set(self.ws.binaries) - set(binaries)
+        if missing:
+            sys.exit(f"no facts for the binaries {sorted(missing)}: run `check.py facts` again")
         self.reads: dict[str, set[str]] = {}
         self.required: dict[str, set[str]] = {}
         self.conditional: dict[str, set[tuple[str, str, str]]] = {}
-        for binary, package in self.ws.binaries.items():
+        self.kafka_required: set[str] = set()
+        defaults: dict[str, str] = {}
+        for binary in self.ws.binaries:
             reads, req, cond = set(), set(), set()
-            for f in self.ws.sources(package):
-                src = strip_tests(f.read_text(encoding="utf-8"))
-                reads |= set(ENV_READER.findall(src)) | set(NAMED_HELPER.findall(src)) | set(CLAP_ENV.findall(src))
-                for names in ENV_ARRAY.findall(src):
-                    reads |= set(re.findall(r'"([A-Z][A-Z0-9_]*)"', names))
-                if "from_default_env" in src:
-                    reads.add("RUST_LOG")  # tracing_subscriber::EnvFilter's variable
-                req |= set(REQUIRED.findall(src))
-                cond |= set(CONDITIONAL_REQUIRED.findall(src))
+            for run in binaries[binary]["runs"]:
+                for lookup in run["lookups"]:
+                    reads.add(lookup["name"])
+                    if lookup["default"] is not None:
+                        defaults[lookup["name"]] = lookup["default"]
+                    if lookup["required"]:
+                        req.add(lookup["name"])
+                        if m := CONDITIONAL_MESSAGE.match(lookup["required"]):
+                            cond.add(m.groups())
+                        elif run["args"][:1] in (["consume"], ["replay-dead-letters"]):
+                            self.kafka_required.add(lookup["name"])
             self.reads[binary], self.required[binary], self.conditional[binary] = reads, req, cond
-        run = read("crates/host/src/run.rs")
-        self.default_port = int(re.search(r'var_or\("PORT",\s*(\d+)', run).group(1))
-        server = read("crates/host/src/server.rs")
-        self.routes = set(re.findall(r'\.route\("([^"]+)"', server))
-        self.health = {p for p in self.routes if p.startswith("/health/")}
-        kafka_cfg = strip_tests(read("crates/kafka/src/config.rs"))
-        self.kafka_required = set(REQUIRED.findall(kafka_cfg))
-        # topic field -> (variable, default)
-        topic_fields = dict(
-            (field, (var, default))
-            for field, var, default in re.findall(r'(\w+):\s*topic\("([A-Z_]+)",\s*"([^"]+)"\)', kafka_cfg)
-        )
-        # event kind -> topic field
-        kind_field = dict(re.findall(r"EventKind::(\w+)\s*=>\s*&self\.(\w+)", kafka_cfg))
-        self.functions: dict[str, dict] = {}
-        for package in ("notify", "recur"):
-            handler = read(f"functions/{package}/src/handler.rs")
-            name = re.search(r'const NAME: &\'static str = "([^"]+)"', handler).group(1)
-            kind = re.search(r"const ACCEPTS: EventKind = EventKind::(\w+)", handler).group(1)
-            var, default = topic_fields[kind_field[kind]]
-            self.functions[name] = {"binary": package, "topic_var": var, "topic_default": default}
-        dl = read("crates/kafka/src/dead_letters.rs")
-        self.dlq_suffix = re.search(r'format!\("\{topic\}(\.[a-z]+)"\)', dl).group(1)
-        consumer = read("crates/kafka/src/consumer.rs")
-        self.offset_reset = re.search(r'"auto\.offset\.reset",\s*"(\w+)"', consumer).group(1)
-        self.commands = self.command_lines()
-        sched = strip_tests(read("functions/scheduler-cron/src/config.rs"))
-        self.republish_after = float(re.search(
-            r'"SCHEDULER_REPUBLISH_AFTER",\s*HumanDuration\(std::time::Duration::from_secs\((\d+)\)\)', sched).group(1))
-        metrics = read("crates/host/src/metrics.rs")
-        self.metrics_prefix = re.search(r'Registry::new_custom\(Some\("(\w+)"', metrics).group(1)
+        self.default_port = int(defaults["PORT"])
+        self.republish_after = float(re.search(r"\(([\d.]+)s\)$", defaults["SCHEDULER_REPUBLISH_AFTER"]).group(1))
+        self.health = {p for f in facts["functions"].values() for p, status in f["health"].items()
+                       if p.startswith("/health/") and status == 200}
+        self.functions: dict[str, dict] = {
+            name: {"binary": name, "topic_var": f["topic_var"], "topic_default": f["topic_default"]}
+            for name, f in facts["functions"].items()}
+        self.dlq_suffix = facts["dead_letter_topic_of_t"].removeprefix("t")
+        self.offset_reset = facts["consumer_offset_reset"]
+        self.commands: dict[str, dict] = {}
+        for binary in self.ws.binaries:
+            helps = binaries[binary]["help"]
+            top = parse_help(helps[""])
+            self.commands[binary] = {
+                "flags": top["flags"],
+                "subcommands": {sub: parse_help(helps[sub])["flags"] for sub in top["subcommands"]},
+                "subcommand_required": top["subcommand_required"],
+            }
+        self.build_inputs = {binary: build_inputs(self.ws, Path(facts["binaries_dir"]), binary)
+                             for binary in self.ws.binaries}
 
-    def command_lines(self) -> dict[str, dict]:
-        """binary -> {"subcommands": {name: {flag: takes_value}}, "flags": {flag: takes_value}}
-        from the clap derive definitions (struct Cli fields, #[derive(Subcommand)] enums)."""
-        shared = self.subcommand_enum(read("crates/kafka/src/cli.rs"), "FunctionCommand")
-        out = {}
-        for binary, package in self.ws.binaries.items():
-            main = read(str((self.ws.packages[package]["dir"] / "src/main.rs").relative_to(ROOT)))
-            cli = re.search(r"struct Cli \{(.*?)\n\}", main, re.S).group(1)
-            flags = self.fields(cli)
-            subs: dict = {}
-            m = re.search(r"command:\s*(?:Option<)?(\w+)", cli)
-            if m:
-                enum = m.group(1)
-                subs = shared if enum == "FunctionCommand" else self.subcommand_enum(main, enum, shared)
-                flags.pop("--command", None)
-            out[binary] = {"flags": flags, "subcommands": subs, "subcommand_required": "Option<" not in cli}
-        return out
 
-    @staticmethod
-    def kebab(name: str) -> str:
-        return re.sub(r"(?<!^)([A-Z])", r"-\1", name).lower()
-
-    def fields(self, body: str) -> dict[str, bool]:
-        """--flag -> takes a value, for the #[arg(long...)] fields of a struct or variant body."""
-        flags = {}
-        for attrs, field, ty in re.findall(r"((?:#\[[^\]]*\]\s*)+)(\w+):\s*([\w<>]+)", body):
-            arg = re.search(r"#\[arg\(([^\]]*)\)\]", attrs)
-            if not arg or "long" not in arg.group(1):
-                continue
-            explicit = re.search(r'long\s*=\s*"([^"]+)"', arg.group(1))
-            flag = "--" + (explicit.group(1) if explicit else field.replace("_", "-"))
-            flags[flag] = ty != "bool"
-        return flags
-
-    def subcommand_enum(self, source: str, enum: str, shared: dict | None = None) -> dict:
-        body = re.search(r"enum " + enum + r" \{(.*?)\n\}", source, re.S).group(1)
-        subs = {}
-        for m in re.finditer(r"(#\[command\(flatten\)\]\s*)?\n\s*(\w+)(\s*\{(.*?)\n    \}|\((\w+)\))?,", body, re.S):
-            flatten, variant, _, fields, inner = m.groups()
-            if flatten and inner == "FunctionCommand" and shared is not None:
-                subs.update(shared)
-            elif not flatten:
-                subs[self.kebab(variant)] = self.fields(fields or "")
-        return subs
+def build_inputs(ws: Workspace, bins: Path, binary: str) -> set[Path] | None:
+    """Every file cargo read to build `binary`, from its dep-info files: the binary's own (the
+    deps/ file the binary is a hard link of) and those of the libraries of its package's
+    workspace dependencies. None when cargo left no dep-info for the binary."""
+    exe = bins / binary
+    deps = bins / "deps"
+    if not exe.exists():
+        return None
+    own = [f.with_suffix(".d") for f in deps.glob(binary.replace("-", "_") + "-*")
+           if not f.suffix and f.stat().st_ino == exe.stat().st_ino]
+    if not own or not own[0].exists():
+        return None
+    files = own
+    for package in ws.path_deps(ws.binaries[binary]):
+        lib = package.replace("-", "_")
+        files += [d for d in deps.glob(f"{lib}-*.d")
+                  if any(ln.startswith(str(deps / f"lib{lib}-")) and ln.split(":")[0].endswith(".rlib")
+                         for ln in d.read_text().splitlines())]
+    out = set()
+    for d in files:
+        # The first line: "<dep-info file>: <input> <input> …" (spaces in names escaped).
+        first = d.read_text().split("\n", 1)[0].split(": ", 1)
+        if len(first) == 2:
+            for item in re.split(r"(?<!\\) ", first[1].strip()):
+                if item:
+                    out.add((ROOT / item.replace("\\ ", " ")).resolve())
+    return out
 
 
 # ---------------------------------------------------------------- agreement
@@ -1665,16 +1754,17 @@ def cmd_image() -> int:
         report.check(member in copies or (member in ("Cargo.toml", "Cargo.lock") and any("Cargo.lock" in ln for ln in lines)),
                      f"Dockerfile copies {member}")
     report.check(re.search(r"^\*$", ignore, re.M) is not None, ".dockerignore starts from nothing (target/, .git/ out)")
-    for pattern in (r"include_str!\(\"([^\"]+)\"\)", r"migrate!\(\"([^\"]+)\"\)"):
-        for f in code.ws.sources("todo-events"):
-            for rel in re.findall(pattern, f.read_text()):
-                # include_str! is relative to the file, migrate! to the crate's manifest directory.
-                base = f.parent if "include_str" in pattern else max(
-                    (p["dir"] for p in code.ws.packages.values() if str(f).startswith(str(p["dir"]) + "/")),
-                    key=lambda d: len(str(d)))
-                target = (base / rel).resolve()
-                report.check(target.exists() and "/tests/" not in str(target.relative_to(ROOT)),
-                             f"build input {target.relative_to(ROOT)} is in the context")
+    # Every file cargo read to build a binary (its dep-info: sources, templates, migrations)
+    # is in the context, and none is a test's.
+    for binary, inputs in sorted(code.build_inputs.items()):
+        report.check(bool(inputs), f"cargo's dep-info of {binary} lists its inputs")
+        for target in sorted(inputs or ()):
+            if not target.is_relative_to(ROOT) or target.is_relative_to(ROOT / "target"):
+                continue
+            rel = target.relative_to(ROOT)
+            report.check(rel.parts[0] in allowed or str(rel) in allowed,
+                         f"{binary}: build input {rel} is in the context")
+            report.check("tests" not in rel.parts, f"{binary}: build input {rel} is not a test's")
     # Manifests run what the image has, as the image's user.
     for label, doc in all_manifests():
         for c in containers(doc):
@@ -1766,13 +1856,11 @@ def ksm_metrics(report: Report | None = None) -> dict[str, set[str]]:
     return out
 
 
-def histogram_buckets() -> dict[str, list[float]]:
-    """histogram metric (full name, without _bucket) -> its bucket bounds, from metrics.rs."""
-    src = read("crates/host/src/metrics.rs")
-    prefix = re.search(r'Registry::new_custom\(Some\("(\w+)"', src).group(1)
-    out = {}
-    for name, buckets in re.findall(r'HistogramOpts::new\(\s*"(\w+)".*?\.buckets\(vec!\[([^\]]*)\]', src, re.S):
-        out[f"{prefix}_{name}"] = [float(x) for x in re.findall(r"[\d.]+", buckets)]
+def histogram_buckets(code: Code) -> dict[str, list[float]]:
+    """histogram metric (full name, without _bucket) -> its bucket bounds, as the functions serve them."""
+    out: dict[str, list[float]] = {}
+    for f in code.facts["functions"].values():
+        out.update(prometheus_series(f["metrics"])[1])
     return out
 
 
@@ -1796,35 +1884,18 @@ def bucket_rules(buckets: dict[str, list[float]], rules: list[dict], timeouts: l
 
 
 class Metrics:
-    """The metrics the functions export (crates/host/src/metrics.rs) and the label values
-    the code can give them."""
+    """The metrics the functions export (their /metrics after handling an event and rejecting
+    one) and the label values the code can give them."""
 
     def __init__(self, code: Code) -> None:
-        src = read("crates/host/src/metrics.rs")
-        prefix = code.metrics_prefix
         self.series: dict[str, set[str]] = {}
-        decls = re.findall(
-            r"(IntCounterVec|HistogramVec|IntGauge)::(?:new|with_opts)\(\s*(?:Histogram)?Opts::new\(\s*\"(\w+)\""
-            r"(.*?)\)\s*(?:\.expect|;)", src, re.S)
-        for kind, name, rest in decls:
-            labels = set(re.findall(r'const_label\("(\w+)"', rest)) | set(re.findall(r'"(\w+)"', rest.split("&[", 1)[1])
-                                                                             if "&[" in rest else [])
-            full = f"{prefix}_{name}"
-            if kind == "HistogramVec":
-                self.series[f"{full}_bucket"] = labels | {"le"}
-                self.series[f"{full}_sum"] = labels
-                self.series[f"{full}_count"] = labels
-            else:
-                self.series[full] = labels
-        outcomes = set(re.findall(r'=>\s*"(\w+)"', re.search(r"fn problem_outcome.*?\n\}", read("crates/host/src/server.rs"),
-                                                                    re.S).group(0)))
-        outcomes |= set(re.findall(r'Self::\w+ => "(\w+)"', read("crates/host/src/function.rs")))
-        for f in ("functions/notify/src/handler.rs", "functions/recur/src/handler.rs"):
-            outcomes |= set(re.findall(r'Outcome::Done\("(\w+)"\)', read(f)))
-        outcomes |= set(re.findall(r'observe\([^,]+,\s*"(\w+)"', read("crates/kafka/src/consumer.rs")))
-        types = set(re.findall(r'pub const \w+: &str = "(dev\.todo\.[\w.-]+)"', read("crates/domain/src/events.rs")))
+        for f in code.facts["functions"].values():
+            for name, labels in prometheus_series(f["metrics"])[0].items():
+                self.series.setdefault(name, set()).update(labels)
+        outcomes = set(code.facts["outcomes"]) | {f["done"] for f in code.facts["functions"].values()}
+        types = set(code.facts["event_types"])
         self.values = {"function": set(code.functions), "outcome": outcomes, "type": types | {"other"}}
-        self.buckets = histogram_buckets()
+        self.buckets = histogram_buckets(code)
         self.ksm = ksm_metrics()
 
 
@@ -1985,6 +2056,7 @@ def main(argv: list[str]) -> int:
         "image": cmd_image,
         "observability": cmd_observability,
         "derive-namespace-schema": cmd_derive,
+        "facts": cmd_facts,
     }
     if len(argv) != 2 or argv[1] not in commands:
         print(__doc__)

@@ -1,7 +1,13 @@
 //! Settings from environment variables. A missing or malformed setting is one clear line
 //! naming the variable, and start-up stops there.
+//!
+//! Every variable a program reads goes through this module, so that what a binary reads is
+//! something it can say: with `TODO_EVENTS_ENV_TRACE=<file>` each lookup appends one JSON line
+//! to that file (`{"name", "default", "required"}`: the default a value falls back to, the
+//! message a missing required one gets). The manifest checks (tests/manifests.rs) run the
+//! binaries so to learn the variables they really read; nothing else sets it.
 
-use std::fmt::Display;
+use std::fmt::{Debug, Display};
 use std::str::FromStr;
 
 /// A configuration mistake, worded for the operator.
@@ -9,17 +15,40 @@ use std::str::FromStr;
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
+/// Appends the lookup of `name` to the trace file, when one is set.
+fn trace(name: &str, default: Option<String>, required: Option<&str>) {
+    use std::io::Write;
+    static TRACE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(path) = TRACE.get_or_init(|| std::env::var_os("TODO_EVENTS_ENV_TRACE").map(Into::into)) else {
+        return;
+    };
+    let line = serde_json::json!({"name": name, "default": default, "required": required}).to_string() + "\n";
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
 /// Reads `name`, falling back to `default` when unset or empty.
 pub fn var_or<T>(name: &str, default: T) -> Result<T, ConfigError>
 where
-    T: FromStr,
+    T: FromStr + Debug,
     T::Err: Display,
 {
-    Ok(var::<T>(name)?.unwrap_or(default))
+    trace(name, Some(format!("{default:?}")), None);
+    Ok(parse::<T>(name)?.unwrap_or(default))
 }
 
 /// Reads `name` if set (and not empty).
 pub fn var<T>(name: &str) -> Result<Option<T>, ConfigError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    trace(name, None, None);
+    parse(name)
+}
+
+fn parse<T>(name: &str) -> Result<Option<T>, ConfigError>
 where
     T: FromStr,
     T::Err: Display,
@@ -36,13 +65,34 @@ where
     }
 }
 
-/// Reads `name`, which must be set.
+/// Reads `name`, which must be set; `what` says why, after "`name` is not set: ".
 pub fn required<T>(name: &str, what: &str) -> Result<T, ConfigError>
 where
     T: FromStr,
     T::Err: Display,
 {
-    var::<T>(name)?.ok_or_else(|| ConfigError(format!("{name} is not set: {what}")))
+    let missing = format!("{name} is not set: {what}");
+    trace(name, None, Some(&missing));
+    parse::<T>(name)?.ok_or(ConfigError(missing))
+}
+
+/// Reads `name`, which must be set, and whose value no message may repeat (it holds a
+/// password): unlike [`required`], a value is never quoted, and it is not trimmed or parsed.
+pub fn required_secret(name: &str, what: &str) -> Result<String, ConfigError> {
+    let missing = format!("{name} is not set: {what}");
+    trace(name, None, Some(&missing));
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Err(ConfigError(missing)),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError(format!("{name} is not valid UTF-8"))),
+    }
+}
+
+/// `std::env::var(name)` as it is, for readers with rules of their own (logging, trace
+/// export, the host name): traced like every other lookup.
+pub fn env_var(name: &str) -> Result<String, std::env::VarError> {
+    trace(name, None, None);
+    std::env::var(name)
 }
 
 /// A boolean in the usual spellings.

@@ -11,9 +11,9 @@ pub mod decode;
 pub mod function;
 pub mod metrics;
 pub mod problem;
-pub mod run;
 pub mod server;
 pub mod shutdown;
+pub mod startup;
 pub mod telemetry;
 
 pub use function::{Answers, Event, Failure, Function, Outcome, Reply, Slots};

@@ -186,6 +186,12 @@ struct HostState<F> {
     in_flight: Semaphore,
 }
 
+/// Where readiness is served (Knative's and Kubernetes' probes): `200` once the database
+/// answers, `503` before and while draining.
+pub const READINESS_PATH: &str = "/health/readiness";
+/// Where liveness is served: `200` while the process serves at all.
+pub const LIVENESS_PATH: &str = "/health/liveness";
+
 /// Serves `function` on `listener` until `shutdown` is raised, then stops accepting, lets
 /// in-flight events finish (up to the shutdown timeout) and returns.
 pub async fn serve<F: Function>(
@@ -213,8 +219,8 @@ pub async fn serve_host<F: Function>(
         App::new()
             .app_data(state.clone())
             .route("/", web::post().to(receive::<F>))
-            .route("/health/readiness", web::get().to(readiness::<F>))
-            .route("/health/liveness", web::get().to(liveness))
+            .route(READINESS_PATH, web::get().to(readiness::<F>))
+            .route(LIVENESS_PATH, web::get().to(liveness))
             .route("/metrics", web::get().to(metrics::<F>))
             .default_service(web::to(fallback))
     })
@@ -369,7 +375,7 @@ async fn metrics<F: Function>(state: web::Data<HostState<F>>) -> HttpResponse {
 
 async fn fallback(req: HttpRequest) -> HttpResponse {
     let path = req.path();
-    let known = ["/", "/health/readiness", "/health/liveness", "/metrics"];
+    let known = ["/", READINESS_PATH, LIVENESS_PATH, "/metrics"];
     let problem = if known.contains(&path) {
         Problem::method_not_allowed(req.method().as_str(), path)
     } else {

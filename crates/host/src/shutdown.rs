@@ -28,10 +28,6 @@ impl Shutdown {
         self.0.cancel();
     }
 
-    pub fn is_triggered(&self) -> bool {
-        self.0.is_cancelled()
-    }
-
     /// Resolves once shutdown has been requested.
     pub async fn wait(&self) {
         self.0.cancelled().await

@@ -10,6 +10,7 @@
 //! function, carried in the CloudEvents `traceparent` extension (W3C Trace Context), see
 //! [`inject`] and [`extract`].
 
+use crate::config::env_var;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -41,9 +42,11 @@ impl Drop for Telemetry {
 /// Installs logging (and tracing export when configured) for `program`. Later calls are
 /// no-ops for logging (tests start many apps in one process).
 pub fn init(program: &str) -> Telemetry {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn,actix_web=warn,sqlx=warn"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let filter = env_var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new("info,actix_server=warn,actix_web=warn,sqlx=warn"));
+    let json = env_var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     // Logs go to stderr: stdout stays for command output (listings, summaries).
     let logs = if json {
         fmt::layer()
@@ -85,11 +88,11 @@ fn tracer_provider(program: &str) -> Result<Option<SdkTracerProvider>, String> {
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     ]
     .iter()
-    .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
+    .any(|v| env_var(v).is_ok_and(|s| !s.trim().is_empty()));
     if !configured {
         return Ok(None);
     }
-    let protocol = match std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
+    let protocol = match env_var("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
         Ok("http/json") => Protocol::HttpJson,
         Ok("http/protobuf") | Err(_) => Protocol::HttpBinary,
         Ok(other) => {
@@ -103,7 +106,7 @@ fn tracer_provider(program: &str) -> Result<Option<SdkTracerProvider>, String> {
         .with_protocol(protocol)
         .build()
         .map_err(|e| e.to_string())?;
-    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| program.to_owned());
+    let service = env_var("OTEL_SERVICE_NAME").unwrap_or_else(|_| program.to_owned());
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(service)
         .build();

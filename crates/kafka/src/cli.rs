@@ -6,7 +6,7 @@ use crate::config::KafkaConfig;
 use crate::consumer::{self, ConsumerOptions};
 use crate::dead_letters;
 use std::sync::Arc;
-use todo_events_host::run::{serve_on_port, Common};
+use todo_events_host::startup::{serve_on_port, CommonSettings};
 use todo_events_host::{serve_host, Function, Host, Shutdown};
 use todo_events_store::Store;
 
@@ -31,7 +31,7 @@ pub async fn run<F: Function>(
     command: Option<FunctionCommand>,
     build: impl FnOnce(Store) -> anyhow::Result<F>,
 ) -> anyhow::Result<()> {
-    let mut common = Common::from_env()?;
+    let mut common = CommonSettings::from_env()?;
     // The functions' statements are keyed lookups: plan them once (see StoreOptions).
     common.database.generic_plans = true;
     match command {
@@ -52,7 +52,7 @@ pub async fn run<F: Function>(
                 kafka,
             };
             let http = serve_host(host.clone(), listener, common.host.clone(), shutdown.clone());
-            let consume = consumer::run(host, options, shutdown.clone());
+            let consume = consumer::consume(host, options, shutdown.clone());
             let (http, consumed) = tokio::join!(http, async {
                 let r = consume.await;
                 // The consumer ending (error or shutdown) ends the process.

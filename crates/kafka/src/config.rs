@@ -1,9 +1,10 @@
 //! Kafka settings from the environment.
 
 use rdkafka::ClientConfig;
+use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::time::Duration;
-use todo_events_domain::HumanDuration;
+use todo_events_domain::{EventKind, HumanDuration};
 use todo_events_host::config::{required, var, var_or, ConfigError};
 
 /// How to reach the brokers, and the topics.
@@ -23,7 +24,7 @@ pub struct KafkaConfig {
     pub sasl_mechanism: Option<String>,
     /// `KAFKA_SASL_USERNAME` / `KAFKA_SASL_PASSWORD` (never logged).
     pub sasl_username: Option<String>,
-    pub sasl_password: Option<String>,
+    pub sasl_password: Option<SecretString>,
     /// `KAFKA_SSL_CA_LOCATION`: PEM file of the CA that signed the brokers' certificates
     /// (with `ssl` / `sasl_ssl`; default: the system's trust store).
     pub ssl_ca_location: Option<String>,
@@ -85,7 +86,7 @@ impl fmt::Debug for KafkaConfig {
             .field("security_protocol", &self.security_protocol)
             .field("sasl_mechanism", &self.sasl_mechanism)
             .field("sasl_username", &self.sasl_username)
-            .field("sasl_password", &self.sasl_password.as_ref().map(|_| "***"))
+            .field("sasl_password", &self.sasl_password)
             .field("ssl_ca_location", &self.ssl_ca_location)
             .field("consumer_batch", &self.consumer_batch)
             .field("retry", &self.retry)
@@ -111,7 +112,7 @@ impl KafkaConfig {
     }
 
     fn from_env_with(brokers: String) -> Result<Self, ConfigError> {
-        let topic = |name: &str, default: &str| -> Result<String, ConfigError> {
+        let topic = |(name, default): (&str, &str)| -> Result<String, ConfigError> {
             let t: String = var_or(name, default.to_owned())?;
             if t.is_empty()
                 || t.len() > 249
@@ -137,13 +138,13 @@ impl KafkaConfig {
         }
         let cfg = Self {
             brokers,
-            topic_reminders: topic("KAFKA_TOPIC_REMINDERS", "reminders")?,
-            topic_task_events: topic("KAFKA_TOPIC_TASK_EVENTS", "task-events")?,
+            topic_reminders: topic(Self::topic_setting(EventKind::ReminderDue))?,
+            topic_task_events: topic(Self::topic_setting(EventKind::RecurringTaskDue))?,
             group: var("KAFKA_GROUP")?,
             security_protocol,
             sasl_mechanism: var("KAFKA_SASL_MECHANISM")?,
             sasl_username: var("KAFKA_SASL_USERNAME")?,
-            sasl_password: var("KAFKA_SASL_PASSWORD")?,
+            sasl_password: var::<String>("KAFKA_SASL_PASSWORD")?.map(SecretString::from),
             ssl_ca_location: var("KAFKA_SSL_CA_LOCATION")?,
             session_timeout: var_or("KAFKA_SESSION_TIMEOUT", HumanDuration(Duration::from_secs(6)))?.0,
             delivery_timeout: var_or("KAFKA_DELIVERY_TIMEOUT", HumanDuration(Duration::from_secs(30)))?.0,
@@ -192,8 +193,8 @@ impl KafkaConfig {
     pub fn plaintext(brokers: impl Into<String>) -> Self {
         Self {
             brokers: brokers.into(),
-            topic_reminders: "reminders".into(),
-            topic_task_events: "task-events".into(),
+            topic_reminders: Self::topic_setting(EventKind::ReminderDue).1.into(),
+            topic_task_events: Self::topic_setting(EventKind::RecurringTaskDue).1.into(),
             group: None,
             security_protocol: "plaintext".into(),
             sasl_mechanism: None,
@@ -208,10 +209,18 @@ impl KafkaConfig {
     }
 
     /// The topic carrying `kind` events.
-    pub fn topic_for(&self, kind: todo_events_domain::EventKind) -> &str {
+    pub fn topic_for(&self, kind: EventKind) -> &str {
         match kind {
-            todo_events_domain::EventKind::ReminderDue => &self.topic_reminders,
-            todo_events_domain::EventKind::RecurringTaskDue => &self.topic_task_events,
+            EventKind::ReminderDue => &self.topic_reminders,
+            EventKind::RecurringTaskDue => &self.topic_task_events,
+        }
+    }
+
+    /// The variable that names the topic of `kind` events, and the topic when it is unset.
+    pub fn topic_setting(kind: EventKind) -> (&'static str, &'static str) {
+        match kind {
+            EventKind::ReminderDue => ("KAFKA_TOPIC_REMINDERS", "reminders"),
+            EventKind::RecurringTaskDue => ("KAFKA_TOPIC_TASK_EVENTS", "task-events"),
         }
     }
 
@@ -228,7 +237,7 @@ impl KafkaConfig {
             c.set("ssl.ca.location", ca);
         }
         if let (Some(u), Some(p)) = (&self.sasl_username, &self.sasl_password) {
-            c.set("sasl.username", u).set("sasl.password", p);
+            c.set("sasl.username", u).set("sasl.password", p.expose_secret());
         }
         c
     }
@@ -243,14 +252,14 @@ mod tests {
         c.security_protocol = "sasl_ssl".into();
         c.sasl_mechanism = Some("SCRAM-SHA-512".into());
         c.sasl_username = Some("todo".into());
-        c.sasl_password = Some("secret".into());
+        c.sasl_password = Some(secrecy::SecretString::from("secret"));
         assert!(crate::EventProducer::new(&c).is_ok());
     }
 
     #[test]
     fn debug_never_shows_the_password() {
         let mut c = super::KafkaConfig::plaintext("k:9092");
-        c.sasl_password = Some("hunter2".into());
+        c.sasl_password = Some(secrecy::SecretString::from("hunter2"));
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

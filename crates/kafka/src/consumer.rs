@@ -24,7 +24,7 @@ use futures::FutureExt;
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
-use rdkafka::ClientContext;
+use rdkafka::{ClientConfig, ClientContext};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -112,17 +112,11 @@ pub struct ConsumerOptions {
     pub group: String,
 }
 
-/// Consumes `opts.topic` with `host`'s function until `shutdown`.
-pub async fn run<F: Function>(
-    host: Host<F>,
-    opts: ConsumerOptions,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let partitions = Arc::new(Partitions::default());
-    let (assigned_tx, mut assigned_rx) = mpsc::unbounded_channel();
-    let consumer: StreamConsumer<Context> = opts
-        .kafka
-        .client_config()
+/// The consumer's client settings: the group, offsets stored by hand after the effect and
+/// committed every second, where a new group starts, rebalancing, fetch and session timing.
+pub fn consumer_config(opts: &ConsumerOptions) -> ClientConfig {
+    let mut config = opts.kafka.client_config();
+    config
         .set("group.id", &opts.group)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
@@ -145,12 +139,26 @@ pub async fn run<F: Function>(
         .set(
             "heartbeat.interval.ms",
             (opts.kafka.session_timeout.as_millis() / 3).max(100).to_string(),
-        )
-        .create_with_context(Context {
-            partitions: partitions.clone(),
-            consumer: OnceLock::new(),
-            assigned: assigned_tx,
-        })?;
+        );
+    config
+}
+
+/// The metrics `outcome` of an event sent to the dead-letter topic.
+pub const DEAD_LETTERED: &str = "dead_lettered";
+
+/// Consumes `opts.topic` with `host`'s function until `shutdown`.
+pub async fn consume<F: Function>(
+    host: Host<F>,
+    opts: ConsumerOptions,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let partitions = Arc::new(Partitions::default());
+    let (assigned_tx, mut assigned_rx) = mpsc::unbounded_channel();
+    let consumer: StreamConsumer<Context> = consumer_config(&opts).create_with_context(Context {
+        partitions: partitions.clone(),
+        consumer: OnceLock::new(),
+        assigned: assigned_tx,
+    })?;
     let consumer = Arc::new(consumer);
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
     consumer.subscribe(&[&opts.topic])?;
@@ -177,7 +185,7 @@ pub async fn run<F: Function>(
             batch: opts.kafka.consumer_batch,
             retry: opts.kafka.retry,
         };
-        (tx, tokio::spawn(worker.run(assigned.queue, rx)))
+        (tx, tokio::spawn(worker.work(assigned.queue, rx)))
     };
     loop {
         // The main queue serves the group's events (rebalances) and any message of a
@@ -267,7 +275,7 @@ enum Slot {
 impl<F: Function> PartitionWorker<F> {
     /// Takes batches from the partition's own queue (and any strays the main queue
     /// passed on, which are older) until shutdown or revocation.
-    async fn run(self, queue: Option<PartitionQueue>, mut strays: mpsc::Receiver<OwnedMessage>) {
+    async fn work(self, queue: Option<PartitionQueue>, mut strays: mpsc::Receiver<OwnedMessage>) {
         let mut batch: Vec<OwnedMessage> = Vec::with_capacity(self.batch);
         let mut strays_open = true;
         loop {
@@ -338,7 +346,7 @@ impl<F: Function> PartitionWorker<F> {
             match decoded {
                 Ok(d) => slots.push(Slot::Pending(d)),
                 Err(problem) => {
-                    metrics.observe("other", "dead_lettered", 0.0);
+                    metrics.observe("other", DEAD_LETTERED, 0.0);
                     if !self.dead_letter(message, &problem.to_string()).await {
                         return false;
                     }
@@ -378,7 +386,7 @@ impl<F: Function> PartitionWorker<F> {
                         retrying.get_or_insert((i, problem));
                     }
                     Err(problem) => {
-                        metrics.observe(ty, "dead_lettered", elapsed);
+                        metrics.observe(ty, DEAD_LETTERED, elapsed);
                         if !self.dead_letter(&messages[i], &problem.to_string()).await {
                             return false;
                         }
@@ -422,7 +430,7 @@ impl<F: Function> PartitionWorker<F> {
             if matches!(slot, Slot::Pending(_)) {
                 self.host
                     .metrics()
-                    .observe(F::ACCEPTS.cloudevent_type(), "dead_lettered", 0.0);
+                    .observe(F::ACCEPTS.cloudevent_type(), DEAD_LETTERED, 0.0);
                 if !self.dead_letter(message, &reason).await {
                     return false;
                 }

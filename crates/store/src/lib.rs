@@ -496,23 +496,28 @@ impl Store {
     }
 }
 
-/// Hides the password in a connection string (for error messages and logs).
+/// Hides the password of every `scheme://user:password@host…` in `text` (connection strings,
+/// SMTP URLs, error messages quoting them): the one URL redactor of the workspace.
 pub fn redact(text: &str) -> String {
-    match text.find("://") {
-        Some(scheme_end) => {
-            let rest = &text[scheme_end + 3..];
-            // The authority ends at the first '/'; a password may itself contain '@' (badly
-            // encoded), so the user info ends at the last '@' before that.
-            let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-            match (authority.rfind('@'), rest.find(':')) {
-                (Some(at), Some(colon)) if colon < at => {
-                    format!("{}://{}:***{}", &text[..scheme_end], &rest[..colon], &rest[at..])
-                }
-                _ => text.to_owned(),
-            }
+    let mut pieces: Vec<&str> = Vec::new();
+    let mut rest = text;
+    while let Some(scheme_end) = rest.find("://") {
+        pieces.push(&rest[..scheme_end + 3]);
+        rest = &rest[scheme_end + 3..];
+        // The URL ends at white space or a quote. A badly encoded password may itself hold
+        // '@' or '/', so the user info ends at the URL's last '@'.
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(rest.len());
+        let url = &rest[..end];
+        match (url.rfind('@'), url.find(':')) {
+            (Some(at), Some(colon)) if colon < at => pieces.extend([&url[..colon], ":***", &url[at..]]),
+            _ => pieces.push(url),
         }
-        None => text.to_owned(),
+        rest = &rest[end..];
     }
+    pieces.push(rest);
+    pieces.concat()
 }
 
 #[cfg(test)]
@@ -527,6 +532,14 @@ mod tests {
         assert_eq!(
             super::redact("postgres://app:p@ss@db:5432/todo"),
             "postgres://app:***@db:5432/todo"
+        );
+        assert_eq!(
+            super::redact("postgres://app:pa/ss@db/todo"),
+            "postgres://app:***@db/todo"
+        );
+        assert_eq!(
+            super::redact("a postgres://a:x@db/1 and \"smtp://u:y@relay:25\"; sqlite://z.db"),
+            "a postgres://a:***@db/1 and \"smtp://u:***@relay:25\"; sqlite://z.db"
         );
         let opts = super::StoreOptions::new("postgres://app:s3cret@db/todo");
         assert!(!format!("{opts:?}").contains("s3cret"));

@@ -1,13 +1,15 @@
-//! notify's settings (see the configuration table in the README and docs/EMAIL.md).
+//! notify's settings, read from the environment (see the configuration table in the README
+//! and docs/EMAIL.md). Only reading and checking them is here: what `SMTP_URL` means is the
+//! mailer's ([`crate::mail::smtp_url`]).
 //!
-//! The SMTP password lives in `SMTP_URL`; it is kept in a [`Secret`] and never printed: the
-//! `Debug` of every settings type and every error message shows `***` in its place.
+//! The SMTP password lives in `SMTP_URL`; it is never printed: the `Debug` of every settings
+//! type and every error message shows `***` in its place.
 
-use std::fmt;
+use crate::mail::smtp_url::SmtpUrl;
 use std::path::PathBuf;
 use std::time::Duration;
 use todo_events_domain::HumanDuration;
-use todo_events_host::config::{var, var_or, ConfigError};
+use todo_events_host::config::{required_secret, var, var_or, ConfigError};
 
 /// Where mail goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,228 +34,8 @@ impl std::str::FromStr for MailerKind {
     }
 }
 
-/// A value that must never be shown: `Debug` and `Display` print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    /// The value itself, for the one place that needs it (the SMTP login).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// How the SMTP connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpSecurity {
-    /// `smtps://`: TLS from the first byte (port 465 by default).
-    ImplicitTls,
-    /// `smtp://` (default) or `smtp://…?tls=required`: STARTTLS, and no mail without it
-    /// (port 587 by default).
-    StartTlsRequired,
-    /// `smtp://…?tls=opportunistic`: STARTTLS when the server offers it, plain text
-    /// otherwise — but never a password in plain text (port 587 by default).
-    StartTlsOpportunistic,
-    /// `smtp://…?tls=none`: plain text, for a relay on the same host or pod (port 25 by
-    /// default). A password is accepted only for a loopback host.
-    None,
-}
-
-/// `SMTP_URL`, parsed: `smtp://[user[:password]@]host[:port][/ehlo-name][?tls=required|opportunistic|none]`
-/// or `smtps://[user[:password]@]host[:port][/ehlo-name]`. User and password are
-/// percent-decoded. `Debug` and `Display` show the URL with the password replaced by `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SmtpUrl {
-    pub host: String,
-    pub port: u16,
-    pub security: SmtpSecurity,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    /// The name sent with EHLO (the URL's path); the machine's host name when absent.
-    pub hello_name: Option<String>,
-}
-
-impl SmtpUrl {
-    /// Parses `SMTP_URL`. Error messages never contain the password (nor the URL as given,
-    /// which may carry it).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let url = url::Url::parse(text.trim())
-            .map_err(|e| format!("{} is not a URL ({e})", redact_url_text(text.trim())))?;
-        let shown = redact_url(&url);
-        let tls = url
-            .query_pairs()
-            .find(|(k, _)| k == "tls")
-            .map(|(_, v)| v.into_owned());
-        if let Some((k, _)) = url.query_pairs().find(|(k, _)| k != "tls") {
-            return Err(format!(
-                "{shown}: unknown parameter {k:?} (the only one is tls=required|opportunistic|none)"
-            ));
-        }
-        let (security, default_port) = match (url.scheme(), tls.as_deref()) {
-            ("smtps", None) => (SmtpSecurity::ImplicitTls, 465),
-            ("smtps", Some(_)) => {
-                return Err(format!(
-                    "{shown}: smtps:// is always TLS; tls= only applies to smtp://"
-                ))
-            }
-            ("smtp", None | Some("required")) => (SmtpSecurity::StartTlsRequired, 587),
-            ("smtp", Some("opportunistic")) => (SmtpSecurity::StartTlsOpportunistic, 587),
-            ("smtp", Some("none")) => (SmtpSecurity::None, 25),
-            ("smtp", Some(other)) => {
-                return Err(format!(
-                    "{shown}: tls={other:?} is unknown (required, opportunistic or none)"
-                ))
-            }
-            (scheme, _) => {
-                return Err(format!(
-                    "{shown}: the scheme must be smtp or smtps, not {scheme:?}"
-                ))
-            }
-        };
-        let host = match url.host() {
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            Some(host) => host.to_string(),
-            None => return Err(format!("{shown}: no host")),
-        };
-        let decode = |s: &str| -> Result<String, String> {
-            percent_decode(s).ok_or_else(|| format!("{shown}: the user or password is not valid UTF-8"))
-        };
-        let username = match url.username() {
-            "" => None,
-            u => Some(decode(u)?),
-        };
-        let password = url.password().map(decode).transpose()?.map(Secret);
-        if password.is_some() && username.is_none() {
-            return Err(format!("{shown}: a password needs a user name"));
-        }
-        let path = url.path().trim_matches('/');
-        let hello_name = (!path.is_empty()).then(|| path.to_owned());
-        let parsed = Self {
-            port: url.port().unwrap_or(default_port),
-            host,
-            security,
-            username,
-            password,
-            hello_name,
-        };
-        if parsed.security == SmtpSecurity::None && parsed.username.is_some() && !parsed.is_loopback() {
-            return Err(format!(
-                "{shown}: tls=none would send the password in plain text to a host that is not \
-                 this machine; use STARTTLS (tls=required) or smtps://"
-            ));
-        }
-        Ok(parsed)
-    }
-
-    /// Is the relay on this machine (where plain text never crosses a network)?
-    pub fn is_loopback(&self) -> bool {
-        match self.host.parse::<std::net::IpAddr>() {
-            Ok(ip) => ip.is_loopback(),
-            Err(_) => self.host.eq_ignore_ascii_case("localhost"),
-        }
-    }
-
-    /// `host:port`, for messages.
-    pub fn server(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl fmt::Display for SmtpUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.security == SmtpSecurity::ImplicitTls {
-            "smtps"
-        } else {
-            "smtp"
-        };
-        write!(f, "{scheme}://")?;
-        if let Some(user) = &self.username {
-            write!(f, "{user}")?;
-            if self.password.is_some() {
-                f.write_str(":***")?;
-            }
-            f.write_str("@")?;
-        }
-        write!(f, "{}", self.server())?;
-        if let Some(name) = &self.hello_name {
-            write!(f, "/{name}")?;
-        }
-        match self.security {
-            SmtpSecurity::StartTlsOpportunistic => f.write_str("?tls=opportunistic"),
-            SmtpSecurity::None => f.write_str("?tls=none"),
-            SmtpSecurity::ImplicitTls | SmtpSecurity::StartTlsRequired => Ok(()),
-        }
-    }
-}
-
-impl fmt::Debug for SmtpUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SmtpUrl({self})")
-    }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The URL with its password replaced by `***`.
-fn redact_url(url: &url::Url) -> String {
-    let mut shown = url.clone();
-    if shown.password().is_some() {
-        let _ = shown.set_password(Some("***"));
-    }
-    shown.to_string()
-}
-
-/// Redacts `scheme://user:password@…` in text that did not even parse as a URL.
-fn redact_url_text(text: &str) -> String {
-    let Some(start) = text.find("://").map(|i| i + 3) else {
-        return text.to_owned();
-    };
-    let rest = &text[start..];
-    let Some(at) = rest.rfind('@') else {
-        return text.to_owned();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!("{}{}:***{}", &text[..start], &rest[..colon], &rest[at..]),
-        None => text.to_owned(),
-    }
-}
-
 /// The SMTP mailer's settings (`MAILER=smtp`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SmtpSettings {
     /// `SMTP_URL`.
     pub url: SmtpUrl,
@@ -279,19 +61,12 @@ impl SmtpSettings {
 
     /// Reads `SMTP_URL` (required), `SMTP_CA_FILE`, `SMTP_TIMEOUT`, `SMTP_MAX_SESSIONS`.
     pub fn from_env() -> Result<Self, ConfigError> {
-        // Not through `var`: its error message repeats the value, and this one holds a password.
-        let raw = match std::env::var("SMTP_URL") {
-            Ok(v) if !v.trim().is_empty() => v,
-            Ok(_) | Err(std::env::VarError::NotPresent) => {
-                return Err(ConfigError(
-                    "SMTP_URL is not set: MAILER=smtp needs the relay, e.g. smtp://user:password@mail.example.com:587"
-                        .into(),
-                ))
-            }
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(ConfigError("SMTP_URL is not valid UTF-8".into()))
-            }
-        };
+        // Not through `required`: its error message repeats the value, and this one holds a
+        // password.
+        let raw = required_secret(
+            "SMTP_URL",
+            "MAILER=smtp needs the relay, e.g. smtp://user:password@mail.example.com:587",
+        )?;
         let url = SmtpUrl::parse(&raw).map_err(|e| ConfigError(format!("SMTP_URL is invalid: {e}")))?;
         let timeout: HumanDuration = var_or("SMTP_TIMEOUT", HumanDuration(Duration::from_secs(30)))?;
         let max_sessions: usize = var_or("SMTP_MAX_SESSIONS", 4)?;
@@ -438,45 +213,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn smtp_urls_follow_the_documented_forms() {
-        let u = SmtpUrl::parse("smtp://relay.example.com").unwrap();
-        assert_eq!((u.port, u.security), (587, SmtpSecurity::StartTlsRequired));
-        let u = SmtpUrl::parse("smtp://relay.example.com:2525?tls=opportunistic").unwrap();
-        assert_eq!((u.port, u.security), (2525, SmtpSecurity::StartTlsOpportunistic));
-        let u = SmtpUrl::parse("smtp://localhost?tls=none").unwrap();
-        assert_eq!((u.port, u.security), (25, SmtpSecurity::None));
-        let u =
-            SmtpUrl::parse("smtps://me%40example.com:p%40ss%3Aw%2Frd@mail.example.com/notify.example.com")
-                .unwrap();
-        assert_eq!((u.port, u.security), (465, SmtpSecurity::ImplicitTls));
-        assert_eq!(u.username.as_deref(), Some("me@example.com"));
-        assert_eq!(u.password.as_ref().unwrap().expose(), "p@ss:w/rd");
-        assert_eq!(u.hello_name.as_deref(), Some("notify.example.com"));
-        let u = SmtpUrl::parse("smtp://[::1]:25?tls=none").unwrap();
-        assert_eq!(u.server(), "[::1]:25");
-        assert!(u.is_loopback());
-    }
-
-    #[test]
-    fn bad_smtp_urls_are_explained_without_the_password() {
-        for (url, expect) in [
-            ("http://u:hunter2@relay", "scheme"),
-            ("smtp://u:hunter2@relay?tls=maybe", "tls=\"maybe\""),
-            ("smtps://u:hunter2@relay?tls=required", "always TLS"),
-            ("smtp://u:hunter2@relay?tsl=none", "unknown parameter"),
-            ("smtp://u:hunter2@relay.example.com?tls=none", "plain text"),
-            ("smtp://u:hunter2@[relay", "not a URL"),
-            ("smtp://:hunter2@relay", "user name"),
-        ] {
-            let err = SmtpUrl::parse(url).unwrap_err();
-            assert!(err.contains(expect), "{url}: {err}");
-            assert!(!err.contains("hunter2"), "{url}: {err}");
-        }
-        // A password is fine in plain text only when the relay is this machine.
-        assert!(SmtpUrl::parse("smtp://u:hunter2@127.0.0.1:2525?tls=none").is_ok());
-    }
-
-    #[test]
     fn debug_and_display_redact_the_password() {
         let s = SmtpSettings::new("smtp://relay-user:hunter2@mail.example.com:587").unwrap();
         let cfg = NotifyConfig::smtp(s);
@@ -490,7 +226,6 @@ mod tests {
             cfg.smtp.as_ref().unwrap().url.to_string(),
             "smtp://relay-user:***@mail.example.com:587"
         );
-        assert_eq!(format!("{:?}", Secret::new("x")), "***");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use todo_events_host::run::exit_status;
+use todo_events_host::startup::exit_status;
 use todo_events_kafka::cli::FunctionCommand;
 
 /// Sends reminder e-mails for `dev.todo.reminder.due` events, once.

@@ -7,7 +7,8 @@ mod server;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
-use notify::config::{SmtpSettings, SmtpUrl};
+use notify::config::SmtpSettings;
+use notify::mail::smtp_url::SmtpUrl;
 use notify::{Notify, NotifyConfig};
 use serde_json::Value;
 use server::{self_signed_certificate, Options, SmtpServer};

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use todo_events_host::run::exit_status;
+use todo_events_host::startup::exit_status;
 use todo_events_kafka::cli::FunctionCommand;
 
 /// Creates task instances for `dev.todo.recurring-task.due` events, once, and advances the

@@ -97,7 +97,7 @@ impl SchedulerConfig {
 
 /// `<host>-<pid>-<random>`: unique per process, readable in the database.
 pub fn default_owner() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "scheduler".into());
+    let host = todo_events_host::config::env_var("HOSTNAME").unwrap_or_else(|_| "scheduler".into());
     format!("{host}-{}-{:08x}", std::process::id(), rand_suffix())
 }
 

@@ -6,7 +6,7 @@ use scheduler_cron::publish::{AnyPublisher, KafkaPublisher};
 use std::process::ExitCode;
 use todo_events_domain::HumanDuration;
 use todo_events_host::config::ConfigError;
-use todo_events_host::run::{exit_status, Common};
+use todo_events_host::startup::{exit_status, CommonSettings};
 use todo_events_host::Shutdown;
 
 /// Publishes one CloudEvent per due reminder and recurring-task occurrence.
@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let common = Common::from_env()?;
+    let common = CommonSettings::from_env()?;
     let config = scheduler_cron::SchedulerConfig::from_env()?;
     let store = common.open_store().await?;
     // Kafka when KAFKA_BROKERS is set, HTTP sinks otherwise; never both.
@@ -83,5 +83,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         (None, true, Some(every)) => scheduler_cron::pass::Mode::Loop { every: every.0 },
         _ => scheduler_cron::pass::Mode::Once,
     };
-    scheduler.run(mode, Shutdown::on_signals()).await
+    scheduler.poll(mode, Shutdown::on_signals()).await
 }

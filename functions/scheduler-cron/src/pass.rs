@@ -329,8 +329,8 @@ pub enum Mode {
 }
 
 impl<P: Publisher> Scheduler<P> {
-    /// Runs passes according to `mode` until done or `shutdown`.
-    pub async fn run(&self, mode: Mode, shutdown: todo_events_host::Shutdown) -> anyhow::Result<()> {
+    /// Polls: passes according to `mode` (one, or one every `every`) until done or `shutdown`.
+    pub async fn poll(&self, mode: Mode, shutdown: todo_events_host::Shutdown) -> anyhow::Result<()> {
         let (deadline, every) = match mode {
             Mode::Once => {
                 let report = self.pass().await?;

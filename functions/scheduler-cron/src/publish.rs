@@ -1,5 +1,6 @@
-//! Publishing events: the [`Publisher`] seam and the HTTP sink publisher (the local stack,
-//! Knative `K_SINK`).
+//! Publishing events: the [`Publisher`] seam, the HTTP sink publisher (the local stack,
+//! Knative `K_SINK`) and the Kafka publisher (`KAFKA_BROKERS`); [`AnyPublisher`] is whichever
+//! the configuration chose.
 
 use cloudevents::binding::reqwest::RequestBuilderExt;
 use cloudevents::{Event, EventBuilder, EventBuilderV10};

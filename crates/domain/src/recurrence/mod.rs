@@ -186,16 +186,6 @@ pub fn parse_local(s: &str) -> Result<NaiveDateTime, RecurrenceError> {
         .ok_or_else(|| RecurrenceError::DtStart(s.to_owned()))
 }
 
-/// Parses an IANA zone name.
-pub fn parse_zone(s: &str) -> Result<Zone, RecurrenceError> {
-    Zone::parse(s)
-}
-
-/// RFC 5545 §3.3.5: the instant a local wall time in `zone` stands for (see [`Zone::resolve`]).
-pub fn resolve(zone: &Zone, wall: NaiveDateTime) -> DateTime<Utc> {
-    zone.resolve(wall)
-}
-
 impl Schedule {
     /// Parses `rule` (an RFC 5545 RECUR value, optional `RRULE:` prefix) for a task starting
     /// at local `dtstart` in zone `tz`. A rule that cannot produce a single occurrence from

@@ -3,12 +3,14 @@
 //! - [`compose`] — the message: subject, text and HTML parts rendered from templates
 //!   (built in, or from `MAIL_TEMPLATE_DIR`) in the recipient's time zone.
 //! - [`smtp`] — the SMTP mailer: sessions, TLS, login, and which failures are worth a retry.
+//! - [`smtp_url`] — `SMTP_URL`: relay, TLS mode and login, the password kept secret.
 //!
 //! Messages are built with lettre, which encodes headers (non-ASCII subjects, names); task
 //! titles are made single-line before they reach a header, so they cannot add headers.
 
 pub mod compose;
 pub mod smtp;
+pub mod smtp_url;
 
 use crate::config::{MailerKind, NotifyConfig};
 use chrono::{DateTime, Utc};

@@ -15,10 +15,11 @@
 //! | waiting for a session, or the whole conversation, longer than `SMTP_TIMEOUT` | | transient |
 //!
 //! No text this module produces contains the password: the URL is never handed to lettre
-//! (it is parsed in `config`), and every error text is scrubbed of the password anyway.
+//! (it is parsed in [`super::smtp_url`]), and every error text is scrubbed of the password anyway.
 
+use super::smtp_url::{SmtpSecurity, SmtpUrl};
 use super::MailError;
-use crate::config::{SmtpSecurity, SmtpSettings, SmtpUrl};
+use crate::config::SmtpSettings;
 use lettre::address::Envelope;
 use lettre::message::Message;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -96,18 +97,14 @@ impl SmtpMailer {
             }
         };
         let credentials = url.username.as_ref().map(|user| {
-            let password = url
-                .password
-                .as_ref()
-                .map(|p| p.expose().to_owned())
-                .unwrap_or_default();
+            let password = url.expose_password().unwrap_or_default().to_owned();
             Credentials::new(user.clone(), password)
         });
         let secrets = url
-            .password
-            .iter()
-            .map(|p| p.expose().to_owned())
+            .expose_password()
             .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .into_iter()
             .collect();
         let hello = match &url.hello_name {
             Some(name) => ClientId::Domain(name.clone()),

@@ -14,16 +14,16 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://todo-events.db";
 
 /// Settings every function reads.
 #[derive(Debug, Clone)]
-pub struct Common {
+pub struct CommonSettings {
     pub database: StoreOptions,
     /// `RUN_MIGRATIONS`: apply migrations at start (default false: a Job does it in clusters).
-    pub run_migrations: bool,
+    pub migrate_at_start: bool,
     /// `PORT` (default 8080).
     pub port: u16,
     pub host: HostOptions,
 }
 
-impl Common {
+impl CommonSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut database = StoreOptions::new(var_or("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?);
         database.max_connections = var_or("DATABASE_MAX_CONNECTIONS", database.max_connections)?;
@@ -32,7 +32,7 @@ impl Common {
         }
         Ok(Self {
             database,
-            run_migrations: var_or("RUN_MIGRATIONS", Flag(false))?.0,
+            migrate_at_start: var_or("RUN_MIGRATIONS", Flag(false))?.0,
             port: var_or("PORT", 8080u16)?,
             host: HostOptions::from_env()?,
         })
@@ -41,7 +41,7 @@ impl Common {
     /// Opens the store (and migrates it when asked). A bad `DATABASE_URL` is a config error.
     pub async fn open_store(&self) -> anyhow::Result<Store> {
         let store = Store::open(&self.database).map_err(|e| ConfigError(e.to_string()))?;
-        if self.run_migrations {
+        if self.migrate_at_start {
             store.migrate().await?;
         }
         Ok(store)
@@ -49,7 +49,7 @@ impl Common {
 }
 
 /// Serves `function` on `PORT` until SIGTERM / Ctrl-C.
-pub async fn serve_on_port<F: Function>(function: F, common: &Common) -> anyhow::Result<()> {
+pub async fn serve_on_port<F: Function>(function: F, common: &CommonSettings) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(("0.0.0.0", common.port))
         .map_err(|e| anyhow::anyhow!("cannot listen on PORT={}: {e}", common.port))?;
     tracing::info!(function = F::NAME, port = common.port, "starting");
