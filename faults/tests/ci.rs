@@ -1,11 +1,27 @@
 //! The CI size of the fault-injection suite (`faults --small`: 2 000 reminders and 400
 //! occurrences through PostgreSQL, the broker and SMTP while everything fails in turn). The
 //! suite prints its counts and exits non-zero on any loss or unexplained duplicate.
+//!
+//! It needs the `kafka` feature (the suite is built only with it), PostgreSQL and the test
+//! virtualenv (broker, SMTP server); without one of them it is skipped with a message naming
+//! what to install, and fails under CI=true (`todo_events_testkit::require`).
 
+#[cfg(feature = "kafka")]
 use std::process::Command;
+use todo_events_testkit::require;
 
+#[cfg(not(feature = "kafka"))]
+#[test]
+fn the_fault_suite_needs_the_kafka_feature() {
+    require::kafka_feature("the fault-injection suite (faults/tests/ci.rs)");
+}
+
+#[cfg(feature = "kafka")]
 #[test]
 fn the_small_fault_suite_loses_nothing_and_duplicates_nothing() {
+    if require::postgres().is_none() || !require::kafka_broker() || !require::smtp() {
+        return;
+    }
     // The suite starts the functions' binaries from its own directory: they must be built.
     for function in ["notify", "recur", "scheduler-cron"] {
         todo_events_testkit::binary(function);

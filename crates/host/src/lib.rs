@@ -9,6 +9,7 @@
 pub mod config;
 pub mod decode;
 pub mod function;
+pub mod function_binary;
 pub mod metrics;
 pub mod problem;
 pub mod server;

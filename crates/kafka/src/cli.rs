@@ -1,12 +1,15 @@
-//! The command line every function binary shares: with no subcommand the HTTP function on
-//! `PORT`; `consume` consumes the function's topic directly (health and metrics stay on
-//! `PORT`); `replay-dead-letters` moves dead letters back onto the topic after a fix.
+//! The Kafka subcommands every function binary built with the `kafka` feature has: `consume`
+//! consumes the function's topic directly (health and metrics stay on `PORT`);
+//! `replay-dead-letters` moves dead letters back onto the topic after a fix. Without a
+//! subcommand a function binary serves HTTP, which needs no Kafka and starts from
+//! `todo_events_host::function_binary` (so a binary without the feature does not link
+//! librdkafka).
 
 use crate::config::KafkaConfig;
 use crate::consumer::{self, ConsumerOptions};
 use crate::dead_letters;
 use std::sync::Arc;
-use todo_events_host::startup::{serve_on_port, CommonSettings};
+use todo_events_host::function_binary::settings;
 use todo_events_host::{serve_host, Function, Host, Shutdown};
 use todo_events_store::Store;
 
@@ -26,20 +29,14 @@ pub enum FunctionCommand {
     },
 }
 
-/// Runs a function binary: HTTP when `command` is `None`.
-pub async fn run<F: Function>(
-    command: Option<FunctionCommand>,
+/// Runs the Kafka subcommand `command` of the function that `build` makes from the store.
+pub async fn run_kafka_subcommand<F: Function>(
+    command: FunctionCommand,
     build: impl FnOnce(Store) -> anyhow::Result<F>,
 ) -> anyhow::Result<()> {
-    let mut common = CommonSettings::from_env()?;
-    // The functions' statements are keyed lookups: plan them once (see StoreOptions).
-    common.database.generic_plans = true;
+    let common = settings()?;
     match command {
-        None => {
-            let function = build(common.open_store().await?)?;
-            serve_on_port(function, &common).await
-        }
-        Some(FunctionCommand::Consume) => {
+        FunctionCommand::Consume => {
             let kafka = KafkaConfig::from_env()?;
             let function = build(common.open_store().await?)?;
             let host = Host::new(Arc::new(function));
@@ -63,7 +60,7 @@ pub async fn run<F: Function>(
             http?;
             Ok(())
         }
-        Some(FunctionCommand::ReplayDeadLetters { limit, dry_run }) => {
+        FunctionCommand::ReplayDeadLetters { limit, dry_run } => {
             let kafka = KafkaConfig::from_env()?;
             let topic = kafka.topic_for(F::ACCEPTS).to_owned();
             let group = kafka.group.clone().unwrap_or_else(|| F::NAME.to_owned());

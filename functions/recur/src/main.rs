@@ -1,14 +1,24 @@
-//! `recur`: with no subcommand, the HTTP function on `PORT`; `recur occurrences` previews a rule.
+//! `recur`: with no subcommand, the HTTP function on `PORT`; `recur occurrences` previews a rule;
+//! built with the `kafka` feature (as the Dockerfile builds it) also `recur consume` and
+//! `recur replay-dead-letters`.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use todo_events_host::startup::exit_status;
+#[cfg(feature = "kafka")]
 use todo_events_kafka::cli::FunctionCommand;
 
 /// Creates task instances for `dev.todo.recurring-task.due` events, once, and advances the
 /// recurring task to its next occurrence.
 #[derive(Parser)]
 #[command(version, about)]
+#[cfg_attr(
+    not(feature = "kafka"),
+    command(
+        after_help = "Built without the `kafka` feature: no `consume` or `replay-dead-letters` \
+                          (cargo build --release --features kafka -p recur)"
+    )
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -16,6 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[cfg(feature = "kafka")]
     #[command(flatten)]
     Function(FunctionCommand),
     /// Lists the next occurrences of a rule, one per line (RFC 3339 UTC).
@@ -64,13 +75,22 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Some(Command::Function(command)) => run(Some(command)).await,
-        None => run(None).await,
+        #[cfg(feature = "kafka")]
+        Some(Command::Function(command)) => {
+            let _telemetry = todo_events_host::telemetry::init("recur");
+            let result = todo_events_kafka::cli::run_kafka_subcommand(command, build).await;
+            exit_status("recur", result)
+        }
+        None => {
+            let _telemetry = todo_events_host::telemetry::init("recur");
+            exit_status(
+                "recur",
+                todo_events_host::function_binary::serve_http(build).await,
+            )
+        }
     }
 }
 
-async fn run(command: Option<FunctionCommand>) -> ExitCode {
-    let _telemetry = todo_events_host::telemetry::init("recur");
-    let result = todo_events_kafka::cli::run(command, |store| Ok(recur::Recur::new(store))).await;
-    exit_status("recur", result)
+fn build(store: todo_events_store::Store) -> anyhow::Result<recur::Recur> {
+    Ok(recur::Recur::new(store))
 }

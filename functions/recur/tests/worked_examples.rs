@@ -64,6 +64,18 @@ fn every_worked_example_gets_the_spec_answer() {
 #[test]
 fn the_shared_example_files_agree_too_when_present() {
     let shared = workspace().join("../shared/recurrence");
+    if !shared.is_dir() {
+        // A clone on its own (no shared folder beside it) has the copied examples only, which
+        // the test above ran. Said on stderr directly: the harness hides a passing test's
+        // `eprintln!`.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED: no {} beside the workspace: only the worked examples copied into tests/data/recurrence ran",
+            shared.display()
+        );
+        return;
+    }
     let mut checked = 0;
     for (cases, expected) in pairs_in(&shared) {
         let (n, failures) = run_file(&cases, &expected);

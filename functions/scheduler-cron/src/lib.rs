@@ -2,8 +2,8 @@
 //! one CloudEvent each and marks them published once the sink acknowledged them.
 //!
 //! - [`pass`] — one claim → publish → mark cycle (the logic).
-//! - [`publish`] — where events go: HTTP sinks (the local stack, Knative `K_SINK`) or Kafka
-//!   topics (`KAFKA_BROKERS`), never both.
+//! - [`publish`] — where events go: HTTP sinks (the local stack, Knative `K_SINK`) or, with the
+//!   `kafka` feature, Kafka topics (`KAFKA_BROKERS`), never both.
 //! - [`config`] — its settings.
 
 pub mod config;

@@ -1,8 +1,11 @@
 //! `scheduler-cron`: one pass by default; `--for D --every E` keeps polling for D (the
-//! CronJob mode); `--loop --every E` runs until stopped.
+//! CronJob mode); `--loop --every E` runs until stopped. It publishes to the HTTP sinks, or to
+//! Kafka when `KAFKA_BROKERS` is set and it was built with the `kafka` feature (as the
+//! Dockerfile builds it); without the feature `KAFKA_BROKERS` stops it at start-up, rather
+//! than publishing somewhere else than configured.
 
 use clap::Parser;
-use scheduler_cron::publish::{AnyPublisher, KafkaPublisher};
+use scheduler_cron::publish::AnyPublisher;
 use std::process::ExitCode;
 use todo_events_domain::HumanDuration;
 use todo_events_host::config::ConfigError;
@@ -48,7 +51,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = scheduler_cron::SchedulerConfig::from_env()?;
     let store = common.open_store().await?;
     // Kafka when KAFKA_BROKERS is set, HTTP sinks otherwise; never both.
-    let publisher = match todo_events_kafka::KafkaConfig::from_env_if_set()? {
+    let publisher = match kafka_settings()? {
+        #[cfg(feature = "kafka")]
         Some(kafka) => {
             if config.sink_reminders.is_some() || config.sink_task_events.is_some() {
                 return Err(ConfigError(
@@ -57,7 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .into());
             }
             AnyPublisher::Kafka(Box::new(
-                KafkaPublisher::new(kafka).map_err(|e| anyhow::anyhow!(e))?,
+                scheduler_cron::publish::KafkaPublisher::new(kafka).map_err(|e| anyhow::anyhow!(e))?,
             ))
         }
         None => {
@@ -84,4 +88,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => scheduler_cron::pass::Mode::Once,
     };
     scheduler.poll(mode, Shutdown::on_signals()).await
+}
+
+/// The Kafka settings when `KAFKA_BROKERS` is set.
+#[cfg(feature = "kafka")]
+fn kafka_settings() -> Result<Option<todo_events_kafka::KafkaConfig>, ConfigError> {
+    todo_events_kafka::KafkaConfig::from_env_if_set()
+}
+
+/// Without the `kafka` feature there is no Kafka sink: `KAFKA_BROKERS` is a configuration
+/// error naming the build that has one.
+#[cfg(not(feature = "kafka"))]
+fn kafka_settings() -> Result<Option<std::convert::Infallible>, ConfigError> {
+    match std::env::var_os("KAFKA_BROKERS") {
+        Some(_) => Err(ConfigError(
+            "KAFKA_BROKERS is set, but this scheduler-cron was built without the `kafka` feature \
+             (cargo build --release --features kafka -p scheduler-cron)"
+                .into(),
+        )),
+        None => Ok(None),
+    }
 }

@@ -1,6 +1,6 @@
 //! Publishing events: the [`Publisher`] seam, the HTTP sink publisher (the local stack,
-//! Knative `K_SINK`) and the Kafka publisher (`KAFKA_BROKERS`); [`AnyPublisher`] is whichever
-//! the configuration chose.
+//! Knative `K_SINK`) and, with the `kafka` feature, the Kafka publisher (`KAFKA_BROKERS`);
+//! [`AnyPublisher`] is whichever the configuration chose.
 
 use cloudevents::binding::reqwest::RequestBuilderExt;
 use cloudevents::{Event, EventBuilder, EventBuilderV10};
@@ -130,13 +130,15 @@ impl Publisher for HttpPublisher {
     }
 }
 
-/// Publishes to Kafka: topic by event type, key = user id, binary content mode; an event
+/// Publishes to Kafka (the `kafka` feature): topic by event type, key = user id, binary content mode; an event
 /// counts as published when the broker acknowledged it (`acks=all`, idempotent producer).
+#[cfg(feature = "kafka")]
 pub struct KafkaPublisher {
     producer: todo_events_kafka::EventProducer,
     config: todo_events_kafka::KafkaConfig,
 }
 
+#[cfg(feature = "kafka")]
 impl KafkaPublisher {
     pub fn new(config: todo_events_kafka::KafkaConfig) -> Result<Self, PublishError> {
         let producer = todo_events_kafka::EventProducer::new(&config)
@@ -145,6 +147,7 @@ impl KafkaPublisher {
     }
 }
 
+#[cfg(feature = "kafka")]
 impl Publisher for KafkaPublisher {
     async fn publish(&self, events: &[Outgoing]) -> Vec<Result<(), PublishError>> {
         let mut results = Slots::new(events.len());
@@ -182,6 +185,7 @@ fn not_published() -> Result<(), PublishError> {
 pub enum AnyPublisher {
     Http(HttpPublisher),
     // Boxed: the Kafka settings make it several times larger than the HTTP variant.
+    #[cfg(feature = "kafka")]
     Kafka(Box<KafkaPublisher>),
 }
 
@@ -189,6 +193,7 @@ impl Publisher for AnyPublisher {
     async fn publish(&self, events: &[Outgoing]) -> Vec<Result<(), PublishError>> {
         match self {
             Self::Http(p) => p.publish(events).await,
+            #[cfg(feature = "kafka")]
             Self::Kafka(p) => p.publish(events).await,
         }
     }

@@ -1,0 +1,635 @@
+//! The Kafka event path end to end, with the real binaries, a real Kafka-protocol broker
+//! (Tansu) and PostgreSQL: `todo-events seed` → `scheduler-cron` → Kafka → `notify consume`
+//! and `recur consume`. Faults: broker restarts, a broker that is down, consumers killed
+//! with SIGKILL, poison messages.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output};
+
+use std::time::{Duration, Instant};
+use todo_events_kafka::admin::{consumer_lag, ensure_topics};
+use todo_events_kafka::KafkaConfig;
+use todo_events_testkit::kafka::{free_port, KafkaBroker};
+use todo_events_testkit::{self as kit, TestDb};
+
+fn bin(name: &str) -> PathBuf {
+    kit::binary(name)
+}
+
+/// The broker tests run one at a time: each starts a broker, consumers and thousands of
+/// events, and two at once on a 2-core machine only make both slow.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct World {
+    db: TestDb,
+    broker: KafkaBroker,
+    outbox: tempfile::TempDir,
+    kafka: KafkaConfig,
+    /// Last: released after everything above has stopped.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl World {
+    /// The world, or `None` when PostgreSQL or the broker is missing (outside CI, with a
+    /// message; see `todo_events_testkit::require`).
+    async fn new() -> Option<Self> {
+        let turn = ONE_AT_A_TIME.lock().await;
+        if !kit::require::kafka_broker() {
+            return None;
+        }
+        let db = kit::postgres().await?;
+        let broker = KafkaBroker::start();
+        let kafka = KafkaConfig::plaintext(broker.brokers());
+        ensure_topics(
+            &kafka,
+            &["reminders", "reminders.dlq", "task-events", "task-events.dlq"],
+            3,
+        )
+        .await
+        .expect("topics created");
+        Some(Self {
+            db,
+            broker,
+            outbox: tempfile::tempdir().unwrap(),
+            kafka,
+            _turn: turn,
+        })
+    }
+
+    fn command(&self, name: &str) -> Command {
+        let mut c = Command::new(bin(name));
+        c.env("DATABASE_URL", &self.db.url)
+            .env("KAFKA_BROKERS", self.broker.brokers())
+            .env("OUTBOX_DIR", self.outbox.path())
+            .env("MAILER", "file")
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .env_remove("SINK_REMINDERS")
+            .env_remove("SINK_TASK_EVENTS")
+            .env_remove("K_SINK");
+        c
+    }
+
+    fn run(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = self.command(name);
+        c.args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    fn consumer(&self, name: &str) -> Child {
+        self.consumer_with(name, &[])
+    }
+
+    fn consumer_with(&self, name: &str, env: &[(&str, &str)]) -> Child {
+        let log = std::fs::File::create(self.outbox.path().with_extension(format!("{name}.log"))).unwrap();
+        let mut c = self.command(name);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.arg("consume")
+            .env("PORT", free_port().to_string())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn mails(&self) -> Vec<String> {
+        std::fs::read_dir(self.outbox.path())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        let pool = sqlx::PgPool::connect(&self.db.url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+
+    async fn instances(&self) -> i64 {
+        self.count("SELECT COUNT(*) FROM tasks WHERE recurring_task_id IS NOT NULL")
+            .await
+    }
+
+    /// Waits until `done` holds, or fails after `secs`.
+    async fn wait_for<F, Fut>(&self, secs: u64, what: &str, mut done: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !done().await {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn lag(&self, group: &str, topic: &str) -> i64 {
+        consumer_lag(&self.kafka, group, topic).expect("lag readable")
+    }
+}
+
+fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+fn stop(mut child: Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap()
+}
+
+/// Every reminder mailed once: one file per reminder, no Message-ID twice.
+fn assert_mailed_once(world: &World, expected: usize) {
+    let mails = world.mails();
+    let mut ids: Vec<_> = mails
+        .iter()
+        .map(|m| {
+            m.lines()
+                .find(|l| l.starts_with("Message-ID:"))
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), mails.len(), "no reminder mailed twice");
+    assert_eq!(mails.len(), expected, "every reminder mailed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_schedule_consume_with_a_broker_restart_in_the_middle() {
+    let Some(world) = World::new().await else {
+        return;
+    };
+    let out = world.run(
+        "todo-events",
+        &[
+            "seed",
+            "--users",
+            "40",
+            "--reminders",
+            "300",
+            "--recurring",
+            "200",
+        ],
+        &[],
+    );
+    assert_success(&out, "seed");
+
+    let notify = world.consumer("notify");
+    let recur = world.consumer("recur");
+    let out = world.run("scheduler-cron", &[], &[]);
+    assert_success(&out, "scheduler pass");
+
+    // Restart the broker while the consumers are working through the topics.
+    world
+        .wait_for(60, "the first effects", || async {
+            world.mails().len() + (world.instances().await as usize) > 20
+        })
+        .await;
+    let mut world = world;
+    world.broker.restart();
+
+    // More due work after the restart.
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "5", "--reminders", "50", "--recurring", "0"],
+        &[],
+    );
+    assert_success(&out, "second seed");
+    let out = world.run("scheduler-cron", &[], &[]);
+    assert_success(&out, "second scheduler pass");
+
+    let w = &world;
+    w.wait_for(
+        120,
+        "every reminder mailed and every occurrence instantiated",
+        || async { w.mails().len() >= 350 && w.instances().await >= 200 },
+    )
+    .await;
+    w.wait_for(60, "consumer lag 0", || async {
+        w.lag("notify", "reminders") == 0 && w.lag("recur", "task-events") == 0
+    })
+    .await;
+    assert!(stop(notify).success(), "notify consume stops cleanly on SIGTERM");
+    assert!(stop(recur).success(), "recur consume stops cleanly on SIGTERM");
+
+    assert_mailed_once(w, 350);
+    assert_eq!(w.instances().await, 200, "every occurrence instantiated once");
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM reminders WHERE state <> 'sent'")
+            .await,
+        0
+    );
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'")
+            .await,
+        350
+    );
+    // Each recurring task moved on by exactly one day.
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM recurring_tasks WHERE next_occurrence <> published_occurrence + interval '1 day'")
+            .await,
+        0
+    );
+    assert_eq!(w.lag("notify", "reminders"), 0);
+    assert_eq!(w.lag("recur", "task-events"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_that_is_down_fails_the_pass_and_the_rows_are_published_after_their_lease() {
+    let Some(mut world) = World::new().await else {
+        return;
+    };
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "3", "--reminders", "20", "--recurring", "5"],
+        &[],
+    );
+    assert_success(&out, "seed");
+    world.broker.kill();
+    let fast = [("KAFKA_DELIVERY_TIMEOUT", "3s"), ("SCHEDULER_LEASE", "2s")];
+    let out = world.run("scheduler-cron", &[], &fast);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a pass that could not publish exits non-zero"
+    );
+    // Logs (librdkafka's connection errors, each unacknowledged event) come first; the
+    // outcome is one line naming the cause.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let verdict: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.starts_with("scheduler-cron: "))
+        .collect();
+    assert_eq!(verdict.len(), 1, "one clear line: {stderr}");
+    assert!(verdict[0].contains("25 event(s) not published"), "{}", verdict[0]);
+    assert_eq!(stderr.trim().lines().last(), Some(verdict[0]));
+    assert_eq!(
+        world
+            .count("SELECT COUNT(*) FROM reminders WHERE state = 'published'")
+            .await,
+        0
+    );
+
+    world.broker.restart();
+    ensure_topics(&world.kafka, &["reminders", "task-events"], 3)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await; // the lease runs out
+    let out = world.run("scheduler-cron", &[], &fast);
+    assert_success(&out, "pass after the broker is back");
+    let notify = world.consumer("notify");
+    let recur = world.consumer("recur");
+    let w = &world;
+    w.wait_for(90, "everything handled", || async {
+        w.mails().len() >= 20 && w.instances().await >= 5
+    })
+    .await;
+    w.wait_for(60, "lag 0", || async {
+        w.lag("notify", "reminders") == 0 && w.lag("recur", "task-events") == 0
+    })
+    .await;
+    stop(notify);
+    stop(recur);
+    assert_mailed_once(w, 20);
+    assert_eq!(w.instances().await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
+    let Some(world) = World::new().await else {
+        return;
+    };
+    let out = world.run(
+        "todo-events",
+        &[
+            "seed",
+            "--users",
+            "50",
+            "--reminders",
+            "2000",
+            "--recurring",
+            "1200",
+        ],
+        &[],
+    );
+    assert_success(&out, "seed");
+    let out = world.run("scheduler-cron", &[], &[]);
+    assert_success(&out, "scheduler pass");
+
+    // A short delivery lease: a delivery in flight when the process died is taken over
+    // seconds later instead of minutes. Small batches, so the kill finds work half done.
+    let env = [("DELIVERY_LEASE", "3s"), ("KAFKA_CONSUMER_BATCH", "25")];
+    let mut notify = world.consumer_with("notify", &env);
+    let mut recur = world.consumer_with("recur", &env);
+    let w = &world;
+    w.wait_for(60, "work under way", || async {
+        w.mails().len() > 10 && w.instances().await > 10
+    })
+    .await;
+    notify.kill().unwrap(); // SIGKILL: no commit, no goodbye
+    recur.kill().unwrap();
+    notify.wait().unwrap();
+    recur.wait().unwrap();
+    let (mailed_at_kill, instances_at_kill) = (w.mails().len(), w.instances().await);
+    assert!(
+        mailed_at_kill < 2000 || instances_at_kill < 1200,
+        "killed mid-batch"
+    );
+
+    let notify = world.consumer_with("notify", &env);
+    let recur = world.consumer_with("recur", &env);
+    w.wait_for(120, "everything handled after the restart", || async {
+        w.mails().len() >= 2000 && w.instances().await >= 1200
+    })
+    .await;
+    w.wait_for(60, "lag 0", || async {
+        w.lag("notify", "reminders") == 0 && w.lag("recur", "task-events") == 0
+    })
+    .await;
+    stop(notify);
+    stop(recur);
+    // Redelivered events were answered "duplicate"; a mail whose recording the kill
+    // interrupted was written again under its Message-ID, replacing the first copy.
+    assert_mailed_once(w, 2000);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'")
+            .await,
+        2000
+    );
+    assert_eq!(w.instances().await, 1200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_message_is_dead_lettered_and_does_not_stop_its_partition_then_it_can_be_replayed() {
+    let Some(world) = World::new().await else {
+        return;
+    };
+    // A single-partition topic, so the poison sits in front of the good events.
+    let mut kafka = world.kafka.clone();
+    kafka.topic_task_events = "chores".into();
+    ensure_topics(&kafka, &["chores", "chores.dlq"], 1).await.unwrap();
+    let producer = todo_events_kafka::EventProducer::new(&kafka).unwrap();
+    use rdkafka::message::OwnedHeaders;
+    let not_json = producer
+        .send_raw("chores", Some(b"1"), Some(b"{not json"), OwnedHeaders::new())
+        .await;
+    assert!(not_json.is_ok());
+    // Binary-mode CloudEvent with data that is not valid for the type.
+    let headers = OwnedHeaders::new()
+        .insert(rdkafka::message::Header {
+            key: "ce_specversion",
+            value: Some("1.0"),
+        })
+        .insert(rdkafka::message::Header {
+            key: "ce_id",
+            value: Some("bad-1"),
+        })
+        .insert(rdkafka::message::Header {
+            key: "ce_source",
+            value: Some("/tests"),
+        })
+        .insert(rdkafka::message::Header {
+            key: "ce_type",
+            value: Some("dev.todo.recurring-task.due"),
+        })
+        .insert(rdkafka::message::Header {
+            key: "content-type",
+            value: Some("application/json"),
+        });
+    producer
+        .send_raw(
+            "chores",
+            Some(b"1"),
+            Some(br#"{"recurring_task_id": -4, "user_id": 1}"#),
+            headers,
+        )
+        .await
+        .unwrap();
+
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "2", "--reminders", "0", "--recurring", "10"],
+        &[],
+    );
+    assert_success(&out, "seed");
+    let out = world.run("scheduler-cron", &[], &[("KAFKA_TOPIC_TASK_EVENTS", "chores")]);
+    assert_success(&out, "scheduler pass");
+    let recur = world.consumer_with("recur", &[("KAFKA_TOPIC_TASK_EVENTS", "chores")]);
+    let w = &world;
+    w.wait_for(90, "the events behind the poison handled", || async {
+        w.instances().await >= 10
+    })
+    .await;
+    w.wait_for(60, "lag 0", || async { w.lag("recur", "chores") == 0 })
+        .await;
+    stop(recur);
+    assert_eq!(w.instances().await, 10);
+
+    // Both poison messages are in the dead-letter topic, with their reasons.
+    let out = world.run(
+        "recur",
+        &["replay-dead-letters", "--dry-run"],
+        &[("KAFKA_TOPIC_TASK_EVENTS", "chores")],
+    );
+    assert_success(&out, "dry run");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("chores/0/0\t"), "{listing}");
+    assert!(
+        listing.contains("not a CloudEvent") || listing.contains("specversion"),
+        "{listing}"
+    );
+    assert!(listing.contains("data.recurring_task_id"), "{listing}");
+    assert!(
+        listing.contains("listed 2 dead letter(s) from chores.dlq"),
+        "{listing}"
+    );
+    // Replaying moves them back onto the topic.
+    let out = world.run(
+        "recur",
+        &["replay-dead-letters"],
+        &[("KAFKA_TOPIC_TASK_EVENTS", "chores")],
+    );
+    assert_success(&out, "replay");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("replayed 2 dead letter(s)"));
+    assert_eq!(
+        w.lag("recur", "chores"),
+        2,
+        "the two replayed messages wait on the topic again"
+    );
+}
+
+/// Collects what OTLP/HTTP (JSON) exporters send to `/v1/traces`.
+async fn otlp_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = received.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        let store = store.clone();
+        App::new().route(
+            "/v1/traces",
+            web::post().to(move |body: web::Bytes| {
+                let store = store.clone();
+                async move {
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        store.lock().unwrap().push(v);
+                    }
+                    HttpResponse::Ok().content_type("application/json").body("{}")
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (url, received)
+}
+
+/// (service, trace id, span id, parent span id, name) of every span received.
+fn spans(received: &[serde_json::Value]) -> Vec<(String, String, String, String, String)> {
+    let mut out = Vec::new();
+    for export in received {
+        for rs in export["resourceSpans"].as_array().into_iter().flatten() {
+            let service = rs["resource"]["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["key"] == "service.name")
+                .and_then(|a| a["value"]["stringValue"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for span in ss["spans"].as_array().into_iter().flatten() {
+                    let text = |k: &str| span[k].as_str().unwrap_or_default().to_owned();
+                    out.push((
+                        service.clone(),
+                        text("traceId"),
+                        text("spanId"),
+                        text("parentSpanId"),
+                        text("name"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_event_is_one_trace_from_the_scheduler_through_kafka_to_the_function() {
+    let Some(world) = World::new().await else {
+        return;
+    };
+    let (endpoint, received) = otlp_receiver().await;
+    let otel = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+    ];
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "1", "--reminders", "1", "--recurring", "0"],
+        &[],
+    );
+    assert_success(&out, "seed");
+    let out = world.run("scheduler-cron", &[], &otel);
+    assert_success(&out, "scheduler pass");
+    let notify = world.consumer_with("notify", &otel);
+    let w = &world;
+    w.wait_for(60, "the reminder mailed", || async { w.mails().len() == 1 })
+        .await;
+    assert!(stop(notify).success());
+
+    let all = spans(&received.lock().unwrap());
+    let publish: Vec<_> = all
+        .iter()
+        .filter(|s| s.4 == "publish dev.todo.reminder.due")
+        .collect();
+    let handle: Vec<_> = all
+        .iter()
+        .filter(|s| s.4 == "notify dev.todo.reminder.due")
+        .collect();
+    assert_eq!(publish.len(), 1, "one publish span: {all:?}");
+    assert_eq!(handle.len(), 1, "one handling span: {all:?}");
+    let (publish, handle) = (publish[0], handle[0]);
+    assert_eq!(publish.0, "scheduler-cron");
+    assert_eq!(handle.0, "notify");
+    assert_eq!(handle.1, publish.1, "the same trace");
+    assert_eq!(handle.3, publish.2, "handling is a child of publishing");
+    let traces: std::collections::HashSet<_> = all
+        .iter()
+        .filter(|s| s.4.contains("dev.todo.reminder.due"))
+        .map(|s| s.1.clone())
+        .collect();
+    assert_eq!(traces.len(), 1, "one trace for the event");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_kafka_retry_a_message_that_keeps_failing_is_dead_lettered_after_its_retries() {
+    let Some(world) = World::new().await else {
+        return;
+    };
+    // The relay defers every recipient: each reminder fails transiently, every time.
+    let relay = todo_events_testkit::smtp::SmtpServer::start(&todo_events_testkit::smtp::Options {
+        replies: vec!["rcpt:*=451 4.3.0 Try again later".into()],
+        ..Default::default()
+    });
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "1", "--reminders", "2", "--recurring", "0"],
+        &[],
+    );
+    assert_success(&out, "seed");
+    let out = world.run("scheduler-cron", &[], &[]);
+    assert_success(&out, "scheduler pass");
+    let smtp_url = format!("smtp://127.0.0.1:{}?tls=none", relay.port);
+    let started = Instant::now();
+    let notify = world.consumer_with(
+        "notify",
+        &[
+            ("MAILER", "smtp"),
+            ("SMTP_URL", &smtp_url),
+            ("KAFKA_RETRY", "2"),
+            ("KAFKA_BACKOFF_DELAY", "100ms"),
+        ],
+    );
+    let w = &world;
+    w.wait_for(60, "both reminders given up (lag 0)", || async {
+        w.lag("notify", "reminders") == 0
+    })
+    .await;
+    stop(notify);
+    // Two retries, after 200 ms and 400 ms: given up well within a few seconds.
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert_eq!(relay.messages().len(), 0, "nothing was accepted by the relay");
+    let out = world.run("notify", &["replay-dead-letters", "--dry-run"], &[]);
+    assert_success(&out, "dry run");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("failed after 2 retries"), "{listing}");
+    assert!(listing.contains("451 4.3.0"), "{listing}");
+    assert!(
+        listing.contains("listed 2 dead letter(s) from reminders.dlq"),
+        "{listing}"
+    );
+}
