@@ -23,7 +23,10 @@
 ARG RUST_VERSION=1.95.0
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
-# librdkafka is compiled from source by rdkafka's cmake-build feature.
+# The binaries are built with the `kafka` feature (`notify consume`, `recur consume`, the
+# scheduler's Kafka sink: the keda/ and knative/ installations use them), which compiles
+# librdkafka from source with rdkafka's cmake-build and ssl features: cmake and pkg-config here,
+# OpenSSL headers already in the rust image.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake pkg-config \
  && rm -rf /var/lib/apt/lists/*
@@ -41,7 +44,7 @@ COPY rehearsal ./rehearsal
 # registry and the build directory between builds; the binaries are copied out of the cache.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --workspace --exclude todo-events-bench --exclude todo-events-faults --exclude todo-events-rehearsal --bins \
+    cargo build --release --locked --workspace --exclude todo-events-bench --exclude todo-events-faults --exclude todo-events-rehearsal --bins --features kafka \
  && mkdir -p /out/bin \
  && for bin in todo-events notify recur scheduler-cron; do \
       cp "target/release/$bin" /out/bin/; \
