@@ -49,10 +49,7 @@ fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
     let eml: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    todo_events_testkit::signal(child.id(), todo_events_testkit::Signal::INT);
     let status = child.wait().unwrap();
     assert!(mailed && created, "demo log:\n{}", log.join("\n"));
     assert!(

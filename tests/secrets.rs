@@ -113,8 +113,7 @@ impl Running {
     }
 
     fn stop(self) -> Output {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        kit::signal(self.child.id(), kit::Signal::TERM);
         self.child.wait_with_output().unwrap()
     }
 }

@@ -278,9 +278,7 @@ impl Service {
 
     fn terminate(&mut self) -> anyhow::Result<()> {
         if self.child.try_wait()?.is_none() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
+            todo_events_testkit::signal(self.child.id(), todo_events_testkit::Signal::TERM);
             let deadline = Instant::now() + Duration::from_secs(20);
             while self.child.try_wait()?.is_none() {
                 if Instant::now() > deadline {

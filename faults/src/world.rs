@@ -69,9 +69,7 @@ impl Proc {
     /// SIGTERM, then the exit status (SIGKILL after 30 s without one).
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        todo_events_testkit::signal(child.id(), todo_events_testkit::Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = child.try_wait() {

@@ -138,9 +138,7 @@ impl Pod {
     /// The kubelet's stop: SIGTERM, then SIGKILL after the grace period.
     pub async fn terminate(mut self) {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+            todo_events_testkit::signal(pid, todo_events_testkit::Signal::TERM);
         }
         if tokio::time::timeout(self.grace, self.child.wait()).await.is_err() {
             let _ = self.child.kill().await;

@@ -148,10 +148,7 @@ fn assert_success(out: &Output, what: &str) {
 }
 
 fn stop(mut child: Child) -> std::process::ExitStatus {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    kit::signal(child.id(), kit::Signal::TERM);
     child.wait().unwrap()
 }
 

@@ -416,6 +416,22 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// Sends `signal` (`Signal::INT` as Ctrl-C does, `Signal::TERM` as Kubernetes does) to the
+/// process `pid`, through kill(2) rather than the `kill` program, which a minimal system
+/// (a bare Debian has no procps) does not have. A process that is gone already is no error.
+pub fn signal(pid: u32, signal: Signal) {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .expect("a process id");
+    match rustix::process::kill_process(pid, signal) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+        Err(e) => panic!("signal {signal:?} to process {pid:?}: {e}"),
+    }
+}
+
+pub use rustix::process::Signal;
+
 /// A function's answer as a test reads it: status, reply CloudEvent type (`ce-type`) and the
 /// JSON body (reply data or problem).
 pub async fn reply(response: reqwest::Response) -> (u16, String, Value) {
