@@ -26,7 +26,7 @@ FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 # The binaries are built with the `kafka` feature (`notify consume`, `recur consume`, the
 # scheduler's Kafka sink: the keda/ and knative/ installations use them), which compiles
 # librdkafka from source with rdkafka's cmake-build and ssl features: cmake and pkg-config here,
-# OpenSSL headers already in the rust image.
+# OpenSSL and libcurl headers (librdkafka includes curl.h) already in the rust image.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake pkg-config \
  && rm -rf /var/lib/apt/lists/*
