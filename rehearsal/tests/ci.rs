@@ -1,10 +1,11 @@
 //! The CI size of the rehearsal (`rehearsal --short --shape knative --burst 500`): the
 //! trickle across a cron minute boundary, the poison event and a burst at full scale-out, from
 //! the manifests as shipped. The burst is 500 here, not 2 000: CI runs the debug binaries the
-//! test build made, which spend about twice the CPU per event of the release ones on a
-//! 2-core machine (docs/DEPLOYMENT.md, "Rehearsed"); ordered delivery or a relay sized for
-//! less would still miss the target. `rehearsal/run` gives the full-size figures. The rehearsal prints its table and exits non-zero when a target
-//! is missed.
+//! test build made (dependencies optimized, the workspace's own code not: Cargo.toml's
+//! `profile.dev.package."*"`), on a 2-core machine shared by every pod (docs/DEPLOYMENT.md,
+//! "Rehearsed"); ordered delivery or a relay sized for less would still miss the target.
+//! `rehearsal/run` gives the full-size figures. The rehearsal prints its table and exits
+//! non-zero when a target is missed.
 //!
 //! It needs the `kafka` feature (the rehearsal is built only with it), PostgreSQL with
 //! `max_connections` of at least 200 and the test virtualenv (broker, SMTP relay); without
