@@ -71,9 +71,12 @@ pub enum Failure {
     /// The event is well-formed CloudEvents but its content is wrong: `400`, not retried.
     #[error("invalid {field}: {detail}")]
     Invalid { field: String, detail: String },
-    /// A dependency is down or said "later": `503`, retried.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
+    /// A dependency is down or said "later": `503`, retried. `detail` is what the caller
+    /// is told (what is unavailable, in the function's words); `cause`, the dependency's own
+    /// error text (a database's, which can tell its internals), goes to the log and to a
+    /// dead letter's reason only.
+    #[error("unavailable: {detail}")]
+    Unavailable { detail: String, cause: Option<String> },
     /// The same event is being handled right now by another delivery: `409`, retried.
     #[error("in progress: {0}")]
     InProgress(String),
@@ -82,10 +85,23 @@ pub enum Failure {
     Internal(String),
 }
 
+impl Failure {
+    /// [`Failure::Unavailable`] with a detail the caller may read and nothing held back.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable {
+            detail: detail.into(),
+            cause: None,
+        }
+    }
+}
+
 impl From<todo_events_store::StoreError> for Failure {
     fn from(e: todo_events_store::StoreError) -> Self {
         if e.is_transient() {
-            Self::Unavailable(e.to_string())
+            Self::Unavailable {
+                detail: "the database is unavailable; try again later".into(),
+                cause: Some(e.to_string()),
+            }
         } else {
             Self::Internal(e.to_string())
         }
@@ -151,8 +167,8 @@ pub trait Function: Send + Sync + 'static {
     }
 
     /// Readiness: can the function do its work now (its database reachable)?
-    fn ready(&self) -> impl Future<Output = Result<(), String>> + Send {
-        async move { self.store().ping().await.map_err(|e| e.to_string()) }
+    fn ready(&self) -> impl Future<Output = Result<(), Failure>> + Send {
+        async move { self.store().ping().await.map_err(Failure::from) }
     }
 }
 
@@ -234,9 +250,9 @@ mod tests {
     #[test]
     fn an_event_no_step_answered_is_an_internal_failure_not_a_panic() {
         let mut answers = Answers::new(2);
-        answers.set(0, Err(Failure::Unavailable("x".into())));
+        answers.set(0, Err(Failure::unavailable("x")));
         let done = answers.finish();
-        assert_eq!(done[0], Err(Failure::Unavailable("x".into())));
+        assert_eq!(done[0], Err(Failure::unavailable("x")));
         assert!(matches!(done[1], Err(Failure::Internal(_))));
     }
 }

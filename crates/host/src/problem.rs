@@ -9,8 +9,8 @@ use std::fmt;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
     #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
+    pub kind: &'static str,
+    pub title: &'static str,
     pub status: u16,
     pub detail: String,
     /// The request part at fault: a CloudEvents attribute (`type`, `specversion`), `data`
@@ -20,23 +20,34 @@ pub struct Problem {
     /// Seconds after which a retry may succeed (429 / 503).
     #[serde(skip)]
     pub retry_after: Option<u32>,
+    /// What went wrong in a dependency's own words (a database's or a mail server's error
+    /// text): written to the log and to a dead letter's reason, never into the answer, which
+    /// says only what is unavailable.
+    #[serde(skip)]
+    pub cause: Option<String>,
 }
 
 impl Problem {
-    fn new(slug: &str, title: &str, status: StatusCode, detail: impl Into<String>) -> Self {
+    fn new(kind: &'static str, title: &'static str, status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
-            kind: format!("urn:todo-events:problem:{slug}"),
-            title: title.into(),
+            kind,
+            title,
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
             retry_after: None,
+            cause: None,
         }
     }
 
     /// `400`: not a CloudEvent, an unknown type, or invalid data; `field` names the culprit.
     pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        let mut p = Self::new("invalid-event", "Invalid event", StatusCode::BAD_REQUEST, detail);
+        let mut p = Self::new(
+            "urn:todo-events:problem:invalid-event",
+            "Invalid event",
+            StatusCode::BAD_REQUEST,
+            detail,
+        );
         p.field = Some(field.into());
         p
     }
@@ -44,7 +55,7 @@ impl Problem {
     /// `413`.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
-            "payload-too-large",
+            "urn:todo-events:problem:payload-too-large",
             "Payload too large",
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the request body is larger than the limit of {limit} bytes"),
@@ -54,7 +65,7 @@ impl Problem {
     /// `415`.
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
         let mut p = Self::new(
-            "unsupported-media-type",
+            "urn:todo-events:problem:unsupported-media-type",
             "Unsupported media type",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             detail,
@@ -63,22 +74,25 @@ impl Problem {
         p
     }
 
-    /// `503`: a dependency is down or asked us to try later. Knative retries it.
-    pub fn unavailable(detail: impl Into<String>) -> Self {
+    /// `503`: a dependency is down or asked us to try later. Knative retries it. `detail`
+    /// names what is unavailable; `cause`, the dependency's own error text, is kept for the
+    /// log and dead letters only.
+    pub fn unavailable(detail: impl Into<String>, cause: Option<String>) -> Self {
         let mut p = Self::new(
-            "dependency-unavailable",
+            "urn:todo-events:problem:dependency-unavailable",
             "Service unavailable",
             StatusCode::SERVICE_UNAVAILABLE,
             detail,
         );
         p.retry_after = Some(5);
+        p.cause = cause;
         p
     }
 
     /// `429`: too many events in flight; shed load rather than queue without bound.
     pub fn overloaded(limit: usize) -> Self {
         let mut p = Self::new(
-            "overloaded",
+            "urn:todo-events:problem:overloaded",
             "Too many requests",
             StatusCode::TOO_MANY_REQUESTS,
             format!("more than {limit} events are being handled; retry shortly"),
@@ -89,7 +103,12 @@ impl Problem {
 
     /// `409`: the same event is being handled by another delivery right now.
     pub fn in_progress(detail: impl Into<String>) -> Self {
-        let mut p = Self::new("in-progress", "Event in progress", StatusCode::CONFLICT, detail);
+        let mut p = Self::new(
+            "urn:todo-events:problem:in-progress",
+            "Event in progress",
+            StatusCode::CONFLICT,
+            detail,
+        );
         p.retry_after = Some(2);
         p
     }
@@ -97,7 +116,7 @@ impl Problem {
     /// `500`: a bug; the detail is logged, not shown.
     pub fn internal() -> Self {
         Self::new(
-            "internal",
+            "urn:todo-events:problem:internal",
             "Internal error",
             StatusCode::INTERNAL_SERVER_ERROR,
             "the event could not be handled because of an internal error; it was logged",
@@ -107,7 +126,7 @@ impl Problem {
     /// `404` for unknown paths, in the same format.
     pub fn not_found(path: &str) -> Self {
         Self::new(
-            "not-found",
+            "urn:todo-events:problem:not-found",
             "Not found",
             StatusCode::NOT_FOUND,
             format!("no route for {path}; events are delivered with POST /"),
@@ -117,7 +136,7 @@ impl Problem {
     /// `405` for a wrong method on a known path.
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         Self::new(
-            "method-not-allowed",
+            "urn:todo-events:problem:method-not-allowed",
             "Method not allowed",
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not supported on {path}"),
@@ -132,8 +151,12 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.field {
-            Some(field) => write!(f, "{} ({}): {}", self.title, field, self.detail),
-            None => write!(f, "{}: {}", self.title, self.detail),
+            Some(field) => write!(f, "{} ({}): {}", self.title, field, self.detail)?,
+            None => write!(f, "{}: {}", self.title, self.detail)?,
+        }
+        match &self.cause {
+            Some(cause) => write!(f, " ({cause})"),
+            None => Ok(()),
         }
     }
 }

@@ -319,7 +319,7 @@ async fn receive_inner<F: Function>(
 pub fn failure_problem(function: &str, event_id: &str, failure: Failure) -> Problem {
     match failure {
         Failure::Invalid { field, detail } => Problem::invalid(field, detail),
-        Failure::Unavailable(detail) => Problem::unavailable(detail),
+        Failure::Unavailable { detail, cause } => Problem::unavailable(detail, cause),
         Failure::InProgress(detail) => Problem::in_progress(detail),
         Failure::Internal(detail) => {
             tracing::error!(function, event_id, "internal error: {detail}");
@@ -356,9 +356,18 @@ fn reply_response<F: Function>(event_id: &str, reply: Reply) -> HttpResponse {
 async fn readiness<F: Function>(state: web::Data<HostState<F>>) -> HttpResponse {
     match state.host.function.ready().await {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready\n"),
-        Err(reason) => {
-            tracing::warn!(function = F::NAME, "not ready: {reason}");
-            actix_web::ResponseError::error_response(&Problem::unavailable(format!("not ready: {reason}")))
+        Err(failure) => {
+            let problem = match failure {
+                Failure::Unavailable { detail, cause } => {
+                    Problem::unavailable(format!("not ready: {detail}"), cause)
+                }
+                other => Problem::unavailable(
+                    "not ready: the function cannot check what it needs (see its log)",
+                    Some(other.to_string()),
+                ),
+            };
+            tracing::warn!(function = F::NAME, "{problem}");
+            actix_web::ResponseError::error_response(&problem)
         }
     }
 }

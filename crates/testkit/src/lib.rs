@@ -123,6 +123,35 @@ pub fn unreachable_store() -> Store {
     Store::open(&opts).expect("lazy pool opens")
 }
 
+/// Asserts a `503` problem answer that names `dependency` ("the database") and holds none
+/// of `hidden` (the dependency's own error text: its address, its words):
+/// what is unavailable goes to the caller, why goes to the log.
+pub async fn assert_unavailable(response: reqwest::Response, dependency: &str, hidden: &[&str]) {
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert!(response.headers().contains_key("retry-after"));
+    let body = response.text().await.expect("a body");
+    let problem: Value = serde_json::from_str(&body).expect("problem+json");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(dependency),
+        "the answer names {dependency}: {body}"
+    );
+    for text in hidden {
+        assert!(!body.contains(text), "the answer shows {text:?}: {body}");
+    }
+}
+
+/// What an [`unreachable_store`]'s errors say, which no answer may show.
+pub const UNREACHABLE_STORE_TEXT: &[&str] = &[
+    "127.0.0.1:9",
+    "os error",
+    "pool",
+    "connection",
+    "refused",
+    "timed out",
+];
+
 /// A function served on a random loopback port; stopped when dropped.
 pub struct TestApp {
     pub url: String,

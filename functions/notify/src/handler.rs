@@ -312,7 +312,7 @@ impl Notify {
                 }
                 Err(MailError::Transient(reason)) => {
                     self.release(c.delivery, reason).await;
-                    answers.set(c.event, Err(Failure::Unavailable(reason.clone())));
+                    answers.set(c.event, Err(Failure::unavailable(reason.clone())));
                     continue;
                 }
             }
