@@ -175,7 +175,8 @@ pub fn kafka_broker() -> bool {
 pub fn kafka_feature(what: &str) {
     missing(&format!(
         "{what}: needs the `kafka` feature, which builds librdkafka from source: install cmake, \
-         pkg-config and libssl-dev (apt-get install cmake pkg-config libssl-dev), then run \
+         pkg-config and the OpenSSL and curl headers (apt-get install cmake pkg-config libssl-dev \
+         libcurl4-openssl-dev), then run \
          cargo test --workspace --features kafka"
     ));
 }
