@@ -6,7 +6,10 @@
 //! override it and the number of rules), in 16 zones, half of them with DTSTART placed inside
 //! a spring-forward gap or a fall-back overlap, or with the series running through one. Only
 //! rules whose DTSTART is the first instance of the rule are used (SPEC §6), as checked by the
-//! reference. Zero mismatches are allowed.
+//! reference. Beside them, dense rules (MINUTELY, HOURLY, BYSETPOS, COUNT: `OLD_TEMPLATES`)
+//! with DTSTART in 1970–2016 are asked about 2026–2027, where the engine starts its expansion
+//! near the question instead of at DTSTART and the reference still walks from DTSTART.
+//! Zero mismatches are allowed.
 //!
 //! The reference runs in the test virtualenv; without it (no `python3-venv`) the test is
 //! skipped with a message, and fails under CI=true (`todo_events_testkit::require`).
@@ -512,6 +515,87 @@ fn draft_broad(rng: &mut Rng) -> Draft {
     }
 }
 
+/// Dense rules started long ago (DTSTART in 1970–2016) and asked about 2026–2027: the engine
+/// must give the same answers without walking from DTSTART (`Expansion::walls_from`). Each
+/// template is (rule, instances per year at most, COUNT rule). dateutil walks every instance
+/// from DTSTART, so the start year is chosen to keep that walk under ~300 000 instances.
+const OLD_TEMPLATES: &[(&str, f64, bool)] = &[
+    ("FREQ=MINUTELY;INTERVAL=7", 75_086.0, false),
+    ("FREQ=MINUTELY;INTERVAL=13", 40_431.0, false),
+    ("FREQ=MINUTELY;INTERVAL=45", 11_680.0, false),
+    ("FREQ=MINUTELY;INTERVAL=20;BYHOUR=9,17", 1_100.0, false),
+    ("FREQ=MINUTELY;INTERVAL=10;BYDAY=MO,FR;BYHOUR=8", 650.0, false),
+    ("FREQ=HOURLY", 8_784.0, false),
+    ("FREQ=HOURLY;INTERVAL=5", 1_757.0, false),
+    ("FREQ=HOURLY;INTERVAL=3;BYMINUTE=5,35;BYSETPOS=-1", 2_928.0, false),
+    ("FREQ=DAILY;BYHOUR=8,20;BYMINUTE=0;BYSETPOS=2", 366.0, false),
+    ("FREQ=WEEKLY;INTERVAL=3;BYDAY=MO,FR", 35.0, false),
+    (
+        "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=9;BYMINUTE=0;BYSETPOS=-1",
+        12.0,
+        false,
+    ),
+    ("FREQ=MONTHLY;INTERVAL=5;BYMONTHDAY=31", 3.0, false),
+    ("FREQ=YEARLY;BYWEEKNO=1,20;BYDAY=MO", 2.0, false),
+    ("FREQ=HOURLY;COUNT=3000", 8_784.0, true),
+    ("FREQ=MINUTELY;INTERVAL=10;COUNT=20000", 52_704.0, true),
+    (
+        "FREQ=DAILY;BYHOUR=6,18;BYMINUTE=30;BYSETPOS=1;COUNT=400",
+        366.0,
+        true,
+    ),
+];
+
+/// One draft per template (and zone), DTSTART searched from a start in 1970–2016.
+fn old_drafts(rng: &mut Rng, rounds: usize) -> Vec<Draft> {
+    let mut drafts = Vec::new();
+    for round in 0..rounds {
+        for (i, &(rule, per_year, _)) in OLD_TEMPLATES.iter().enumerate() {
+            // At most ~300 000 instances between DTSTART and 2028 for dateutil to walk.
+            let earliest = (2028.0 - 300_000.0 / per_year).ceil().max(1970.0) as i64;
+            let year = rng.range(earliest.min(2016), 2016) as i32;
+            let date = NaiveDate::from_yo_opt(year, 1).unwrap() + Duration::days(rng.range(0, 364));
+            let time =
+                chrono::NaiveTime::from_hms_opt(rng.below(24) as u32, rng.below(60) as u32, 0).unwrap();
+            drafts.push(Draft {
+                kind: "old",
+                rule: rule.to_owned(),
+                start: date.and_time(time),
+                zone: ZONES[(round * OLD_TEMPLATES.len() + i) % ZONES.len()],
+                freq: "OLD",
+                interval: 1,
+                until_window: None,
+            });
+        }
+    }
+    drafts
+}
+
+/// The SPEC case of an old draft: `after` somewhere in 2026–2027 (within the series for a
+/// COUNT rule, which ends: there, between its start and a little past its end).
+fn old_case(rng: &mut Rng, id: usize, d: &Draft, dtstart: NaiveDateTime, counted: bool) -> Value {
+    let after = if counted {
+        let count: i64 = d.rule.rsplit("COUNT=").next().unwrap().parse().unwrap();
+        let per_year = OLD_TEMPLATES.iter().find(|t| t.0 == d.rule).unwrap().1;
+        let span = Duration::seconds((count as f64 / per_year * 365.25 * 86_400.0 * 1.1) as i64);
+        dtstart + Duration::seconds(rng.range(0, span.num_seconds()))
+    } else {
+        NaiveDate::from_ymd_opt(2026, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            + Duration::seconds(rng.range(0, 2 * 365 * 86_400))
+    };
+    json!({
+        "id": format!("old-{id}"),
+        "rrule": d.rule,
+        "tz": d.zone,
+        "dtstart": dtstart.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "after": rfc3339_with_offset(rng, after),
+        "count": rng.range(1, 20),
+    })
+}
+
 fn rfc3339_with_offset(rng: &mut Rng, t: NaiveDateTime) -> String {
     let offset = *rng.pick(&[0, 0, 0, 19800, -10800, 50400, -34200]);
     if offset == 0 {
@@ -673,6 +757,8 @@ fn recur_occurrences_agrees_with_the_reference_implementation() {
             drafts.push(draft_spot(&mut rng, zone, &w));
         }
     }
+    let fresh = drafts.len();
+    drafts.extend(old_drafts(&mut rng, 2));
     let searches = Value::Array(
         drafts
             .iter()
@@ -685,9 +771,19 @@ fn recur_occurrences_agrees_with_the_reference_implementation() {
     let mut cases = Vec::new();
     let (mut in_gap, mut in_overlap) = (0, 0);
     let mut zones_used = std::collections::BTreeSet::new();
+    let mut old_cases = 0;
     for (i, (d, first)) in drafts.iter().zip(&firsts).enumerate() {
         let Some(first) = first else { continue };
         let dtstart = NaiveDateTime::parse_from_str(first, "%Y-%m-%dT%H:%M:%S").unwrap();
+        if i >= fresh {
+            assert!(
+                (1970..=2017).contains(&dtstart.year()),
+                "{d:?}: DTSTART {dtstart}"
+            );
+            old_cases += 1;
+            cases.push(old_case(&mut rng, i, d, dtstart, d.rule.contains("COUNT=")));
+            continue;
+        }
         if dtstart.year() > LAST_YEAR + 1 {
             continue;
         }
@@ -720,11 +816,14 @@ fn recur_occurrences_agrees_with_the_reference_implementation() {
     });
 
     let mut mismatches = Vec::new();
-    let (mut occurrences, mut errors) = (0, 0);
+    let (mut occurrences, mut errors, mut old_occurrences) = (0, 0, 0);
     for ((c, want), got) in cases.iter().zip(&expected).zip(&got) {
         match want {
             Answer::Occurrences(list) => occurrences += list.len(),
             Answer::Error(_) => errors += 1,
+        }
+        if let (true, Answer::Occurrences(list)) = (c["id"].as_str().unwrap().starts_with("old-"), want) {
+            old_occurrences += list.len();
         }
         if !agrees(want, got) {
             mismatches.push(format!("{c}\n  reference {want:?}\n  recur     {got:?}"));
@@ -733,7 +832,8 @@ fn recur_occurrences_agrees_with_the_reference_implementation() {
     eprintln!(
         "differential: seed {seed}, {} rules generated, {} used (DTSTART matches the rule), {} zones, \
          {in_gap} DTSTARTs in gaps, {in_overlap} in overlaps, {occurrences} occurrences compared, \
-         {errors} rejected by both, {} mismatches",
+         {errors} rejected by both, {old_cases} with DTSTART in 1970–2016 asked about 2026–2027 \
+         ({old_occurrences} of the occurrences), {} mismatches",
         drafts.len(),
         cases.len(),
         zones_used.len(),
@@ -747,12 +847,21 @@ fn recur_occurrences_agrees_with_the_reference_implementation() {
         mismatches.iter().take(15).cloned().collect::<Vec<_>>().join("\n")
     );
     assert_eq!(zones_used.len(), ZONES.len(), "every zone is exercised");
+    assert_eq!(
+        old_cases,
+        2 * OLD_TEMPLATES.len(),
+        "every old-DTSTART draft found its DTSTART"
+    );
+    assert!(
+        old_occurrences >= 200,
+        "old-DTSTART occurrences compared: {old_occurrences}"
+    );
     assert!(
         in_gap >= 50 && in_overlap >= 50,
         "DTSTARTs in gaps {in_gap}, in overlaps {in_overlap}"
     );
     assert!(
-        cases.len() >= rules * 3 / 4,
+        cases.len() - old_cases >= rules * 3 / 4,
         "most generated rules are usable: {}",
         cases.len()
     );

@@ -219,8 +219,15 @@ fn refuses_what_the_spec_refuses_with_one_line_and_status_2() {
             "no occurrence",
         ),
         ("FREQ=DAILY;BYHOUR=9;BYSETPOS=2", d, "UTC", None, "never select"),
-        // 5,000,000 wall-clock instances: one every second, asked for two months later.
-        ("FREQ=SECONDLY", d, "UTC", Some("2026-03-10T00:00:00Z"), "5000000"),
+        // 5,000,000 wall-clock instances: one every second, asked for two months later, in
+        // a rule with COUNT, whose position in the series is counted from DTSTART.
+        (
+            "FREQ=SECONDLY;COUNT=6000000",
+            d,
+            "UTC",
+            Some("2026-03-10T00:00:00Z"),
+            "5000000",
+        ),
     ];
     for (rule, dtstart, tz, after, needle) in cases {
         match run(&args(rule, dtstart, tz, *after, 3)) {
@@ -234,4 +241,9 @@ fn refuses_what_the_spec_refuses_with_one_line_and_status_2() {
             Answer::Occurrences(o) => panic!("{rule} {dtstart} {tz} {after:?} was accepted: {o:?}"),
         }
     }
+    // Without COUNT the same question starts near the answer, not at DTSTART.
+    assert_eq!(
+        run(&args("FREQ=SECONDLY", d, "UTC", Some("2026-03-10T00:00:00Z"), 2)),
+        Answer::Occurrences(vec!["2026-03-10T00:00:01Z".into(), "2026-03-10T00:00:02Z".into()])
+    );
 }

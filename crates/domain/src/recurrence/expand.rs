@@ -35,7 +35,7 @@
 use super::rule::{freq_name, DaySpec, Rule};
 use super::RecurrenceError;
 use chrono::{Datelike, Duration, Month, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Weekday};
-use rrule::{Frequency, NWeekday, RRule, RRuleSet, RRuleSetIter};
+use rrule::{Frequency, NWeekday, RRule, RRuleSet, RRuleSetIter, Unvalidated};
 use std::collections::VecDeque;
 
 /// Candidates examined in a row without producing an instance before the search gives up
@@ -63,8 +63,13 @@ pub(crate) struct Expansion {
 /// Where the candidates come from.
 #[derive(Clone)]
 enum Source {
-    /// The crate expands the rule (YEARLY to HOURLY).
-    Crate(RRuleSet),
+    /// The crate expands the rule (YEARLY to HOURLY), started at DTSTART's period; the
+    /// unvalidated rule (every default explicit) starts it again at a later period.
+    Crate {
+        set: RRuleSet,
+        rule: RRule<Unvalidated>,
+        interval: u32,
+    },
     /// The crate picks the days, [`SubDaily`] the times (MINUTELY, SECONDLY).
     SubDaily(SubDaily),
 }
@@ -150,16 +155,9 @@ impl Expansion {
                 .by_minute(vec![0])
                 .by_second(vec![0]);
             let first_day = floating(dtstart.date().and_time(NaiveTime::MIN));
-            let day_rule = day_rule
-                .validate(first_day)
-                .map_err(|e| RecurrenceError::Rule(format!("the rule cannot be expanded: {e}")))?;
+            let days = day_set(&day_rule, first_day)?;
             Source::SubDaily(SubDaily::new(
-                rule,
-                dtstart,
-                RRuleSet::new(first_day).rrule(day_rule).limit(),
-                &by_hour,
-                &by_minute,
-                &by_second,
+                rule, dtstart, days, day_rule, &by_hour, &by_minute, &by_second,
             ))
         } else {
             let start = period_start(rule.freq, rule.wkst, dtstart);
@@ -173,14 +171,12 @@ impl Expansion {
                 .by_weekday(crate_days)
                 .by_hour(by_hour)
                 .by_minute(by_minute)
-                .by_second(by_second)
-                .validate(floating(start))
-                .map_err(|e| RecurrenceError::Rule(format!("the rule cannot be expanded: {e}")))?;
-            // `limit()` makes the crate give up after 100,000 periods in a row without a
-            // candidate instead of looping until year 10000. Only rules that can never (or
-            // almost never) match get there; for them the expansion simply ends, and
-            // `Schedule::parse` refuses a rule with no occurrence at all.
-            Source::Crate(RRuleSet::new(floating(start)).rrule(candidates).limit())
+                .by_second(by_second);
+            Source::Crate {
+                set: crate_set(&candidates, start)?,
+                rule: candidates,
+                interval: u32::from(rule.interval),
+            }
         };
         Ok(Self {
             freq: rule.freq,
@@ -197,12 +193,54 @@ impl Expansion {
 
     /// The wall-clock instances, ascending, from DTSTART on, COUNT applied.
     pub(crate) fn walls(&self) -> Walls<'_> {
+        let candidates = match &self.source {
+            Source::Crate { set, .. } => Candidates::Crate(set.into_iter()),
+            Source::SubDaily(sub) => Candidates::SubDaily(sub.iter()),
+        };
+        self.walls_of(candidates)
+    }
+
+    /// The wall-clock instances, ascending, from a point at or before `from` on: the same
+    /// instances as [`Expansion::walls`] from `from` on, at a cost that does not depend on
+    /// how long ago DTSTART was.
+    ///
+    /// Without COUNT, an instance depends only on its own FREQ period and the INTERVAL grid
+    /// laid from DTSTART's period (every default RFC 5545 takes from DTSTART is explicit in
+    /// the rule given to the crate, BYSETPOS picks within one period, and the only period
+    /// treated apart, dateutil's first WEEKLY one, is DTSTART's), so the expansion may start
+    /// at the last grid period that begins at or before `from`. With COUNT the position of
+    /// an instance in the whole series decides whether it exists: such a rule is expanded
+    /// from DTSTART, and COUNT bounds that walk.
+    pub(crate) fn walls_from(&self, from: NaiveDateTime) -> Result<Walls<'_>, RecurrenceError> {
+        if self.count.is_some() || from <= self.dtstart {
+            return Ok(self.walls());
+        }
+        let candidates = match &self.source {
+            Source::Crate { set, rule, interval } => {
+                let first = period_start(self.freq, self.wkst, self.dtstart);
+                match grid_period_at(self.freq, self.wkst, first, *interval, from) {
+                    Some(start) if start > first => Candidates::Crate((&crate_set(rule, start)?).into_iter()),
+                    _ => Candidates::Crate(set.into_iter()),
+                }
+            }
+            Source::SubDaily(sub) => {
+                // The days are a filter (a YEARLY rule with an interval of 1) and the time
+                // grid is anchored at DTSTART's period whatever day the days start on.
+                let day = from.date().and_time(NaiveTime::MIN);
+                if day > self.dtstart.date().and_time(NaiveTime::MIN) {
+                    Candidates::SubDaily(sub.iter_from(day_set(&sub.day_rule, floating(day))?))
+                } else {
+                    Candidates::SubDaily(sub.iter())
+                }
+            }
+        };
+        Ok(self.walls_of(candidates))
+    }
+
+    fn walls_of<'a>(&'a self, candidates: Candidates<'a>) -> Walls<'a> {
         Walls {
             exp: self,
-            candidates: match &self.source {
-                Source::Crate(set) => Candidates::Crate(set.into_iter()),
-                Source::SubDaily(sub) => Candidates::SubDaily(sub.iter()),
-            },
+            candidates,
             ready: VecDeque::new(),
             period: Vec::new(),
             period_key: None,
@@ -234,6 +272,63 @@ impl Expansion {
                     (last - index) / 7 + 1 == -i32::from(n)
                 }
         })
+    }
+}
+
+/// The crate's candidates from `start` (the beginning of a FREQ period on the INTERVAL grid).
+/// `limit()` makes the crate give up after 100,000 periods in a row without a candidate
+/// instead of looping until year 10000. Only rules that can never (or almost never) match
+/// get there; for them the expansion simply ends, and `Schedule::parse` refuses a rule with
+/// no occurrence at all.
+fn crate_set(rule: &RRule<Unvalidated>, start: NaiveDateTime) -> Result<RRuleSet, RecurrenceError> {
+    let rule = rule
+        .clone()
+        .validate(floating(start))
+        .map_err(|e| RecurrenceError::Rule(format!("the rule cannot be expanded: {e}")))?;
+    Ok(RRuleSet::new(floating(start)).rrule(rule).limit())
+}
+
+/// The days of a MINUTELY or SECONDLY rule from `first_day` on.
+fn day_set(
+    rule: &RRule<Unvalidated>,
+    first_day: chrono::DateTime<rrule::Tz>,
+) -> Result<RRuleSet, RecurrenceError> {
+    let rule = rule
+        .clone()
+        .validate(first_day)
+        .map_err(|e| RecurrenceError::Rule(format!("the rule cannot be expanded: {e}")))?;
+    Ok(RRuleSet::new(first_day).rrule(rule).limit())
+}
+
+/// The start of the last FREQ period on the INTERVAL grid from `first` (DTSTART's period)
+/// that begins at or before `t`; `None` before `first` or past the calendar's end.
+fn grid_period_at(
+    freq: Frequency,
+    wkst: Weekday,
+    first: NaiveDateTime,
+    interval: u32,
+    t: NaiveDateTime,
+) -> Option<NaiveDateTime> {
+    let here = period_start(freq, wkst, t);
+    if here <= first {
+        return None;
+    }
+    let interval = i64::from(interval.max(1));
+    let months = |d: NaiveDateTime| i64::from(d.year()) * 12 + i64::from(d.month0());
+    let steps = |n: i64| n / interval * interval;
+    match freq {
+        Frequency::Yearly => {
+            let n = steps(i64::from(here.year() - first.year()));
+            first.with_year(first.year() + i32::try_from(n).ok()?)
+        }
+        Frequency::Monthly => {
+            let n = steps(months(here) - months(first));
+            first.checked_add_months(chrono::Months::new(u32::try_from(n).ok()?))
+        }
+        Frequency::Weekly => first.checked_add_signed(Duration::weeks(steps((here - first).num_weeks()))),
+        Frequency::Daily => first.checked_add_signed(Duration::days(steps((here - first).num_days()))),
+        Frequency::Hourly => first.checked_add_signed(Duration::hours(steps((here - first).num_hours()))),
+        Frequency::Minutely | Frequency::Secondly => None,
     }
 }
 
@@ -363,6 +458,8 @@ struct SubDaily {
     /// SECONDLY.
     timeset: Vec<i64>,
     days: RRuleSet,
+    /// The rule behind `days`, to start them on a later day.
+    day_rule: RRule<Unvalidated>,
 }
 
 impl SubDaily {
@@ -370,6 +467,7 @@ impl SubDaily {
         rule: &Rule,
         dtstart: NaiveDateTime,
         days: RRuleSet,
+        day_rule: RRule<Unvalidated>,
         by_hour: &[u8],
         by_minute: &[u8],
         by_second: &[u8],
@@ -411,13 +509,19 @@ impl SubDaily {
             windows,
             timeset: if secondly { vec![0] } else { sorted(by_second) },
             days,
+            day_rule,
         }
     }
 
     fn iter(&self) -> SubDailyIter<'_> {
+        self.iter_from(self.days.clone())
+    }
+
+    /// The grid over `days` (the rule's days from some day on).
+    fn iter_from(&self, days: RRuleSet) -> SubDailyIter<'_> {
         SubDailyIter {
             sub: self,
-            days: (&self.days).into_iter(),
+            days: (&days).into_iter(),
             day: None,
             window: 0,
             next: 0,

@@ -237,10 +237,23 @@ impl Schedule {
 
     /// Occurrences strictly after `after` (all from the first when `None`), ascending,
     /// distinct, ending with the rule.
+    ///
+    /// The expansion starts at the wall time from which an instant after `after` can come
+    /// (`after` less the largest UTC offset), not at DTSTART, so a task started decades ago
+    /// costs what one started today does (COUNT rules excepted: [`expand::Expansion::walls_from`]).
     pub fn occurrences(&self, after: Option<DateTime<Utc>>) -> Occurrences<'_> {
+        // Starting later can only fail where starting at DTSTART would have (the crate's
+        // validation of the same rule); DTSTART is then the slower, equal answer.
+        let walls = match after {
+            Some(a) => self
+                .expansion
+                .walls_from((a - MAX_OFFSET).naive_utc())
+                .unwrap_or_else(|_| self.expansion.walls()),
+            None => self.expansion.walls(),
+        };
         Occurrences {
             schedule: self,
-            walls: self.expansion.walls(),
+            walls,
             pending: BTreeSet::new(),
             after,
             examined: 0,
@@ -408,6 +421,42 @@ mod tests {
                 1
             ),
             ["2026-03-29T01:30:00Z"]
+        );
+    }
+
+    #[test]
+    fn a_task_started_decades_ago_answers_like_one_started_today() {
+        // 4.2 million instances lie between DTSTART and the question: walked from DTSTART,
+        // nearly the whole 5 000 000 limit; the expansion starts near the question instead.
+        // Expected: the 7-minute wall-clock grid from 1970-01-01 00:00 (Berlin, UTC+1 then
+        // and in November).
+        let question = parse_instant("2026-11-30T04:07:30Z").unwrap();
+        let s = Schedule::parse(
+            "FREQ=MINUTELY;INTERVAL=7",
+            parse_local("1970-01-01T00:00").unwrap(),
+            "Europe/Berlin",
+        )
+        .unwrap();
+        let mut walk = s.occurrences(Some(question));
+        let got: Vec<_> = walk.by_ref().take(2).map(|t| rfc3339(t.unwrap())).collect();
+        assert_eq!(got, ["2026-11-30T04:09:00Z", "2026-11-30T04:16:00Z"]);
+        assert!(walk.examined < 1_000, "examined {} wall times", walk.examined);
+        assert!(s
+            .is_occurrence(parse_instant("2026-11-30T04:16:00Z").unwrap())
+            .unwrap());
+        assert!(!s
+            .is_occurrence(parse_instant("2026-11-30T04:15:00Z").unwrap())
+            .unwrap());
+        // A monthly rule with BYSETPOS from 1970: the last weekday of the month.
+        let s = Schedule::parse(
+            "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+            parse_local("1970-01-30T09:00").unwrap(),
+            "America/New_York",
+        )
+        .unwrap();
+        assert_eq!(
+            rfc3339(s.next_after(question).unwrap().unwrap()),
+            "2026-11-30T14:00:00Z"
         );
     }
 
