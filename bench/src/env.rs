@@ -168,14 +168,21 @@ pub mod seed {
         Ok(())
     }
 
+    /// DTSTART of the recurring tasks: the occurrence the benchmark asks about, as for a task
+    /// created today.
+    pub const DTSTART_TODAY: &str = "2026-11-01T09:00:00";
+    /// The same daily rule started ten years earlier (3 652 occurrences before the one asked
+    /// about): what a task's age costs.
+    pub const DTSTART_TEN_YEARS_AGO: &str = "2016-11-01T09:00:00";
+
     /// 1 000 users; `n` daily recurring tasks in Europe/Berlin (09:00 local = 08:00Z in
-    /// November), each due at 2026-11-01T08:00:00Z with one reminder 15 minutes before.
-    /// Recurring task `i` belongs to user `1 + i % 1000`.
-    pub async fn recurring(url: &str, n: u64) -> anyhow::Result<()> {
+    /// November) started at local `dtstart`, each due at 2026-11-01T08:00:00Z with one
+    /// reminder 15 minutes before. Recurring task `i` belongs to user `1 + i % 1000`.
+    pub async fn recurring(url: &str, n: u64, dtstart: &str) -> anyhow::Result<()> {
         exec(url, &format!(
             "INSERT INTO users (id, email, display_name, timezone) SELECT g, 'user' || g || '@bench.test', 'User ' || g, 'Europe/Berlin' FROM generate_series(1, 1000) g;
              INSERT INTO recurring_tasks (id, user_id, title, rrule, timezone, dtstart, next_occurrence, reminder_offsets)
-               SELECT g, 1 + g % 1000, 'Water the plants', 'FREQ=DAILY', 'Europe/Berlin', '2026-11-01T09:00:00', '2026-11-01T08:00:00Z', '[900]'
+               SELECT g, 1 + g % 1000, 'Water the plants', 'FREQ=DAILY', 'Europe/Berlin', '{dtstart}', '2026-11-01T08:00:00Z', '[900]'
                FROM generate_series(1, {n}) g;
              SELECT setval('users_id_seq', 1000); SELECT setval('recurring_tasks_id_seq', {n});
              CREATE SEQUENCE bench_ids;"

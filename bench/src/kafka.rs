@@ -280,7 +280,7 @@ pub async fn consumers(env: &Env, report: &mut Report, items: u64) -> anyhow::Re
     // recur
     let broker = Broker::start(env).await?;
     let tpl = env.database("cons_recur_tpl", None).await?;
-    seed::recurring(&tpl, items).await?;
+    seed::recurring(&tpl, items, seed::DTSTART_TODAY).await?;
     let limit =
         crate::http::pgbench_batched(env, "cons_recur_tpl", "recur_batch.sql", items, PARTITIONS as u32)
             .await?;
