@@ -153,7 +153,7 @@ impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "reminders    due {} · mailed {} · lost {} · duplicate mails {} (SIGKILLs caught {} e-mail claim(s) in flight; unexplained {}) · unexpected {}",
+            "reminders    due {} · mailed {} · lost {} · duplicate mails {} (SIGKILLs caught {} accepted, unrecorded e-mail(s); unexplained {}) · unexpected {}",
             self.reminders_due,
             self.mailed,
             self.lost_mails,

@@ -47,6 +47,7 @@ fn the_small_fault_suite_loses_nothing_and_duplicates_nothing() {
         "connection(s) terminated",
         "SMTP server answers",
         "delivered again",
+        "PostgreSQL restarted",
     ] {
         assert!(stdout.contains(fault), "no {fault:?} in:\n{stdout}");
     }

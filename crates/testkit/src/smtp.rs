@@ -123,6 +123,20 @@ impl SmtpServer {
         assert_eq!(answer, "OK", "the SMTP server refused {line:?}");
     }
 
+    /// How many messages (copies) were accepted so far, without reading them.
+    pub fn accepted(&self) -> usize {
+        std::fs::read_dir(self.dir.path())
+            .expect("server dir")
+            .filter(|e| {
+                e.as_ref().is_ok_and(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name.starts_with("msg-") && name.ends_with(".json")
+                })
+            })
+            .count()
+    }
+
     /// Every message accepted so far, oldest first.
     pub fn messages(&self) -> Vec<Received> {
         let mut metas: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
