@@ -184,8 +184,7 @@ pub mod seed {
              INSERT INTO recurring_tasks (id, user_id, title, rrule, timezone, dtstart, next_occurrence, reminder_offsets)
                SELECT g, 1 + g % 1000, 'Water the plants', 'FREQ=DAILY', 'Europe/Berlin', '{dtstart}', '2026-11-01T08:00:00Z', '[900]'
                FROM generate_series(1, {n}) g;
-             SELECT setval('users_id_seq', 1000); SELECT setval('recurring_tasks_id_seq', {n});
-             CREATE SEQUENCE bench_ids;"
+             SELECT setval('users_id_seq', 1000); SELECT setval('recurring_tasks_id_seq', {n});"
         )).await?;
         history(url, n).await?;
         exec(url, "VACUUM ANALYZE").await
@@ -199,8 +198,7 @@ pub mod seed {
              INSERT INTO tasks (id, user_id, title, description, due_at)
                SELECT g, 1 + g % 1000, 'Renew the passport ' || g, 'Bring two photos.', '2026-11-01T10:00:00Z' FROM generate_series(1, {n}) g;
              INSERT INTO reminders (id, task_id, user_id, remind_at, state)
-               SELECT g, g, 1 + g % 1000, '{remind_at}', '{state}' FROM generate_series(1, {n}) g;
-             CREATE SEQUENCE bench_ids;"
+               SELECT g, g, 1 + g % 1000, '{remind_at}', '{state}' FROM generate_series(1, {n}) g;"
         )).await?;
         history(url, n).await?;
         exec(url, "VACUUM ANALYZE").await

@@ -281,7 +281,8 @@ async fn pgbench_with(
     how_long: &[&str],
 ) -> anyhow::Result<Pgbench> {
     let url = env.database("pgbench", Some(template)).await?;
-    let script = format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR"));
+    // Built from the store's statements (crate::scripts), written where the results go.
+    let script = crate::scripts::write_all(&env.out.join("scripts"))?.join(script);
     let busy = machine_busy_seconds();
     let out = Command::new("pgbench")
         .args([
@@ -292,9 +293,16 @@ async fn pgbench_with(
             &clients.to_string(),
             "-j",
             &clients.min(2).to_string(),
+            // The scripts' per-client row counter and the client count (crate::scripts).
+            "-D",
+            "n=0",
+            "-D",
+            &format!("clients={clients}"),
         ])
         .args(how_long)
-        .args(["-f", &script, &url])
+        .arg("-f")
+        .arg(&script)
+        .arg(&url)
         .output()
         .context("running pgbench")?;
     let cpu = machine_busy_seconds() - busy;

@@ -13,6 +13,7 @@ mod env;
 mod http;
 mod kafka;
 mod report;
+mod scripts;
 mod startup;
 
 use clap::Parser;

@@ -21,6 +21,14 @@ pub mod scheduler;
 pub mod seed;
 mod sqlite;
 
+/// The PostgreSQL statements of the functions' hot paths, exactly as they are sent. The
+/// benchmarks build their pgbench scripts from these (bench/src/scripts.rs), so each limit
+/// they report is measured on the same SQL the function runs, with the same round trips.
+pub mod statements {
+    pub use crate::postgres::notify::{CLAIM_NEW_DELIVERIES, FINISH_DELIVERIES, REMINDER_CONTEXTS};
+    pub use crate::postgres::recur::{INSTANTIATE, RECURRING_STATE};
+}
+
 pub use error::StoreError;
 pub use rows::*;
 

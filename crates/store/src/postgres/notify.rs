@@ -8,19 +8,32 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use todo_events_domain::{DeliveryId, ReminderId};
 
+/// The reminders of a batch with their task and user (one statement).
+pub const REMINDER_CONTEXTS: &str =
+    "SELECT r.id AS reminder_id, r.task_id, r.user_id, r.remind_at, r.state, \
+     t.title AS task_title, t.description AS task_description, t.status AS task_status, \
+     t.due_at AS task_due_at, u.email, u.display_name, u.timezone \
+     FROM reminders r JOIN tasks t ON t.id = r.task_id JOIN users u ON u.id = r.user_id \
+     WHERE r.id = ANY($1)";
+
 pub(crate) async fn reminder_contexts(
     pool: &PgPool,
     ids: &[ReminderId],
 ) -> Result<Vec<Result<ReminderContext, Malformed>>, StoreError> {
-    const SQL: &str = "SELECT r.id AS reminder_id, r.task_id, r.user_id, r.remind_at, r.state, \
-         t.title AS task_title, t.description AS task_description, t.status AS task_status, \
-         t.due_at AS task_due_at, u.email, u.display_name, u.timezone \
-         FROM reminders r JOIN tasks t ON t.id = r.task_id JOIN users u ON u.id = r.user_id \
-         WHERE r.id = ANY($1)";
     let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
-    let rows: Vec<ReminderContextRaw> = sqlx::query_as(SQL).bind(ids).fetch_all(pool).await?;
+    let rows: Vec<ReminderContextRaw> = sqlx::query_as(REMINDER_CONTEXTS)
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
     Ok(rows.into_iter().map(ReminderContext::try_from).collect())
 }
+
+/// Claims the deliveries nobody has claimed yet (one statement).
+pub const CLAIM_NEW_DELIVERIES: &str = "INSERT INTO deliveries \
+     (reminder_id, remind_at, channel, event_id, status, attempts, claimed_at, lease_until) \
+     SELECT r, a, 'email', e, 'sending', 1, $4, $5 \
+     FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[]) AS v(r, a, e) \
+     ON CONFLICT (reminder_id, remind_at, channel) DO NOTHING RETURNING reminder_id, id";
 
 /// Claims the deliveries nobody has claimed yet, in one statement.
 pub(crate) async fn claim_new_deliveries(
@@ -29,12 +42,7 @@ pub(crate) async fn claim_new_deliveries(
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<(ReminderId, DeliveryId)>, StoreError> {
-    const SQL: &str = "INSERT INTO deliveries \
-         (reminder_id, remind_at, channel, event_id, status, attempts, claimed_at, lease_until) \
-         SELECT r, a, 'email', e, 'sending', 1, $4, $5 \
-         FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[]) AS v(r, a, e) \
-         ON CONFLICT (reminder_id, remind_at, channel) DO NOTHING RETURNING reminder_id, id";
-    let rows = sqlx::query_as(SQL)
+    let rows = sqlx::query_as(CLAIM_NEW_DELIVERIES)
         .bind(claims.iter().map(|c| c.reminder_id.get()).collect::<Vec<_>>())
         .bind(claims.iter().map(|c| c.remind_at).collect::<Vec<_>>())
         .bind(claims.iter().map(|c| c.event_id).collect::<Vec<_>>())
@@ -84,6 +92,19 @@ pub(crate) async fn claim_delivery(
     Ok(read::taken(claim.reminder_id, current)?)
 }
 
+/// Records outcomes and moves their reminders on (one statement).
+pub const FINISH_DELIVERIES: &str =
+    "WITH done AS (UPDATE deliveries d SET status = v.s, recipient = v.rcpt, \
+         message_id = v.mid, detail = v.det, completed_at = $6 \
+       FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+         AS v(id, s, rcpt, mid, det) \
+       WHERE d.id = v.id AND d.status = 'sending' \
+       RETURNING d.reminder_id, d.remind_at, v.s) \
+     UPDATE reminders r SET state = done.s, lease_owner = NULL, lease_until = NULL, \
+       updated_at = $6 \
+     FROM done WHERE r.id = done.reminder_id AND r.remind_at = done.remind_at \
+       AND r.state <> 'cancelled'";
+
 /// Records outcomes and moves their reminders to `sent` / `failed`: one statement, so
 /// atomic without a transaction of its own.
 pub(crate) async fn finish_deliveries(
@@ -91,16 +112,6 @@ pub(crate) async fn finish_deliveries(
     done: &[(DeliveryId, Finished<'_>)],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    const SQL: &str = "WITH done AS (UPDATE deliveries d SET status = v.s, recipient = v.rcpt, \
-             message_id = v.mid, detail = v.det, completed_at = $6 \
-           FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) \
-             AS v(id, s, rcpt, mid, det) \
-           WHERE d.id = v.id AND d.status = 'sending' \
-           RETURNING d.reminder_id, d.remind_at, v.s) \
-         UPDATE reminders r SET state = done.s, lease_owner = NULL, lease_until = NULL, \
-           updated_at = $6 \
-         FROM done WHERE r.id = done.reminder_id AND r.remind_at = done.remind_at \
-           AND r.state <> 'cancelled'";
     let (mut ids, mut statuses, mut recipients, mut message_ids, mut details) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (id, outcome) in done {
@@ -111,7 +122,7 @@ pub(crate) async fn finish_deliveries(
         message_ids.push(message_id);
         details.push(detail);
     }
-    sqlx::query(SQL)
+    sqlx::query(FINISH_DELIVERIES)
         .bind(ids)
         .bind(statuses)
         .bind(recipients)

@@ -43,20 +43,26 @@ struct WithInstance {
     instance_id: Option<i64>,
 }
 
+/// The recurring tasks of a batch with each occurrence's instance, if any (one statement).
+pub const RECURRING_STATE: &str = "SELECT r.id, r.user_id, r.title, r.description, \
+     r.priority, r.rrule, r.timezone, r.dtstart, r.next_occurrence, r.active, r.catch_up, \
+     r.reminder_offsets, k.occ AS occurrence, t.id AS instance_id \
+     FROM UNNEST($1::bigint[], $2::timestamptz[]) AS k(rt, occ) \
+     JOIN recurring_tasks r ON r.id = k.rt \
+     LEFT JOIN tasks t ON t.recurring_task_id = k.rt AND t.occurrence_at = k.occ";
+
 /// The recurring tasks of `occurrences` with each one's instance, if any: one statement.
 pub(crate) async fn recurring_state(
     conn: &mut PgConnection,
     occurrences: &[Occurrence],
 ) -> Result<RecurringState, StoreError> {
-    const SQL: &str = "SELECT r.id, r.user_id, r.title, r.description, \
-         r.priority, r.rrule, r.timezone, r.dtstart, r.next_occurrence, r.active, r.catch_up, \
-         r.reminder_offsets, k.occ AS occurrence, t.id AS instance_id \
-         FROM UNNEST($1::bigint[], $2::timestamptz[]) AS k(rt, occ) \
-         JOIN recurring_tasks r ON r.id = k.rt \
-         LEFT JOIN tasks t ON t.recurring_task_id = k.rt AND t.occurrence_at = k.occ";
     let ids: Vec<i64> = occurrences.iter().map(|(id, _)| id.get()).collect();
     let ats: Vec<DateTime<Utc>> = occurrences.iter().map(|(_, at)| *at).collect();
-    let rows: Vec<WithInstance> = sqlx::query_as(SQL).bind(ids).bind(ats).fetch_all(conn).await?;
+    let rows: Vec<WithInstance> = sqlx::query_as(RECURRING_STATE)
+        .bind(ids)
+        .bind(ats)
+        .fetch_all(conn)
+        .await?;
     let mut state = RecurringState {
         tasks: HashMap::with_capacity(rows.len()),
         instances: HashMap::new(),
@@ -73,6 +79,29 @@ pub(crate) async fn recurring_state(
     Ok(state)
 }
 
+/// The instances, their reminders and the advance of a batch (one statement).
+pub const INSTANTIATE: &str = "WITH v AS ( \
+       SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
+         $6::timestamptz[], $7::timestamptz[], $8::bool[]) AS v(rt, u, ti, d, p, occ, next, active)), \
+     created AS ( \
+       INSERT INTO tasks (user_id, title, description, status, priority, due_at, \
+         recurring_task_id, occurrence_at, created_at, updated_at) \
+       SELECT u, ti, d, 'todo', p, occ, rt, occ, $11, $11 FROM v \
+       ON CONFLICT (recurring_task_id, occurrence_at) DO NOTHING \
+       RETURNING id, recurring_task_id, user_id), \
+     reminded AS ( \
+       INSERT INTO reminders (task_id, user_id, remind_at, channels, state, created_at, updated_at) \
+       SELECT c.id, c.user_id, w.at, 'email', 'pending', $11, $11 \
+       FROM UNNEST($9::bigint[], $10::timestamptz[]) AS w(rt, at) \
+       JOIN created c ON c.recurring_task_id = w.rt), \
+     advanced AS ( \
+       UPDATE recurring_tasks r SET next_occurrence = v.next, active = v.active, updated_at = $11 \
+       FROM v WHERE r.id = v.rt AND r.next_occurrence = v.occ RETURNING r.id) \
+     SELECT v.rt, c.id, e.id, a.id IS NOT NULL \
+     FROM v LEFT JOIN created c ON c.recurring_task_id = v.rt \
+     LEFT JOIN tasks e ON e.recurring_task_id = v.rt AND e.occurrence_at = v.occ \
+     LEFT JOIN advanced a ON a.id = v.rt";
+
 /// One statement, whatever the batch size: the instances, their reminders and the advance
 /// are data-modifying CTEs over the bound arrays, so the batch costs one round trip and is
 /// atomic without a transaction of its own. All parts see the snapshot from before the
@@ -81,27 +110,6 @@ pub(crate) async fn instantiate(
     conn: &mut PgConnection,
     jobs: &[Instantiate<'_>],
 ) -> Result<Vec<Instantiated>, StoreError> {
-    const SQL: &str = "WITH v AS ( \
-           SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
-             $6::timestamptz[], $7::timestamptz[], $8::bool[]) AS v(rt, u, ti, d, p, occ, next, active)), \
-         created AS ( \
-           INSERT INTO tasks (user_id, title, description, status, priority, due_at, \
-             recurring_task_id, occurrence_at, created_at, updated_at) \
-           SELECT u, ti, d, 'todo', p, occ, rt, occ, $11, $11 FROM v \
-           ON CONFLICT (recurring_task_id, occurrence_at) DO NOTHING \
-           RETURNING id, recurring_task_id, user_id), \
-         reminded AS ( \
-           INSERT INTO reminders (task_id, user_id, remind_at, channels, state, created_at, updated_at) \
-           SELECT c.id, c.user_id, w.at, 'email', 'pending', $11, $11 \
-           FROM UNNEST($9::bigint[], $10::timestamptz[]) AS w(rt, at) \
-           JOIN created c ON c.recurring_task_id = w.rt), \
-         advanced AS ( \
-           UPDATE recurring_tasks r SET next_occurrence = v.next, active = v.active, updated_at = $11 \
-           FROM v WHERE r.id = v.rt AND r.next_occurrence = v.occ RETURNING r.id) \
-         SELECT v.rt, c.id, e.id, a.id IS NOT NULL \
-         FROM v LEFT JOIN created c ON c.recurring_task_id = v.rt \
-         LEFT JOIN tasks e ON e.recurring_task_id = v.rt AND e.occurrence_at = v.occ \
-         LEFT JOIN advanced a ON a.id = v.rt";
     let (mut reminder_rt, mut reminder_at) = (Vec::new(), Vec::new());
     for job in jobs {
         for at in &job.reminders {
@@ -111,7 +119,7 @@ pub(crate) async fn instantiate(
     }
     let column = |f: fn(&Instantiate<'_>) -> i64| jobs.iter().map(f).collect::<Vec<_>>();
     let text = |f: for<'j> fn(&'j Instantiate<'_>) -> &'j str| jobs.iter().map(f).collect::<Vec<_>>();
-    let rows: Vec<(i64, Option<i64>, Option<i64>, bool)> = sqlx::query_as(SQL)
+    let rows: Vec<(i64, Option<i64>, Option<i64>, bool)> = sqlx::query_as(INSTANTIATE)
         .bind(column(|j| j.recurring.id.get()))
         .bind(column(|j| j.recurring.user_id.get()))
         .bind(text(|j| &j.recurring.title))
