@@ -57,7 +57,8 @@ async fn main() -> anyhow::Result<()> {
         kafka::scheduler(&env, &mut report, args.items).await?;
     }
     if wanted("lateness") {
-        kafka::lateness(&env, &mut report).await?;
+        kafka::lateness(&env, &mut report, kafka::DueTimes::WholeSecond).await?;
+        kafka::lateness(&env, &mut report, kafka::DueTimes::AcrossTheSecond).await?;
     }
     if wanted("consumer") {
         kafka::consumers(&env, &mut report, args.items).await?;
