@@ -371,7 +371,8 @@ async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
     let (mailed_at_kill, instances_at_kill) = (w.smtp.accepted(), w.instances().await);
     // The crash window (docs/RELIABILITY.md): a message the SMTP server had accepted
     // whose delivery the kill kept from being recorded is sent again after its lease. Only
-    // those may arrive twice.
+    // those may arrive twice. (A moment for the server to store what was on the wire.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let recorded: std::collections::BTreeSet<String> = {
         let pool = sqlx::PgPool::connect(&w.db.url).await.unwrap();
         let ids = sqlx::query_scalar("SELECT message_id FROM deliveries WHERE status = 'sent'")
