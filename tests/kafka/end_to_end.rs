@@ -356,7 +356,13 @@ async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
 
     // A short delivery lease: a delivery in flight when the process died is taken over
     // seconds later instead of minutes. Small batches, so the kill finds work half done.
-    let env = [("DELIVERY_LEASE", "3s"), ("KAFKA_CONSUMER_BATCH", "25")];
+    // (An SMTP conversation must fit twice in a lease: SMTP_TIMEOUT 1 s, the local server
+    // answers in milliseconds.)
+    let env = [
+        ("DELIVERY_LEASE", "3s"),
+        ("SMTP_TIMEOUT", "1s"),
+        ("KAFKA_CONSUMER_BATCH", "25"),
+    ];
     let mut notify = world.consumer_with("notify", &env);
     let mut recur = world.consumer_with("recur", &env);
     let w = &world;
@@ -368,11 +374,12 @@ async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
     recur.kill().unwrap();
     notify.wait().unwrap();
     recur.wait().unwrap();
+    // A moment for the SMTP server to store what was on the wire when the kill came.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (mailed_at_kill, instances_at_kill) = (w.smtp.accepted(), w.instances().await);
     // The crash window (docs/RELIABILITY.md): a message the SMTP server had accepted
     // whose delivery the kill kept from being recorded is sent again after its lease. Only
-    // those may arrive twice. (A moment for the server to store what was on the wire.)
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // those may arrive twice.
     let recorded: std::collections::BTreeSet<String> = {
         let pool = sqlx::PgPool::connect(&w.db.url).await.unwrap();
         let ids = sqlx::query_scalar("SELECT message_id FROM deliveries WHERE status = 'sent'")
