@@ -24,7 +24,7 @@ fn the_small_fault_suite_loses_nothing_and_duplicates_nothing() {
     }
     // The suite starts the functions' binaries from its own directory: they must be built.
     for function in ["notify", "recur", "scheduler-cron"] {
-        todo_events_testkit::binary(function);
+        todo_events_testkit::kafka_binary(function);
     }
     let suite = std::path::Path::new(env!("CARGO_BIN_EXE_faults"));
     let out = Command::new(suite)

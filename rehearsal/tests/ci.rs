@@ -32,7 +32,7 @@ fn the_manifests_meet_their_targets_in_the_short_rehearsal() {
     }
     // The rehearsal starts the functions' binaries from its own directory: they must be built.
     for function in ["notify", "recur", "scheduler-cron"] {
-        todo_events_testkit::binary(function);
+        todo_events_testkit::kafka_binary(function);
     }
     let rehearsal = std::path::Path::new(env!("CARGO_BIN_EXE_rehearsal"));
     let out = Command::new(rehearsal)

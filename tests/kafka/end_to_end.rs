@@ -16,7 +16,7 @@ use todo_events_testkit::smtp::{Options, SmtpServer};
 use todo_events_testkit::{self as kit, TestDb};
 
 fn bin(name: &str) -> PathBuf {
-    kit::binary(name)
+    kit::kafka_binary(name)
 }
 
 /// The broker tests run one at a time: each starts a broker, consumers and thousands of

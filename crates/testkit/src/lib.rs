@@ -445,6 +445,28 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// [`binary`] for a test of the Kafka path: also checks that the binary was built with the
+/// `kafka` feature (its `--help` lists the `consume` command). A `cargo build -p notify` without the
+/// feature replaces it with an HTTP-only one, with which such a test would only time out.
+pub fn kafka_binary(name: &str) -> std::path::PathBuf {
+    let path = binary(name);
+    if matches!(name, "notify" | "recur") {
+        let help = std::process::Command::new(&path)
+            .arg("--help")
+            .output()
+            .unwrap_or_else(|e| panic!("{} --help: {e}", path.display()));
+        // Listed among the commands (the HTTP-only binary names it only to say it is missing).
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with("consume ")),
+            "{} was built without the `kafka` feature (no `consume` command): run \
+             `cargo build --workspace --bins --features kafka` (`cargo test --workspace --features kafka` does)",
+            path.display()
+        );
+    }
+    path
+}
+
 /// Sends `signal` (`Signal::INT` as Ctrl-C does, `Signal::TERM` as Kubernetes does) to the
 /// process `pid`, through kill(2) rather than the `kill` program, which a minimal system
 /// (a bare Debian has no procps) does not have. A process that is gone already is no error.
