@@ -139,7 +139,7 @@ pub async fn apply(world: &mut World, fault: &Fault, record: &mut Record, t0: In
                 // sent just before it died.
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let in_flight = claims_in_flight(world).await?;
-                let accepted = crate::workload::received_mails(world.smtp.dir())?;
+                let accepted = world.smtp.copies();
                 let caught: Vec<String> = in_flight
                     .iter()
                     .filter(|id| accepted.contains_key(*id))

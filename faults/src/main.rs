@@ -201,7 +201,7 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
             None => {}
         }
     }
-    let received = workload::received_mails(world.smtp.dir())?;
+    let received = world.smtp.copies();
     let instances = workload::instances(&world.pool).await?;
     let dead_lettered = dead_letters(&world, "notify")? + dead_letters(&world, "recur")?;
     let tally = Tally::count(&Observed {

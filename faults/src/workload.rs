@@ -6,7 +6,6 @@
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::time::Duration;
 use todo_events_domain::ReminderId;
 
@@ -125,28 +124,4 @@ pub async fn instances(pool: &PgPool) -> anyhow::Result<HashMap<(i64, DateTime<U
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(|(id, at, n)| ((id, at), n)).collect())
-}
-
-/// Copies received per Message-ID, from the SMTP server's files.
-pub fn received_mails(dir: &Path) -> anyhow::Result<HashMap<String, u32>> {
-    let mut copies = HashMap::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_none_or(|x| x != "eml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path)?;
-        let id = text
-            .lines()
-            .map(|l| l.trim_end_matches('\r'))
-            .take_while(|l| !l.is_empty())
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("message-id")
-                    .then(|| value.trim().to_owned())
-            })
-            .unwrap_or_else(|| format!("(no Message-ID: {})", path.display()));
-        *copies.entry(id).or_insert(0) += 1;
-    }
-    Ok(copies)
 }

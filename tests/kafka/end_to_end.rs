@@ -107,15 +107,6 @@ impl World {
             .unwrap()
     }
 
-    /// Every copy the SMTP server accepted, as received.
-    fn mails(&self) -> Vec<String> {
-        self.smtp
-            .messages()
-            .into_iter()
-            .map(|m| String::from_utf8_lossy(&m.raw).into_owned())
-            .collect()
-    }
-
     async fn count(&self, sql: &str) -> i64 {
         let pool = sqlx::PgPool::connect(&self.db.url).await.unwrap();
         let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
@@ -160,26 +151,11 @@ fn stop(mut child: Child) -> std::process::ExitStatus {
     child.wait().unwrap()
 }
 
-/// The Message-ID of each copy the SMTP server accepted, with how many copies it got.
-fn copies(world: &World) -> std::collections::BTreeMap<String, usize> {
-    let mut copies = std::collections::BTreeMap::new();
-    for mail in world.mails() {
-        let id = mail
-            .lines()
-            .find_map(|l| l.strip_prefix("Message-ID:"))
-            .expect("every reminder has a Message-ID")
-            .trim()
-            .to_owned();
-        *copies.entry(id).or_insert(0) += 1;
-    }
-    copies
-}
-
 /// Every reminder mailed once: as many distinct Message-IDs at the SMTP server as
 /// reminders, and no copy beyond the first, except for the Message-IDs in `excused` (at
 /// most one extra copy each).
 fn assert_mailed_once_but(world: &World, expected: usize, excused: &std::collections::BTreeSet<String>) {
-    let copies = copies(world);
+    let copies = world.smtp.copies();
     assert_eq!(copies.len(), expected, "every reminder mailed");
     let extra: Vec<_> = copies
         .iter()
@@ -389,7 +365,9 @@ async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
         pool.close().await;
         ids.into_iter().collect()
     };
-    let in_the_window: std::collections::BTreeSet<String> = copies(w)
+    let in_the_window: std::collections::BTreeSet<String> = w
+        .smtp
+        .copies()
         .into_keys()
         .filter(|id| !recorded.contains(id))
         .collect();

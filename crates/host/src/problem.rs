@@ -5,6 +5,14 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use std::fmt;
 
+/// A problem's `type`: `urn:todo-events:problem:<slug>`, made at compile time (a `Problem`
+/// holds its type and title as `&'static str`).
+macro_rules! problem_type {
+    ($slug:literal) => {
+        concat!("urn:todo-events:problem:", $slug)
+    };
+}
+
 /// An `application/problem+json` answer.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
@@ -43,7 +51,7 @@ impl Problem {
     /// `400`: not a CloudEvent, an unknown type, or invalid data; `field` names the culprit.
     pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
         let mut p = Self::new(
-            "urn:todo-events:problem:invalid-event",
+            problem_type!("invalid-event"),
             "Invalid event",
             StatusCode::BAD_REQUEST,
             detail,
@@ -55,7 +63,7 @@ impl Problem {
     /// `413`.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
-            "urn:todo-events:problem:payload-too-large",
+            problem_type!("payload-too-large"),
             "Payload too large",
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the request body is larger than the limit of {limit} bytes"),
@@ -65,7 +73,7 @@ impl Problem {
     /// `415`.
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
         let mut p = Self::new(
-            "urn:todo-events:problem:unsupported-media-type",
+            problem_type!("unsupported-media-type"),
             "Unsupported media type",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             detail,
@@ -79,7 +87,7 @@ impl Problem {
     /// log and dead letters only.
     pub fn unavailable(detail: impl Into<String>, cause: Option<String>) -> Self {
         let mut p = Self::new(
-            "urn:todo-events:problem:dependency-unavailable",
+            problem_type!("dependency-unavailable"),
             "Service unavailable",
             StatusCode::SERVICE_UNAVAILABLE,
             detail,
@@ -92,7 +100,7 @@ impl Problem {
     /// `429`: too many events in flight; shed load rather than queue without bound.
     pub fn overloaded(limit: usize) -> Self {
         let mut p = Self::new(
-            "urn:todo-events:problem:overloaded",
+            problem_type!("overloaded"),
             "Too many requests",
             StatusCode::TOO_MANY_REQUESTS,
             format!("more than {limit} events are being handled; retry shortly"),
@@ -104,7 +112,7 @@ impl Problem {
     /// `409`: the same event is being handled by another delivery right now.
     pub fn in_progress(detail: impl Into<String>) -> Self {
         let mut p = Self::new(
-            "urn:todo-events:problem:in-progress",
+            problem_type!("in-progress"),
             "Event in progress",
             StatusCode::CONFLICT,
             detail,
@@ -116,7 +124,7 @@ impl Problem {
     /// `500`: a bug; the detail is logged, not shown.
     pub fn internal() -> Self {
         Self::new(
-            "urn:todo-events:problem:internal",
+            problem_type!("internal"),
             "Internal error",
             StatusCode::INTERNAL_SERVER_ERROR,
             "the event could not be handled because of an internal error; it was logged",
@@ -126,7 +134,7 @@ impl Problem {
     /// `404` for unknown paths, in the same format.
     pub fn not_found(path: &str) -> Self {
         Self::new(
-            "urn:todo-events:problem:not-found",
+            problem_type!("not-found"),
             "Not found",
             StatusCode::NOT_FOUND,
             format!("no route for {path}; events are delivered with POST /"),
@@ -136,7 +144,7 @@ impl Problem {
     /// `405` for a wrong method on a known path.
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         Self::new(
-            "urn:todo-events:problem:method-not-allowed",
+            problem_type!("method-not-allowed"),
             "Method not allowed",
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not supported on {path}"),

@@ -137,6 +137,31 @@ impl SmtpServer {
             .count()
     }
 
+    /// Copies accepted so far per Message-ID (a message without one counts under
+    /// `(no Message-ID: <file>)`): what "sent once" is checked against.
+    pub fn copies(&self) -> std::collections::HashMap<String, u32> {
+        let mut copies = std::collections::HashMap::new();
+        for entry in std::fs::read_dir(self.dir.path()).expect("server dir") {
+            let path = entry.expect("dir entry").path();
+            if path.extension().is_none_or(|x| x != "eml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("message file");
+            let id = text
+                .lines()
+                .map(|l| l.trim_end_matches('\r'))
+                .take_while(|l| !l.is_empty())
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("message-id")
+                        .then(|| value.trim().to_owned())
+                })
+                .unwrap_or_else(|| format!("(no Message-ID: {})", path.display()));
+            *copies.entry(id).or_insert(0) += 1;
+        }
+        copies
+    }
+
     /// Every message accepted so far, oldest first.
     pub fn messages(&self) -> Vec<Received> {
         let mut metas: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
