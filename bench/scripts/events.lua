@@ -1,5 +1,5 @@
 -- wrk script: every request is a distinct CloudEvent (binary mode) for a seeded row.
--- Arguments: KIND (recur | notify), FIRST id, BLOCK (ids per wrk thread).
+-- Arguments: KIND (recur | notify | peer-recur | peer-notify), FIRST id, BLOCK (ids per wrk thread).
 -- Thread t sends ids FIRST + t*BLOCK, FIRST + t*BLOCK + 1, ...; `done` prints one JSON line.
 local threads = {}
 
@@ -24,6 +24,15 @@ function request()
     ty = "dev.todo.recurring-task.due"
     ceid = string.format("recurring-task/%d/2026-11-01T08:00:00Z", id)
     body = string.format('{"recurring_task_id":%d,"user_id":%d,"occurrence_at":"2026-11-01T08:00:00Z"}', id, uid)
+  elseif kind == "peer-recur" then
+    -- The python-fastapi peer's event for the same work (bench/src/peer.rs).
+    ty = "dev.todo.recurring.due"
+    ceid = string.format("recurring/%d", id)
+    body = string.format('{"recurring_task_id":%d}', id)
+  elseif kind == "peer-notify" then
+    ty = "dev.todo.reminder.due"
+    ceid = string.format("reminder/%d", id)
+    body = string.format('{"task_id":%d,"recipient":"user%d@bench.test","subject":"Reminder: Renew the passport %d","body":"Bring two photos."}', id, uid, id)
   else
     ty = "dev.todo.reminder.due"
     ceid = string.format("reminder/%d/2026-11-01T09:45:00Z", id)

@@ -358,3 +358,37 @@ pub fn one_cpu(mut vars: Vec<(&'static str, String)>) -> Vec<(&'static str, Stri
     ]);
     vars
 }
+
+/// CPU time (user + system) that process `pid` and its descendants have used so far, in
+/// seconds, from `/proc/<pid>/stat`: a service's own cost (uvicorn's workers are children of
+/// its supervisor), where [`machine_busy_seconds`] counts everything on the machine.
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    // (pid, ppid, utime + stime in ticks) of every process.
+    let stats: Vec<(u32, u32, f64)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let (head, rest) = stat.rsplit_once(") ")?;
+            let pid = head.split_once(" (")?.0.parse().ok()?;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+            let ppid = fields.get(1)?.parse().ok()?;
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((pid, ppid, utime + stime))
+        })
+        .collect();
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(stats.iter().filter(|s| s.1 == parent).map(|s| s.0));
+        i += 1;
+    }
+    let ticks: f64 = stats.iter().filter(|s| tree.contains(&s.0)).map(|s| s.2).sum();
+    // USER_HZ is 100 on Linux whatever the kernel's tick rate.
+    ticks / 100.0
+}

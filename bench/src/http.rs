@@ -1,7 +1,11 @@
 //! HTTP mode, one event per request (the Knative path): recur and notify under `wrk`, beside
-//! `pgbench` running the same SQL at the same concurrency.
+//! `pgbench` running the same SQL at the same concurrency, with group commit (the host's
+//! default) and without it (`GROUP_COMMIT_MAX_EVENTS=1`, one transaction per event), and the
+//! seed-style Python peer under the same load.
 
-use crate::env::{cpu_per_item, machine_busy_seconds, one_cpu, scalar, seed, Env, Service};
+use crate::env::{
+    cpu_per_item, machine_busy_seconds, one_cpu, process_cpu_seconds, scalar, seed, Env, Service,
+};
 use crate::report::{ms, rate, Report, Row};
 use anyhow::{bail, Context};
 use serde::Deserialize;
@@ -10,7 +14,10 @@ use std::time::Duration;
 use todo_events_testkit::smtp::{Options, SmtpServer};
 
 /// Seeded rows per template: more than the fastest run can use up.
-const ROWS: u64 = 400_000;
+pub const ROWS: u64 = 400_000;
+
+/// Concurrent connections of the group-commit comparison (the figure).
+pub const CLIENTS: u32 = 64;
 
 #[derive(Debug, Deserialize)]
 pub struct WrkResult {
@@ -23,6 +30,9 @@ pub struct WrkResult {
     /// Machine CPU over the run (filled in by the caller).
     #[serde(default)]
     pub cpu_seconds: f64,
+    /// The measured service's own CPU over the run (filled in by the caller).
+    #[serde(default)]
+    pub service_cpu_seconds: f64,
 }
 
 impl WrkResult {
@@ -30,13 +40,19 @@ impl WrkResult {
         self.requests as f64 / (self.duration_us as f64 / 1e6)
     }
 
-    /// `1 234/s (1.20 ms / 2.30 ms), peak RSS 17.0 MiB, machine CPU 550 µs per event`
-    fn figure(&self, peak_rss_mib: f64) -> String {
+    /// The service's own CPU per event, in seconds.
+    pub fn service_cpu_per_event(&self) -> f64 {
+        self.service_cpu_seconds / self.requests as f64
+    }
+
+    /// `1 234/s (1.20 ms / 2.30 ms), peak RSS 17.0 MiB, own CPU 210 µs, machine CPU 550 µs per event`
+    pub fn figure(&self, peak_rss_mib: f64) -> String {
         format!(
-            "{} ({} / {}), peak RSS {peak_rss_mib:.1} MiB, machine CPU {} per event",
+            "{} ({} / {}), peak RSS {peak_rss_mib:.1} MiB, own CPU {}, machine CPU {} per event",
             rate(self.rate()),
             ms(self.p50_us as f64 / 1e6),
             ms(self.p99_us as f64 / 1e6),
+            cpu_per_item(self.service_cpu_seconds, self.requests as f64),
             cpu_per_item(self.cpu_seconds, self.requests as f64)
         )
     }
@@ -46,41 +62,80 @@ impl WrkResult {
 /// result and the function's peak RSS.
 fn under_load(mut svc: Service, kind: &str, clients: u32, seconds: u64) -> anyhow::Result<(WrkResult, f64)> {
     svc.wait_ready(Duration::from_secs(20))?;
-    let busy = machine_busy_seconds();
-    let mut w = wrk(&svc.url(), kind, clients, seconds)?;
-    w.cpu_seconds = machine_busy_seconds() - busy;
+    let w = measured_wrk(svc.child.id(), &svc.url(), kind, clients, seconds)?;
     let (_, peak) = svc.rss_mib();
     svc.stop()?;
     Ok((w, peak))
 }
 
+/// `wrk` against the service of process `pid`, with the machine's and the service's CPU.
+pub fn measured_wrk(
+    pid: u32,
+    url: &str,
+    kind: &str,
+    clients: u32,
+    seconds: u64,
+) -> anyhow::Result<WrkResult> {
+    let (busy, own) = (machine_busy_seconds(), process_cpu_seconds(pid));
+    let mut w = wrk(url, kind, clients, seconds)?;
+    w.cpu_seconds = machine_busy_seconds() - busy;
+    w.service_cpu_seconds = process_cpu_seconds(pid) - own;
+    Ok(w)
+}
+
+/// With or without group commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// The host's default: concurrent requests written together.
+    Group,
+    /// `GROUP_COMMIT_MAX_EVENTS=1`: one transaction per request, as before group commit.
+    PerEvent,
+}
+
+impl Commit {
+    fn vars(self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Group => vec![],
+            Self::PerEvent => vec![("GROUP_COMMIT_MAX_EVENTS", "1".into())],
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Group => "group commit",
+            Self::PerEvent => "one transaction per event",
+        }
+    }
+}
+
+/// What the peer is compared with: our figures of the same load.
+pub struct Ours {
+    pub recur: WrkResult,
+    pub notify: WrkResult,
+}
+
 pub async fn measure(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result<()> {
+    let recur = recur(env, report, seconds).await?;
+    let notify = notify(env, report, seconds).await?;
+    crate::peer::measure(env, report, seconds, &Ours { recur, notify }).await
+}
+
+/// recur at 1, 16 and 64 clients; at 64 also one transaction per event and ten-year-old
+/// tasks. Returns the 64-client group-commit figure.
+async fn recur(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result<WrkResult> {
     let tpl = env.database("recur_tpl", None).await?;
     seed::recurring(&tpl, ROWS, seed::DTSTART_TODAY).await?;
     let old_tpl = env.database("recur_old_tpl", None).await?;
     seed::recurring(&old_tpl, ROWS, seed::DTSTART_TEN_YEARS_AGO).await?;
-    // The last run: the tasks started ten years ago, beside the same load on new ones.
-    let mut today_rate = None;
-    for (clients, template) in [
-        (1u32, "recur_tpl"),
-        (16, "recur_tpl"),
-        (64, "recur_tpl"),
-        (64, "recur_old_tpl"),
-    ] {
-        let old = template == "recur_old_tpl";
-        let limit = pgbench(env, template, "recur.sql", clients, seconds).await?;
+    let run = |clients: u32, template: &'static str, commit: Commit| async move {
         let url = env.database("recur", Some(template)).await?;
-        let svc = Service::start(
-            env,
-            "recur-http",
-            "recur",
-            &[],
-            &one_cpu(vec![
-                ("DATABASE_URL", url.clone()),
-                ("DATABASE_MAX_CONNECTIONS", clients.max(2).to_string()),
-                ("MAX_IN_FLIGHT", "1024".into()),
-            ]),
-        )?;
+        let mut vars = vec![
+            ("DATABASE_URL", url.clone()),
+            ("DATABASE_MAX_CONNECTIONS", clients.max(2).to_string()),
+            ("MAX_IN_FLIGHT", "1024".into()),
+        ];
+        vars.extend(commit.vars());
+        let svc = Service::start(env, "recur-http", "recur", &[], &one_cpu(vars))?;
         let (w, peak) = under_load(svc, "recur", clients, seconds)?;
         let created = scalar(
             &url,
@@ -88,46 +143,101 @@ pub async fn measure(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Re
         )
         .await?;
         check(&w, created, "task instances")?;
+        env.drop_database("recur").await?;
+        anyhow::Ok((w, peak))
+    };
+    for clients in [1u32, 16] {
+        let limit = pgbench(env, "recur_tpl", "recur.sql", clients, seconds).await?;
+        let (w, peak) = run(clients, "recur_tpl", Commit::Group).await?;
         let ratio = w.rate() / limit.tps;
         report.add(Row {
             section: "http",
-            what: if old {
-                format!("recur, {clients} client(s), DTSTART ten years ago: events/s (p50 / p99)")
-            } else {
-                format!("recur, {clients} client(s): events/s (p50 / p99)")
-            },
+            what: format!("recur, {clients} client(s): events/s (p50 / p99)"),
             figure: w.figure(peak),
             limit: format!("pgbench, same SQL, {clients} client(s): {}", limit.figure()),
             ratio: Some(ratio),
             target: "≥ 80 % of pgbench".into(),
             met: Some(ratio >= 0.8),
         });
-        if clients == 64 && !old {
-            today_rate = Some(w.rate());
-        }
-        if let (true, Some(today)) = (old, today_rate) {
-            let age = w.rate() / today;
-            report.add(Row {
-                section: "http",
-                what: format!("recur, {clients} client(s): DTSTART ten years ago against today"),
-                figure: format!("{:.0} against {today:.0} events/s", w.rate()),
-                limit: "(the row before)".into(),
-                ratio: Some(age),
-                target: "within 10 %".into(),
-                met: Some((0.9..=1.1).contains(&age)),
-            });
-        }
-        env.drop_database("recur").await?;
     }
+    let limit = pgbench(env, "recur_tpl", "recur.sql", CLIENTS, seconds).await?;
+    let limit_text = format!(
+        "pgbench, recur's one-event transaction, {CLIENTS} clients: {}",
+        limit.figure()
+    );
+    let (group, peak) = run(CLIENTS, "recur_tpl", Commit::Group).await?;
+    let (single, single_peak) = run(CLIENTS, "recur_tpl", Commit::PerEvent).await?;
+    for (w, peak, commit) in [
+        (&group, peak, Commit::Group),
+        (&single, single_peak, Commit::PerEvent),
+    ] {
+        let ratio = w.rate() / limit.tps;
+        let (target, met) = match commit {
+            Commit::Group => ("≥ 1.5 × pgbench".to_owned(), Some(ratio >= 1.5)),
+            Commit::PerEvent => ("— (as before group commit)".to_owned(), None),
+        };
+        report.add(Row {
+            section: "http",
+            what: format!(
+                "recur, {CLIENTS} clients, {}: events/s (p50 / p99)",
+                commit.label()
+            ),
+            figure: w.figure(peak),
+            limit: limit_text.clone(),
+            ratio: Some(ratio),
+            target,
+            met,
+        });
+    }
+    let tail = group.p99_us as f64 / single.p99_us as f64;
+    report.add(Row {
+        section: "http",
+        what: format!("recur, {CLIENTS} clients: p99 with group commit against one transaction per event"),
+        figure: format!(
+            "{} against {}",
+            ms(group.p99_us as f64 / 1e6),
+            ms(single.p99_us as f64 / 1e6)
+        ),
+        limit: "(the two rows before)".into(),
+        ratio: Some(tail),
+        target: "≤ 1 (no worse)".into(),
+        met: Some(tail <= 1.0),
+    });
+    let old_limit = pgbench(env, "recur_old_tpl", "recur.sql", CLIENTS, seconds).await?;
+    let (old, old_peak) = run(CLIENTS, "recur_old_tpl", Commit::Group).await?;
+    report.add(Row {
+        section: "http",
+        what: format!("recur, {CLIENTS} clients, group commit, DTSTART ten years ago: events/s (p50 / p99)"),
+        figure: old.figure(old_peak),
+        limit: format!("pgbench, same SQL, {CLIENTS} clients: {}", old_limit.figure()),
+        ratio: Some(old.rate() / old_limit.tps),
+        target: "≥ 1.5 × pgbench".into(),
+        met: Some(old.rate() / old_limit.tps >= 1.5),
+    });
+    let age = old.rate() / group.rate();
+    report.add(Row {
+        section: "http",
+        what: format!("recur, {CLIENTS} clients: DTSTART ten years ago against today"),
+        figure: format!("{:.0} against {:.0} events/s", old.rate(), group.rate()),
+        limit: "(the rows before)".into(),
+        ratio: Some(age),
+        target: "within 10 %".into(),
+        met: Some((0.9..=1.1).contains(&age)),
+    });
     env.drop_database("recur_tpl").await?;
     env.drop_database("recur_old_tpl").await?;
+    Ok(group)
+}
 
+/// notify at 64 clients, file mailer and SMTP, with and without group commit. Returns the
+/// file mailer's group-commit figure.
+async fn notify(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Result<WrkResult> {
     let tpl = env.database("notify_tpl", None).await?;
     seed::reminders(&tpl, ROWS, "2026-11-01T09:45:00Z", "published").await?;
-    let clients = 16;
-    let limit = pgbench(env, "notify_tpl", "notify.sql", clients, seconds).await?;
+    let limit = pgbench(env, "notify_tpl", "notify.sql", CLIENTS, seconds).await?;
     let smtp = SmtpServer::start_in(&Options::default(), tempfile::tempdir_in(&env.out)?);
-    for (mailer, vars) in [
+    let mut file_group = None;
+    for (mailer, mail_vars) in [
         ("file mailer", vec![("MAILER", "file".to_owned())]),
         (
             "SMTP (aiosmtpd sink)",
@@ -138,42 +248,53 @@ pub async fn measure(env: &Env, report: &mut Report, seconds: u64) -> anyhow::Re
             ],
         ),
     ] {
-        let url = env.database("notify", Some("notify_tpl")).await?;
-        let outbox = tempfile::tempdir_in(&env.out)?;
-        let mut vars = vars;
-        vars.extend([
-            ("DATABASE_URL", url.clone()),
-            ("DATABASE_MAX_CONNECTIONS", clients.to_string()),
-            ("MAX_IN_FLIGHT", "1024".into()),
-            ("OUTBOX_DIR", outbox.path().display().to_string()),
-        ]);
-        let svc = Service::start(env, "notify-http", "notify", &[], &one_cpu(vars))?;
-        let (w, peak) = under_load(svc, "notify", clients, seconds)?;
-        let sent = scalar(
-            &url,
-            "SELECT count(*) FROM deliveries WHERE status = 'sent' AND remind_at = '2026-11-01T09:45:00Z'",
-        )
-        .await?;
-        check(&w, sent, "sent deliveries")?;
-        let ratio = w.rate() / limit.tps;
-        report.add(Row {
-            section: "http",
-            what: format!("notify, {mailer}, {clients} clients: events/s (p50 / p99)"),
-            figure: w.figure(peak),
-            limit: format!("pgbench, notify's SQL, {clients} clients: {}", limit.figure()),
-            ratio: Some(ratio),
-            target: "— (reported)".into(),
-            met: None,
-        });
-        env.drop_database("notify").await?;
+        for commit in [Commit::Group, Commit::PerEvent] {
+            let url = env.database("notify", Some("notify_tpl")).await?;
+            let outbox = tempfile::tempdir_in(&env.out)?;
+            let mut vars = mail_vars.clone();
+            vars.extend([
+                ("DATABASE_URL", url.clone()),
+                ("DATABASE_MAX_CONNECTIONS", CLIENTS.to_string()),
+                ("MAX_IN_FLIGHT", "1024".into()),
+                ("OUTBOX_DIR", outbox.path().display().to_string()),
+            ]);
+            vars.extend(commit.vars());
+            let svc = Service::start(env, "notify-http", "notify", &[], &one_cpu(vars))?;
+            let (w, peak) = under_load(svc, "notify", CLIENTS, seconds)?;
+            let sent = scalar(
+                &url,
+                "SELECT count(*) FROM deliveries WHERE status = 'sent' AND remind_at = '2026-11-01T09:45:00Z'",
+            )
+            .await?;
+            check(&w, sent, "sent deliveries")?;
+            report.add(Row {
+                section: "http",
+                what: format!(
+                    "notify, {mailer}, {CLIENTS} clients, {}: events/s (p50 / p99)",
+                    commit.label()
+                ),
+                figure: w.figure(peak),
+                limit: format!(
+                    "pgbench, notify's SQL, one event per transaction, {CLIENTS} clients: {}",
+                    limit.figure()
+                ),
+                ratio: Some(w.rate() / limit.tps),
+                target: "— (reported)".into(),
+                met: None,
+            });
+            env.drop_database("notify").await?;
+            if mailer == "file mailer" && commit == Commit::Group {
+                file_group = Some(w);
+            }
+        }
     }
     drop(smtp);
     env.drop_database("notify_tpl").await?;
-    Ok(())
+    file_group.context("the file mailer ran")
 }
 
 /// Every request answered `2xx`, and every answered one left its effect in the database.
-fn check(w: &WrkResult, effects: i64, what: &str) -> anyhow::Result<()> {
+pub fn check(w: &WrkResult, effects: i64, what: &str) -> anyhow::Result<()> {
     if w.non2xx > 0 || w.socket_errors > 0 {
         bail!(
             "{} of {} requests failed ({} socket errors)",
@@ -194,6 +315,18 @@ fn check(w: &WrkResult, effects: i64, what: &str) -> anyhow::Result<()> {
 /// `wrk` with `clients` connections (at most 2 threads: the machine's cores are shared with
 /// the function and PostgreSQL).
 pub fn wrk(url: &str, kind: &str, clients: u32, seconds: u64) -> anyhow::Result<WrkResult> {
+    wrk_rows(url, kind, clients, seconds, 1, ROWS)
+}
+
+/// [`wrk`] over ids `first ..= last`.
+pub fn wrk_rows(
+    url: &str,
+    kind: &str,
+    clients: u32,
+    seconds: u64,
+    first: u64,
+    last: u64,
+) -> anyhow::Result<WrkResult> {
     let threads = clients.min(2);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/events.lua");
     let out = Command::new("wrk")
@@ -211,8 +344,8 @@ pub fn wrk(url: &str, kind: &str, clients: u32, seconds: u64) -> anyhow::Result<
             url,
             "--",
             kind,
-            "1",
-            &(ROWS / u64::from(threads)).to_string(),
+            &first.to_string(),
+            &((last - first + 1) / u64::from(threads)).to_string(),
         ])
         .output()
         .context("running wrk")?;

@@ -12,6 +12,7 @@
 mod env;
 mod http;
 mod kafka;
+mod peer;
 mod report;
 mod scripts;
 mod startup;

@@ -153,6 +153,12 @@ pub trait Function: Send + Sync + 'static {
 
     /// Handles several events, with one result per event, in order: in batches of distinct
     /// keys, each read and written together (one database transaction).
+    ///
+    /// One bad event never fails its neighbours: an event of a larger batch answered with an
+    /// internal failure (e.g. its write broke a constraint, which rolls the whole batch's
+    /// transaction back) is handled again alone, so that only the event at fault fails.
+    /// Transient failures are not retried here: the database being away fails every event
+    /// alike, and the caller retries.
     fn handle_batch(
         &self,
         events: Vec<Event<Self::Data>>,
@@ -160,7 +166,24 @@ pub trait Function: Send + Sync + 'static {
         async move {
             let mut results = Vec::with_capacity(events.len());
             for batch in distinct_batches(&events, |(_, data)| Self::key(data)) {
-                results.extend(self.handle_distinct(batch).await);
+                let mut answers = self.handle_distinct(batch).await;
+                if batch.len() > 1 {
+                    for (event, answer) in batch.iter().zip(answers.iter_mut()) {
+                        if let Err(Failure::Internal(detail)) = answer {
+                            tracing::warn!(
+                                function = Self::NAME,
+                                event_id = %event.0,
+                                "handling the event alone after its batch failed: {detail}"
+                            );
+                            let alone = self.handle_distinct(std::slice::from_ref(event)).await;
+                            *answer = alone
+                                .into_iter()
+                                .next()
+                                .unwrap_or_else(|| Err(Answers::missing()));
+                        }
+                    }
+                }
+                results.extend(answers);
             }
             results
         }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod decode;
 pub mod function;
 pub mod function_binary;
+pub mod group_commit;
 pub mod metrics;
 pub mod problem;
 pub mod server;
@@ -18,6 +19,7 @@ pub mod startup;
 pub mod telemetry;
 
 pub use function::{Answers, Event, Failure, Function, Outcome, Reply, Slots};
+pub use group_commit::GroupCommit;
 pub use problem::Problem;
 pub use server::{serve, serve_host, Host, HostOptions};
 pub use shutdown::Shutdown;

@@ -11,6 +11,7 @@ pub struct Metrics {
     events: IntCounterVec,
     latency: HistogramVec,
     lateness: HistogramVec,
+    batch_events: HistogramVec,
     pub in_flight: IntGauge,
 }
 
@@ -54,6 +55,17 @@ impl Metrics {
             &["type"],
         )
         .expect("valid metric");
+        let batch_events = HistogramVec::new(
+            HistogramOpts::new(
+                "batch_events",
+                "Events handled together in one batch (one read, one write transaction), by \
+                 transport: http (group commit of concurrent requests) or kafka",
+            )
+            .const_label("function", function)
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            &["transport"],
+        )
+        .expect("valid metric");
         let in_flight = IntGauge::with_opts(
             Opts::new("events_in_flight", "Events being handled right now").const_label("function", function),
         )
@@ -70,11 +82,15 @@ impl Metrics {
         registry
             .register(Box::new(lateness.clone()))
             .expect("registers once");
+        registry
+            .register(Box::new(batch_events.clone()))
+            .expect("registers once");
         Self {
             registry,
             events,
             latency,
             lateness,
+            batch_events,
             in_flight,
         }
     }
@@ -89,6 +105,13 @@ impl Metrics {
     /// Records how late an effect happened (negative lateness counts as 0).
     pub fn observe_lateness(&self, ty: &str, seconds: f64) {
         self.lateness.with_label_values(&[ty]).observe(seconds.max(0.0));
+    }
+
+    /// Records the size of a batch handed to the function (`transport`: `http` or `kafka`).
+    pub fn observe_batch(&self, transport: &str, events: usize) {
+        self.batch_events
+            .with_label_values(&[transport])
+            .observe(events as f64);
     }
 
     pub fn render(&self) -> String {

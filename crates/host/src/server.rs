@@ -3,7 +3,8 @@
 
 use crate::config::{var_or, ConfigError};
 use crate::decode::{decode_http, parse_data, Decoded};
-use crate::function::{Failure, Function, Outcome, Reply, Slots};
+use crate::function::{Event, Failure, Function, Outcome, Reply, Slots};
+use crate::group_commit::{GroupCommit, Lanes};
 use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::shutdown::Shutdown;
@@ -16,7 +17,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 /// Limits and sizing of the HTTP host.
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct HostOptions {
     pub workers: usize,
     /// How long shutdown waits for in-flight events (`SHUTDOWN_TIMEOUT`, default 30s).
     pub shutdown_timeout: Duration,
+    /// How concurrent requests are handled together (`GROUP_COMMIT_MAX_EVENTS`,
+    /// `GROUP_COMMIT_LANES`; see [`crate::group_commit`]).
+    pub group_commit: GroupCommit,
 }
 
 impl Default for HostOptions {
@@ -38,6 +42,7 @@ impl Default for HostOptions {
             max_in_flight: 256,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             shutdown_timeout: Duration::from_secs(30),
+            group_commit: GroupCommit::default(),
         }
     }
 }
@@ -61,6 +66,16 @@ impl HostOptions {
                 todo_events_domain::HumanDuration(d.shutdown_timeout),
             )?
             .0,
+            group_commit: GroupCommit {
+                max_events: positive(
+                    "GROUP_COMMIT_MAX_EVENTS",
+                    var_or("GROUP_COMMIT_MAX_EVENTS", d.group_commit.max_events)?,
+                )?,
+                lanes: positive(
+                    "GROUP_COMMIT_LANES",
+                    var_or("GROUP_COMMIT_LANES", d.group_commit.lanes)?,
+                )?,
+            },
         })
     }
 }
@@ -101,7 +116,14 @@ impl<F: Function> Host<F> {
     /// Parses the data of a decoded event and runs the function on it. Every rejection is
     /// a [`Problem`]: its status says whether trying again can help.
     pub async fn handle(&self, decoded: Decoded) -> Result<(String, Reply), Problem> {
-        // One span per event, a child of the publisher's trace when the event carries one.
+        let ((id, data), span) = self.parse(decoded)?;
+        let result = self.function.handle(&id, data).instrument(span).await;
+        self.answer(id, result)
+    }
+
+    /// The event's parsed data, and its span: one per event, a child of the publisher's
+    /// trace when the event carries one.
+    fn parse(&self, decoded: Decoded) -> Result<(Event<F::Data>, Span), Problem> {
         let span = tracing::info_span!(
             "handle",
             otel.name = %format!("{} {}", F::NAME, F::ACCEPTS.cloudevent_type()),
@@ -114,8 +136,7 @@ impl<F: Function> Host<F> {
             decoded.tracestate.as_deref(),
         );
         let data: F::Data = parse_data(decoded.data)?;
-        let result = self.function.handle(&decoded.id, data).instrument(span).await;
-        self.answer(decoded.id, result)
+        Ok(((decoded.id, data), span))
     }
 
     /// [`Host::handle`] for several events at once (the consumer mode's batches): one
@@ -125,6 +146,7 @@ impl<F: Function> Host<F> {
         if batch.len() == 1 {
             // One event: the same span (and trace) as over HTTP.
             let one = batch.pop().expect("one event");
+            self.metrics.observe_batch("kafka", 1);
             return vec![self.handle(one).await];
         }
         let span = tracing::info_span!(
@@ -145,6 +167,7 @@ impl<F: Function> Host<F> {
                 Err(problem) => results.set(i, Err(problem)),
             }
         }
+        self.metrics.observe_batch("kafka", parsed.len());
         let answers = self.function.handle_batch(parsed).instrument(span).await;
         for ((i, id), answer) in slots.into_iter().zip(ids).zip(answers) {
             results.set(i, self.answer(id, answer));
@@ -180,10 +203,11 @@ pub fn problem_outcome(problem: &Problem) -> &'static str {
     }
 }
 
-struct HostState<F> {
+struct HostState<F: Function> {
     host: Host<F>,
     opts: HostOptions,
     in_flight: Semaphore,
+    lanes: Lanes<F>,
 }
 
 /// Where readiness is served (Knative's and Kubernetes' probes): `200` once the database
@@ -211,6 +235,7 @@ pub async fn serve_host<F: Function>(
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let state = web::Data::new(HostState {
+        lanes: Lanes::start(host.function.clone(), host.metrics.clone(), opts.group_commit),
         host,
         in_flight: Semaphore::new(opts.max_in_flight),
         opts: opts.clone(),
@@ -304,15 +329,25 @@ async fn receive_inner<F: Function>(
     let metrics = &state.host.metrics;
     metrics.in_flight.inc();
     let result = match decode_http(req.headers(), &body, F::ACCEPTS) {
-        Ok(decoded) => state
-            .host
-            .handle(decoded)
+        Ok(decoded) => handle_in_lane(state, decoded)
             .await
             .map_err(|p| (F::ACCEPTS.cloudevent_type(), p)),
         Err(p) => Err(("other", p)),
     };
     metrics.in_flight.dec();
     result
+}
+
+/// Parses the event and has its lane handle it, with what other requests queued there
+/// (group commit, see [`crate::group_commit`]).
+async fn handle_in_lane<F: Function>(
+    state: &HostState<F>,
+    decoded: Decoded,
+) -> Result<(String, Reply), Problem> {
+    let (event, span) = state.host.parse(decoded)?;
+    let id = event.0.clone();
+    let result = state.lanes.handle(event, span).await;
+    state.host.answer(id, result)
 }
 
 /// The HTTP answer to a [`Failure`].

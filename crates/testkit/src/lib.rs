@@ -58,6 +58,42 @@ impl Drop for DropDatabase {
     }
 }
 
+impl TestDb {
+    /// Makes the database refuse every task instance of recurring task `id`, with an error
+    /// that is not transient (as a broken constraint would): a trigger on `tasks`, so that a
+    /// batch's write fails because of one of its events.
+    pub async fn refuse_instances_of(&self, id: todo_events_domain::RecurringTaskId) {
+        use sqlx::{Connection, Executor};
+        let id = id.get();
+        if self.backend == "postgres" {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+            conn.execute(
+                format!(
+                    "CREATE FUNCTION te_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                     RAISE EXCEPTION 'refused by the test' USING ERRCODE = '23514'; END $$; \
+                     CREATE TRIGGER te_refuse BEFORE INSERT ON tasks FOR EACH ROW \
+                     WHEN (NEW.recurring_task_id = {id}) EXECUTE FUNCTION te_refuse();"
+                )
+                .as_str(),
+            )
+            .await
+            .expect("trigger created");
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.expect("connect");
+            conn.execute(
+                format!(
+                    "CREATE TRIGGER te_refuse BEFORE INSERT ON tasks \
+                     WHEN NEW.recurring_task_id = {id} \
+                     BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
+                )
+                .as_str(),
+            )
+            .await
+            .expect("trigger created");
+        }
+    }
+}
+
 /// A fresh SQLite file in a temporary directory.
 pub async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -196,6 +232,18 @@ pub async fn spawn_with<F: Function>(function: F, opts: HostOptions) -> TestApp 
 }
 
 impl TestApp {
+    /// The function's `GET /metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("metrics answered");
+        assert_eq!(response.status(), 200, "GET /metrics");
+        response.text().await.expect("metrics text")
+    }
+
     /// POSTs an event in binary mode.
     pub async fn post_binary(&self, ty: &str, id: &str, data: &Value) -> reqwest::Response {
         self.client
@@ -493,6 +541,20 @@ pub async fn reply(response: reqwest::Response) -> (u16, String, Value) {
         .map(|v| v.to_str().unwrap_or_default().to_owned())
         .unwrap_or_default();
     (status, ty, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The value of the sample of metric `name` whose labels include each of `labels`
+/// (`key="value"`) in a Prometheus text exposition, or 0 when there is none.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(series, _)| {
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            metric == name && labels.iter().all(|label| rest.contains(label))
+        })
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// CPU time the whole machine has spent busy (not idle, not waiting for I/O) since boot, in

@@ -124,3 +124,58 @@ async fn a_batch_creates_each_instance_once_and_advances_in_order() {
         assert_eq!(db.store.table_counts().await.unwrap(), counts, "{}", db.backend);
     }
 }
+
+#[tokio::test]
+async fn an_event_whose_write_is_refused_fails_alone() {
+    for db in kit::backends().await {
+        let recur = Recur::new(db.store.clone());
+        let mut fixtures = Vec::new();
+        for _ in 0..3 {
+            fixtures.push(
+                kit::recurring(
+                    &db.store,
+                    "FREQ=DAILY",
+                    "2026-03-01T09:00:00",
+                    "Europe/Berlin",
+                    at("2026-03-10T08:00:00Z"),
+                    "latest",
+                    &[900],
+                )
+                .await,
+            );
+        }
+        // The database refuses the middle task's instance: the batch's one write transaction
+        // fails, and only that event may fail with it.
+        db.refuse_instances_of(fixtures[1].id).await;
+        let batch = fixtures
+            .iter()
+            .map(|f| due(f, f.user_id, "2026-03-10T08:00:00Z"))
+            .collect();
+        let answers = recur.handle_batch(batch).await;
+        let summary: Vec<String> = answers
+            .iter()
+            .map(|a| match a {
+                Ok(reply) => reply.outcome.word().to_owned(),
+                Err(failure) => format!("{failure:?}")
+                    .split('(')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            ["created", "Internal", "created"],
+            "{}: {answers:?}",
+            db.backend
+        );
+        for (f, instances) in fixtures.iter().zip([1, 0, 1]) {
+            assert_eq!(
+                db.store.instances_of(f.id).await.unwrap().len(),
+                instances,
+                "{}",
+                db.backend
+            );
+        }
+    }
+}

@@ -280,3 +280,98 @@ async fn seed_system_dapr_envelopes_are_accepted() {
     );
     assert_eq!(db.store.instances_of(rt.id).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn concurrent_requests_are_written_together_and_each_answered_on_its_own() {
+    use todo_events_host::{GroupCommit, HostOptions};
+    for db in kit::backends().await {
+        // One lane: every request that arrives while a batch is written waits for the next one.
+        let opts = HostOptions {
+            workers: 2,
+            group_commit: GroupCommit {
+                max_events: 200,
+                lanes: 1,
+            },
+            ..HostOptions::default()
+        };
+        let app = kit::spawn_with(Recur::new(db.store.clone()), opts).await;
+        let occ = at("2026-03-10T08:00:00Z");
+        let mut fixtures = Vec::new();
+        for _ in 0..40 {
+            let rt = kit::recurring(
+                &db.store,
+                "FREQ=DAILY",
+                "2026-03-01T09:00:00",
+                "Europe/Berlin",
+                occ,
+                "latest",
+                &[900],
+            )
+            .await;
+            fixtures.push(rt);
+        }
+        // The database refuses one task's instance (as a broken constraint would).
+        let refused = fixtures[7].id;
+        db.refuse_instances_of(refused).await;
+        let mut requests: Vec<(String, serde_json::Value)> = fixtures
+            .iter()
+            .map(|rt| (format!("recurring-task/{}", rt.id), rt.data(occ)))
+            .collect();
+        // Wrong on its own: answered 400 before any batch.
+        let mut bad = fixtures[0].data(occ);
+        bad["occurrence_at"] = "yesterday".into();
+        requests.push(("bad".into(), bad));
+
+        let answers = futures::future::join_all(
+            requests
+                .iter()
+                .map(|(id, data)| async { reply(app.post_binary(DUE, id, data).await).await }),
+        )
+        .await;
+
+        for ((id, data), (status, ty, body)) in requests.iter().zip(&answers) {
+            let expected = if id == "bad" {
+                (400, "")
+            } else if data["recurring_task_id"] == refused.get() {
+                (500, "")
+            } else {
+                (200, "dev.todo.task-instance.created")
+            };
+            assert_eq!((*status, ty.as_str()), expected, "{}: {id}: {body}", db.backend);
+            if *status == 200 {
+                // Its own answer, not a neighbour's.
+                assert_eq!(body["event_id"], id.as_str(), "{}", db.backend);
+                assert_eq!(
+                    body["recurring_task_id"], data["recurring_task_id"],
+                    "{}",
+                    db.backend
+                );
+            }
+        }
+        for rt in &fixtures {
+            let instances = db.store.instances_of(rt.id).await.unwrap().len();
+            assert_eq!(
+                instances,
+                usize::from(rt.id != refused),
+                "{}: {}",
+                db.backend,
+                rt.id
+            );
+        }
+        // The 40 parsed events went through fewer batches than events: requests were
+        // written together.
+        let metrics = app.metrics().await;
+        let batches = kit::metric(
+            &metrics,
+            "todo_events_batch_events_count",
+            &[r#"transport="http""#],
+        );
+        let events = kit::metric(&metrics, "todo_events_batch_events_sum", &[r#"transport="http""#]);
+        assert_eq!(events, 40.0, "{}: {metrics}", db.backend);
+        assert!(
+            batches < events,
+            "{}: {batches} batches for {events} events",
+            db.backend
+        );
+    }
+}
