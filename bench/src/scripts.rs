@@ -67,6 +67,8 @@ pub fn recur() -> String {
             "ARRAY[:id]",
             "ARRAY['2026-11-01T07:45:00Z']",
             "now()",
+            // The series cursor: none for a rule without COUNT.
+            "ARRAY[NULL]",
         ],
     );
     format!("{ONE}{read};\n{write};\n")
@@ -92,6 +94,7 @@ pub fn recur_batch() -> String {
             IDS,
             &at("2026-11-01T07:45:00Z"),
             "now()",
+            "array_fill(NULL::text, ARRAY[100])",
         ],
     );
     format!("{HUNDRED}{read};\n{write};\n")

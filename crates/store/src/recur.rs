@@ -25,6 +25,9 @@ pub struct Instantiate<'a> {
     /// The occurrence after this one; `None` when the rule has ended (the recurring task
     /// is then deactivated).
     pub next: Option<DateTime<Utc>>,
+    /// The series cursor to keep with the advanced task (`Schedule::cursor_for(next)`;
+    /// `None` for rules without COUNT or once the rule has ended).
+    pub cursor: Option<String>,
     pub now: DateTime<Utc>,
 }
 

@@ -207,16 +207,19 @@ impl ReminderOffsets {
     }
 }
 
-/// The stored rule of a recurring task, parsed: rule, local DTSTART and zone.
+/// The stored rule of a recurring task, parsed: rule, local DTSTART and zone, resuming from
+/// its series cursor (`Schedule::with_cursor`: one that does not fit is not used).
 fn schedule(
     table: &'static str,
     row: i64,
     rrule: &str,
     dtstart: &str,
     tz: &str,
+    cursor: Option<&str>,
 ) -> Result<Schedule, Malformed> {
     parse_local(dtstart)
         .and_then(|dtstart| Schedule::parse(rrule, dtstart, tz))
+        .map(|schedule| schedule.with_cursor(cursor))
         .map_err(|e| Malformed::new(table, row, format!("the stored rule cannot be evaluated: {e}")))
 }
 
@@ -246,6 +249,7 @@ pub(crate) struct RecurringTaskRaw {
     rrule: String,
     timezone: String,
     dtstart: String,
+    series_cursor: Option<String>,
     next_occurrence: Option<DateTime<Utc>>,
     active: bool,
     catch_up: String,
@@ -263,7 +267,14 @@ impl TryFrom<RecurringTaskRaw> for RecurringTaskRow {
             title: r.title,
             description: r.description,
             priority: parse(T, row, "priority", &r.priority)?,
-            schedule: schedule(T, row, &r.rrule, &r.dtstart, &r.timezone)?,
+            schedule: schedule(
+                T,
+                row,
+                &r.rrule,
+                &r.dtstart,
+                &r.timezone,
+                r.series_cursor.as_deref(),
+            )?,
             next_occurrence: r.next_occurrence,
             active: r.active,
             catch_up: parse(T, row, "catch_up", &r.catch_up)?,
@@ -376,6 +387,7 @@ pub(crate) struct ClaimedOccurrenceRaw {
     rrule: String,
     timezone: String,
     dtstart: String,
+    series_cursor: Option<String>,
     pub(crate) next_occurrence: DateTime<Utc>,
     catch_up: String,
     again: bool,
@@ -389,7 +401,14 @@ impl TryFrom<ClaimedOccurrenceRaw> for ClaimedOccurrence {
         Ok(Self {
             id: id(T, row, "id", r.id, RecurringTaskId::new)?,
             user_id: id(T, row, "user_id", r.user_id, UserId::new)?,
-            schedule: schedule(T, row, &r.rrule, &r.dtstart, &r.timezone)?,
+            schedule: schedule(
+                T,
+                row,
+                &r.rrule,
+                &r.dtstart,
+                &r.timezone,
+                r.series_cursor.as_deref(),
+            )?,
             next_occurrence: r.next_occurrence,
             catch_up: parse(T, row, "catch_up", &r.catch_up)?,
             again: r.again,

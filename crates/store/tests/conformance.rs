@@ -224,6 +224,7 @@ async fn the_instance_transaction_is_idempotent_and_advances_only_from_its_occur
             occurrence: occ,
             reminders: vec![occ - Duration::minutes(10), occ - Duration::minutes(1)],
             next: Some(occ + Duration::days(1)),
+            cursor: None,
             now: Utc::now(),
         };
         let first = s.instantiate(&job).await.unwrap();

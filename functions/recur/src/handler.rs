@@ -32,6 +32,8 @@ enum Decision {
     Create {
         next: Option<chrono::DateTime<chrono::Utc>>,
         reminders: Vec<chrono::DateTime<chrono::Utc>>,
+        /// The series cursor to keep with the task at `next` (COUNT rules).
+        cursor: Option<String>,
     },
 }
 
@@ -131,8 +133,18 @@ fn decide(
     let next = schedule
         .next_after(occurrence)
         .map_err(|e| Failure::Internal(e.to_string()))?;
+    let cursor = match next {
+        Some(next) => schedule
+            .cursor_for(next)
+            .map_err(|e| Failure::Internal(e.to_string()))?,
+        None => None,
+    };
     let reminders = rt.reminder_offsets.before(occurrence);
-    Ok(Decision::Create { next, reminders })
+    Ok(Decision::Create {
+        next,
+        reminders,
+        cursor,
+    })
 }
 
 /// The answer once the instance transaction ran.
@@ -228,7 +240,14 @@ impl Function for Recur {
             let row = state.tasks.get(&due.recurring_task_id);
             let existing = state.instances.get(&(due.recurring_task_id, due.occurrence_at));
             match (decide(due, row, existing.copied()), row) {
-                (Ok(Decision::Create { next, reminders }), Some(Ok(rt))) => {
+                (
+                    Ok(Decision::Create {
+                        next,
+                        reminders,
+                        cursor,
+                    }),
+                    Some(Ok(rt)),
+                ) => {
                     creating.push((i, rt, next));
                     let occurrence = due.occurrence_at;
                     jobs.push(Instantiate {
@@ -236,6 +255,7 @@ impl Function for Recur {
                         occurrence,
                         reminders,
                         next,
+                        cursor,
                         now,
                     });
                 }
@@ -311,7 +331,7 @@ mod tests {
         change(&mut rt);
         let rt = Ok(rt);
         match decide(&due(occurrence), Some(&rt), existing.and_then(TaskId::new)) {
-            Ok(Decision::Create { next, reminders }) => format!(
+            Ok(Decision::Create { next, reminders, .. }) => format!(
                 "create, next {}, reminders {:?}",
                 next.map(rfc3339).unwrap_or_default(),
                 reminders.into_iter().map(rfc3339).collect::<Vec<_>>()

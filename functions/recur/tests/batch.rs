@@ -179,3 +179,62 @@ async fn an_event_whose_write_is_refused_fails_alone() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_count_rule_keeps_its_series_cursor_so_that_age_costs_nothing() {
+    for db in kit::backends().await {
+        let recur = Recur::new(db.store.clone());
+        // Daily at 09:00 Berlin since 2016, 4 000 occurrences: 3 956 lie before 2026-11-01.
+        let fx = kit::recurring(
+            &db.store,
+            "FREQ=DAILY;COUNT=4000",
+            "2016-01-01T09:00:00",
+            "Europe/Berlin",
+            at("2026-11-01T08:00:00Z"),
+            "latest",
+            &[],
+        )
+        .await;
+        let read = || async { db.store.recurring_task(fx.id).await.unwrap().unwrap() };
+        assert_eq!(
+            read().await.schedule.cursor(),
+            None,
+            "{}: none before the first advance",
+            db.backend
+        );
+        for (occurrence, next) in [
+            ("2026-11-01T08:00:00Z", "2026-11-02T08:00:00Z"),
+            ("2026-11-02T08:00:00Z", "2026-11-03T08:00:00Z"),
+        ] {
+            let answers = recur.handle_batch(vec![due(&fx, fx.user_id, occurrence)]).await;
+            assert_eq!(
+                answers[0].as_ref().map(|r| r.outcome),
+                Ok(Outcome::Done("created")),
+                "{}: {answers:?}",
+                db.backend
+            );
+            let rt = read().await;
+            assert_eq!(rt.next_occurrence, Some(at(next)), "{}", db.backend);
+            // The cursor kept with the task is where questions about the next occurrence start:
+            // the period before it, with the instances before that counted.
+            let cursor = rt.schedule.cursor().expect("a cursor is kept");
+            assert_eq!(
+                Some(cursor.clone()),
+                rt.schedule.cursor_for(at(next)).unwrap(),
+                "{}",
+                db.backend
+            );
+            let stored: serde_json::Value = serde_json::from_str(&cursor).unwrap();
+            let day_before = (at(next) - chrono::Duration::days(1)).date_naive();
+            assert_eq!(
+                stored["period"],
+                format!("{day_before}T00:00:00"),
+                "{}",
+                db.backend
+            );
+            // 2016-01-01 up to the day before `day_before`: one instance a day.
+            let days = (day_before - chrono::NaiveDate::from_ymd_opt(2016, 1, 1).unwrap()).num_days();
+            assert_eq!(stored["before"], days, "{}: {cursor}", db.backend);
+        }
+    }
+}

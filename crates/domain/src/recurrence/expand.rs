@@ -45,6 +45,17 @@ pub(crate) const MAX_CANDIDATES_WITHOUT_MATCH: u64 = 5_000_000;
 /// The last year of the expansion (SPEC.md §5, as Python's `datetime.MAXYEAR`).
 const LAST_YEAR: i32 = 9999;
 
+/// A fact about a COUNT rule's series that holds for as long as its rule and DTSTART do:
+/// `before` instances of the series lie before wall time `period`, a point where the
+/// expansion may start (the beginning of a FREQ period on the INTERVAL grid; for MINUTELY and
+/// SECONDLY, a midnight). With it the expansion resumes there with `COUNT - before` instances
+/// left, instead of walking from DTSTART to count them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mark {
+    pub(crate) period: NaiveDateTime,
+    pub(crate) before: u32,
+}
+
 /// A rule bound to its DTSTART, ready to produce wall-clock instances.
 #[derive(Clone)]
 pub(crate) struct Expansion {
@@ -197,7 +208,48 @@ impl Expansion {
             Source::Crate { set, .. } => Candidates::Crate(set.into_iter()),
             Source::SubDaily(sub) => Candidates::SubDaily(sub.iter()),
         };
-        self.walls_of(candidates)
+        self.walls_of(candidates, self.count)
+    }
+
+    /// Where [`Expansion::walls_from`] starts for `from`: the last point at or before it
+    /// where the expansion may start, `None` for DTSTART itself.
+    fn start_at(&self, from: NaiveDateTime) -> Option<NaiveDateTime> {
+        if from <= self.dtstart {
+            return None;
+        }
+        match &self.source {
+            Source::Crate { interval, .. } => {
+                let first = period_start(self.freq, self.wkst, self.dtstart);
+                grid_period_at(self.freq, self.wkst, first, *interval, from).filter(|start| *start > first)
+            }
+            Source::SubDaily(_) => {
+                let day = from.date().and_time(NaiveTime::MIN);
+                (day > self.dtstart.date().and_time(NaiveTime::MIN)).then_some(day)
+            }
+        }
+    }
+
+    /// The candidates from `start` (a point [`Expansion::start_at`] gives), or from DTSTART.
+    fn candidates_at(&self, start: Option<NaiveDateTime>) -> Result<Candidates<'_>, RecurrenceError> {
+        Ok(match (start, &self.source) {
+            (None, Source::Crate { set, .. }) => Candidates::Crate(set.into_iter()),
+            (None, Source::SubDaily(sub)) => Candidates::SubDaily(sub.iter()),
+            (Some(start), Source::Crate { rule, .. }) => {
+                Candidates::Crate((&crate_set(rule, start)?).into_iter())
+            }
+            // The days are a filter (a YEARLY rule with an interval of 1) and the time grid is
+            // anchored at DTSTART's period whatever day the days start on.
+            (Some(day), Source::SubDaily(sub)) => {
+                Candidates::SubDaily(sub.iter_from(day_set(&sub.day_rule, floating(day))?))
+            }
+        })
+    }
+
+    /// Whether `mark` can be true of this series: a COUNT rule, no more instances before
+    /// than COUNT, and a point where the expansion may start.
+    pub(crate) fn fits(&self, mark: &Mark) -> bool {
+        self.count.is_some_and(|count| mark.before <= count)
+            && self.start_at(mark.period) == Some(mark.period)
     }
 
     /// The wall-clock instances, ascending, from a point at or before `from` on: the same
@@ -209,42 +261,64 @@ impl Expansion {
     /// the rule given to the crate, BYSETPOS picks within one period, and the only period
     /// treated apart, dateutil's first WEEKLY one, is DTSTART's), so the expansion may start
     /// at the last grid period that begins at or before `from`. With COUNT the position of
-    /// an instance in the whole series decides whether it exists: such a rule is expanded
-    /// from DTSTART, and COUNT bounds that walk.
-    pub(crate) fn walls_from(&self, from: NaiveDateTime) -> Result<Walls<'_>, RecurrenceError> {
-        if self.count.is_some() || from <= self.dtstart {
-            return Ok(self.walls());
-        }
-        let candidates = match &self.source {
-            Source::Crate { set, rule, interval } => {
-                let first = period_start(self.freq, self.wkst, self.dtstart);
-                match grid_period_at(self.freq, self.wkst, first, *interval, from) {
-                    Some(start) if start > first => Candidates::Crate((&crate_set(rule, start)?).into_iter()),
-                    _ => Candidates::Crate(set.into_iter()),
-                }
-            }
-            Source::SubDaily(sub) => {
-                // The days are a filter (a YEARLY rule with an interval of 1) and the time
-                // grid is anchored at DTSTART's period whatever day the days start on.
-                let day = from.date().and_time(NaiveTime::MIN);
-                if day > self.dtstart.date().and_time(NaiveTime::MIN) {
-                    Candidates::SubDaily(sub.iter_from(day_set(&sub.day_rule, floating(day))?))
-                } else {
-                    Candidates::SubDaily(sub.iter())
-                }
-            }
+    /// an instance in the whole series decides whether it exists, so the expansion starts
+    /// where it knows how many instances came before: at `mark` (kept with the task, see
+    /// [`Expansion::mark_at`]) when it fits this series and lies at or before that point,
+    /// else at DTSTART (and COUNT bounds that walk).
+    pub(crate) fn walls_from(
+        &self,
+        from: NaiveDateTime,
+        mark: Option<Mark>,
+    ) -> Result<Walls<'_>, RecurrenceError> {
+        let start = self.start_at(from);
+        let Some(count) = self.count else {
+            return Ok(self.walls_of(self.candidates_at(start)?, None));
         };
-        Ok(self.walls_of(candidates))
+        match mark.filter(|m| self.fits(m) && start.is_some_and(|s| m.period <= s)) {
+            Some(m) => Ok(self.walls_of(self.candidates_at(Some(m.period))?, Some(count - m.before))),
+            None => Ok(self.walls()),
+        }
     }
 
-    fn walls_of<'a>(&'a self, candidates: Candidates<'a>) -> Walls<'a> {
+    /// For a COUNT rule, the [`Mark`] at the point where [`Expansion::walls_from`] starts for
+    /// `from`: the instances before it counted from `mark` (when it fits and lies before) or
+    /// from DTSTART. `None` for rules without COUNT (they need none) and before the first
+    /// point after DTSTART.
+    pub(crate) fn mark_at(
+        &self,
+        from: NaiveDateTime,
+        mark: Option<Mark>,
+    ) -> Result<Option<Mark>, RecurrenceError> {
+        let (Some(count), Some(target)) = (self.count, self.start_at(from)) else {
+            return Ok(None);
+        };
+        let (walls, mut before) = match mark.filter(|m| self.fits(m) && m.period <= target) {
+            Some(m) => (
+                self.walls_of(self.candidates_at(Some(m.period))?, Some(count - m.before)),
+                m.before,
+            ),
+            None => (self.walls(), 0),
+        };
+        for wall in walls {
+            if wall? >= target {
+                break;
+            }
+            before += 1;
+        }
+        Ok(Some(Mark {
+            period: target,
+            before,
+        }))
+    }
+
+    fn walls_of<'a>(&'a self, candidates: Candidates<'a>, count_left: Option<u32>) -> Walls<'a> {
         Walls {
             exp: self,
             candidates,
             ready: VecDeque::new(),
             period: Vec::new(),
             period_key: None,
-            count_left: self.count,
+            count_left,
             since_match: 0,
             done: false,
         }

@@ -151,6 +151,21 @@ pub struct Schedule {
     expansion: expand::Expansion,
     dtstart: NaiveDateTime,
     zone: Zone,
+    /// Where a COUNT rule's expansion may resume (see [`Schedule::with_cursor`]).
+    mark: Option<expand::Mark>,
+}
+
+/// A series cursor as stored with a recurring task (`recurring_tasks.series_cursor`): JSON
+/// naming the rule and DTSTART it was counted for, so that a cursor left over from an
+/// earlier rule is recognised and not used.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CursorText {
+    rrule: String,
+    dtstart: String,
+    /// Local wall time where the expansion may start: `YYYY-MM-DDTHH:MM:SS`.
+    period: String,
+    /// Instances of the series before `period`.
+    before: u32,
 }
 
 impl fmt::Debug for Schedule {
@@ -202,6 +217,7 @@ impl Schedule {
             expansion,
             dtstart,
             zone,
+            mark: None,
         };
         if schedule.first()?.is_none() {
             let why = match schedule.rule.until {
@@ -217,6 +233,54 @@ impl Schedule {
             )));
         }
         Ok(schedule)
+    }
+
+    /// The schedule resuming its COUNT rule's expansion from a stored series cursor (what
+    /// [`Schedule::cursor_for`] gave) instead of walking from DTSTART. A cursor counted for
+    /// another rule or DTSTART (the app changed the task since), or one that cannot be true
+    /// of this series, is not used: the answers are the same without it, only slower.
+    pub fn with_cursor(mut self, cursor: Option<&str>) -> Self {
+        self.mark = cursor
+            .and_then(|text| serde_json::from_str::<CursorText>(text).ok())
+            .filter(|c| c.rrule == self.rule.text && c.dtstart == self.dtstart_text())
+            .and_then(|c| {
+                Some(expand::Mark {
+                    period: NaiveDateTime::parse_from_str(&c.period, "%Y-%m-%dT%H:%M:%S").ok()?,
+                    before: c.before,
+                })
+            })
+            .filter(|mark| self.expansion.fits(mark));
+        self
+    }
+
+    /// The series cursor in use ([`Schedule::with_cursor`]), as stored; `None` when the
+    /// schedule walks from DTSTART.
+    pub fn cursor(&self) -> Option<String> {
+        self.mark.map(|mark| self.cursor_text(mark))
+    }
+
+    fn cursor_text(&self, mark: expand::Mark) -> String {
+        let text = CursorText {
+            rrule: self.rule.text.clone(),
+            dtstart: self.dtstart_text(),
+            period: mark.period.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            before: mark.before,
+        };
+        serde_json::to_string(&text).expect("plain fields serialize")
+    }
+
+    /// The series cursor to keep with the task once it has moved on to `t`: every later
+    /// question (`is_occurrence`, `next_after` of `t` or after) resumes from it, so that a
+    /// COUNT rule's cost does not grow with the task's age. Counting it costs the walk from
+    /// the current cursor (or DTSTART) to `t`. `None` for rules without COUNT, which need none.
+    pub fn cursor_for(&self, t: DateTime<Utc>) -> Result<Option<String>, RecurrenceError> {
+        // The earliest point a question about `t` starts at: is_occurrence(t) asks for the
+        // occurrences after t - 1 µs, and those start MAX_OFFSET before.
+        let from = (t - Duration::microseconds(1) - MAX_OFFSET).naive_utc();
+        Ok(self
+            .expansion
+            .mark_at(from, self.mark)?
+            .map(|mark| self.cursor_text(mark)))
     }
 
     /// The RRULE text as stored (upper case, parts in the order given, no `RRULE:` prefix).
@@ -240,14 +304,15 @@ impl Schedule {
     ///
     /// The expansion starts at the wall time from which an instant after `after` can come
     /// (`after` less the largest UTC offset), not at DTSTART, so a task started decades ago
-    /// costs what one started today does (COUNT rules excepted: [`expand::Expansion::walls_from`]).
+    /// costs what one started today does; a COUNT rule starts at its series cursor
+    /// ([`Schedule::with_cursor`]) when it has one before that point, else at DTSTART.
     pub fn occurrences(&self, after: Option<DateTime<Utc>>) -> Occurrences<'_> {
         // Starting later can only fail where starting at DTSTART would have (the crate's
         // validation of the same rule); DTSTART is then the slower, equal answer.
         let walls = match after {
             Some(a) => self
                 .expansion
-                .walls_from((a - MAX_OFFSET).naive_utc())
+                .walls_from((a - MAX_OFFSET).naive_utc(), self.mark)
                 .unwrap_or_else(|_| self.expansion.walls()),
             None => self.expansion.walls(),
         };
@@ -457,6 +522,110 @@ mod tests {
         assert_eq!(
             rfc3339(s.next_after(question).unwrap().unwrap()),
             "2026-11-30T14:00:00Z"
+        );
+    }
+
+    #[test]
+    fn a_count_rule_resumes_from_its_series_cursor_with_the_same_answers() {
+        // COUNT rules: where an instance lies in the series decides whether it exists, so
+        // without a cursor each question walks from DTSTART. (rule, DTSTART, zone, question)
+        let cases = [
+            // ~760 000 instances before the question, the series ends in 2026-05.
+            (
+                "FREQ=MINUTELY;INTERVAL=7;COUNT=780000",
+                "2016-01-01T00:03",
+                "Europe/Berlin",
+                "2026-04-30T04:07:30Z",
+            ),
+            (
+                "FREQ=HOURLY;BYHOUR=8,12,18;BYSETPOS=1,-1;COUNT=14000",
+                "2014-03-30T08:00",
+                "Europe/Berlin",
+                "2026-03-29T01:30:00Z",
+            ),
+            (
+                "FREQ=MONTHLY;BYDAY=-1FR;COUNT=700",
+                "1970-01-30T09:00",
+                "America/New_York",
+                "2026-11-01T00:00:00Z",
+            ),
+            (
+                "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH;COUNT=1500",
+                "2000-01-03T07:30",
+                "Australia/Lord_Howe",
+                "2026-10-04T00:00:00Z",
+            ),
+            (
+                "FREQ=SECONDLY;INTERVAL=90;BYHOUR=9;COUNT=200000",
+                "2016-11-01T09:00",
+                "Asia/Kolkata",
+                "2026-11-30T03:31:00Z",
+            ),
+        ];
+        for (rule, dtstart, tz, question) in cases {
+            let s = Schedule::parse(rule, parse_local(dtstart).unwrap(), tz).unwrap();
+            let t = parse_instant(question).unwrap();
+            let walked: Vec<_> = s.occurrences(Some(t)).take(6).map(|o| o.unwrap()).collect();
+            assert!(!walked.is_empty(), "{rule}: the case must still have occurrences");
+            let cursor = s.cursor_for(t).unwrap().expect("a COUNT rule has a cursor");
+            let resumed = s.clone().with_cursor(Some(&cursor));
+            assert_eq!(resumed.cursor().as_deref(), Some(cursor.as_str()), "{rule}");
+            let mut walk = resumed.occurrences(Some(t));
+            let got: Vec<_> = walk.by_ref().take(6).map(|o| o.unwrap()).collect();
+            assert_eq!(got, walked, "{rule}: {cursor}");
+            assert!(
+                walk.examined < 20_000,
+                "{rule}: examined {} wall times",
+                walk.examined
+            );
+            for o in &walked {
+                assert!(resumed.is_occurrence(*o).unwrap(), "{rule}: {o}");
+                assert!(
+                    !resumed.is_occurrence(*o + Duration::seconds(1)).unwrap(),
+                    "{rule}: {o}"
+                );
+                assert_eq!(
+                    resumed.next_after(*o).unwrap(),
+                    s.next_after(*o).unwrap(),
+                    "{rule}: {o}"
+                );
+            }
+            // The cursor moves on from itself: counted from the old one, the same as from DTSTART.
+            let later = *walked.last().unwrap();
+            assert_eq!(
+                resumed.cursor_for(later).unwrap(),
+                s.cursor_for(later).unwrap(),
+                "{rule}"
+            );
+            // A cursor of another rule or DTSTART is not used.
+            let other = Schedule::parse(rule, parse_local("2016-01-01T00:00").unwrap(), tz)
+                .unwrap()
+                .with_cursor(Some(&cursor));
+            assert_eq!(other.cursor(), None, "{rule}");
+        }
+        // A cursor that cannot be true of the series (off the grid, more before than COUNT,
+        // not JSON) is not used either.
+        let s = Schedule::parse(
+            "FREQ=DAILY;COUNT=10",
+            parse_local("2026-01-01T09:00").unwrap(),
+            "UTC",
+        )
+        .unwrap();
+        for bad in [
+            r#"{"rrule":"FREQ=DAILY;COUNT=10","dtstart":"2026-01-01T09:00:00","period":"2026-01-03T09:00:00","before":2}"#,
+            r#"{"rrule":"FREQ=DAILY;COUNT=10","dtstart":"2026-01-01T09:00:00","period":"2026-01-03T00:00:00","before":11}"#,
+            "2026-01-03T00:00:00 2",
+        ] {
+            assert_eq!(s.clone().with_cursor(Some(bad)).cursor(), None, "{bad}");
+        }
+        let good = r#"{"rrule":"FREQ=DAILY;COUNT=10","dtstart":"2026-01-01T09:00:00","period":"2026-01-03T00:00:00","before":2}"#;
+        assert_eq!(s.clone().with_cursor(Some(good)).cursor().as_deref(), Some(good));
+        // Rules without COUNT need none.
+        let open = Schedule::parse("FREQ=DAILY", parse_local("2016-01-01T09:00").unwrap(), "UTC").unwrap();
+        assert_eq!(
+            open.cursor_for(parse_instant("2026-01-01T00:00:00Z").unwrap())
+                .unwrap(),
+            None
         );
     }
 

@@ -14,7 +14,7 @@ pub(crate) async fn recurring_tasks(
     ids: &[RecurringTaskId],
 ) -> Result<Vec<RecurringTaskRow>, StoreError> {
     const SQL: &str = "SELECT id, user_id, title, description, priority, rrule, timezone, \
-         dtstart, next_occurrence, active, catch_up, reminder_offsets FROM recurring_tasks \
+         dtstart, next_occurrence, active, catch_up, reminder_offsets, series_cursor FROM recurring_tasks \
          WHERE id = ANY($1)";
     let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
     let rows: Vec<RecurringTaskRaw> = sqlx::query_as(SQL).bind(ids).fetch_all(pool).await?;
@@ -46,7 +46,7 @@ struct WithInstance {
 /// The recurring tasks of a batch with each occurrence's instance, if any (one statement).
 pub const RECURRING_STATE: &str = "SELECT r.id, r.user_id, r.title, r.description, \
      r.priority, r.rrule, r.timezone, r.dtstart, r.next_occurrence, r.active, r.catch_up, \
-     r.reminder_offsets, k.occ AS occurrence, t.id AS instance_id \
+     r.reminder_offsets, r.series_cursor, k.occ AS occurrence, t.id AS instance_id \
      FROM UNNEST($1::bigint[], $2::timestamptz[]) AS k(rt, occ) \
      JOIN recurring_tasks r ON r.id = k.rt \
      LEFT JOIN tasks t ON t.recurring_task_id = k.rt AND t.occurrence_at = k.occ";
@@ -82,7 +82,8 @@ pub(crate) async fn recurring_state(
 /// The instances, their reminders and the advance of a batch (one statement).
 pub const INSTANTIATE: &str = "WITH v AS ( \
        SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
-         $6::timestamptz[], $7::timestamptz[], $8::bool[]) AS v(rt, u, ti, d, p, occ, next, active)), \
+         $6::timestamptz[], $7::timestamptz[], $8::bool[], $12::text[]) \
+         AS v(rt, u, ti, d, p, occ, next, active, cursor)), \
      created AS ( \
        INSERT INTO tasks (user_id, title, description, status, priority, due_at, \
          recurring_task_id, occurrence_at, created_at, updated_at) \
@@ -95,7 +96,8 @@ pub const INSTANTIATE: &str = "WITH v AS ( \
        FROM UNNEST($9::bigint[], $10::timestamptz[]) AS w(rt, at) \
        JOIN created c ON c.recurring_task_id = w.rt), \
      advanced AS ( \
-       UPDATE recurring_tasks r SET next_occurrence = v.next, active = v.active, updated_at = $11 \
+       UPDATE recurring_tasks r SET next_occurrence = v.next, active = v.active, \
+         series_cursor = v.cursor, updated_at = $11 \
        FROM v WHERE r.id = v.rt AND r.next_occurrence = v.occ RETURNING r.id) \
      SELECT v.rt, c.id, e.id, a.id IS NOT NULL \
      FROM v LEFT JOIN created c ON c.recurring_task_id = v.rt \
@@ -136,6 +138,7 @@ pub(crate) async fn instantiate(
         .bind(reminder_rt)
         .bind(reminder_at)
         .bind(jobs[0].now)
+        .bind(jobs.iter().map(|j| j.cursor.as_deref()).collect::<Vec<_>>())
         .fetch_all(conn)
         .await?;
     let by_task: HashMap<i64, (Option<i64>, Option<i64>, bool)> = rows

@@ -71,7 +71,7 @@ pub(crate) async fn claim_occurrences(
                     OR (published_at <= $5 AND publish_count < $6)) \
                AND (lease_until IS NULL OR lease_until <= $3) \
              ORDER BY next_occurrence LIMIT $4 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, user_id, rrule, timezone, dtstart, next_occurrence, catch_up, \
+         RETURNING id, user_id, rrule, timezone, dtstart, series_cursor, next_occurrence, catch_up, \
              COALESCE(published_occurrence = next_occurrence, FALSE) AS again";
     let rows: Vec<ClaimedOccurrenceRaw> = sqlx::query_as(SQL)
         .bind(claim.owner)

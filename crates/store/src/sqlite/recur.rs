@@ -15,7 +15,7 @@ async fn recurring_raw(
     ids: impl Iterator<Item = i64>,
 ) -> Result<Vec<RecurringTaskRaw>, StoreError> {
     const SQL: &str = "SELECT id, user_id, title, description, priority, rrule, timezone, \
-         dtstart, next_occurrence, active, catch_up, reminder_offsets FROM recurring_tasks \
+         dtstart, next_occurrence, active, catch_up, reminder_offsets, series_cursor FROM recurring_tasks \
          WHERE id IN (SELECT value FROM json_each($1))";
     Ok(sqlx::query_as(SQL)
         .bind(super::json_ids(ids))
@@ -80,7 +80,7 @@ pub(crate) async fn instantiate(
     const INSERT_REMINDER: &str = "INSERT INTO reminders (task_id, user_id, remind_at, channels, \
          state, created_at, updated_at) VALUES ($1, $2, $3, 'email', 'pending', $4, $4)";
     const ADVANCE: &str = "UPDATE recurring_tasks SET next_occurrence = $3, active = $4, \
-         updated_at = $5 WHERE id = $1 AND next_occurrence = $2";
+         series_cursor = $6, updated_at = $5 WHERE id = $1 AND next_occurrence = $2";
     let mut tx = pool.begin().await?;
     let mut done = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -120,6 +120,7 @@ pub(crate) async fn instantiate(
             .bind(job.next.unwrap_or(job.occurrence))
             .bind(job.next.is_some())
             .bind(job.now)
+            .bind(job.cursor.as_deref())
             .execute(&mut *tx)
             .await?
             .rows_affected()
