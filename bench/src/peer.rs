@@ -144,12 +144,12 @@ async fn run(
     conn.execute(
         format!(
             "INSERT INTO peer_recurring (id, title, next_occurrence)
-               SELECT g, 'Water the plants', '2026-11-01T08:00:00Z' FROM generate_series(1, {ROWS}) g;
-             VACUUM ANALYZE peer_recurring"
+               SELECT g, 'Water the plants', '2026-11-01T08:00:00Z' FROM generate_series(1, {ROWS}) g"
         )
         .as_str(),
     )
     .await?;
+    conn.execute("VACUUM ANALYZE peer_recurring").await?;
     conn.close().await?;
     let _ = std::fs::remove_file(dir.join("out/mail.out"));
     let w = measured_wrk(svc.child.id(), &svc.url(), kind, CLIENTS, seconds)?;

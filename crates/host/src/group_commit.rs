@@ -2,18 +2,20 @@
 //!
 //! Knative delivers one event per request, but a function handles a batch of events in about
 //! the time of one (the consumer path's set-based SQL: one read, one write transaction). So
-//! the HTTP host does not run each request's event on its own: it queues it on one of a few
-//! *lanes*, and each lane handles, as one batch, everything that queued while its previous
-//! batch ran; every request still gets its own answer. Nothing waits on purpose: a request
-//! that finds its lane idle is handled at once, alone, so a lightly loaded function answers
-//! as fast as before. Batches only form when requests arrive faster than transactions finish,
-//! which is when they pay (PostgreSQL's WAL flushes are grouped the same way).
+//! concurrent requests are grouped on a few *lanes*: a request that finds its lane idle is
+//! handled at once, alone, in its own task (a lightly loaded function answers as it did
+//! without group commit, with no hop to another thread); a request that finds its lane busy
+//! queues there, and when the running batch is done, a task takes everything that queued
+//! meanwhile (up to `max_events`) as the lane's next batch, and so on until the queue is
+//! empty. Every request still gets its own answer. Nothing waits on purpose: batches only
+//! form when requests arrive faster than transactions finish, which is when they pay
+//! (PostgreSQL groups its WAL flushes the same way).
 //!
 //! Why lanes chosen by key: the lane of an event is a hash of the row it changes
 //! ([`Function::key`]), as Kafka's partitioner chooses the consumer path's partition. Events
-//! for one row are handled in one lane, in order, so two batch transactions running at once
-//! never touch the same row: no lock waits between batches, no deadlocks. Several lanes keep
-//! the database busy while one batch is being decided or answered.
+//! for one row are handled in one lane, one batch after the other, so two batch transactions
+//! running at once never touch the same row: no lock waits between batches, no deadlocks.
+//! Several lanes keep the database busy while one batch is being decided or answered.
 //!
 //! One bad event never fails its neighbours: [`Function::handle_batch`] handles again, alone,
 //! each event of a batch that got an internal failure (a write refused for a reason of its
@@ -25,8 +27,8 @@ use crate::metrics::Metrics;
 use futures::FutureExt;
 use std::hash::{BuildHasher, RandomState};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::oneshot;
 use tracing::{Instrument, Span};
 
 /// How the HTTP host groups concurrent requests into batches.
@@ -56,71 +58,156 @@ struct Job<D> {
     answer: oneshot::Sender<Result<Reply, Failure>>,
 }
 
-/// The lanes of one function: queues, each drained by its own task.
+/// One lane: whether a batch of it is running, and the events queued for the next one.
+struct Lane<D> {
+    busy: bool,
+    queue: Vec<Job<D>>,
+}
+
+/// What a lane's batches need.
+struct Shared<F: Function> {
+    function: Arc<F>,
+    metrics: Metrics,
+    max_events: usize,
+}
+
+/// The lanes of one function.
 pub struct Lanes<F: Function> {
-    queues: Vec<mpsc::UnboundedSender<Job<F::Data>>>,
+    shared: Arc<Shared<F>>,
+    lanes: Vec<Arc<Mutex<Lane<F::Data>>>>,
     hasher: RandomState,
 }
 
 impl<F: Function> Lanes<F> {
-    /// Starts `options.lanes` lane tasks on the current Tokio runtime. They end when the
-    /// `Lanes` is dropped, once their queues are empty.
-    pub fn start(function: Arc<F>, metrics: Metrics, options: GroupCommit) -> Self {
-        let queues = (0..options.lanes.max(1))
+    pub fn new(function: Arc<F>, metrics: Metrics, options: GroupCommit) -> Self {
+        let lanes = (0..options.lanes.max(1))
             .map(|_| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                let max_events = options.max_events.max(1);
-                tokio::spawn(lane(function.clone(), metrics.clone(), rx, max_events));
-                tx
+                Arc::new(Mutex::new(Lane {
+                    busy: false,
+                    queue: Vec::new(),
+                }))
             })
             .collect();
         Self {
-            queues,
+            shared: Arc::new(Shared {
+                function,
+                metrics,
+                max_events: options.max_events.max(1),
+            }),
+            lanes,
             hasher: RandomState::new(),
         }
     }
 
-    /// Handles one event in its lane (with whatever else is queued there) and answers it.
-    /// The queue is unbounded: the HTTP host admits at most `MAX_IN_FLIGHT` requests.
+    /// Handles one event in its lane: at once when the lane is idle, else with whatever else
+    /// queued there while the running batch finishes. The queue needs no bound of its own:
+    /// the HTTP host admits at most `MAX_IN_FLIGHT` requests.
     pub async fn handle(&self, event: Event<F::Data>, span: Span) -> Result<Reply, Failure> {
-        let lane = self.hasher.hash_one(F::key(&event.1)) as usize % self.queues.len();
-        let (answer, answered) = oneshot::channel();
-        self.queues[lane]
-            .send(Job { event, span, answer })
-            .map_err(|_| Failure::unavailable("the function is shutting down"))?;
-        answered
-            .await
-            .unwrap_or_else(|_| Err(Failure::Internal("the batch ended without an answer".into())))
+        let lane = &self.lanes[self.hasher.hash_one(F::key(&event.1)) as usize % self.lanes.len()];
+        {
+            let mut state = lock(lane);
+            if state.busy {
+                let (answer, answered) = oneshot::channel();
+                state.queue.push(Job { event, span, answer });
+                drop(state);
+                return answered
+                    .await
+                    .unwrap_or_else(|_| Err(Failure::Internal("the batch ended without an answer".into())));
+            }
+            state.busy = true;
+        }
+        // The lane is ours until the guard hands it on, whether this future completes or is
+        // dropped (the client went away).
+        let _turn = Turn {
+            lane: lane.clone(),
+            shared: self.shared.clone(),
+        };
+        let mut results = run(&self.shared, vec![event], span).await;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(Failure::Internal("the batch ended without an answer".into())))
     }
 }
 
-/// One lane: takes what has queued (at least one event, at most `max_events`), handles it as
-/// one batch, answers each request, and starts again.
-async fn lane<F: Function>(
-    function: Arc<F>,
-    metrics: Metrics,
-    mut queue: mpsc::UnboundedReceiver<Job<F::Data>>,
-    max_events: usize,
-) {
-    let mut jobs = Vec::with_capacity(max_events);
-    while queue.recv_many(&mut jobs, max_events).await > 0 {
-        metrics.observe_batch("http", jobs.len());
+/// A lane taken by a request: when it ends, what queued meanwhile becomes the lane's next
+/// batch, in a task of its own (so that this request's answer goes out now), or the lane
+/// becomes idle.
+struct Turn<F: Function> {
+    lane: Arc<Mutex<Lane<F::Data>>>,
+    shared: Arc<Shared<F>>,
+}
+
+impl<F: Function> Drop for Turn<F> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.lane);
+        if state.queue.is_empty() {
+            state.busy = false;
+            return;
+        }
+        drop(state);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(drain(self.lane.clone(), self.shared.clone()));
+            }
+            Err(_) => {
+                // No runtime to run the batch on (only while the process ends): answer them.
+                let mut state = lock(&self.lane);
+                for job in state.queue.drain(..) {
+                    let _ = job
+                        .answer
+                        .send(Err(Failure::unavailable("the function is shutting down")));
+                }
+                state.busy = false;
+            }
+        }
+    }
+}
+
+/// Runs the lane's queued events, batch after batch, until none are left.
+async fn drain<F: Function>(lane: Arc<Mutex<Lane<F::Data>>>, shared: Arc<Shared<F>>) {
+    loop {
+        let jobs: Vec<Job<F::Data>> = {
+            let mut state = lock(&lane);
+            if state.queue.is_empty() {
+                state.busy = false;
+                return;
+            }
+            let take = state.queue.len().min(shared.max_events);
+            state.queue.drain(..take).collect()
+        };
         let span = batch_span::<F>(&jobs);
-        let (events, answers): (Vec<_>, Vec<_>) = jobs.drain(..).map(|j| (j.event, j.answer)).unzip();
-        let count = events.len();
-        let results = AssertUnwindSafe(function.handle_batch(events).instrument(span))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| {
-                tracing::error!(function = F::NAME, events = count, "a batch panicked");
-                vec![Err(Failure::Internal("the batch panicked".into())); count]
-            });
+        let (events, answers): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.event, j.answer)).unzip();
+        let results = run(&shared, events, span).await;
         for (answer, result) in answers.into_iter().zip(results) {
             // A request whose client went away has dropped its receiver: its effect is done
             // all the same, and a redelivery will be answered `duplicate`.
             let _ = answer.send(result);
         }
     }
+}
+
+/// One batch through the function, counted; a panic answers each event with an internal
+/// error instead of taking the lane down.
+async fn run<F: Function>(
+    shared: &Shared<F>,
+    events: Vec<Event<F::Data>>,
+    span: Span,
+) -> Vec<Result<Reply, Failure>> {
+    let count = events.len();
+    shared.metrics.observe_batch("http", count);
+    AssertUnwindSafe(shared.function.handle_batch(events).instrument(span))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(function = F::NAME, events = count, "a batch panicked");
+            vec![Err(Failure::Internal("the batch panicked".into())); count]
+        })
+}
+
+/// A lane's state; a panic while it was held cannot leave it inconsistent (every update is
+/// one assignment or one push/drain), so a poisoned lock is used as it is.
+fn lock<D>(lane: &Mutex<Lane<D>>) -> MutexGuard<'_, Lane<D>> {
+    lane.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A batch of one runs in its request's span (which continues the publisher's trace); a

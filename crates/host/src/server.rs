@@ -235,7 +235,7 @@ pub async fn serve_host<F: Function>(
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let state = web::Data::new(HostState {
-        lanes: Lanes::start(host.function.clone(), host.metrics.clone(), opts.group_commit),
+        lanes: Lanes::new(host.function.clone(), host.metrics.clone(), opts.group_commit),
         host,
         in_flight: Semaphore::new(opts.max_in_flight),
         opts: opts.clone(),
