@@ -104,18 +104,25 @@ impl<F: Function> Lanes<F> {
     /// the HTTP host admits at most `MAX_IN_FLIGHT` requests.
     pub async fn handle(&self, event: Event<F::Data>, span: Span) -> Result<Reply, Failure> {
         let lane = &self.lanes[self.hasher.hash_one(F::key(&event.1)) as usize % self.lanes.len()];
-        {
+        let queued = {
             let mut state = lock(lane);
             if state.busy {
                 let (answer, answered) = oneshot::channel();
                 state.queue.push(Job { event, span, answer });
-                drop(state);
+                Err(answered)
+            } else {
+                state.busy = true;
+                Ok((event, span))
+            }
+        };
+        let (event, span) = match queued {
+            Ok(ours) => ours,
+            Err(answered) => {
                 return answered
                     .await
-                    .unwrap_or_else(|_| Err(Failure::Internal("the batch ended without an answer".into())));
+                    .unwrap_or_else(|_| Err(Failure::Internal("the batch ended without an answer".into())))
             }
-            state.busy = true;
-        }
+        };
         // The lane is ours until the guard hands it on, whether this future completes or is
         // dropped (the client went away).
         let _turn = Turn {

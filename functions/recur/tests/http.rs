@@ -375,3 +375,28 @@ async fn concurrent_requests_are_written_together_and_each_answered_on_its_own()
         );
     }
 }
+
+#[test]
+fn bad_group_commit_settings_stop_the_start_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("GROUP_COMMIT_LANES", "0"),
+        ("GROUP_COMMIT_LANES", "four"),
+        ("GROUP_COMMIT_MAX_EVENTS", "0"),
+        ("GROUP_COMMIT_MAX_EVENTS", "-1"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("t.db").display()),
+            )
+            .env("PORT", "0")
+            .env(name, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}={value}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{name}={value}: {stderr}");
+        assert!(stderr.contains(name), "{name}={value}: {stderr}");
+    }
+}
