@@ -117,11 +117,7 @@ impl<F: Function> Lanes<F> {
         };
         let (event, span) = match queued {
             Ok(ours) => ours,
-            Err(answered) => {
-                return answered
-                    .await
-                    .unwrap_or_else(|_| Err(Failure::Internal("the batch ended without an answer".into())))
-            }
+            Err(answered) => return answered.await.unwrap_or_else(|_| Err(unanswered())),
         };
         // The lane is ours until the guard hands it on, whether this future completes or is
         // dropped (the client went away).
@@ -130,9 +126,7 @@ impl<F: Function> Lanes<F> {
             shared: self.shared.clone(),
         };
         let mut results = run(&self.shared, vec![event], span).await;
-        results
-            .pop()
-            .unwrap_or_else(|| Err(Failure::Internal("the batch ended without an answer".into())))
+        results.pop().unwrap_or_else(|| Err(unanswered()))
     }
 }
 
@@ -209,6 +203,11 @@ async fn run<F: Function>(
             tracing::error!(function = F::NAME, events = count, "a batch panicked");
             vec![Err(Failure::Internal("the batch panicked".into())); count]
         })
+}
+
+/// The answer of an event its batch gave none (a bug, reported as one).
+fn unanswered() -> Failure {
+    Failure::Internal("the batch ended without an answer".into())
 }
 
 /// A lane's state; a panic while it was held cannot leave it inconsistent (every update is
