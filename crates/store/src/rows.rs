@@ -207,20 +207,24 @@ impl ReminderOffsets {
     }
 }
 
-/// The stored rule of a recurring task, parsed: rule, local DTSTART and zone, resuming from
-/// its series cursor (`Schedule::with_cursor`: one that does not fit is not used).
-fn schedule(
-    table: &'static str,
-    row: i64,
-    rrule: &str,
-    dtstart: &str,
-    tz: &str,
-    cursor: Option<&str>,
-) -> Result<Schedule, Malformed> {
-    parse_local(dtstart)
-        .and_then(|dtstart| Schedule::parse(rrule, dtstart, tz))
-        .map(|schedule| schedule.with_cursor(cursor))
-        .map_err(|e| Malformed::new(table, row, format!("the stored rule cannot be evaluated: {e}")))
+/// The stored rule of a recurring task (the same columns in every read of one).
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredRule {
+    rrule: String,
+    timezone: String,
+    dtstart: String,
+    series_cursor: Option<String>,
+}
+
+impl StoredRule {
+    /// The rule parsed: rule, local DTSTART and zone, resuming from its series cursor
+    /// (`Schedule::with_cursor`: one that does not fit is not used).
+    fn schedule(&self, table: &'static str, row: i64) -> Result<Schedule, Malformed> {
+        parse_local(&self.dtstart)
+            .and_then(|dtstart| Schedule::parse(&self.rrule, dtstart, &self.timezone))
+            .map(|schedule| schedule.with_cursor(self.series_cursor.as_deref()))
+            .map_err(|e| Malformed::new(table, row, format!("the stored rule cannot be evaluated: {e}")))
+    }
 }
 
 /// A recurring task as recur reads it.
@@ -246,10 +250,8 @@ pub(crate) struct RecurringTaskRaw {
     title: String,
     description: String,
     priority: String,
-    rrule: String,
-    timezone: String,
-    dtstart: String,
-    series_cursor: Option<String>,
+    #[sqlx(flatten)]
+    rule: StoredRule,
     next_occurrence: Option<DateTime<Utc>>,
     active: bool,
     catch_up: String,
@@ -267,14 +269,7 @@ impl TryFrom<RecurringTaskRaw> for RecurringTaskRow {
             title: r.title,
             description: r.description,
             priority: parse(T, row, "priority", &r.priority)?,
-            schedule: schedule(
-                T,
-                row,
-                &r.rrule,
-                &r.dtstart,
-                &r.timezone,
-                r.series_cursor.as_deref(),
-            )?,
+            schedule: r.rule.schedule(T, row)?,
             next_occurrence: r.next_occurrence,
             active: r.active,
             catch_up: parse(T, row, "catch_up", &r.catch_up)?,
@@ -384,10 +379,8 @@ pub struct ClaimedOccurrence {
 pub(crate) struct ClaimedOccurrenceRaw {
     pub(crate) id: i64,
     user_id: i64,
-    rrule: String,
-    timezone: String,
-    dtstart: String,
-    series_cursor: Option<String>,
+    #[sqlx(flatten)]
+    rule: StoredRule,
     pub(crate) next_occurrence: DateTime<Utc>,
     catch_up: String,
     again: bool,
@@ -401,14 +394,7 @@ impl TryFrom<ClaimedOccurrenceRaw> for ClaimedOccurrence {
         Ok(Self {
             id: id(T, row, "id", r.id, RecurringTaskId::new)?,
             user_id: id(T, row, "user_id", r.user_id, UserId::new)?,
-            schedule: schedule(
-                T,
-                row,
-                &r.rrule,
-                &r.dtstart,
-                &r.timezone,
-                r.series_cursor.as_deref(),
-            )?,
+            schedule: r.rule.schedule(T, row)?,
             next_occurrence: r.next_occurrence,
             catch_up: parse(T, row, "catch_up", &r.catch_up)?,
             again: r.again,

@@ -271,12 +271,26 @@ impl Expansion {
         mark: Option<Mark>,
     ) -> Result<Walls<'_>, RecurrenceError> {
         let start = self.start_at(from);
-        let Some(count) = self.count else {
+        if self.count.is_none() {
             return Ok(self.walls_of(self.candidates_at(start)?, None));
-        };
-        match mark.filter(|m| self.fits(m) && start.is_some_and(|s| m.period <= s)) {
-            Some(m) => Ok(self.walls_of(self.candidates_at(Some(m.period))?, Some(count - m.before))),
-            None => Ok(self.walls()),
+        }
+        Ok(self.resume(mark, start)?.0)
+    }
+
+    /// A COUNT rule's walls from `mark`, when it fits this series and lies at or before
+    /// `limit`, else from DTSTART; with the number of instances before where they start.
+    fn resume(
+        &self,
+        mark: Option<Mark>,
+        limit: Option<NaiveDateTime>,
+    ) -> Result<(Walls<'_>, u32), RecurrenceError> {
+        let count = self.count.unwrap_or(u32::MAX);
+        match mark.filter(|m| self.fits(m) && limit.is_some_and(|l| m.period <= l)) {
+            Some(m) => Ok((
+                self.walls_of(self.candidates_at(Some(m.period))?, Some(count - m.before)),
+                m.before,
+            )),
+            None => Ok((self.walls(), 0)),
         }
     }
 
@@ -289,16 +303,10 @@ impl Expansion {
         from: NaiveDateTime,
         mark: Option<Mark>,
     ) -> Result<Option<Mark>, RecurrenceError> {
-        let (Some(count), Some(target)) = (self.count, self.start_at(from)) else {
+        let (Some(_), Some(target)) = (self.count, self.start_at(from)) else {
             return Ok(None);
         };
-        let (walls, mut before) = match mark.filter(|m| self.fits(m) && m.period <= target) {
-            Some(m) => (
-                self.walls_of(self.candidates_at(Some(m.period))?, Some(count - m.before)),
-                m.before,
-            ),
-            None => (self.walls(), 0),
-        };
+        let (walls, mut before) = self.resume(mark, Some(target))?;
         for wall in walls {
             if wall? >= target {
                 break;
