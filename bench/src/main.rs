@@ -12,6 +12,7 @@
 mod env;
 mod http;
 mod kafka;
+mod occurrences;
 mod peer;
 mod report;
 mod scripts;
@@ -23,7 +24,7 @@ use report::Report;
 #[derive(Parser, Debug)]
 #[command(about = "Measures todo-events beside its limits (see docs/PERFORMANCE.md)")]
 struct Args {
-    /// Sections to run (default: all): http, startup, scheduler, lateness, consumer.
+    /// Sections to run (default: all): http, startup, recurrence, scheduler, lateness, consumer.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Seconds each load-generator run lasts.
@@ -37,7 +38,14 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    const SECTIONS: [&str; 5] = ["http", "startup", "scheduler", "lateness", "consumer"];
+    const SECTIONS: [&str; 6] = [
+        "http",
+        "startup",
+        "recurrence",
+        "scheduler",
+        "lateness",
+        "consumer",
+    ];
     for s in &args.only {
         anyhow::ensure!(
             SECTIONS.contains(&s.as_str()),
@@ -53,6 +61,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("startup") {
         startup::measure(&env, &mut report).await?;
+    }
+    if wanted("recurrence") {
+        occurrences::measure(&env, &mut report)?;
     }
     if wanted("scheduler") {
         kafka::scheduler(&env, &mut report, args.items).await?;

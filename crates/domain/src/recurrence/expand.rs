@@ -38,6 +38,8 @@ use chrono::{Datelike, Duration, Month, NaiveDate, NaiveDateTime, NaiveTime, Tim
 use rrule::{Frequency, NWeekday, RRule, RRuleSet, RRuleSetIter, Unvalidated};
 use std::collections::VecDeque;
 
+mod count;
+
 /// Candidates examined in a row without producing an instance before the search gives up
 /// (SPEC.md §7: "a rule that almost never matches").
 pub(crate) const MAX_CANDIDATES_WITHOUT_MATCH: u64 = 5_000_000;
@@ -48,7 +50,7 @@ const LAST_YEAR: i32 = 9999;
 /// A fact about a COUNT rule's series that holds for as long as its rule and DTSTART do:
 /// `before` instances of the series lie before wall time `period`, a point where the
 /// expansion may start (the beginning of a FREQ period on the INTERVAL grid; for MINUTELY and
-/// SECONDLY, a midnight). With it the expansion resumes there with `COUNT - before` instances
+/// SECONDLY, of any minute or second after DTSTART). With it the expansion resumes there with `COUNT - before` instances
 /// left, instead of walking from DTSTART to count them again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Mark {
@@ -222,9 +224,11 @@ impl Expansion {
                 let first = period_start(self.freq, self.wkst, self.dtstart);
                 grid_period_at(self.freq, self.wkst, first, *interval, from).filter(|start| *start > first)
             }
+            // The grid is laid from DTSTART's period whatever the start, and a BYSETPOS
+            // period is one minute (second): the expansion may start at any.
             Source::SubDaily(_) => {
-                let day = from.date().and_time(NaiveTime::MIN);
-                (day > self.dtstart.date().and_time(NaiveTime::MIN)).then_some(day)
+                let start = period_start(self.freq, self.wkst, from);
+                (start > self.dtstart).then_some(start)
             }
         }
     }
@@ -239,8 +243,9 @@ impl Expansion {
             }
             // The days are a filter (a YEARLY rule with an interval of 1) and the time grid is
             // anchored at DTSTART's period whatever day the days start on.
-            (Some(day), Source::SubDaily(sub)) => {
-                Candidates::SubDaily(sub.iter_from(day_set(&sub.day_rule, floating(day))?))
+            (Some(start), Source::SubDaily(sub)) => {
+                let days = day_set(&sub.day_rule, floating(start.date().and_time(NaiveTime::MIN)))?;
+                Candidates::SubDaily(sub.iter_from(days, start.and_utc().timestamp()))
             }
         })
     }
@@ -263,8 +268,9 @@ impl Expansion {
     /// at the last grid period that begins at or before `from`. With COUNT the position of
     /// an instance in the whole series decides whether it exists, so the expansion starts
     /// where it knows how many instances came before: at `mark` (kept with the task, see
-    /// [`Expansion::mark_at`]) when it fits this series and lies at or before that point,
-    /// else at DTSTART (and COUNT bounds that walk).
+    /// [`Expansion::mark_at`]) when it fits this series and lies at or before that point
+    /// (the walk from there is short), else at that point with the instances before it
+    /// counted without walking them ([`count`]).
     pub(crate) fn walls_from(
         &self,
         from: NaiveDateTime,
@@ -277,26 +283,33 @@ impl Expansion {
         Ok(self.resume(mark, start)?.0)
     }
 
-    /// A COUNT rule's walls from `mark`, when it fits this series and lies at or before
-    /// `limit`, else from DTSTART; with the number of instances before where they start.
+    /// A COUNT rule's walls from `mark` when it fits this series and lies at or before
+    /// `limit`, else from `limit` with the instances before it counted ([`count`]), else (no
+    /// `limit`: the question is about DTSTART's own period) from DTSTART; with the number of
+    /// instances before where they start.
     fn resume(
         &self,
         mark: Option<Mark>,
         limit: Option<NaiveDateTime>,
     ) -> Result<(Walls<'_>, u32), RecurrenceError> {
         let count = self.count.unwrap_or(u32::MAX);
-        match mark.filter(|m| self.fits(m) && limit.is_some_and(|l| m.period <= l)) {
-            Some(m) => Ok((
-                self.walls_of(self.candidates_at(Some(m.period))?, Some(count - m.before)),
-                m.before,
-            )),
+        if let Some(m) = mark.filter(|m| self.fits(m) && limit.is_some_and(|l| m.period <= l)) {
+            let walls = self.walls_of(self.candidates_at(Some(m.period))?, Some(count - m.before));
+            return Ok((walls, m.before));
+        }
+        match limit {
+            Some(start) => {
+                let before = u32::try_from(self.count_before(start)?).map_or(count, |n| n.min(count));
+                let walls = self.walls_of(self.candidates_at(Some(start))?, Some(count - before));
+                Ok((walls, before))
+            }
             None => Ok((self.walls(), 0)),
         }
     }
 
     /// For a COUNT rule, the [`Mark`] at the point where [`Expansion::walls_from`] starts for
-    /// `from`: the instances before it counted from `mark` (when it fits and lies before) or
-    /// from DTSTART. `None` for rules without COUNT (they need none) and before the first
+    /// `from`: the instances before it walked from `mark` (when it fits and lies before) or
+    /// counted. `None` for rules without COUNT (they need none) and before the first
     /// point after DTSTART.
     pub(crate) fn mark_at(
         &self,
@@ -596,13 +609,15 @@ impl SubDaily {
     }
 
     fn iter(&self) -> SubDailyIter<'_> {
-        self.iter_from(self.days.clone())
+        self.iter_from(self.days.clone(), i64::MIN)
     }
 
-    /// The grid over `days` (the rule's days from some day on).
-    fn iter_from(&self, days: RRuleSet) -> SubDailyIter<'_> {
+    /// The grid over `days` (the rule's days from some day on), from wall time `floor`
+    /// (seconds since the epoch) on.
+    fn iter_from(&self, days: RRuleSet, floor: i64) -> SubDailyIter<'_> {
         SubDailyIter {
             sub: self,
+            floor,
             days: (&days).into_iter(),
             day: None,
             window: 0,
@@ -615,6 +630,8 @@ impl SubDaily {
 
 struct SubDailyIter<'a> {
     sub: &'a SubDaily,
+    /// No grid point before this wall time (seconds since the epoch).
+    floor: i64,
     days: RRuleSetIter,
     /// The current day's midnight, seconds since the epoch.
     day: Option<i64>,
@@ -630,7 +647,7 @@ impl SubDailyIter<'_> {
     /// The first grid point at or after `t`.
     fn grid_from(&self, t: i64) -> i64 {
         let sub = self.sub;
-        let behind = (t - sub.origin).max(0);
+        let behind = (t.max(self.floor) - sub.origin).max(0);
         sub.origin + (behind + sub.step - 1) / sub.step * sub.step
     }
 }

@@ -271,8 +271,9 @@ impl Schedule {
 
     /// The series cursor to keep with the task once it has moved on to `t`: every later
     /// question (`is_occurrence`, `next_after` of `t` or after) resumes from it, so that a
-    /// COUNT rule's cost does not grow with the task's age. Counting it costs the walk from
-    /// the current cursor (or DTSTART) to `t`. `None` for rules without COUNT, which need none.
+    /// COUNT rule's cost does not grow with the task's age. It costs the walk from the
+    /// current cursor to `t` (without one, a count that does not walk). `None` for rules
+    /// without COUNT, which need none.
     pub fn cursor_for(&self, t: DateTime<Utc>) -> Result<Option<String>, RecurrenceError> {
         // The earliest point a question about `t` starts at: is_occurrence(t) asks for the
         // occurrences after t - 1 µs, and those start MAX_OFFSET before.
@@ -305,20 +306,28 @@ impl Schedule {
     /// The expansion starts at the wall time from which an instant after `after` can come
     /// (`after` less the largest UTC offset), not at DTSTART, so a task started decades ago
     /// costs what one started today does; a COUNT rule starts at its series cursor
-    /// ([`Schedule::with_cursor`]) when it has one before that point, else at DTSTART.
+    /// ([`Schedule::with_cursor`]) when it has one before that point, else there too, with
+    /// the instances before it counted rather than walked.
     pub fn occurrences(&self, after: Option<DateTime<Utc>>) -> Occurrences<'_> {
         // Starting later can only fail where starting at DTSTART would have (the crate's
         // validation of the same rule); DTSTART is then the slower, equal answer.
         let walls = match after {
-            Some(a) => self
-                .expansion
-                .walls_from((a - MAX_OFFSET).naive_utc(), self.mark)
-                .unwrap_or_else(|_| self.expansion.walls()),
+            Some(a) => {
+                // A wall time before `after` plus the smallest UTC offset near it resolves
+                // at or before `after` (see OffsetBounds).
+                let reach = MAX_OFFSET.num_seconds();
+                let near = OffsetBounds::of(&self.zone, a.timestamp() - reach, a.timestamp() + reach);
+                let from = (a + Duration::seconds(near.min)).naive_utc();
+                self.expansion
+                    .walls_from(from, self.mark)
+                    .unwrap_or_else(|_| self.expansion.walls())
+            }
             None => self.expansion.walls(),
         };
         Occurrences {
             schedule: self,
             walls,
+            bounds: None,
             pending: BTreeSet::new(),
             after,
             examined: 0,
@@ -361,16 +370,58 @@ impl Schedule {
     }
 }
 
+/// Bounds on the UTC offsets of a stretch of wall times: every wall time read as UTC from
+/// `lo` to `hi` (seconds since the epoch) resolves with an offset from `min` to `max`
+/// seconds, the offsets in effect at the instants within [`MAX_OFFSET`] of them. So a wall
+/// time `w` there stands for an instant from `w - max` to `w - min`: walls that cannot come
+/// after the question need no lookup, and an instant is final once the walk has passed it
+/// by the zone's own largest offset, not by the 26 h every zone stays within.
+#[derive(Clone, Copy)]
+struct OffsetBounds {
+    lo: i64,
+    hi: i64,
+    min: i64,
+    max: i64,
+}
+
+impl OffsetBounds {
+    /// The bounds of the wall times from `lo` to `hi`; ±26 h where the zone data has none.
+    fn of(zone: &Zone, lo: i64, hi: i64) -> Self {
+        let reach = MAX_OFFSET.num_seconds();
+        let (min, max) = zone
+            .offsets_between(lo - reach, hi + reach)
+            .unwrap_or((-reach, reach));
+        Self { lo, hi, min, max }
+    }
+}
+
 /// Iterator behind [`Schedule::occurrences`].
 pub struct Occurrences<'a> {
     schedule: &'a Schedule,
     walls: expand::Walls<'a>,
+    /// The offset bounds of the wall times being walked (a week at a time).
+    bounds: Option<OffsetBounds>,
     /// Resolved instants not yet safe to emit: a later wall time may still resolve earlier.
     pending: BTreeSet<DateTime<Utc>>,
     after: Option<DateTime<Utc>>,
     examined: u64,
     exhausted: bool,
     failed: bool,
+}
+
+impl Occurrences<'_> {
+    /// Offset bounds valid for the wall time `wall` and the 52 h after it.
+    fn bounds_at(&mut self, wall: i64) -> OffsetBounds {
+        let reach = 2 * MAX_OFFSET.num_seconds();
+        match self.bounds {
+            Some(b) if b.lo <= wall && wall + reach <= b.hi => b,
+            _ => {
+                let b = OffsetBounds::of(&self.schedule.zone, wall, wall + 7 * 86_400);
+                self.bounds = Some(b);
+                b
+            }
+        }
+    }
 }
 
 impl Iterator for Occurrences<'_> {
@@ -403,13 +454,19 @@ impl Iterator for Occurrences<'_> {
                         return Some(Err(RecurrenceError::TooSparse(MAX_EXAMINED)));
                     }
                     let read_as_utc = wall.and_utc();
-                    // Every instant from this wall time on lies after `horizon`.
-                    let horizon = read_as_utc - MAX_OFFSET;
+                    let bounds = self.bounds_at(read_as_utc.timestamp());
+                    // Every instant from this wall time on lies after `horizon`: the walls of
+                    // the next 52 h have offsets up to `bounds.max`, later ones resolve more
+                    // than 26 h after this wall time.
+                    let horizon = read_as_utc - Duration::seconds(bounds.max);
                     if until.is_some_and(|u| horizon > u) {
                         self.exhausted = true;
                     }
                     // Walls that cannot resolve after `after` need no zone lookup.
-                    if self.after.is_none_or(|a| read_as_utc + MAX_OFFSET > a) {
+                    if self
+                        .after
+                        .is_none_or(|a| read_as_utc - Duration::seconds(bounds.min) > a)
+                    {
                         let instant = self.schedule.zone.resolve(wall);
                         if self.after.is_none_or(|a| instant > a) && until.is_none_or(|u| instant <= u) {
                             self.pending.insert(instant);

@@ -67,6 +67,24 @@ impl Zone {
             .unwrap_or_default()
     }
 
+    /// The smallest and largest UTC offsets, in seconds, in effect at any instant from `lo`
+    /// to `hi` (seconds since the epoch); `None` outside the range the zone data covers.
+    /// Bounds on the offsets of wall times near a question let the expansion skip and stop
+    /// within the zone's own offsets instead of the ±26 h every zone stays within.
+    pub(crate) fn offsets_between(&self, lo: i64, hi: i64) -> Option<(i64, i64)> {
+        let start = jiff::Timestamp::from_second(lo).ok()?;
+        let first = i64::from(self.tz.to_offset(start).seconds());
+        let (mut min, mut max) = (first, first);
+        for transition in self.tz.following(start) {
+            if transition.timestamp().as_second() > hi {
+                break;
+            }
+            let offset = i64::from(transition.offset().seconds());
+            (min, max) = (min.min(offset), max.max(offset));
+        }
+        Some((min, max))
+    }
+
     /// RFC 5545 §3.3.5: the instant a local wall time stands for. A time that occurs twice
     /// (fall-back overlap) is the first, earlier instant; a time that does not exist
     /// (spring-forward gap) is read with the UTC offset in effect before the gap. Only UTC
