@@ -72,16 +72,18 @@ struct Grid<'a> {
     origin: i64,
     /// INTERVAL in seconds.
     step: i64,
-    /// Whether a grid point at this offset from midnight gives instances (BYHOUR, BYMINUTE,
-    /// BYSECOND as a time of day), one entry per second of the day.
-    allowed: Vec<bool>,
-    /// For a step of at most a day: allowed offsets by their remainder modulo the step, so
-    /// that a day whose first grid point lies `r` seconds after midnight holds `hist[r]`.
-    hist: Vec<u64>,
+    /// Where a grid point gives instances (BYHOUR, BYMINUTE, BYSECOND as times of day): the
+    /// allowed stretches of a day, (offset from midnight, length) in seconds, ascending.
+    windows: Vec<(i64, i64)>,
+    /// With many windows and a step shorter than a day: the allowed offsets by their
+    /// remainder modulo the step, so that a day whose first grid point lies `r` seconds after
+    /// midnight holds `hist[r]` (one lookup instead of one per window).
+    hist: Vec<u32>,
     /// Instances per grid point: the timeset, or what BYSETPOS picks of it.
     per_point: u64,
-    /// The allowed days (a YEARLY rule of the day-level parts), numeric BYDAY applied apart.
-    day_rule: RRule<Unvalidated>,
+    /// The allowed days (a YEARLY rule of the day-level parts), numeric BYDAY applied apart;
+    /// `None` when every day is allowed.
+    day_rule: Option<RRule<Unvalidated>>,
     /// The allowed days of a kind of year (leap, weekday of 1 January), from 0 = 1 January.
     days: HashMap<(bool, Weekday), Vec<u16>>,
     /// Grid points of whole years by (kind of year, offset of the first point after 1 January).
@@ -97,40 +99,32 @@ impl<'a> Grid<'a> {
                 picks(&exp.by_set_pos, len).len() as u64
             }
         };
-        let mut allowed = vec![false; DAY as usize];
-        let (origin, step, per_point, day_rule) = match &exp.source {
-            Source::SubDaily(sub) => {
-                for &(offset, len) in &sub.windows {
-                    allowed[offset as usize..(offset + len) as usize].fill(true);
-                }
-                (
-                    sub.origin,
-                    sub.step,
-                    by_set(sub.timeset.len()),
-                    sub.day_rule.clone(),
-                )
-            }
+        let (origin, step, windows, per_point, day_rule) = match &exp.source {
+            Source::SubDaily(sub) => (
+                sub.origin,
+                sub.step,
+                sub.windows.clone(),
+                by_set(sub.timeset.len()),
+                sub.day_rule.clone(),
+            ),
             Source::Crate { rule, interval, .. } => {
-                let hours = rule.get_by_hour();
-                let hours: Vec<i64> = if hours.is_empty() {
-                    (0..24).collect()
-                } else {
-                    hours.iter().map(|h| i64::from(*h)).collect()
+                // The rule as given (the crate sorts and dedups its lists when it validates).
+                let distinct = |v: &[u8]| {
+                    let mut v: Vec<i64> = v.iter().map(|x| i64::from(*x)).collect();
+                    v.sort_unstable();
+                    v.dedup();
+                    v
                 };
-                let n = |v: &[u8], all: usize| if v.is_empty() { all } else { v.len() };
+                let mut hours = distinct(rule.get_by_hour());
+                if hours.is_empty() {
+                    hours = (0..24).collect();
+                }
+                let n = |v: &[u8], all: usize| if v.is_empty() { all } else { distinct(v).len() };
                 let times = n(rule.get_by_minute(), 60) * n(rule.get_by_second(), 60);
-                let (unit, per_period) = match exp.freq {
+                let (unit, windows, per_period) = match exp.freq {
                     // A day's candidates are its times; the grid point is its midnight.
-                    Frequency::Daily => {
-                        allowed[0] = true;
-                        (DAY, hours.len() * times)
-                    }
-                    Frequency::Hourly => {
-                        for h in &hours {
-                            allowed[(h * 3600) as usize] = true;
-                        }
-                        (3600, times)
-                    }
+                    Frequency::Daily => (DAY, vec![(0, 1)], hours.len() * times),
+                    Frequency::Hourly => (3600, hours.iter().map(|h| (h * 3600, 1)).collect(), times),
                     _ => unreachable!("only DAILY and HOURLY come from the crate here"),
                 };
                 let months: Vec<Month> = rule
@@ -155,24 +149,39 @@ impl<'a> Grid<'a> {
                 let origin = period_start(exp.freq, exp.wkst, exp.dtstart)
                     .and_utc()
                     .timestamp();
-                (origin, i64::from(*interval) * unit, by_set(per_period), day_rule)
+                (
+                    origin,
+                    i64::from(*interval) * unit,
+                    windows,
+                    by_set(per_period),
+                    day_rule,
+                )
             }
         };
         let mut hist = Vec::new();
-        if step <= DAY {
+        if windows.len() > 64 && step < DAY {
             hist = vec![0; step as usize];
-            for (offset, _) in allowed.iter().enumerate().filter(|(_, ok)| **ok) {
-                hist[offset % step as usize] += 1;
+            for &(offset, len) in &windows {
+                for second in offset..offset + len {
+                    hist[(second % step) as usize] += 1;
+                }
             }
         }
+        // Every day is allowed when no day-level part is given (SubDaily's and this day rule
+        // then list all seven weekdays): the crate need not list them.
+        let every_day = exp.ordinal_days.is_empty()
+            && day_rule.get_by_month().is_empty()
+            && day_rule.get_by_month_day().is_empty()
+            && day_rule.get_by_year_day().is_empty()
+            && day_rule.get_by_weekday().len() == 7;
         Ok(Self {
             exp,
             origin,
             step,
-            allowed,
+            windows,
             hist,
             per_point,
-            day_rule,
+            day_rule: (!every_day).then_some(day_rule),
             days: HashMap::new(),
             years: HashMap::new(),
         })
@@ -244,14 +253,19 @@ impl<'a> Grid<'a> {
         let first = jan1(year);
         let key = (is_leap(year), first.weekday());
         if !self.days.contains_key(&key) {
-            let set = day_set(&self.day_rule, floating(midnight(first)))?;
-            let days = (&set)
-                .into_iter()
-                .map(|c| c.naive_utc())
-                .take_while(|c| c.year() == year)
-                .filter(|c| self.exp.day_matches(*c))
-                .map(|c| (c.date() - first).num_days() as u16)
-                .collect();
+            let days = match &self.day_rule {
+                None => (0..if key.0 { 366 } else { 365 }).collect(),
+                Some(rule) => {
+                    let set = day_set(rule, floating(midnight(first)))?;
+                    (&set)
+                        .into_iter()
+                        .map(|c| c.naive_utc())
+                        .take_while(|c| c.year() == year)
+                        .filter(|c| self.exp.day_matches(*c))
+                        .map(|c| (c.date() - first).num_days() as u16)
+                        .collect()
+                }
+            };
             self.days.insert(key, days);
         }
         Ok(key)
@@ -264,22 +278,27 @@ impl<'a> Grid<'a> {
 
     fn points_in_day(&self, midnight: i64) -> u64 {
         let r = self.first_point(midnight);
-        if self.step <= DAY {
-            self.hist[r as usize]
+        if self.hist.is_empty() {
+            self.points_between(r, DAY)
         } else {
-            u64::from(r < DAY && self.allowed[r as usize])
+            u64::from(self.hist[r as usize])
         }
     }
 
     /// Allowed grid points from `midnight` to before `rest` seconds after it.
     fn points_before(&self, midnight: i64, rest: i64) -> u64 {
-        let mut offset = self.first_point(midnight);
-        let mut n = 0;
-        while offset < rest.min(DAY) {
-            n += u64::from(self.allowed[offset as usize]);
-            offset += self.step;
-        }
-        n
+        self.points_between(self.first_point(midnight), rest)
+    }
+
+    /// Grid points `r + k × step` (k ≥ 0) in the windows, before offset `end`.
+    fn points_between(&self, r: i64, end: i64) -> u64 {
+        // The first k whose point is at or after `x`.
+        let k_from = |x: i64| (x - r + self.step - 1).div_euclid(self.step).max(0);
+        self.windows
+            .iter()
+            .take_while(|(offset, _)| *offset < end)
+            .map(|&(offset, len)| (k_from((offset + len).min(end)) - k_from(offset)) as u64)
+            .sum()
     }
 }
 
@@ -580,7 +599,11 @@ mod tests {
             3700,
             EVERYWHERE,
         ),
-        ("FREQ=HOURLY;INTERVAL=25;BYDAY=MO", 7300, EVERYWHERE),
+        (
+            "FREQ=HOURLY;INTERVAL=25;BYDAY=MO;BYMINUTE=5,5,1",
+            7300,
+            EVERYWHERE,
+        ),
         (
             "FREQ=HOURLY;INTERVAL=7;BYYEARDAY=1,-1,100;BYMINUTE=5,10",
             14600,
@@ -594,7 +617,7 @@ mod tests {
             EVERYWHERE,
         ),
         (
-            "FREQ=DAILY;BYHOUR=9,17;BYMINUTE=0,30;BYSETPOS=2,-1",
+            "FREQ=DAILY;BYHOUR=17,9,9;BYMINUTE=30,0,30;BYSETPOS=2,-1",
             11000,
             EVERYWHERE,
         ),
@@ -604,7 +627,7 @@ mod tests {
         ("FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH", 22000, EVERYWHERE),
         ("FREQ=WEEKLY;BYDAY=MO,FR;BYSETPOS=1", 22000, EVERYWHERE),
         (
-            "FREQ=WEEKLY;INTERVAL=3;WKST=SU;BYDAY=SA,SU,MO;BYSETPOS=-1,2;BYHOUR=9,18",
+            "FREQ=WEEKLY;INTERVAL=3;WKST=SU;BYDAY=SA,SU,MO;BYSETPOS=-1,2;BYHOUR=18,9,18",
             22000,
             EVERYWHERE,
         ),
