@@ -11,6 +11,7 @@ pub mod bad_requests;
 pub mod kafka;
 pub mod require;
 pub mod smtp;
+pub mod webhook;
 
 pub use bad_requests::{assert_bad_cases_rejected, bad_cases, BadCase, BAD_CASES};
 

@@ -5,7 +5,10 @@
 //! - [`mail`] — the message (text + HTML templates in the recipient's time zone) and the mailers
 //!   (`smtp`, `file`, `stdout`); see `docs/EMAIL.md`.
 //! - [`config`] — settings from the environment.
+//! - [`channels`] — the channels beside e-mail: webhooks (Standard Webhooks signatures) and
+//!   the guard on user-given targets. Not yet wired into the handler (issue "channels").
 
+pub mod channels;
 pub mod config;
 pub mod handler;
 pub mod mail;

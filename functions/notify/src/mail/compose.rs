@@ -250,6 +250,15 @@ fn tzdb() -> &'static TimeZoneDatabase {
     DB.get_or_init(TimeZoneDatabase::bundled)
 }
 
+/// `t` in the zone named `timezone`, with the name of the zone used: UTC when the zone is
+/// unknown (the other channels show times as the mail does).
+pub(crate) fn zoned(t: DateTime<Utc>, timezone: &str) -> Result<(ZonedDateTime, &str), String> {
+    match tzdb().get(timezone) {
+        Ok(tz) => Ok((local(t, &tz)?, timezone)),
+        Err(_) => Ok((local(t, &TimeZone::UTC)?, "UTC")),
+    }
+}
+
 fn local(t: DateTime<Utc>, tz: &TimeZone) -> Result<ZonedDateTime, String> {
     jiff::Timestamp::from_microsecond(t.timestamp_micros())
         .map(|ts| ts.to_zoned_datetime(tz.clone()))

@@ -1,0 +1,192 @@
+//! A real webhook receiver for tests: `peers/webhook_receiver.py` in the test virtualenv, on a
+//! free loopback port, storing every request it gets (each copy) in a directory and checking
+//! each Standard Webhooks signature itself, from the specification, with Python's own HMAC:
+//! nothing of notify's signing is shared with it. Its answers can be changed while it runs
+//! ([`WebhookReceiver::command`]), e.g. a burst of `503` with `Retry-After`. Stopped on drop.
+
+use base64::Engine;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+/// An endpoint of the receiver: `/hooks/<name>`, its signatures checked with `secret`.
+pub struct Endpoint<'a> {
+    pub name: &'a str,
+    pub secret: Option<&'a str>,
+}
+
+/// How the receiver behaves from its start.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Fixed replies: `NAME|*[:TIMES]=STATUS[;HEADER: VALUE]...` (see the script).
+    pub replies: Vec<String>,
+    /// Seconds to wait before answering each request.
+    pub delay: Option<f64>,
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub endpoint: Option<String>,
+    pub method: String,
+    /// Header names lower-cased.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    /// The status it was answered with.
+    pub status: u16,
+    /// `Some(true)`: the signature checked out; `Some(false)`: it did not (see `problem`);
+    /// `None`: no secret is configured for the endpoint.
+    pub signature_valid: Option<bool>,
+    pub signature_problem: Option<String>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "the body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+pub struct WebhookReceiver {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+    stdin: ChildStdin,
+    answers: Receiver<String>,
+}
+
+/// The script, for documentation and hand use.
+pub fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/webhook_receiver.py")
+}
+
+impl WebhookReceiver {
+    pub fn start(endpoints: &[Endpoint<'_>], options: &Options) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = Command::new(crate::python());
+        cmd.arg(script()).arg("--dir").arg(dir.path());
+        for e in endpoints {
+            cmd.arg("--endpoint").arg(match e.secret {
+                Some(secret) => format!("{}={secret}", e.name),
+                None => e.name.to_owned(),
+            });
+        }
+        for reply in &options.replies {
+            cmd.arg("--reply").arg(reply);
+        }
+        if let Some(delay) = options.delay {
+            cmd.arg("--delay").arg(delay.to_string());
+        }
+        // Standard input stays open: the receiver stops when it closes (this process gone).
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("the test webhook receiver cannot start: {e}"));
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = answers
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the test webhook receiver did not say READY within 60 s");
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the test webhook receiver did not start: {line:?}"));
+        Self {
+            port,
+            dir,
+            child,
+            stdin,
+            answers,
+        }
+    }
+
+    /// The URL of endpoint `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/hooks/{name}", self.port)
+    }
+
+    /// Sends a command (e.g. `reply a:2=503;Retry-After: 7`) and waits until it is in force.
+    pub fn command(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("the receiver reads its commands");
+        self.stdin.flush().expect("command sent");
+        let answer = self
+            .answers
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the receiver answers commands within 10 s");
+        assert_eq!(answer, "OK", "the receiver refused {line:?}");
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<Request> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .expect("receiver dir")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|path| {
+                let v: Value = serde_json::from_slice(&std::fs::read(&path).expect("request file"))
+                    .expect("request JSON");
+                Request {
+                    endpoint: v["endpoint"].as_str().map(str::to_owned),
+                    method: v["method"].as_str().unwrap_or_default().to_owned(),
+                    headers: serde_json::from_value(v["headers"].clone()).expect("headers"),
+                    body: base64::engine::general_purpose::STANDARD
+                        .decode(v["body"].as_str().unwrap_or_default())
+                        .expect("base64 body"),
+                    status: v["status"].as_u64().unwrap_or_default() as u16,
+                    signature_valid: v["signature_valid"].as_bool(),
+                    signature_problem: v["signature_problem"].as_str().map(str::to_owned),
+                }
+            })
+            .collect()
+    }
+
+    /// Copies received so far per `webhook-id` (`(none)` for requests without one) that
+    /// were answered 2xx: what "delivered once" is checked against.
+    pub fn delivered(&self) -> HashMap<String, u32> {
+        let mut copies = HashMap::new();
+        for r in self
+            .requests()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+        {
+            let id = r.header("webhook-id").unwrap_or("(none)").to_owned();
+            *copies.entry(id).or_insert(0) += 1;
+        }
+        copies
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,448 @@
+//! The webhook channel: a reminder as an HTTP `POST` to a URL the user registered.
+//!
+//! Four shapes ([`Format`]), because the places people want reminders in each expect their
+//! own: `standard` (our JSON: the reminder's ids and times, the task's title, its due time in
+//! the user's zone and a link), Slack's incoming webhooks (`{"text": …}`), Discord's
+//! (`{"content": …}`, mentions disabled so a title cannot ping anyone) and ntfy (a plain-text
+//! body with `Title`, `Click` and `Tags` headers).
+//!
+//! With a secret (`whsec_…`) every request is signed per the Standard Webhooks specification,
+//! by the specification's own crate (`standardwebhooks`): `webhook-id` is the delivery's
+//! deterministic id ([`Notice::delivery_id`], the same on every retry, so a receiver drops a
+//! second copy), `webhook-timestamp` the time of sending, `webhook-signature` `v1,<base64
+//! HMAC-SHA256 of "id.timestamp.body">`.
+//!
+//! The answer decides what happens next: `2xx` delivered; `408`, `429`, `5xx`, a timeout or a
+//! connection that fails are worth another try (not before `Retry-After`); any other status,
+//! a redirect (never followed) or a refused target fail for good. At most
+//! [`MAX_RESPONSE_BYTES`] of an answer are read.
+
+use super::guard::{redacted, Guard, Refused};
+use super::{Notice, SendError};
+use base64::Engine;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// The most of a receiver's answer that is read (for the failure's detail).
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024;
+
+/// The longest `Retry-After` honoured; a longer one is cut to this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The shape of a webhook's request (`channel_endpoints.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Standard,
+    Slack,
+    Discord,
+    Ntfy,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "standard" => Self::Standard,
+            "slack" => Self::Slack,
+            "discord" => Self::Discord,
+            "ntfy" => Self::Ntfy,
+            other => {
+                return Err(format!(
+                    "unknown webhook format {other:?} (standard, slack, discord or ntfy)"
+                ))
+            }
+        })
+    }
+}
+
+/// A user's webhook endpoint, checked once: the URL allowed by the target policy, the secret
+/// held so that neither `Debug` nor an error can show it (nor the URL's path, a secret for
+/// Slack and Discord).
+pub struct WebhookEndpoint {
+    pub id: i64,
+    pub url: Url,
+    pub format: Format,
+    /// The signer, keyed with the endpoint's secret.
+    secret: Option<standardwebhooks::Webhook>,
+}
+
+impl std::fmt::Debug for WebhookEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEndpoint")
+            .field("id", &self.id)
+            .field("url", &redacted(&self.url))
+            .field("format", &self.format)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl WebhookEndpoint {
+    /// Checks an endpoint as stored: its URL against `guard`, its secret's form
+    /// (`whsec_` + base64).
+    pub fn new(
+        id: i64,
+        target: &str,
+        format: Format,
+        secret: Option<&str>,
+        guard: &Guard,
+    ) -> Result<Self, Refused> {
+        let url = guard.check_url(target)?;
+        let signer = secret
+            .map(|s| {
+                let key = s
+                    .strip_prefix("whsec_")
+                    .ok_or_else(|| Refused("the endpoint's secret does not start with whsec_".into()))?;
+                base64::engine::general_purpose::STANDARD
+                    .decode(key)
+                    .map_err(|_| Refused("the endpoint's secret is not whsec_ and base64".into()))?;
+                standardwebhooks::Webhook::new(s)
+                    .map_err(|_| Refused("the endpoint's secret is not whsec_ and base64".into()))
+            })
+            .transpose()?;
+        Ok(Self {
+            id,
+            url,
+            format,
+            secret: signer,
+        })
+    }
+
+    /// Whether requests to this endpoint are signed.
+    pub fn signs(&self) -> bool {
+        self.secret.is_some()
+    }
+}
+
+/// A request, before it goes out: body, content type and the headers of its shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// The request `notice` becomes for an endpoint of `format` (without signature headers).
+pub fn shape(format: Format, notice: &Notice<'_>) -> Outgoing {
+    let json = |value: serde_json::Value| Outgoing {
+        body: serde_json::to_vec(&value).expect("JSON values serialize"),
+        content_type: "application/json",
+        headers: Vec::new(),
+    };
+    match format {
+        Format::Standard => {
+            let due_local = notice.due_local();
+            json(json!({
+                "type": "reminder.due",
+                "timestamp": notice.remind_at_text(),
+                "data": {
+                    "reminder_id": notice.reminder_id,
+                    "task_id": notice.task_id,
+                    "user_id": notice.user_id,
+                    "remind_at": notice.remind_at_text(),
+                    "task": {
+                        "title": notice.title(),
+                        "due_at": notice.task_due_at.map(todo_events_domain::time::rfc3339),
+                        "due_local": due_local.as_ref().map(|(local, _)| local),
+                        "timezone": due_local.as_ref().map_or(notice.timezone, |(_, zone)| zone.as_str()),
+                        "url": notice.task_url,
+                    },
+                },
+            }))
+        }
+        // Slack's mrkdwn: &, < and > escaped; <url|text> is a link.
+        Format::Slack => json(json!({
+            "text": format!("{} <{}|Open the task>", slack_escape(&notice.sentence()), notice.task_url),
+        })),
+        Format::Discord => json(json!({
+            "content": truncate(&format!("{} {}", notice.sentence(), notice.task_url), 2000),
+            "allowed_mentions": { "parse": [] },
+        })),
+        Format::Ntfy => Outgoing {
+            body: notice.sentence().into_bytes(),
+            content_type: "text/plain; charset=utf-8",
+            headers: vec![
+                ("title", header_text(&format!("Reminder: {}", notice.title()))),
+                ("click", notice.task_url.clone()),
+                ("tags", "alarm_clock".into()),
+            ],
+        },
+    }
+}
+
+/// Sends notices to webhooks: one HTTP client (connection pool) for all endpoints, its
+/// resolver the target guard, redirects off, every exchange bounded by `timeout`.
+pub struct Webhooks {
+    client: reqwest::Client,
+}
+
+impl Webhooks {
+    pub fn new(guard: Guard, timeout: Duration) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("todo-events-notify/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve and connect on notify's behalf, past the guard.
+            .no_proxy()
+            .dns_resolver(Arc::new(guard))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| format!("the webhook client cannot be built: {e}"))?;
+        Ok(Self { client })
+    }
+
+    /// Sends `notice` to `endpoint`, signed when it has a secret; `now` is the signature's
+    /// timestamp (seconds since the epoch).
+    pub async fn send(
+        &self,
+        endpoint: &WebhookEndpoint,
+        notice: &Notice<'_>,
+        now: i64,
+    ) -> Result<(), SendError> {
+        let outgoing = shape(endpoint.format, notice);
+        let mut request = self
+            .client
+            .post(endpoint.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, outgoing.content_type);
+        for (name, value) in &outgoing.headers {
+            request = request.header(*name, value);
+        }
+        if let Some(signer) = &endpoint.secret {
+            let id = notice.delivery_id(endpoint.id);
+            let signature = signer
+                .sign(&id, now, &outgoing.body)
+                .map_err(|e| SendError::Permanent(format!("the request cannot be signed: {e}")))?;
+            request = request
+                .header("webhook-id", id)
+                .header("webhook-timestamp", now.to_string())
+                .header("webhook-signature", signature);
+        }
+        let shown = redacted(&endpoint.url);
+        let response = request
+            .body(outgoing.body)
+            .send()
+            .await
+            .map_err(|e| failed_exchange(&shown, &e))?;
+        judge(&shown, response).await
+    }
+}
+
+/// What an answer means for the delivery.
+async fn judge(shown: &str, mut response: reqwest::Response) -> Result<(), SendError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry_after(v, chrono::Utc::now()));
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|_| "a redirect (not followed)");
+    let mut text = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        text.extend_from_slice(&chunk[..chunk.len().min(MAX_RESPONSE_BYTES - text.len())]);
+        if text.len() >= MAX_RESPONSE_BYTES {
+            break;
+        }
+    }
+    let said = String::from_utf8_lossy(&text);
+    let said = truncate(&super::single_line(&said), 200);
+    let reason = match (location, said.is_empty()) {
+        (Some(redirect), _) => format!("{shown} answered {status}: {redirect}"),
+        (None, true) => format!("{shown} answered {status}"),
+        (None, false) => format!("{shown} answered {status}: {said}"),
+    };
+    let code = status.as_u16();
+    if code == 408 || code == 429 || status.is_server_error() {
+        Err(SendError::Transient { reason, retry_after })
+    } else {
+        Err(SendError::Permanent(reason))
+    }
+}
+
+/// A request that got no answer: refused by the guard (for good), else worth another try.
+fn failed_exchange(shown: &str, e: &reqwest::Error) -> SendError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(refused) = err.downcast_ref::<Refused>() {
+            return SendError::Permanent(format!("the target {shown} is not allowed: {refused}"));
+        }
+        source = err.source();
+    }
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not be reached"
+    } else {
+        "failed"
+    };
+    // reqwest's message names the URL with its path: only its kind of failure is kept.
+    let cause = std::error::Error::source(e)
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
+    SendError::transient(format!("the request to {shown} {what}{}", strip_urls(&cause)))
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date, at most an hour; `None` when unreadable
+/// or in the past.
+pub fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            (at.with_timezone(&chrono::Utc) - now).to_std().ok()?
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_owned()
+    } else {
+        text.chars().take(max_chars - 1).collect::<String>() + "…"
+    }
+}
+
+/// A header value from any text: ASCII as is, anything else as an RFC 2047 encoded word
+/// (which ntfy reads), so that a title can neither break the header nor be refused.
+fn header_text(text: &str) -> String {
+    let text = truncate(&super::single_line(text), 250);
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        text
+    } else {
+        format!(
+            "=?UTF-8?B?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(text)
+        )
+    }
+}
+
+/// Removes `scheme://…` words from an error's text (they would show a URL's secret path).
+fn strip_urls(text: &str) -> String {
+    text.split(' ')
+        .map(|w| if w.contains("://") { "(url)" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use todo_events_domain::{ReminderId, TaskId, UserId};
+
+    fn notice(title: &str) -> Notice<'_> {
+        Notice {
+            reminder_id: ReminderId::new(11).unwrap(),
+            task_id: TaskId::new(7).unwrap(),
+            user_id: UserId::new(3).unwrap(),
+            remind_at: "2026-11-30T08:45:00Z".parse().unwrap(),
+            task_title: title,
+            task_due_at: Some("2026-11-30T09:00:00Z".parse().unwrap()),
+            timezone: "Europe/Berlin",
+            task_url: "http://localhost:3000/tasks/7".into(),
+        }
+    }
+
+    #[test]
+    fn each_format_has_its_receivers_shape() {
+        let n = notice("Water <the> plants & co");
+        let standard: serde_json::Value = serde_json::from_slice(&shape(Format::Standard, &n).body).unwrap();
+        assert_eq!(standard["type"], "reminder.due");
+        assert_eq!(standard["data"]["reminder_id"], 11);
+        assert_eq!(standard["data"]["task"]["due_local"], "2026-11-30T10:00:00+01:00");
+        assert_eq!(standard["data"]["task"]["timezone"], "Europe/Berlin");
+        assert_eq!(standard["data"]["task"]["url"], "http://localhost:3000/tasks/7");
+        let slack: serde_json::Value = serde_json::from_slice(&shape(Format::Slack, &n).body).unwrap();
+        assert_eq!(
+            slack["text"],
+            "Reminder: Water &lt;the&gt; plants &amp; co (due Monday 30 November 2026, 10:00 CET) \
+             <http://localhost:3000/tasks/7|Open the task>"
+        );
+        let discord: serde_json::Value = serde_json::from_slice(&shape(Format::Discord, &n).body).unwrap();
+        assert_eq!(discord["allowed_mentions"]["parse"], serde_json::json!([]));
+        assert!(discord["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Reminder: Water <the> plants"));
+        let ntfy = shape(Format::Ntfy, &notice("Gießen\r\nX-Injected: 1"));
+        assert_eq!(ntfy.content_type, "text/plain; charset=utf-8");
+        let title = &ntfy.headers.iter().find(|(k, _)| *k == "title").unwrap().1;
+        assert!(
+            title.starts_with("=?UTF-8?B?") && !title.contains('\n'),
+            "{title}"
+        );
+        assert_eq!(
+            String::from_utf8(ntfy.body).unwrap(),
+            "Reminder: Gießen X-Injected: 1 (due Monday 30 November 2026, 10:00 CET)"
+        );
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates_and_is_bounded() {
+        let now: DateTime<Utc> = "2026-11-30T08:00:00Z".parse().unwrap();
+        assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after("Mon, 30 Nov 2026 08:01:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(retry_after("86400", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after("Mon, 30 Nov 2026 07:00:00 GMT", now), None);
+        assert_eq!(retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn secrets_and_url_paths_never_show() {
+        let guard = Guard { allow_private: false };
+        let e = WebhookEndpoint::new(
+            5,
+            "https://hooks.slack.com/services/T0/B0/pathsecret",
+            Format::Slack,
+            Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            &guard,
+        )
+        .unwrap();
+        let debug = format!("{e:?}");
+        assert!(
+            !debug.contains("pathsecret") && !debug.contains("MfKQ9r8"),
+            "{debug}"
+        );
+        assert!(e.signs());
+        for bad in ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_not base64!"] {
+            let err = WebhookEndpoint::new(5, "https://example.com/h", Format::Standard, Some(bad), &guard)
+                .unwrap_err()
+                .0;
+            assert!(err.contains("whsec_") && !err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_specifications_test_vector_signs_as_it_says() {
+        // From the Standard Webhooks specification: what every receiver's library checks.
+        let signer = standardwebhooks::Webhook::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_eq!(
+            signer
+                .sign(
+                    "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                    1614265330,
+                    br#"{"test": 2432232314}"#
+                )
+                .unwrap(),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+}
