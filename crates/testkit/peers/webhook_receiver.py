@@ -1,20 +1,30 @@
-"""A webhook receiver for notify's tests: it checks every Standard Webhooks signature itself.
+"""A receiver of webhooks and Web Push messages for notify's tests: it checks every Standard
+Webhooks signature, VAPID token and push encryption itself.
 
 It listens on 127.0.0.1 on a free port (plain HTTP: the tests run notify with
 WEBHOOK_ALLOW_PRIVATE=true) and prints `READY <port>` on standard output once it accepts
-connections. Every request to `/hooks/<name>` is stored in DIR as `req-<n>.json`: method, path,
-headers (names lower-cased), the body (base64), the status it was answered with, and, when a
-secret is configured for `<name>`, whether its signature is valid and why not.
+connections. Every request is stored in DIR as `req-<n>.json`: method, path, headers (names
+lower-cased), the body (base64), the status it was answered with, and what the checks found.
 
-The signature is checked here, from the Standard Webhooks specification, not with any library
+Webhooks, `/hooks/<name>`: when a secret is configured for `<name>`, whether its signature is
+valid and why not, checked from the Standard Webhooks specification, not with any library
 notify uses: `webhook-signature` holds space-separated `v1,<base64>` values, each the
 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the base64 secret after
 `whsec_`; the timestamp must lie within five minutes of now.
+
+Push, `/push/<name>` (a push service and its browser in one): the receiver makes each
+subscription's P-256 key pair and auth secret and writes `DIR/subscriptions.json` ({name:
+{endpoint, p256dh, auth}}, base64url) before READY. For each message it checks RFC 8030's
+headers (`TTL`, `Urgency`, `Content-Encoding: aes128gcm`), the RFC 8292 VAPID token (ES256
+over the token with the key in `k=`, `aud` this origin, `exp` within 24 hours, `sub` mailto:
+or https:) with `cryptography`, and decrypts the body with the subscription's private key
+(RFC 8291) with `http_ece`, Mozilla's implementation.
 
 Options:
   --dir DIR                 where requests go (required)
   --endpoint NAME[=SECRET]  an endpoint, `/hooks/NAME`, repeatable; with SECRET (`whsec_...`)
                             its signatures are checked
+  --push NAME               a push subscription, `/push/NAME`, repeatable
   --reply RULE              answer with a fixed reply, repeatable: NAME|*[:TIMES]=STATUS[;H: V]...
                             TIMES is a number or `always` (default), e.g.
                             `a:2=503;Retry-After: 7` or `*=410`. Other requests get 204.
@@ -39,6 +49,11 @@ import signal
 import sys
 import threading
 import time
+
+import http_ece
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 TOLERANCE_SECONDS = 5 * 60
 
@@ -68,9 +83,92 @@ class Rule:
         return True
 
 
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Subscription:
+    """A browser's side of a push subscription: its key pair and auth secret."""
+
+    def __init__(self):
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.auth = os.urandom(16)
+
+    def public(self):
+        return self.key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+
+
+def verify_vapid(value, origin):
+    """(valid, problem) of an RFC 8292 `Authorization: vapid t=..., k=...` header."""
+    if not value.startswith("vapid "):
+        return False, f"Authorization is not a vapid one: {value[:20]!r}"
+    params = {}
+    for part in value[len("vapid "):].split(","):
+        name, _, val = part.strip().partition("=")
+        params[name] = val
+    token, key = params.get("t"), params.get("k")
+    if not token or not key:
+        return False, "the vapid header lacks t= or k="
+    try:
+        head, claims_text, signature = token.split(".")
+        header = json.loads(b64url_decode(head))
+        claims = json.loads(b64url_decode(claims_text))
+        public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b64url_decode(key))
+        raw = b64url_decode(signature)
+    except (ValueError, json.JSONDecodeError) as e:
+        return False, f"the token cannot be read: {e}"
+    if header.get("alg") != "ES256" or len(raw) != 64:
+        return False, f"the token is not ES256: {header}"
+    der = utils.encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    try:
+        public.verify(der, f"{head}.{claims_text}".encode(), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False, "the token's signature does not verify with k="
+    now = time.time()
+    if claims.get("aud") != origin:
+        return False, f"aud {claims.get('aud')!r} is not {origin!r}"
+    if not (now < claims.get("exp", 0) <= now + 24 * 3600):
+        return False, f"exp {claims.get('exp')} is not within 24 hours from now"
+    subject = claims.get("sub", "")
+    if not (subject.startswith("mailto:") or subject.startswith("https:")):
+        return False, f"sub {subject!r} is not a mailto: or https: contact"
+    return True, None
+
+
+def check_push(subscription, headers, body, origin):
+    """What a push service and the browser find in one message."""
+    problems = []
+    if headers.get("content-encoding") != "aes128gcm":
+        problems.append(f"Content-Encoding is {headers.get('content-encoding')!r}, not aes128gcm")
+    if not (headers.get("ttl") or "").isdigit():
+        problems.append(f"TTL {headers.get('ttl')!r} is not a number of seconds")
+    if headers.get("urgency") not in ("very-low", "low", "normal", "high"):
+        problems.append(f"Urgency {headers.get('urgency')!r} is not an RFC 8030 value")
+    vapid_valid, vapid_problem = verify_vapid(headers.get("authorization", ""), origin)
+    record = {"vapid_valid": vapid_valid, "vapid_problem": vapid_problem}
+    try:
+        plaintext = http_ece.decrypt(
+            body, private_key=subscription.key, auth_secret=subscription.auth, version="aes128gcm"
+        )
+        record["decrypted"] = base64.b64encode(plaintext).decode()
+    except Exception as e:  # noqa: BLE001 - any failure to decrypt is the finding
+        record["decrypted"] = None
+        problems.append(f"the body does not decrypt: {e!r}")
+    record["push_problem"] = "; ".join(problems) or None
+    return record
+
+
 class State:
-    def __init__(self, directory, secrets, rules, delay):
+    def __init__(self, directory, secrets, rules, delay, subscriptions=None, origin=None):
         self.directory = directory
+        self.subscriptions = subscriptions or {}
+        self.origin = origin
         self.secrets = secrets
         self.rules = rules
         self.delay = delay
@@ -133,8 +231,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        prefix = "/hooks/"
-        name = self.path[len(prefix):].split("?")[0] if self.path.startswith(prefix) else None
+        name = None
+        for prefix in ("/hooks/", "/push/"):
+            if self.path.startswith(prefix):
+                name = self.path[len(prefix):].split("?")[0]
         n, status, reply_headers = state.answer_for(name)
         record = {
             "n": n,
@@ -146,6 +246,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "status": status,
             "received_at": time.time(),
         }
+        if self.path.startswith("/push/") and name in state.subscriptions:
+            record.update(check_push(state.subscriptions[name], headers, body, state.origin))
         if name in state.secrets and state.secrets[name]:
             valid, reason = verify(state.secrets[name], headers, body)
             record["signature_valid"] = valid
@@ -173,18 +275,32 @@ def main():
     parser.add_argument("--endpoint", action="append", default=[])
     parser.add_argument("--reply", action="append", default=[])
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--push", action="append", default=[])
     args = parser.parse_args()
     secrets = {}
     for endpoint in args.endpoint:
         name, _, secret = endpoint.partition("=")
         secrets[name] = secret or None
-    state = State(args.dir, secrets, [Rule(r) for r in args.reply], args.delay)
+    subscriptions = {name: Subscription() for name in args.push}
+    state = State(args.dir, secrets, [Rule(r) for r in args.reply], args.delay, subscriptions)
     Handler.state = state
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    port = server.server_address[1]
+    state.origin = f"http://127.0.0.1:{port}"
+    listing = {
+        name: {
+            "endpoint": f"{state.origin}/push/{name}",
+            "p256dh": b64url(sub.public()),
+            "auth": b64url(sub.auth),
+        }
+        for name, sub in subscriptions.items()
+    }
+    with open(os.path.join(args.dir, "subscriptions.json"), "w") as f:
+        json.dump(listing, f)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    print(f"READY {server.server_address[1]}", flush=True)
+    print(f"READY {port}", flush=True)
     for line in sys.stdin:
         command, _, rest = line.strip().partition(" ")
         try:

@@ -1,8 +1,11 @@
-//! A real webhook receiver for tests: `peers/webhook_receiver.py` in the test virtualenv, on a
-//! free loopback port, storing every request it gets (each copy) in a directory and checking
-//! each Standard Webhooks signature itself, from the specification, with Python's own HMAC:
-//! nothing of notify's signing is shared with it. Its answers can be changed while it runs
-//! ([`WebhookReceiver::command`]), e.g. a burst of `503` with `Retry-After`. Stopped on drop.
+//! A real receiver of webhooks and Web Push messages for tests: `peers/webhook_receiver.py` in
+//! the test virtualenv, on a free loopback port, storing every request it gets (each copy) in
+//! a directory. It checks each Standard Webhooks signature itself, from the specification,
+//! with Python's own HMAC; as a push service and browser in one it makes each subscription's
+//! keys, checks the VAPID token with `cryptography` and decrypts each message with `http_ece`
+//! (Mozilla's RFC 8291 implementation): nothing of notify's code is shared with it. Its
+//! answers can be changed while it runs ([`WebhookReceiver::command`]), e.g. a burst of `503`
+//! with `Retry-After`, or `410` for a subscription that is gone. Stopped on drop.
 
 use base64::Engine;
 use serde_json::Value;
@@ -26,6 +29,16 @@ pub struct Options {
     pub replies: Vec<String>,
     /// Seconds to wait before answering each request.
     pub delay: Option<f64>,
+    /// Push subscriptions to make: `/push/<name>` ([`WebhookReceiver::subscription`]).
+    pub push: Vec<String>,
+}
+
+/// A push subscription as a browser hands it to the todo app (base64url keys).
+#[derive(Debug, Clone)]
+pub struct PushSubscription {
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
 }
 
 /// One request the receiver got.
@@ -42,6 +55,13 @@ pub struct Request {
     /// `None`: no secret is configured for the endpoint.
     pub signature_valid: Option<bool>,
     pub signature_problem: Option<String>,
+    /// Push only: whether the VAPID token checked out, and why not.
+    pub vapid_valid: Option<bool>,
+    pub vapid_problem: Option<String>,
+    /// Push only: the message as the browser decrypted it (`None`: it did not decrypt).
+    pub decrypted: Option<Vec<u8>>,
+    /// Push only: what was wrong with the headers or the encryption.
+    pub push_problem: Option<String>,
 }
 
 impl Request {
@@ -89,6 +109,9 @@ impl WebhookReceiver {
         if let Some(delay) = options.delay {
             cmd.arg("--delay").arg(delay.to_string());
         }
+        for name in &options.push {
+            cmd.arg("--push").arg(name);
+        }
         // Standard input stays open: the receiver stops when it closes (this process gone).
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -124,6 +147,25 @@ impl WebhookReceiver {
         }
     }
 
+    /// Push subscription `name`, as the browser would hand it over.
+    pub fn subscription(&self, name: &str) -> PushSubscription {
+        let all: Value = serde_json::from_slice(
+            &std::fs::read(self.dir.path().join("subscriptions.json")).expect("subscriptions.json"),
+        )
+        .expect("subscriptions JSON");
+        let s = &all[name];
+        let text = |k: &str| {
+            s[k].as_str()
+                .unwrap_or_else(|| panic!("no subscription {name}"))
+                .to_owned()
+        };
+        PushSubscription {
+            endpoint: text("endpoint"),
+            p256dh: text("p256dh"),
+            auth: text("auth"),
+        }
+    }
+
     /// The URL of endpoint `name`.
     pub fn url(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}/hooks/{name}", self.port)
@@ -145,7 +187,11 @@ impl WebhookReceiver {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
             .expect("receiver dir")
             .map(|e| e.expect("dir entry").path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json")
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("req-"))
+            })
             .collect();
         files.sort();
         files
@@ -163,6 +209,14 @@ impl WebhookReceiver {
                     status: v["status"].as_u64().unwrap_or_default() as u16,
                     signature_valid: v["signature_valid"].as_bool(),
                     signature_problem: v["signature_problem"].as_str().map(str::to_owned),
+                    vapid_valid: v["vapid_valid"].as_bool(),
+                    vapid_problem: v["vapid_problem"].as_str().map(str::to_owned),
+                    decrypted: v["decrypted"].as_str().map(|b| {
+                        base64::engine::general_purpose::STANDARD
+                            .decode(b)
+                            .expect("base64 plaintext")
+                    }),
+                    push_problem: v["push_problem"].as_str().map(str::to_owned),
                 }
             })
             .collect()

@@ -5,8 +5,9 @@
 //! - [`mail`] — the message (text + HTML templates in the recipient's time zone) and the mailers
 //!   (`smtp`, `file`, `stdout`); see `docs/EMAIL.md`.
 //! - [`config`] — settings from the environment.
-//! - [`channels`] — the channels beside e-mail: webhooks (Standard Webhooks signatures) and
-//!   the guard on user-given targets. Not yet wired into the handler (issue "channels").
+//! - [`channels`] — the channels beside e-mail: webhooks (Standard Webhooks signatures), Web
+//!   Push (RFC 8291 encryption, RFC 8292 VAPID) and the guard on user-given targets. Not yet
+//!   wired into the handler (issue "channels": endpoints table, claims per endpoint, config).
 
 pub mod channels;
 pub mod config;

@@ -5,33 +5,19 @@
 //! there), and the target guard. Every request is counted where it arrives.
 
 use std::time::Duration;
-use todo_events_domain::{ReminderId, TaskId, UserId};
 use todo_events_testkit::webhook::{Endpoint, Options, WebhookReceiver};
 
 use notify::channels::guard::Guard;
 use notify::channels::webhook::{Format, WebhookEndpoint, Webhooks};
-use notify::channels::{Notice, SendError};
+use notify::channels::SendError;
+
+#[path = "channels/notice.rs"]
+mod notice;
+use notice::{notice, now};
 
 /// The Standard Webhooks specification's example secret.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OPEN: Guard = Guard { allow_private: true };
-
-fn notice() -> Notice<'static> {
-    Notice {
-        reminder_id: ReminderId::new(11).unwrap(),
-        task_id: TaskId::new(7).unwrap(),
-        user_id: UserId::new(3).unwrap(),
-        remind_at: "2026-11-30T08:45:00Z".parse().unwrap(),
-        task_title: "Water the plants",
-        task_due_at: Some("2026-11-30T09:00:00Z".parse().unwrap()),
-        timezone: "Europe/Berlin",
-        task_url: "http://localhost:3000/tasks/7".into(),
-    }
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 fn hooks(timeout: Duration) -> Webhooks {
     Webhooks::new(OPEN, timeout).unwrap()

@@ -50,8 +50,8 @@ const LAST_YEAR: i32 = 9999;
 /// A fact about a COUNT rule's series that holds for as long as its rule and DTSTART do:
 /// `before` instances of the series lie before wall time `period`, a point where the
 /// expansion may start (the beginning of a FREQ period on the INTERVAL grid; for MINUTELY and
-/// SECONDLY, of any minute or second after DTSTART). With it the expansion resumes there with `COUNT - before` instances
-/// left, instead of walking from DTSTART to count them again.
+/// SECONDLY, of any minute or second after DTSTART). With it the expansion resumes there with
+/// `COUNT - before` instances left, instead of counting them again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Mark {
     pub(crate) period: NaiveDateTime,

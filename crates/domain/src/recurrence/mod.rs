@@ -304,10 +304,10 @@ impl Schedule {
     /// distinct, ending with the rule.
     ///
     /// The expansion starts at the wall time from which an instant after `after` can come
-    /// (`after` less the largest UTC offset), not at DTSTART, so a task started decades ago
-    /// costs what one started today does; a COUNT rule starts at its series cursor
-    /// ([`Schedule::with_cursor`]) when it has one before that point, else there too, with
-    /// the instances before it counted rather than walked.
+    /// (`after` plus the smallest UTC offset the zone has near it), not at DTSTART, so a task
+    /// started decades ago costs what one started today does; a COUNT rule starts at its
+    /// series cursor ([`Schedule::with_cursor`]) when it has one before that point, else
+    /// there too, with the instances before it counted rather than walked.
     pub fn occurrences(&self, after: Option<DateTime<Utc>>) -> Occurrences<'_> {
         // Starting later can only fail where starting at DTSTART would have (the crate's
         // validation of the same rule); DTSTART is then the slower, equal answer.

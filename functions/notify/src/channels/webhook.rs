@@ -12,24 +12,17 @@
 //! second copy), `webhook-timestamp` the time of sending, `webhook-signature` `v1,<base64
 //! HMAC-SHA256 of "id.timestamp.body">`.
 //!
-//! The answer decides what happens next: `2xx` delivered; `408`, `429`, `5xx`, a timeout or a
-//! connection that fails are worth another try (not before `Retry-After`); any other status,
-//! a redirect (never followed) or a refused target fail for good. At most
-//! [`MAX_RESPONSE_BYTES`] of an answer are read.
+//! The answer decides what happens next ([`super::judge`]): `2xx` delivered; `408`, `429`,
+//! `5xx`, a timeout or a connection that fails are worth another try (not before
+//! `Retry-After`); any other status, a redirect (never followed) or a refused target fail for
+//! good.
 
 use super::guard::{redacted, Guard, Refused};
-use super::{Notice, SendError};
+use super::{client, failed_exchange, judge, truncate, Notice, SendError};
 use base64::Engine;
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
-
-/// The most of a receiver's answer that is read (for the failure's detail).
-pub const MAX_RESPONSE_BYTES: usize = 16 * 1024;
-
-/// The longest `Retry-After` honoured; a longer one is cut to this.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The shape of a webhook's request (`channel_endpoints.format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,17 +173,9 @@ pub struct Webhooks {
 
 impl Webhooks {
     pub fn new(guard: Guard, timeout: Duration) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("todo-events-notify/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would resolve and connect on notify's behalf, past the guard.
-            .no_proxy()
-            .dns_resolver(Arc::new(guard))
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| format!("the webhook client cannot be built: {e}"))?;
-        Ok(Self { client })
+        Ok(Self {
+            client: client(guard, timeout)?,
+        })
     }
 
     /// Sends `notice` to `endpoint`, signed when it has a secret; `now` is the signature's
@@ -225,96 +210,14 @@ impl Webhooks {
             .send()
             .await
             .map_err(|e| failed_exchange(&shown, &e))?;
-        judge(&shown, response).await
+        judge(&shown, response, &[]).await
     }
-}
-
-/// What an answer means for the delivery.
-async fn judge(shown: &str, mut response: reqwest::Response) -> Result<(), SendError> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| retry_after(v, chrono::Utc::now()));
-    let location = response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .map(|_| "a redirect (not followed)");
-    let mut text = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        text.extend_from_slice(&chunk[..chunk.len().min(MAX_RESPONSE_BYTES - text.len())]);
-        if text.len() >= MAX_RESPONSE_BYTES {
-            break;
-        }
-    }
-    let said = String::from_utf8_lossy(&text);
-    let said = truncate(&super::single_line(&said), 200);
-    let reason = match (location, said.is_empty()) {
-        (Some(redirect), _) => format!("{shown} answered {status}: {redirect}"),
-        (None, true) => format!("{shown} answered {status}"),
-        (None, false) => format!("{shown} answered {status}: {said}"),
-    };
-    let code = status.as_u16();
-    if code == 408 || code == 429 || status.is_server_error() {
-        Err(SendError::Transient { reason, retry_after })
-    } else {
-        Err(SendError::Permanent(reason))
-    }
-}
-
-/// A request that got no answer: refused by the guard (for good), else worth another try.
-fn failed_exchange(shown: &str, e: &reqwest::Error) -> SendError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(refused) = err.downcast_ref::<Refused>() {
-            return SendError::Permanent(format!("the target {shown} is not allowed: {refused}"));
-        }
-        source = err.source();
-    }
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not be reached"
-    } else {
-        "failed"
-    };
-    // reqwest's message names the URL with its path: only its kind of failure is kept.
-    let cause = std::error::Error::source(e)
-        .map(|s| format!(": {s}"))
-        .unwrap_or_default();
-    SendError::transient(format!("the request to {shown} {what}{}", strip_urls(&cause)))
-}
-
-/// `Retry-After` as delta-seconds or an HTTP date, at most an hour; `None` when unreadable
-/// or in the past.
-pub fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    let value = value.trim();
-    let wait = match value.parse::<u64>() {
-        Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => {
-            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-            (at.with_timezone(&chrono::Utc) - now).to_std().ok()?
-        }
-    };
-    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        text.to_owned()
-    } else {
-        text.chars().take(max_chars - 1).collect::<String>() + "…"
-    }
 }
 
 /// A header value from any text: ASCII as is, anything else as an RFC 2047 encoded word
@@ -331,18 +234,9 @@ fn header_text(text: &str) -> String {
     }
 }
 
-/// Removes `scheme://…` words from an error's text (they would show a URL's secret path).
-fn strip_urls(text: &str) -> String {
-    text.split(' ')
-        .map(|w| if w.contains("://") { "(url)" } else { w })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, Utc};
     use todo_events_domain::{ReminderId, TaskId, UserId};
 
     fn notice(title: &str) -> Notice<'_> {
@@ -390,19 +284,6 @@ mod tests {
             String::from_utf8(ntfy.body).unwrap(),
             "Reminder: Gießen X-Injected: 1 (due Monday 30 November 2026, 10:00 CET)"
         );
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_and_dates_and_is_bounded() {
-        let now: DateTime<Utc> = "2026-11-30T08:00:00Z".parse().unwrap();
-        assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            retry_after("Mon, 30 Nov 2026 08:01:30 GMT", now),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(retry_after("86400", now), Some(MAX_RETRY_AFTER));
-        assert_eq!(retry_after("Mon, 30 Nov 2026 07:00:00 GMT", now), None);
-        assert_eq!(retry_after("soon", now), None);
     }
 
     #[test]

@@ -1,0 +1,22 @@
+//! The notice both channel tests send: reminder 11 of task 7, due 10:00 in Berlin.
+
+use notify::channels::Notice;
+use todo_events_domain::{ReminderId, TaskId, UserId};
+
+pub fn notice() -> Notice<'static> {
+    Notice {
+        reminder_id: ReminderId::new(11).unwrap(),
+        task_id: TaskId::new(7).unwrap(),
+        user_id: UserId::new(3).unwrap(),
+        remind_at: "2026-11-30T08:45:00Z".parse().unwrap(),
+        task_title: "Water the plants",
+        task_due_at: Some("2026-11-30T09:00:00Z".parse().unwrap()),
+        timezone: "Europe/Berlin",
+        task_url: "http://localhost:3000/tasks/7".into(),
+    }
+}
+
+/// Seconds since the epoch: the time of signing.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
