@@ -1,13 +1,13 @@
 //! What the tests need from the machine beyond Rust and a C compiler, checked in one place.
 //!
 //! Each need is checked once per test binary: PostgreSQL ([`postgres`]), the test virtualenv
-//! with the Python peers ([`python`]; the SMTP server [`smtp`] and the Kafka broker
-//! [`kafka_broker`] come from it) and the `kafka` build ([`kafka_feature`]). When one is
-//! missing, a test that needs it returns early, and the test binary says so once, naming what
-//! to install (README, "What the tests need"): a newcomer's `cargo test --workspace` on a bare
-//! machine passes and says what it did not test. Under `CI=true` (or `1`) a missing need fails
-//! the test instead: CI provides everything (`.ci/run`), and a test that silently stopped
-//! running would be a hole nobody sees.
+//! with the Python peers ([`python`]; the SMTP server [`smtp`], the webhook and push
+//! receiver [`receiver`] and the Kafka broker [`kafka_broker`] come from it) and the `kafka`
+//! build ([`kafka_feature`]). When one is missing, a test that needs it returns early, and the
+//! test binary says so once, naming what to install (README, "What the tests need"): a
+//! newcomer's `cargo test --workspace` on a bare machine passes and says what it did not test.
+//! Under `CI=true` (or `1`) a missing need fails the test instead: CI provides everything
+//! (`.ci/run`), and a test that silently stopped running would be a hole nobody sees.
 //!
 //! The message goes straight to the process's standard error rather than through `eprintln!`:
 //! the test harness captures `eprintln!` of a passing test and shows it only on failure, so a
@@ -149,6 +149,12 @@ fn python_hint(reason: &str) -> &'static str {
 
 /// The test SMTP server (aiosmtpd in the test virtualenv) can run: [`python`].
 pub fn smtp() -> bool {
+    python().is_some()
+}
+
+/// The webhook receiver and push-service stand-in (`peers/webhook_receiver.py`, from the test
+/// virtualenv) can run.
+pub fn receiver() -> bool {
     python().is_some()
 }
 
