@@ -123,8 +123,8 @@ pub fn python() -> Option<PathBuf> {
             Ok(python) => Some(python),
             Err(e) => {
                 missing(&format!(
-                    "the tests with Python peers (SMTP server, Kafka broker, reference recurrence, \
-                     manifest checks): need {}: {e}",
+                    "the tests with Python peers (SMTP server, webhook and push receiver, Kafka \
+                     broker, reference recurrence, manifest checks): need {}: {e}",
                     python_hint(&e)
                 ));
                 None
