@@ -9,6 +9,7 @@
 
 pub mod bad_requests;
 pub mod kafka;
+mod peer;
 pub mod require;
 pub mod smtp;
 pub mod webhook;

@@ -3,12 +3,10 @@
 //! can be changed while it runs ([`SmtpServer::command`]), e.g. a burst of `451` replies.
 //! Stopped on drop.
 
+use crate::peer::Peer;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::process::Command;
 
 /// How the server behaves from its start.
 #[derive(Default, Clone)]
@@ -34,11 +32,9 @@ pub struct Received {
 
 pub struct SmtpServer {
     pub port: u16,
+    /// Before `dir`: fields drop in order, so the process is gone before its directory.
+    peer: Peer,
     dir: tempfile::TempDir,
-    child: Child,
-    stdin: ChildStdin,
-    /// The server's answers to commands, line by line.
-    answers: Receiver<String>,
 }
 
 /// The script, for documentation and hand use.
@@ -71,38 +67,11 @@ impl SmtpServer {
         if let Some(delay) = options.data_delay {
             cmd.arg("--data-delay").arg(delay.to_string());
         }
-        // Standard input stays open: the server stops when it closes (this process gone).
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("the test SMTP server cannot start: {e}"));
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, answers) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = answers
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the test SMTP server did not say READY within 60 s");
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the test SMTP server did not start: {line:?}"));
+        let peer = Peer::start(cmd, "the test SMTP server");
         Self {
-            port,
+            port: peer.port,
+            peer,
             dir,
-            child,
-            stdin,
-            answers,
         }
     }
 
@@ -114,13 +83,7 @@ impl SmtpServer {
     /// Sends a command (e.g. `reply rcpt:*:200=451 4.3.0 Try again later`) and waits until it
     /// is in force. Panics with the server's reason when it is refused.
     pub fn command(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").expect("the SMTP server reads its commands");
-        self.stdin.flush().expect("command sent");
-        let answer = self
-            .answers
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the SMTP server answers commands within 10 s");
-        assert_eq!(answer, "OK", "the SMTP server refused {line:?}");
+        self.peer.command(line);
     }
 
     /// How many messages (copies) were accepted so far, without reading them.
@@ -186,12 +149,5 @@ impl SmtpServer {
     pub fn stats(&self) -> Value {
         serde_json::from_slice(&std::fs::read(self.dir.path().join("stats.json")).expect("stats"))
             .expect("stats JSON")
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

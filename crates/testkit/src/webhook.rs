@@ -7,14 +7,12 @@
 //! answers can be changed while it runs ([`WebhookReceiver::command`]), e.g. a burst of `503`
 //! with `Retry-After`, or `410` for a subscription that is gone. Stopped on drop.
 
+use crate::peer::Peer;
 use base64::Engine;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::process::Command;
 
 /// An endpoint of the receiver: `/hooks/<name>`, its signatures checked with `secret`.
 pub struct Endpoint<'a> {
@@ -81,10 +79,9 @@ impl Request {
 
 pub struct WebhookReceiver {
     pub port: u16,
+    /// Before `dir`: fields drop in order, so the process is gone before its directory.
+    peer: Peer,
     dir: tempfile::TempDir,
-    child: Child,
-    stdin: ChildStdin,
-    answers: Receiver<String>,
 }
 
 /// The script, for documentation and hand use.
@@ -112,38 +109,11 @@ impl WebhookReceiver {
         for name in &options.push {
             cmd.arg("--push").arg(name);
         }
-        // Standard input stays open: the receiver stops when it closes (this process gone).
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("the test webhook receiver cannot start: {e}"));
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, answers) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = answers
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the test webhook receiver did not say READY within 60 s");
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the test webhook receiver did not start: {line:?}"));
+        let peer = Peer::start(cmd, "the test webhook receiver");
         Self {
-            port,
+            port: peer.port,
+            peer,
             dir,
-            child,
-            stdin,
-            answers,
         }
     }
 
@@ -173,13 +143,7 @@ impl WebhookReceiver {
 
     /// Sends a command (e.g. `reply a:2=503;Retry-After: 7`) and waits until it is in force.
     pub fn command(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").expect("the receiver reads its commands");
-        self.stdin.flush().expect("command sent");
-        let answer = self
-            .answers
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the receiver answers commands within 10 s");
-        assert_eq!(answer, "OK", "the receiver refused {line:?}");
+        self.peer.command(line);
     }
 
     /// Every request received so far, oldest first.
@@ -235,12 +199,5 @@ impl WebhookReceiver {
             *copies.entry(id).or_insert(0) += 1;
         }
         copies
-    }
-}
-
-impl Drop for WebhookReceiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
