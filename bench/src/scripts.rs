@@ -108,6 +108,8 @@ pub fn notify() -> String {
         &[
             "ARRAY[:id]",
             "ARRAY['2026-11-01T09:45:00Z']",
+            "ARRAY['email']",
+            "ARRAY[0]",
             "ARRAY['reminder/' || :id || '/2026-11-01T09:45:00Z']",
             "now()",
             "now() + interval '2 minutes'",
@@ -135,6 +137,8 @@ pub fn notify_batch() -> String {
         &[
             IDS,
             "array_fill('2026-11-01T09:45:00Z'::timestamptz, ARRAY[100])",
+            "array_fill('email'::text, ARRAY[100])",
+            "array_fill(0::bigint, ARRAY[100])",
             "ARRAY(SELECT 'reminder/' || g || '/2026-11-01T09:45:00Z' FROM generate_series(:first::bigint, :last::bigint) g)",
             "now()",
             "now() + interval '2 minutes'",

@@ -55,8 +55,12 @@ id_type!(
     RecurringTaskId
 );
 id_type!(
-    /// `deliveries.id`: one delivery of a reminder occurrence on one channel.
+    /// `deliveries.id`: one delivery of a reminder occurrence on one channel (and endpoint).
     DeliveryId
+);
+id_type!(
+    /// `channel_endpoints.id`: a webhook or Web Push subscription a user registered.
+    EndpointId
 );
 
 #[cfg(test)]

@@ -12,5 +12,5 @@ pub mod time;
 
 pub use duration::HumanDuration;
 pub use events::{EventKind, RecurringTaskDue, ReminderDue, EVENT_SOURCE};
-pub use ids::{DeliveryId, RecurringTaskId, ReminderId, TaskId, UserId};
+pub use ids::{DeliveryId, EndpointId, RecurringTaskId, ReminderId, TaskId, UserId};
 pub use recurrence::{CatchUp, Pattern, RecurrenceError, Schedule};

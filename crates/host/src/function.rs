@@ -189,6 +189,12 @@ pub trait Function: Send + Sync + 'static {
         }
     }
 
+    /// The function's own metrics (notify: deliveries by channel and outcome), served on
+    /// `/metrics` beside the host's: the host registers them once.
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        Vec::new()
+    }
+
     /// Readiness: can the function do its work now (its database reachable)?
     fn ready(&self) -> impl Future<Output = Result<(), Failure>> + Send {
         async move { self.store().ping().await.map_err(Failure::from) }

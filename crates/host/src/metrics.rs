@@ -95,6 +95,14 @@ impl Metrics {
         }
     }
 
+    /// Registers a function's own metric beside the host's (names get the same
+    /// `todo_events_` prefix). A name taken already is logged and left out.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        if let Err(e) = self.registry.register(collector) {
+            tracing::warn!("a function's metric is not served: {e}");
+        }
+    }
+
     /// Counts one event. `ty` must come from a small fixed set (the accepted type or
     /// `other`), never from the request, so the label set stays bounded.
     pub fn observe(&self, ty: &str, outcome: &str, seconds: f64) {

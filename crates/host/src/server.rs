@@ -99,10 +99,11 @@ impl<F> Clone for Host<F> {
 
 impl<F: Function> Host<F> {
     pub fn new(function: Arc<F>) -> Self {
-        Self {
-            function,
-            metrics: Metrics::new(F::NAME),
+        let metrics = Metrics::new(F::NAME);
+        for collector in function.collectors() {
+            metrics.register(collector);
         }
+        Self { function, metrics }
     }
 
     pub fn metrics(&self) -> &Metrics {

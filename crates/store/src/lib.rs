@@ -36,11 +36,11 @@ use chrono::{DateTime, Duration, Utc};
 use notify::{Claim, Finished, NewClaim};
 use recur::Session;
 use scheduler::ClaimRequest;
-use seed::{Bulk, NewRecurringTask, NewTask, NewUser};
+use seed::{Bulk, NewEndpoint, NewRecurringTask, NewTask, NewUser};
 use sqlx::{PgPool, SqlitePool};
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
-use todo_events_domain::{DeliveryId, RecurringTaskId, ReminderId, TaskId, UserId};
+use todo_events_domain::{DeliveryId, EndpointId, RecurringTaskId, ReminderId, TaskId, UserId};
 
 /// A handle on the database; cheap to clone (pools are shared).
 #[derive(Clone, Debug)]
@@ -175,14 +175,14 @@ impl Store {
     }
 
     /// Claims the deliveries that nobody has claimed yet, in one statement; returns the
-    /// claimed ones as (reminder, delivery). A delivery claimed before (live, expired or
-    /// finished) is left to [`Store::claim_delivery`], which knows about leases.
+    /// claimed ones as ((reminder, route), delivery). A delivery claimed before (live,
+    /// expired or finished) is left to [`Store::claim_delivery`], which knows about leases.
     pub async fn claim_new_deliveries(
         &self,
         claims: &[NewClaim<'_>],
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> Result<Vec<(ReminderId, DeliveryId)>, StoreError> {
+    ) -> Result<Vec<notify::Claimed>, StoreError> {
         if claims.is_empty() {
             return Ok(Vec::new());
         }
@@ -194,7 +194,7 @@ impl Store {
         }
     }
 
-    /// Claims the e-mail delivery of one reminder occurrence for `lease`: a new claim, or
+    /// Claims one delivery of a reminder occurrence (one route) for `lease`: a new claim, or
     /// the take-over of one whose holder vanished (lease over) or released it after a
     /// transient failure; else what holds it.
     pub async fn claim_delivery(
@@ -225,17 +225,47 @@ impl Store {
         }
     }
 
-    /// Gives a claim back after a transient failure, so the next delivery attempt can take
-    /// it at once; the reason is kept for operators.
+    /// Gives a claim back after a transient failure: the next delivery attempt may take it
+    /// from `until` (now, or when the receiver said to try again); the reason is kept for
+    /// operators.
     pub async fn release_delivery(
         &self,
         id: DeliveryId,
         reason: &str,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::notify::release_delivery(pool, id, reason, until).await,
+            Self::Sqlite(pool) => sqlite::notify::release_delivery(pool, id, reason, until).await,
+        }
+    }
+
+    /// Moves a reminder occurrence whose deliveries are all finished to `sent` / `failed`
+    /// (see [`notify`]); `false` when it had a delivery still `sending`, none at all, or
+    /// was cancelled.
+    pub async fn settle_reminder(
+        &self,
+        reminder: ReminderId,
+        remind_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::notify::settle_reminder(pool, reminder, remind_at, now).await,
+            Self::Sqlite(pool) => sqlite::notify::settle_reminder(pool, reminder, remind_at, now).await,
+        }
+    }
+
+    /// Deactivates an endpoint whose receiver said it is gone (a push subscription that
+    /// ended), keeping why.
+    pub async fn deactivate_endpoint(
+        &self,
+        id: EndpointId,
+        detail: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         match self {
-            Self::Postgres(pool) => postgres::notify::release_delivery(pool, id, reason, now).await,
-            Self::Sqlite(pool) => sqlite::notify::release_delivery(pool, id, reason, now).await,
+            Self::Postgres(pool) => postgres::notify::deactivate_endpoint(pool, id, detail, now).await,
+            Self::Sqlite(pool) => sqlite::notify::deactivate_endpoint(pool, id, detail, now).await,
         }
     }
 
@@ -445,6 +475,35 @@ impl Store {
         match self {
             Self::Postgres(pool) => postgres::seed::insert_reminder(pool, task, user, remind_at).await,
             Self::Sqlite(pool) => sqlite::seed::insert_reminder(pool, task, user, remind_at).await,
+        }
+    }
+
+    /// Sets `reminders.channels` as the app writes it (a comma-separated subset of
+    /// `email,webhook,webpush`; stored as given).
+    pub async fn set_reminder_channels(
+        &self,
+        reminder: ReminderId,
+        channels: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::seed::set_reminder_channels(pool, reminder, channels).await,
+            Self::Sqlite(pool) => sqlite::seed::set_reminder_channels(pool, reminder, channels).await,
+        }
+    }
+
+    /// Registers an endpoint for a user, as the app does (docs/CHANNELS.md).
+    pub async fn insert_endpoint(&self, endpoint: &NewEndpoint<'_>) -> Result<EndpointId, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::seed::insert_endpoint(pool, endpoint).await,
+            Self::Sqlite(pool) => sqlite::seed::insert_endpoint(pool, endpoint).await,
+        }
+    }
+
+    /// Whether an endpoint is active (`None`: no such endpoint).
+    pub async fn endpoint_active(&self, endpoint: EndpointId) -> Result<Option<bool>, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::seed::endpoint_active(pool, endpoint).await,
+            Self::Sqlite(pool) => sqlite::seed::endpoint_active(pool, endpoint).await,
         }
     }
 

@@ -1,26 +1,64 @@
-//! notify's side of the database: the reminder context and the delivery claim.
+//! notify's side of the database: the reminder context and the delivery claims.
 //!
-//! A delivery is claimed (a `sending` row, unique on reminder + remind_at + channel) before
+//! A reminder occurrence is delivered once per [`Route`]: e-mail to the user's address, and
+//! each active endpoint of the user on every other channel the reminder names. Each delivery
+//! is claimed (a `sending` row, unique on reminder + remind_at + channel + endpoint) before
 //! anything is sent and finished (`sent` / `failed`) after. A claim carries a lease: if the
 //! process dies mid-send, a later delivery of the same event takes the claim over once the
-//! lease has run out. That is the one window in which a second e-mail can go out.
+//! lease has run out. That is the one window in which a second copy can go out.
+//!
+//! The reminder itself moves to `sent` (some delivery was sent) or `failed` (all failed for
+//! good) once no delivery of its occurrence is `sending` any more, so a channel that is
+//! retried keeps the reminder `published` (and the scheduler's republish armed) without
+//! holding back or repeating the channels that are done.
 //!
 //! The statements are in `postgres/notify.rs` and `sqlite/notify.rs`; this module holds what
 //! both take and give.
 
-use crate::DeliveryStatus;
+use crate::{Channel, DeliveryStatus};
 use chrono::{DateTime, Utc};
-use todo_events_domain::{DeliveryId, ReminderId};
+use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
+
+/// Where one delivery of a reminder goes: e-mail (no endpoint), or one endpoint of the
+/// user's on a channel beside e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Route {
+    pub channel: Channel,
+    pub endpoint: Option<EndpointId>,
+}
+
+impl Route {
+    pub const EMAIL: Route = Route {
+        channel: Channel::Email,
+        endpoint: None,
+    };
+
+    /// `deliveries.endpoint_id`: 0 for e-mail.
+    pub(crate) fn endpoint_id(self) -> i64 {
+        self.endpoint.map_or(0, EndpointId::get)
+    }
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.endpoint {
+            None => write!(f, "{}", self.channel),
+            Some(id) => write!(f, "{} endpoint {id}", self.channel),
+        }
+    }
+}
 
 /// The result of trying to claim a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// This caller holds the claim and must send, then finish or release it.
     Claimed { delivery_id: DeliveryId, attempt: i32 },
-    /// Someone else holds a live claim, or the delivery is already finished.
+    /// Someone else holds a claim (until `lease_until`: a claim released after a transient
+    /// failure is held until the receiver's `Retry-After`), or the delivery is finished.
     Taken {
         status: DeliveryStatus,
         detail: Option<String>,
+        lease_until: DateTime<Utc>,
     },
 }
 
@@ -44,28 +82,38 @@ impl Finished<'_> {
     }
 }
 
-/// A delivery to claim: the reminder occurrence and the event that asks for it.
+/// A delivery to claim: the reminder occurrence, where it goes, and the event that asks.
 #[derive(Debug, Clone, Copy)]
 pub struct NewClaim<'a> {
     pub reminder_id: ReminderId,
     pub remind_at: DateTime<Utc>,
+    pub route: Route,
     pub event_id: &'a str,
 }
 
+/// A newly claimed delivery: which reminder and route, and its row.
+pub type Claimed = ((ReminderId, Route), DeliveryId);
+
 /// Rows of the claim statements, typed (both backends return the same shapes).
 pub(crate) mod read {
-    use super::Claim;
+    use super::{Claim, Claimed, Route};
     use crate::rows::{id, parse};
     use crate::Malformed;
-    use todo_events_domain::{DeliveryId, ReminderId};
+    use chrono::{DateTime, Utc};
+    use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
 
-    /// `(reminder_id, id)` of newly claimed deliveries.
-    pub(crate) fn claimed(rows: Vec<(i64, i64)>) -> Result<Vec<(ReminderId, DeliveryId)>, Malformed> {
+    /// `(reminder_id, channel, endpoint_id, id)` of newly claimed deliveries.
+    pub(crate) fn claimed(rows: Vec<(i64, String, i64, i64)>) -> Result<Vec<Claimed>, Malformed> {
+        const T: &str = "deliveries";
         rows.into_iter()
-            .map(|(reminder, delivery)| {
+            .map(|(reminder, channel, endpoint, delivery)| {
+                let route = Route {
+                    channel: parse(T, delivery, "channel", &channel)?,
+                    endpoint: EndpointId::new(endpoint),
+                };
                 Ok((
-                    id("deliveries", delivery, "reminder_id", reminder, ReminderId::new)?,
-                    id("deliveries", delivery, "id", delivery, DeliveryId::new)?,
+                    (id(T, delivery, "reminder_id", reminder, ReminderId::new)?, route),
+                    id(T, delivery, "id", delivery, DeliveryId::new)?,
                 ))
             })
             .collect()
@@ -79,10 +127,11 @@ pub(crate) mod read {
         })
     }
 
-    /// `(status, detail)` of a claim somebody else holds, or a finished delivery.
+    /// `(status, detail, lease_until)` of a claim somebody else holds, or a finished
+    /// delivery.
     pub(crate) fn taken(
         reminder: ReminderId,
-        (status, detail): (String, Option<String>),
+        (status, detail, lease_until): (String, Option<String>, DateTime<Utc>),
     ) -> Result<Claim, Malformed> {
         Ok(Claim::Taken {
             status: parse(
@@ -92,6 +141,31 @@ pub(crate) mod read {
                 &status,
             )?,
             detail,
+            lease_until,
         })
     }
 }
+
+/// Moves a reminder occurrence with no delivery left `sending` to `sent` (some delivery
+/// was sent) or `failed`: SQLite's last step of finishing, and on both backends the repair
+/// when a redelivery finds every delivery finished but the reminder not (two deliveries of
+/// one occurrence finished at once on PostgreSQL, each before seeing the other's commit).
+/// Same text on both backends.
+pub(crate) const SETTLE_REMINDER: &str = "UPDATE reminders SET state = CASE WHEN EXISTS \
+       (SELECT 1 FROM deliveries d WHERE d.reminder_id = $1 AND d.remind_at = $2 \
+        AND d.status = 'sent') THEN 'sent' ELSE 'failed' END, \
+     lease_owner = NULL, lease_until = NULL, updated_at = $3 \
+     WHERE id = $1 AND remind_at = $2 AND state <> 'cancelled' \
+     AND EXISTS (SELECT 1 FROM deliveries d WHERE d.reminder_id = $1 AND d.remind_at = $2) \
+     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.reminder_id = $1 \
+       AND d.remind_at = $2 AND d.status = 'sending')";
+
+/// Gives a claim back after a transient failure: takeable from `until` (now, or the
+/// receiver's `Retry-After`). Same text on both backends.
+pub(crate) const RELEASE_DELIVERY: &str = "UPDATE deliveries SET lease_until = $2, detail = $3 \
+     WHERE id = $1 AND status = 'sending'";
+
+/// Every delivery of a reminder (operators, tests). Same text on both backends.
+pub(crate) const DELIVERIES_OF: &str = "SELECT id, reminder_id, remind_at, channel, endpoint_id, \
+     event_id, status, attempts, recipient, message_id, detail FROM deliveries \
+     WHERE reminder_id = $1 ORDER BY id";

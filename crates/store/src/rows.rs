@@ -10,7 +10,9 @@
 use chrono::{DateTime, Duration, Utc};
 use std::fmt;
 use todo_events_domain::recurrence::parse_local;
-use todo_events_domain::{CatchUp, DeliveryId, RecurringTaskId, ReminderId, Schedule, TaskId, UserId};
+use todo_events_domain::{
+    CatchUp, DeliveryId, EndpointId, RecurringTaskId, ReminderId, Schedule, TaskId, UserId,
+};
 
 /// A stored value that cannot be read as what it stands for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,7 +100,131 @@ macro_rules! text_of {
         }
     )*};
 }
-text_of!(ReminderState, TaskStatus, DeliveryStatus, Priority);
+/// A way a reminder reaches its user: `reminders.channels` names some, `deliveries.channel`
+/// and `channel_endpoints.channel` one each.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::EnumString, strum::IntoStaticStr,
+)]
+pub enum Channel {
+    /// To the user's address (`users.email`).
+    #[strum(serialize = "email")]
+    Email,
+    /// An HTTP `POST` to each of the user's active webhook endpoints.
+    #[strum(serialize = "webhook")]
+    Webhook,
+    /// A push message to each of the user's active Web Push subscriptions.
+    #[strum(serialize = "webpush")]
+    WebPush,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Webhook, Channel::WebPush];
+}
+
+text_of!(ReminderState, TaskStatus, DeliveryStatus, Priority, Channel);
+
+/// `reminders.channels` read: a comma-separated subset of `email,webhook,webpush`. The
+/// known names (spaces and case ignored, each once, in the order of [`Channel::ALL`]) are
+/// delivered; a name that is none of them is kept in `unknown`, so that notify can say so
+/// while still delivering the others (a typo must not silence a reminder's other channels).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Channels {
+    pub known: Vec<Channel>,
+    pub unknown: Vec<String>,
+}
+
+impl Channels {
+    pub fn parse(text: &str) -> Self {
+        let mut channels = Self::default();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name.to_ascii_lowercase().parse::<Channel>() {
+                Ok(c) if !channels.known.contains(&c) => channels.known.push(c),
+                Ok(_) => {}
+                Err(_) => channels.unknown.push(name.to_owned()),
+            }
+        }
+        channels.known.sort();
+        channels
+    }
+
+    pub fn email_only() -> Self {
+        Self {
+            known: vec![Channel::Email],
+            unknown: Vec::new(),
+        }
+    }
+
+    pub fn has(&self, channel: Channel) -> bool {
+        self.known.contains(&channel)
+    }
+}
+
+/// An active endpoint of a user (`channel_endpoints`), as stored: what its channel makes of
+/// the target and keys (and whether the target may be reached at all) is the channel's to
+/// judge, when it is used. `Debug` never shows the secret or the subscription keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub channel: Channel,
+    /// The webhook's URL, or the subscription's push-service endpoint.
+    pub target: String,
+    /// The webhook's request shape (`standard`, `slack`, `discord`, `ntfy`).
+    pub format: String,
+    /// The webhook's signing secret (`whsec_…`), if it signs.
+    pub secret: Option<String>,
+    /// The subscription's keys (base64url).
+    pub p256dh: Option<String>,
+    pub auth: Option<String>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("channel", &self.channel)
+            .field("format", &self.format)
+            .field("secret", &hidden(&self.secret))
+            .field("p256dh", &hidden(&self.p256dh))
+            .field("auth", &hidden(&self.auth))
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`Endpoint`] as both backends return it: one element of the JSON array the context read
+/// aggregates (so that a batch's endpoints cost no statement of their own).
+#[derive(serde::Deserialize)]
+struct EndpointRaw {
+    id: i64,
+    channel: String,
+    target: String,
+    format: String,
+    secret: Option<String>,
+    p256dh: Option<String>,
+    auth: Option<String>,
+}
+
+/// The endpoints of a reminder's user from their JSON aggregate (`None`: not read, because
+/// the reminder names no channel that has endpoints).
+fn endpoints(reminder: i64, json: Option<&str>) -> Result<Vec<Endpoint>, Malformed> {
+    const T: &str = "channel_endpoints";
+    let Some(json) = json else { return Ok(Vec::new()) };
+    let raw: Vec<EndpointRaw> = serde_json::from_str(json)
+        .map_err(|e| Malformed::new("reminders", reminder, format!("its user's endpoints: {e}")))?;
+    raw.into_iter()
+        .map(|e| {
+            Ok(Endpoint {
+                id: id(T, e.id, "id", e.id, EndpointId::new)?,
+                channel: parse(T, e.id, "channel", &e.channel)?,
+                target: e.target,
+                format: e.format,
+                secret: e.secret,
+                p256dh: e.p256dh,
+                auth: e.auth,
+            })
+        })
+        .collect()
+}
 
 /// Reads a stored value with its `FromStr`, naming the row when it does not parse.
 pub(crate) fn parse<T: std::str::FromStr>(
@@ -139,6 +265,10 @@ pub struct ReminderContext {
     /// The user's IANA zone as the app stored it; the mail composer shows UTC (and says so
     /// in its log) when the zone is unknown, since the mail is still worth sending.
     pub timezone: String,
+    /// `reminders.channels`.
+    pub channels: Channels,
+    /// The user's active endpoints, read when the reminder names a channel beside e-mail.
+    pub endpoints: Vec<Endpoint>,
 }
 
 /// [`ReminderContext`] as both backends return it.
@@ -156,6 +286,8 @@ pub(crate) struct ReminderContextRaw {
     email: String,
     display_name: String,
     timezone: String,
+    channels: String,
+    endpoints: Option<String>,
 }
 
 impl TryFrom<ReminderContextRaw> for ReminderContext {
@@ -176,6 +308,8 @@ impl TryFrom<ReminderContextRaw> for ReminderContext {
             email: r.email,
             display_name: r.display_name,
             timezone: r.timezone,
+            channels: Channels::parse(&r.channels),
+            endpoints: endpoints(row, r.endpoints.as_deref())?,
         })
     }
 }
@@ -285,6 +419,9 @@ pub struct DeliveryRow {
     pub id: DeliveryId,
     pub reminder_id: ReminderId,
     pub remind_at: DateTime<Utc>,
+    pub channel: Channel,
+    /// The endpoint delivered to; `None` for e-mail.
+    pub endpoint_id: Option<EndpointId>,
     pub event_id: String,
     pub status: DeliveryStatus,
     pub attempts: i32,
@@ -299,6 +436,8 @@ pub(crate) struct DeliveryRaw {
     id: i64,
     reminder_id: i64,
     remind_at: DateTime<Utc>,
+    channel: String,
+    endpoint_id: i64,
     event_id: String,
     status: String,
     attempts: i32,
@@ -316,6 +455,8 @@ impl TryFrom<DeliveryRaw> for DeliveryRow {
             id: id(T, row, "id", r.id, DeliveryId::new)?,
             reminder_id: id(T, row, "reminder_id", r.reminder_id, ReminderId::new)?,
             remind_at: r.remind_at,
+            channel: parse(T, row, "channel", &r.channel)?,
+            endpoint_id: EndpointId::new(r.endpoint_id),
             event_id: r.event_id,
             status: parse(T, row, "status", &r.status)?,
             attempts: r.attempts,

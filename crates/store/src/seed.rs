@@ -3,6 +3,7 @@
 //!
 //! The statements are in `postgres/seed.rs` and `sqlite/seed.rs`.
 
+use crate::Channel;
 use crate::StoreError;
 use chrono::{DateTime, Utc};
 use todo_events_domain::recurrence::parse_local;
@@ -22,6 +23,26 @@ pub struct NewTask<'a> {
     pub description: &'a str,
     pub due_at: Option<DateTime<Utc>>,
 }
+
+/// An endpoint as the app registers it (docs/CHANNELS.md): a webhook (`target` URL,
+/// `format`, optional `secret`) or a Web Push subscription (`target` the push service's
+/// endpoint, `p256dh` and `auth` from the browser's `PushSubscription`).
+#[derive(Clone)]
+pub struct NewEndpoint<'a> {
+    pub user_id: UserId,
+    pub channel: Channel,
+    pub target: &'a str,
+    pub format: &'a str,
+    pub secret: Option<&'a str>,
+    pub p256dh: Option<&'a str>,
+    pub auth: Option<&'a str>,
+}
+
+pub(crate) const INSERT_ENDPOINT: &str = "INSERT INTO channel_endpoints \
+     (user_id, channel, target, format, secret, p256dh, auth) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+pub(crate) const ENDPOINT_ACTIVE: &str = "SELECT active FROM channel_endpoints WHERE id = $1";
+pub(crate) const SET_REMINDER_CHANNELS: &str = "UPDATE reminders SET channels = $2 WHERE id = $1";
 
 /// A recurring task as the app submits it: the rule as text, checked before it is stored.
 #[derive(Debug, Clone)]

@@ -2,10 +2,11 @@
 //! on both.
 
 use chrono::{Duration, SubsecRound, Utc};
-use todo_events_domain::{TaskId, UserId};
-use todo_events_store::notify::{Claim, Finished, NewClaim};
+use todo_events_domain::{ReminderId, TaskId, UserId};
+use todo_events_store::notify::{Claim, Finished, NewClaim, Route};
 use todo_events_store::recur::Instantiate;
-use todo_events_store::{DeliveryStatus, ReminderState, Store};
+use todo_events_store::seed::NewEndpoint;
+use todo_events_store::{Channel, DeliveryStatus, ReminderState, Store};
 use todo_events_testkit::{self as kit, at};
 
 #[tokio::test]
@@ -278,11 +279,344 @@ async fn the_instance_transaction_is_idempotent_and_advances_only_from_its_occur
     }
 }
 
+/// A Web Push subscription's keys (RFC 8291's example) and a webhook, for `user`.
+fn endpoint(user: UserId, channel: Channel, target: &'static str) -> NewEndpoint<'static> {
+    let push = channel == Channel::WebPush;
+    NewEndpoint {
+        user_id: user,
+        channel,
+        target,
+        format: "standard",
+        secret: (!push).then_some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        p256dh: push.then_some(
+            "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+        ),
+        auth: push.then_some("BTBZMqHH6r4Tts7J_aSIgg"),
+    }
+}
+
+#[tokio::test]
+async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_sending() {
+    for db in kit::backends().await {
+        let (s, b) = (&db.store, db.backend);
+        let now = Utc::now().trunc_subsecs(0);
+        let lease = Duration::seconds(60);
+        let r = kit::reminder(s, "routes", now).await;
+        let hook = s
+            .insert_endpoint(&endpoint(
+                r.user_id,
+                Channel::Webhook,
+                "https://hooks.example.com/a",
+            ))
+            .await
+            .unwrap();
+        let push = s
+            .insert_endpoint(&endpoint(
+                r.user_id,
+                Channel::WebPush,
+                "https://push.example.net/s/1",
+            ))
+            .await
+            .unwrap();
+        let old = s
+            .insert_endpoint(&endpoint(
+                r.user_id,
+                Channel::Webhook,
+                "https://hooks.example.com/old",
+            ))
+            .await
+            .unwrap();
+        s.deactivate_endpoint(old, "gone", now).await.unwrap();
+        let other = kit::reminder(s, "someone else's", now).await;
+        s.insert_endpoint(&endpoint(other.user_id, Channel::Webhook, "https://x.example/"))
+            .await
+            .unwrap();
+
+        // E-mail only: the endpoints are not read at all.
+        let ctx = s.reminder_context(r.reminder_id).await.unwrap().unwrap();
+        assert_eq!(
+            (ctx.channels.known.as_slice(), ctx.endpoints.len()),
+            (&[Channel::Email][..], 0),
+            "{b}"
+        );
+        s.set_reminder_channels(r.reminder_id, "webpush, Email,sms,webhook")
+            .await
+            .unwrap();
+        let ctx = s.reminder_context(r.reminder_id).await.unwrap().unwrap();
+        assert_eq!(
+            ctx.channels.known,
+            [Channel::Email, Channel::Webhook, Channel::WebPush],
+            "{b}"
+        );
+        assert_eq!(ctx.channels.unknown, ["sms"], "{b}");
+        let active: Vec<_> = ctx.endpoints.iter().map(|e| (e.id, e.channel)).collect();
+        assert_eq!(
+            active,
+            [(hook, Channel::Webhook), (push, Channel::WebPush)],
+            "{b}: the user's active ones"
+        );
+        assert_eq!(
+            ctx.endpoints[0].secret.as_deref(),
+            Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        );
+        assert!(ctx.endpoints[1].p256dh.is_some() && ctx.endpoints[1].auth.is_some());
+        let shown = format!("{:?}", ctx.endpoints);
+        assert!(
+            !shown.contains("whsec_") && !shown.contains("BTBZ"),
+            "{b}: {shown}"
+        );
+
+        let routes = [
+            Route::EMAIL,
+            Route {
+                channel: Channel::Webhook,
+                endpoint: Some(hook),
+            },
+            Route {
+                channel: Channel::WebPush,
+                endpoint: Some(push),
+            },
+        ];
+        let claims: Vec<NewClaim> = routes
+            .iter()
+            .map(|&route| NewClaim {
+                route,
+                ..claim(&r, now)
+            })
+            .collect();
+        let mut claimed = s.claim_new_deliveries(&claims, now, lease).await.unwrap();
+        claimed.sort();
+        let keys: Vec<_> = claimed.iter().map(|(key, _)| *key).collect();
+        assert_eq!(
+            keys,
+            routes.map(|route| (r.reminder_id, route)),
+            "{b}: one claim per route"
+        );
+        assert!(
+            s.claim_new_deliveries(&claims, now, lease)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}"
+        );
+        let id_of = |i: usize| claimed[i].1;
+
+        // E-mail sent, the webhook failed for good, the push still sending: not done yet.
+        let state = |id| async move { s.reminder_state(id).await.unwrap().unwrap() };
+        let before = state(r.reminder_id).await;
+        s.finish_deliveries(
+            &[
+                (
+                    id_of(0),
+                    Finished::Sent {
+                        recipient: "a@b.c",
+                        message_id: "<m>",
+                    },
+                ),
+                (
+                    id_of(1),
+                    Finished::Failed {
+                        recipient: "https://hooks.example.com",
+                        detail: "400",
+                    },
+                ),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            state(r.reminder_id).await,
+            before,
+            "{b}: a delivery is still sending"
+        );
+
+        // The push service said 429, Retry-After 30 s: held until then, with why.
+        s.release_delivery(id_of(2), "429 Too Many Requests", now + Duration::seconds(30))
+            .await
+            .unwrap();
+        let push_claim = claims[2];
+        match s
+            .claim_delivery(&push_claim, now + Duration::seconds(10), lease)
+            .await
+            .unwrap()
+        {
+            Claim::Taken {
+                status: DeliveryStatus::Sending,
+                detail,
+                lease_until,
+            } => {
+                assert_eq!(detail.as_deref(), Some("429 Too Many Requests"), "{b}");
+                assert_eq!(lease_until, now + Duration::seconds(30), "{b}");
+            }
+            other => panic!("{b}: held until Retry-After, got {other:?}"),
+        }
+        let Claim::Claimed {
+            delivery_id,
+            attempt: 2,
+        } = s
+            .claim_delivery(&push_claim, now + Duration::seconds(31), lease)
+            .await
+            .unwrap()
+        else {
+            panic!("{b}: takeable after Retry-After")
+        };
+        assert_eq!(delivery_id, id_of(2));
+        s.finish_deliveries(
+            &[(
+                delivery_id,
+                Finished::Failed {
+                    recipient: "https://push.example.net",
+                    detail: "410 Gone",
+                },
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            state(r.reminder_id).await,
+            ReminderState::Sent,
+            "{b}: e-mail was sent"
+        );
+        s.deactivate_endpoint(push, "410 Gone", now).await.unwrap();
+        assert_eq!(s.endpoint_active(push).await.unwrap(), Some(false), "{b}");
+        assert_eq!(s.endpoint_active(hook).await.unwrap(), Some(true), "{b}");
+
+        let rows = s.deliveries_of(r.reminder_id).await.unwrap();
+        let seen: Vec<_> = rows
+            .iter()
+            .map(|d| (d.channel, d.endpoint_id, d.status))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Channel::Email, None, DeliveryStatus::Sent),
+                (Channel::Webhook, Some(hook), DeliveryStatus::Failed),
+                (Channel::WebPush, Some(push), DeliveryStatus::Failed),
+            ],
+            "{b}"
+        );
+
+        // Every route failed for good: the reminder failed. Finished but left `published`
+        // (two finishes crossing): settling repairs it.
+        let f = kit::reminder(s, "all fail", now).await;
+        let Claim::Claimed { delivery_id, .. } = s.claim_delivery(&claim(&f, now), now, lease).await.unwrap()
+        else {
+            panic!("{b}")
+        };
+        s.finish_deliveries(
+            &[(
+                delivery_id,
+                Finished::Failed {
+                    recipient: "x@y.z",
+                    detail: "550",
+                },
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(state(f.reminder_id).await, ReminderState::Failed, "{b}");
+        s.set_reminder_state(f.reminder_id, ReminderState::Published)
+            .await
+            .unwrap();
+        assert!(s.settle_reminder(f.reminder_id, now, now).await.unwrap(), "{b}");
+        assert_eq!(state(f.reminder_id).await, ReminderState::Failed, "{b}");
+        let open = kit::reminder(s, "never claimed", now).await;
+        assert!(
+            !s.settle_reminder(open.reminder_id, now, now).await.unwrap(),
+            "{b}: no delivery"
+        );
+    }
+}
+
+/// The migrations before channels, then `0004_channels` over a delivery made before it: the
+/// delivery keeps its row (endpoint 0, e-mail), and the new uniqueness holds.
+#[tokio::test]
+async fn the_channels_migration_keeps_the_deliveries_made_before_it() {
+    let pg = [
+        include_str!("../migrations/postgres/0001_schema.sql"),
+        include_str!("../migrations/postgres/0002_republish.sql"),
+        include_str!("../migrations/postgres/0003_series_cursor.sql"),
+        include_str!("../migrations/postgres/0004_channels.sql"),
+    ];
+    let lite = [
+        include_str!("../migrations/sqlite/0001_schema.sql"),
+        include_str!("../migrations/sqlite/0002_republish.sql"),
+        include_str!("../migrations/sqlite/0003_series_cursor.sql"),
+        include_str!("../migrations/sqlite/0004_channels.sql"),
+    ];
+    for db in kit::backends().await {
+        let (s, b) = (&db.store, db.backend);
+        let steps = if b == "sqlite" { lite } else { pg };
+        // An empty database of the same backend.
+        let reset = if b == "sqlite" {
+            "DROP TABLE deliveries; DROP TABLE channel_endpoints; DROP TABLE reminders;              DROP TABLE tasks; DROP TABLE recurring_tasks; DROP TABLE users; DROP TABLE _sqlx_migrations"
+        } else {
+            "DROP SCHEMA public CASCADE; CREATE SCHEMA public"
+        };
+        raw(s, reset).await;
+        for step in &steps[..3] {
+            raw(s, step).await;
+        }
+        raw(
+            s,
+            "INSERT INTO users (id, email) VALUES (1, 'a@b.c');              INSERT INTO tasks (id, user_id, title) VALUES (1, 1, 't');              INSERT INTO reminders (id, task_id, user_id, remind_at)                VALUES (1, 1, 1, '2026-01-01T09:00:00Z');              INSERT INTO deliveries (id, reminder_id, remind_at, event_id, status, recipient,                message_id, claimed_at, lease_until)                VALUES (7, 1, '2026-01-01T09:00:00Z', 'e', 'sent', 'a@b.c', '<m>',                '2026-01-01T09:00:01Z', '2026-01-01T09:02:01Z')",
+        )
+        .await;
+        raw(s, steps[3]).await;
+        let rows = s.deliveries_of(ReminderId::new(1).unwrap()).await.unwrap();
+        let seen: Vec<_> = rows
+            .iter()
+            .map(|d| {
+                (
+                    d.id.get(),
+                    d.channel,
+                    d.endpoint_id,
+                    d.status,
+                    d.message_id.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [(7, Channel::Email, None, DeliveryStatus::Sent, Some("<m>"))],
+            "{b}"
+        );
+        let twice = write_directly(
+            s,
+            "INSERT INTO deliveries (reminder_id, remind_at, channel, endpoint_id, event_id,              status, claimed_at, lease_until) VALUES (1, '2026-01-01T09:00:00Z', 'email', 0, 'f',              'sending', '2026-01-01T09:00:01Z', '2026-01-01T09:02:01Z')",
+        )
+        .await;
+        assert!(
+            twice.is_err(),
+            "{b}: one delivery per reminder occurrence, channel and endpoint"
+        );
+        write_directly(
+            s,
+            "INSERT INTO deliveries (reminder_id, remind_at, channel, endpoint_id, event_id,              status, claimed_at, lease_until) VALUES (1, '2026-01-01T09:00:00Z', 'webhook', 3, 'f',              'sending', '2026-01-01T09:00:01Z', '2026-01-01T09:02:01Z')",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{b}: another endpoint is another delivery: {e}"));
+    }
+}
+
+/// Runs a script of several statements.
+async fn raw(s: &Store, sql: &str) {
+    let done = match s {
+        Store::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+        Store::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+    };
+    done.unwrap_or_else(|e| panic!("{e}: {sql}"));
+}
+
 /// The delivery claim of a reminder fixture's occurrence, asked for by event "e".
 fn claim(r: &kit::ReminderFixture, remind_at: chrono::DateTime<Utc>) -> NewClaim<'static> {
     NewClaim {
         reminder_id: r.reminder_id,
         remind_at,
+        route: Route::EMAIL,
         event_id: "e",
     }
 }
@@ -320,6 +654,37 @@ async fn constraints_are_enforced_on_both_backends() {
         assert!(
             write_directly(s, &status).await.is_err(),
             "{}: status check",
+            db.backend
+        );
+        // Endpoints: a known channel, a known format, a subscription with its keys.
+        let refused = [
+            (Channel::Webhook, "teams", None, "format check"),
+            (
+                Channel::WebPush,
+                "standard",
+                None,
+                "a subscription needs p256dh and auth",
+            ),
+        ];
+        for (channel, format, p256dh, why) in refused {
+            let e = NewEndpoint {
+                user_id: r.user_id,
+                channel,
+                target: "https://x.example/",
+                format,
+                secret: None,
+                p256dh,
+                auth: None,
+            };
+            assert!(s.insert_endpoint(&e).await.is_err(), "{}: {why}", db.backend);
+        }
+        let sms = format!(
+            "INSERT INTO channel_endpoints (user_id, channel, target) VALUES ({}, 'sms', 'x')",
+            r.user_id
+        );
+        assert!(
+            write_directly(s, &sms).await.is_err(),
+            "{}: channel check",
             db.backend
         );
     }

@@ -5,11 +5,13 @@
 //! The SMTP password lives in `SMTP_URL`; it is never printed: the `Debug` of every settings
 //! type and every error message shows `***` in its place.
 
+use crate::channels::webpush::Vapid;
 use crate::mail::smtp_url::SmtpUrl;
+use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::time::Duration;
 use todo_events_domain::HumanDuration;
-use todo_events_host::config::{required_secret, var, var_or, ConfigError};
+use todo_events_host::config::{env_var, required_secret, var, var_or, ConfigError, Flag};
 
 /// Where mail goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +96,109 @@ impl SmtpSettings {
     }
 }
 
+/// The channels beside e-mail (docs/CHANNELS.md).
+#[derive(Debug, Clone)]
+pub struct ChannelSettings {
+    /// `WEBHOOK_ALLOW_PRIVATE`: webhook and push targets may be `http://` and loopback or
+    /// private addresses (tests, local use; notify says so at start). Off by default.
+    pub allow_private: bool,
+    /// `WEBHOOK_TIMEOUT`: the longest one webhook or push request may take, connecting
+    /// included.
+    pub timeout: Duration,
+    /// `VAPID_PRIVATE_KEY` and `VAPID_SUBJECT`: Web Push is on when both are set.
+    pub vapid: Option<VapidSettings>,
+    /// `PUSH_TTL`: how long a push service keeps a message for a browser that is offline
+    /// (RFC 8030 `TTL`); a reminder later than that is no longer worth showing.
+    pub push_ttl: Duration,
+}
+
+/// The application server's VAPID key (never shown: `SecretString`) and contact.
+#[derive(Debug, Clone)]
+pub struct VapidSettings {
+    pub private_key: SecretString,
+    pub subject: String,
+}
+
+impl VapidSettings {
+    /// The signing key, checked.
+    pub fn vapid(&self) -> Result<Vapid, String> {
+        Vapid::new(self.private_key.expose_secret(), &self.subject)
+    }
+}
+
+/// `PUSH_TTL`'s longest: the four weeks push services keep a message at most.
+const MAX_PUSH_TTL: Duration = Duration::from_secs(28 * 24 * 3600);
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            timeout: Duration::from_secs(10),
+            vapid: None,
+            push_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl ChannelSettings {
+    /// Reads `WEBHOOK_ALLOW_PRIVATE`, `WEBHOOK_TIMEOUT`, `VAPID_PRIVATE_KEY`,
+    /// `VAPID_SUBJECT` and `PUSH_TTL`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let allow_private: Flag = var_or("WEBHOOK_ALLOW_PRIVATE", Flag(defaults.allow_private))?;
+        let timeout: HumanDuration = var_or("WEBHOOK_TIMEOUT", HumanDuration(defaults.timeout))?;
+        let push_ttl: HumanDuration = var_or("PUSH_TTL", HumanDuration(defaults.push_ttl))?;
+        // Read as it is (never parsed, so no message can quote it).
+        let key = env_var("VAPID_PRIVATE_KEY").ok().filter(|k| !k.trim().is_empty());
+        let subject: Option<String> = var("VAPID_SUBJECT")?;
+        let vapid = match (key, subject) {
+            (None, None) => None,
+            (Some(key), Some(subject)) => Some(VapidSettings {
+                private_key: SecretString::from(key),
+                subject,
+            }),
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "VAPID_SUBJECT is set but VAPID_PRIVATE_KEY is not: Web Push needs both \
+                     (`notify vapid-keys` makes a key pair)"
+                        .into(),
+                ))
+            }
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "VAPID_SUBJECT is not set: Web Push needs, beside VAPID_PRIVATE_KEY, a contact \
+                     for push services (mailto:… or https://…)"
+                        .into(),
+                ))
+            }
+        };
+        let settings = Self {
+            allow_private: allow_private.0,
+            timeout: timeout.0,
+            vapid,
+            push_ttl: push_ttl.0,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.timeout.is_zero() {
+            return Err(ConfigError("WEBHOOK_TIMEOUT must be longer than 0s".into()));
+        }
+        if self.push_ttl > MAX_PUSH_TTL {
+            return Err(ConfigError(format!(
+                "PUSH_TTL={} is too long: push services keep a message 28d at most",
+                HumanDuration(self.push_ttl)
+            )));
+        }
+        if let Some(vapid) = &self.vapid {
+            vapid.vapid().map_err(ConfigError)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NotifyConfig {
     pub mailer: MailerKind,
@@ -109,6 +214,8 @@ pub struct NotifyConfig {
     pub template_dir: Option<PathBuf>,
     /// The SMTP relay; required when `mailer` is [`MailerKind::Smtp`].
     pub smtp: Option<SmtpSettings>,
+    /// Webhooks and Web Push.
+    pub channels: ChannelSettings,
 }
 
 impl NotifyConfig {
@@ -132,6 +239,7 @@ impl NotifyConfig {
             app_url: var_or("APP_URL", "http://localhost:3000".to_owned())?,
             template_dir: var("MAIL_TEMPLATE_DIR")?,
             smtp,
+            channels: ChannelSettings::from_env()?,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -182,6 +290,17 @@ impl NotifyConfig {
             }
             _ => {}
         }
+        self.channels.validate()?;
+        // A webhook or push request may take WEBHOOK_TIMEOUT; its claim must outlive it with
+        // room to record the outcome, or a redelivery could send again.
+        if self.channels.timeout * 2 >= self.delivery_lease.0 {
+            return Err(ConfigError(format!(
+                "WEBHOOK_TIMEOUT={} is too long for DELIVERY_LEASE={}: the lease must be longer than \
+                 twice the timeout",
+                HumanDuration(self.channels.timeout),
+                self.delivery_lease
+            )));
+        }
         Ok(())
     }
 
@@ -195,6 +314,7 @@ impl NotifyConfig {
             app_url: "http://localhost:3000".into(),
             template_dir: None,
             smtp: None,
+            channels: ChannelSettings::default(),
         }
     }
 

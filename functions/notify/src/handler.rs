@@ -1,28 +1,45 @@
-//! The notify logic: one reminder event in, at most one e-mail out.
+//! The notify logic: one reminder event in, each of its deliveries made at most once.
 //!
-//! A batch of events of distinct reminders (HTTP hands over one, the consumer what a
-//! partition has queued) goes through named steps, each given only the events still
-//! without an answer:
+//! A reminder is delivered on each channel it names: e-mail to its user, and each active
+//! endpoint of the user on the other channels ([`crate::plan`]). Each delivery is claimed,
+//! sent and recorded on its own, so one channel that fails neither holds back nor repeats
+//! another. A batch of events of distinct reminders (HTTP hands over one, the consumer what a
+//! partition has queued) goes through named steps, each given only what is still without an
+//! answer:
 //!
-//! 1. [`Notify::read`]: the reminders with their tasks and recipients, in one statement;
-//! 2. [`decide`] (pure): skip, stale (the reminder was moved), or send;
+//! 1. [`Notify::read`]: the reminders with their tasks, recipients and endpoints, in one
+//!    statement;
+//! 2. [`decide`] (pure): skip, stale (the reminder was moved), or send; then
+//!    [`crate::plan::plan`] (pure): the deliveries it asks for;
 //! 3. [`Notify::claim`]: the deliveries, new ones in one statement; a claim somebody else
 //!    holds waits for it, takes an expired lease over, or answers duplicate;
-//! 4. [`Notify::send`]: compose each mail and send them together;
+//! 4. [`Notify::send`]: compose each mail and send them together, the webhooks and pushes
+//!    beside them;
 //! 5. [`Notify::record`]: every outcome in one statement; a transient failure gives its
-//!    claim back so that the retry can take it at once.
+//!    claim back (held until the receiver's `Retry-After`), a push subscription that is gone
+//!    is deactivated;
+//! 6. [`answer`] (pure): one answer per event from its deliveries' ends.
 
+use crate::channels::guard::{redacted, Guard};
+use crate::channels::webhook::Webhooks;
+use crate::channels::webpush::WebPush;
+use crate::channels::{Notice, SendError};
 use crate::config::NotifyConfig;
 use crate::mail::{message_id, Composer, MailError, Mailer, ReminderMail};
+use crate::plan::{plan, Target};
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
+use prometheus::{IntCounterVec, Opts};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 use todo_events_domain::time::{now, rfc3339};
 use todo_events_domain::{DeliveryId, EventKind, ReminderDue, ReminderId};
 use todo_events_host::{Answers, Event, Failure, Function, Outcome, Reply};
-use todo_events_store::notify::{Claim, Finished, NewClaim};
-use todo_events_store::{DeliveryStatus, Malformed, ReminderContext, ReminderState, Store, StoreError};
+use todo_events_store::notify::{Claim, Finished, NewClaim, Route};
+use todo_events_store::{
+    Channel, DeliveryStatus, Malformed, ReminderContext, ReminderState, Store, StoreError,
+};
 
 /// How long a delivery waits for a concurrent delivery of the same event to finish before
 /// answering "in progress" (which Knative and the consumer retry).
@@ -32,10 +49,18 @@ const WAIT_FOR_OTHER: StdDuration = StdDuration::from_secs(5);
 const RECORD_RETRY_FIRST: StdDuration = StdDuration::from_millis(100);
 const RECORD_RETRY_MAX: StdDuration = StdDuration::from_secs(2);
 
+/// Webhook and push requests of a batch in flight at once.
+const HTTP_SENDS_AT_ONCE: usize = 32;
+
 pub struct Notify {
     store: Store,
     mailer: Mailer,
     composer: Composer,
+    webhooks: Webhooks,
+    /// `None`: Web Push is off (no VAPID key).
+    webpush: Option<WebPush>,
+    guard: Guard,
+    deliveries: IntCounterVec,
     config: NotifyConfig,
 }
 
@@ -43,16 +68,60 @@ impl Notify {
     pub fn new(store: Store, config: NotifyConfig) -> Result<Self, String> {
         let mailer = Mailer::from_config(&config)?;
         let composer = Composer::from_config(&config)?;
+        let channels = &config.channels;
+        let guard = Guard {
+            allow_private: channels.allow_private,
+        };
+        if guard.allow_private {
+            tracing::warn!(
+                "WEBHOOK_ALLOW_PRIVATE=true: webhook and push targets may be http:// and loopback or \
+                 private addresses; never use this where users register endpoints"
+            );
+        }
+        let webhooks = Webhooks::new(guard, channels.timeout)?;
+        let webpush = match &channels.vapid {
+            Some(settings) => Some(WebPush::new(
+                guard,
+                channels.timeout,
+                settings.vapid()?,
+                channels.push_ttl,
+            )?),
+            None => {
+                tracing::info!("Web Push is off: VAPID_PRIVATE_KEY and VAPID_SUBJECT are not set");
+                None
+            }
+        };
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "deliveries_total",
+                "Deliveries of reminders, by channel and how they ended: sent, failed (for good), \
+                 gone (push subscription ended, deactivated), retry (transient, retried), \
+                 duplicate (done before), held (cannot be made now)",
+            )
+            .const_label("function", "notify"),
+            &["channel", "outcome"],
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Self {
             store,
             mailer,
             composer,
+            webhooks,
+            webpush,
+            guard,
+            deliveries,
             config,
         })
     }
 
     fn lease(&self) -> Duration {
         Duration::from_std(self.config.delivery_lease.0).unwrap_or(Duration::minutes(2))
+    }
+
+    fn count(&self, channel: Channel, outcome: &str) {
+        self.deliveries
+            .with_label_values(&[channel.as_str(), outcome])
+            .inc();
     }
 }
 
@@ -62,9 +131,9 @@ enum Decision<'c> {
     /// Nothing to send; why.
     Skip(String),
     /// The reminder was moved to `to`: the event is stale, or a duplicate if its own time
-    /// was mailed already.
+    /// was delivered already.
     Moved { to: DateTime<Utc> },
-    /// Claim the delivery and send this reminder.
+    /// Plan, claim and make the deliveries of this reminder.
     Send(&'c ReminderContext),
 }
 
@@ -107,47 +176,87 @@ fn skipped(due: &ReminderDue, reason: String) -> Reply {
     Reply::new(Outcome::Skipped, reason, details_of(due))
 }
 
-/// The answer to an event whose delivery somebody else holds or finished.
-fn duplicate(due: &ReminderDue, status: DeliveryStatus, detail: Option<String>) -> Reply {
-    let reason = match (status, detail) {
-        (DeliveryStatus::Failed, Some(d)) => format!("already failed for good: {d}"),
-        _ => format!("already {status}"),
-    };
-    tracing::info!(reminder_id = %due.reminder_id, "duplicate reminder event: {reason}");
-    Reply::new(Outcome::Duplicate, reason, details_of(due))
+/// An event whose deliveries are planned: its reminder, what waits, what leads nowhere.
+struct Planned<'c> {
+    ctx: &'c ReminderContext,
+    held: Option<String>,
+    notes: Vec<String>,
 }
 
-/// The answer once a mail's outcome is recorded: sent, or failed for good.
-fn mailed(due: &ReminderDue, ctx: &ReminderContext, result: &Result<String, MailError>, mid: &str) -> Reply {
-    let mut details = details_of(due);
-    match result {
-        Ok(place) => {
-            tracing::info!(
-                reminder_id = ctx.reminder_id.get(),
-                task_id = ctx.task_id.get(),
-                user_id = ctx.user_id.get(),
-                "reminder mailed: \"{}\" to user {} ({place})",
-                ctx.task_title,
-                ctx.user_id
-            );
-            details["message_id"] = json!(mid);
-            Reply::new(Outcome::Done("sent"), "the reminder e-mail was sent", details).due_at(ctx.remind_at)
-        }
-        Err(MailError::Permanent(reason) | MailError::Transient(reason)) => {
-            tracing::warn!(
-                reminder_id = ctx.reminder_id.get(),
-                "reminder could not be mailed, for good: {reason}"
-            );
-            Reply::new(Outcome::Failed, reason.clone(), details)
+/// One delivery of event `event`, planned.
+struct Delivery<'c> {
+    event: usize,
+    ctx: &'c ReminderContext,
+    route: Route,
+    target: Target,
+}
+
+/// A delivery whose claim this call holds.
+struct Claimed<'c> {
+    delivery: Delivery<'c>,
+    id: DeliveryId,
+}
+
+/// How one delivery ended in this call.
+#[derive(Debug)]
+enum Ended {
+    /// Sent now; the id the receiver knows it by (Message-ID, `webhook-id`).
+    Sent { message_id: String },
+    /// Failed for good now (recorded); why.
+    Failed(String),
+    /// The push subscription is gone (recorded failed, the endpoint deactivated); why.
+    Gone(String),
+    /// Done before, or being done by another delivery: as found.
+    Duplicate {
+        status: DeliveryStatus,
+        detail: Option<String>,
+    },
+    /// Not done; the event must come again (a transient failure, the database away).
+    Retry(Failure),
+}
+
+impl Ended {
+    fn word(&self) -> &'static str {
+        match self {
+            Ended::Sent { .. } => "sent",
+            Ended::Failed(_) => "failed",
+            Ended::Gone(_) => "gone",
+            Ended::Duplicate { .. } => "duplicate",
+            Ended::Retry(_) => "retry",
         }
     }
 }
 
-/// A delivery this call holds the claim of, for event `event`.
-struct Claimed<'c> {
-    event: usize,
-    delivery: DeliveryId,
-    ctx: &'c ReminderContext,
+/// What the channel said about a delivery.
+type Sent = Result<(), SendError>;
+
+impl From<MailError> for SendError {
+    fn from(e: MailError) -> Self {
+        match e {
+            MailError::Transient(reason) => SendError::transient(reason),
+            MailError::Permanent(reason) => SendError::Permanent(reason),
+        }
+    }
+}
+
+/// Where a delivery went, as `deliveries.recipient` keeps it (never a URL's path: Slack's
+/// and Discord's hold their secret there).
+fn recipient(d: &Delivery<'_>) -> String {
+    match &d.target {
+        Target::Email => d.ctx.email.clone(),
+        Target::Webhook(w) => redacted(&w.url),
+        Target::WebPush(s) => redacted(&s.url),
+        Target::Unusable(_) => d.route.to_string(),
+    }
+}
+
+/// The id the receiver knows a delivery by: the mail's Message-ID, else the deterministic
+/// `webhook-id` (also what a push carries in its payload's tag).
+fn delivery_message_id(d: &Delivery<'_>, notice: &Notice<'_>) -> String {
+    match d.route.endpoint {
+        None => message_id(d.ctx.reminder_id, d.ctx.remind_at),
+        Some(endpoint) => notice.delivery_id(endpoint.get()),
+    }
 }
 
 impl Notify {
@@ -161,7 +270,7 @@ impl Notify {
     }
 
     /// Step 2's one lookup: a moved reminder's event is a duplicate if its own time was
-    /// mailed already, else stale (skipped).
+    /// delivered already (on any channel), else stale (skipped).
     async fn moved(&self, due: &ReminderDue, to: DateTime<Utc>) -> Result<Reply, Failure> {
         let earlier = self.store.deliveries_of(due.reminder_id).await?;
         if earlier
@@ -180,56 +289,76 @@ impl Notify {
         ))
     }
 
-    /// Step 3: claims the deliveries of `wanted`, new ones in one statement, the others one
-    /// by one ([`Notify::claim_held`]). Events whose delivery is not ours are answered.
+    /// Step 3: claims `wanted`, new claims in one statement, the others one by one
+    /// ([`Notify::claim_held`]). A delivery whose claim is not ours ends here.
     async fn claim<'c>(
         &self,
         events: &[Event<ReminderDue>],
-        wanted: Vec<(usize, &'c ReminderContext)>,
-        answers: &mut Answers,
+        wanted: Vec<Delivery<'c>>,
+        ended: &mut [Vec<(Route, Ended)>],
     ) -> Vec<Claimed<'c>> {
-        let new: Vec<NewClaim<'_>> = wanted.iter().map(|&(i, _)| new_claim(&events[i])).collect();
-        let fresh: HashMap<ReminderId, DeliveryId> =
+        let claim_of = |d: &Delivery<'_>| NewClaim {
+            reminder_id: d.ctx.reminder_id,
+            remind_at: d.ctx.remind_at,
+            route: d.route,
+            event_id: &events[d.event].0,
+        };
+        let new: Vec<NewClaim<'_>> = wanted.iter().map(claim_of).collect();
+        let fresh: HashMap<(ReminderId, Route), DeliveryId> =
             match self.store.claim_new_deliveries(&new, now(), self.lease()).await {
                 Ok(claimed) => claimed.into_iter().collect(),
                 Err(e) => {
                     let failure = Failure::from(e);
-                    wanted
-                        .iter()
-                        .for_each(|&(i, _)| answers.set(i, Err(failure.clone())));
+                    for d in wanted {
+                        ended[d.event].push((d.route, Ended::Retry(failure.clone())));
+                    }
                     return Vec::new();
                 }
             };
         let mut claimed = Vec::with_capacity(wanted.len());
-        for (event, ctx) in wanted {
-            let due = &events[event].1;
-            let claim = match fresh.get(&due.reminder_id) {
+        for d in wanted {
+            let claim = match fresh.get(&(d.ctx.reminder_id, d.route)) {
                 Some(&delivery_id) => Ok(Claim::Claimed {
                     delivery_id,
                     attempt: 1,
                 }),
-                None => self.claim_held(&new_claim(&events[event])).await,
+                None => self.claim_held(&claim_of(&d)).await,
             };
             match claim {
                 Ok(Claim::Claimed { delivery_id, .. }) => claimed.push(Claimed {
-                    event,
-                    delivery: delivery_id,
-                    ctx,
+                    delivery: d,
+                    id: delivery_id,
                 }),
-                Ok(Claim::Taken { status, detail }) => answers.set(event, Ok(duplicate(due, status, detail))),
-                Err(failure) => answers.set(event, Err(failure)),
+                Ok(Claim::Taken { status, detail, .. }) => {
+                    ended[d.event].push((d.route, Ended::Duplicate { status, detail }))
+                }
+                Err(failure) => ended[d.event].push((d.route, Ended::Retry(failure))),
             }
         }
         claimed
     }
 
     /// A delivery claimed before: waits briefly while another delivery of the same event
-    /// holds it, takes it over once its lease ran out, or reports how it ended.
+    /// holds it, takes it over once its lease ran out, or reports how it ended. A claim
+    /// given back after a transient failure with a later `Retry-After` is not waited for:
+    /// the event is answered "unavailable" at once.
     async fn claim_held(&self, claim: &NewClaim<'_>) -> Result<Claim, Failure> {
         let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER;
         loop {
             let found = self.store.claim_delivery(claim, now(), self.lease()).await?;
             match found {
+                Claim::Taken {
+                    status: DeliveryStatus::Sending,
+                    detail: Some(reason),
+                    lease_until,
+                } if lease_until - now() > Duration::from_std(WAIT_FOR_OTHER).unwrap_or_default() => {
+                    return Err(Failure::unavailable(format!(
+                        "the {} of reminder {} waits until {} (the receiver asked): {reason}",
+                        claim.route,
+                        claim.reminder_id,
+                        rfc3339(lease_until)
+                    )))
+                }
                 Claim::Taken {
                     status: DeliveryStatus::Sending,
                     ..
@@ -250,25 +379,79 @@ impl Notify {
         }
     }
 
-    /// Step 4: composes each claimed reminder and sends them together.
-    async fn send<'c>(&self, claimed: Vec<Claimed<'c>>) -> Vec<(Claimed<'c>, Result<String, MailError>)> {
+    /// The notice a reminder becomes on channels beside e-mail.
+    fn notice<'c>(&self, ctx: &'c ReminderContext) -> Notice<'c> {
+        Notice {
+            reminder_id: ctx.reminder_id,
+            task_id: ctx.task_id,
+            user_id: ctx.user_id,
+            remind_at: ctx.remind_at,
+            task_title: &ctx.task_title,
+            task_due_at: ctx.task_due_at,
+            timezone: &ctx.timezone,
+            task_url: format!(
+                "{}/tasks/{}",
+                self.config.app_url.trim_end_matches('/'),
+                ctx.task_id
+            ),
+        }
+    }
+
+    /// Step 4: composes each claimed e-mail and sends them together; the webhooks and pushes
+    /// go out beside them, [`HTTP_SENDS_AT_ONCE`] at a time.
+    async fn send<'c>(&self, claimed: Vec<Claimed<'c>>) -> Vec<(Claimed<'c>, Sent)> {
         let mut done = Vec::with_capacity(claimed.len());
-        let (mut messages, mut sending) = (Vec::new(), Vec::new());
+        let (mut messages, mut mails, mut http) = (Vec::new(), Vec::new(), Vec::new());
         for c in claimed {
-            match self.compose(c.ctx) {
-                Ok(message) => {
-                    messages.push(message);
-                    sending.push(c);
+            match &c.delivery.target {
+                Target::Email => match self.compose(c.delivery.ctx) {
+                    Ok(message) => {
+                        messages.push(message);
+                        mails.push(c);
+                    }
+                    Err(e) => done.push((c, Err(e.into()))),
+                },
+                Target::Unusable(why) => {
+                    let why = SendError::Permanent(why.clone());
+                    done.push((c, Err(why)));
                 }
-                Err(e) => done.push((c, Err(e))),
+                Target::Webhook(_) | Target::WebPush(_) => http.push(c),
             }
         }
-        let results = self.mailer.send_all(messages).await;
-        done.extend(sending.into_iter().zip(results));
+        let stamp = now().timestamp();
+        let count = http.len();
+        let requests: Vec<_> = http.into_iter().map(|c| self.request(c, stamp)).collect();
+        let requests = async move {
+            let mut stream = futures::stream::iter(requests).buffer_unordered(HTTP_SENDS_AT_ONCE);
+            let mut requested = Vec::with_capacity(count);
+            while let Some(one) = stream.next().await {
+                requested.push(one);
+            }
+            requested
+        };
+        let (mailed, requested) = tokio::join!(self.mailer.send_all(messages), requests);
+        done.extend(
+            mails
+                .into_iter()
+                .zip(mailed)
+                .map(|(c, r)| (c, r.map(|_| ()).map_err(SendError::from))),
+        );
+        done.extend(requested);
         done
     }
 
-    /// Composes the reminder of `ctx`.
+    /// Sends one webhook or push (`stamp`: the time of sending, in seconds).
+    async fn request<'c>(&self, c: Claimed<'c>, stamp: i64) -> (Claimed<'c>, Sent) {
+        let notice = self.notice(c.delivery.ctx);
+        let sent = match (&c.delivery.target, &self.webpush) {
+            (Target::Webhook(endpoint), _) => self.webhooks.send(endpoint, &notice, stamp).await,
+            (Target::WebPush(subscription), Some(push)) => push.send(subscription, &notice, stamp).await,
+            _ => Err(SendError::Permanent("no sender for this channel".into())),
+        };
+        (c, sent)
+    }
+
+    /// Composes the reminder e-mail of `ctx`.
     fn compose(&self, ctx: &ReminderContext) -> Result<lettre::Message, MailError> {
         self.composer.build(&ReminderMail {
             to_email: &ctx.email,
@@ -283,65 +466,100 @@ impl Notify {
         })
     }
 
-    /// Step 5: records what was sent or failed for good, in one statement, and answers
-    /// those events; a transient failure gives its claim back and is answered "unavailable".
+    /// Step 5: records what was sent or failed for good, in one statement; a transient
+    /// failure gives its claim back (takeable from the receiver's `Retry-After`, else at
+    /// once); a subscription that is gone is recorded failed and deactivated.
     async fn record(
         &self,
-        events: &[Event<ReminderDue>],
-        sent: Vec<(Claimed<'_>, Result<String, MailError>)>,
+        sent: Vec<(Claimed<'_>, Sent)>,
         claims_expire: tokio::time::Instant,
-        answers: &mut Answers,
+        ended: &mut [Vec<(Route, Ended)>],
     ) {
-        let message_ids: Vec<String> = sent
+        // The texts the records borrow.
+        let texts: Vec<(String, String)> = sent
             .iter()
-            .map(|(c, _)| message_id(c.ctx.reminder_id, c.ctx.remind_at))
+            .map(|(c, _)| {
+                let notice = self.notice(c.delivery.ctx);
+                (recipient(&c.delivery), delivery_message_id(&c.delivery, &notice))
+            })
             .collect();
-        let (mut finished, mut recorded) = (Vec::new(), Vec::new());
-        for ((c, result), mid) in sent.iter().zip(&message_ids) {
-            let recipient = c.ctx.email.as_str();
-            match result {
-                Ok(_) => finished.push((
-                    c.delivery,
+        let (mut finished, mut recorded, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+        for ((c, result), (recipient, mid)) in sent.iter().zip(&texts) {
+            let d = &c.delivery;
+            let (outcome, end) = match result {
+                Ok(()) => (
                     Finished::Sent {
                         recipient,
                         message_id: mid,
                     },
-                )),
-                Err(MailError::Permanent(detail)) => {
-                    finished.push((c.delivery, Finished::Failed { recipient, detail }))
+                    Ended::Sent {
+                        message_id: mid.clone(),
+                    },
+                ),
+                Err(SendError::Permanent(detail)) => (
+                    Finished::Failed { recipient, detail },
+                    Ended::Failed(detail.clone()),
+                ),
+                Err(SendError::Gone(detail)) => {
+                    gone.push((d.route, detail.as_str()));
+                    (
+                        Finished::Failed { recipient, detail },
+                        Ended::Gone(format!("{detail} (the endpoint was deactivated)")),
+                    )
                 }
-                Err(MailError::Transient(reason)) => {
-                    self.release(c.delivery, reason).await;
-                    answers.set(c.event, Err(Failure::unavailable(reason.clone())));
+                Err(SendError::Transient { reason, retry_after }) => {
+                    let wait = retry_after.and_then(|w| Duration::from_std(w).ok());
+                    self.release(c.id, reason, now() + wait.unwrap_or_default()).await;
+                    let said = match (d.route.channel, wait) {
+                        (Channel::Email, _) => reason.clone(),
+                        (_, Some(_)) => format!("{}: {reason} (retry after {retry_after:?})", d.route),
+                        (_, None) => format!("{}: {reason}", d.route),
+                    };
+                    ended[d.event].push((d.route, Ended::Retry(Failure::unavailable(said))));
                     continue;
                 }
-            }
-            recorded.push((c, result, mid));
+            };
+            finished.push((c.id, outcome));
+            recorded.push((d.event, d.route, end));
         }
         match self.store_outcomes(&finished, claims_expire).await {
-            Ok(()) => recorded.into_iter().for_each(|(c, result, mid)| {
-                answers.set(c.event, Ok(mailed(&events[c.event].1, c.ctx, result, mid)))
-            }),
+            Ok(()) => {
+                for (event, route, end) in recorded {
+                    ended[event].push((route, end));
+                }
+                for (route, detail) in gone {
+                    self.deactivate(route, detail).await;
+                }
+            }
             Err(e) => {
                 let failure = Failure::from(e);
-                recorded
-                    .into_iter()
-                    .for_each(|(c, _, _)| answers.set(c.event, Err(failure.clone())));
+                for (event, route, _) in recorded {
+                    ended[event].push((route, Ended::Retry(failure.clone())));
+                }
             }
         }
     }
 
-    /// Gives a claim back after a transient failure, so the retry can take it at once.
-    async fn release(&self, delivery: DeliveryId, reason: &str) {
-        if let Err(e) = self.store.release_delivery(delivery, reason, now()).await {
+    /// Gives a claim back after a transient failure: takeable again from `until`.
+    async fn release(&self, delivery: DeliveryId, reason: &str, until: DateTime<Utc>) {
+        if let Err(e) = self.store.release_delivery(delivery, reason, until).await {
             tracing::warn!("could not release delivery {delivery}: {e}");
         }
     }
 
-    /// Stores the outcomes of e-mails that went out. Until they are stored, a redelivery
-    /// would send them again once their claims' lease has run out; so a database that is
-    /// briefly away (a restart, a dropped connection) is waited out while the claims are
-    /// still ours.
+    /// Deactivates the endpoint of a subscription that is gone.
+    async fn deactivate(&self, route: Route, detail: &str) {
+        let Some(endpoint) = route.endpoint else { return };
+        tracing::info!(endpoint_id = endpoint.get(), "deactivating {route}: {detail}");
+        if let Err(e) = self.store.deactivate_endpoint(endpoint, detail, now()).await {
+            tracing::warn!("could not deactivate {route}: {e}");
+        }
+    }
+
+    /// Stores the outcomes of deliveries that were made. Until they are stored, a
+    /// redelivery would make them again once their claims' lease has run out; so a
+    /// database that is briefly away (a restart, a dropped connection) is waited out while
+    /// the claims are still ours.
     async fn store_outcomes(
         &self,
         finished: &[(DeliveryId, Finished<'_>)],
@@ -352,7 +570,7 @@ impl Notify {
             match self.store.finish_deliveries(finished, now()).await {
                 Err(e) if e.is_transient() && tokio::time::Instant::now() + pause < claims_expire => {
                     tracing::warn!(
-                        "the outcome of {} e-mail(s) is not recorded yet, retrying in {pause:?}: {e}",
+                        "the outcome of {} deliveries is not recorded yet, retrying in {pause:?}: {e}",
                         finished.len()
                     );
                     tokio::time::sleep(pause).await;
@@ -362,15 +580,142 @@ impl Notify {
             }
         }
     }
+
+    /// Repairs a reminder whose deliveries are all finished but whose state is not (see
+    /// `Store::settle_reminder`): found when a redelivery finds every delivery done.
+    async fn settle(&self, ctx: &ReminderContext) {
+        if matches!(ctx.state, ReminderState::Sent | ReminderState::Failed) {
+            return;
+        }
+        match self
+            .store
+            .settle_reminder(ctx.reminder_id, ctx.remind_at, now())
+            .await
+        {
+            Ok(true) => tracing::info!(
+                reminder_id = ctx.reminder_id.get(),
+                "every delivery was finished: the reminder's state is set"
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("could not settle reminder {}: {e}", ctx.reminder_id),
+        }
+    }
 }
 
-fn new_claim(event: &Event<ReminderDue>) -> NewClaim<'_> {
-    let (event_id, due) = event;
-    NewClaim {
-        reminder_id: due.reminder_id,
-        remind_at: due.remind_at,
-        event_id,
+/// Step 6 (pure): the answer to event `due` from how each of its deliveries ended. Any
+/// delivery still to be made (`Retry`, or `held`) makes the event come again, after the
+/// others are recorded (they answer "duplicate" then). Else: `sent` when a delivery was made
+/// now, `failed` when none was and one failed for good now, `duplicate` when all were done
+/// before.
+fn answer(
+    due: &ReminderDue,
+    ctx: &ReminderContext,
+    ended: Vec<(Route, Ended)>,
+    held: Option<String>,
+    notes: &[String],
+) -> Result<Reply, Failure> {
+    let mut details = details_of(due);
+    details["deliveries"] = ended
+        .iter()
+        .map(|(route, end)| {
+            let mut d = json!({
+                "channel": route.channel.as_str(),
+                "endpoint_id": route.endpoint,
+                "outcome": end.word(),
+            });
+            match end {
+                Ended::Sent { message_id } => d["message_id"] = json!(message_id),
+                Ended::Failed(why) | Ended::Gone(why) => d["detail"] = json!(why),
+                Ended::Duplicate { status, detail } => {
+                    d["status"] = json!(status.as_str());
+                    d["detail"] = json!(detail);
+                }
+                Ended::Retry(failure) => d["detail"] = json!(failure.to_string()),
+            }
+            d
+        })
+        .collect();
+    if !notes.is_empty() {
+        details["notes"] = json!(notes);
     }
+    let failures: Vec<&Failure> = ended
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Ended::Retry(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    if let Some(first) = failures.first() {
+        return Err((*first).clone());
+    }
+    if let Some(held) = held {
+        return Err(Failure::unavailable(held));
+    }
+    let only_email = ended.len() == 1 && ended[0].0 == Route::EMAIL;
+    let sent: Vec<String> = ended
+        .iter()
+        .filter(|(_, e)| matches!(e, Ended::Sent { .. }))
+        .map(|(r, _)| r.to_string())
+        .collect();
+    let failed: Vec<String> = ended
+        .iter()
+        .filter_map(|(r, e)| match e {
+            Ended::Failed(why) | Ended::Gone(why) => Some(format!("{r}: {why}")),
+            _ => None,
+        })
+        .collect();
+    if let Some((_, Ended::Sent { message_id })) = ended.iter().find(|(r, _)| *r == Route::EMAIL) {
+        details["message_id"] = json!(message_id);
+    }
+    if !sent.is_empty() {
+        tracing::info!(
+            reminder_id = ctx.reminder_id.get(),
+            task_id = ctx.task_id.get(),
+            user_id = ctx.user_id.get(),
+            "reminder delivered: \"{}\" to user {} by {}",
+            ctx.task_title,
+            ctx.user_id,
+            sent.join(", ")
+        );
+        let mut reason = if only_email {
+            "the reminder e-mail was sent".to_owned()
+        } else {
+            format!("the reminder was sent by {}", sent.join(", "))
+        };
+        if !failed.is_empty() {
+            reason += &format!("; failed for good: {}", failed.join("; "));
+        }
+        return Ok(Reply::new(Outcome::Done("sent"), reason, details).due_at(ctx.remind_at));
+    }
+    if !failed.is_empty() {
+        let reason = match (&ended[..], only_email) {
+            ([(_, Ended::Failed(why) | Ended::Gone(why))], true) => why.clone(),
+            _ => format!("failed for good: {}", failed.join("; ")),
+        };
+        tracing::warn!(
+            reminder_id = ctx.reminder_id.get(),
+            "reminder could not be delivered, for good: {reason}"
+        );
+        return Ok(Reply::new(Outcome::Failed, reason, details));
+    }
+    let reason = match &ended[..] {
+        [(_, Ended::Duplicate { status, detail })] => match (status, detail) {
+            (DeliveryStatus::Failed, Some(d)) => format!("already failed for good: {d}"),
+            _ => format!("already {status}"),
+        },
+        _ => {
+            let each: Vec<String> = ended
+                .iter()
+                .filter_map(|(r, e)| match e {
+                    Ended::Duplicate { status, .. } => Some(format!("{r} {status}")),
+                    _ => None,
+                })
+                .collect();
+            format!("already done: {}", each.join(", "))
+        }
+    };
+    tracing::info!(reminder_id = %due.reminder_id, "duplicate reminder event: {reason}");
+    Ok(Reply::new(Outcome::Duplicate, reason, details))
 }
 
 impl Function for Notify {
@@ -388,7 +733,11 @@ impl Function for Notify {
         &self.store
     }
 
-    /// Read → decide → claim → send → record (see the module docs).
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![Box::new(self.deliveries.clone())]
+    }
+
+    /// Read → decide and plan → claim → send → record → answer (see the module docs).
     async fn handle_distinct(&self, events: &[Event<ReminderDue>]) -> Vec<Result<Reply, Failure>> {
         let contexts = match self.read(events).await {
             Ok(contexts) => contexts,
@@ -396,18 +745,64 @@ impl Function for Notify {
         };
         let mut answers = Answers::new(events.len());
         let mut wanted = Vec::new();
+        let mut planned: Vec<Option<Planned<'_>>> = (0..events.len()).map(|_| None).collect();
         for (i, (_, due)) in events.iter().enumerate() {
             match decide(due, contexts.get(&due.reminder_id)) {
-                Decision::Send(ctx) => wanted.push((i, ctx)),
+                Decision::Send(ctx) => {
+                    let p = plan(ctx, &self.guard, self.webpush.is_some());
+                    for note in &p.notes {
+                        tracing::warn!(reminder_id = %due.reminder_id, "{note}");
+                    }
+                    if p.deliveries.is_empty() && p.held.is_none() {
+                        let reason = match p.notes.is_empty() {
+                            true => "the reminder names no channel".to_owned(),
+                            false => p.notes.join("; "),
+                        };
+                        answers.set(i, Ok(skipped(due, format!("nothing to deliver: {reason}"))));
+                        continue;
+                    }
+                    if p.held.is_some() {
+                        self.count(Channel::WebPush, "held");
+                    }
+                    wanted.extend(p.deliveries.into_iter().map(|(route, target)| Delivery {
+                        event: i,
+                        ctx,
+                        route,
+                        target,
+                    }));
+                    planned[i] = Some(Planned {
+                        ctx,
+                        held: p.held,
+                        notes: p.notes,
+                    });
+                }
                 Decision::Skip(reason) => answers.set(i, Ok(skipped(due, reason))),
                 Decision::Moved { to } => answers.set(i, self.moved(due, to).await),
             }
         }
         // The claims are ours until their lease runs out, counted from here.
         let claims_expire = tokio::time::Instant::now() + self.config.delivery_lease.0;
-        let claimed = self.claim(events, wanted, &mut answers).await;
+        let mut ended: Vec<Vec<(Route, Ended)>> = (0..events.len()).map(|_| Vec::new()).collect();
+        let claimed = self.claim(events, wanted, &mut ended).await;
         let sent = self.send(claimed).await;
-        self.record(events, sent, claims_expire, &mut answers).await;
+        self.record(sent, claims_expire, &mut ended).await;
+        for (i, plan) in planned.into_iter().enumerate() {
+            let Some(Planned { ctx, held, notes }) = plan else {
+                continue;
+            };
+            let mut ends = std::mem::take(&mut ended[i]);
+            ends.sort_by_key(|(route, _)| *route);
+            for (route, end) in &ends {
+                self.count(route.channel, end.word());
+            }
+            let all_done_before = !ends.is_empty()
+                && held.is_none()
+                && ends.iter().all(|(_, e)| matches!(e, Ended::Duplicate { status, .. } if *status != DeliveryStatus::Sending));
+            if all_done_before {
+                self.settle(ctx).await;
+            }
+            answers.set(i, answer(&events[i].1, ctx, ends, held, &notes));
+        }
         answers.finish()
     }
 }
@@ -445,6 +840,8 @@ mod tests {
             email: "ada@example.test".into(),
             display_name: "Ada".into(),
             timezone: "Europe/Berlin".into(),
+            channels: todo_events_store::Channels::email_only(),
+            endpoints: Vec::new(),
         }
     }
 

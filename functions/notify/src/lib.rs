@@ -1,18 +1,21 @@
-//! notify: receives `dev.todo.reminder.due` and sends the reminder e-mail, once.
+//! notify: receives `dev.todo.reminder.due` and delivers the reminder on each channel it
+//! names (e-mail, webhooks, Web Push), each delivery once.
 //!
-//! - [`handler`] — the logic (look the recipient up, skip what is no longer relevant, claim the
-//!   delivery, send, record the outcome).
+//! - [`handler`] — the logic (look the recipient up, skip what is no longer relevant, claim each
+//!   delivery, send, record the outcomes).
+//! - `plan` — which deliveries a reminder asks for (pure).
 //! - [`mail`] — the message (text + HTML templates in the recipient's time zone) and the mailers
 //!   (`smtp`, `file`, `stdout`); see `docs/EMAIL.md`.
 //! - [`config`] — settings from the environment.
 //! - [`channels`] — the channels beside e-mail: webhooks (Standard Webhooks signatures), Web
-//!   Push (RFC 8291 encryption, RFC 8292 VAPID) and the guard on user-given targets. Not yet
-//!   wired into the handler (issue "channels": endpoints table, claims per endpoint, config).
+//!   Push (RFC 8291 encryption, RFC 8292 VAPID) and the guard on user-given targets; see
+//!   `docs/CHANNELS.md`.
 
 pub mod channels;
 pub mod config;
 pub mod handler;
 pub mod mail;
+pub(crate) mod plan;
 
 pub use config::NotifyConfig;
 pub use handler::Notify;

@@ -1,14 +1,15 @@
-//! `notify`: with no subcommand, the HTTP function on `PORT`; built with the `kafka` feature
-//! (as the Dockerfile builds it) also `notify consume`, the direct Kafka consumer, and
-//! `notify replay-dead-letters`.
+//! `notify`: with no subcommand, the HTTP function on `PORT`; `notify vapid-keys` prints a
+//! new Web Push key pair; built with the `kafka` feature (as the Dockerfile builds it) also
+//! `notify consume`, the direct Kafka consumer, and `notify replay-dead-letters`.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use todo_events_host::startup::exit_status;
 #[cfg(feature = "kafka")]
 use todo_events_kafka::cli::FunctionCommand;
 
-/// Sends reminder e-mails for `dev.todo.reminder.due` events, once.
+/// Delivers reminders for `dev.todo.reminder.due` events (e-mail, webhooks, Web Push), each
+/// delivery once.
 #[derive(Parser)]
 #[command(version, about)]
 #[cfg_attr(
@@ -19,9 +20,18 @@ use todo_events_kafka::cli::FunctionCommand;
     )
 )]
 struct Cli {
-    #[cfg(feature = "kafka")]
     #[command(subcommand)]
-    command: Option<FunctionCommand>,
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a new VAPID key pair for Web Push: VAPID_PRIVATE_KEY for notify's Secret, and the
+    /// public key the frontend passes to pushManager.subscribe as applicationServerKey
+    VapidKeys,
+    #[cfg(feature = "kafka")]
+    #[command(flatten)]
+    Kafka(FunctionCommand),
 }
 
 fn build(store: todo_events_store::Store) -> anyhow::Result<notify::Notify> {
@@ -31,17 +41,25 @@ fn build(store: todo_events_store::Store) -> anyhow::Result<notify::Notify> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _telemetry = todo_events_host::telemetry::init("notify");
     let cli = Cli::parse();
-    #[cfg(feature = "kafka")]
-    if let Some(command) = cli.command {
-        return exit_status(
-            "notify",
-            todo_events_kafka::cli::run_kafka_subcommand(command, build).await,
-        );
+    match cli.command {
+        Some(Command::VapidKeys) => {
+            let (private, public) = notify::channels::webpush::Vapid::generate();
+            println!("VAPID_PRIVATE_KEY={private}");
+            println!("VAPID_PUBLIC_KEY={public}");
+            return ExitCode::SUCCESS;
+        }
+        #[cfg(feature = "kafka")]
+        Some(Command::Kafka(command)) => {
+            let _telemetry = todo_events_host::telemetry::init("notify");
+            return exit_status(
+                "notify",
+                todo_events_kafka::cli::run_kafka_subcommand(command, build).await,
+            );
+        }
+        None => {}
     }
-    #[cfg(not(feature = "kafka"))]
-    let Cli {} = cli;
+    let _telemetry = todo_events_host::telemetry::init("notify");
     exit_status(
         "notify",
         todo_events_host::function_binary::serve_http(build).await,

@@ -1,18 +1,25 @@
 //! notify's statements on PostgreSQL. A batch is one statement over bound arrays
 //! (`UNNEST`), so a hundred events cost about what one does.
 
-use crate::notify::{read, Claim, Finished, NewClaim};
+use crate::notify::{read, Claim, Claimed, Finished, NewClaim};
 use crate::rows::{typed, DeliveryRaw, ReminderContextRaw};
 use crate::{DeliveryRow, Malformed, ReminderContext, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use todo_events_domain::{DeliveryId, ReminderId};
+use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
 
-/// The reminders of a batch with their task and user (one statement).
+/// The reminders of a batch with their task and user, and the user's active endpoints as a
+/// JSON array when the reminder names a channel beside e-mail (one statement).
 pub const REMINDER_CONTEXTS: &str =
     "SELECT r.id AS reminder_id, r.task_id, r.user_id, r.remind_at, r.state, \
      t.title AS task_title, t.description AS task_description, t.status AS task_status, \
-     t.due_at AS task_due_at, u.email, u.display_name, u.timezone \
+     t.due_at AS task_due_at, u.email, u.display_name, u.timezone, r.channels, \
+     CASE WHEN r.channels <> 'email' THEN \
+       (SELECT COALESCE(json_agg(json_build_object('id', e.id, 'channel', e.channel, \
+          'target', e.target, 'format', e.format, 'secret', e.secret, 'p256dh', e.p256dh, \
+          'auth', e.auth) ORDER BY e.id), '[]')::text \
+        FROM channel_endpoints e WHERE e.user_id = r.user_id AND e.active) \
+     END AS endpoints \
      FROM reminders r JOIN tasks t ON t.id = r.task_id JOIN users u ON u.id = r.user_id \
      WHERE r.id = ANY($1)";
 
@@ -30,10 +37,13 @@ pub(crate) async fn reminder_contexts(
 
 /// Claims the deliveries nobody has claimed yet (one statement).
 pub const CLAIM_NEW_DELIVERIES: &str = "INSERT INTO deliveries \
-     (reminder_id, remind_at, channel, event_id, status, attempts, claimed_at, lease_until) \
-     SELECT r, a, 'email', e, 'sending', 1, $4, $5 \
-     FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[]) AS v(r, a, e) \
-     ON CONFLICT (reminder_id, remind_at, channel) DO NOTHING RETURNING reminder_id, id";
+     (reminder_id, remind_at, channel, endpoint_id, event_id, status, attempts, claimed_at, \
+      lease_until) \
+     SELECT r, a, c, p, e, 'sending', 1, $6, $7 \
+     FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], $4::bigint[], $5::text[]) \
+       AS v(r, a, c, p, e) \
+     ON CONFLICT (reminder_id, remind_at, channel, endpoint_id) DO NOTHING \
+     RETURNING reminder_id, channel, endpoint_id, id";
 
 /// Claims the deliveries nobody has claimed yet, in one statement.
 pub(crate) async fn claim_new_deliveries(
@@ -41,10 +51,17 @@ pub(crate) async fn claim_new_deliveries(
     claims: &[NewClaim<'_>],
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<Vec<(ReminderId, DeliveryId)>, StoreError> {
+) -> Result<Vec<Claimed>, StoreError> {
     let rows = sqlx::query_as(CLAIM_NEW_DELIVERIES)
         .bind(claims.iter().map(|c| c.reminder_id.get()).collect::<Vec<_>>())
         .bind(claims.iter().map(|c| c.remind_at).collect::<Vec<_>>())
+        .bind(
+            claims
+                .iter()
+                .map(|c| c.route.channel.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(claims.iter().map(|c| c.route.endpoint_id()).collect::<Vec<_>>())
         .bind(claims.iter().map(|c| c.event_id).collect::<Vec<_>>())
         .bind(now)
         .bind(until)
@@ -62,19 +79,23 @@ pub(crate) async fn claim_delivery(
     until: DateTime<Utc>,
 ) -> Result<Claim, StoreError> {
     const INSERT: &str = "INSERT INTO deliveries \
-         (reminder_id, remind_at, channel, event_id, status, attempts, claimed_at, lease_until) \
-         VALUES ($1, $2, 'email', $3, 'sending', 1, $4, $5) \
-         ON CONFLICT (reminder_id, remind_at, channel) DO NOTHING RETURNING id, attempts";
-    const TAKE_OVER: &str = "UPDATE deliveries SET attempts = attempts + 1, event_id = $3, \
-         claimed_at = $4, lease_until = $5 \
-         WHERE reminder_id = $1 AND remind_at = $2 AND channel = 'email' \
-         AND status = 'sending' AND lease_until <= $4 RETURNING id, attempts";
-    const CURRENT: &str = "SELECT status, detail FROM deliveries \
-         WHERE reminder_id = $1 AND remind_at = $2 AND channel = 'email'";
+         (reminder_id, remind_at, channel, endpoint_id, event_id, status, attempts, claimed_at, \
+          lease_until) \
+         VALUES ($1, $2, $3, $4, $5, 'sending', 1, $6, $7) \
+         ON CONFLICT (reminder_id, remind_at, channel, endpoint_id) DO NOTHING \
+         RETURNING id, attempts";
+    const TAKE_OVER: &str = "UPDATE deliveries SET attempts = attempts + 1, event_id = $5, \
+         claimed_at = $6, lease_until = $7 \
+         WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4 \
+         AND status = 'sending' AND lease_until <= $6 RETURNING id, attempts";
+    const CURRENT: &str = "SELECT status, detail, lease_until FROM deliveries \
+         WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4";
     for sql in [INSERT, TAKE_OVER] {
         let claimed: Option<(i64, i32)> = sqlx::query_as(sql)
             .bind(claim.reminder_id.get())
             .bind(claim.remind_at)
+            .bind(claim.route.channel.as_str())
+            .bind(claim.route.endpoint_id())
             .bind(claim.event_id)
             .bind(now)
             .bind(until)
@@ -87,26 +108,37 @@ pub(crate) async fn claim_delivery(
     let current = sqlx::query_as(CURRENT)
         .bind(claim.reminder_id.get())
         .bind(claim.remind_at)
+        .bind(claim.route.channel.as_str())
+        .bind(claim.route.endpoint_id())
         .fetch_one(pool)
         .await?;
     Ok(read::taken(claim.reminder_id, current)?)
 }
 
-/// Records outcomes and moves their reminders on (one statement).
+/// Records outcomes and moves the reminders whose occurrence has no delivery left `sending`
+/// to `sent` (some delivery was sent) or `failed` (one statement). Its subqueries see the
+/// deliveries as they were before it, hence `NOT IN (done)` and `o.sent`.
 pub const FINISH_DELIVERIES: &str =
     "WITH done AS (UPDATE deliveries d SET status = v.s, recipient = v.rcpt, \
          message_id = v.mid, detail = v.det, completed_at = $6 \
        FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) \
          AS v(id, s, rcpt, mid, det) \
        WHERE d.id = v.id AND d.status = 'sending' \
-       RETURNING d.reminder_id, d.remind_at, v.s) \
-     UPDATE reminders r SET state = done.s, lease_owner = NULL, lease_until = NULL, \
-       updated_at = $6 \
-     FROM done WHERE r.id = done.reminder_id AND r.remind_at = done.remind_at \
-       AND r.state <> 'cancelled'";
+       RETURNING d.id, d.reminder_id, d.remind_at, v.s), \
+     occurrence AS (SELECT reminder_id, remind_at, bool_or(s = 'sent') AS sent \
+       FROM done GROUP BY reminder_id, remind_at) \
+     UPDATE reminders r SET state = CASE WHEN o.sent OR EXISTS (SELECT 1 FROM deliveries d \
+         WHERE d.reminder_id = o.reminder_id AND d.remind_at = o.remind_at \
+         AND d.status = 'sent') THEN 'sent' ELSE 'failed' END, \
+       lease_owner = NULL, lease_until = NULL, updated_at = $6 \
+     FROM occurrence o WHERE r.id = o.reminder_id AND r.remind_at = o.remind_at \
+       AND r.state <> 'cancelled' \
+       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.reminder_id = o.reminder_id \
+         AND d.remind_at = o.remind_at AND d.status = 'sending' \
+         AND d.id NOT IN (SELECT id FROM done))";
 
-/// Records outcomes and moves their reminders to `sent` / `failed`: one statement, so
-/// atomic without a transaction of its own.
+/// Records outcomes and moves their reminders on (see [`FINISH_DELIVERIES`]): one
+/// statement, so atomic without a transaction of its own.
 pub(crate) async fn finish_deliveries(
     pool: &PgPool,
     done: &[(DeliveryId, Finished<'_>)],
@@ -134,18 +166,49 @@ pub(crate) async fn finish_deliveries(
     Ok(())
 }
 
+/// Moves one reminder occurrence whose deliveries are all finished to `sent` / `failed`.
+pub(crate) async fn settle_reminder(
+    pool: &PgPool,
+    reminder: ReminderId,
+    remind_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(crate::notify::SETTLE_REMINDER)
+        .bind(reminder.get())
+        .bind(remind_at)
+        .bind(now)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 pub(crate) async fn release_delivery(
     pool: &PgPool,
     id: DeliveryId,
     reason: &str,
+    until: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(crate::notify::RELEASE_DELIVERY)
+        .bind(id.get())
+        .bind(until)
+        .bind(reason)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn deactivate_endpoint(
+    pool: &PgPool,
+    id: EndpointId,
+    detail: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    const SQL: &str = "UPDATE deliveries SET lease_until = $2, detail = $3 \
-         WHERE id = $1 AND status = 'sending'";
+    const SQL: &str = "UPDATE channel_endpoints SET active = FALSE, deactivated_at = $2, \
+         detail = $3 WHERE id = $1 AND active";
     sqlx::query(SQL)
         .bind(id.get())
         .bind(now)
-        .bind(reason)
+        .bind(detail)
         .execute(pool)
         .await?;
     Ok(())
@@ -155,9 +218,7 @@ pub(crate) async fn deliveries_of(
     pool: &PgPool,
     reminder_id: ReminderId,
 ) -> Result<Vec<DeliveryRow>, StoreError> {
-    const SQL: &str = "SELECT id, reminder_id, remind_at, event_id, status, attempts, recipient, \
-         message_id, detail FROM deliveries WHERE reminder_id = $1 ORDER BY id";
-    let rows: Vec<DeliveryRaw> = sqlx::query_as(SQL)
+    let rows: Vec<DeliveryRaw> = sqlx::query_as(crate::notify::DELIVERIES_OF)
         .bind(reminder_id.get())
         .fetch_all(pool)
         .await?;

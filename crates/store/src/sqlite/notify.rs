@@ -1,25 +1,39 @@
 //! notify's statements on SQLite. The database is in-process, so a batch costs no round
 //! trips: its rows are written one by one in one transaction.
 
-use crate::notify::{read, Claim, Finished, NewClaim};
+use crate::notify::{
+    read, Claim, Claimed, Finished, NewClaim, DELIVERIES_OF, RELEASE_DELIVERY, SETTLE_REMINDER,
+};
 use crate::rows::{typed, DeliveryRaw, ReminderContextRaw};
 use crate::{DeliveryRow, Malformed, ReminderContext, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
-use todo_events_domain::{DeliveryId, ReminderId};
+use std::collections::BTreeSet;
+use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
 
 const INSERT_CLAIM: &str = "INSERT INTO deliveries \
-     (reminder_id, remind_at, channel, event_id, status, attempts, claimed_at, lease_until) \
-     VALUES ($1, $2, 'email', $3, 'sending', 1, $4, $5) \
-     ON CONFLICT (reminder_id, remind_at, channel) DO NOTHING RETURNING id, attempts";
+     (reminder_id, remind_at, channel, endpoint_id, event_id, status, attempts, claimed_at, \
+      lease_until) \
+     VALUES ($1, $2, $3, $4, $5, 'sending', 1, $6, $7) \
+     ON CONFLICT (reminder_id, remind_at, channel, endpoint_id) DO NOTHING \
+     RETURNING id, attempts";
 
+/// The reminders of a batch with their task and user, and the user's active endpoints as a
+/// JSON array when the reminder names a channel beside e-mail (one statement).
 pub(crate) async fn reminder_contexts(
     pool: &SqlitePool,
     ids: &[ReminderId],
 ) -> Result<Vec<Result<ReminderContext, Malformed>>, StoreError> {
     const SQL: &str = "SELECT r.id AS reminder_id, r.task_id, r.user_id, r.remind_at, r.state, \
          t.title AS task_title, t.description AS task_description, t.status AS task_status, \
-         t.due_at AS task_due_at, u.email, u.display_name, u.timezone \
+         t.due_at AS task_due_at, u.email, u.display_name, u.timezone, r.channels, \
+         CASE WHEN r.channels <> 'email' THEN \
+           (SELECT json_group_array(json_object('id', e.id, 'channel', e.channel, \
+              'target', e.target, 'format', e.format, 'secret', e.secret, 'p256dh', e.p256dh, \
+              'auth', e.auth)) \
+            FROM (SELECT * FROM channel_endpoints WHERE user_id = r.user_id AND active = 1 \
+                  ORDER BY id) e) \
+         END AS endpoints \
          FROM reminders r JOIN tasks t ON t.id = r.task_id JOIN users u ON u.id = r.user_id \
          WHERE r.id IN (SELECT value FROM json_each($1))";
     let rows: Vec<ReminderContextRaw> = sqlx::query_as(SQL)
@@ -35,19 +49,28 @@ pub(crate) async fn claim_new_deliveries(
     claims: &[NewClaim<'_>],
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<Vec<(ReminderId, DeliveryId)>, StoreError> {
+) -> Result<Vec<Claimed>, StoreError> {
     let mut tx = pool.begin().await?;
     let mut claimed = Vec::new();
     for c in claims {
         let row: Option<(i64, i32)> = sqlx::query_as(INSERT_CLAIM)
             .bind(c.reminder_id.get())
             .bind(c.remind_at)
+            .bind(c.route.channel.as_str())
+            .bind(c.route.endpoint_id())
             .bind(c.event_id)
             .bind(now)
             .bind(until)
             .fetch_optional(&mut *tx)
             .await?;
-        claimed.extend(row.map(|(id, _)| (c.reminder_id.get(), id)));
+        claimed.extend(row.map(|(id, _)| {
+            (
+                c.reminder_id.get(),
+                c.route.channel.as_str().to_owned(),
+                c.route.endpoint_id(),
+                id,
+            )
+        }));
     }
     tx.commit().await?;
     Ok(read::claimed(claimed)?)
@@ -61,16 +84,18 @@ pub(crate) async fn claim_delivery(
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Claim, StoreError> {
-    const TAKE_OVER: &str = "UPDATE deliveries SET attempts = attempts + 1, event_id = $3, \
-         claimed_at = $4, lease_until = $5 \
-         WHERE reminder_id = $1 AND remind_at = $2 AND channel = 'email' \
-         AND status = 'sending' AND lease_until <= $4 RETURNING id, attempts";
-    const CURRENT: &str = "SELECT status, detail FROM deliveries \
-         WHERE reminder_id = $1 AND remind_at = $2 AND channel = 'email'";
+    const TAKE_OVER: &str = "UPDATE deliveries SET attempts = attempts + 1, event_id = $5, \
+         claimed_at = $6, lease_until = $7 \
+         WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4 \
+         AND status = 'sending' AND lease_until <= $6 RETURNING id, attempts";
+    const CURRENT: &str = "SELECT status, detail, lease_until FROM deliveries \
+         WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4";
     for sql in [INSERT_CLAIM, TAKE_OVER] {
         let claimed: Option<(i64, i32)> = sqlx::query_as(sql)
             .bind(claim.reminder_id.get())
             .bind(claim.remind_at)
+            .bind(claim.route.channel.as_str())
+            .bind(claim.route.endpoint_id())
             .bind(claim.event_id)
             .bind(now)
             .bind(until)
@@ -83,12 +108,15 @@ pub(crate) async fn claim_delivery(
     let current = sqlx::query_as(CURRENT)
         .bind(claim.reminder_id.get())
         .bind(claim.remind_at)
+        .bind(claim.route.channel.as_str())
+        .bind(claim.route.endpoint_id())
         .fetch_one(pool)
         .await?;
     Ok(read::taken(claim.reminder_id, current)?)
 }
 
-/// Records outcomes and moves their reminders to `sent` / `failed`, in one transaction.
+/// Records outcomes, then moves each reminder occurrence with no delivery left `sending` to
+/// `sent` / `failed`, in one transaction (which sees its own writes).
 pub(crate) async fn finish_deliveries(
     pool: &SqlitePool,
     done: &[(DeliveryId, Finished<'_>)],
@@ -97,10 +125,8 @@ pub(crate) async fn finish_deliveries(
     const DELIVERY: &str = "UPDATE deliveries SET status = $2, recipient = $3, message_id = $4, \
          detail = $5, completed_at = $6 WHERE id = $1 AND status = 'sending' \
          RETURNING reminder_id, remind_at";
-    const REMINDER: &str = "UPDATE reminders SET state = $3, lease_owner = NULL, \
-         lease_until = NULL, updated_at = $4 \
-         WHERE id = $1 AND remind_at = $2 AND state <> 'cancelled'";
     let mut tx = pool.begin().await?;
+    let mut occurrences = BTreeSet::new();
     for (id, outcome) in done {
         let (status, recipient, message_id, detail) = outcome.columns();
         let finished: Option<(i64, DateTime<Utc>)> = sqlx::query_as(DELIVERY)
@@ -112,32 +138,63 @@ pub(crate) async fn finish_deliveries(
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
-        if let Some((reminder_id, remind_at)) = finished {
-            sqlx::query(REMINDER)
-                .bind(reminder_id)
-                .bind(remind_at)
-                .bind(status.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
+        occurrences.extend(finished);
+    }
+    for (reminder_id, remind_at) in occurrences {
+        sqlx::query(SETTLE_REMINDER)
+            .bind(reminder_id)
+            .bind(remind_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Moves one reminder occurrence whose deliveries are all finished to `sent` / `failed`.
+pub(crate) async fn settle_reminder(
+    pool: &SqlitePool,
+    reminder: ReminderId,
+    remind_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(SETTLE_REMINDER)
+        .bind(reminder.get())
+        .bind(remind_at)
+        .bind(now)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 pub(crate) async fn release_delivery(
     pool: &SqlitePool,
     id: DeliveryId,
     reason: &str,
+    until: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(RELEASE_DELIVERY)
+        .bind(id.get())
+        .bind(until)
+        .bind(reason)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn deactivate_endpoint(
+    pool: &SqlitePool,
+    id: EndpointId,
+    detail: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    const SQL: &str = "UPDATE deliveries SET lease_until = $2, detail = $3 \
-         WHERE id = $1 AND status = 'sending'";
+    const SQL: &str = "UPDATE channel_endpoints SET active = 0, deactivated_at = $2, \
+         detail = $3 WHERE id = $1 AND active = 1";
     sqlx::query(SQL)
         .bind(id.get())
         .bind(now)
-        .bind(reason)
+        .bind(detail)
         .execute(pool)
         .await?;
     Ok(())
@@ -147,9 +204,7 @@ pub(crate) async fn deliveries_of(
     pool: &SqlitePool,
     reminder_id: ReminderId,
 ) -> Result<Vec<DeliveryRow>, StoreError> {
-    const SQL: &str = "SELECT id, reminder_id, remind_at, event_id, status, attempts, recipient, \
-         message_id, detail FROM deliveries WHERE reminder_id = $1 ORDER BY id";
-    let rows: Vec<DeliveryRaw> = sqlx::query_as(SQL)
+    let rows: Vec<DeliveryRaw> = sqlx::query_as(DELIVERIES_OF)
         .bind(reminder_id.get())
         .fetch_all(pool)
         .await?;

@@ -1,11 +1,14 @@
 //! The app's writes on SQLite (seed, demo, tests), and what tests read back.
 
 use crate::rows::{id, parse};
-use crate::seed::{Bulk, NewRecurringTask, NewTask, NewUser};
+use crate::seed::{
+    Bulk, NewEndpoint, NewRecurringTask, NewTask, NewUser, ENDPOINT_ACTIVE, INSERT_ENDPOINT,
+    SET_REMINDER_CHANNELS,
+};
 use crate::{ReminderOffsets, ReminderState, StoreError, TaskStatus};
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
-use todo_events_domain::{RecurringTaskId, ReminderId, TaskId, UserId};
+use todo_events_domain::{EndpointId, RecurringTaskId, ReminderId, TaskId, UserId};
 
 pub(crate) async fn insert_user(pool: &SqlitePool, u: &NewUser<'_>) -> Result<UserId, StoreError> {
     const SQL: &str = "INSERT INTO users (email, display_name, timezone) VALUES ($1, $2, $3) RETURNING id";
@@ -156,4 +159,44 @@ pub(crate) async fn reminder_state(
     Ok(state
         .map(|s| parse("reminders", reminder.get(), "state", &s))
         .transpose()?)
+}
+
+pub(crate) async fn set_reminder_channels(
+    pool: &SqlitePool,
+    reminder: ReminderId,
+    channels: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(SET_REMINDER_CHANNELS)
+        .bind(reminder.get())
+        .bind(channels)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn insert_endpoint(
+    pool: &SqlitePool,
+    e: &NewEndpoint<'_>,
+) -> Result<EndpointId, StoreError> {
+    let new: i64 = sqlx::query_scalar(INSERT_ENDPOINT)
+        .bind(e.user_id.get())
+        .bind(e.channel.as_str())
+        .bind(e.target)
+        .bind(e.format)
+        .bind(e.secret)
+        .bind(e.p256dh)
+        .bind(e.auth)
+        .fetch_one(pool)
+        .await?;
+    Ok(id("channel_endpoints", new, "id", new, EndpointId::new)?)
+}
+
+pub(crate) async fn endpoint_active(
+    pool: &SqlitePool,
+    endpoint: EndpointId,
+) -> Result<Option<bool>, StoreError> {
+    Ok(sqlx::query_scalar(ENDPOINT_ACTIVE)
+        .bind(endpoint.get())
+        .fetch_optional(pool)
+        .await?)
 }

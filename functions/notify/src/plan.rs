@@ -1,0 +1,238 @@
+//! Which deliveries a reminder asks for, decided from its row alone (pure): e-mail to the
+//! user's address when `reminders.channels` names `email`, and one delivery to each of the
+//! user's active endpoints on each other channel it names.
+//!
+//! An endpoint is checked here, once, as its channel will use it: a webhook's URL against the
+//! target guard, its format and secret; a subscription's URL and keys. An endpoint that fails
+//! the check still gets its delivery, recorded as failed for good with the reason (the user
+//! sees why in `deliveries`), and never holds back the others. Web Push without a VAPID key
+//! cannot be delivered by this notify at all: those deliveries are not claimed, and the event
+//! is answered "unavailable" (retried, then dead-lettered for a replay once the key is set),
+//! after the other channels are done.
+
+use crate::channels::guard::{Guard, Refused};
+use crate::channels::webhook::{Format, WebhookEndpoint};
+use crate::channels::webpush::Subscription;
+use todo_events_store::notify::Route;
+use todo_events_store::{Channel, Endpoint, ReminderContext};
+
+/// Where one delivery goes, checked.
+#[derive(Debug)]
+pub(crate) enum Target {
+    Email,
+    Webhook(WebhookEndpoint),
+    WebPush(Subscription),
+    /// An endpoint that cannot be used as stored (refused URL, unknown format, bad keys):
+    /// claimed and recorded as failed for good, with this reason.
+    Unusable(String),
+}
+
+/// What a reminder asks for.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub deliveries: Vec<(Route, Target)>,
+    /// Deliveries this notify cannot make now (Web Push without a key): why.
+    pub held: Option<String>,
+    /// What the reminder named that leads nowhere (an unknown channel, a channel without
+    /// endpoints), for the answer and the log.
+    pub notes: Vec<String>,
+}
+
+/// Plans the deliveries of `ctx`; `push_on` says whether Web Push is configured.
+pub(crate) fn plan(ctx: &ReminderContext, guard: &Guard, push_on: bool) -> Plan {
+    let mut plan = Plan::default();
+    for name in &ctx.channels.unknown {
+        plan.notes.push(format!(
+            "reminders.channels names {name:?}, which is not a channel (email, webhook, webpush)"
+        ));
+    }
+    for &channel in &ctx.channels.known {
+        if channel == Channel::Email {
+            plan.deliveries.push((Route::EMAIL, Target::Email));
+            continue;
+        }
+        let endpoints: Vec<&Endpoint> = ctx.endpoints.iter().filter(|e| e.channel == channel).collect();
+        if endpoints.is_empty() {
+            plan.notes
+                .push(format!("user {} has no active {channel} endpoint", ctx.user_id));
+            continue;
+        }
+        if channel == Channel::WebPush && !push_on {
+            plan.held = Some(
+                "Web Push is off (VAPID_PRIVATE_KEY and VAPID_SUBJECT are not set); the push \
+                 deliveries wait for it"
+                    .into(),
+            );
+            continue;
+        }
+        for endpoint in endpoints {
+            let route = Route {
+                channel,
+                endpoint: Some(endpoint.id),
+            };
+            let target = match checked(endpoint, guard) {
+                Ok(target) => target,
+                Err(Refused(reason)) => Target::Unusable(reason),
+            };
+            plan.deliveries.push((route, target));
+        }
+    }
+    plan
+}
+
+/// An endpoint as its channel will use it.
+fn checked(e: &Endpoint, guard: &Guard) -> Result<Target, Refused> {
+    let id = e.id.get();
+    match e.channel {
+        Channel::Webhook => {
+            let format: Format = e.format.parse().map_err(Refused)?;
+            Ok(Target::Webhook(WebhookEndpoint::new(
+                id,
+                &e.target,
+                format,
+                e.secret.as_deref(),
+                guard,
+            )?))
+        }
+        Channel::WebPush => {
+            let (Some(p256dh), Some(auth)) = (&e.p256dh, &e.auth) else {
+                return Err(Refused("the subscription has no p256dh or auth key".into()));
+            };
+            Ok(Target::WebPush(Subscription::new(
+                id, &e.target, p256dh, auth, guard,
+            )?))
+        }
+        Channel::Email => Err(Refused("e-mail has no endpoints".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use todo_events_domain::{EndpointId, ReminderId, TaskId, UserId};
+    use todo_events_store::{Channels, ReminderState, TaskStatus};
+
+    fn ctx(channels: &str, endpoints: Vec<Endpoint>) -> ReminderContext {
+        ReminderContext {
+            reminder_id: ReminderId::new(1).unwrap(),
+            task_id: TaskId::new(2).unwrap(),
+            user_id: UserId::new(3).unwrap(),
+            remind_at: "2026-11-30T09:00:00Z".parse().unwrap(),
+            state: ReminderState::Published,
+            task_title: "Water the plants".into(),
+            task_description: String::new(),
+            task_status: TaskStatus::Todo,
+            task_due_at: None,
+            email: "ada@example.test".into(),
+            display_name: "Ada".into(),
+            timezone: "UTC".into(),
+            channels: Channels::parse(channels),
+            endpoints,
+        }
+    }
+
+    fn webhook(id: i64, target: &str, format: &str) -> Endpoint {
+        Endpoint {
+            id: EndpointId::new(id).unwrap(),
+            channel: Channel::Webhook,
+            target: target.into(),
+            format: format.into(),
+            secret: None,
+            p256dh: None,
+            auth: None,
+        }
+    }
+
+    fn push(id: i64) -> Endpoint {
+        Endpoint {
+            id: EndpointId::new(id).unwrap(),
+            channel: Channel::WebPush,
+            target: "https://push.example.net/send/abc".into(),
+            format: "standard".into(),
+            secret: None,
+            // RFC 8291's example subscription keys.
+            p256dh: Some(
+                "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+                    .into(),
+            ),
+            auth: Some("BTBZMqHH6r4Tts7J_aSIgg".into()),
+        }
+    }
+
+    /// The plan as words: one per delivery, then the hold and the notes.
+    fn planned(c: &ReminderContext, push_on: bool) -> Vec<String> {
+        let p = plan(c, &Guard { allow_private: false }, push_on);
+        let mut out: Vec<String> = p
+            .deliveries
+            .iter()
+            .map(|(route, target)| match target {
+                Target::Email => format!("{route}"),
+                Target::Webhook(_) | Target::WebPush(_) => format!("{route}: ok"),
+                Target::Unusable(why) => format!("{route}: unusable: {why}"),
+            })
+            .collect();
+        out.extend(p.held.map(|h| format!("held: {h}")));
+        out.extend(p.notes.into_iter().map(|n| format!("note: {n}")));
+        out
+    }
+
+    #[test]
+    fn each_named_channel_goes_to_each_active_endpoint_of_the_user() {
+        let endpoints = vec![
+            webhook(5, "https://hooks.example.com/a", "slack"),
+            push(6),
+            webhook(7, "https://ntfy.example.com/topic", "ntfy"),
+        ];
+        assert_eq!(planned(&ctx("email", endpoints.clone()), true), ["email"]);
+        assert_eq!(
+            planned(&ctx("webhook, EMAIL,webpush", endpoints.clone()), true),
+            [
+                "email",
+                "webhook endpoint 5: ok",
+                "webhook endpoint 7: ok",
+                "webpush endpoint 6: ok"
+            ]
+        );
+        assert_eq!(
+            planned(&ctx("webpush", endpoints), false),
+            ["held: Web Push is off (VAPID_PRIVATE_KEY and VAPID_SUBJECT are not set); the push deliveries wait for it"]
+        );
+    }
+
+    #[test]
+    fn unknown_channels_and_missing_endpoints_are_noted_and_the_rest_delivered() {
+        assert_eq!(
+            planned(&ctx("email,sms,webhook", vec![]), true),
+            [
+                "email",
+                "note: reminders.channels names \"sms\", which is not a channel (email, webhook, webpush)",
+                "note: user 3 has no active webhook endpoint"
+            ]
+        );
+        assert_eq!(planned(&ctx("", vec![]), true), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_endpoint_that_cannot_be_used_is_planned_as_unusable_with_why() {
+        let mut no_keys = push(9);
+        no_keys.auth = None;
+        let endpoints = vec![
+            webhook(5, "http://127.0.0.1:9/hook", "standard"),
+            webhook(6, "https://hooks.example.com/a", "teams"),
+            webhook(7, "https://hooks.example.com/b", "standard"),
+            no_keys,
+        ];
+        let got = planned(&ctx("webhook,webpush", endpoints), true);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(got[0].starts_with("webhook endpoint 5: unusable: "), "{got:?}");
+        assert!(
+            got[1].starts_with("webhook endpoint 6: unusable: unknown webhook format"),
+            "{got:?}"
+        );
+        assert_eq!(got[2], "webhook endpoint 7: ok");
+        assert_eq!(
+            got[3],
+            "webpush endpoint 9: unusable: the subscription has no p256dh or auth key"
+        );
+    }
+}

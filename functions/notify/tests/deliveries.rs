@@ -1,0 +1,331 @@
+//! notify over real HTTP delivering one reminder on every channel it names: e-mail (the file
+//! mailer), two webhooks and a Web Push subscription at a real receiver on loopback
+//! (`testkit::webhook`: it checks every Standard Webhooks signature and VAPID token and
+//! decrypts every push by itself), on a fresh SQLite file and a fresh PostgreSQL database.
+//! Each copy is counted where it arrives: files in the outbox, requests at the receiver,
+//! rows in `deliveries`.
+//! Skipped, with a message, where the test virtualenv cannot be made (`require::receiver`).
+
+use chrono::{Duration, SubsecRound, Utc};
+use notify::config::VapidSettings;
+use notify::{Notify, NotifyConfig};
+use std::path::Path;
+use todo_events_store::seed::NewEndpoint;
+use todo_events_store::{Channel, DeliveryStatus, ReminderState};
+use todo_events_testkit::webhook::{Endpoint, Options, Request, WebhookReceiver};
+use todo_events_testkit::{self as kit, reply, ReminderFixture, TestApp, TestDb};
+
+const REMINDER: &str = "dev.todo.reminder.due";
+/// The Standard Webhooks specification's example secret.
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn mails(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+fn receiver(replies: &[&str]) -> WebhookReceiver {
+    WebhookReceiver::start(
+        &[
+            Endpoint {
+                name: "hook",
+                secret: Some(SECRET),
+            },
+            Endpoint {
+                name: "phone",
+                secret: None,
+            },
+        ],
+        &Options {
+            replies: replies.iter().map(|r| r.to_string()).collect(),
+            push: vec!["browser".into()],
+            ..Options::default()
+        },
+    )
+}
+
+/// notify with the file mailer, Web Push on (a fresh VAPID key) or off, targets on loopback
+/// allowed.
+async fn app(db: &TestDb, outbox: &Path, push: bool) -> TestApp {
+    let mut config = NotifyConfig::local(outbox.to_owned());
+    config.channels.allow_private = true;
+    config.channels.timeout = std::time::Duration::from_secs(5);
+    if push {
+        let (private_key, _) = notify::channels::webpush::Vapid::generate();
+        config.channels.vapid = Some(VapidSettings {
+            private_key: private_key.into(),
+            subject: "mailto:ops@todo-events.test".into(),
+        });
+    }
+    kit::spawn(Notify::new(db.store.clone(), config).unwrap()).await
+}
+
+/// A reminder on `channels` whose user has a signed `standard` webhook ("hook"), an `ntfy`
+/// one ("phone") and a push subscription ("browser") at `receiver`.
+async fn reminder(db: &TestDb, receiver: &WebhookReceiver, channels: &str) -> (ReminderFixture, [i64; 3]) {
+    let s = &db.store;
+    let due = Utc::now().trunc_subsecs(0) - Duration::seconds(1);
+    let r = kit::reminder(s, "Water the plants", due).await;
+    s.set_reminder_channels(r.reminder_id, channels).await.unwrap();
+    let (hook, phone) = (receiver.url("hook"), receiver.url("phone"));
+    let browser = receiver.subscription("browser");
+    let endpoints = [
+        NewEndpoint {
+            user_id: r.user_id,
+            channel: Channel::Webhook,
+            target: &hook,
+            format: "standard",
+            secret: Some(SECRET),
+            p256dh: None,
+            auth: None,
+        },
+        NewEndpoint {
+            user_id: r.user_id,
+            channel: Channel::Webhook,
+            target: &phone,
+            format: "ntfy",
+            secret: None,
+            p256dh: None,
+            auth: None,
+        },
+        NewEndpoint {
+            user_id: r.user_id,
+            channel: Channel::WebPush,
+            target: &browser.endpoint,
+            format: "standard",
+            secret: None,
+            p256dh: Some(&browser.p256dh),
+            auth: Some(&browser.auth),
+        },
+    ];
+    let mut ids = [0; 3];
+    for (i, e) in endpoints.iter().enumerate() {
+        ids[i] = s.insert_endpoint(e).await.unwrap().get();
+    }
+    (r, ids)
+}
+
+fn at<'r>(requests: &'r [Request], name: &str) -> Vec<&'r Request> {
+    requests
+        .iter()
+        .filter(|r| r.endpoint.as_deref() == Some(name))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reminder_reaches_every_channel_it_names_once_however_often_it_is_delivered() {
+    if !kit::require::receiver() {
+        return;
+    }
+    for db in kit::backends().await {
+        let b = db.backend;
+        let outbox = tempfile::tempdir().unwrap();
+        let receiver = receiver(&[]);
+        let app = app(&db, outbox.path(), true).await;
+        let (r, _) = reminder(&db, &receiver, "email,webhook,webpush").await;
+
+        let (status, ty, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
+        assert_eq!(
+            (status, ty.as_str()),
+            (200, "dev.todo.notification.sent"),
+            "{b}: {body}"
+        );
+        let outcomes: Vec<_> = body["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["channel"].as_str().unwrap(), d["outcome"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("email", "sent"),
+                ("webhook", "sent"),
+                ("webhook", "sent"),
+                ("webpush", "sent")
+            ],
+            "{b}: {body}"
+        );
+        for _ in 0..2 {
+            let (status, ty, body) =
+                reply(app.post_structured(REMINDER, &r.event_id(), &r.data()).await).await;
+            assert_eq!(
+                (status, ty.as_str()),
+                (200, "dev.todo.notification.duplicate"),
+                "{b}: {body}"
+            );
+        }
+
+        // Each copy, where it arrived: one mail, one request per endpoint.
+        assert_eq!(mails(outbox.path()), 1, "{b}: one e-mail");
+        let got = receiver.requests();
+        assert_eq!(got.len(), 3, "{b}: one request per endpoint: {got:?}");
+        let hook = at(&got, "hook");
+        assert_eq!(
+            hook[0].signature_valid,
+            Some(true),
+            "{b}: {:?}",
+            hook[0].signature_problem
+        );
+        assert_eq!(hook[0].json()["data"]["task"]["title"], "Water the plants");
+        let phone = at(&got, "phone");
+        assert_eq!(
+            phone[0].header("title"),
+            Some("Reminder: Water the plants"),
+            "{b}"
+        );
+        let push = at(&got, "browser");
+        assert_eq!(
+            push[0].vapid_valid,
+            Some(true),
+            "{b}: {:?}",
+            push[0].vapid_problem
+        );
+        let shown: serde_json::Value = serde_json::from_slice(push[0].decrypted.as_ref().unwrap()).unwrap();
+        assert_eq!(shown["title"], "Reminder: Water the plants", "{b}: {shown}");
+        let signed: Vec<u32> = receiver
+            .delivered()
+            .into_iter()
+            .filter(|(id, _)| id != "(none)")
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(signed, [1], "{b}: the signed webhook's delivery id arrived once");
+
+        let rows = db.store.deliveries_of(r.reminder_id).await.unwrap();
+        assert_eq!(rows.len(), 4, "{b}");
+        assert!(
+            rows.iter()
+                .all(|d| d.status == DeliveryStatus::Sent && d.attempts == 1),
+            "{b}: {rows:?}"
+        );
+        assert_eq!(
+            db.store.reminder_state(r.reminder_id).await.unwrap(),
+            Some(ReminderState::Sent)
+        );
+        let metrics = app.metrics().await;
+        for (channel, n) in [("email", 1.0), ("webhook", 2.0), ("webpush", 1.0)] {
+            let sent = kit::metric(&metrics, "todo_events_deliveries_total", &[channel, "sent"]);
+            assert_eq!(sent, n, "{b}: {channel}");
+            let dup = kit::metric(&metrics, "todo_events_deliveries_total", &[channel, "duplicate"]);
+            assert_eq!(dup, 2.0 * n, "{b}: {channel}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_channel_that_fails_neither_holds_back_nor_repeats_the_others() {
+    if !kit::require::receiver() {
+        return;
+    }
+    for db in kit::backends().await {
+        let b = db.backend;
+        let outbox = tempfile::tempdir().unwrap();
+        // The signed webhook is down for one request (503, try again in 6 s), the ntfy
+        // server refuses for good (400), the browser unsubscribed (410).
+        let receiver = receiver(&["hook:1=503;Retry-After: 6", "phone=400", "browser=410"]);
+        let app = app(&db, outbox.path(), true).await;
+        let (r, [_, _, push]) = reminder(&db, &receiver, "email,webhook,webpush").await;
+
+        let first = app.post_binary(REMINDER, &r.event_id(), &r.data()).await;
+        assert_eq!(first.status(), 503, "{b}: the webhook is to be retried");
+        let detail = first.text().await.unwrap();
+        assert!(
+            detail.contains("webhook endpoint") && detail.contains("503"),
+            "{b}: {detail}"
+        );
+        assert_eq!(mails(outbox.path()), 1, "{b}: the e-mail went out meanwhile");
+        let state = db.store.reminder_state(r.reminder_id).await.unwrap();
+        assert_eq!(
+            state,
+            Some(ReminderState::Pending),
+            "{b}: not done while the webhook is pending"
+        );
+        let push_id = todo_events_domain::EndpointId::new(push).unwrap();
+        assert_eq!(
+            db.store.endpoint_active(push_id).await.unwrap(),
+            Some(false),
+            "{b}: gone"
+        );
+
+        // Again at once: the receiver asked for 6 s, longer than a redelivery waits for a
+        // claim (5 s), so it is answered at once and nothing is sent to it before then.
+        let early = app.post_binary(REMINDER, &r.event_id(), &r.data()).await;
+        assert_eq!(early.status(), 503, "{b}");
+        let detail = early.text().await.unwrap();
+        assert!(detail.contains("waits until"), "{b}: {detail}");
+        assert_eq!(
+            at(&receiver.requests(), "hook").len(),
+            1,
+            "{b}: Retry-After honoured"
+        );
+
+        tokio::time::sleep(std::time::Duration::from_millis(6_100)).await;
+        let (status, ty, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
+        assert_eq!(
+            (status, ty.as_str()),
+            (200, "dev.todo.notification.sent"),
+            "{b}: {body}"
+        );
+        let got = receiver.requests();
+        let count = |name| at(&got, name).len();
+        assert_eq!(
+            (count("hook"), count("phone"), count("browser")),
+            (2, 1, 1),
+            "{b}: {got:?}"
+        );
+        assert_eq!(mails(outbox.path()), 1, "{b}: the e-mail is not repeated");
+        assert_eq!(
+            db.store.reminder_state(r.reminder_id).await.unwrap(),
+            Some(ReminderState::Sent)
+        );
+        let rows = db.store.deliveries_of(r.reminder_id).await.unwrap();
+        let seen: Vec<_> = rows.iter().map(|d| (d.channel, d.status, d.attempts)).collect();
+        assert_eq!(
+            seen,
+            [
+                (Channel::Email, DeliveryStatus::Sent, 1),
+                (Channel::Webhook, DeliveryStatus::Sent, 2),
+                (Channel::Webhook, DeliveryStatus::Failed, 1),
+                (Channel::WebPush, DeliveryStatus::Failed, 1),
+            ],
+            "{b}"
+        );
+        let (_, ty, _) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
+        assert_eq!(ty, "dev.todo.notification.duplicate", "{b}");
+        let metrics = app.metrics().await;
+        let m = |labels: &[&str]| kit::metric(&metrics, "todo_events_deliveries_total", labels);
+        // Two retries: the 503, and the redelivery that found the claim held until Retry-After.
+        let ends = (
+            m(&["webhook", "retry"]),
+            m(&["webpush", "gone"]),
+            m(&["webhook", "failed"]),
+        );
+        assert_eq!(ends, (2.0, 1.0, 1.0), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn web_push_without_a_key_waits_and_the_other_channels_go_out() {
+    if !kit::require::receiver() {
+        return;
+    }
+    for db in kit::backends().await {
+        let b = db.backend;
+        let outbox = tempfile::tempdir().unwrap();
+        let receiver = receiver(&[]);
+        let app = app(&db, outbox.path(), false).await;
+        let (r, _) = reminder(&db, &receiver, "webpush,email,fax").await;
+        let response = app.post_binary(REMINDER, &r.event_id(), &r.data()).await;
+        assert_eq!(response.status(), 503, "{b}");
+        let detail = response.text().await.unwrap();
+        assert!(detail.contains("VAPID_PRIVATE_KEY"), "{b}: {detail}");
+        assert_eq!(mails(outbox.path()), 1, "{b}");
+        assert!(receiver.requests().is_empty(), "{b}");
+        let rows = db.store.deliveries_of(r.reminder_id).await.unwrap();
+        assert_eq!(rows.len(), 1, "{b}: the push delivery is not claimed");
+        assert_eq!(
+            db.store.reminder_state(r.reminder_id).await.unwrap(),
+            Some(ReminderState::Sent),
+            "{b}: its only claimed delivery is done"
+        );
+    }
+}
