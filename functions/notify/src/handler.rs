@@ -102,6 +102,13 @@ impl Notify {
             &["channel", "outcome"],
         )
         .map_err(|e| e.to_string())?;
+        // Every series from the start (at 0), so that dashboards and alerts see them before
+        // the first delivery.
+        for channel in Channel::ALL {
+            for outcome in ["sent", "failed", "gone", "retry", "duplicate", "held"] {
+                deliveries.with_label_values(&[channel.as_str(), outcome]);
+            }
+        }
         Ok(Self {
             store,
             mailer,
