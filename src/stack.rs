@@ -13,8 +13,11 @@ use todo_events_domain::HumanDuration;
 use todo_events_host::config::{var_or, ConfigError};
 use todo_events_host::startup::DEFAULT_DATABASE_URL;
 use todo_events_host::{serve, HostOptions, Shutdown};
-use todo_events_store::seed::{NewRecurringTask, NewTask, NewUser};
-use todo_events_store::{Store, StoreOptions};
+use todo_events_store::seed::{NewEndpoint, NewRecurringTask, NewTask, NewUser};
+use todo_events_store::{Channel, Store, StoreOptions};
+
+/// The demo's stand-in for an ntfy server (a phone subscribed to a topic), on loopback.
+const DEMO_NTFY_PORT: u16 = 8003;
 
 pub struct StackOptions {
     pub database_url: String,
@@ -57,6 +60,40 @@ impl StackOptions {
     }
 }
 
+/// The demo's ntfy stand-in: prints each reminder that arrives by webhook (ntfy's shape: the
+/// sentence as the body, the `Title` header) as the subscribed phone would show it, and
+/// answers `200`. Demo only; stops with the stack.
+async fn demo_ntfy(listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    let server = HttpServer::new(|| {
+        App::new().default_service(web::to(|req: HttpRequest, body: web::Bytes| async move {
+            let title = req
+                .headers()
+                .get("title")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            tracing::info!(
+                "ntfy topic {} received: {title}: {}",
+                req.path(),
+                String::from_utf8_lossy(&body)
+            );
+            HttpResponse::Ok().finish()
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    let stop = async {
+        shutdown.wait().await;
+        handle.stop(true).await;
+    };
+    let (served, ()) = tokio::join!(server, stop);
+    Ok(served?)
+}
+
 fn bind(port: u16, name: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
         anyhow::anyhow!("cannot listen on 127.0.0.1:{port} for {name} ({e}); is another todo-events running?")
@@ -73,6 +110,13 @@ pub async fn serve_all(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
 
     let mut notify_config = NotifyConfig::local(opts.outbox.clone());
     notify_config.mailer = opts.mailer.clone();
+    // The demo's webhook goes to its own receiver on loopback, which the target guard
+    // refuses unless private targets are allowed (notify warns that they are).
+    notify_config.channels.allow_private = demo;
+    let ntfy_listener = match demo {
+        true => Some(bind(DEMO_NTFY_PORT, "the demo's ntfy receiver")?),
+        false => None,
+    };
     if notify_config.mailer == MailerKind::Smtp {
         notify_config.smtp = Some(notify::config::SmtpSettings::from_env()?);
     }
@@ -107,11 +151,18 @@ pub async fn serve_all(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
     let notify_server = serve(Arc::new(notify), notify_listener, host.clone(), shutdown.clone());
     let recur_server = serve(Arc::new(recur), recur_listener, host, shutdown.clone());
     let scheduler_loop = scheduler.poll(Mode::Loop { every: opts.every }, shutdown.clone());
-    let (a, b, c) = tokio::join!(notify_server, recur_server, scheduler_loop);
+    let ntfy = async {
+        match ntfy_listener {
+            Some(listener) => demo_ntfy(listener, shutdown.clone()).await,
+            None => Ok(()),
+        }
+    };
+    let (a, b, c, d) = tokio::join!(notify_server, recur_server, scheduler_loop, ntfy);
     store.close().await;
     a?;
     b?;
     c?;
+    d?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -142,6 +193,20 @@ async fn seed_demo(store: &Store) -> anyhow::Result<()> {
         })
         .await?;
     let reminder_id = store.insert_reminder(task_id, user_id, remind_at).await?;
+    // The reminder also goes to Ada's phone: a webhook in ntfy's shape (docs/CHANNELS.md).
+    let topic = format!("http://127.0.0.1:{DEMO_NTFY_PORT}/ada-reminders");
+    store
+        .insert_endpoint(&NewEndpoint {
+            user_id,
+            channel: Channel::Webhook,
+            target: &topic,
+            format: "ntfy",
+            secret: None,
+            p256dh: None,
+            auth: None,
+        })
+        .await?;
+    store.set_reminder_channels(reminder_id, "email,webhook").await?;
 
     let first = tz.wall_time(start + Duration::seconds(10));
     let dtstart = first.format("%Y-%m-%dT%H:%M:%S").to_string();

@@ -207,8 +207,9 @@ struct Claimed<'c> {
 /// How one delivery ended in this call.
 #[derive(Debug)]
 enum Ended {
-    /// Sent now; the id the receiver knows it by (Message-ID, `webhook-id`).
-    Sent { message_id: String },
+    /// Sent now; the id the receiver knows it by (Message-ID, `webhook-id`), and where it
+    /// went (the mail's file or relay, the target without its path).
+    Sent { message_id: String, place: String },
     /// Failed for good now (recorded); why.
     Failed(String),
     /// The push subscription is gone (recorded failed, the endpoint deactivated); why.
@@ -234,8 +235,8 @@ impl Ended {
     }
 }
 
-/// What the channel said about a delivery.
-type Sent = Result<(), SendError>;
+/// What the channel said about a delivery: where it went, or why not.
+type Sent = Result<String, SendError>;
 
 impl From<MailError> for SendError {
     fn from(e: MailError) -> Self {
@@ -441,7 +442,7 @@ impl Notify {
             mails
                 .into_iter()
                 .zip(mailed)
-                .map(|(c, r)| (c, r.map(|_| ()).map_err(SendError::from))),
+                .map(|(c, r)| (c, r.map_err(SendError::from))),
         );
         done.extend(requested);
         done
@@ -451,8 +452,15 @@ impl Notify {
     async fn request<'c>(&self, c: Claimed<'c>, stamp: i64) -> (Claimed<'c>, Sent) {
         let notice = self.notice(c.delivery.ctx);
         let sent = match (&c.delivery.target, &self.webpush) {
-            (Target::Webhook(endpoint), _) => self.webhooks.send(endpoint, &notice, stamp).await,
-            (Target::WebPush(subscription), Some(push)) => push.send(subscription, &notice, stamp).await,
+            (Target::Webhook(endpoint), _) => self
+                .webhooks
+                .send(endpoint, &notice, stamp)
+                .await
+                .map(|()| redacted(&endpoint.url)),
+            (Target::WebPush(subscription), Some(push)) => push
+                .send(subscription, &notice, stamp)
+                .await
+                .map(|()| redacted(&subscription.url)),
             _ => Err(SendError::Permanent("no sender for this channel".into())),
         };
         (c, sent)
@@ -494,13 +502,14 @@ impl Notify {
         for ((c, result), (recipient, mid)) in sent.iter().zip(&texts) {
             let d = &c.delivery;
             let (outcome, end) = match result {
-                Ok(()) => (
+                Ok(place) => (
                     Finished::Sent {
                         recipient,
                         message_id: mid,
                     },
                     Ended::Sent {
                         message_id: mid.clone(),
+                        place: place.clone(),
                     },
                 ),
                 Err(SendError::Permanent(detail)) => (
@@ -631,7 +640,7 @@ fn answer(
                 "outcome": end.word(),
             });
             match end {
-                Ended::Sent { message_id } => d["message_id"] = json!(message_id),
+                Ended::Sent { message_id, .. } => d["message_id"] = json!(message_id),
                 Ended::Failed(why) | Ended::Gone(why) => d["detail"] = json!(why),
                 Ended::Duplicate { status, detail } => {
                     d["status"] = json!(status.as_str());
@@ -671,19 +680,25 @@ fn answer(
             _ => None,
         })
         .collect();
-    if let Some((_, Ended::Sent { message_id })) = ended.iter().find(|(r, _)| *r == Route::EMAIL) {
+    if let Some((_, Ended::Sent { message_id, .. })) = ended.iter().find(|(r, _)| *r == Route::EMAIL) {
         details["message_id"] = json!(message_id);
     }
-    if !sent.is_empty() {
+    for (route, end) in &ended {
+        let Ended::Sent { place, .. } = end else { continue };
+        let how = match route.channel {
+            Channel::Email => "mailed".to_owned(),
+            _ => format!("sent by {route}"),
+        };
         tracing::info!(
             reminder_id = ctx.reminder_id.get(),
             task_id = ctx.task_id.get(),
             user_id = ctx.user_id.get(),
-            "reminder delivered: \"{}\" to user {} by {}",
+            "reminder {how}: \"{}\" to user {} ({place})",
             ctx.task_title,
-            ctx.user_id,
-            sent.join(", ")
+            ctx.user_id
         );
+    }
+    if !sent.is_empty() {
         let mut reason = if only_email {
             "the reminder e-mail was sent".to_owned()
         } else {
