@@ -142,11 +142,17 @@ impl Default for ChannelSettings {
 
 impl ChannelSettings {
     /// Reads `WEBHOOK_ALLOW_PRIVATE`, `WEBHOOK_TIMEOUT`, `VAPID_PRIVATE_KEY`,
-    /// `VAPID_SUBJECT` and `PUSH_TTL`.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    /// `VAPID_SUBJECT` and `PUSH_TTL`. `WEBHOOK_TIMEOUT`'s default is 10 s, or a third of
+    /// `lease` (`DELIVERY_LEASE`) when that is shorter, so that a short lease set alone
+    /// still starts.
+    pub fn from_env(lease: Duration) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         let allow_private: Flag = var_or("WEBHOOK_ALLOW_PRIVATE", Flag(defaults.allow_private))?;
-        let timeout: HumanDuration = var_or("WEBHOOK_TIMEOUT", HumanDuration(defaults.timeout))?;
+        let default_timeout = match lease.is_zero() {
+            true => defaults.timeout,
+            false => defaults.timeout.min(lease / 3),
+        };
+        let timeout: HumanDuration = var_or("WEBHOOK_TIMEOUT", HumanDuration(default_timeout))?;
         let push_ttl: HumanDuration = var_or("PUSH_TTL", HumanDuration(defaults.push_ttl))?;
         // Read as it is (never parsed, so no message can quote it).
         let key = env_var("VAPID_PRIVATE_KEY").ok().filter(|k| !k.trim().is_empty());
@@ -221,6 +227,10 @@ pub struct NotifyConfig {
 impl NotifyConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let mailer = var_or("MAILER", MailerKind::File)?;
+        let delivery_lease: HumanDuration = var_or(
+            "DELIVERY_LEASE",
+            HumanDuration(std::time::Duration::from_secs(120)),
+        )?;
         let smtp = match mailer {
             MailerKind::Smtp => Some(SmtpSettings::from_env()?),
             MailerKind::File | MailerKind::Stdout => None,
@@ -232,14 +242,11 @@ impl NotifyConfig {
                 "MAIL_FROM",
                 "todo-events <reminders@todo-events.localhost>".to_owned(),
             )?,
-            delivery_lease: var_or(
-                "DELIVERY_LEASE",
-                HumanDuration(std::time::Duration::from_secs(120)),
-            )?,
+            delivery_lease,
             app_url: var_or("APP_URL", "http://localhost:3000".to_owned())?,
             template_dir: var("MAIL_TEMPLATE_DIR")?,
             smtp,
-            channels: ChannelSettings::from_env()?,
+            channels: ChannelSettings::from_env(delivery_lease.0)?,
         };
         cfg.validate()?;
         Ok(cfg)
