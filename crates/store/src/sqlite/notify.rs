@@ -85,7 +85,7 @@ pub(crate) async fn claim_delivery(
     until: DateTime<Utc>,
 ) -> Result<Claim, StoreError> {
     const TAKE_OVER: &str = "UPDATE deliveries SET attempts = attempts + 1, event_id = $5, \
-         claimed_at = $6, lease_until = $7 \
+         claimed_at = $6, lease_until = $7, detail = NULL \
          WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4 \
          AND status = 'sending' AND lease_until <= $6 RETURNING id, attempts";
     const CURRENT: &str = "SELECT status, detail, lease_until FROM deliveries \
