@@ -528,7 +528,7 @@ impl Notify {
                     self.release(c.id, reason, now() + wait.unwrap_or_default()).await;
                     let said = match (d.route.channel, wait) {
                         (Channel::Email, _) => reason.clone(),
-                        (_, Some(_)) => format!("{}: {reason} (retry after {retry_after:?})", d.route),
+                        (_, Some(w)) => format!("{}: {reason} (retry after {} s)", d.route, w.num_seconds()),
                         (_, None) => format!("{}: {reason}", d.route),
                     };
                     ended[d.event].push((d.route, Ended::Retry(Failure::unavailable(said))));
