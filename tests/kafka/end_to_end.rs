@@ -3,17 +3,24 @@
 //! and `recur consume`. Faults: broker restarts, a broker that is down, consumers killed
 //! with SIGKILL, poison messages. E-mails go to a real SMTP server (the tests' aiosmtpd
 //! peer), which keeps every copy it accepts as its own file: a reminder sent twice is two
-//! messages there, so "mailed once" can fail.
+//! messages there, so "mailed once" can fail. Webhooks and Web Push messages go to the tests'
+//! receiver (`testkit::webhook`), which checks each signature, VAPID token and encryption
+//! and keeps every copy.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use todo_events_kafka::admin::{consumer_lag, ensure_topics};
 use todo_events_kafka::KafkaConfig;
 use todo_events_testkit::kafka::{free_port, KafkaBroker};
 use todo_events_testkit::smtp::{Options, SmtpServer};
+use todo_events_testkit::webhook::{Endpoint as WebhookEndpoint, Options as WebhookOptions, WebhookReceiver};
 use todo_events_testkit::{self as kit, TestDb};
+
+/// The Standard Webhooks specification's example secret.
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn bin(name: &str) -> PathBuf {
     kit::kafka_binary(name)
@@ -401,6 +408,215 @@ async fn a_consumer_killed_mid_batch_causes_no_second_effect_after_restart() {
         2000
     );
     assert_eq!(w.instances().await, 1200);
+}
+
+/// The webhook and Web Push copies of what the receiver answered 2xx: signed webhooks by
+/// `webhook-id`, pushes by the `tag` of their decrypted payload (one per reminder here).
+fn copies_at(receiver: &WebhookReceiver) -> (BTreeMap<String, u32>, BTreeMap<String, u32>) {
+    let (mut hooks, mut pushes) = (BTreeMap::new(), BTreeMap::new());
+    for r in receiver.requests() {
+        if !(200..300).contains(&r.status) {
+            continue;
+        }
+        if let Some(id) = r.header("webhook-id") {
+            assert_eq!(r.signature_valid, Some(true), "{:?}", r.signature_problem);
+            *hooks.entry(id.to_owned()).or_insert(0) += 1;
+        } else {
+            assert_eq!(r.vapid_valid, Some(true), "{:?}", r.vapid_problem);
+            let shown: serde_json::Value =
+                serde_json::from_slice(r.decrypted.as_deref().expect("push decrypted")).unwrap();
+            *pushes
+                .entry(shown["tag"].as_str().unwrap().to_owned())
+                .or_insert(0) += 1;
+        }
+    }
+    (hooks, pushes)
+}
+
+/// Each key once, except those in `excused` (at most twice): the crash window.
+fn assert_once_but(what: &str, copies: &BTreeMap<String, u32>, expected: usize, excused: &BTreeSet<String>) {
+    assert_eq!(copies.len(), expected, "every {what} delivered");
+    let extra: Vec<_> = copies
+        .iter()
+        .filter(|(id, n)| **n > 1 && !(excused.contains(*id) && **n == 2))
+        .collect();
+    assert!(extra.is_empty(), "{what} delivered more than once: {extra:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_and_pushes_arrive_once_through_a_consumer_kill_and_the_receivers_503s() {
+    let Some(world) = World::new().await else {
+        return;
+    };
+    if !kit::require::receiver() {
+        return;
+    }
+    const REMINDERS: usize = 240;
+    // A receiver that is slow (so the kill finds requests in flight) and down for its first
+    // 30 webhook requests (503, try again in 1 s).
+    let receiver = WebhookReceiver::start(
+        &[WebhookEndpoint {
+            name: "hook",
+            secret: Some(SECRET),
+        }],
+        &WebhookOptions {
+            replies: vec!["hook:30=503;Retry-After: 1".into()],
+            delay: Some(0.05),
+            push: vec!["browser".into()],
+        },
+    );
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "12", "--reminders", &REMINDERS.to_string()],
+        &[],
+    );
+    assert_success(&out, "seed");
+    // What a todo app writes: every user has a signed webhook and a browser subscription, every
+    // reminder names all three channels (docs/CHANNELS.md).
+    let browser = receiver.subscription("browser");
+    let pool = sqlx::PgPool::connect(&world.db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO channel_endpoints (user_id, channel, target, format, secret) \
+         SELECT id, 'webhook', $1, 'standard', $2 FROM users",
+    )
+    .bind(receiver.url("hook"))
+    .bind(SECRET)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO channel_endpoints (user_id, channel, target, p256dh, auth) \
+         SELECT id, 'webpush', $1, $2, $3 FROM users",
+    )
+    .bind(&browser.endpoint)
+    .bind(&browser.p256dh)
+    .bind(&browser.auth)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE reminders SET channels = 'email,webhook,webpush'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let out = world.run("scheduler-cron", &[], &[]);
+    assert_success(&out, "scheduler pass");
+
+    // The VAPID key as a user makes it (`notify vapid-keys`).
+    let keys = world.run("notify", &["vapid-keys"], &[]);
+    assert_success(&keys, "notify vapid-keys");
+    let keys = String::from_utf8(keys.stdout).unwrap();
+    let private_key = keys
+        .lines()
+        .find_map(|l| l.strip_prefix("VAPID_PRIVATE_KEY="))
+        .expect("VAPID_PRIVATE_KEY printed")
+        .to_owned();
+    // As the Kafka kill test for e-mail: a short lease, small batches; loopback targets
+    // allowed (the receiver is on 127.0.0.1).
+    let env = [
+        ("DELIVERY_LEASE", "3s"),
+        ("SMTP_TIMEOUT", "1s"),
+        ("KAFKA_CONSUMER_BATCH", "25"),
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("VAPID_PRIVATE_KEY", private_key.as_str()),
+        ("VAPID_SUBJECT", "mailto:ops@todo-events.test"),
+    ];
+    let mut notify = world.consumer_with("notify", &env);
+    let w = &world;
+    // Killed once some deliveries are recorded and others are in flight.
+    w.wait_for(60, "deliveries under way", || async {
+        w.count("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'")
+            .await
+            >= 120
+    })
+    .await;
+    notify.kill().unwrap(); // SIGKILL: no commit, no goodbye
+    notify.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The crash window (docs/RELIABILITY.md): a copy the receiver answered 2xx whose delivery
+    // the kill kept from being recorded is sent again after its lease; only those may arrive
+    // twice. A webhook's recorded Message-ID is its webhook-id.
+    let pool = sqlx::PgPool::connect(&w.db.url).await.unwrap();
+    let recorded: Vec<(String, i64, Option<String>)> =
+        sqlx::query_as("SELECT channel, reminder_id, message_id FROM deliveries WHERE status = 'sent'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    let recorded_as = |channel: &str| -> BTreeSet<String> {
+        recorded
+            .iter()
+            .filter(|(c, ..)| c == channel)
+            .map(|(_, reminder, mid)| match channel {
+                "webpush" => format!("reminder-{reminder}"),
+                _ => mid.clone().expect("message id"),
+            })
+            .collect()
+    };
+    let (hooks_at_kill, pushes_at_kill) = copies_at(&receiver);
+    let mails_at_kill = w.smtp.accepted();
+    let unrecorded = |copies: &BTreeMap<String, u32>, channel: &str| -> BTreeSet<String> {
+        let done = recorded_as(channel);
+        copies.keys().filter(|k| !done.contains(*k)).cloned().collect()
+    };
+    let hook_window = unrecorded(&hooks_at_kill, "webhook");
+    let push_window = unrecorded(&pushes_at_kill, "webpush");
+    let mail_window: BTreeSet<String> = {
+        let done = recorded_as("email");
+        w.smtp
+            .copies()
+            .into_keys()
+            .filter(|k| !done.contains(k))
+            .collect()
+    };
+    assert!(
+        hooks_at_kill.len() < REMINDERS || pushes_at_kill.len() < REMINDERS,
+        "killed mid-way"
+    );
+
+    let notify = world.consumer_with("notify", &env);
+    w.wait_for(180, "every delivery recorded after the restart", || async {
+        w.count("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'")
+            .await
+            >= 3 * REMINDERS as i64
+    })
+    .await;
+    w.wait_for(60, "lag 0", || async { w.lag("notify", "reminders") == 0 })
+        .await;
+    stop(notify);
+
+    // Each copy where it arrived: mails at the SMTP server, webhooks and pushes at the receiver.
+    let (hooks, pushes) = copies_at(&receiver);
+    assert_mailed_once_but(w, REMINDERS, &mail_window);
+    assert_once_but("webhook", &hooks, REMINDERS, &hook_window);
+    assert_once_but("push", &pushes, REMINDERS, &push_window);
+    let refused = receiver.requests().iter().filter(|r| r.status == 503).count();
+    assert_eq!(refused, 30, "the receiver's 503s were retried");
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM deliveries WHERE status <> 'sent'")
+            .await,
+        0
+    );
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM reminders WHERE state = 'sent'")
+            .await,
+        REMINDERS as i64
+    );
+    let again = |copies: &BTreeMap<String, u32>| copies.values().filter(|n| **n > 1).count();
+    eprintln!(
+        "SIGKILL: {} webhooks, {} pushes, {} mails accepted at the kill; not yet recorded: {}, {}, {}; \
+         sent twice (all in that window): {}, {}, {}",
+        hooks_at_kill.len(),
+        pushes_at_kill.len(),
+        mails_at_kill,
+        hook_window.len(),
+        push_window.len(),
+        mail_window.len(),
+        again(&hooks),
+        again(&pushes),
+        w.smtp.copies().values().filter(|n| **n > 1).count()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

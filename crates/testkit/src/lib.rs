@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests of every crate: a fresh database on each
 //! backend, a function served on a random port, fixtures and CloudEvents requests, the shared
-//! bad-input table ([`bad_requests`], read from `data/bad_requests.json`).
+//! bad-input table ([`bad_requests`] for requests, [`bad_stored`] for stored data, both read
+//! from `data/bad_requests.json`).
 //!
 //! PostgreSQL comes from `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
 //! each test gets a database of its own, dropped when the test is done. When PostgreSQL is
@@ -8,6 +9,7 @@
 //! `CI=true`, where it fails ([`require`] has every such need).
 
 pub mod bad_requests;
+pub mod bad_stored;
 pub mod kafka;
 mod peer;
 pub mod require;
@@ -61,6 +63,41 @@ impl Drop for DropDatabase {
 }
 
 impl TestDb {
+    /// Writes one `channel_endpoints` row for `user` with plain SQL, as the todo app would
+    /// (the store's typed insert cannot write an unknown channel); the database's error as
+    /// text when it refuses the row.
+    pub async fn insert_endpoint_row(
+        &self,
+        user: UserId,
+        e: &bad_stored::StoredEndpoint,
+    ) -> Result<i64, String> {
+        use sqlx::Connection;
+        const SQL: &str =
+            "INSERT INTO channel_endpoints (user_id, channel, target, format, secret, p256dh, auth) \
+             VALUES ($1, $2, $3, COALESCE($4, 'standard'), $5, $6, $7) RETURNING id";
+        macro_rules! insert {
+            ($conn:ty) => {{
+                let mut conn = <$conn>::connect(&self.url).await.expect("connect");
+                sqlx::query_scalar::<_, i64>(SQL)
+                    .bind(user.get())
+                    .bind(&e.channel)
+                    .bind(&e.target)
+                    .bind(&e.format)
+                    .bind(&e.secret)
+                    .bind(&e.p256dh)
+                    .bind(&e.auth)
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())
+            }};
+        }
+        if self.backend == "postgres" {
+            insert!(sqlx::PgConnection)
+        } else {
+            insert!(sqlx::SqliteConnection)
+        }
+    }
+
     /// Makes the database refuse every task instance of recurring task `id`, with an error
     /// that is not transient (as a broken constraint would): a trigger on `tasks`, so that a
     /// batch's write fails because of one of its events.

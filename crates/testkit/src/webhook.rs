@@ -146,9 +146,13 @@ impl WebhookReceiver {
         self.peer.command(line);
     }
 
-    /// Every request received so far, oldest first.
-    pub fn requests(&self) -> Vec<Request> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+    /// How many requests were received so far (cheap: the files are counted, not read).
+    pub fn received(&self) -> usize {
+        self.request_files().len()
+    }
+
+    fn request_files(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.dir.path())
             .expect("receiver dir")
             .map(|e| e.expect("dir entry").path())
             .filter(|p| {
@@ -156,7 +160,12 @@ impl WebhookReceiver {
                     && p.file_name()
                         .is_some_and(|n| n.to_string_lossy().starts_with("req-"))
             })
-            .collect();
+            .collect()
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<Request> {
+        let mut files = self.request_files();
         files.sort();
         files
             .into_iter()

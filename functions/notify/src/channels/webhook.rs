@@ -24,6 +24,10 @@ use serde_json::json;
 use std::time::Duration;
 use url::Url;
 
+/// The shortest signing key accepted: an HMAC-SHA256 key of fewer than 128 bits is too easy to
+/// guess (an empty `whsec_` would sign with no key at all).
+const MIN_SECRET_BYTES: usize = 16;
+
 /// The shape of a webhook's request (`channel_endpoints.format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -88,9 +92,16 @@ impl WebhookEndpoint {
                 let key = s
                     .strip_prefix("whsec_")
                     .ok_or_else(|| Refused("the endpoint's secret does not start with whsec_".into()))?;
-                base64::engine::general_purpose::STANDARD
+                let bytes = base64::engine::general_purpose::STANDARD
                     .decode(key)
                     .map_err(|_| Refused("the endpoint's secret is not whsec_ and base64".into()))?;
+                if bytes.len() < MIN_SECRET_BYTES {
+                    return Err(Refused(format!(
+                        "the endpoint's secret is {} bytes; at least {MIN_SECRET_BYTES} are needed \
+                         (Standard Webhooks recommends 24 to 64)",
+                        bytes.len()
+                    )));
+                }
                 standardwebhooks::Webhook::new(s)
                     .map_err(|_| Refused("the endpoint's secret is not whsec_ and base64".into()))
             })

@@ -1,0 +1,157 @@
+//! The bad-input table's rows for stored data: `channel_endpoints` rows and `reminders.channels`
+//! values a todo app can write, and what each must come to (`data/bad_requests.json`,
+//! `endpoints` and `channels`, explained at `stored_about`). Like [`crate::bad_requests`], this
+//! module only reads the rows and fills in their placeholders; the notify test
+//! (`functions/notify/tests/bad_stored.rs`) writes them and checks the effects.
+
+use serde::Deserialize;
+
+/// How many endpoint rows and channels values the table holds: a row lost from the file fails
+/// the tests instead of silently checking less.
+pub const BAD_ENDPOINTS: usize = 26;
+pub const BAD_CHANNELS: usize = 10;
+
+/// What the placeholders of the endpoint rows stand for: the test's receiver.
+pub struct Placeholders<'a> {
+    /// The URL of a signed webhook at the receiver.
+    pub hook: &'a str,
+    /// The receiver's port on 127.0.0.1.
+    pub port: u16,
+    /// A valid signing secret (`whsec_…`).
+    pub secret: &'a str,
+    /// A subscription's push-service URL and keys.
+    pub push: &'a str,
+    pub p256dh: &'a str,
+    pub auth: &'a str,
+}
+
+/// One `channel_endpoints` row as the todo app would write it (`None`: the column left out;
+/// `format` then takes its default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredEndpoint {
+    pub channel: String,
+    pub target: Option<String>,
+    pub format: Option<String>,
+    pub secret: Option<String>,
+    pub p256dh: Option<String>,
+    pub auth: Option<String>,
+}
+
+/// What an endpoint row must come to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// The database refuses the row with an error containing this (lower case).
+    Refused(String),
+    /// The row is stored; its delivery is recorded failed with a detail containing this
+    /// (lower case) and nothing reaches the receiver.
+    Failed(String),
+}
+
+/// One bad endpoint row.
+#[derive(Debug, Clone)]
+pub struct BadEndpoint {
+    pub name: String,
+    /// notify runs as in production (`WEBHOOK_ALLOW_PRIVATE=false`).
+    pub strict: bool,
+    pub endpoint: StoredEndpoint,
+    pub expect: Expect,
+}
+
+/// One bad `reminders.channels` value and what it must come to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BadChannels {
+    pub name: String,
+    pub channels: String,
+    /// The user has no endpoint at all (else one valid signed webhook).
+    #[serde(default)]
+    pub no_endpoints: bool,
+    /// The answer's outcome word (`sent`, `skipped`).
+    pub outcome: String,
+    /// E-mails and webhook requests that must arrive.
+    pub mails: usize,
+    pub webhooks: usize,
+    /// Text the answer's reason or notes must contain.
+    pub says: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Table {
+    endpoints: Vec<EndpointRow>,
+    channels: Vec<BadChannels>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointRow {
+    name: String,
+    #[serde(default)]
+    strict: bool,
+    endpoint: StoredEndpoint,
+    refused: Option<String>,
+    failed: Option<String>,
+}
+
+fn table() -> Table {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/bad_requests.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The endpoint rows, placeholders filled in from `p`.
+pub fn bad_endpoints(p: &Placeholders<'_>) -> Vec<BadEndpoint> {
+    let fill = |s: Option<String>| {
+        s.map(|s| {
+            s.replace("{hook}", p.hook)
+                .replace("{host_port}", &format!("127.0.0.1:{}", p.port))
+                .replace("{port}", &p.port.to_string())
+                .replace("{secret}", p.secret)
+                .replace("{push}", p.push)
+                .replace("{p256dh}", p.p256dh)
+                .replace("{auth}", p.auth)
+        })
+    };
+    let rows: Vec<BadEndpoint> = table()
+        .endpoints
+        .into_iter()
+        .map(|row| {
+            let expect = match (row.refused, row.failed) {
+                (Some(text), None) => Expect::Refused(text),
+                (None, Some(text)) => Expect::Failed(text),
+                _ => panic!("{}: a row is either refused or failed", row.name),
+            };
+            let e = row.endpoint;
+            BadEndpoint {
+                name: row.name,
+                strict: row.strict,
+                endpoint: StoredEndpoint {
+                    channel: e.channel,
+                    target: fill(e.target),
+                    format: e.format,
+                    secret: fill(e.secret),
+                    p256dh: fill(e.p256dh),
+                    auth: fill(e.auth),
+                },
+                expect,
+            }
+        })
+        .collect();
+    assert_eq!(
+        rows.len(),
+        BAD_ENDPOINTS,
+        "bad_requests.json: the number of endpoint rows changed"
+    );
+    rows
+}
+
+/// The `reminders.channels` values.
+pub fn bad_channels() -> Vec<BadChannels> {
+    let rows = table().channels;
+    assert_eq!(
+        rows.len(),
+        BAD_CHANNELS,
+        "bad_requests.json: the number of channels rows changed"
+    );
+    rows
+}

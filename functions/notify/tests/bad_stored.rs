@@ -1,0 +1,244 @@
+//! The bad-input table's stored data (`crates/testkit/data/bad_requests.json`, `endpoints`
+//! and `channels`): every bad `channel_endpoints` row and `reminders.channels` value a todo
+//! app can write, on a fresh SQLite file and a fresh PostgreSQL database, against the real
+//! webhook receiver and push-service stand-in. What a user would check: the database refuses
+//! the row, or the row's delivery is recorded failed with the reason while the e-mail still
+//! goes out, and nothing reaches the receiver; each copy counted where it arrives (files in
+//! the outbox, requests at the receiver, rows in `deliveries`).
+//! Skipped, with a message, where the test virtualenv cannot be made (`require::receiver`).
+
+use chrono::{Duration, SubsecRound, Utc};
+use notify::config::VapidSettings;
+use notify::{Notify, NotifyConfig};
+use std::path::Path;
+use todo_events_store::seed::NewEndpoint;
+use todo_events_store::{Channel, DeliveryStatus};
+use todo_events_testkit::bad_stored::{self, Expect, Placeholders, BAD_CHANNELS, BAD_ENDPOINTS};
+use todo_events_testkit::webhook::{Endpoint, Options, WebhookReceiver};
+use todo_events_testkit::{self as kit, reply, TestApp, TestDb};
+
+const REMINDER: &str = "dev.todo.reminder.due";
+/// The Standard Webhooks specification's example secret.
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn mails(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+fn receiver() -> WebhookReceiver {
+    WebhookReceiver::start(
+        &[Endpoint {
+            name: "hook",
+            secret: Some(SECRET),
+        }],
+        &Options {
+            push: vec!["browser".into()],
+            ..Options::default()
+        },
+    )
+}
+
+/// notify with the file mailer and Web Push on; `strict`: targets as in production
+/// (`WEBHOOK_ALLOW_PRIVATE=false`), else loopback allowed as in tests and local use.
+async fn app(db: &TestDb, outbox: &Path, strict: bool) -> TestApp {
+    let mut config = NotifyConfig::local(outbox.to_owned());
+    config.channels.allow_private = !strict;
+    config.channels.timeout = std::time::Duration::from_secs(5);
+    let (private_key, _) = notify::channels::webpush::Vapid::generate();
+    config.channels.vapid = Some(VapidSettings {
+        private_key: private_key.into(),
+        subject: "mailto:ops@todo-events.test".into(),
+    });
+    kit::spawn(Notify::new(db.store.clone(), config).unwrap()).await
+}
+
+/// The answer's reason and notes, lower case.
+fn said(body: &serde_json::Value) -> String {
+    let mut words = vec![body["reason"].as_str().unwrap_or_default().to_owned()];
+    if let Some(notes) = body["notes"].as_array() {
+        words.extend(notes.iter().filter_map(|n| n.as_str()).map(str::to_owned));
+    }
+    words.join(" | ").to_lowercase()
+}
+
+#[tokio::test]
+async fn every_bad_endpoint_row_is_refused_or_fails_alone_and_reaches_nothing() {
+    if !kit::require::receiver() {
+        return;
+    }
+    let receiver = receiver();
+    let (hook, browser) = (receiver.url("hook"), receiver.subscription("browser"));
+    let rows = bad_stored::bad_endpoints(&Placeholders {
+        hook: &hook,
+        port: receiver.port,
+        secret: SECRET,
+        push: &browser.endpoint,
+        p256dh: &browser.p256dh,
+        auth: &browser.auth,
+    });
+    let backends = kit::backends().await;
+    let mut checked = 0;
+    for db in &backends {
+        let b = db.backend;
+        let outbox = tempfile::tempdir().unwrap();
+        let (strict, lenient) = (
+            app(db, outbox.path(), true).await,
+            app(db, outbox.path(), false).await,
+        );
+        let mut stored = 0;
+        for row in &rows {
+            let name = &row.name;
+            let due = Utc::now().trunc_subsecs(0) - Duration::seconds(1);
+            let r = kit::reminder(&db.store, name, due).await;
+            let inserted = db.insert_endpoint_row(r.user_id, &row.endpoint).await;
+            let detail = match &row.expect {
+                Expect::Refused(text) => {
+                    let err = inserted.expect_err(&format!("{b}: {name}: the database refuses the row"));
+                    assert!(err.to_lowercase().contains(text), "{b}: {name}: {err}");
+                    checked += 1;
+                    continue;
+                }
+                Expect::Failed(text) => {
+                    inserted.unwrap_or_else(|e| panic!("{b}: {name}: stored: {e}"));
+                    text
+                }
+            };
+            stored += 1;
+            let channels = format!("email,{}", row.endpoint.channel);
+            db.store
+                .set_reminder_channels(r.reminder_id, &channels)
+                .await
+                .unwrap();
+            let app = if row.strict { &strict } else { &lenient };
+
+            let (status, ty, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
+            assert_eq!(
+                (status, ty.as_str()),
+                (200, "dev.todo.notification.sent"),
+                "{b}: {name}: the e-mail goes out: {body}"
+            );
+            let answered: Vec<_> = body["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| (d["channel"].as_str().unwrap(), d["outcome"].as_str().unwrap()))
+                .collect();
+            assert_eq!(
+                answered,
+                [("email", "sent"), (row.endpoint.channel.as_str(), "failed")],
+                "{b}: {name}: {body}"
+            );
+            let rows = db.store.deliveries_of(r.reminder_id).await.unwrap();
+            let seen: Vec<_> = rows.iter().map(|d| (d.channel, d.status)).collect();
+            let channel: Channel = row.endpoint.channel.parse().unwrap();
+            assert_eq!(
+                seen,
+                [
+                    (Channel::Email, DeliveryStatus::Sent),
+                    (channel, DeliveryStatus::Failed)
+                ],
+                "{b}: {name}"
+            );
+            let why = rows[1].detail.as_deref().unwrap_or_default().to_lowercase();
+            assert!(why.contains(detail), "{b}: {name}: deliveries.detail {why:?}");
+            // Neither the URL's path and credentials nor the secret and keys are shown,
+            // whatever was wrong with them.
+            assert!(
+                !why.contains("/hooks/") && !why.contains("hunter2"),
+                "{b}: {name}: {why}"
+            );
+            for secret in [&row.endpoint.secret, &row.endpoint.p256dh, &row.endpoint.auth]
+                .into_iter()
+                .flatten()
+                .filter(|s| s.len() >= 8)
+            {
+                assert!(!why.contains(&secret.to_lowercase()), "{b}: {name}: {why}");
+            }
+            // Again: failed for good, not retried.
+            let (_, ty, _) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
+            assert_eq!(ty, "dev.todo.notification.duplicate", "{b}: {name}");
+            checked += 1;
+        }
+        assert_eq!(mails(outbox.path()), stored, "{b}: one e-mail per stored row");
+    }
+    let got = receiver.requests();
+    assert!(got.is_empty(), "nothing reaches the receiver: {got:?}");
+    assert_eq!(checked, backends.len() * BAD_ENDPOINTS);
+    println!(
+        "{checked} bad endpoint rows checked ({BAD_ENDPOINTS} on each of {} backends)",
+        backends.len()
+    );
+}
+
+#[tokio::test]
+async fn every_bad_channels_value_comes_to_what_the_table_says() {
+    if !kit::require::receiver() {
+        return;
+    }
+    let receiver = receiver();
+    let hook = receiver.url("hook");
+    let rows = bad_stored::bad_channels();
+    let backends = kit::backends().await;
+    let mut checked = 0;
+    for db in &backends {
+        let b = db.backend;
+        let outbox = tempfile::tempdir().unwrap();
+        let app = app(db, outbox.path(), false).await;
+        for row in &rows {
+            let name = &row.name;
+            let due = Utc::now().trunc_subsecs(0) - Duration::seconds(1);
+            let r = kit::reminder(&db.store, name, due).await;
+            db.store
+                .set_reminder_channels(r.reminder_id, &row.channels)
+                .await
+                .unwrap();
+            if !row.no_endpoints {
+                db.store
+                    .insert_endpoint(&NewEndpoint {
+                        user_id: r.user_id,
+                        channel: Channel::Webhook,
+                        target: &hook,
+                        format: "standard",
+                        secret: Some(SECRET),
+                        p256dh: None,
+                        auth: None,
+                    })
+                    .await
+                    .unwrap();
+            }
+            let (mails_before, hooks_before) = (mails(outbox.path()), receiver.requests().len());
+
+            let (status, ty, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
+            assert_eq!(
+                (status, ty),
+                (200, format!("dev.todo.notification.{}", row.outcome)),
+                "{b}: {name}: {body}"
+            );
+            if let Some(text) = &row.says {
+                assert!(said(&body).contains(text), "{b}: {name}: {body}");
+            }
+            // Again: nothing more arrives.
+            let (status, _, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
+            assert_eq!(status, 200, "{b}: {name}: {body}");
+            let arrived = (
+                mails(outbox.path()) - mails_before,
+                receiver.requests().len() - hooks_before,
+            );
+            assert_eq!(
+                arrived,
+                (row.mails, row.webhooks),
+                "{b}: {name}: (e-mails, webhooks)"
+            );
+            checked += 1;
+        }
+    }
+    assert!(receiver
+        .requests()
+        .iter()
+        .all(|r| r.signature_valid == Some(true)));
+    assert_eq!(checked, backends.len() * BAD_CHANNELS);
+    println!(
+        "{checked} bad reminders.channels values checked ({BAD_CHANNELS} on each of {} backends)",
+        backends.len()
+    );
+}
