@@ -78,14 +78,14 @@ impl Notify {
                  private addresses; never use this where users register endpoints"
             );
         }
-        let webhooks = Webhooks::new(guard, channels.timeout)?;
+        let webhooks = Webhooks::new(guard, channels.timeout);
         let webpush = match &channels.vapid {
             Some(settings) => Some(WebPush::new(
                 guard,
                 channels.timeout,
                 settings.vapid()?,
                 channels.push_ttl,
-            )?),
+            )),
             None => {
                 tracing::info!("Web Push is off: VAPID_PRIVATE_KEY and VAPID_SUBJECT are not set");
                 None

@@ -21,7 +21,7 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OPEN: Guard = Guard { allow_private: true };
 
 fn hooks(timeout: Duration) -> Webhooks {
-    Webhooks::new(OPEN, timeout).unwrap()
+    Webhooks::new(OPEN, timeout)
 }
 
 #[tokio::test]
@@ -218,7 +218,7 @@ async fn private_targets_are_refused_unless_allowed_even_behind_a_name() {
     // A name is checked where it is resolved: localhost is loopback.
     let named = format!("https://localhost:{}/hooks/a", receiver.port);
     let endpoint = WebhookEndpoint::new(1, &named, Format::Standard, None, &strict).unwrap();
-    let hooks = Webhooks::new(strict, Duration::from_secs(5)).unwrap();
+    let hooks = Webhooks::new(strict, Duration::from_secs(5));
     match hooks.send(&endpoint, &notice(), now()).await {
         Err(SendError::Permanent(reason)) => {
             assert!(

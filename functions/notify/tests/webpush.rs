@@ -32,7 +32,7 @@ fn service(names: &[&str]) -> WebhookReceiver {
 fn pusher(timeout: Duration) -> WebPush {
     let (private, _) = Vapid::generate();
     let vapid = Vapid::new(&private, "mailto:ops@todo-events.test").unwrap();
-    WebPush::new(OPEN, timeout, vapid, Duration::from_secs(3600)).unwrap()
+    WebPush::new(OPEN, timeout, vapid, Duration::from_secs(3600))
 }
 
 fn subscription(receiver: &WebhookReceiver, name: &str, id: i64) -> Subscription {

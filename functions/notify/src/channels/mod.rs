@@ -116,10 +116,37 @@ pub const MAX_RESPONSE_BYTES: usize = 16 * 1024;
 /// The longest `Retry-After` honoured; a longer one is cut to this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
+/// The HTTP client of a channel, built on its first use: a notify whose reminders name only
+/// e-mail (and every pod that starts and idles, scale-to-zero's common case) does not carry
+/// the client's TLS set-up, about 1 MiB of its idle memory (docs/PERFORMANCE.md).
+pub(crate) struct LazyClient {
+    guard: Guard,
+    timeout: Duration,
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl LazyClient {
+    pub(crate) fn new(guard: Guard, timeout: Duration) -> Self {
+        Self {
+            guard,
+            timeout,
+            client: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The client; a client that cannot be built fails the delivery for now.
+    pub(crate) fn get(&self) -> Result<&reqwest::Client, SendError> {
+        self.client
+            .get_or_init(|| client(self.guard, self.timeout))
+            .as_ref()
+            .map_err(|e| SendError::transient(e.clone()))
+    }
+}
+
 /// The HTTP client of a channel: one connection pool for all its targets, the target guard
 /// as its resolver, redirects never followed, no proxy (a proxy would resolve and connect on
 /// notify's behalf, past the guard), every exchange bounded by `timeout`.
-pub(crate) fn client(guard: Guard, timeout: Duration) -> Result<reqwest::Client, String> {
+fn client(guard: Guard, timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .user_agent(concat!("todo-events-notify/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())

@@ -18,7 +18,7 @@
 //! good.
 
 use super::guard::{redacted, Guard, Refused};
-use super::{client, failed_exchange, judge, truncate, Notice, SendError};
+use super::{failed_exchange, judge, truncate, LazyClient, Notice, SendError};
 use base64::Engine;
 use serde_json::json;
 use std::time::Duration;
@@ -177,16 +177,17 @@ pub fn shape(format: Format, notice: &Notice<'_>) -> Outgoing {
 }
 
 /// Sends notices to webhooks: one HTTP client (connection pool) for all endpoints, its
-/// resolver the target guard, redirects off, every exchange bounded by `timeout`.
+/// resolver the target guard, redirects off, every exchange bounded by `timeout`; built when
+/// the first webhook is sent.
 pub struct Webhooks {
-    client: reqwest::Client,
+    client: LazyClient,
 }
 
 impl Webhooks {
-    pub fn new(guard: Guard, timeout: Duration) -> Result<Self, String> {
-        Ok(Self {
-            client: client(guard, timeout)?,
-        })
+    pub fn new(guard: Guard, timeout: Duration) -> Self {
+        Self {
+            client: LazyClient::new(guard, timeout),
+        }
     }
 
     /// Sends `notice` to `endpoint`, signed when it has a secret; `now` is the signature's
@@ -200,6 +201,7 @@ impl Webhooks {
         let outgoing = shape(endpoint.format, notice);
         let mut request = self
             .client
+            .get()?
             .post(endpoint.url.clone())
             .header(reqwest::header::CONTENT_TYPE, outgoing.content_type);
         for (name, value) in &outgoing.headers {

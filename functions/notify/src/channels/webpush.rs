@@ -17,7 +17,7 @@
 //! ([`SendError::Gone`]: the endpoint is deactivated); the rest is judged as for webhooks.
 
 use super::guard::{redacted, Guard, Refused};
-use super::{client, failed_exchange, judge, Notice, SendError};
+use super::{failed_exchange, judge, LazyClient, Notice, SendError};
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes128Gcm, Nonce};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -215,18 +215,18 @@ pub fn encrypt(
 /// Sends notices to push services: one HTTP client (the target guard its resolver, redirects
 /// off, bounded by `timeout`), the VAPID key, the messages' `TTL`.
 pub struct WebPush {
-    client: reqwest::Client,
+    client: LazyClient,
     vapid: Vapid,
     ttl: Duration,
 }
 
 impl WebPush {
-    pub fn new(guard: Guard, timeout: Duration, vapid: Vapid, ttl: Duration) -> Result<Self, String> {
-        Ok(Self {
-            client: client(guard, timeout)?,
+    pub fn new(guard: Guard, timeout: Duration, vapid: Vapid, ttl: Duration) -> Self {
+        Self {
+            client: LazyClient::new(guard, timeout),
             vapid,
             ttl,
-        })
+        }
     }
 
     pub fn vapid(&self) -> &Vapid {
@@ -241,6 +241,7 @@ impl WebPush {
         let shown = redacted(&to.url);
         let response = self
             .client
+            .get()?
             .post(to.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .header(reqwest::header::CONTENT_ENCODING, "aes128gcm")

@@ -1,0 +1,137 @@
+//! The channel settings as an operator meets them: the real `notify` binary started with a bad
+//! value stops at once with exit status 2 and one line naming the variable, and never prints
+//! a VAPID key, good or bad; `notify vapid-keys` prints a pair that notify accepts.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `notify` (HTTP mode, SQLite, file mailer) with `env`, in a directory of its own; a start
+/// that does not end within 20 s is a failure (the value was accepted).
+fn start(env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_notify"));
+    cmd.current_dir(dir.path())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("t.db").display()),
+        )
+        .env("PORT", "0")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in [
+        "WEBHOOK_ALLOW_PRIVATE",
+        "WEBHOOK_TIMEOUT",
+        "PUSH_TTL",
+        "VAPID_PRIVATE_KEY",
+        "VAPID_SUBJECT",
+        "DELIVERY_LEASE",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!(
+                "notify started with {env:?}: {:?}",
+                child.wait_with_output().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A fresh key pair from `notify vapid-keys`: (private, public).
+fn vapid_keys() -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_notify"))
+        .arg("vapid-keys")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .to_owned()
+    };
+    (value("VAPID_PRIVATE_KEY="), value("VAPID_PUBLIC_KEY="))
+}
+
+#[test]
+fn vapid_keys_prints_a_p256_pair_in_base64url() {
+    let (private, public) = vapid_keys();
+    // 32-byte scalar and 65-byte uncompressed point, unpadded base64url (RFC 8292 §3.2).
+    assert_eq!(private.len(), 43, "{private}");
+    assert_eq!(public.len(), 87, "{public}");
+    assert!(public.starts_with('B'), "uncompressed point (0x04): {public}");
+    for key in [&private, &public] {
+        assert!(
+            key.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{key}"
+        );
+    }
+    assert_ne!(vapid_keys().0, private, "a new pair each time");
+}
+
+#[test]
+fn bad_channel_settings_stop_the_start_with_one_line_naming_the_variable() {
+    let (key, _) = vapid_keys();
+    let subject = "mailto:ops@todo-events.test";
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("WEBHOOK_ALLOW_PRIVATE", &[("WEBHOOK_ALLOW_PRIVATE", "maybe")]),
+        ("WEBHOOK_TIMEOUT", &[("WEBHOOK_TIMEOUT", "soon")]),
+        ("WEBHOOK_TIMEOUT", &[("WEBHOOK_TIMEOUT", "0s")]),
+        ("WEBHOOK_TIMEOUT", &[("WEBHOOK_TIMEOUT", "-5s")]),
+        // The claim must outlive two requests: 2 × 90 s > DELIVERY_LEASE's 2 m.
+        ("WEBHOOK_TIMEOUT", &[("WEBHOOK_TIMEOUT", "90s")]),
+        (
+            "WEBHOOK_TIMEOUT",
+            &[("WEBHOOK_TIMEOUT", "10s"), ("DELIVERY_LEASE", "15s")],
+        ),
+        ("PUSH_TTL", &[("PUSH_TTL", "40d")]),
+        ("PUSH_TTL", &[("PUSH_TTL", "an hour")]),
+        (
+            "VAPID_PRIVATE_KEY",
+            &[("VAPID_PRIVATE_KEY", "not-a-key"), ("VAPID_SUBJECT", subject)],
+        ),
+        // Base64url of the right length, but not a scalar below the curve's order.
+        (
+            "VAPID_PRIVATE_KEY",
+            &[
+                ("VAPID_PRIVATE_KEY", "__________________________________________8"),
+                ("VAPID_SUBJECT", subject),
+            ],
+        ),
+        ("VAPID_PRIVATE_KEY", &[("VAPID_SUBJECT", subject)]),
+        ("VAPID_SUBJECT", &[("VAPID_PRIVATE_KEY", &key)]),
+        (
+            "VAPID_SUBJECT",
+            &[
+                ("VAPID_PRIVATE_KEY", &key),
+                ("VAPID_SUBJECT", "ops@todo-events.test"),
+            ],
+        ),
+    ];
+    for (named, env) in cases {
+        let out = start(env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{env:?}: {stderr}");
+        assert!(stderr.contains(named), "{env:?} names {named}: {stderr}");
+        for (var, value) in env.iter() {
+            if var.starts_with("VAPID_PRIVATE_KEY") {
+                assert!(!stderr.contains(value), "{env:?}: the key is shown: {stderr}");
+            }
+        }
+    }
+    println!("{} bad channel settings checked", cases.len());
+    assert_eq!(cases.len(), 13);
+}
