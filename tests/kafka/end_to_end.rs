@@ -461,7 +461,7 @@ async fn webhooks_and_pushes_arrive_once_through_a_consumer_kill_and_the_receive
         }],
         &WebhookOptions {
             replies: vec!["hook:30=503;Retry-After: 1".into()],
-            delay: Some(0.05),
+            delay: Some(0.1),
             push: vec!["browser".into()],
         },
     );
