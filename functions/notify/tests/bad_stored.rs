@@ -7,23 +7,20 @@
 //! the outbox, requests at the receiver, rows in `deliveries`).
 //! Skipped, with a message, where the test virtualenv cannot be made (`require::receiver`).
 
+use app::{mails, outcomes};
 use chrono::{Duration, SubsecRound, Utc};
-use notify::config::VapidSettings;
-use notify::{Notify, NotifyConfig};
-use std::path::Path;
 use todo_events_store::seed::NewEndpoint;
 use todo_events_store::{Channel, DeliveryStatus};
 use todo_events_testkit::bad_stored::{self, Expect, Placeholders, BAD_CHANNELS, BAD_ENDPOINTS};
 use todo_events_testkit::webhook::{Endpoint, Options, WebhookReceiver};
-use todo_events_testkit::{self as kit, reply, TestApp, TestDb};
+use todo_events_testkit::{self as kit, reply};
+
+#[path = "channels/app.rs"]
+mod app;
 
 const REMINDER: &str = "dev.todo.reminder.due";
 /// The Standard Webhooks specification's example secret.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-fn mails(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
-}
 
 fn receiver() -> WebhookReceiver {
     WebhookReceiver::start(
@@ -36,20 +33,6 @@ fn receiver() -> WebhookReceiver {
             ..Options::default()
         },
     )
-}
-
-/// notify with the file mailer and Web Push on; `strict`: targets as in production
-/// (`WEBHOOK_ALLOW_PRIVATE=false`), else loopback allowed as in tests and local use.
-async fn app(db: &TestDb, outbox: &Path, strict: bool) -> TestApp {
-    let mut config = NotifyConfig::local(outbox.to_owned());
-    config.channels.allow_private = !strict;
-    config.channels.timeout = std::time::Duration::from_secs(5);
-    let (private_key, _) = notify::channels::webpush::Vapid::generate();
-    config.channels.vapid = Some(VapidSettings {
-        private_key: private_key.into(),
-        subject: "mailto:ops@todo-events.test".into(),
-    });
-    kit::spawn(Notify::new(db.store.clone(), config).unwrap()).await
 }
 
 /// The answer's reason and notes, lower case.
@@ -81,10 +64,9 @@ async fn every_bad_endpoint_row_is_refused_or_fails_alone_and_reaches_nothing() 
     for db in &backends {
         let b = db.backend;
         let outbox = tempfile::tempdir().unwrap();
-        let (strict, lenient) = (
-            app(db, outbox.path(), true).await,
-            app(db, outbox.path(), false).await,
-        );
+        // notify as in production (targets must be public https) and as in tests and local use.
+        let strict = app::notify(db, outbox.path(), false, true).await;
+        let lenient = app::notify(db, outbox.path(), true, true).await;
         let mut stored = 0;
         for row in &rows {
             let name = &row.name;
@@ -117,14 +99,8 @@ async fn every_bad_endpoint_row_is_refused_or_fails_alone_and_reaches_nothing() 
                 (200, "dev.todo.notification.sent"),
                 "{b}: {name}: the e-mail goes out: {body}"
             );
-            let answered: Vec<_> = body["deliveries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| (d["channel"].as_str().unwrap(), d["outcome"].as_str().unwrap()))
-                .collect();
             assert_eq!(
-                answered,
+                outcomes(&body),
                 [("email", "sent"), (row.endpoint.channel.as_str(), "failed")],
                 "{b}: {name}: {body}"
             );
@@ -183,7 +159,7 @@ async fn every_bad_channels_value_comes_to_what_the_table_says() {
     for db in &backends {
         let b = db.backend;
         let outbox = tempfile::tempdir().unwrap();
-        let app = app(db, outbox.path(), false).await;
+        let app = app::notify(db, outbox.path(), true, true).await;
         for row in &rows {
             let name = &row.name;
             let due = Utc::now().trunc_subsecs(0) - Duration::seconds(1);

@@ -6,22 +6,19 @@
 //! rows in `deliveries`.
 //! Skipped, with a message, where the test virtualenv cannot be made (`require::receiver`).
 
+use app::{mails, outcomes};
 use chrono::{Duration, SubsecRound, Utc};
-use notify::config::VapidSettings;
-use notify::{Notify, NotifyConfig};
-use std::path::Path;
 use todo_events_store::seed::NewEndpoint;
 use todo_events_store::{Channel, DeliveryStatus, ReminderState};
 use todo_events_testkit::webhook::{Endpoint, Options, Request, WebhookReceiver};
-use todo_events_testkit::{self as kit, reply, ReminderFixture, TestApp, TestDb};
+use todo_events_testkit::{self as kit, reply, ReminderFixture, TestDb};
+
+#[path = "channels/app.rs"]
+mod app;
 
 const REMINDER: &str = "dev.todo.reminder.due";
 /// The Standard Webhooks specification's example secret.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-fn mails(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
-}
 
 fn receiver(replies: &[&str]) -> WebhookReceiver {
     WebhookReceiver::start(
@@ -41,22 +38,6 @@ fn receiver(replies: &[&str]) -> WebhookReceiver {
             ..Options::default()
         },
     )
-}
-
-/// notify with the file mailer, Web Push on (a fresh VAPID key) or off, targets on loopback
-/// allowed.
-async fn app(db: &TestDb, outbox: &Path, push: bool) -> TestApp {
-    let mut config = NotifyConfig::local(outbox.to_owned());
-    config.channels.allow_private = true;
-    config.channels.timeout = std::time::Duration::from_secs(5);
-    if push {
-        let (private_key, _) = notify::channels::webpush::Vapid::generate();
-        config.channels.vapid = Some(VapidSettings {
-            private_key: private_key.into(),
-            subject: "mailto:ops@todo-events.test".into(),
-        });
-    }
-    kit::spawn(Notify::new(db.store.clone(), config).unwrap()).await
 }
 
 /// A reminder on `channels` whose user has a signed `standard` webhook ("hook"), an `ntfy`
@@ -120,7 +101,7 @@ async fn a_reminder_reaches_every_channel_it_names_once_however_often_it_is_deli
         let b = db.backend;
         let outbox = tempfile::tempdir().unwrap();
         let receiver = receiver(&[]);
-        let app = app(&db, outbox.path(), true).await;
+        let app = app::notify(&db, outbox.path(), true, true).await;
         let (r, _) = reminder(&db, &receiver, "email,webhook,webpush").await;
 
         let (status, ty, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
@@ -129,14 +110,8 @@ async fn a_reminder_reaches_every_channel_it_names_once_however_often_it_is_deli
             (200, "dev.todo.notification.sent"),
             "{b}: {body}"
         );
-        let outcomes: Vec<_> = body["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| (d["channel"].as_str().unwrap(), d["outcome"].as_str().unwrap()))
-            .collect();
         assert_eq!(
-            outcomes,
+            outcomes(&body),
             [
                 ("email", "sent"),
                 ("webhook", "sent"),
@@ -222,7 +197,7 @@ async fn a_channel_that_fails_neither_holds_back_nor_repeats_the_others() {
         // The signed webhook is down for one request (503, try again in 6 s), the ntfy
         // server refuses for good (400), the browser unsubscribed (410).
         let receiver = receiver(&["hook:1=503;Retry-After: 6", "phone=400", "browser=410"]);
-        let app = app(&db, outbox.path(), true).await;
+        let app = app::notify(&db, outbox.path(), true, true).await;
         let (r, [_, _, push]) = reminder(&db, &receiver, "email,webhook,webpush").await;
 
         let first = app.post_binary(REMINDER, &r.event_id(), &r.data()).await;
@@ -312,7 +287,7 @@ async fn web_push_without_a_key_waits_and_the_other_channels_go_out() {
         let b = db.backend;
         let outbox = tempfile::tempdir().unwrap();
         let receiver = receiver(&[]);
-        let app = app(&db, outbox.path(), false).await;
+        let app = app::notify(&db, outbox.path(), true, false).await;
         let (r, _) = reminder(&db, &receiver, "webpush,email,fax").await;
         let response = app.post_binary(REMINDER, &r.event_id(), &r.data()).await;
         assert_eq!(response.status(), 503, "{b}");
