@@ -387,7 +387,9 @@ pub async fn consumers(env: &Env, report: &mut Report, items: u64) -> anyhow::Re
     anyhow::ensure!(files == items, "{files} mail files for {items} reminders");
     env.drop_database("cons_notify").await?;
     env.drop_database("cons_notify_tpl").await?;
-    let ratio = figure / limit;
+    // Limit 2, right after: the same mails written again as the file mailer writes them.
+    let files_limit = outbox_writes(env, outbox.path())?;
+    let slower = limit.min(files_limit);
     report.add(Row {
         section: "consumer",
         what: format!(
@@ -395,14 +397,52 @@ pub async fn consumers(env: &Env, report: &mut Report, items: u64) -> anyhow::Re
         ),
         figure: rate(figure),
         limit: format!(
-            "pgbench, the batched SQL, 100 rows per transaction, {PARTITIONS} clients: {} rows",
-            rate(limit)
+            "pgbench, the batched SQL, 100 rows per transaction, {PARTITIONS} clients: {} rows; \
+             the same mail files written and renamed by {PARTITIONS} threads: {} files",
+            rate(limit),
+            rate(files_limit)
         ),
-        ratio: Some(ratio),
+        ratio: Some(figure / slower),
         target: "≥ 10 000/s".into(),
         met: Some(figure >= 10_000.0),
     });
     Ok(())
+}
+
+/// The rate at which this machine's kernel takes the mails of `outbox` as the file mailer
+/// writes them (`write` of a `.partial`, `rename`), by as many threads as the consumer has
+/// partitions, into a fresh directory beside it: file creation, not the database, bounds
+/// the file mailer on some machines (docs/PERFORMANCE.md, the file-mailer readings).
+fn outbox_writes(env: &Env, outbox: &std::path::Path) -> anyhow::Result<f64> {
+    let mails: Vec<Vec<u8>> = std::fs::read_dir(outbox)?
+        .map(|e| Ok(std::fs::read(e?.path())?))
+        .collect::<anyhow::Result<_>>()?;
+    let dir = tempfile::tempdir_in(&env.out)?;
+    let share = mails.len().div_ceil(PARTITIONS as usize);
+    let started = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let writers: Vec<_> = mails
+            .chunks(share)
+            .enumerate()
+            .map(|(w, chunk)| {
+                let dir = dir.path();
+                s.spawn(move || -> std::io::Result<()> {
+                    for (i, bytes) in chunk.iter().enumerate() {
+                        let path = dir.join(format!("w{w}-{i}.eml"));
+                        let partial = path.with_extension("eml.partial");
+                        std::fs::write(&partial, bytes)?;
+                        std::fs::rename(&partial, &path)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().map_err(|_| anyhow::anyhow!("a writer panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(mails.len() as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Publishes the events with the scheduler's own Kafka publisher, in chunks.
