@@ -23,7 +23,7 @@
 use crate::channels::guard::{redacted, Guard};
 use crate::channels::webhook::Webhooks;
 use crate::channels::webpush::WebPush;
-use crate::channels::{Notice, SendError};
+use crate::channels::{delivery_id, Notice, SendError};
 use crate::config::NotifyConfig;
 use crate::mail::{message_id, Composer, MailError, Mailer, ReminderMail};
 use crate::plan::{plan, Target};
@@ -258,12 +258,12 @@ fn recipient(d: &Delivery<'_>) -> String {
     }
 }
 
-/// The id the receiver knows a delivery by: the mail's Message-ID, else the deterministic
-/// `webhook-id` (also what a push carries in its payload's tag).
-fn delivery_message_id(d: &Delivery<'_>, notice: &Notice<'_>) -> String {
+/// The id `deliveries` keeps for a delivery: the mail's Message-ID, else the deterministic
+/// delivery id (what a webhook's receiver sees as `webhook-id`), both without a `Notice`.
+fn delivery_message_id(d: &Delivery<'_>) -> String {
     match d.route.endpoint {
         None => message_id(d.ctx.reminder_id, d.ctx.remind_at),
-        Some(endpoint) => notice.delivery_id(endpoint.get()),
+        Some(endpoint) => delivery_id(d.ctx.reminder_id, d.ctx.remind_at, endpoint.get()),
     }
 }
 
@@ -493,10 +493,7 @@ impl Notify {
         // The texts the records borrow.
         let texts: Vec<(String, String)> = sent
             .iter()
-            .map(|(c, _)| {
-                let notice = self.notice(c.delivery.ctx);
-                (recipient(&c.delivery), delivery_message_id(&c.delivery, &notice))
-            })
+            .map(|(c, _)| (recipient(&c.delivery), delivery_message_id(&c.delivery)))
             .collect();
         let (mut finished, mut recorded, mut gone) = (Vec::new(), Vec::new(), Vec::new());
         for ((c, result), (recipient, mid)) in sent.iter().zip(&texts) {
@@ -830,7 +827,7 @@ impl Function for Notify {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use todo_events_domain::{TaskId, UserId};
     use todo_events_store::TaskStatus;
@@ -848,7 +845,8 @@ mod tests {
         }
     }
 
-    fn row() -> ReminderContext {
+    /// A due reminder of an open task, e-mail only (the plan's tests start from it too).
+    pub(crate) fn row() -> ReminderContext {
         ReminderContext {
             reminder_id: ReminderId::new(1).unwrap(),
             task_id: TaskId::new(2).unwrap(),

@@ -109,25 +109,14 @@ fn checked(e: &Endpoint, guard: &Guard) -> Result<Target, Refused> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use todo_events_domain::{EndpointId, ReminderId, TaskId, UserId};
-    use todo_events_store::{Channels, ReminderState, TaskStatus};
+    use todo_events_domain::EndpointId;
+    use todo_events_store::Channels;
 
     fn ctx(channels: &str, endpoints: Vec<Endpoint>) -> ReminderContext {
         ReminderContext {
-            reminder_id: ReminderId::new(1).unwrap(),
-            task_id: TaskId::new(2).unwrap(),
-            user_id: UserId::new(3).unwrap(),
-            remind_at: "2026-11-30T09:00:00Z".parse().unwrap(),
-            state: ReminderState::Published,
-            task_title: "Water the plants".into(),
-            task_description: String::new(),
-            task_status: TaskStatus::Todo,
-            task_due_at: None,
-            email: "ada@example.test".into(),
-            display_name: "Ada".into(),
-            timezone: "UTC".into(),
             channels: Channels::parse(channels),
             endpoints,
+            ..crate::handler::tests::row()
         }
     }
 

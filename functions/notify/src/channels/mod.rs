@@ -98,16 +98,21 @@ impl Notice<'_> {
     /// The deterministic id of this notice's delivery to `endpoint`: the same on every
     /// retry, so a receiver recognises a second copy (`webhook-id`).
     pub fn delivery_id(&self, endpoint: i64) -> String {
-        format!(
-            "msg_reminder-{}-{}-endpoint-{endpoint}",
-            self.reminder_id,
-            self.remind_at.timestamp_micros()
-        )
+        delivery_id(self.reminder_id, self.remind_at, endpoint)
     }
 
     pub fn remind_at_text(&self) -> String {
         rfc3339(self.remind_at)
     }
+}
+
+/// The deterministic id of the delivery of reminder `reminder` at `remind_at` to `endpoint`
+/// (`webhook-id`, and the Message-ID `deliveries` keeps for it).
+pub fn delivery_id(reminder: ReminderId, remind_at: DateTime<Utc>, endpoint: i64) -> String {
+    format!(
+        "msg_reminder-{reminder}-{}-endpoint-{endpoint}",
+        remind_at.timestamp_micros()
+    )
 }
 
 /// The most of a receiver's answer that is read (for the failure's detail).
