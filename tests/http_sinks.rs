@@ -220,3 +220,90 @@ async fn three_days_of_downtime_catch_up_latest_gives_one_instance_and_all_gives
         }
     }
 }
+
+/// An event that comes before its item is due (a forged or early sender) changes nothing: the
+/// reminder stays pending and the recurring task where it was, so the scheduler still sends the
+/// reminder and creates the instance at their time, once.
+#[tokio::test]
+async fn an_early_event_changes_nothing_and_the_scheduler_still_acts_at_the_items_time() {
+    for db in kit::backends().await {
+        let outbox = tempfile::tempdir().unwrap();
+        let notify = kit::spawn(
+            notify::Notify::new(
+                db.store.clone(),
+                notify::NotifyConfig::local(outbox.path().into()),
+            )
+            .unwrap(),
+        )
+        .await;
+        let recur = kit::spawn(Recur::new(db.store.clone())).await;
+        // Due a little more than the clock-skew tolerance (10 s) from now.
+        let due = Utc::now().trunc_subsecs(0) + Duration::seconds(12);
+        let r = kit::reminder(&db.store, "Early bird", due).await;
+        let dtstart = due.format("%Y-%m-%dT%H:%M:%S").to_string();
+        let rt = kit::recurring(&db.store, "FREQ=HOURLY", &dtstart, "UTC", due, "latest", &[]).await;
+
+        let (status, ty, _) = kit::reply(
+            notify
+                .post_binary("dev.todo.reminder.due", &r.event_id(), &r.data())
+                .await,
+        )
+        .await;
+        assert_eq!((status, ty.as_str()), (200, "dev.todo.notification.skipped"));
+        let (status, ty, _) = kit::reply(
+            recur
+                .post_binary("dev.todo.recurring-task.due", "recurring-task/x", &rt.data(due))
+                .await,
+        )
+        .await;
+        assert_eq!((status, ty.as_str()), (200, "dev.todo.task-instance.skipped"));
+        assert_eq!(
+            std::fs::read_dir(outbox.path()).map(|d| d.count()).unwrap_or(0),
+            0
+        );
+        assert!(db.store.instances_of(rt.id).await.unwrap().is_empty());
+
+        let publisher = HttpPublisher::new(
+            Some(format!("{}/", notify.url)),
+            Some(format!("{}/", recur.url)),
+            std::time::Duration::from_secs(5),
+        );
+        let scheduler = Scheduler::new(db.store.clone(), publisher, config("s", 100, 60));
+        assert_eq!(
+            scheduler.pass().await.unwrap().published(),
+            0,
+            "{}: nothing due yet",
+            db.backend
+        );
+        let wait = (due - Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(200);
+        tokio::time::sleep(wait).await;
+        let report = scheduler.pass().await.unwrap();
+        assert_eq!(
+            (
+                report.reminders_published,
+                report.occurrences_published,
+                report.failed
+            ),
+            (1, 1, 0),
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            std::fs::read_dir(outbox.path()).unwrap().count(),
+            1,
+            "{}: one mail, at its time",
+            db.backend
+        );
+        assert_eq!(
+            db.store
+                .reminder_state(r.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
+            Some("sent")
+        );
+        let instances = db.store.instances_of(rt.id).await.unwrap();
+        assert_eq!(instances.len(), 1, "{}", db.backend);
+        assert_eq!(instances[0].1, due);
+    }
+}

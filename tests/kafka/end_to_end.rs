@@ -103,11 +103,11 @@ impl World {
     fn consumer_with(&self, name: &str, env: &[(&str, &str)]) -> Child {
         let log = std::fs::File::create(self.logs.path().join(format!("{name}.log"))).unwrap();
         let mut c = self.command(name);
+        c.env("PORT", free_port().to_string());
         for (k, v) in env {
             c.env(k, v);
         }
         c.arg("consume")
-            .env("PORT", free_port().to_string())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -873,4 +873,206 @@ async fn with_kafka_retry_a_message_that_keeps_failing_is_dead_lettered_after_it
         listing.contains("listed 2 dead letter(s) from reminders.dlq"),
         "{listing}"
     );
+}
+
+/// A binary-mode CloudEvent of type `ty` with `data`, keyed by its user, as a sender that is
+/// not the scheduler could put it on the topic.
+async fn produce_event(
+    producer: &todo_events_kafka::EventProducer,
+    topic: &str,
+    ty: &str,
+    id: &str,
+    data: &serde_json::Value,
+) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "ce_specversion",
+            value: Some("1.0"),
+        })
+        .insert(Header {
+            key: "ce_id",
+            value: Some(id),
+        })
+        .insert(Header {
+            key: "ce_source",
+            value: Some("/todo/scheduler-cron"),
+        })
+        .insert(Header {
+            key: "ce_type",
+            value: Some(ty),
+        })
+        .insert(Header {
+            key: "content-type",
+            value: Some("application/json"),
+        });
+    let key = data["user_id"].to_string();
+    producer
+        .send_raw(
+            topic,
+            Some(key.as_bytes()),
+            Some(data.to_string().as_bytes()),
+            headers,
+        )
+        .await
+        .expect("hostile event produced");
+}
+
+/// The hostile-caller table (`crates/testkit/data/hostile_events.json`) through the consumers:
+/// every row's event put on the topic as a sender inside the cluster could, then
+/// `notify consume` and `recur consume` (SMTP to the real server): each acknowledged (lag 0,
+/// nothing dead-lettered), no mail at the SMTP server, no delivery, the reminders pending at
+/// their times, no instance beyond a chain's one due occurrence, next occurrences where they
+/// were, and the early ones counted on each consumer's `/metrics`.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_events_through_the_consumers_send_nothing_and_write_nothing() {
+    use chrono::{SubsecRound, Utc};
+    use todo_events_testkit::hostile::{
+        occurrence_rows, reminder_rows, HostileOccurrence, HOSTILE_NOTIFY_ROWS, HOSTILE_RECUR_ROWS,
+    };
+    let Some(world) = World::new().await else {
+        return;
+    };
+    let store = &world.db.store;
+    let producer = todo_events_kafka::EventProducer::new(&world.kafka).unwrap();
+    let now = Utc::now().trunc_subsecs(0);
+    let other = kit::reminder(store, "Someone else's", now + chrono::Duration::days(3)).await;
+    let mut reminders = Vec::new();
+    let mut early_reminders = 0;
+    for (i, row) in reminder_rows().iter().enumerate() {
+        let r = kit::reminder(store, "Water the plants", row.due_in.from(now)).await;
+        let data = row.data(&r, &other);
+        produce_event(
+            &producer,
+            "reminders",
+            "dev.todo.reminder.due",
+            &format!("hostile/{i}"),
+            &data,
+        )
+        .await;
+        early_reminders += usize::from(row.early);
+        reminders.push(r);
+    }
+    let other_rt = kit::recurring(
+        store,
+        "FREQ=WEEKLY",
+        "2026-01-05T07:00:00",
+        "UTC",
+        now + chrono::Duration::days(2),
+        "latest",
+        &[],
+    )
+    .await;
+    let mut tasks = Vec::new();
+    let mut early_occurrences = 0;
+    for (i, row) in occurrence_rows().iter().enumerate() {
+        let next = row.next_in.from(now);
+        let rt = kit::recurring(
+            store,
+            "FREQ=DAILY",
+            &HostileOccurrence::dtstart(next),
+            "UTC",
+            next,
+            "latest",
+            &[],
+        )
+        .await;
+        for (k, data) in row.data(&rt, next, &other_rt).iter().enumerate() {
+            produce_event(
+                &producer,
+                "task-events",
+                "dev.todo.recurring-task.due",
+                &format!("hostile/{i}/{k}"),
+                data,
+            )
+            .await;
+        }
+        early_occurrences += if row.chain > 0 {
+            row.chain
+        } else {
+            usize::from(row.early)
+        };
+        // A chain's first event is due: it creates one instance and moves the task a day on.
+        let expect = match row.chain {
+            0 => (0, next),
+            _ => (1, next + chrono::Duration::days(1)),
+        };
+        tasks.push((rt, expect));
+    }
+    assert_eq!(
+        (reminders.len(), tasks.len()),
+        (HOSTILE_NOTIFY_ROWS, HOSTILE_RECUR_ROWS)
+    );
+
+    let (notify_port, recur_port) = (free_port(), free_port());
+    let notify = world.consumer_with("notify", &[("PORT", &notify_port.to_string())]);
+    let recur = world.consumer_with("recur", &[("PORT", &recur_port.to_string())]);
+    let w = &world;
+    w.wait_for(90, "every hostile event handled", || async {
+        w.lag("notify", "reminders") == 0 && w.lag("recur", "task-events") == 0
+    })
+    .await;
+    let early = |port: u16, function: &'static str| async move {
+        let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        kit::metric(
+            &text,
+            "todo_events_early_events_total",
+            &[&format!("function=\"{function}\"")],
+        ) as usize
+    };
+    assert_eq!(
+        early(notify_port, "notify").await,
+        early_reminders,
+        "early reminder events counted"
+    );
+    assert_eq!(
+        early(recur_port, "recur").await,
+        early_occurrences,
+        "early occurrence events counted"
+    );
+    assert!(stop(notify).success());
+    assert!(stop(recur).success());
+
+    assert!(
+        world.smtp.copies().is_empty(),
+        "no mail at the SMTP server: {:?}",
+        world.smtp.copies()
+    );
+    assert_eq!(
+        world.count("SELECT COUNT(*) FROM deliveries").await,
+        0,
+        "no delivery"
+    );
+    for r in &reminders {
+        assert_eq!(
+            store.reminder_state(r.reminder_id).await.unwrap(),
+            Some(todo_events_store::ReminderState::Pending)
+        );
+    }
+    for (rt, (instances, next)) in &tasks {
+        assert_eq!(store.instances_of(rt.id).await.unwrap().len(), *instances);
+        assert_eq!(
+            store
+                .recurring_task(rt.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .next_occurrence,
+            Some(*next)
+        );
+    }
+    for (function, topic) in [("notify", "reminders"), ("recur", "task-events")] {
+        let out = world.run(function, &["replay-dead-letters", "--dry-run"], &[]);
+        assert_success(&out, "dry run");
+        let listing = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            listing.contains(&format!("listed 0 dead letter(s) from {topic}.dlq")),
+            "{listing}"
+        );
+    }
 }

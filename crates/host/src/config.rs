@@ -128,3 +128,28 @@ mod tests {
         assert!(err.to_string().contains("TODO_EVENTS_TEST_MISSING is not set"));
     }
 }
+
+/// How far ahead of its due time (`remind_at`, `occurrence_at`) an event may arrive and still
+/// be acted on: the clock skew allowed between the scheduler's clock and the function's.
+/// `CLOCK_SKEW_TOLERANCE`, default 10 s, at most 60 s.
+///
+/// Why a bound at all: the scheduler publishes an item only once it is due by its own clock,
+/// so an event much earlier than that is not the scheduler's (or a clock is badly off). notify
+/// and recur answer it `skipped` and leave the item as it is, so the scheduler still delivers
+/// it on time; acting on it would send the reminder early and then never at its time.
+pub fn clock_skew_tolerance() -> Result<chrono::Duration, ConfigError> {
+    const MAX: std::time::Duration = std::time::Duration::from_secs(60);
+    let default = DEFAULT_CLOCK_SKEW_TOLERANCE.to_std().unwrap_or_default();
+    let tolerance = var_or("CLOCK_SKEW_TOLERANCE", todo_events_domain::HumanDuration(default))?.0;
+    if tolerance > MAX {
+        return Err(ConfigError(format!(
+            "CLOCK_SKEW_TOLERANCE={} is too long: at most 60s (an event earlier than that is not \
+             the scheduler's)",
+            todo_events_domain::HumanDuration(tolerance)
+        )));
+    }
+    chrono::Duration::from_std(tolerance).map_err(|e| ConfigError(format!("CLOCK_SKEW_TOLERANCE: {e}")))
+}
+
+/// [`clock_skew_tolerance`]'s default.
+pub const DEFAULT_CLOCK_SKEW_TOLERANCE: chrono::Duration = chrono::Duration::seconds(10);

@@ -46,6 +46,11 @@ pub struct Reply {
     /// When the effect was due (`remind_at`, `occurrence_at`): the host measures lateness
     /// (effect time minus due time) from it.
     pub due: Option<chrono::DateTime<chrono::Utc>>,
+    /// The event arrived before its item was due (beyond the clock-skew tolerance) and was
+    /// answered `skipped` with nothing done: the host counts it
+    /// (`todo_events_early_events_total`), since an early event is either a clock far off or
+    /// a caller that is not the scheduler.
+    pub early: bool,
 }
 
 impl Reply {
@@ -55,6 +60,15 @@ impl Reply {
             reason: reason.into(),
             details,
             due: None,
+            early: false,
+        }
+    }
+
+    /// The answer to an event that came before its item was due: `skipped`, counted as early.
+    pub fn not_due_yet(reason: impl Into<String>, details: serde_json::Value) -> Self {
+        Self {
+            early: true,
+            ..Self::new(Outcome::Skipped, reason, details)
         }
     }
 

@@ -12,6 +12,7 @@ pub struct Metrics {
     latency: HistogramVec,
     lateness: HistogramVec,
     batch_events: HistogramVec,
+    early: IntCounterVec,
     pub in_flight: IntGauge,
 }
 
@@ -66,6 +67,17 @@ impl Metrics {
             &["transport"],
         )
         .expect("valid metric");
+        let early = IntCounterVec::new(
+            Opts::new(
+                "early_events_total",
+                "Events that arrived before their item was due (beyond CLOCK_SKEW_TOLERANCE), \
+                 answered skipped with nothing done: a clock far off, or a sender that is not \
+                 the scheduler",
+            )
+            .const_label("function", function),
+            &["type"],
+        )
+        .expect("valid metric");
         let in_flight = IntGauge::with_opts(
             Opts::new("events_in_flight", "Events being handled right now").const_label("function", function),
         )
@@ -85,12 +97,16 @@ impl Metrics {
         registry
             .register(Box::new(batch_events.clone()))
             .expect("registers once");
+        registry
+            .register(Box::new(early.clone()))
+            .expect("registers once");
         Self {
             registry,
             events,
             latency,
             lateness,
             batch_events,
+            early,
             in_flight,
         }
     }
@@ -113,6 +129,17 @@ impl Metrics {
     /// Records how late an effect happened (negative lateness counts as 0).
     pub fn observe_lateness(&self, ty: &str, seconds: f64) {
         self.lateness.with_label_values(&[ty]).observe(seconds.max(0.0));
+    }
+
+    /// Creates the series of the accepted type at 0, so that alerts on early events see
+    /// them before the first one.
+    pub fn accepts(&self, ty: &str) {
+        self.early.with_label_values(&[ty]);
+    }
+
+    /// Counts an event that came before its item was due.
+    pub fn observe_early(&self, ty: &str) {
+        self.early.with_label_values(&[ty]).inc();
     }
 
     /// Records the size of a batch handed to the function (`transport`: `http` or `kafka`).

@@ -100,6 +100,7 @@ impl<F> Clone for Host<F> {
 impl<F: Function> Host<F> {
     pub fn new(function: Arc<F>) -> Self {
         let metrics = Metrics::new(F::NAME);
+        metrics.accepts(F::ACCEPTS.cloudevent_type());
         for collector in function.collectors() {
             metrics.register(collector);
         }
@@ -180,6 +181,9 @@ impl<F: Function> Host<F> {
     fn answer(&self, id: String, result: Result<Reply, Failure>) -> Result<(String, Reply), Problem> {
         match result {
             Ok(reply) => {
+                if reply.early {
+                    self.metrics.observe_early(F::ACCEPTS.cloudevent_type());
+                }
                 if let (Outcome::Done(_), Some(due)) = (reply.outcome, reply.due) {
                     let late = (chrono::Utc::now() - due).num_milliseconds() as f64 / 1000.0;
                     self.metrics.observe_lateness(F::ACCEPTS.cloudevent_type(), late);

@@ -10,6 +10,7 @@
 
 pub mod bad_requests;
 pub mod bad_stored;
+pub mod hostile;
 pub mod kafka;
 mod peer;
 pub mod require;

@@ -11,7 +11,10 @@ use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::time::Duration;
 use todo_events_domain::HumanDuration;
-use todo_events_host::config::{env_var, required_secret, var, var_or, ConfigError, Flag};
+use todo_events_host::config::{
+    clock_skew_tolerance, env_var, required_secret, var, var_or, ConfigError, Flag,
+    DEFAULT_CLOCK_SKEW_TOLERANCE,
+};
 
 /// Where mail goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +225,9 @@ pub struct NotifyConfig {
     pub smtp: Option<SmtpSettings>,
     /// Webhooks and Web Push.
     pub channels: ChannelSettings,
+    /// `CLOCK_SKEW_TOLERANCE`: how long before its `remind_at` a reminder event may arrive
+    /// and still be sent (see `todo_events_host::config::clock_skew_tolerance`).
+    pub clock_skew: chrono::Duration,
 }
 
 impl NotifyConfig {
@@ -247,6 +253,7 @@ impl NotifyConfig {
             template_dir: var("MAIL_TEMPLATE_DIR")?,
             smtp,
             channels: ChannelSettings::from_env(delivery_lease.0)?,
+            clock_skew: clock_skew_tolerance()?,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -322,6 +329,7 @@ impl NotifyConfig {
             template_dir: None,
             smtp: None,
             channels: ChannelSettings::default(),
+            clock_skew: DEFAULT_CLOCK_SKEW_TOLERANCE,
         }
     }
 

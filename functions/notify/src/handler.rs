@@ -132,41 +132,78 @@ impl Notify {
     }
 }
 
-/// What a reminder event asks for, decided from its reminder's row alone.
+/// What a reminder event asks for, decided from its reminder's row and the clock alone.
+///
+/// An answer goes back to whoever sent the event, so what it says names only what was wrong
+/// with the request (an id that matches nothing, a `remind_at` that is not the reminder's),
+/// never what is stored (another time, another owner); the stored side goes to the log.
 #[derive(Debug, PartialEq)]
 enum Decision<'c> {
-    /// Nothing to send; why.
-    Skip(String),
-    /// The reminder was moved to `to`: the event is stale, or a duplicate if its own time
-    /// was delivered already.
+    /// Nothing to send: what the caller is told, and what the log gets beside it.
+    Skip { reason: &'static str, detail: String },
+    /// The reminder is due later than now (beyond the clock-skew tolerance): nothing is sent
+    /// and nothing written, so the scheduler still sends it at its time.
+    NotDue,
+    /// The reminder was moved: the event is stale, or a duplicate if its own time was
+    /// delivered already.
     Moved { to: DateTime<Utc> },
     /// Plan, claim and make the deliveries of this reminder.
     Send(&'c ReminderContext),
 }
 
-/// Decides one event from its reminder's row (`None`: no such reminder).
-fn decide<'c>(due: &ReminderDue, row: Option<&'c Result<ReminderContext, Malformed>>) -> Decision<'c> {
+/// The answer to an event whose ids match no reminder, whether none exists or it belongs to
+/// another task or user: the two are told apart only in the log.
+const NO_SUCH_REMINDER: &str = "no reminder matches the event's reminder_id, task_id and user_id";
+
+/// Decides one event from its reminder's row (`None`: no such reminder) at `now`, allowing
+/// `tolerance` of clock skew.
+fn decide<'c>(
+    due: &ReminderDue,
+    row: Option<&'c Result<ReminderContext, Malformed>>,
+    now: DateTime<Utc>,
+    tolerance: Duration,
+) -> Decision<'c> {
     let ctx = match row {
-        None => return Decision::Skip(format!("reminder {} does not exist (deleted?)", due.reminder_id)),
+        None => {
+            return Decision::Skip {
+                reason: NO_SUCH_REMINDER,
+                detail: format!("reminder {} does not exist (deleted?)", due.reminder_id),
+            }
+        }
         Some(Err(malformed)) => {
-            return Decision::Skip(format!("the stored reminder cannot be read: {malformed}"))
+            return Decision::Skip {
+                reason: "the stored reminder cannot be read (the function's log says why)",
+                detail: format!("the stored reminder cannot be read: {malformed}"),
+            }
         }
         Some(Ok(ctx)) => ctx,
     };
     if ctx.task_id != due.task_id || ctx.user_id != due.user_id {
-        return Decision::Skip(format!(
-            "the event names task {} and user {}, but reminder {} belongs to task {} and user {}",
-            due.task_id, due.user_id, due.reminder_id, ctx.task_id, ctx.user_id
-        ));
+        return Decision::Skip {
+            reason: NO_SUCH_REMINDER,
+            detail: format!(
+                "the event names task {} and user {}, but reminder {} belongs to task {} and user {}",
+                due.task_id, due.user_id, due.reminder_id, ctx.task_id, ctx.user_id
+            ),
+        };
     }
     if ctx.state == ReminderState::Cancelled {
-        return Decision::Skip(format!("reminder {} was cancelled", due.reminder_id));
+        return Decision::Skip {
+            reason: "the reminder was cancelled",
+            detail: format!("reminder {} was cancelled", due.reminder_id),
+        };
     }
     if ctx.task_status.is_closed() {
-        return Decision::Skip(format!("task {} is {} already", ctx.task_id, ctx.task_status));
+        return Decision::Skip {
+            reason: "the reminder's task is closed",
+            detail: format!("task {} is {} already", ctx.task_id, ctx.task_status),
+        };
     }
     if ctx.remind_at != due.remind_at {
         return Decision::Moved { to: ctx.remind_at };
+    }
+    if ctx.remind_at > now + tolerance {
+        return Decision::NotDue;
     }
     Decision::Send(ctx)
 }
@@ -178,9 +215,24 @@ fn details_of(due: &ReminderDue) -> serde_json::Value {
     })
 }
 
-fn skipped(due: &ReminderDue, reason: String) -> Reply {
-    tracing::info!(reminder_id = %due.reminder_id, "reminder skipped: {reason}");
+/// `skipped`, telling the caller `reason` and the log `detail`.
+fn skipped(due: &ReminderDue, reason: &str, detail: &str) -> Reply {
+    tracing::info!(reminder_id = %due.reminder_id, "reminder skipped: {detail}");
     Reply::new(Outcome::Skipped, reason, details_of(due))
+}
+
+/// The answer to an event that came before its reminder was due.
+fn not_due_yet(due: &ReminderDue) -> Reply {
+    tracing::warn!(
+        reminder_id = %due.reminder_id,
+        "reminder event before its time, nothing sent: remind_at {} is later than now \
+         (beyond CLOCK_SKEW_TOLERANCE); the scheduler sends it when it is due",
+        rfc3339(due.remind_at)
+    );
+    Reply::not_due_yet(
+        "the reminder is not due yet: remind_at is later than now; it is sent when due",
+        details_of(due),
+    )
 }
 
 /// An event whose deliveries are planned: its reminder, what waits, what leads nowhere.
@@ -293,7 +345,8 @@ impl Notify {
         }
         Ok(skipped(
             due,
-            format!("reminder {} was moved to {}", due.reminder_id, rfc3339(to)),
+            "remind_at does not match the reminder (it was moved)",
+            &format!("reminder {} was moved to {}", due.reminder_id, rfc3339(to)),
         ))
     }
 
@@ -765,8 +818,9 @@ impl Function for Notify {
         let mut answers = Answers::new(events.len());
         let mut wanted = Vec::new();
         let mut planned: Vec<Option<Planned<'_>>> = (0..events.len()).map(|_| None).collect();
+        let clock = now();
         for (i, (_, due)) in events.iter().enumerate() {
-            match decide(due, contexts.get(&due.reminder_id)) {
+            match decide(due, contexts.get(&due.reminder_id), clock, self.config.clock_skew) {
                 Decision::Send(ctx) => {
                     let p = plan(ctx, &self.guard, self.webpush.is_some());
                     for note in &p.notes {
@@ -777,7 +831,11 @@ impl Function for Notify {
                             true => "the reminder names no channel".to_owned(),
                             false => p.notes.join("; "),
                         };
-                        answers.set(i, Ok(skipped(due, format!("nothing to deliver: {reason}"))));
+                        let detail = format!("nothing to deliver: {reason}");
+                        answers.set(
+                            i,
+                            Ok(skipped(due, "the reminder has nothing to deliver", &detail)),
+                        );
                         continue;
                     }
                     if p.held.is_some() {
@@ -795,7 +853,8 @@ impl Function for Notify {
                         notes: p.notes,
                     });
                 }
-                Decision::Skip(reason) => answers.set(i, Ok(skipped(due, reason))),
+                Decision::Skip { reason, detail } => answers.set(i, Ok(skipped(due, reason, &detail))),
+                Decision::NotDue => answers.set(i, Ok(not_due_yet(due))),
                 Decision::Moved { to } => answers.set(i, self.moved(due, to).await),
             }
         }
@@ -865,15 +924,27 @@ pub(crate) mod tests {
         }
     }
 
-    fn decided(change: impl FnOnce(&mut ReminderContext)) -> String {
+    /// A minute after the reminder was due, as the scheduler's event arrives.
+    fn clock() -> DateTime<Utc> {
+        at("2026-11-30T09:01:00Z")
+    }
+
+    const TOLERANCE: Duration = Duration::seconds(10);
+
+    fn decided_at(now: DateTime<Utc>, change: impl FnOnce(&mut ReminderContext)) -> String {
         let mut ctx = row();
         change(&mut ctx);
         let ctx = Ok(ctx);
-        match decide(&due(), Some(&ctx)) {
-            Decision::Skip(reason) => format!("skip: {reason}"),
+        match decide(&due(), Some(&ctx), now, TOLERANCE) {
+            Decision::Skip { reason, .. } => format!("skip: {reason}"),
+            Decision::NotDue => "not due".into(),
             Decision::Moved { to } => format!("moved to {}", rfc3339(to)),
             Decision::Send(_) => "send".into(),
         }
+    }
+
+    fn decided(change: impl FnOnce(&mut ReminderContext)) -> String {
+        decided_at(clock(), change)
     }
 
     #[test]
@@ -884,22 +955,45 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn cancelled_reminders_closed_tasks_and_foreign_ids_are_skipped() {
+    fn a_reminder_is_sent_from_its_time_less_the_tolerance_and_never_earlier() {
+        let remind_at = at("2026-11-30T09:00:00Z");
+        assert_eq!(decided_at(remind_at, |_| {}), "send");
+        assert_eq!(decided_at(remind_at - TOLERANCE, |_| {}), "send");
+        assert_eq!(
+            decided_at(remind_at - TOLERANCE - Duration::milliseconds(1), |_| {}),
+            "not due"
+        );
+        assert_eq!(decided_at(remind_at - Duration::hours(2), |_| {}), "not due");
+        // Whatever the row's state: an early event of a pending reminder changes nothing.
+        assert_eq!(
+            decided_at(remind_at - Duration::hours(2), |c| c.state =
+                ReminderState::Pending),
+            "not due"
+        );
+    }
+
+    #[test]
+    fn cancelled_reminders_closed_tasks_and_foreign_ids_are_skipped_without_telling_what_is_stored() {
         assert_eq!(
             decided(|c| c.state = ReminderState::Cancelled),
-            "skip: reminder 1 was cancelled"
+            "skip: the reminder was cancelled"
         );
         assert_eq!(
             decided(|c| c.task_status = TaskStatus::Done),
-            "skip: task 2 is done already"
+            "skip: the reminder's task is closed"
         );
         assert_eq!(
             decided(|c| c.task_status = TaskStatus::Cancelled),
-            "skip: task 2 is cancelled already"
+            "skip: the reminder's task is closed"
         );
+        // Another owner reads as no reminder at all: the answer names no stored id.
         assert_eq!(
             decided(|c| c.user_id = UserId::new(9).unwrap()),
-            "skip: the event names task 2 and user 3, but reminder 1 belongs to task 2 and user 9"
+            format!("skip: {NO_SUCH_REMINDER}")
+        );
+        assert_eq!(
+            decided(|c| c.task_id = TaskId::new(9).unwrap()),
+            format!("skip: {NO_SUCH_REMINDER}")
         );
     }
 
@@ -909,21 +1003,30 @@ pub(crate) mod tests {
             decided(|c| c.remind_at = at("2026-11-30T10:00:00Z")),
             "moved to 2026-11-30T10:00:00Z"
         );
+        let skip = |d: Decision<'_>| match d {
+            Decision::Skip { reason, detail } => (reason, detail),
+            other => panic!("expected a skip, got {other:?}"),
+        };
         assert_eq!(
-            decide(&due(), None),
-            Decision::Skip("reminder 1 does not exist (deleted?)".into())
+            skip(decide(&due(), None, clock(), TOLERANCE)),
+            (
+                NO_SUCH_REMINDER,
+                "reminder 1 does not exist (deleted?)".to_owned()
+            )
         );
         let malformed = Err(Malformed {
             table: "reminders",
             id: 1,
             detail: "state \"lost\" is not a known value".into(),
         });
+        let (reason, detail) = skip(decide(&due(), Some(&malformed), clock(), TOLERANCE));
         assert_eq!(
-            decide(&due(), Some(&malformed)),
-            Decision::Skip(
-                "the stored reminder cannot be read: reminders row 1: state \"lost\" is not a known value"
-                    .into()
-            )
+            reason,
+            "the stored reminder cannot be read (the function's log says why)"
+        );
+        assert_eq!(
+            detail,
+            "the stored reminder cannot be read: reminders row 1: state \"lost\" is not a known value"
         );
     }
 }

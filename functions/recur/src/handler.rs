@@ -7,20 +7,34 @@
 //! recurring task (the host splits it, see `Function::Key`), so each event is decided
 //! against the row as its predecessor left it.
 
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use todo_events_domain::time::{now, rfc3339};
 use todo_events_domain::{EventKind, RecurringTaskDue, RecurringTaskId, TaskId};
+use todo_events_host::config::DEFAULT_CLOCK_SKEW_TOLERANCE;
 use todo_events_host::{Answers, Event, Failure, Function, Outcome, Reply};
 use todo_events_store::recur::{Instantiate, Instantiated, RecurringState};
 use todo_events_store::{Malformed, RecurringTaskRow, Store};
 
 pub struct Recur {
     store: Store,
+    /// How long before its occurrence an event may arrive and still be acted on
+    /// (`CLOCK_SKEW_TOLERANCE`).
+    clock_skew: Duration,
 }
 
 impl Recur {
+    /// recur on `store`, with the default clock-skew tolerance.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            clock_skew: DEFAULT_CLOCK_SKEW_TOLERANCE,
+        }
+    }
+
+    /// The same with `CLOCK_SKEW_TOLERANCE` set (what the binary reads).
+    pub fn with_clock_skew(self, clock_skew: Duration) -> Self {
+        Self { clock_skew, ..self }
     }
 }
 
@@ -44,8 +58,10 @@ fn details_of(due: &RecurringTaskDue) -> serde_json::Value {
     })
 }
 
-fn skip(due: &RecurringTaskDue, reason: String) -> Result<Decision, Failure> {
-    tracing::info!(recurring_task_id = %due.recurring_task_id, "occurrence skipped: {reason}");
+/// `skipped`, telling the caller `reason` (what was wrong with the request, never what is
+/// stored: another owner, the rule, the next occurrence) and the log `detail`.
+fn skip(due: &RecurringTaskDue, reason: &str, detail: String) -> Result<Decision, Failure> {
+    tracing::info!(recurring_task_id = %due.recurring_task_id, "occurrence skipped: {detail}");
     Ok(Decision::Answer(Reply::new(
         Outcome::Skipped,
         reason,
@@ -53,17 +69,26 @@ fn skip(due: &RecurringTaskDue, reason: String) -> Result<Decision, Failure> {
     )))
 }
 
-/// Decides one event from its recurring task (if it exists) and its existing instance.
+/// The answer to an event whose ids match no recurring task, whether none exists or it
+/// belongs to another user: the two are told apart only in the log.
+const NO_SUCH_TASK: &str = "no recurring task matches the event's recurring_task_id and user_id";
+
+/// Decides one event from its recurring task (if it exists) and its existing instance, at
+/// `now` with `tolerance` of clock skew: an occurrence later than that creates nothing and
+/// moves nothing (the scheduler publishes it when it is due).
 fn decide(
     due: &RecurringTaskDue,
     row: Option<&Result<RecurringTaskRow, Malformed>>,
     existing: Option<TaskId>,
+    now: DateTime<Utc>,
+    tolerance: Duration,
 ) -> Result<Decision, Failure> {
     let occurrence = due.occurrence_at;
     let rt = match row {
         None => {
             return skip(
                 due,
+                NO_SUCH_TASK,
                 format!(
                     "recurring task {} does not exist (deleted?)",
                     due.recurring_task_id
@@ -74,6 +99,7 @@ fn decide(
             tracing::error!(recurring_task_id = %due.recurring_task_id, "stored row cannot be read: {malformed}");
             return skip(
                 due,
+                "the stored recurring task cannot be read (the function's log says why)",
                 format!("the stored recurring task cannot be read: {malformed}"),
             );
         }
@@ -82,11 +108,24 @@ fn decide(
     if rt.user_id != due.user_id {
         return skip(
             due,
+            NO_SUCH_TASK,
             format!(
                 "the event names user {}, but recurring task {} belongs to user {}",
                 due.user_id, rt.id, rt.user_id
             ),
         );
+    }
+    if occurrence > now + tolerance {
+        tracing::warn!(
+            recurring_task_id = %due.recurring_task_id,
+            "occurrence event before its time, nothing created: occurrence_at {} is later than now \
+             (beyond CLOCK_SKEW_TOLERANCE); the scheduler publishes it when it is due",
+            rfc3339(occurrence)
+        );
+        return Ok(Decision::Answer(Reply::not_due_yet(
+            "the occurrence is not due yet: occurrence_at is later than now; it is created when due",
+            details_of(due),
+        )));
     }
     if let Some(task_id) = existing.filter(|_| !rt.active) {
         let mut details = details_of(due);
@@ -100,6 +139,7 @@ fn decide(
     if !rt.active {
         return skip(
             due,
+            "the recurring task is no longer active",
             format!(
                 "recurring task {} is no longer active (its rule ended or it was stopped)",
                 rt.id
@@ -113,6 +153,7 @@ fn decide(
     if !is_occurrence {
         return skip(
             due,
+            "occurrence_at is not an occurrence of the recurring task",
             format!(
                 "{} is not an occurrence of the rule {}",
                 rfc3339(occurrence),
@@ -123,6 +164,7 @@ fn decide(
     if existing.is_none() && rt.next_occurrence.is_some_and(|next| occurrence < next) {
         return skip(
             due,
+            "stale: the recurring task has moved past occurrence_at",
             format!(
                 "stale: the recurring task has moved on to {} (missed occurrences are caught up by policy {})",
                 rt.next_occurrence.map(rfc3339).unwrap_or_default(),
@@ -239,7 +281,7 @@ impl Function for Recur {
         for (i, (_, due)) in events.iter().enumerate() {
             let row = state.tasks.get(&due.recurring_task_id);
             let existing = state.instances.get(&(due.recurring_task_id, due.occurrence_at));
-            match (decide(due, row, existing.copied()), row) {
+            match (decide(due, row, existing.copied(), now, self.clock_skew), row) {
                 (
                     Ok(Decision::Create {
                         next,
@@ -288,7 +330,6 @@ impl Function for Recur {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, Utc};
     use todo_events_domain::recurrence::parse_local;
     use todo_events_domain::{CatchUp, Schedule, UserId};
     use todo_events_store::{Priority, ReminderOffsets};
@@ -322,6 +363,13 @@ mod tests {
         }
     }
 
+    /// A minute after the task's next occurrence was due.
+    fn clock() -> DateTime<Utc> {
+        at("2026-11-30T08:01:00Z")
+    }
+
+    const TOLERANCE: chrono::Duration = chrono::Duration::seconds(10);
+
     fn decided(
         occurrence: &str,
         change: impl FnOnce(&mut RecurringTaskRow),
@@ -330,7 +378,13 @@ mod tests {
         let mut rt = row();
         change(&mut rt);
         let rt = Ok(rt);
-        match decide(&due(occurrence), Some(&rt), existing.and_then(TaskId::new)) {
+        match decide(
+            &due(occurrence),
+            Some(&rt),
+            existing.and_then(TaskId::new),
+            clock(),
+            TOLERANCE,
+        ) {
             Ok(Decision::Create { next, reminders, .. }) => format!(
                 "create, next {}, reminders {:?}",
                 next.map(rfc3339).unwrap_or_default(),
@@ -350,14 +404,14 @@ mod tests {
     }
 
     #[test]
-    fn stale_foreign_inactive_and_wrong_times_are_answered_without_a_write() {
+    fn stale_foreign_inactive_and_wrong_times_are_answered_without_a_write_or_telling_what_is_stored() {
         assert_eq!(
             decided("2026-11-29T08:00:00Z", |_| {}, None),
-            "skipped: stale: the recurring task has moved on to 2026-11-30T08:00:00Z (missed occurrences are caught up by policy latest)"
+            "skipped: stale: the recurring task has moved past occurrence_at"
         );
         assert_eq!(
-            decided("2026-11-30T08:30:00Z", |_| {}, None),
-            "skipped: 2026-11-30T08:30:00Z is not an occurrence of the rule FREQ=DAILY"
+            decided("2026-11-30T07:30:00Z", |_| {}, None),
+            "skipped: occurrence_at is not an occurrence of the recurring task"
         );
         assert_eq!(
             decided(
@@ -365,11 +419,11 @@ mod tests {
                 |r| r.user_id = UserId::new(8).unwrap(),
                 None
             ),
-            "skipped: the event names user 3, but recurring task 4 belongs to user 8"
+            format!("skipped: {NO_SUCH_TASK}")
         );
         assert_eq!(
             decided("2026-11-30T08:00:00Z", |r| r.active = false, None),
-            "skipped: recurring task 4 is no longer active (its rule ended or it was stopped)"
+            "skipped: the recurring task is no longer active"
         );
         assert_eq!(
             decided("2026-11-30T08:00:00Z", |r| r.active = false, Some(12)),
@@ -378,24 +432,46 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_or_malformed_row_is_skipped_with_its_reason() {
+    fn an_occurrence_later_than_now_creates_nothing_and_moves_nothing() {
+        let not_due =
+            "skipped: the occurrence is not due yet: occurrence_at is later than now; it is created when due";
+        // The next occurrence a day ahead, one 400 days ahead, one just beyond the tolerance.
+        assert_eq!(decided("2026-12-01T08:00:00Z", |_| {}, None), not_due);
+        assert_eq!(decided("2028-01-04T08:00:00Z", |_| {}, None), not_due);
+        assert_eq!(
+            decided("2026-11-30T08:01:11Z", |r| r.next_occurrence = None, None),
+            not_due
+        );
+        let mut rt = row();
+        rt.next_occurrence = Some(at("2026-12-01T08:00:00Z"));
+        let early = decide(
+            &due("2026-12-01T08:00:00Z"),
+            Some(&Ok(rt)),
+            None,
+            clock(),
+            TOLERANCE,
+        );
+        assert!(matches!(early, Ok(Decision::Answer(Reply { early: true, .. }))));
+        // Within the tolerance it is acted on.
+        assert!(decided("2026-11-30T08:00:00Z", |_| {}, None).starts_with("create"));
+    }
+
+    #[test]
+    fn a_missing_or_malformed_row_is_skipped_without_its_content() {
         let d = due("2026-11-30T08:00:00Z");
         let reason = |r: Result<Decision, Failure>| match r {
             Ok(Decision::Answer(reply)) => reply.reason,
             _ => panic!("expected an answer"),
         };
-        assert_eq!(
-            reason(decide(&d, None, None)),
-            "recurring task 4 does not exist (deleted?)"
-        );
+        assert_eq!(reason(decide(&d, None, None, clock(), TOLERANCE)), NO_SUCH_TASK);
         let malformed = Err(Malformed {
             table: "recurring_tasks",
             id: 4,
             detail: "reminder_offsets \"x\" is not a JSON array of seconds".into(),
         });
         assert_eq!(
-            reason(decide(&d, Some(&malformed), None)),
-            "the stored recurring task cannot be read: recurring_tasks row 4: reminder_offsets \"x\" is not a JSON array of seconds"
+            reason(decide(&d, Some(&malformed), None, clock(), TOLERANCE)),
+            "the stored recurring task cannot be read (the function's log says why)"
         );
     }
 }

@@ -92,5 +92,6 @@ async fn main() -> ExitCode {
 }
 
 fn build(store: todo_events_store::Store) -> anyhow::Result<recur::Recur> {
-    Ok(recur::Recur::new(store))
+    let clock_skew = todo_events_host::config::clock_skew_tolerance()?;
+    Ok(recur::Recur::new(store).with_clock_skew(clock_skew))
 }
