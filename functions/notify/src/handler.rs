@@ -831,11 +831,9 @@ impl Function for Notify {
                             true => "the reminder names no channel".to_owned(),
                             false => p.notes.join("; "),
                         };
-                        let detail = format!("nothing to deliver: {reason}");
-                        answers.set(
-                            i,
-                            Ok(skipped(due, "the reminder has nothing to deliver", &detail)),
-                        );
+                        // What the reminder names, never an address or URL (plan's notes).
+                        let reason = format!("nothing to deliver: {reason}");
+                        answers.set(i, Ok(skipped(due, &reason, &reason)));
                         continue;
                     }
                     if p.held.is_some() {
