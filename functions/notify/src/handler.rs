@@ -25,6 +25,7 @@ use crate::channels::webhook::Webhooks;
 use crate::channels::webpush::WebPush;
 use crate::channels::{delivery_id, Notice, SendError};
 use crate::config::NotifyConfig;
+use crate::hide::Hidden;
 use crate::mail::{message_id, Composer, MailError, Mailer, ReminderMail};
 use crate::plan::{plan, Target};
 use chrono::{DateTime, Duration, Utc};
@@ -790,6 +791,26 @@ fn answer(
     Ok(Reply::new(Outcome::Duplicate, reason, details))
 }
 
+/// The answer as the caller may see it: the recipient's address and endpoints' targets, which
+/// the texts of mail servers and endpoints repeat, replaced by names ([`Hidden`]); the log
+/// and the deliveries table keep them.
+fn hide_stored(ctx: &ReminderContext, answer: Result<Reply, Failure>) -> Result<Reply, Failure> {
+    let hidden = Hidden::of(ctx);
+    match answer {
+        Ok(mut reply) => {
+            reply.reason = hidden.from(&reply.reason);
+            hidden.from_json(&mut reply.details);
+            Ok(reply)
+        }
+        Err(Failure::Unavailable { detail, cause }) => Err(Failure::Unavailable {
+            detail: hidden.from(&detail),
+            cause,
+        }),
+        Err(Failure::InProgress(detail)) => Err(Failure::InProgress(hidden.from(&detail))),
+        Err(other) => Err(other),
+    }
+}
+
 impl Function for Notify {
     const NAME: &'static str = "notify";
     const ACCEPTS: EventKind = EventKind::ReminderDue;
@@ -877,7 +898,8 @@ impl Function for Notify {
             if all_done_before {
                 self.settle(ctx).await;
             }
-            answers.set(i, answer(&events[i].1, ctx, ends, held, &notes));
+            let answered = answer(&events[i].1, ctx, ends, held, &notes);
+            answers.set(i, hide_stored(ctx, answered));
         }
         answers.finish()
     }

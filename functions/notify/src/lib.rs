@@ -14,6 +14,7 @@
 pub mod channels;
 pub mod config;
 pub mod handler;
+pub(crate) mod hide;
 pub mod mail;
 pub(crate) mod plan;
 

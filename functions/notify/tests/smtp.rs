@@ -590,7 +590,11 @@ async fn a_550_is_recorded_as_failed_and_not_retried() {
                 "{}: {body}",
                 db.backend
             );
-            assert!(body["reason"].as_str().unwrap().contains(answer), "{body}");
+            // The answer gives the server's refusal without the stored address (the caller
+            // may not be the scheduler); the delivery row keeps it whole.
+            let shown = answer.replace(email, "<recipient>");
+            assert!(body["reason"].as_str().unwrap().contains(&shown), "{body}");
+            assert!(!body.to_string().contains(email), "{body}");
             let d = &db.store.deliveries_of(r.reminder_id).await.unwrap()[0];
             assert_eq!(d.status.as_str(), "failed");
             assert!(d.detail.as_deref().unwrap_or_default().contains(answer), "{d:?}");
@@ -611,7 +615,8 @@ async fn a_550_is_recorded_as_failed_and_not_retried() {
                 (200, "dev.todo.notification.duplicate"),
                 "{body}"
             );
-            assert!(body["reason"].as_str().unwrap().contains(answer), "{body}");
+            assert!(body["reason"].as_str().unwrap().contains(&shown), "{body}");
+            assert!(!body.to_string().contains(email), "{body}");
             assert_eq!(smtp.stats()["sessions"], sessions);
             assert_eq!(
                 db.store.deliveries_of(r.reminder_id).await.unwrap()[0].attempts,
