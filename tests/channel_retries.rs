@@ -31,35 +31,45 @@ async fn a_failing_endpoint_is_retried_on_its_own_schedule_and_given_up_while_th
     let mut checked = 0;
     for db in kit::backends().await {
         let b = db.backend;
+        let receiver = WebhookReceiver::start(
+            &endpoints(&["good", "bad"]),
+            &Options {
+                replies: vec!["bad=503;Retry-After: 1".into()],
+                ..Options::default()
+            },
+        );
+        // Hangs past notify's 1 s webhook timeout.
+        let hanging = WebhookReceiver::start(
+            &endpoints(&["bad"]),
+            &Options {
+                delay: Some(3.0),
+                ..Options::default()
+            },
+        );
+        // One notify per database (a function's pool connections live on its runtimes).
+        let outbox_dir = tempfile::tempdir().unwrap();
+        let mut config = notify::NotifyConfig::local(outbox_dir.path().into());
+        config.channels.allow_private = true;
+        config.channels.timeout = StdDuration::from_secs(1);
+        config.channels.retry_first = StdDuration::from_secs(1);
+        config.channels.retry_attempts = ATTEMPTS;
+        let outbox = config.outbox_dir.clone();
+        let notify = kit::spawn(notify::Notify::new(db.store.clone(), config).unwrap()).await;
+        let count = |r: &WebhookReceiver, name: &str| {
+            r.requests().iter().filter(|q| q.endpoint.as_deref() == Some(name)).count()
+        };
+        let mails = || std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
         for kind in ["503", "timeout", "unresolvable"] {
             let case = format!("{b}, endpoint {kind}");
-            let receiver = WebhookReceiver::start(
-                &endpoints(&["good", "bad"]),
-                &Options {
-                    replies: vec!["bad=503;Retry-After: 1".into()],
-                    ..Options::default()
-                },
-            );
-            // Hangs past notify's 1 s webhook timeout.
-            let hanging = WebhookReceiver::start(
-                &endpoints(&["bad"]),
-                &Options {
-                    delay: Some(3.0),
-                    ..Options::default()
-                },
-            );
             let bad_url = match kind {
                 "503" => receiver.url("bad"),
                 "timeout" => hanging.url("bad"),
                 _ => "http://no-such-host.invalid/hooks/bad".to_owned(),
             };
-            let outbox = tempfile::tempdir().unwrap();
-            let mut config = notify::NotifyConfig::local(outbox.path().into());
-            config.channels.allow_private = true;
-            config.channels.timeout = StdDuration::from_secs(1);
-            config.channels.retry_first = StdDuration::from_secs(1);
-            config.channels.retry_attempts = ATTEMPTS;
-            let notify = kit::spawn(notify::Notify::new(db.store.clone(), config).unwrap()).await;
+            let metric = |text: &str, labels: &[&str]| kit::metric(text, "todo_events_deliveries_total", labels);
+            let before = notify.metrics().await;
+            let (mails_before, good_before) = (mails(), count(&receiver, "good"));
+            let bad_before = (count(&receiver, "bad"), hanging.received());
 
             let due = Utc::now().trunc_subsecs(0) - Duration::seconds(1);
             let r = kit::reminder(&db.store, "Retried on its own", due).await;
@@ -92,10 +102,11 @@ async fn a_failing_endpoint_is_retried_on_its_own_schedule_and_given_up_while_th
             );
             let scheduler = Scheduler::new(db.store.clone(), publisher, sc);
             let bad_requests = || match kind {
-                "503" => receiver.requests().iter().filter(|q| q.endpoint.as_deref() == Some("bad")).count(),
-                "timeout" => hanging.received(),
+                "503" => count(&receiver, "bad") - bad_before.0,
+                "timeout" => hanging.received() - bad_before.1,
                 _ => 0,
             };
+            let good = || count(&receiver, "good") - good_before;
             // The first pass: the event is acknowledged (2xx) at once, the e-mail and the
             // good webhook are out, the bad one waits for its retry time.
             let started = Instant::now();
@@ -103,8 +114,7 @@ async fn a_failing_endpoint_is_retried_on_its_own_schedule_and_given_up_while_th
             let took = started.elapsed();
             assert_eq!((report.reminders_published, report.failed), (1, 0), "{case}: acknowledged");
             assert!(took < StdDuration::from_secs(3), "{case}: answered at once ({took:?})");
-            assert_eq!(std::fs::read_dir(outbox.path()).unwrap().count(), 1, "{case}");
-            let good = || receiver.requests().iter().filter(|q| q.endpoint.as_deref() == Some("good")).count();
+            assert_eq!(mails() - mails_before, 1, "{case}");
             assert_eq!(good(), 1, "{case}");
             assert_eq!(
                 db.store.reminder_state(r.reminder_id).await.unwrap(),
@@ -147,10 +157,15 @@ async fn a_failing_endpoint_is_retried_on_its_own_schedule_and_given_up_while_th
                 "{case}: {detail}"
             );
             if kind != "unresolvable" {
+                // The hanging receiver writes a request down when it answers (3 s after it).
+                let deadline = Instant::now() + StdDuration::from_secs(4);
+                while bad_requests() < ATTEMPTS as usize && Instant::now() < deadline {
+                    tokio::time::sleep(StdDuration::from_millis(100)).await;
+                }
                 assert_eq!(bad_requests(), ATTEMPTS as usize, "{case}: one request per attempt");
             }
             assert_eq!(good(), 1, "{case}: the good webhook is not repeated");
-            assert_eq!(std::fs::read_dir(outbox.path()).unwrap().count(), 1, "{case}: one e-mail");
+            assert_eq!(mails() - mails_before, 1, "{case}: one e-mail");
             assert_eq!(
                 db.store.reminder_state(r.reminder_id).await.unwrap(),
                 Some(ReminderState::Sent),
@@ -158,8 +173,8 @@ async fn a_failing_endpoint_is_retried_on_its_own_schedule_and_given_up_while_th
             );
             tokio::time::sleep(StdDuration::from_millis(1_200)).await;
             assert_eq!(scheduler.pass().await.unwrap().published(), 0, "{case}: given up, no more");
-            let metrics = notify.metrics().await;
-            let m = |labels: &[&str]| kit::metric(&metrics, "todo_events_deliveries_total", labels);
+            let after = notify.metrics().await;
+            let m = |labels: &[&str]| metric(&after, labels) - metric(&before, labels);
             assert_eq!(
                 (m(&["webhook", "scheduled"]), m(&["webhook", "failed"]), m(&["webhook", "retry"])),
                 (f64::from(ATTEMPTS - 1), 1.0, 0.0),

@@ -31,7 +31,10 @@ pub(crate) async fn claim_reminders(
          WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM unconfirmed \
              UNION ALL SELECT id FROM retry) \
          RETURNING id, task_id, user_id, remind_at, \
-             publish_count > 0 AND id NOT IN (SELECT id FROM retry) AS again";
+             publish_count > 0 AND NOT EXISTS (SELECT 1 FROM deliveries d \
+               WHERE d.reminder_id = reminders.id AND d.remind_at = reminders.remind_at \
+               AND d.status = 'sending' AND d.lease_until <= $3 \
+               AND reminders.published_at < d.lease_until) AS again";
     let rows: Vec<ClaimedReminderRaw> = sqlx::query_as(SQL)
         .bind(claim.owner)
         .bind(claim.lease_until())
