@@ -304,6 +304,85 @@ async fn a_stale_claim_can_neither_release_nor_finish_the_claim_that_took_over()
     assert!(checked >= 2, "both cases on at least one backend, got {checked}");
 }
 
+/// The scheduler's retry set: a published reminder whose delivery waits for its retry time
+/// is claimed once that time has come (not before, not counted as republished), by one
+/// scheduler only, and not again until the delivery is given back with a later time.
+#[tokio::test]
+async fn a_delivery_waiting_for_its_retry_brings_its_reminder_back_once_its_time_has_come() {
+    let mut checked = 0;
+    for db in kit::backends().await {
+        let (s, b) = (&db.store, db.backend);
+        let now = Utc::now().trunc_subsecs(0);
+        let lease = Duration::seconds(60);
+        let r = kit::reminder(s, "retried", now).await;
+        let claimed = s.claim_reminders("a", now, lease, 10, None).await.unwrap();
+        assert_eq!(claimed.len(), 1, "{b}");
+        s.mark_reminders_published("a", &[r.reminder_id], now).await.unwrap();
+        let webhook = Route {
+            channel: Channel::Webhook,
+            endpoint: todo_events_domain::EndpointId::new(7),
+        };
+        let c = NewClaim {
+            route: webhook,
+            ..claim(&r, now)
+        };
+        let Claim::Claimed {
+            delivery_id,
+            attempt,
+            ..
+        } = s.claim_delivery(&c, now, lease).await.unwrap()
+        else {
+            panic!("{b}")
+        };
+        let retry_at = now + Duration::seconds(30);
+        assert!(s
+            .release_delivery(
+                Held {
+                    delivery_id,
+                    attempt
+                },
+                "503",
+                retry_at
+            )
+            .await
+            .unwrap());
+        let pass = |owner: &'static str, at| async move {
+            let got = s.claim_reminders(owner, at, lease, 10, None).await.unwrap();
+            got.iter().map(|c| (c.id, c.again)).collect::<Vec<_>>()
+        };
+        assert!(pass("a", now + Duration::seconds(29)).await.is_empty(), "{b}: not before its time");
+        let at = retry_at + Duration::seconds(1);
+        assert_eq!(pass("a", at).await, [(r.reminder_id, false)], "{b}: claimed, not a republish");
+        assert!(pass("b", at).await.is_empty(), "{b}: another scheduler does not get it");
+        s.mark_reminders_published("a", &[r.reminder_id], at).await.unwrap();
+        assert!(
+            pass("b", at + Duration::seconds(5)).await.is_empty(),
+            "{b}: published since its retry time"
+        );
+        // notify takes it over, it fails again: back at its next time.
+        let Claim::Claimed { attempt, .. } = s.claim_delivery(&c, at, lease).await.unwrap() else {
+            panic!("{b}: takeable at its time")
+        };
+        assert_eq!(attempt, 2, "{b}");
+        let next = at + Duration::seconds(60);
+        assert!(s
+            .release_delivery(
+                Held {
+                    delivery_id,
+                    attempt
+                },
+                "503",
+                next
+            )
+            .await
+            .unwrap());
+        assert!(pass("b", next - Duration::seconds(1)).await.is_empty(), "{b}");
+        assert_eq!(pass("b", next).await, [(r.reminder_id, false)], "{b}");
+        checked += 1;
+    }
+    assert!(checked >= 1);
+}
+
 #[tokio::test]
 async fn the_instance_transaction_is_idempotent_and_advances_only_from_its_occurrence() {
     for db in kit::backends().await {
