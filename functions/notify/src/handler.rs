@@ -605,20 +605,6 @@ impl Notify {
         }
     }
 
-    /// The wait before the next attempt of a webhook or push delivery whose attempt
-    /// `attempt` failed transiently: `CHANNEL_RETRY_FIRST` doubled per attempt, at most
-    /// [`CHANNEL_RETRY_CAP`], and never before the receiver's `Retry-After`.
-    fn retry_wait(&self, attempt: i32, retry_after: Option<StdDuration>) -> StdDuration {
-        let doublings = attempt.clamp(1, 31) as u32 - 1;
-        let backoff = self
-            .config
-            .channels
-            .retry_first
-            .saturating_mul(1u32 << doublings.min(20))
-            .min(CHANNEL_RETRY_CAP);
-        backoff.max(retry_after.unwrap_or_default())
-    }
-
     /// Why a webhook or push delivery that failed transiently is given up now (its last
     /// attempt allowed), or `None`: retried (or an e-mail, whose event is retried).
     fn gives_up(&self, c: &Claimed<'_>, reason: &str) -> Option<String> {
@@ -645,7 +631,7 @@ impl Notify {
                 Ended::Retry(Failure::unavailable(reason.to_owned())),
             ),
             _ => {
-                let wait = self.retry_wait(c.held.attempt, retry_after);
+                let wait = retry_wait(self.config.channels.retry_first, c.held.attempt, retry_after);
                 let said = format!(
                     "{route}: {reason} (attempt {} of {}; retried in {})",
                     c.held.attempt,
@@ -720,6 +706,15 @@ impl Notify {
             Err(e) => tracing::warn!("could not settle reminder {}: {e}", ctx.reminder_id),
         }
     }
+}
+
+/// The wait before the next attempt of a webhook or push delivery whose attempt `attempt`
+/// failed transiently (pure): `first` (`CHANNEL_RETRY_FIRST`) doubled per attempt, at most
+/// [`CHANNEL_RETRY_CAP`], and never before the receiver's `Retry-After`.
+fn retry_wait(first: StdDuration, attempt: i32, retry_after: Option<StdDuration>) -> StdDuration {
+    let doublings = (attempt.clamp(1, 21) - 1) as u32;
+    let backoff = first.saturating_mul(1u32 << doublings).min(CHANNEL_RETRY_CAP);
+    backoff.max(retry_after.unwrap_or_default())
 }
 
 /// A delivery whose claim was taken over by another delivery while this one was sending
@@ -1018,6 +1013,17 @@ pub(crate) mod tests {
             Decision::Moved { to } => format!("moved to {}", rfc3339(to)),
             Decision::Send(_) => "send".into(),
         }
+    }
+
+    #[test]
+    fn a_failing_endpoint_waits_longer_each_attempt_never_before_retry_after_at_most_an_hour() {
+        let s = StdDuration::from_secs;
+        let waits: Vec<u64> = (1..=9).map(|a| retry_wait(s(30), a, None).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(retry_wait(s(30), 1, Some(s(300))), s(300), "Retry-After is longer");
+        assert_eq!(retry_wait(s(30), 3, Some(s(7))), s(120), "the backoff is longer");
+        assert_eq!(retry_wait(s(30), i32::MAX, None), s(3600), "capped, no overflow");
+        assert_eq!(retry_wait(s(30), 0, None), s(30));
     }
 
     #[test]
