@@ -14,13 +14,16 @@ use std::time::{Duration as StdDuration, Instant};
 use todo_events_domain::HumanDuration;
 use todo_events_store::seed::NewEndpoint;
 use todo_events_store::{Channel, DeliveryStatus, ReminderState};
-use todo_events_testkit::webhook::{Endpoint, Options, WebhookReceiver};
 use todo_events_testkit as kit;
+use todo_events_testkit::webhook::{Endpoint, Options, WebhookReceiver};
 
 const ATTEMPTS: i32 = 3;
 
 fn endpoints(names: &[&'static str]) -> Vec<Endpoint<'static>> {
-    names.iter().map(|&name| Endpoint { name, secret: None }).collect()
+    names
+        .iter()
+        .map(|&name| Endpoint { name, secret: None })
+        .collect()
 }
 
 #[tokio::test]
@@ -56,7 +59,10 @@ async fn a_failing_endpoint_is_retried_on_its_own_schedule_and_given_up_while_th
         let outbox = config.outbox_dir.clone();
         let notify = kit::spawn(notify::Notify::new(db.store.clone(), config).unwrap()).await;
         let count = |r: &WebhookReceiver, name: &str| {
-            r.requests().iter().filter(|q| q.endpoint.as_deref() == Some(name)).count()
+            r.requests()
+                .iter()
+                .filter(|q| q.endpoint.as_deref() == Some(name))
+                .count()
         };
         let mails = || std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
         for kind in ["503", "timeout", "unresolvable"] {
@@ -66,7 +72,8 @@ async fn a_failing_endpoint_is_retried_on_its_own_schedule_and_given_up_while_th
                 "timeout" => hanging.url("bad"),
                 _ => "http://no-such-host.invalid/hooks/bad".to_owned(),
             };
-            let metric = |text: &str, labels: &[&str]| kit::metric(text, "todo_events_deliveries_total", labels);
+            let metric =
+                |text: &str, labels: &[&str]| kit::metric(text, "todo_events_deliveries_total", labels);
             let before = notify.metrics().await;
             let (mails_before, good_before) = (mails(), count(&receiver, "good"));
             let bad_before = (count(&receiver, "bad"), hanging.received());
@@ -112,8 +119,15 @@ async fn a_failing_endpoint_is_retried_on_its_own_schedule_and_given_up_while_th
             let started = Instant::now();
             let report = scheduler.pass().await.unwrap();
             let took = started.elapsed();
-            assert_eq!((report.reminders_published, report.failed), (1, 0), "{case}: acknowledged");
-            assert!(took < StdDuration::from_secs(3), "{case}: answered at once ({took:?})");
+            assert_eq!(
+                (report.reminders_published, report.failed),
+                (1, 0),
+                "{case}: acknowledged"
+            );
+            assert!(
+                took < StdDuration::from_secs(3),
+                "{case}: answered at once ({took:?})"
+            );
             assert_eq!(mails() - mails_before, 1, "{case}");
             assert_eq!(good(), 1, "{case}");
             assert_eq!(
@@ -153,7 +167,8 @@ async fn a_failing_endpoint_is_retried_on_its_own_schedule_and_given_up_while_th
                 _ => "could not be reached",
             };
             assert!(
-                detail.starts_with(&format!("gave up after {ATTEMPTS} attempts over ")) && detail.contains(why),
+                detail.starts_with(&format!("gave up after {ATTEMPTS} attempts over "))
+                    && detail.contains(why),
                 "{case}: {detail}"
             );
             if kind != "unresolvable" {
@@ -162,7 +177,11 @@ async fn a_failing_endpoint_is_retried_on_its_own_schedule_and_given_up_while_th
                 while bad_requests() < ATTEMPTS as usize && Instant::now() < deadline {
                     tokio::time::sleep(StdDuration::from_millis(100)).await;
                 }
-                assert_eq!(bad_requests(), ATTEMPTS as usize, "{case}: one request per attempt");
+                assert_eq!(
+                    bad_requests(),
+                    ATTEMPTS as usize,
+                    "{case}: one request per attempt"
+                );
             }
             assert_eq!(good(), 1, "{case}: the good webhook is not repeated");
             assert_eq!(mails() - mails_before, 1, "{case}: one e-mail");
@@ -172,11 +191,19 @@ async fn a_failing_endpoint_is_retried_on_its_own_schedule_and_given_up_while_th
                 "{case}"
             );
             tokio::time::sleep(StdDuration::from_millis(1_200)).await;
-            assert_eq!(scheduler.pass().await.unwrap().published(), 0, "{case}: given up, no more");
+            assert_eq!(
+                scheduler.pass().await.unwrap().published(),
+                0,
+                "{case}: given up, no more"
+            );
             let after = notify.metrics().await;
             let m = |labels: &[&str]| metric(&after, labels) - metric(&before, labels);
             assert_eq!(
-                (m(&["webhook", "scheduled"]), m(&["webhook", "failed"]), m(&["webhook", "retry"])),
+                (
+                    m(&["webhook", "scheduled"]),
+                    m(&["webhook", "failed"]),
+                    m(&["webhook", "retry"])
+                ),
                 (f64::from(ATTEMPTS - 1), 1.0, 0.0),
                 "{case}"
             );

@@ -938,7 +938,13 @@ async fn one_users_failing_webhook_does_not_hold_up_the_neighbours_on_its_partit
         );
         let out = world.run(
             "todo-events",
-            &["seed", "--users", &USERS.to_string(), "--reminders", &REMINDERS.to_string()],
+            &[
+                "seed",
+                "--users",
+                &USERS.to_string(),
+                "--reminders",
+                &REMINDERS.to_string(),
+            ],
             &[],
         );
         assert_success(&out, "seed");
@@ -947,7 +953,11 @@ async fn one_users_failing_webhook_does_not_hold_up_the_neighbours_on_its_partit
             .fetch_one(&pool)
             .await
             .unwrap();
-        let bad = if broken { receiver.url("bad") } else { receiver.url("good") };
+        let bad = if broken {
+            receiver.url("bad")
+        } else {
+            receiver.url("good")
+        };
         sqlx::query(
             "INSERT INTO channel_endpoints (user_id, channel, target, format) \
              SELECT id, 'webhook', CASE WHEN id = $1 THEN $2 ELSE $3 END, 'standard' FROM users",
@@ -985,9 +995,15 @@ async fn one_users_failing_webhook_does_not_hold_up_the_neighbours_on_its_partit
             .count("SELECT COUNT(*) FROM deliveries WHERE status = 'failed'")
             .await;
         stop(notify);
-        assert!(neighbours > 0 && neighbours < REMINDERS as i64, "{neighbours} neighbours' reminders");
+        assert!(
+            neighbours > 0 && neighbours < REMINDERS as i64,
+            "{neighbours} neighbours' reminders"
+        );
         if broken {
-            assert!(waiting > 0, "the broken endpoint's deliveries wait for their own retry");
+            assert!(
+                waiting > 0,
+                "the broken endpoint's deliveries wait for their own retry"
+            );
         } else {
             assert_eq!(waiting, 0);
         }

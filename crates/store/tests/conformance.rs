@@ -171,15 +171,13 @@ async fn delivery_claims_are_exclusive_until_finished_released_or_expired() {
             panic!("{}: takeover after the lease", db.backend)
         };
         assert_eq!(again, delivery_id);
-        assert_eq!(since, now, "{}: a take-over keeps the first claim's time", db.backend);
-        let held = |attempt| Held {
-            delivery_id,
-            attempt,
-        };
-        assert!(s
-            .release_delivery(held(2), "451 try later", later)
-            .await
-            .unwrap());
+        assert_eq!(
+            since, now,
+            "{}: a take-over keeps the first claim's time",
+            db.backend
+        );
+        let held = |attempt| Held { delivery_id, attempt };
+        assert!(s.release_delivery(held(2), "451 try later", later).await.unwrap());
         assert!(matches!(
             s.claim_delivery(&claim(&r, now), later, lease).await.unwrap(),
             Claim::Claimed { attempt: 3, .. }
@@ -270,12 +268,20 @@ async fn a_stale_claim_can_neither_release_nor_finish_the_claim_that_took_over()
             assert!(
                 matches!(
                     s.claim_delivery(&claim(&r, now), later, lease).await.unwrap(),
-                    Claim::Taken { status: DeliveryStatus::Sending, detail: None, .. }
+                    Claim::Taken {
+                        status: DeliveryStatus::Sending,
+                        detail: None,
+                        ..
+                    }
                 ),
                 "{b}: B still holds the claim"
             );
             let d = &s.deliveries_of(r.reminder_id).await.unwrap()[0];
-            assert_eq!((d.status, d.attempts, d.detail.as_deref()), (DeliveryStatus::Sending, 2, None), "{b}");
+            assert_eq!(
+                (d.status, d.attempts, d.detail.as_deref()),
+                (DeliveryStatus::Sending, 2, None),
+                "{b}"
+            );
             let recorded = s
                 .finish_deliveries(
                     &[(
@@ -294,8 +300,16 @@ async fn a_stale_claim_can_neither_release_nor_finish_the_claim_that_took_over()
                 .unwrap();
             assert_eq!(recorded, [delivery_id], "{b}: B's outcome is recorded");
             let d = &s.deliveries_of(r.reminder_id).await.unwrap()[0];
-            assert_eq!((d.status, d.message_id.as_deref()), (DeliveryStatus::Sent, Some("<b>")), "{b}");
-            assert_eq!(s.reminder_state(r.reminder_id).await.unwrap(), Some(ReminderState::Sent), "{b}");
+            assert_eq!(
+                (d.status, d.message_id.as_deref()),
+                (DeliveryStatus::Sent, Some("<b>")),
+                "{b}"
+            );
+            assert_eq!(
+                s.reminder_state(r.reminder_id).await.unwrap(),
+                Some(ReminderState::Sent),
+                "{b}"
+            );
             // And once finished, the stale claim still changes nothing.
             assert!(!s.release_delivery(stale, "late", later).await.unwrap(), "{b}");
             checked += 1;
@@ -317,7 +331,9 @@ async fn a_delivery_waiting_for_its_retry_brings_its_reminder_back_once_its_time
         let r = kit::reminder(s, "retried", now).await;
         let claimed = s.claim_reminders("a", now, lease, 10, None).await.unwrap();
         assert_eq!(claimed.len(), 1, "{b}");
-        s.mark_reminders_published("a", &[r.reminder_id], now).await.unwrap();
+        s.mark_reminders_published("a", &[r.reminder_id], now)
+            .await
+            .unwrap();
         let webhook = Route {
             channel: Channel::Webhook,
             endpoint: todo_events_domain::EndpointId::new(7),
@@ -327,34 +343,37 @@ async fn a_delivery_waiting_for_its_retry_brings_its_reminder_back_once_its_time
             ..claim(&r, now)
         };
         let Claim::Claimed {
-            delivery_id,
-            attempt,
-            ..
+            delivery_id, attempt, ..
         } = s.claim_delivery(&c, now, lease).await.unwrap()
         else {
             panic!("{b}")
         };
         let retry_at = now + Duration::seconds(30);
         assert!(s
-            .release_delivery(
-                Held {
-                    delivery_id,
-                    attempt
-                },
-                "503",
-                retry_at
-            )
+            .release_delivery(Held { delivery_id, attempt }, "503", retry_at)
             .await
             .unwrap());
         let pass = |owner: &'static str, at| async move {
             let got = s.claim_reminders(owner, at, lease, 10, None).await.unwrap();
             got.iter().map(|c| (c.id, c.again)).collect::<Vec<_>>()
         };
-        assert!(pass("a", now + Duration::seconds(29)).await.is_empty(), "{b}: not before its time");
+        assert!(
+            pass("a", now + Duration::seconds(29)).await.is_empty(),
+            "{b}: not before its time"
+        );
         let at = retry_at + Duration::seconds(1);
-        assert_eq!(pass("a", at).await, [(r.reminder_id, false)], "{b}: claimed, not a republish");
-        assert!(pass("b", at).await.is_empty(), "{b}: another scheduler does not get it");
-        s.mark_reminders_published("a", &[r.reminder_id], at).await.unwrap();
+        assert_eq!(
+            pass("a", at).await,
+            [(r.reminder_id, false)],
+            "{b}: claimed, not a republish"
+        );
+        assert!(
+            pass("b", at).await.is_empty(),
+            "{b}: another scheduler does not get it"
+        );
+        s.mark_reminders_published("a", &[r.reminder_id], at)
+            .await
+            .unwrap();
         assert!(
             pass("b", at + Duration::seconds(5)).await.is_empty(),
             "{b}: published since its retry time"
@@ -366,14 +385,7 @@ async fn a_delivery_waiting_for_its_retry_brings_its_reminder_back_once_its_time
         assert_eq!(attempt, 2, "{b}");
         let next = at + Duration::seconds(60);
         assert!(s
-            .release_delivery(
-                Held {
-                    delivery_id,
-                    attempt
-                },
-                "503",
-                next
-            )
+            .release_delivery(Held { delivery_id, attempt }, "503", next)
             .await
             .unwrap());
         assert!(pass("b", next - Duration::seconds(1)).await.is_empty(), "{b}");
@@ -690,19 +702,14 @@ async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_
         // (two finishes crossing): settling repairs it.
         let f = kit::reminder(s, "all fail", now).await;
         let Claim::Claimed {
-            delivery_id,
-            attempt,
-            ..
+            delivery_id, attempt, ..
         } = s.claim_delivery(&claim(&f, now), now, lease).await.unwrap()
         else {
             panic!("{b}")
         };
         s.finish_deliveries(
             &[(
-                Held {
-                    delivery_id,
-                    attempt,
-                },
+                Held { delivery_id, attempt },
                 Finished::Failed {
                     recipient: "x@y.z",
                     detail: "550",

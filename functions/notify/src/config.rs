@@ -168,8 +168,7 @@ impl ChannelSettings {
         };
         let timeout: HumanDuration = var_or("WEBHOOK_TIMEOUT", HumanDuration(default_timeout))?;
         let push_ttl: HumanDuration = var_or("PUSH_TTL", HumanDuration(defaults.push_ttl))?;
-        let retry_first: HumanDuration =
-            var_or("CHANNEL_RETRY_FIRST", HumanDuration(defaults.retry_first))?;
+        let retry_first: HumanDuration = var_or("CHANNEL_RETRY_FIRST", HumanDuration(defaults.retry_first))?;
         let retry_attempts: i32 = var_or("CHANNEL_RETRY_ATTEMPTS", defaults.retry_attempts)?;
         // Read as it is (never parsed, so no message can quote it).
         let key = env_var("VAPID_PRIVATE_KEY").ok().filter(|k| !k.trim().is_empty());

@@ -116,7 +116,15 @@ impl Notify {
         // Every series from the start (at 0), so that dashboards and alerts see them before
         // the first delivery.
         for channel in Channel::ALL {
-            for outcome in ["sent", "failed", "gone", "retry", "scheduled", "duplicate", "held"] {
+            for outcome in [
+                "sent",
+                "failed",
+                "gone",
+                "retry",
+                "scheduled",
+                "duplicate",
+                "held",
+            ] {
                 deliveries.with_label_values(&[channel.as_str(), outcome]);
             }
         }
@@ -330,17 +338,20 @@ impl Notify {
         };
         let new: Vec<NewClaim<'_>> = wanted.iter().map(claim_of).collect();
         let claimed_at = now();
-        let fresh: HashMap<(ReminderId, Route), DeliveryId> =
-            match self.store.claim_new_deliveries(&new, claimed_at, self.lease()).await {
-                Ok(claimed) => claimed.into_iter().collect(),
-                Err(e) => {
-                    let failure = Failure::from(e);
-                    for d in wanted {
-                        ended[d.event].push((d.route, Ended::Retry(failure.clone())));
-                    }
-                    return Vec::new();
+        let fresh: HashMap<(ReminderId, Route), DeliveryId> = match self
+            .store
+            .claim_new_deliveries(&new, claimed_at, self.lease())
+            .await
+        {
+            Ok(claimed) => claimed.into_iter().collect(),
+            Err(e) => {
+                let failure = Failure::from(e);
+                for d in wanted {
+                    ended[d.event].push((d.route, Ended::Retry(failure.clone())));
                 }
-            };
+                return Vec::new();
+            }
+        };
         let mut claimed = Vec::with_capacity(wanted.len());
         for d in wanted {
             let claim = match fresh.get(&(d.ctx.reminder_id, d.route)) {
@@ -358,10 +369,7 @@ impl Notify {
                     since,
                 }) => claimed.push(Claimed {
                     delivery: d,
-                    held: Held {
-                        delivery_id,
-                        attempt,
-                    },
+                    held: Held { delivery_id, attempt },
                     since,
                 }),
                 // A user's endpoint waiting for its retry time: not this event's to wait for.
@@ -409,7 +417,7 @@ impl Notify {
                         claim.route,
                         claim.reminder_id,
                         rfc3339(lease_until)
-                    )))
+                    )));
                 }
                 Claim::Taken {
                     status: DeliveryStatus::Sending,
@@ -563,10 +571,12 @@ impl Notify {
                         place: place.clone(),
                     },
                 ),
-                (Err(SendError::Permanent(detail)), _) | (Err(SendError::Transient { .. }), Some(detail)) => (
-                    Finished::Failed { recipient, detail },
-                    Ended::Failed(detail.clone()),
-                ),
+                (Err(SendError::Permanent(detail)), _) | (Err(SendError::Transient { .. }), Some(detail)) => {
+                    (
+                        Finished::Failed { recipient, detail },
+                        Ended::Failed(detail.clone()),
+                    )
+                }
                 (Err(SendError::Gone(detail)), _) => {
                     gone.push((d.route, detail.as_str()));
                     (
@@ -608,7 +618,8 @@ impl Notify {
     /// Why a webhook or push delivery that failed transiently is given up now (its last
     /// attempt allowed), or `None`: retried (or an e-mail, whose event is retried).
     fn gives_up(&self, c: &Claimed<'_>, reason: &str) -> Option<String> {
-        if c.delivery.route.channel == Channel::Email || c.held.attempt < self.config.channels.retry_attempts {
+        if c.delivery.route.channel == Channel::Email || c.held.attempt < self.config.channels.retry_attempts
+        {
             return None;
         }
         let over = (now() - c.since).to_std().unwrap_or_default();
@@ -842,7 +853,10 @@ fn answer(
             reason += &format!("; failed for good: {}", failed.join("; "));
         }
         reason += &format!("; retried on its own schedule: {}", scheduled.join("; "));
-        tracing::info!(reminder_id = ctx.reminder_id.get(), "reminder event answered: {reason}");
+        tracing::info!(
+            reminder_id = ctx.reminder_id.get(),
+            "reminder event answered: {reason}"
+        );
         return Ok(Reply::new(Outcome::Skipped, reason, details));
     }
     if !failed.is_empty() {
@@ -1020,7 +1034,11 @@ pub(crate) mod tests {
         let s = StdDuration::from_secs;
         let waits: Vec<u64> = (1..=9).map(|a| retry_wait(s(30), a, None).as_secs()).collect();
         assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
-        assert_eq!(retry_wait(s(30), 1, Some(s(300))), s(300), "Retry-After is longer");
+        assert_eq!(
+            retry_wait(s(30), 1, Some(s(300))),
+            s(300),
+            "Retry-After is longer"
+        );
         assert_eq!(retry_wait(s(30), 3, Some(s(7))), s(120), "the backoff is longer");
         assert_eq!(retry_wait(s(30), i32::MAX, None), s(3600), "capped, no overflow");
         assert_eq!(retry_wait(s(30), 0, None), s(30));

@@ -34,7 +34,11 @@ async fn instance(db: &TestDb, mut config: NotifyConfig, lease_secs: u64) -> Tes
 /// before B's. Returns the three answers (status, type).
 async fn stale_claimer_race(a: &TestApp, b: &TestApp, r: &ReminderFixture) -> [(u16, String); 3] {
     let (id, data) = (r.event_id(), r.data());
-    let (ra, rb, rc) = tokio::join!(post(a, 0, &id, &data), post(b, 1_300, &id, &data), post(b, 3_500, &id, &data));
+    let (ra, rb, rc) = tokio::join!(
+        post(a, 0, &id, &data),
+        post(b, 1_300, &id, &data),
+        post(b, 3_500, &id, &data)
+    );
     [ra, rb, rc]
 }
 
@@ -73,7 +77,10 @@ async fn a_stale_webhook_claimer_neither_frees_the_take_over_nor_records_over_it
             );
             let due = Utc::now().trunc_subsecs(0) - Duration::seconds(1);
             let r = kit::reminder(&db.store, "Fenced", due).await;
-            db.store.set_reminder_channels(r.reminder_id, "webhook").await.unwrap();
+            db.store
+                .set_reminder_channels(r.reminder_id, "webhook")
+                .await
+                .unwrap();
             let url = receiver.url("hook");
             db.store
                 .insert_endpoint(&NewEndpoint {
@@ -94,7 +101,11 @@ async fn a_stale_webhook_claimer_neither_frees_the_take_over_nor_records_over_it
                 !(200..300).contains(&ra.0),
                 "{case}: A's claim was taken over, it must not answer as recorded: {ra:?}"
             );
-            assert_eq!((rb.0, rb.1.as_str()), (200, "dev.todo.notification.sent"), "{case}");
+            assert_eq!(
+                (rb.0, rb.1.as_str()),
+                (200, "dev.todo.notification.sent"),
+                "{case}"
+            );
             assert_eq!(
                 (rc.0, rc.1.as_str()),
                 (200, "dev.todo.notification.duplicate"),
@@ -148,7 +159,11 @@ async fn a_stale_mail_claimer_neither_frees_the_take_over_nor_records_over_it() 
                 !(200..300).contains(&ra.0),
                 "{case}: A's claim was taken over, it must not answer as recorded: {ra:?}"
             );
-            assert_eq!((rb.0, rb.1.as_str()), (200, "dev.todo.notification.sent"), "{case}");
+            assert_eq!(
+                (rb.0, rb.1.as_str()),
+                (200, "dev.todo.notification.sent"),
+                "{case}"
+            );
             assert_eq!(
                 (rc.0, rc.1.as_str()),
                 (200, "dev.todo.notification.duplicate"),

@@ -203,7 +203,11 @@ async fn a_channel_that_fails_neither_holds_back_nor_repeats_the_others() {
         // The e-mail went out, the failing webhook does not hold the event up: 2xx at
         // once, the webhook retried on its own schedule (not before its Retry-After).
         let (status, ty, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
-        assert_eq!((status, ty.as_str()), (200, "dev.todo.notification.sent"), "{b}: {body}");
+        assert_eq!(
+            (status, ty.as_str()),
+            (200, "dev.todo.notification.sent"),
+            "{b}: {body}"
+        );
         let scheduled: Vec<_> = body["deliveries"]
             .as_array()
             .unwrap()
@@ -233,9 +237,16 @@ async fn a_channel_that_fails_neither_holds_back_nor_repeats_the_others() {
         // Again at once: the webhook waits for its retry time (6 s, as the receiver asked),
         // so nothing is delivered now and nothing is sent to it before then; 2xx.
         let (status, ty, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
-        assert_eq!((status, ty.as_str()), (200, "dev.todo.notification.skipped"), "{b}: {body}");
+        assert_eq!(
+            (status, ty.as_str()),
+            (200, "dev.todo.notification.skipped"),
+            "{b}: {body}"
+        );
         assert!(
-            body["reason"].as_str().unwrap_or_default().contains("retried on its own schedule")
+            body["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("retried on its own schedule")
                 || body.to_string().contains("retried on its own schedule"),
             "{b}: {body}"
         );

@@ -136,8 +136,14 @@ pub(crate) async fn finish_deliveries(
     done: &[(Held, Finished<'_>)],
     now: DateTime<Utc>,
 ) -> Result<Vec<DeliveryId>, StoreError> {
-    let (mut ids, mut statuses, mut recipients, mut message_ids, mut details, mut tokens) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ids, mut statuses, mut recipients, mut message_ids, mut details, mut tokens) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for (held, outcome) in done {
         let (status, recipient, message_id, detail) = outcome.columns();
         ids.push(held.delivery_id.get());
@@ -157,7 +163,10 @@ pub(crate) async fn finish_deliveries(
         .bind(tokens)
         .fetch_all(pool)
         .await?;
-    Ok(recorded.into_iter().filter_map(|(id,)| DeliveryId::new(id)).collect())
+    Ok(recorded
+        .into_iter()
+        .filter_map(|(id,)| DeliveryId::new(id))
+        .collect())
 }
 
 /// Moves one reminder occurrence whose deliveries are all finished to `sent` / `failed`.

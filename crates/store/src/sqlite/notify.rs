@@ -2,8 +2,8 @@
 //! trips: its rows are written one by one in one transaction.
 
 use crate::notify::{
-    read, Claim, Claimed, Finished, Held, NewClaim, CURRENT, DELIVERIES_OF, INSERT_CLAIM,
-    RELEASE_DELIVERY, SETTLE_REMINDER, TAKE_OVER,
+    read, Claim, Claimed, Finished, Held, NewClaim, CURRENT, DELIVERIES_OF, INSERT_CLAIM, RELEASE_DELIVERY,
+    SETTLE_REMINDER, TAKE_OVER,
 };
 use crate::rows::{typed, DeliveryRaw, ReminderContextRaw};
 use crate::{DeliveryRow, Malformed, ReminderContext, StoreError};
