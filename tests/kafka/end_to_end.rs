@@ -46,6 +46,11 @@ impl World {
     /// The world, or `None` when PostgreSQL or the broker is missing (outside CI, with a
     /// message; see `todo_events_testkit::require`).
     async fn new() -> Option<Self> {
+        Self::with_partitions(3).await
+    }
+
+    /// [`World::new`] with `partitions` partitions per topic.
+    async fn with_partitions(partitions: i32) -> Option<Self> {
         let turn = ONE_AT_A_TIME.lock().await;
         if !kit::require::kafka_broker() || !kit::require::smtp() {
             return None;
@@ -56,7 +61,7 @@ impl World {
         ensure_topics(
             &kafka,
             &["reminders", "reminders.dlq", "task-events", "task-events.dlq"],
-            3,
+            partitions,
         )
         .await
         .expect("topics created");
@@ -520,6 +525,9 @@ async fn webhooks_and_pushes_arrive_once_through_a_consumer_kill_and_the_receive
         ("WEBHOOK_ALLOW_PRIVATE", "true"),
         ("VAPID_PRIVATE_KEY", private_key.as_str()),
         ("VAPID_SUBJECT", "mailto:ops@todo-events.test"),
+        // The 503s are retried on each delivery's own schedule, brought by the scheduler's
+        // pass (run below while waiting): 1 s here.
+        ("CHANNEL_RETRY_FIRST", "1s"),
     ];
     let mut notify = world.consumer_with("notify", &env);
     let w = &world;
@@ -577,6 +585,8 @@ async fn webhooks_and_pushes_arrive_once_through_a_consumer_kill_and_the_receive
 
     let notify = world.consumer_with("notify", &env);
     w.wait_for(180, "every delivery recorded after the restart", || async {
+        // The scheduler's pass brings the webhooks waiting for their retry time.
+        assert_success(&w.run("scheduler-cron", &[], &[]), "scheduler retry pass");
         w.count("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'")
             .await
             >= 3 * REMINDERS as i64
@@ -1075,4 +1085,140 @@ async fn hostile_events_through_the_consumers_send_nothing_and_write_nothing() {
             "{listing}"
         );
     }
+}
+
+/// p99 lateness (seconds from `remind_at` to the e-mail recorded `sent`) of the reminders of
+/// every user but `except`, and how many there were.
+async fn neighbours_p99(world: &World, except: i64) -> (f64, i64) {
+    let pool = sqlx::PgPool::connect(&world.db.url).await.unwrap();
+    let row: (Option<f64>, i64) = sqlx::query_as(
+        "SELECT percentile_cont(0.99) WITHIN GROUP \
+           (ORDER BY EXTRACT(EPOCH FROM d.completed_at - d.remind_at)::float8), COUNT(*) \
+         FROM deliveries d JOIN reminders r ON r.id = d.reminder_id \
+         WHERE d.channel = 'email' AND d.status = 'sent' AND r.user_id <> $1",
+    )
+    .bind(except)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    (row.0.unwrap_or(f64::NAN), row.1)
+}
+
+/// Item 7 of issue 26, rehearsal-style: many users' reminders on ONE partition, every user
+/// with a webhook and e-mail; in the second run one user's endpoint answers 503 to every
+/// request. Its deliveries wait for their own retry (CHANNEL_RETRY_FIRST, 30 s as deployed)
+/// instead of holding the partition for the 62 s retry schedule, so the neighbours' p99
+/// lateness stays close to the run without the broken endpoint. Both figures are printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_users_failing_webhook_does_not_hold_up_the_neighbours_on_its_partition() {
+    if !kit::require::receiver() {
+        return;
+    }
+    const USERS: usize = 20;
+    const REMINDERS: usize = 400;
+    let mut figures = Vec::new();
+    for broken in [false, true] {
+        let Some(world) = World::with_partitions(1).await else {
+            return;
+        };
+        let receiver = WebhookReceiver::start(
+            &[
+                WebhookEndpoint {
+                    name: "good",
+                    secret: None,
+                },
+                WebhookEndpoint {
+                    name: "bad",
+                    secret: None,
+                },
+            ],
+            &WebhookOptions {
+                replies: vec!["bad=503".into()],
+                ..WebhookOptions::default()
+            },
+        );
+        let out = world.run(
+            "todo-events",
+            &[
+                "seed",
+                "--users",
+                &USERS.to_string(),
+                "--reminders",
+                &REMINDERS.to_string(),
+            ],
+            &[],
+        );
+        assert_success(&out, "seed");
+        let pool = sqlx::PgPool::connect(&world.db.url).await.unwrap();
+        let first_user: i64 = sqlx::query_scalar("SELECT MIN(id) FROM users")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let bad = if broken {
+            receiver.url("bad")
+        } else {
+            receiver.url("good")
+        };
+        sqlx::query(
+            "INSERT INTO channel_endpoints (user_id, channel, target, format) \
+             SELECT id, 'webhook', CASE WHEN id = $1 THEN $2 ELSE $3 END, 'standard' FROM users",
+        )
+        .bind(first_user)
+        .bind(&bad)
+        .bind(receiver.url("good"))
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query("UPDATE reminders SET channels = 'email,webhook'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let env = [("WEBHOOK_ALLOW_PRIVATE", "true"), ("KAFKA_CONSUMER_BATCH", "25")];
+        let notify = world.consumer_with("notify", &env);
+        // The consumer joins its group before anything is published.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_success(&world.run("scheduler-cron", &[], &[]), "scheduler pass");
+        let w = &world;
+        w.wait_for(180, "every e-mail sent", || async {
+            w.count("SELECT COUNT(*) FROM deliveries WHERE channel = 'email' AND status = 'sent'")
+                .await
+                >= REMINDERS as i64
+        })
+        .await;
+        let (p99, neighbours) = neighbours_p99(w, first_user).await;
+        let waiting = w
+            .count("SELECT COUNT(*) FROM deliveries WHERE status = 'sending'")
+            .await;
+        w.wait_for(60, "lag 0", || async { w.lag("notify", "reminders") == 0 })
+            .await;
+        let dead = w
+            .count("SELECT COUNT(*) FROM deliveries WHERE status = 'failed'")
+            .await;
+        stop(notify);
+        assert!(
+            neighbours > 0 && neighbours < REMINDERS as i64,
+            "{neighbours} neighbours' reminders"
+        );
+        if broken {
+            assert!(
+                waiting > 0,
+                "the broken endpoint's deliveries wait for their own retry"
+            );
+        } else {
+            assert_eq!(waiting, 0);
+        }
+        assert_eq!(dead, 0, "nothing failed for good");
+        eprintln!(
+            "one partition, {USERS} users, {REMINDERS} reminders (e-mail + webhook), broken endpoint: {broken}: \
+             neighbours' ({neighbours}) p99 lateness {p99:.2} s; deliveries waiting for their retry: {waiting}"
+        );
+        figures.push(p99);
+    }
+    let (healthy, broken) = (figures[0], figures[1]);
+    assert!(
+        broken <= healthy * 1.5 + 2.0,
+        "the neighbours' p99 with one broken endpoint ({broken:.2} s) is close to without ({healthy:.2} s)"
+    );
 }

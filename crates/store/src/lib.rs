@@ -33,7 +33,7 @@ pub use error::StoreError;
 pub use rows::*;
 
 use chrono::{DateTime, Duration, Utc};
-use notify::{Claim, Finished, NewClaim};
+use notify::{Claim, Finished, Held, NewClaim};
 use recur::Session;
 use scheduler::ClaimRequest;
 use seed::{Bulk, NewEndpoint, NewRecurringTask, NewTask, NewUser};
@@ -210,14 +210,16 @@ impl Store {
     }
 
     /// Records the outcomes of claimed deliveries and moves their reminders to `sent` /
-    /// `failed`, atomically.
+    /// `failed`, atomically. Only claims still held are recorded (fenced by their token,
+    /// see [`Held`]); returns the deliveries recorded, so a caller whose claim was taken
+    /// over learns that its outcome is not the one kept.
     pub async fn finish_deliveries(
         &self,
-        done: &[(DeliveryId, Finished<'_>)],
+        done: &[(Held, Finished<'_>)],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<DeliveryId>, StoreError> {
         if done.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         match self {
             Self::Postgres(pool) => postgres::notify::finish_deliveries(pool, done, now).await,
@@ -227,16 +229,17 @@ impl Store {
 
     /// Gives a claim back after a transient failure: the next delivery attempt may take it
     /// from `until` (now, or when the receiver said to try again); the reason is kept for
-    /// operators.
+    /// operators. Only the claim that holds the row releases it (fenced by its token);
+    /// `false`: it was taken over (or finished) since, and nothing changed.
     pub async fn release_delivery(
         &self,
-        id: DeliveryId,
+        held: Held,
         reason: &str,
         until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         match self {
-            Self::Postgres(pool) => postgres::notify::release_delivery(pool, id, reason, until).await,
-            Self::Sqlite(pool) => sqlite::notify::release_delivery(pool, id, reason, until).await,
+            Self::Postgres(pool) => postgres::notify::release_delivery(pool, held, reason, until).await,
+            Self::Sqlite(pool) => sqlite::notify::release_delivery(pool, held, reason, until).await,
         }
     }
 

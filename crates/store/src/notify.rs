@@ -7,6 +7,18 @@
 //! process dies mid-send, a later delivery of the same event takes the claim over once the
 //! lease has run out. That is the one window in which a second copy can go out.
 //!
+//! Claims are fenced: each claim of a row carries its `attempts` value (a take-over
+//! increments it) as a token, and finishing or releasing a claim succeeds only while that
+//! token still holds the row (`AND attempts = $token`). A claimer whose lease ran out while
+//! it was sending can therefore neither release the claim of the one that took over (which
+//! would let a third copy go out) nor record its own outcome over theirs; it learns so from
+//! what the statement changed.
+//!
+//! A claim given back after a transient failure (`release`) is a delivery waiting for its
+//! retry: `sending`, `detail` set to why, takeable from `lease_until`. The scheduler's
+//! retry pass publishes the reminder's event again once that time has come
+//! (`scheduler.rs`), so a user's failing endpoint is retried on its own schedule.
+//!
 //! The reminder itself moves to `sent` (some delivery was sent) or `failed` (all failed for
 //! good) once no delivery of its occurrence is `sending` any more, so a channel that is
 //! retried keeps the reminder `published` (and the scheduler's republish armed) without
@@ -51,8 +63,14 @@ impl std::fmt::Display for Route {
 /// The result of trying to claim a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This caller holds the claim and must send, then finish or release it.
-    Claimed { delivery_id: DeliveryId, attempt: i32 },
+    /// This caller holds the claim and must send, then finish or release it. `attempt` is
+    /// the claim's fencing token (see [`Held`]); `since`: when the delivery was first
+    /// claimed (its retries are counted from there).
+    Claimed {
+        delivery_id: DeliveryId,
+        attempt: i32,
+        since: DateTime<Utc>,
+    },
     /// Someone else holds a claim (until `lease_until`: a claim released after a transient
     /// failure is held until the receiver's `Retry-After`), or the delivery is finished.
     Taken {
@@ -60,6 +78,15 @@ pub enum Claim {
         detail: Option<String>,
         lease_until: DateTime<Utc>,
     },
+}
+
+/// A claim this caller holds: the delivery and the claim's fencing token (the row's
+/// `attempts` when it was claimed). Finishing or releasing it changes the row only while
+/// no take-over has incremented `attempts` since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Held {
+    pub delivery_id: DeliveryId,
+    pub attempt: i32,
 }
 
 /// How a claimed delivery ended.
@@ -119,11 +146,12 @@ pub(crate) mod read {
             .collect()
     }
 
-    /// `(id, attempts)` of a claim taken.
-    pub(crate) fn claim((delivery, attempt): (i64, i32)) -> Result<Claim, Malformed> {
+    /// `(id, attempts, first_claimed_at)` of a claim taken.
+    pub(crate) fn claim((delivery, attempt, since): (i64, i32, DateTime<Utc>)) -> Result<Claim, Malformed> {
         Ok(Claim::Claimed {
             delivery_id: id("deliveries", delivery, "id", delivery, DeliveryId::new)?,
             attempt,
+            since,
         })
     }
 
@@ -160,10 +188,29 @@ pub(crate) const SETTLE_REMINDER: &str = "UPDATE reminders SET state = CASE WHEN
      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.reminder_id = $1 \
        AND d.remind_at = $2 AND d.status = 'sending')";
 
-/// Gives a claim back after a transient failure: takeable from `until` (now, or the
-/// receiver's `Retry-After`). Same text on both backends.
+/// Gives a claim back after a transient failure: takeable from `until` (its retry time),
+/// only by the claim that holds the row (`attempts = $4`, the fencing token). Same text on
+/// both backends.
 pub(crate) const RELEASE_DELIVERY: &str = "UPDATE deliveries SET lease_until = $2, detail = $3 \
-     WHERE id = $1 AND status = 'sending'";
+     WHERE id = $1 AND status = 'sending' AND attempts = $4";
+
+/// A claim's first claim time and take-over, shared by both backends: a new claim, and the
+/// take-over of one whose lease ran out (or that was released), incrementing the fencing
+/// token. `first_claimed_at` is kept from the first claim (`claimed_at` for rows older than
+/// migration 0005).
+pub(crate) const INSERT_CLAIM: &str = "INSERT INTO deliveries \
+     (reminder_id, remind_at, channel, endpoint_id, event_id, status, attempts, claimed_at, \
+      lease_until, first_claimed_at) \
+     VALUES ($1, $2, $3, $4, $5, 'sending', 1, $6, $7, $6) \
+     ON CONFLICT (reminder_id, remind_at, channel, endpoint_id) DO NOTHING \
+     RETURNING id, attempts, first_claimed_at";
+pub(crate) const TAKE_OVER: &str = "UPDATE deliveries SET attempts = attempts + 1, event_id = $5, \
+     claimed_at = $6, lease_until = $7, detail = NULL, \
+     first_claimed_at = COALESCE(first_claimed_at, claimed_at) \
+     WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4 \
+     AND status = 'sending' AND lease_until <= $6 RETURNING id, attempts, first_claimed_at";
+pub(crate) const CURRENT: &str = "SELECT status, detail, lease_until FROM deliveries \
+     WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4";
 
 /// Every delivery of a reminder (operators, tests). Same text on both backends.
 pub(crate) const DELIVERIES_OF: &str = "SELECT id, reminder_id, remind_at, channel, endpoint_id, \

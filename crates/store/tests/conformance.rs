@@ -3,7 +3,7 @@
 
 use chrono::{Duration, SubsecRound, Utc};
 use todo_events_domain::{ReminderId, TaskId, UserId};
-use todo_events_store::notify::{Claim, Finished, NewClaim, Route};
+use todo_events_store::notify::{Claim, Finished, Held, NewClaim, Route};
 use todo_events_store::recur::Instantiate;
 use todo_events_store::seed::NewEndpoint;
 use todo_events_store::{Channel, DeliveryStatus, ReminderState, Store};
@@ -152,6 +152,7 @@ async fn delivery_claims_are_exclusive_until_finished_released_or_expired() {
         let Claim::Claimed {
             delivery_id,
             attempt: 1,
+            ..
         } = s.claim_delivery(&claim(&r, now), now, lease).await.unwrap()
         else {
             panic!("{}: first claim wins", db.backend)
@@ -164,30 +165,37 @@ async fn delivery_claims_are_exclusive_until_finished_released_or_expired() {
         let Claim::Claimed {
             delivery_id: again,
             attempt: 2,
+            since,
         } = s.claim_delivery(&claim(&r, now), later, lease).await.unwrap()
         else {
             panic!("{}: takeover after the lease", db.backend)
         };
         assert_eq!(again, delivery_id);
-        s.release_delivery(delivery_id, "451 try later", later)
-            .await
-            .unwrap();
+        assert_eq!(
+            since, now,
+            "{}: a take-over keeps the first claim's time",
+            db.backend
+        );
+        let held = |attempt| Held { delivery_id, attempt };
+        assert!(s.release_delivery(held(2), "451 try later", later).await.unwrap());
         assert!(matches!(
             s.claim_delivery(&claim(&r, now), later, lease).await.unwrap(),
             Claim::Claimed { attempt: 3, .. }
         ));
-        s.finish_deliveries(
-            &[(
-                delivery_id,
-                Finished::Sent {
-                    recipient: "a@b.c",
-                    message_id: "<m>",
-                },
-            )],
-            later,
-        )
-        .await
-        .unwrap();
+        let recorded = s
+            .finish_deliveries(
+                &[(
+                    held(3),
+                    Finished::Sent {
+                        recipient: "a@b.c",
+                        message_id: "<m>",
+                    },
+                )],
+                later,
+            )
+            .await
+            .unwrap();
+        assert_eq!(recorded, [delivery_id], "{}", db.backend);
         let far = later + Duration::days(1);
         assert!(
             matches!(s.claim_delivery(&claim(&r, now), far, lease).await.unwrap(), Claim::Taken { status, .. } if status == DeliveryStatus::Sent)
@@ -202,6 +210,189 @@ async fn delivery_claims_are_exclusive_until_finished_released_or_expired() {
             (Some("<m>"), Some("a@b.c"))
         );
     }
+}
+
+/// A claimer whose lease ran out (A) while another took the delivery over (B): A's release
+/// and A's finish change nothing (and say so), B's outcome is the one kept, and a third
+/// delivery cannot take B's live claim.
+#[tokio::test]
+async fn a_stale_claim_can_neither_release_nor_finish_the_claim_that_took_over() {
+    let mut checked = 0;
+    for db in kit::backends().await {
+        let (s, b) = (&db.store, db.backend);
+        let now = Utc::now().trunc_subsecs(0);
+        let lease = Duration::seconds(60);
+        for stale_finishes in [false, true] {
+            let r = kit::reminder(s, "fenced", now).await;
+            let Claim::Claimed {
+                delivery_id,
+                attempt: a,
+                ..
+            } = s.claim_delivery(&claim(&r, now), now, lease).await.unwrap()
+            else {
+                panic!("{b}: A claims")
+            };
+            let later = now + Duration::seconds(61);
+            let Claim::Claimed { attempt: b_token, .. } =
+                s.claim_delivery(&claim(&r, now), later, lease).await.unwrap()
+            else {
+                panic!("{b}: B takes the expired claim over")
+            };
+            assert_eq!((a, b_token), (1, 2), "{b}: the take-over moved the token");
+            let stale = Held {
+                delivery_id,
+                attempt: a,
+            };
+            if stale_finishes {
+                let recorded = s
+                    .finish_deliveries(
+                        &[(
+                            stale,
+                            Finished::Failed {
+                                recipient: "a@b.c",
+                                detail: "550 from A",
+                            },
+                        )],
+                        later,
+                    )
+                    .await
+                    .unwrap();
+                assert!(recorded.is_empty(), "{b}: A's finish records nothing");
+            } else {
+                assert!(
+                    !s.release_delivery(stale, "451 from A", later).await.unwrap(),
+                    "{b}: A's release changes nothing"
+                );
+            }
+            // B's claim is still live: a third delivery does not get it.
+            assert!(
+                matches!(
+                    s.claim_delivery(&claim(&r, now), later, lease).await.unwrap(),
+                    Claim::Taken {
+                        status: DeliveryStatus::Sending,
+                        detail: None,
+                        ..
+                    }
+                ),
+                "{b}: B still holds the claim"
+            );
+            let d = &s.deliveries_of(r.reminder_id).await.unwrap()[0];
+            assert_eq!(
+                (d.status, d.attempts, d.detail.as_deref()),
+                (DeliveryStatus::Sending, 2, None),
+                "{b}"
+            );
+            let recorded = s
+                .finish_deliveries(
+                    &[(
+                        Held {
+                            delivery_id,
+                            attempt: b_token,
+                        },
+                        Finished::Sent {
+                            recipient: "a@b.c",
+                            message_id: "<b>",
+                        },
+                    )],
+                    later,
+                )
+                .await
+                .unwrap();
+            assert_eq!(recorded, [delivery_id], "{b}: B's outcome is recorded");
+            let d = &s.deliveries_of(r.reminder_id).await.unwrap()[0];
+            assert_eq!(
+                (d.status, d.message_id.as_deref()),
+                (DeliveryStatus::Sent, Some("<b>")),
+                "{b}"
+            );
+            assert_eq!(
+                s.reminder_state(r.reminder_id).await.unwrap(),
+                Some(ReminderState::Sent),
+                "{b}"
+            );
+            // And once finished, the stale claim still changes nothing.
+            assert!(!s.release_delivery(stale, "late", later).await.unwrap(), "{b}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "both cases on at least one backend, got {checked}");
+}
+
+/// The scheduler's retry set: a published reminder whose delivery waits for its retry time
+/// is claimed once that time has come (not before, not counted as republished), by one
+/// scheduler only, and not again until the delivery is given back with a later time.
+#[tokio::test]
+async fn a_delivery_waiting_for_its_retry_brings_its_reminder_back_once_its_time_has_come() {
+    let mut checked = 0;
+    for db in kit::backends().await {
+        let (s, b) = (&db.store, db.backend);
+        let now = Utc::now().trunc_subsecs(0);
+        let lease = Duration::seconds(60);
+        let r = kit::reminder(s, "retried", now).await;
+        let claimed = s.claim_reminders("a", now, lease, 10, None).await.unwrap();
+        assert_eq!(claimed.len(), 1, "{b}");
+        s.mark_reminders_published("a", &[r.reminder_id], now)
+            .await
+            .unwrap();
+        let webhook = Route {
+            channel: Channel::Webhook,
+            endpoint: todo_events_domain::EndpointId::new(7),
+        };
+        let c = NewClaim {
+            route: webhook,
+            ..claim(&r, now)
+        };
+        let Claim::Claimed {
+            delivery_id, attempt, ..
+        } = s.claim_delivery(&c, now, lease).await.unwrap()
+        else {
+            panic!("{b}")
+        };
+        let retry_at = now + Duration::seconds(30);
+        assert!(s
+            .release_delivery(Held { delivery_id, attempt }, "503", retry_at)
+            .await
+            .unwrap());
+        let pass = |owner: &'static str, at| async move {
+            let got = s.claim_reminders(owner, at, lease, 10, None).await.unwrap();
+            got.iter().map(|c| (c.id, c.again)).collect::<Vec<_>>()
+        };
+        assert!(
+            pass("a", now + Duration::seconds(29)).await.is_empty(),
+            "{b}: not before its time"
+        );
+        let at = retry_at + Duration::seconds(1);
+        assert_eq!(
+            pass("a", at).await,
+            [(r.reminder_id, false)],
+            "{b}: claimed, not a republish"
+        );
+        assert!(
+            pass("b", at).await.is_empty(),
+            "{b}: another scheduler does not get it"
+        );
+        s.mark_reminders_published("a", &[r.reminder_id], at)
+            .await
+            .unwrap();
+        assert!(
+            pass("b", at + Duration::seconds(5)).await.is_empty(),
+            "{b}: published since its retry time"
+        );
+        // notify takes it over, it fails again: back at its next time.
+        let Claim::Claimed { attempt, .. } = s.claim_delivery(&c, at, lease).await.unwrap() else {
+            panic!("{b}: takeable at its time")
+        };
+        assert_eq!(attempt, 2, "{b}");
+        let next = at + Duration::seconds(60);
+        assert!(s
+            .release_delivery(Held { delivery_id, attempt }, "503", next)
+            .await
+            .unwrap());
+        assert!(pass("b", next - Duration::seconds(1)).await.is_empty(), "{b}");
+        assert_eq!(pass("b", next).await, [(r.reminder_id, false)], "{b}");
+        checked += 1;
+    }
+    assert!(checked >= 1);
 }
 
 #[tokio::test]
@@ -404,17 +595,21 @@ async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_
         // E-mail sent, the webhook failed for good, the push still sending: not done yet.
         let state = |id| async move { s.reminder_state(id).await.unwrap().unwrap() };
         let before = state(r.reminder_id).await;
+        let new = |i: usize| Held {
+            delivery_id: id_of(i),
+            attempt: 1,
+        };
         s.finish_deliveries(
             &[
                 (
-                    id_of(0),
+                    new(0),
                     Finished::Sent {
                         recipient: "a@b.c",
                         message_id: "<m>",
                     },
                 ),
                 (
-                    id_of(1),
+                    new(1),
                     Finished::Failed {
                         recipient: "https://hooks.example.com",
                         detail: "400",
@@ -432,9 +627,10 @@ async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_
         );
 
         // The push service said 429, Retry-After 30 s: held until then, with why.
-        s.release_delivery(id_of(2), "429 Too Many Requests", now + Duration::seconds(30))
+        assert!(s
+            .release_delivery(new(2), "429 Too Many Requests", now + Duration::seconds(30))
             .await
-            .unwrap();
+            .unwrap());
         let push_claim = claims[2];
         match s
             .claim_delivery(&push_claim, now + Duration::seconds(10), lease)
@@ -454,6 +650,7 @@ async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_
         let Claim::Claimed {
             delivery_id,
             attempt: 2,
+            ..
         } = s
             .claim_delivery(&push_claim, now + Duration::seconds(31), lease)
             .await
@@ -464,7 +661,10 @@ async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_
         assert_eq!(delivery_id, id_of(2));
         s.finish_deliveries(
             &[(
-                delivery_id,
+                Held {
+                    delivery_id,
+                    attempt: 2,
+                },
                 Finished::Failed {
                     recipient: "https://push.example.net",
                     detail: "410 Gone",
@@ -501,13 +701,15 @@ async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_
         // Every route failed for good: the reminder failed. Finished but left `published`
         // (two finishes crossing): settling repairs it.
         let f = kit::reminder(s, "all fail", now).await;
-        let Claim::Claimed { delivery_id, .. } = s.claim_delivery(&claim(&f, now), now, lease).await.unwrap()
+        let Claim::Claimed {
+            delivery_id, attempt, ..
+        } = s.claim_delivery(&claim(&f, now), now, lease).await.unwrap()
         else {
             panic!("{b}")
         };
         s.finish_deliveries(
             &[(
-                delivery_id,
+                Held { delivery_id, attempt },
                 Finished::Failed {
                     recipient: "x@y.z",
                     detail: "550",

@@ -113,7 +113,19 @@ pub struct ChannelSettings {
     /// `PUSH_TTL`: how long a push service keeps a message for a browser that is offline
     /// (RFC 8030 `TTL`); a reminder later than that is no longer worth showing.
     pub push_ttl: Duration,
+    /// `CHANNEL_RETRY_FIRST`: how long a webhook or push delivery that failed transiently
+    /// waits before its first retry (or the receiver's `Retry-After`, if longer); each
+    /// further retry waits twice as long, at most [`CHANNEL_RETRY_CAP`].
+    pub retry_first: Duration,
+    /// `CHANNEL_RETRY_ATTEMPTS`: attempts of one webhook or push delivery, the first
+    /// included, before it is given up (recorded `failed`, "gave up after N attempts").
+    pub retry_attempts: i32,
 }
+
+/// The longest wait between two retries of one webhook or push delivery.
+pub const CHANNEL_RETRY_CAP: Duration = Duration::from_secs(3600);
+/// `CHANNEL_RETRY_ATTEMPTS`' bounds.
+const RETRY_ATTEMPTS: std::ops::RangeInclusive<i32> = 1..=50;
 
 /// The application server's VAPID key (never shown: `SecretString`) and contact.
 #[derive(Debug, Clone)]
@@ -139,13 +151,15 @@ impl Default for ChannelSettings {
             timeout: Duration::from_secs(10),
             vapid: None,
             push_ttl: Duration::from_secs(3600),
+            retry_first: Duration::from_secs(30),
+            retry_attempts: 8,
         }
     }
 }
 
 impl ChannelSettings {
     /// Reads `WEBHOOK_ALLOW_PRIVATE`, `WEBHOOK_TIMEOUT`, `VAPID_PRIVATE_KEY`,
-    /// `VAPID_SUBJECT` and `PUSH_TTL`. `WEBHOOK_TIMEOUT`'s default is 10 s, or a third of
+    /// `VAPID_SUBJECT`, `PUSH_TTL`, `CHANNEL_RETRY_FIRST` and `CHANNEL_RETRY_ATTEMPTS`. `WEBHOOK_TIMEOUT`'s default is 10 s, or a third of
     /// `lease` (`DELIVERY_LEASE`) when that is shorter, so that a short lease set alone
     /// still starts.
     pub fn from_env(lease: Duration) -> Result<Self, ConfigError> {
@@ -157,6 +171,8 @@ impl ChannelSettings {
         };
         let timeout: HumanDuration = var_or("WEBHOOK_TIMEOUT", HumanDuration(default_timeout))?;
         let push_ttl: HumanDuration = var_or("PUSH_TTL", HumanDuration(defaults.push_ttl))?;
+        let retry_first: HumanDuration = var_or("CHANNEL_RETRY_FIRST", HumanDuration(defaults.retry_first))?;
+        let retry_attempts: i32 = var_or("CHANNEL_RETRY_ATTEMPTS", defaults.retry_attempts)?;
         // Read as it is (never parsed, so no message can quote it).
         let key = env_var("VAPID_PRIVATE_KEY").ok().filter(|k| !k.trim().is_empty());
         let subject: Option<String> = var("VAPID_SUBJECT")?;
@@ -186,6 +202,8 @@ impl ChannelSettings {
             timeout: timeout.0,
             vapid,
             push_ttl: push_ttl.0,
+            retry_first: retry_first.0,
+            retry_attempts,
         };
         settings.validate()?;
         Ok(settings)
@@ -199,6 +217,20 @@ impl ChannelSettings {
             return Err(ConfigError(format!(
                 "PUSH_TTL={} is too long: push services keep a message 28d at most",
                 HumanDuration(self.push_ttl)
+            )));
+        }
+        if self.retry_first < Duration::from_secs(1) || self.retry_first > CHANNEL_RETRY_CAP {
+            return Err(ConfigError(format!(
+                "CHANNEL_RETRY_FIRST={} is out of bounds: from 1s to 1h",
+                HumanDuration(self.retry_first)
+            )));
+        }
+        if !RETRY_ATTEMPTS.contains(&self.retry_attempts) {
+            return Err(ConfigError(format!(
+                "CHANNEL_RETRY_ATTEMPTS={} is out of bounds: from {} to {}",
+                self.retry_attempts,
+                RETRY_ATTEMPTS.start(),
+                RETRY_ATTEMPTS.end()
             )));
         }
         if let Some(vapid) = &self.vapid {

@@ -17,14 +17,24 @@
 //!    beside them;
 //! 5. [`Notify::record`]: every outcome in one statement; a transient failure gives its
 //!    claim back (held until the receiver's `Retry-After`), a push subscription that is gone
-//!    is deactivated;
+//!    is deactivated. Claims are fenced (`todo_events_store::notify`): an outcome or a
+//!    release of a claim that was taken over meanwhile changes nothing, and the event is
+//!    not answered as if it had been recorded;
 //! 6. [`answer`] (pure): one answer per event from its deliveries' ends.
+//!
+//! E-mail goes through the operator's relay, shared by every user: its transient failure
+//! is the event's (`503`, retried). A user's own webhook or push endpoint is not allowed to
+//! hold the event up: its transient failure gives the claim back until its own retry time
+//! (`CHANNEL_RETRY_FIRST` doubling per attempt, at least the receiver's `Retry-After`, at
+//! most [`CHANNEL_RETRY_CAP`]) and the event is answered `2xx` with the other deliveries
+//! done; the scheduler's retry pass publishes the event again at that time, and after
+//! `CHANNEL_RETRY_ATTEMPTS` attempts the delivery is given up (`failed`, with why).
 
 use crate::channels::guard::{redacted, Guard};
 use crate::channels::webhook::Webhooks;
 use crate::channels::webpush::WebPush;
 use crate::channels::{delivery_id, Notice, SendError};
-use crate::config::NotifyConfig;
+use crate::config::{NotifyConfig, CHANNEL_RETRY_CAP};
 use crate::hide::Hidden;
 use crate::mail::{message_id, Composer, MailError, Mailer, ReminderMail};
 use crate::plan::{plan, Target};
@@ -35,9 +45,9 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 use todo_events_domain::time::{now, rfc3339};
-use todo_events_domain::{DeliveryId, EventKind, ReminderDue, ReminderId};
+use todo_events_domain::{DeliveryId, EventKind, HumanDuration, ReminderDue, ReminderId};
 use todo_events_host::{Answers, Event, Failure, Function, Outcome, Reply};
-use todo_events_store::notify::{Claim, Finished, NewClaim, Route};
+use todo_events_store::notify::{Claim, Finished, Held, NewClaim, Route};
 use todo_events_store::{
     Channel, DeliveryStatus, Malformed, ReminderContext, ReminderState, Store, StoreError,
 };
@@ -96,8 +106,9 @@ impl Notify {
             Opts::new(
                 "deliveries_total",
                 "Deliveries of reminders, by channel and how they ended: sent, failed (for good), \
-                 gone (push subscription ended, deactivated), retry (transient, retried), \
-                 duplicate (done before), held (cannot be made now)",
+                 gone (push subscription ended, deactivated), retry (transient, the event \
+                 retried), scheduled (a webhook or push failed transiently: retried on its own \
+                 schedule, the event answered), duplicate (done before), held (cannot be made now)",
             )
             .const_label("function", "notify"),
             &["channel", "outcome"],
@@ -106,7 +117,15 @@ impl Notify {
         // Every series from the start (at 0), so that dashboards and alerts see them before
         // the first delivery.
         for channel in Channel::ALL {
-            for outcome in ["sent", "failed", "gone", "retry", "duplicate", "held"] {
+            for outcome in [
+                "sent",
+                "failed",
+                "gone",
+                "retry",
+                "scheduled",
+                "duplicate",
+                "held",
+            ] {
                 deliveries.with_label_values(&[channel.as_str(), outcome]);
             }
         }
@@ -251,10 +270,12 @@ struct Delivery<'c> {
     target: Target,
 }
 
-/// A delivery whose claim this call holds.
+/// A delivery whose claim this call holds: its row and fencing token, and when the
+/// delivery was first claimed.
 struct Claimed<'c> {
     delivery: Delivery<'c>,
-    id: DeliveryId,
+    held: Held,
+    since: DateTime<Utc>,
 }
 
 /// How one delivery ended in this call.
@@ -274,6 +295,9 @@ enum Ended {
     },
     /// Not done; the event must come again (a transient failure, the database away).
     Retry(Failure),
+    /// A webhook or push failed transiently (now, or before and its retry time has not
+    /// come): retried on its own schedule, without holding the event up; why.
+    Scheduled(String),
 }
 
 impl Ended {
@@ -284,6 +308,7 @@ impl Ended {
             Ended::Gone(_) => "gone",
             Ended::Duplicate { .. } => "duplicate",
             Ended::Retry(_) => "retry",
+            Ended::Scheduled(_) => "scheduled",
         }
     }
 }
@@ -366,31 +391,50 @@ impl Notify {
             event_id: &events[d.event].0,
         };
         let new: Vec<NewClaim<'_>> = wanted.iter().map(claim_of).collect();
-        let fresh: HashMap<(ReminderId, Route), DeliveryId> =
-            match self.store.claim_new_deliveries(&new, now(), self.lease()).await {
-                Ok(claimed) => claimed.into_iter().collect(),
-                Err(e) => {
-                    let failure = Failure::from(e);
-                    for d in wanted {
-                        ended[d.event].push((d.route, Ended::Retry(failure.clone())));
-                    }
-                    return Vec::new();
+        let claimed_at = now();
+        let fresh: HashMap<(ReminderId, Route), DeliveryId> = match self
+            .store
+            .claim_new_deliveries(&new, claimed_at, self.lease())
+            .await
+        {
+            Ok(claimed) => claimed.into_iter().collect(),
+            Err(e) => {
+                let failure = Failure::from(e);
+                for d in wanted {
+                    ended[d.event].push((d.route, Ended::Retry(failure.clone())));
                 }
-            };
+                return Vec::new();
+            }
+        };
         let mut claimed = Vec::with_capacity(wanted.len());
         for d in wanted {
             let claim = match fresh.get(&(d.ctx.reminder_id, d.route)) {
                 Some(&delivery_id) => Ok(Claim::Claimed {
                     delivery_id,
                     attempt: 1,
+                    since: claimed_at,
                 }),
                 None => self.claim_held(&claim_of(&d)).await,
             };
             match claim {
-                Ok(Claim::Claimed { delivery_id, .. }) => claimed.push(Claimed {
+                Ok(Claim::Claimed {
+                    delivery_id,
+                    attempt,
+                    since,
+                }) => claimed.push(Claimed {
                     delivery: d,
-                    id: delivery_id,
+                    held: Held { delivery_id, attempt },
+                    since,
                 }),
+                // A user's endpoint waiting for its retry time: not this event's to wait for.
+                Ok(Claim::Taken {
+                    status: DeliveryStatus::Sending,
+                    detail: Some(reason),
+                    ..
+                }) if d.route.channel != Channel::Email => ended[d.event].push((
+                    d.route,
+                    Ended::Scheduled(format!("{}: {reason} (retried on its own schedule)", d.route)),
+                )),
                 Ok(Claim::Taken { status, detail, .. }) => {
                     ended[d.event].push((d.route, Ended::Duplicate { status, detail }))
                 }
@@ -402,8 +446,9 @@ impl Notify {
 
     /// A delivery claimed before: waits briefly while another delivery of the same event
     /// holds it, takes it over once its lease ran out, or reports how it ended. A claim
-    /// given back after a transient failure with a later `Retry-After` is not waited for:
-    /// the event is answered "unavailable" at once.
+    /// given back after a transient failure with a later retry time is not waited for: an
+    /// e-mail's event is answered "unavailable" at once, a webhook's or push's claim is
+    /// returned as it is (retried on its own schedule).
     async fn claim_held(&self, claim: &NewClaim<'_>) -> Result<Claim, Failure> {
         let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER;
         loop {
@@ -414,12 +459,19 @@ impl Notify {
                     detail: Some(reason),
                     lease_until,
                 } if lease_until - now() > Duration::from_std(WAIT_FOR_OTHER).unwrap_or_default() => {
+                    if claim.route.channel != Channel::Email {
+                        return Ok(Claim::Taken {
+                            status: DeliveryStatus::Sending,
+                            detail: Some(reason),
+                            lease_until,
+                        });
+                    }
                     return Err(Failure::unavailable(format!(
                         "the {} of reminder {} waits until {} (the receiver asked): {reason}",
                         claim.route,
                         claim.reminder_id,
                         rfc3339(lease_until)
-                    )))
+                    )));
                 }
                 Claim::Taken {
                     status: DeliveryStatus::Sending,
@@ -535,25 +587,35 @@ impl Notify {
         })
     }
 
-    /// Step 5: records what was sent or failed for good, in one statement; a transient
-    /// failure gives its claim back (takeable from the receiver's `Retry-After`, else at
-    /// once); a subscription that is gone is recorded failed and deactivated.
+    /// Step 5: records what was sent or failed for good, in one statement. A transient
+    /// failure gives its claim back: an e-mail's takeable from the relay's `Retry-After`
+    /// (else at once) and the event comes again; a webhook's or push's at its own retry time
+    /// ([`Notify::retry_at`]), or it is given up after `CHANNEL_RETRY_ATTEMPTS`. A
+    /// subscription that is gone is recorded failed and deactivated. Each write is fenced
+    /// by the claim's token: a claim taken over meanwhile is not answered as recorded.
     async fn record(
         &self,
         sent: Vec<(Claimed<'_>, Sent)>,
         claims_expire: tokio::time::Instant,
         ended: &mut [Vec<(Route, Ended)>],
     ) {
-        // The texts the records borrow.
-        let texts: Vec<(String, String)> = sent
+        // The texts the records borrow: recipient, message id, and why a delivery given up
+        // was given up.
+        let texts: Vec<(String, String, Option<String>)> = sent
             .iter()
-            .map(|(c, _)| (recipient(&c.delivery), delivery_message_id(&c.delivery)))
+            .map(|(c, result)| {
+                let given_up = match result {
+                    Err(SendError::Transient { reason, .. }) => self.gives_up(c, reason),
+                    _ => None,
+                };
+                (recipient(&c.delivery), delivery_message_id(&c.delivery), given_up)
+            })
             .collect();
         let (mut finished, mut recorded, mut gone) = (Vec::new(), Vec::new(), Vec::new());
-        for ((c, result), (recipient, mid)) in sent.iter().zip(&texts) {
+        for ((c, result), (recipient, mid, given_up)) in sent.iter().zip(&texts) {
             let d = &c.delivery;
-            let (outcome, end) = match result {
-                Ok(place) => (
+            let (outcome, end) = match (result, given_up) {
+                (Ok(place), _) => (
                     Finished::Sent {
                         recipient,
                         message_id: mid,
@@ -563,35 +625,35 @@ impl Notify {
                         place: place.clone(),
                     },
                 ),
-                Err(SendError::Permanent(detail)) => (
-                    Finished::Failed { recipient, detail },
-                    Ended::Failed(detail.clone()),
-                ),
-                Err(SendError::Gone(detail)) => {
+                (Err(SendError::Permanent(detail)), _) | (Err(SendError::Transient { .. }), Some(detail)) => {
+                    (
+                        Finished::Failed { recipient, detail },
+                        Ended::Failed(detail.clone()),
+                    )
+                }
+                (Err(SendError::Gone(detail)), _) => {
                     gone.push((d.route, detail.as_str()));
                     (
                         Finished::Failed { recipient, detail },
                         Ended::Gone(format!("{detail} (the endpoint was deactivated)")),
                     )
                 }
-                Err(SendError::Transient { reason, retry_after }) => {
-                    let wait = retry_after.and_then(|w| Duration::from_std(w).ok());
-                    self.release(c.id, reason, now() + wait.unwrap_or_default()).await;
-                    let said = match (d.route.channel, wait) {
-                        (Channel::Email, _) => reason.clone(),
-                        (_, Some(w)) => format!("{}: {reason} (retry after {} s)", d.route, w.num_seconds()),
-                        (_, None) => format!("{}: {reason}", d.route),
-                    };
-                    ended[d.event].push((d.route, Ended::Retry(Failure::unavailable(said))));
+                (Err(SendError::Transient { reason, retry_after }), None) => {
+                    let end = self.retry(c, reason, *retry_after).await;
+                    ended[d.event].push((d.route, end));
                     continue;
                 }
             };
-            finished.push((c.id, outcome));
-            recorded.push((d.event, d.route, end));
+            finished.push((c.held, outcome));
+            recorded.push((d.event, d.route, c.held, end));
         }
         match self.store_outcomes(&finished, claims_expire).await {
-            Ok(()) => {
-                for (event, route, end) in recorded {
+            Ok(kept) => {
+                for (event, route, held, end) in recorded {
+                    let end = match kept.contains(&held.delivery_id) {
+                        true => end,
+                        false => taken_over(route, held, "its outcome", end.word()),
+                    };
                     ended[event].push((route, end));
                 }
                 for (route, detail) in gone {
@@ -600,17 +662,59 @@ impl Notify {
             }
             Err(e) => {
                 let failure = Failure::from(e);
-                for (event, route, _) in recorded {
+                for (event, route, _, _) in recorded {
                     ended[event].push((route, Ended::Retry(failure.clone())));
                 }
             }
         }
     }
 
-    /// Gives a claim back after a transient failure: takeable again from `until`.
-    async fn release(&self, delivery: DeliveryId, reason: &str, until: DateTime<Utc>) {
-        if let Err(e) = self.store.release_delivery(delivery, reason, until).await {
-            tracing::warn!("could not release delivery {delivery}: {e}");
+    /// Why a webhook or push delivery that failed transiently is given up now (its last
+    /// attempt allowed), or `None`: retried (or an e-mail, whose event is retried).
+    fn gives_up(&self, c: &Claimed<'_>, reason: &str) -> Option<String> {
+        if c.delivery.route.channel == Channel::Email || c.held.attempt < self.config.channels.retry_attempts
+        {
+            return None;
+        }
+        let over = (now() - c.since).to_std().unwrap_or_default();
+        let over = StdDuration::from_secs(over.as_secs());
+        Some(format!(
+            "gave up after {} attempts over {}: {reason}",
+            c.held.attempt,
+            HumanDuration(over)
+        ))
+    }
+
+    /// Gives a transiently failed claim back and says how the delivery ended for now: an
+    /// e-mail's event is retried (the relay is everyone's); a webhook or push is retried on
+    /// its own schedule, the event not held up.
+    async fn retry(&self, c: &Claimed<'_>, reason: &str, retry_after: Option<StdDuration>) -> Ended {
+        let route = c.delivery.route;
+        let (wait, end) = match route.channel {
+            Channel::Email => (
+                retry_after.unwrap_or_default(),
+                Ended::Retry(Failure::unavailable(reason.to_owned())),
+            ),
+            _ => {
+                let wait = retry_wait(self.config.channels.retry_first, c.held.attempt, retry_after);
+                let said = format!(
+                    "{route}: {reason} (attempt {} of {}; retried in {})",
+                    c.held.attempt,
+                    self.config.channels.retry_attempts,
+                    HumanDuration(wait)
+                );
+                (wait, Ended::Scheduled(said))
+            }
+        };
+        let until = now() + Duration::from_std(wait).unwrap_or_default();
+        match self.store.release_delivery(c.held, reason, until).await {
+            Ok(true) => end,
+            Ok(false) => taken_over(route, c.held, "its release", end.word()),
+            Err(e) => {
+                tracing::warn!("could not release delivery {}: {e}", c.held.delivery_id);
+                // The claim runs out with its lease; until then the event must come again.
+                Ended::Retry(Failure::from(e))
+            }
         }
     }
 
@@ -629,9 +733,9 @@ impl Notify {
     /// the claims are still ours.
     async fn store_outcomes(
         &self,
-        finished: &[(DeliveryId, Finished<'_>)],
+        finished: &[(Held, Finished<'_>)],
         claims_expire: tokio::time::Instant,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<DeliveryId>, StoreError> {
         let mut pause = RECORD_RETRY_FIRST;
         loop {
             match self.store.finish_deliveries(finished, now()).await {
@@ -669,11 +773,37 @@ impl Notify {
     }
 }
 
+/// The wait before the next attempt of a webhook or push delivery whose attempt `attempt`
+/// failed transiently (pure): `first` (`CHANNEL_RETRY_FIRST`) doubled per attempt, at most
+/// [`CHANNEL_RETRY_CAP`], and never before the receiver's `Retry-After`.
+fn retry_wait(first: StdDuration, attempt: i32, retry_after: Option<StdDuration>) -> StdDuration {
+    let doublings = (attempt.clamp(1, 21) - 1) as u32;
+    let backoff = first.saturating_mul(1u32 << doublings).min(CHANNEL_RETRY_CAP);
+    backoff.max(retry_after.unwrap_or_default())
+}
+
+/// A delivery whose claim was taken over by another delivery while this one was sending
+/// (its lease ran out): `what` (its outcome, its release) changed nothing, and the outcome
+/// is the other claimer's to record. Logged; the event comes again and then finds how the
+/// delivery ended.
+fn taken_over(route: Route, held: Held, what: &str, would_be: &str) -> Ended {
+    tracing::warn!(
+        delivery_id = held.delivery_id.get(),
+        attempt = held.attempt,
+        "the claim on the {route} was taken over while it was sending (its lease ran out): \
+         {what} ({would_be}) was not recorded"
+    );
+    Ended::Retry(Failure::InProgress(format!(
+        "the {route} was taken over by another delivery; its outcome is recorded by that one"
+    )))
+}
+
 /// Step 6 (pure): the answer to event `due` from how each of its deliveries ended. Any
 /// delivery still to be made (`Retry`, or `held`) makes the event come again, after the
 /// others are recorded (they answer "duplicate" then). Else: `sent` when a delivery was made
-/// now, `failed` when none was and one failed for good now, `duplicate` when all were done
-/// before.
+/// now; `skipped` when none was and a webhook or push waits for its own retry (nothing
+/// delivered now, the event need not come again); `failed` when none was and one failed for
+/// good now; `duplicate` when all were done before.
 fn answer(
     due: &ReminderDue,
     ctx: &ReminderContext,
@@ -698,6 +828,7 @@ fn answer(
                     d["detail"] = json!(detail);
                 }
                 Ended::Retry(failure) => d["detail"] = json!(failure.to_string()),
+                Ended::Scheduled(why) => d["detail"] = json!(why),
             }
             d
         })
@@ -731,6 +862,13 @@ fn answer(
             _ => None,
         })
         .collect();
+    let scheduled: Vec<&str> = ended
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Ended::Scheduled(why) => Some(why.as_str()),
+            _ => None,
+        })
+        .collect();
     if let Some((_, Ended::Sent { message_id, .. })) = ended.iter().find(|(r, _)| *r == Route::EMAIL) {
         details["message_id"] = json!(message_id);
     }
@@ -758,7 +896,22 @@ fn answer(
         if !failed.is_empty() {
             reason += &format!("; failed for good: {}", failed.join("; "));
         }
+        if !scheduled.is_empty() {
+            reason += &format!("; retried on its own schedule: {}", scheduled.join("; "));
+        }
         return Ok(Reply::new(Outcome::Done("sent"), reason, details).due_at(ctx.remind_at));
+    }
+    if !scheduled.is_empty() {
+        let mut reason = "nothing delivered now".to_owned();
+        if !failed.is_empty() {
+            reason += &format!("; failed for good: {}", failed.join("; "));
+        }
+        reason += &format!("; retried on its own schedule: {}", scheduled.join("; "));
+        tracing::info!(
+            reminder_id = ctx.reminder_id.get(),
+            "reminder event answered: {reason}"
+        );
+        return Ok(Reply::new(Outcome::Skipped, reason, details));
     }
     if !failed.is_empty() {
         let reason = match (&ended[..], only_email) {
@@ -965,6 +1118,21 @@ pub(crate) mod tests {
 
     fn decided(change: impl FnOnce(&mut ReminderContext)) -> String {
         decided_at(clock(), change)
+    }
+
+    #[test]
+    fn a_failing_endpoint_waits_longer_each_attempt_never_before_retry_after_at_most_an_hour() {
+        let s = StdDuration::from_secs;
+        let waits: Vec<u64> = (1..=9).map(|a| retry_wait(s(30), a, None).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(
+            retry_wait(s(30), 1, Some(s(300))),
+            s(300),
+            "Retry-After is longer"
+        );
+        assert_eq!(retry_wait(s(30), 3, Some(s(7))), s(120), "the backoff is longer");
+        assert_eq!(retry_wait(s(30), i32::MAX, None), s(3600), "capped, no overflow");
+        assert_eq!(retry_wait(s(30), 0, None), s(30));
     }
 
     #[test]

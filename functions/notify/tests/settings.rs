@@ -26,6 +26,8 @@ fn start(env: &[(&str, &str)]) -> Output {
         "VAPID_PRIVATE_KEY",
         "VAPID_SUBJECT",
         "DELIVERY_LEASE",
+        "CHANNEL_RETRY_FIRST",
+        "CHANNEL_RETRY_ATTEMPTS",
     ] {
         cmd.env_remove(var);
     }
@@ -98,6 +100,12 @@ fn bad_channel_settings_stop_the_start_with_one_line_naming_the_variable() {
         ),
         ("PUSH_TTL", &[("PUSH_TTL", "40d")]),
         ("PUSH_TTL", &[("PUSH_TTL", "an hour")]),
+        ("CHANNEL_RETRY_FIRST", &[("CHANNEL_RETRY_FIRST", "0s")]),
+        ("CHANNEL_RETRY_FIRST", &[("CHANNEL_RETRY_FIRST", "2h")]),
+        ("CHANNEL_RETRY_FIRST", &[("CHANNEL_RETRY_FIRST", "soon")]),
+        ("CHANNEL_RETRY_ATTEMPTS", &[("CHANNEL_RETRY_ATTEMPTS", "0")]),
+        ("CHANNEL_RETRY_ATTEMPTS", &[("CHANNEL_RETRY_ATTEMPTS", "51")]),
+        ("CHANNEL_RETRY_ATTEMPTS", &[("CHANNEL_RETRY_ATTEMPTS", "many")]),
         (
             "VAPID_PRIVATE_KEY",
             &[("VAPID_PRIVATE_KEY", "not-a-key"), ("VAPID_SUBJECT", subject)],
@@ -133,5 +141,5 @@ fn bad_channel_settings_stop_the_start_with_one_line_naming_the_variable() {
         }
     }
     println!("{} bad channel settings checked", cases.len());
-    assert_eq!(cases.len(), 13);
+    assert_eq!(cases.len(), 19);
 }

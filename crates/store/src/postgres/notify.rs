@@ -1,7 +1,7 @@
 //! notify's statements on PostgreSQL. A batch is one statement over bound arrays
 //! (`UNNEST`), so a hundred events cost about what one does.
 
-use crate::notify::{read, Claim, Claimed, Finished, NewClaim};
+use crate::notify::{read, Claim, Claimed, Finished, Held, NewClaim, CURRENT, INSERT_CLAIM, TAKE_OVER};
 use crate::rows::{typed, DeliveryRaw, ReminderContextRaw};
 use crate::{DeliveryRow, Malformed, ReminderContext, StoreError};
 use chrono::{DateTime, Utc};
@@ -38,8 +38,8 @@ pub(crate) async fn reminder_contexts(
 /// Claims the deliveries nobody has claimed yet (one statement).
 pub const CLAIM_NEW_DELIVERIES: &str = "INSERT INTO deliveries \
      (reminder_id, remind_at, channel, endpoint_id, event_id, status, attempts, claimed_at, \
-      lease_until) \
-     SELECT r, a, c, p, e, 'sending', 1, $6, $7 \
+      lease_until, first_claimed_at) \
+     SELECT r, a, c, p, e, 'sending', 1, $6, $7, $6 \
      FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], $4::bigint[], $5::text[]) \
        AS v(r, a, c, p, e) \
      ON CONFLICT (reminder_id, remind_at, channel, endpoint_id) DO NOTHING \
@@ -78,20 +78,8 @@ pub(crate) async fn claim_delivery(
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Claim, StoreError> {
-    const INSERT: &str = "INSERT INTO deliveries \
-         (reminder_id, remind_at, channel, endpoint_id, event_id, status, attempts, claimed_at, \
-          lease_until) \
-         VALUES ($1, $2, $3, $4, $5, 'sending', 1, $6, $7) \
-         ON CONFLICT (reminder_id, remind_at, channel, endpoint_id) DO NOTHING \
-         RETURNING id, attempts";
-    const TAKE_OVER: &str = "UPDATE deliveries SET attempts = attempts + 1, event_id = $5, \
-         claimed_at = $6, lease_until = $7, detail = NULL \
-         WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4 \
-         AND status = 'sending' AND lease_until <= $6 RETURNING id, attempts";
-    const CURRENT: &str = "SELECT status, detail, lease_until FROM deliveries \
-         WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4";
-    for sql in [INSERT, TAKE_OVER] {
-        let claimed: Option<(i64, i32)> = sqlx::query_as(sql)
+    for sql in [INSERT_CLAIM, TAKE_OVER] {
+        let claimed: Option<(i64, i32, DateTime<Utc>)> = sqlx::query_as(sql)
             .bind(claim.reminder_id.get())
             .bind(claim.remind_at)
             .bind(claim.route.channel.as_str())
@@ -115,19 +103,20 @@ pub(crate) async fn claim_delivery(
     Ok(read::taken(claim.reminder_id, current)?)
 }
 
-/// Records outcomes and moves the reminders whose occurrence has no delivery left `sending`
-/// to `sent` (some delivery was sent) or `failed` (one statement). Its subqueries see the
-/// deliveries as they were before it, hence `NOT IN (done)` and `o.sent`.
+/// Records outcomes of the claims still held (`attempts` = the claim's fencing token) and
+/// moves the reminders whose occurrence has no delivery left `sending` to `sent` (some
+/// delivery was sent) or `failed` (one statement); returns the ids recorded. Its subqueries
+/// see the deliveries as they were before it, hence `NOT IN (done)` and `o.sent`.
 pub const FINISH_DELIVERIES: &str =
     "WITH done AS (UPDATE deliveries d SET status = v.s, recipient = v.rcpt, \
          message_id = v.mid, detail = v.det, completed_at = $6 \
-       FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) \
-         AS v(id, s, rcpt, mid, det) \
-       WHERE d.id = v.id AND d.status = 'sending' \
+       FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $7::int[]) \
+         AS v(id, s, rcpt, mid, det, token) \
+       WHERE d.id = v.id AND d.status = 'sending' AND d.attempts = v.token \
        RETURNING d.id, d.reminder_id, d.remind_at, v.s), \
      occurrence AS (SELECT reminder_id, remind_at, bool_or(s = 'sent') AS sent \
-       FROM done GROUP BY reminder_id, remind_at) \
-     UPDATE reminders r SET state = CASE WHEN o.sent OR EXISTS (SELECT 1 FROM deliveries d \
+       FROM done GROUP BY reminder_id, remind_at), \
+     settled AS (UPDATE reminders r SET state = CASE WHEN o.sent OR EXISTS (SELECT 1 FROM deliveries d \
          WHERE d.reminder_id = o.reminder_id AND d.remind_at = o.remind_at \
          AND d.status = 'sent') THEN 'sent' ELSE 'failed' END, \
        lease_owner = NULL, lease_until = NULL, updated_at = $6 \
@@ -135,35 +124,49 @@ pub const FINISH_DELIVERIES: &str =
        AND r.state <> 'cancelled' \
        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.reminder_id = o.reminder_id \
          AND d.remind_at = o.remind_at AND d.status = 'sending' \
-         AND d.id NOT IN (SELECT id FROM done))";
+         AND d.id NOT IN (SELECT id FROM done)) \
+     RETURNING r.id) \
+     SELECT id FROM done";
 
 /// Records outcomes and moves their reminders on (see [`FINISH_DELIVERIES`]): one
-/// statement, so atomic without a transaction of its own.
+/// statement, so atomic without a transaction of its own. Returns the deliveries recorded
+/// (a claim taken over since is not).
 pub(crate) async fn finish_deliveries(
     pool: &PgPool,
-    done: &[(DeliveryId, Finished<'_>)],
+    done: &[(Held, Finished<'_>)],
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let (mut ids, mut statuses, mut recipients, mut message_ids, mut details) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (id, outcome) in done {
+) -> Result<Vec<DeliveryId>, StoreError> {
+    let (mut ids, mut statuses, mut recipients, mut message_ids, mut details, mut tokens) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (held, outcome) in done {
         let (status, recipient, message_id, detail) = outcome.columns();
-        ids.push(id.get());
+        ids.push(held.delivery_id.get());
+        tokens.push(held.attempt);
         statuses.push(status.as_str());
         recipients.push(recipient);
         message_ids.push(message_id);
         details.push(detail);
     }
-    sqlx::query(FINISH_DELIVERIES)
+    let recorded: Vec<(i64,)> = sqlx::query_as(FINISH_DELIVERIES)
         .bind(ids)
         .bind(statuses)
         .bind(recipients)
         .bind(message_ids)
         .bind(details)
         .bind(now)
-        .execute(pool)
+        .bind(tokens)
+        .fetch_all(pool)
         .await?;
-    Ok(())
+    Ok(recorded
+        .into_iter()
+        .filter_map(|(id,)| DeliveryId::new(id))
+        .collect())
 }
 
 /// Moves one reminder occurrence whose deliveries are all finished to `sent` / `failed`.
@@ -184,17 +187,18 @@ pub(crate) async fn settle_reminder(
 
 pub(crate) async fn release_delivery(
     pool: &PgPool,
-    id: DeliveryId,
+    held: Held,
     reason: &str,
     until: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query(crate::notify::RELEASE_DELIVERY)
-        .bind(id.get())
+) -> Result<bool, StoreError> {
+    let released = sqlx::query(crate::notify::RELEASE_DELIVERY)
+        .bind(held.delivery_id.get())
         .bind(until)
         .bind(reason)
+        .bind(held.attempt)
         .execute(pool)
         .await?;
-    Ok(())
+    Ok(released.rows_affected() == 1)
 }
 
 pub(crate) async fn deactivate_endpoint(

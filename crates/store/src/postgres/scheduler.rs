@@ -16,18 +16,31 @@ pub(crate) async fn claim_reminders(
     // Two candidate sets, each on its own partial index (`reminders_due`,
     // `reminders_unconfirmed`): one OR over both made PostgreSQL scan every published row
     // on every claim (the raw claim rate fell from 62 000 to 28 000 rows/s). A pending
-    // reminder (new, or moved by the app) starts its publish count again.
+    // reminder (new, or moved by the app) starts its publish count again. A third set, on
+    // `deliveries_waiting`: published reminders with a delivery whose retry time (its
+    // released claim's lease) has come and that were not published since (a user's
+    // endpoint retried on its own schedule, docs/CHANNELS.md); not counted as republished.
     const SQL: &str = "WITH due AS (SELECT id FROM reminders \
              WHERE (state = 'pending' AND remind_at <= $3) \
                 OR (state = 'publishing' AND lease_until <= $3) \
              ORDER BY remind_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
          unconfirmed AS (SELECT id FROM reminders \
              WHERE state = 'published' AND published_at <= $5 AND publish_count < $6 \
-             ORDER BY published_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             ORDER BY published_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
+         retry AS (SELECT r.id FROM deliveries d \
+             JOIN reminders r ON r.id = d.reminder_id AND r.remind_at = d.remind_at \
+             WHERE d.status = 'sending' AND d.lease_until <= $3 \
+               AND r.state = 'published' AND r.published_at < d.lease_until \
+             ORDER BY d.lease_until LIMIT $4 FOR UPDATE OF r SKIP LOCKED) \
          UPDATE reminders SET state = 'publishing', lease_owner = $1, lease_until = $2, updated_at = $3, \
              publish_count = CASE WHEN state = 'pending' THEN 0 ELSE publish_count END \
-         WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM unconfirmed) \
-         RETURNING id, task_id, user_id, remind_at, publish_count > 0 AS again";
+         WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM unconfirmed \
+             UNION ALL SELECT id FROM retry) \
+         RETURNING id, task_id, user_id, remind_at, \
+             publish_count > 0 AND NOT EXISTS (SELECT 1 FROM deliveries d \
+               WHERE d.reminder_id = reminders.id AND d.remind_at = reminders.remind_at \
+               AND d.status = 'sending' AND d.lease_until <= $3 \
+               AND reminders.published_at < d.lease_until) AS again";
     let rows: Vec<ClaimedReminderRaw> = sqlx::query_as(SQL)
         .bind(claim.owner)
         .bind(claim.lease_until())

@@ -2,7 +2,8 @@
 //! trips: its rows are written one by one in one transaction.
 
 use crate::notify::{
-    read, Claim, Claimed, Finished, NewClaim, DELIVERIES_OF, RELEASE_DELIVERY, SETTLE_REMINDER,
+    read, Claim, Claimed, Finished, Held, NewClaim, CURRENT, DELIVERIES_OF, INSERT_CLAIM, RELEASE_DELIVERY,
+    SETTLE_REMINDER, TAKE_OVER,
 };
 use crate::rows::{typed, DeliveryRaw, ReminderContextRaw};
 use crate::{DeliveryRow, Malformed, ReminderContext, StoreError};
@@ -10,13 +11,6 @@ use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 use std::collections::BTreeSet;
 use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
-
-const INSERT_CLAIM: &str = "INSERT INTO deliveries \
-     (reminder_id, remind_at, channel, endpoint_id, event_id, status, attempts, claimed_at, \
-      lease_until) \
-     VALUES ($1, $2, $3, $4, $5, 'sending', 1, $6, $7) \
-     ON CONFLICT (reminder_id, remind_at, channel, endpoint_id) DO NOTHING \
-     RETURNING id, attempts";
 
 /// The reminders of a batch with their task and user, and the user's active endpoints as a
 /// JSON array when the reminder names a channel beside e-mail (one statement).
@@ -53,7 +47,7 @@ pub(crate) async fn claim_new_deliveries(
     let mut tx = pool.begin().await?;
     let mut claimed = Vec::new();
     for c in claims {
-        let row: Option<(i64, i32)> = sqlx::query_as(INSERT_CLAIM)
+        let row: Option<(i64, i32, DateTime<Utc>)> = sqlx::query_as(INSERT_CLAIM)
             .bind(c.reminder_id.get())
             .bind(c.remind_at)
             .bind(c.route.channel.as_str())
@@ -63,7 +57,7 @@ pub(crate) async fn claim_new_deliveries(
             .bind(until)
             .fetch_optional(&mut *tx)
             .await?;
-        claimed.extend(row.map(|(id, _)| {
+        claimed.extend(row.map(|(id, _, _)| {
             (
                 c.reminder_id.get(),
                 c.route.channel.as_str().to_owned(),
@@ -84,14 +78,8 @@ pub(crate) async fn claim_delivery(
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Claim, StoreError> {
-    const TAKE_OVER: &str = "UPDATE deliveries SET attempts = attempts + 1, event_id = $5, \
-         claimed_at = $6, lease_until = $7, detail = NULL \
-         WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4 \
-         AND status = 'sending' AND lease_until <= $6 RETURNING id, attempts";
-    const CURRENT: &str = "SELECT status, detail, lease_until FROM deliveries \
-         WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4";
     for sql in [INSERT_CLAIM, TAKE_OVER] {
-        let claimed: Option<(i64, i32)> = sqlx::query_as(sql)
+        let claimed: Option<(i64, i32, DateTime<Utc>)> = sqlx::query_as(sql)
             .bind(claim.reminder_id.get())
             .bind(claim.remind_at)
             .bind(claim.route.channel.as_str())
@@ -115,29 +103,35 @@ pub(crate) async fn claim_delivery(
     Ok(read::taken(claim.reminder_id, current)?)
 }
 
-/// Records outcomes, then moves each reminder occurrence with no delivery left `sending` to
-/// `sent` / `failed`, in one transaction (which sees its own writes).
+/// Records the outcomes of the claims still held (`attempts` = the claim's fencing token),
+/// then moves each reminder occurrence with no delivery left `sending` to `sent` / `failed`,
+/// in one transaction (which sees its own writes). Returns the deliveries recorded.
 pub(crate) async fn finish_deliveries(
     pool: &SqlitePool,
-    done: &[(DeliveryId, Finished<'_>)],
+    done: &[(Held, Finished<'_>)],
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<DeliveryId>, StoreError> {
     const DELIVERY: &str = "UPDATE deliveries SET status = $2, recipient = $3, message_id = $4, \
-         detail = $5, completed_at = $6 WHERE id = $1 AND status = 'sending' \
+         detail = $5, completed_at = $6 WHERE id = $1 AND status = 'sending' AND attempts = $7 \
          RETURNING reminder_id, remind_at";
     let mut tx = pool.begin().await?;
     let mut occurrences = BTreeSet::new();
-    for (id, outcome) in done {
+    let mut recorded = Vec::with_capacity(done.len());
+    for (held, outcome) in done {
         let (status, recipient, message_id, detail) = outcome.columns();
         let finished: Option<(i64, DateTime<Utc>)> = sqlx::query_as(DELIVERY)
-            .bind(id.get())
+            .bind(held.delivery_id.get())
             .bind(status.as_str())
             .bind(recipient)
             .bind(message_id)
             .bind(detail)
             .bind(now)
+            .bind(held.attempt)
             .fetch_optional(&mut *tx)
             .await?;
+        if finished.is_some() {
+            recorded.push(held.delivery_id);
+        }
         occurrences.extend(finished);
     }
     for (reminder_id, remind_at) in occurrences {
@@ -149,7 +143,7 @@ pub(crate) async fn finish_deliveries(
             .await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(recorded)
 }
 
 /// Moves one reminder occurrence whose deliveries are all finished to `sent` / `failed`.
@@ -170,17 +164,18 @@ pub(crate) async fn settle_reminder(
 
 pub(crate) async fn release_delivery(
     pool: &SqlitePool,
-    id: DeliveryId,
+    held: Held,
     reason: &str,
     until: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query(RELEASE_DELIVERY)
-        .bind(id.get())
+) -> Result<bool, StoreError> {
+    let released = sqlx::query(RELEASE_DELIVERY)
+        .bind(held.delivery_id.get())
         .bind(until)
         .bind(reason)
+        .bind(held.attempt)
         .execute(pool)
         .await?;
-    Ok(())
+    Ok(released.rows_affected() == 1)
 }
 
 pub(crate) async fn deactivate_endpoint(

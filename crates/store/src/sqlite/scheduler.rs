@@ -12,7 +12,7 @@ pub(crate) async fn claim_reminders(
     pool: &SqlitePool,
     claim: &ClaimRequest<'_>,
 ) -> Result<Vec<ClaimedReminder>, StoreError> {
-    // Two candidate sets, each on its own partial index, as on PostgreSQL. A pending
+    // Three candidate sets, each on its own partial index, as on PostgreSQL. A pending
     // reminder (new, or moved by the app) starts its publish count again.
     const SQL: &str = "WITH due AS (SELECT id FROM reminders \
              WHERE (state = 'pending' AND remind_at <= $3) \
@@ -20,11 +20,21 @@ pub(crate) async fn claim_reminders(
              ORDER BY remind_at LIMIT $4), \
          unconfirmed AS (SELECT id FROM reminders \
              WHERE state = 'published' AND published_at <= $5 AND publish_count < $6 \
-             ORDER BY published_at LIMIT $4) \
+             ORDER BY published_at LIMIT $4), \
+         retry AS (SELECT r.id FROM deliveries d \
+             JOIN reminders r ON r.id = d.reminder_id AND r.remind_at = d.remind_at \
+             WHERE d.status = 'sending' AND d.lease_until <= $3 \
+               AND r.state = 'published' AND r.published_at < d.lease_until \
+             ORDER BY d.lease_until LIMIT $4) \
          UPDATE reminders SET state = 'publishing', lease_owner = $1, lease_until = $2, updated_at = $3, \
              publish_count = CASE WHEN state = 'pending' THEN 0 ELSE publish_count END \
-         WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM unconfirmed) \
-         RETURNING id, task_id, user_id, remind_at, publish_count > 0 AS again";
+         WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM unconfirmed \
+             UNION ALL SELECT id FROM retry) \
+         RETURNING id, task_id, user_id, remind_at, \
+             publish_count > 0 AND NOT EXISTS (SELECT 1 FROM deliveries d \
+               WHERE d.reminder_id = reminders.id AND d.remind_at = reminders.remind_at \
+               AND d.status = 'sending' AND d.lease_until <= $3 \
+               AND reminders.published_at < d.lease_until) AS again";
     let rows: Vec<ClaimedReminderRaw> = sqlx::query_as(SQL)
         .bind(claim.owner)
         .bind(claim.lease_until())

@@ -14,6 +14,8 @@ pub async fn notify(db: &TestDb, outbox: &Path, allow_private: bool, push: bool)
     let mut config = NotifyConfig::local(outbox.to_owned());
     config.channels.allow_private = allow_private;
     config.channels.timeout = std::time::Duration::from_secs(5);
+    // A webhook's retries on their own schedule start after 2 s here (30 s by default).
+    config.channels.retry_first = std::time::Duration::from_secs(2);
     if push {
         let (private_key, _) = notify::channels::webpush::Vapid::generate();
         config.channels.vapid = Some(VapidSettings {
