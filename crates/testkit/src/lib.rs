@@ -13,6 +13,7 @@ pub mod bad_stored;
 pub mod kafka;
 mod peer;
 pub mod require;
+pub mod slow;
 pub mod smtp;
 pub mod webhook;
 
