@@ -927,7 +927,11 @@ async fn consume_mode_serves_health_and_metrics_and_takes_no_event_over_http() {
             .send()
             .await
             .unwrap();
-        assert_eq!(answer.status(), 404, "{name}: POST / is not served in consume mode");
+        assert_eq!(
+            answer.status(),
+            404,
+            "{name}: POST / is not served in consume mode"
+        );
         assert_eq!(
             answer.headers()["content-type"],
             "application/problem+json",

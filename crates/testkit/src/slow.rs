@@ -121,7 +121,9 @@ async fn one(address: String, slow: Slow, tally: Arc<Mutex<Tally>>, stop: Cancel
     let answer = async {
         let mut head = [0u8; 12];
         match read.read_exact(&mut head).await {
-            Ok(_) => std::str::from_utf8(&head[9..12]).ok().and_then(|s| s.parse::<u16>().ok()),
+            Ok(_) => std::str::from_utf8(&head[9..12])
+                .ok()
+                .and_then(|s| s.parse::<u16>().ok()),
             Err(_) => None,
         }
     };
