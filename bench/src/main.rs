@@ -16,6 +16,7 @@ mod occurrences;
 mod peer;
 mod report;
 mod scripts;
+mod slow;
 mod startup;
 
 use clap::Parser;
@@ -24,7 +25,7 @@ use report::Report;
 #[derive(Parser, Debug)]
 #[command(about = "Measures todo-events beside its limits (see docs/PERFORMANCE.md)")]
 struct Args {
-    /// Sections to run (default: all): http, startup, recurrence, scheduler, lateness, consumer.
+    /// Sections to run (default: all): http, startup, recurrence, scheduler, lateness, consumer, slow.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Seconds each load-generator run lasts.
@@ -38,13 +39,14 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    const SECTIONS: [&str; 6] = [
+    const SECTIONS: [&str; 7] = [
         "http",
         "startup",
         "recurrence",
         "scheduler",
         "lateness",
         "consumer",
+        "slow",
     ];
     for s in &args.only {
         anyhow::ensure!(
@@ -74,6 +76,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("consumer") {
         kafka::consumers(&env, &mut report, args.items).await?;
+    }
+    if wanted("slow") {
+        slow::measure(&env, &mut report).await?;
     }
     report.finish(&env)?;
     Ok(())

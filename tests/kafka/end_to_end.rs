@@ -1222,3 +1222,82 @@ async fn one_users_failing_webhook_does_not_hold_up_the_neighbours_on_its_partit
         "the neighbours' p99 with one broken endpoint ({broken:.2} s) is close to without ({healthy:.2} s)"
     );
 }
+
+/// `notify consume` and `recur consume` take their events from Kafka only: their port serves
+/// health and metrics, and `POST /` is a `404` problem that handles nothing (a well-formed
+/// event for a reminder that is due sends no mail and leaves the reminder pending).
+#[tokio::test(flavor = "multi_thread")]
+async fn consume_mode_serves_health_and_metrics_and_takes_no_event_over_http() {
+    let Some(world) = World::new().await else {
+        return;
+    };
+    let due = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let reminder = kit::reminder(&world.db.store, "Pay the rent", due).await;
+    let http = reqwest::Client::new();
+    let mut checked = 0;
+    for (name, ty, data) in [
+        ("notify", "dev.todo.reminder.due", reminder.data()),
+        (
+            "recur",
+            "dev.todo.recurring-task.due",
+            serde_json::json!({"recurring_task_id": 1, "user_id": 1, "occurrence_at": "2026-01-01T00:00:00Z"}),
+        ),
+    ] {
+        let port = free_port();
+        let log = std::fs::File::create(world.logs.path().join(format!("{name}-health.log"))).unwrap();
+        let child = world
+            .command(name)
+            .arg("consume")
+            .env("PORT", port.to_string())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        world
+            .wait_for(30, &format!("{name}'s liveness"), || async {
+                http.get(format!("{url}/health/liveness"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            })
+            .await;
+        let metrics = http.get(format!("{url}/metrics")).send().await.unwrap();
+        assert_eq!(metrics.status(), 200, "{name}: metrics served");
+        let answer = http
+            .post(format!("{url}/"))
+            .header("ce-specversion", "1.0")
+            .header("ce-id", reminder.event_id())
+            .header("ce-source", "/todo/scheduler-cron")
+            .header("ce-type", ty)
+            .header("content-type", "application/json")
+            .body(data.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status(),
+            404,
+            "{name}: POST / is not served in consume mode"
+        );
+        assert_eq!(
+            answer.headers()["content-type"],
+            "application/problem+json",
+            "{name}"
+        );
+        stop(child);
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "both consumers checked");
+    assert_eq!(world.smtp.accepted(), 0, "nothing mailed");
+    assert_eq!(
+        world.db.store.reminder_state(reminder.reminder_id).await.unwrap(),
+        Some(todo_events_store::ReminderState::Pending),
+        "the reminder is left for the scheduler"
+    );
+    assert_eq!(
+        world.count("SELECT COUNT(*) FROM deliveries").await,
+        0,
+        "no delivery recorded"
+    );
+}

@@ -3,11 +3,10 @@
 //! Knative delivers one event per request, but a function handles a batch of events in about
 //! the time of one (the consumer path's set-based SQL: one read, one write transaction). So
 //! concurrent requests are grouped on a few *lanes*: a request that finds its lane idle is
-//! handled at once, alone, in its own task (a lightly loaded function answers as it did
-//! without group commit, with no hop to another thread); a request that finds its lane busy
-//! queues there, and when the running batch is done, a task takes everything that queued
-//! meanwhile (up to `max_events`) as the lane's next batch, and so on until the queue is
-//! empty. Every request still gets its own answer. Nothing waits on purpose: batches only
+//! handled at once, alone (a lightly loaded function answers as it did without group
+//! commit); a request that finds its lane busy queues there, and when the running batch is
+//! done, the lane's task takes everything that queued meanwhile (up to `max_events`) as the
+//! lane's next batch, and so on until the queue is empty. Every request still gets its own answer. Nothing waits on purpose: batches only
 //! form when requests arrive faster than transactions finish, which is when they pay
 //! (PostgreSQL groups its WAL flushes the same way).
 //!
@@ -21,6 +20,11 @@
 //! each event of a batch that got an internal failure (a write refused for a reason of its
 //! own), and a batch that panics answers each of its events with an internal error while the
 //! lane goes on.
+//!
+//! Why every batch runs in a task of its own, never in a request's future: actix drops a
+//! handler's future when its client resets the connection, and a batch dropped mid-send
+//! leaves its deliveries `sending` until their lease, when a redelivery sends a second copy.
+//! A request only awaits its answer; its going away cancels nothing.
 
 use crate::function::{Event, Failure, Function, Reply};
 use crate::metrics::Metrics;
@@ -51,11 +55,16 @@ impl Default for GroupCommit {
     }
 }
 
+/// What a queued event keeps until its answer is sent (the HTTP host's in-flight permit): an
+/// effect still running counts against the limit after its client went away.
+pub type Hold = Box<dyn Send>;
+
 /// An event waiting in a lane, with its request's span and where its answer goes.
 struct Job<D> {
     event: Event<D>,
     span: Span,
     answer: oneshot::Sender<Result<Reply, Failure>>,
+    hold: Hold,
 }
 
 /// One lane: whether a batch of it is running, and the events queued for the next one.
@@ -76,9 +85,13 @@ pub struct Lanes<F: Function> {
     shared: Arc<Shared<F>>,
     lanes: Vec<Arc<Mutex<Lane<F::Data>>>>,
     hasher: RandomState,
+    /// Where batches run: the runtime that started the server, not an HTTP worker's, which
+    /// ends when its last connection does (a batch must outlive the request that brought it).
+    runtime: tokio::runtime::Handle,
 }
 
 impl<F: Function> Lanes<F> {
+    /// Lanes whose batches run on the current tokio runtime.
     pub fn new(function: Arc<F>, metrics: Metrics, options: GroupCommit) -> Self {
         let lanes = (0..options.lanes.max(1))
             .map(|_| {
@@ -96,76 +109,64 @@ impl<F: Function> Lanes<F> {
             }),
             lanes,
             hasher: RandomState::new(),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
-    /// Handles one event in its lane: at once when the lane is idle, else with whatever else
-    /// queued there while the running batch finishes. The queue needs no bound of its own:
-    /// the HTTP host admits at most `MAX_IN_FLIGHT` requests.
-    pub async fn handle(&self, event: Event<F::Data>, span: Span) -> Result<Reply, Failure> {
+    /// Handles one event in its lane: at once when the lane is idle (a batch of one), else
+    /// with whatever else queued there while the running batch finishes. Either way the batch
+    /// runs in a task of its own and this future only awaits its answer: a caller that goes
+    /// away (a client resetting its connection drops the request's future) cancels nothing,
+    /// the effect completes and is recorded, and a redelivery is answered `duplicate`.
+    /// `hold` is kept until the event's answer is sent. The queue needs no bound of its own:
+    /// the HTTP host admits at most `MAX_IN_FLIGHT` events, each holding its permit here.
+    pub async fn handle(&self, event: Event<F::Data>, span: Span, hold: Hold) -> Result<Reply, Failure> {
         let lane = &self.lanes[self.hasher.hash_one(F::key(&event.1)) as usize % self.lanes.len()];
-        let queued = {
+        let (answer, answered) = oneshot::channel();
+        let start = {
             let mut state = lock(lane);
-            if state.busy {
-                let (answer, answered) = oneshot::channel();
-                state.queue.push(Job { event, span, answer });
-                Err(answered)
-            } else {
-                state.busy = true;
-                Ok((event, span))
-            }
+            state.queue.push(Job {
+                event,
+                span,
+                answer,
+                hold,
+            });
+            !std::mem::replace(&mut state.busy, true)
         };
-        let (event, span) = match queued {
-            Ok(ours) => ours,
-            Err(answered) => return answered.await.unwrap_or_else(|_| Err(unanswered())),
-        };
-        // The lane is ours until the guard hands it on, whether this future completes or is
-        // dropped (the client went away).
-        let _turn = Turn {
-            lane: lane.clone(),
-            shared: self.shared.clone(),
-        };
-        let mut results = run(&self.shared, vec![event], span).await;
-        results.pop().unwrap_or_else(|| Err(unanswered()))
+        if start {
+            // The lane was idle: this request's event is the whole of its next batch.
+            self.runtime.spawn(drain(lane.clone(), self.shared.clone()));
+        }
+        answered.await.unwrap_or_else(|_| Err(unanswered()))
     }
 }
 
-/// A lane taken by a request: when it ends, what queued meanwhile becomes the lane's next
-/// batch, in a task of its own (so that this request's answer goes out now), or the lane
-/// becomes idle.
-struct Turn<F: Function> {
-    lane: Arc<Mutex<Lane<F::Data>>>,
-    shared: Arc<Shared<F>>,
+/// A lane taken by a [`drain`] task. The task hands it back itself when its queue is empty;
+/// if the task is dropped instead (only when its runtime ends, as the process does), the
+/// guard answers what is still queued and leaves the lane idle, so that no request waits
+/// for a batch that will never run.
+struct Turn<D> {
+    lane: Arc<Mutex<Lane<D>>>,
 }
 
-impl<F: Function> Drop for Turn<F> {
+impl<D> Drop for Turn<D> {
     fn drop(&mut self) {
         let mut state = lock(&self.lane);
-        if state.queue.is_empty() {
-            state.busy = false;
+        if !state.busy {
             return;
         }
-        drop(state);
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(drain(self.lane.clone(), self.shared.clone()));
-            }
-            Err(_) => {
-                // No runtime to run the batch on (only while the process ends): answer them.
-                let mut state = lock(&self.lane);
-                for job in state.queue.drain(..) {
-                    let _ = job
-                        .answer
-                        .send(Err(Failure::unavailable("the function is shutting down")));
-                }
-                state.busy = false;
-            }
+        for job in state.queue.drain(..) {
+            let _ = job
+                .answer
+                .send(Err(Failure::unavailable("the function is shutting down")));
         }
+        state.busy = false;
     }
 }
 
 /// Runs the lane's queued events, batch after batch, until none are left.
 async fn drain<F: Function>(lane: Arc<Mutex<Lane<F::Data>>>, shared: Arc<Shared<F>>) {
+    let _turn = Turn { lane: lane.clone() };
     loop {
         let jobs: Vec<Job<F::Data>> = {
             let mut state = lock(&lane);
@@ -177,12 +178,18 @@ async fn drain<F: Function>(lane: Arc<Mutex<Lane<F::Data>>>, shared: Arc<Shared<
             state.queue.drain(..take).collect()
         };
         let span = batch_span::<F>(&jobs);
-        let (events, answers): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.event, j.answer)).unzip();
+        let mut events = Vec::with_capacity(jobs.len());
+        let mut answers = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            events.push(job.event);
+            answers.push((job.answer, job.hold));
+        }
         let results = run(&shared, events, span).await;
-        for (answer, result) in answers.into_iter().zip(results) {
+        for ((answer, hold), result) in answers.into_iter().zip(results) {
             // A request whose client went away has dropped its receiver: its effect is done
             // all the same, and a redelivery will be answered `duplicate`.
             let _ = answer.send(result);
+            drop(hold);
         }
     }
 }

@@ -21,5 +21,5 @@ pub mod telemetry;
 pub use function::{Answers, Event, Failure, Function, Outcome, Reply, Slots};
 pub use group_commit::GroupCommit;
 pub use problem::Problem;
-pub use server::{serve, serve_host, Host, HostOptions};
+pub use server::{serve, serve_health, serve_host, Host, HostOptions};
 pub use shutdown::Shutdown;

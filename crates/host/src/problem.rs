@@ -141,6 +141,31 @@ impl Problem {
         )
     }
 
+    /// `404` for `POST /` where events are not taken over HTTP (`consume` mode).
+    pub fn no_events_here() -> Self {
+        Self::new(
+            problem_type!("not-found"),
+            "Not found",
+            StatusCode::NOT_FOUND,
+            "this port serves health and metrics only; events are consumed from Kafka",
+        )
+    }
+
+    /// `408`: the request body did not arrive within the body timeout; nothing was handled.
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
+        let mut p = Self::new(
+            problem_type!("body-timeout"),
+            "Request timeout",
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} ms; nothing was handled",
+                limit.as_millis()
+            ),
+        );
+        p.field = Some("body".into());
+        p
+    }
+
     /// `405` for a wrong method on a known path.
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         Self::new(

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{Instrument, Span};
 
 /// Limits and sizing of the HTTP host.
@@ -33,7 +33,22 @@ pub struct HostOptions {
     /// How concurrent requests are handled together (`GROUP_COMMIT_MAX_EVENTS`,
     /// `GROUP_COMMIT_LANES`; see [`crate::group_commit`]).
     pub group_commit: GroupCommit,
+    /// How long a request's body may take to arrive once its headers have (`BODY_TIMEOUT`,
+    /// default 10s, 100ms to 5m): a body not complete in time is answered `408` and nothing
+    /// is handled. Headers have actix's own 5 s (`client_request_timeout`).
+    pub body_timeout: Duration,
+    /// Connections open at once, all workers together (`MAX_CONNECTIONS`, default 1024,
+    /// 1 to 25 000): beyond it the server stops accepting until one closes, and the kernel
+    /// holds the rest in the listen backlog. Each open connection costs its buffers; the
+    /// default keeps notify within its 256 Mi limit under slow clients (docs/PERFORMANCE.md).
+    pub max_connections: usize,
 }
+
+/// Bounds of `BODY_TIMEOUT`: below 100 ms a normal body on a busy network fails; above
+/// 5 minutes a slow client holds its permit for longer than any sender waits.
+pub const BODY_TIMEOUT_BOUNDS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(300));
+/// Upper bound of `MAX_CONNECTIONS` (actix's own default per worker).
+pub const MAX_CONNECTIONS_BOUND: usize = 25_000;
 
 impl Default for HostOptions {
     fn default() -> Self {
@@ -43,6 +58,8 @@ impl Default for HostOptions {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             shutdown_timeout: Duration::from_secs(30),
             group_commit: GroupCommit::default(),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }
@@ -57,7 +74,25 @@ impl HostOptions {
                 Ok(v)
             }
         };
+        let body_timeout = var_or("BODY_TIMEOUT", todo_events_domain::HumanDuration(d.body_timeout))?.0;
+        let (low, high) = BODY_TIMEOUT_BOUNDS;
+        if body_timeout < low || body_timeout > high {
+            return Err(ConfigError(format!(
+                "BODY_TIMEOUT must be between {}ms and {}s, not {}ms",
+                low.as_millis(),
+                high.as_secs(),
+                body_timeout.as_millis()
+            )));
+        }
+        let max_connections = positive("MAX_CONNECTIONS", var_or("MAX_CONNECTIONS", d.max_connections)?)?;
+        if max_connections > MAX_CONNECTIONS_BOUND {
+            return Err(ConfigError(format!(
+                "MAX_CONNECTIONS must be at most {MAX_CONNECTIONS_BOUND}, not {max_connections}"
+            )));
+        }
         Ok(Self {
+            body_timeout,
+            max_connections,
             max_body_bytes: positive("MAX_BODY_BYTES", var_or("MAX_BODY_BYTES", d.max_body_bytes)?)?,
             max_in_flight: positive("MAX_IN_FLIGHT", var_or("MAX_IN_FLIGHT", d.max_in_flight)?)?,
             workers: positive("HTTP_WORKERS", var_or("HTTP_WORKERS", d.workers)?)?,
@@ -200,6 +235,7 @@ pub fn problem_outcome(problem: &Problem) -> &'static str {
     match problem.status {
         400 => "invalid",
         413 => "too_large",
+        408 => "body_timeout",
         415 => "unsupported_media_type",
         409 => "in_progress",
         429 => "shed",
@@ -211,8 +247,18 @@ pub fn problem_outcome(problem: &Problem) -> &'static str {
 struct HostState<F: Function> {
     host: Host<F>,
     opts: HostOptions,
-    in_flight: Semaphore,
+    in_flight: Arc<Semaphore>,
     lanes: Lanes<F>,
+}
+
+/// What a server on a port answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Routes {
+    /// Events on `POST /`, health and metrics (the HTTP function).
+    Events,
+    /// Health and metrics only (`consume` mode, whose events come from Kafka): `POST /` is
+    /// `404` and handles nothing.
+    HealthOnly,
 }
 
 /// Where readiness is served (Knative's and Kubernetes' probes): `200` once the database
@@ -229,7 +275,7 @@ pub async fn serve<F: Function>(
     opts: HostOptions,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    serve_host(Host::new(function), listener, opts, shutdown).await
+    serve_routes(Host::new(function), listener, opts, shutdown, Routes::Events).await
 }
 
 /// [`serve`] for a [`Host`] shared with another transport (its metrics are served too).
@@ -239,22 +285,48 @@ pub async fn serve_host<F: Function>(
     opts: HostOptions,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
+    serve_routes(host, listener, opts, shutdown, Routes::Events).await
+}
+
+/// Health and metrics of a [`Host`] whose events arrive another way (`consume` mode): no
+/// event is taken over HTTP (`POST /` answers `404`), so the port needs no authentication.
+pub async fn serve_health<F: Function>(
+    host: Host<F>,
+    listener: std::net::TcpListener,
+    opts: HostOptions,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    serve_routes(host, listener, opts, shutdown, Routes::HealthOnly).await
+}
+
+async fn serve_routes<F: Function>(
+    host: Host<F>,
+    listener: std::net::TcpListener,
+    opts: HostOptions,
+    shutdown: Shutdown,
+    routes: Routes,
+) -> std::io::Result<()> {
     let state = web::Data::new(HostState {
         lanes: Lanes::new(host.function.clone(), host.metrics.clone(), opts.group_commit),
         host,
-        in_flight: Semaphore::new(opts.max_in_flight),
+        in_flight: Arc::new(Semaphore::new(opts.max_in_flight)),
         opts: opts.clone(),
     });
+    let app_state = state.clone();
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .route("/", web::post().to(receive::<F>))
-            .route(READINESS_PATH, web::get().to(readiness::<F>))
+        let app = App::new().app_data(app_state.clone());
+        let app = match routes {
+            Routes::Events => app.route("/", web::post().to(receive::<F>)),
+            Routes::HealthOnly => app,
+        };
+        app.route(READINESS_PATH, web::get().to(readiness::<F>))
             .route(LIVENESS_PATH, web::get().to(liveness))
             .route("/metrics", web::get().to(metrics::<F>))
-            .default_service(web::to(fallback))
+            .default_service(web::to(move |req| fallback(req, routes)))
     })
     .workers(opts.workers)
+    // actix counts connections per worker.
+    .max_connections(opts.max_connections.div_ceil(opts.workers.max(1)))
     .disable_signals()
     .shutdown_timeout(opts.shutdown_timeout.as_secs())
     .listen(listener)?
@@ -264,8 +336,24 @@ pub async fn serve_host<F: Function>(
         shutdown.wait().await;
         handle.stop(true).await;
     });
-    tracing::info!(function = F::NAME, "listening for events on POST /");
-    server.await
+    match routes {
+        Routes::Events => tracing::info!(function = F::NAME, "listening for events on POST /"),
+        Routes::HealthOnly => tracing::info!(function = F::NAME, "serving health and metrics only"),
+    }
+    let served = server.await;
+    // Batches run in tasks of their own, which the server's end does not wait for: each
+    // holds its event's in-flight permit until answered, so all permits back means done.
+    let all = u32::try_from(opts.max_in_flight).unwrap_or(u32::MAX);
+    if tokio::time::timeout(opts.shutdown_timeout, state.in_flight.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            function = F::NAME,
+            "shutdown timeout: events still being handled are left to their redelivery"
+        );
+    }
+    served
 }
 
 async fn receive<F: Function>(
@@ -305,6 +393,14 @@ async fn receive_inner<F: Function>(
     state: &HostState<F>,
 ) -> Result<(String, Reply), Rejection> {
     let other = |p: Problem| ("other", p);
+    // The permit first: a request beyond the limit is answered at once, its body unread, so
+    // slow or abusive clients hold at most `MAX_IN_FLIGHT` bodies in memory.
+    let permit = state
+        .in_flight
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| other(Problem::overloaded(state.opts.max_in_flight)))?;
+    let in_flight = InFlight::new(permit, &state.host.metrics);
     let limit = state.opts.max_body_bytes;
     let declared = req
         .headers()
@@ -314,8 +410,14 @@ async fn receive_inner<F: Function>(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(other(Problem::too_large(limit)));
     }
+    let deadline = tokio::time::Instant::now() + state.opts.body_timeout;
     let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(_) => return Err(other(Problem::body_timeout(state.opts.body_timeout))),
+        };
         let chunk = chunk.map_err(|e| {
             other(Problem::invalid(
                 "body",
@@ -327,20 +429,35 @@ async fn receive_inner<F: Function>(
         }
         body.extend_from_slice(&chunk);
     }
-    let _permit = state
-        .in_flight
-        .try_acquire()
-        .map_err(|_| other(Problem::overloaded(state.opts.max_in_flight)))?;
-    let metrics = &state.host.metrics;
-    metrics.in_flight.inc();
-    let result = match decode_http(req.headers(), &body, F::ACCEPTS) {
-        Ok(decoded) => handle_in_lane(state, decoded)
+    match decode_http(req.headers(), &body, F::ACCEPTS) {
+        Ok(decoded) => handle_in_lane(state, decoded, in_flight)
             .await
             .map_err(|p| (F::ACCEPTS.cloudevent_type(), p)),
         Err(p) => Err(("other", p)),
-    };
-    metrics.in_flight.dec();
-    result
+    }
+}
+
+/// An event admitted by the in-flight limit: counted on the `events_in_flight` gauge, its
+/// permit given back when dropped — after its answer is sent, even if its client is gone.
+struct InFlight {
+    _permit: OwnedSemaphorePermit,
+    gauge: prometheus::IntGauge,
+}
+
+impl InFlight {
+    fn new(permit: OwnedSemaphorePermit, metrics: &Metrics) -> Self {
+        metrics.in_flight.inc();
+        Self {
+            _permit: permit,
+            gauge: metrics.in_flight.clone(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
 }
 
 /// Parses the event and has its lane handle it, with what other requests queued there
@@ -348,10 +465,11 @@ async fn receive_inner<F: Function>(
 async fn handle_in_lane<F: Function>(
     state: &HostState<F>,
     decoded: Decoded,
+    in_flight: InFlight,
 ) -> Result<(String, Reply), Problem> {
     let (event, span) = state.host.parse(decoded)?;
     let id = event.0.clone();
-    let result = state.lanes.handle(event, span).await;
+    let result = state.lanes.handle(event, span, Box::new(in_flight)).await;
     state.host.answer(id, result)
 }
 
@@ -422,10 +540,12 @@ async fn metrics<F: Function>(state: web::Data<HostState<F>>) -> HttpResponse {
         .body(state.host.metrics.render())
 }
 
-async fn fallback(req: HttpRequest) -> HttpResponse {
+async fn fallback(req: HttpRequest, routes: Routes) -> HttpResponse {
     let path = req.path();
-    let known = ["/", READINESS_PATH, LIVENESS_PATH, "/metrics"];
-    let problem = if known.contains(&path) {
+    let known = [READINESS_PATH, LIVENESS_PATH, "/metrics"];
+    let problem = if routes == Routes::HealthOnly && path == "/" {
+        Problem::no_events_here()
+    } else if known.contains(&path) || (path == "/" && routes == Routes::Events) {
         Problem::method_not_allowed(req.method().as_str(), path)
     } else {
         Problem::not_found(path)

@@ -10,7 +10,7 @@ use crate::consumer::{self, ConsumerOptions};
 use crate::dead_letters;
 use std::sync::Arc;
 use todo_events_host::function_binary::settings;
-use todo_events_host::{serve_host, Function, Host, Shutdown};
+use todo_events_host::{serve_health, Function, Host, Shutdown};
 use todo_events_store::Store;
 
 /// Subcommands shared by `notify` and `recur`.
@@ -48,7 +48,7 @@ pub async fn run_kafka_subcommand<F: Function>(
                 group: kafka.group.clone().unwrap_or_else(|| F::NAME.to_owned()),
                 kafka,
             };
-            let http = serve_host(host.clone(), listener, common.host.clone(), shutdown.clone());
+            let http = serve_health(host.clone(), listener, common.host.clone(), shutdown.clone());
             let consume = consumer::consume(host, options, shutdown.clone());
             let (http, consumed) = tokio::join!(http, async {
                 let r = consume.await;

@@ -14,6 +14,7 @@ pub mod hostile;
 pub mod kafka;
 mod peer;
 pub mod require;
+pub mod slow;
 pub mod smtp;
 pub mod webhook;
 

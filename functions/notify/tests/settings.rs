@@ -143,3 +143,25 @@ fn bad_channel_settings_stop_the_start_with_one_line_naming_the_variable() {
     println!("{} bad channel settings checked", cases.len());
     assert_eq!(cases.len(), 19);
 }
+
+#[test]
+fn bad_http_bounds_stop_the_start_with_one_line_naming_the_variable() {
+    let cases: &[(&str, &str)] = &[
+        ("BODY_TIMEOUT", "soon"),
+        ("BODY_TIMEOUT", "0s"),
+        ("BODY_TIMEOUT", "50ms"),
+        ("BODY_TIMEOUT", "10m"),
+        ("MAX_CONNECTIONS", "0"),
+        ("MAX_CONNECTIONS", "many"),
+        ("MAX_CONNECTIONS", "25001"),
+    ];
+    for (var, value) in cases {
+        let out = start(&[(var, value)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{var}={value}: {stderr}");
+        assert!(stderr.contains(var), "{var}={value} names {var}: {stderr}");
+    }
+    println!("{} bad HTTP bounds checked", cases.len());
+    assert_eq!(cases.len(), 7);
+}
