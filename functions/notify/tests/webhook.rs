@@ -18,7 +18,7 @@ use notice::{notice, now};
 
 /// The Standard Webhooks specification's example secret.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const OPEN: Guard = Guard { allow_private: true };
+const OPEN: Guard = Guard::open();
 
 fn hooks(timeout: Duration) -> Webhooks {
     Webhooks::new(OPEN, timeout)
@@ -212,7 +212,7 @@ async fn private_targets_are_refused_unless_allowed_even_behind_a_name() {
         }],
         &Options::default(),
     );
-    let strict = Guard { allow_private: false };
+    let strict = Guard::strict();
     let err = WebhookEndpoint::new(1, &receiver.url("a"), Format::Standard, None, &strict).unwrap_err();
     assert!(err.0.contains("only https://"), "{}", err.0);
     // A name is checked where it is resolved: localhost is loopback.
