@@ -185,16 +185,16 @@ impl Guard {
             Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
             Some(Host::Domain(_)) => None,
         };
+        if let Some(why) = ip.and_then(|ip| self.refuses(ip)) {
+            return Err(Refused(format!("the target {shown} is {why}")));
+        }
         // http and https always have a known default port.
         let port = url.port_or_known_default().unwrap_or(0);
         if !self.ports.allows(port, self.allow_private) {
             return Err(Refused(format!(
-                "the target {shown} is on port {port}: only port {} is allowed (WEBHOOK_ALLOWED_PORTS)",
+                "the target {shown} is on port {port}: the allowed ports are {} (WEBHOOK_ALLOWED_PORTS)",
                 self.ports.shown()
             )));
-        }
-        if let Some(why) = ip.and_then(|ip| self.refuses(ip)) {
-            return Err(Refused(format!("the target {shown} is {why}")));
         }
         Ok(url)
     }
@@ -548,8 +548,9 @@ mod tests {
             ("https://10.1.2.3/x", "private"),
             ("https://[2002:a00:1::1]/x", "6to4"),
             ("https://[fec0::1]/x", "site-local"),
-            ("https://hooks.example.com:8443/x", "port 8443: only port 443"),
-            ("https://[::1]:8443/x", "port 8443"),
+            ("https://hooks.example.com:8443/x", "port 8443: the allowed ports are 443"),
+            ("https://[::1]:8443/x", "loopback"),
+            ("https://93.184.215.14:22/x", "port 22"),
             ("https://user:pw@hooks.example.com/x", "user name or password"),
             ("not a url", "not a URL"),
         ];
@@ -557,7 +558,7 @@ mod tests {
             let err = strict.check_url(url).unwrap_err().0;
             assert!(err.contains(needle), "{url}: {err}");
         }
-        assert_eq!(cases.len(), 12);
+        assert_eq!(cases.len(), 13);
         assert!(strict
             .check_url("https://hooks.slack.com/services/T0/B0/secret")
             .is_ok());
@@ -592,7 +593,7 @@ mod tests {
         assert!(open.check_url("http://127.0.0.1:8443/x").is_ok());
         // http's default port 80 is not listed.
         let err = open.check_url("http://127.0.0.1/x").unwrap_err().0;
-        assert!(err.contains("port 80: only port 443, 8443"), "{err}");
+        assert!(err.contains("port 80: the allowed ports are 443, 8443"), "{err}");
         let denied = [
             "https://93.184.215.14/x",
             "https://[2606:4700:1::5]/x",
