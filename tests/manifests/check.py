@@ -1861,14 +1861,18 @@ def cmd_image() -> int:
     final = stages[-1].split()
     final_start = lines.index(stages[-1])
     runtime = lines[final_start:]
-    report.check(final[1].startswith("gcr.io/distroless/cc-debian12:") and final[1].endswith("nonroot"),
+    report.check(final[1].startswith("gcr.io/distroless/cc-debian12:") and final[1].split("@")[0].endswith("nonroot"),
                  "runtime image is distroless cc-debian12, nonroot", final[1])
+    for stage in stages:
+        image = stage.split()[1]
+        report.check(bool(re.fullmatch(r"[\w.\-/]+:[\w.\-]+@sha256:[0-9a-f]{64}", image)),
+                     f"base image pinned by digest, its tag beside it: {image}")
     users = [ln.split()[1] for ln in runtime if ln.upper().startswith("USER ")]
     report.check(len(users) == 1 and re.match(r"^\d+(:\d+)?$", users[0]) and int(users[0].split(":")[0]) > 0,
                  "runtime USER is a numeric non-root uid", str(users))
     uid = int(users[0].split(":")[0]) if users else -1
     report.check(not any(ln.upper().startswith("RUN ") for ln in runtime), "nothing runs in the runtime stage (no shell)")
-    rv = re.search(r"ARG RUST_VERSION=(\d+)\.(\d+)", text)
+    rv = re.search(r"/rust:(\d+)\.(\d+)\.\d+-", stages[0])
     msrv = tuple(int(x) for x in code.ws.rust_version.split(".")[:2])
     report.check(rv is not None and (int(rv.group(1)), int(rv.group(2))) >= msrv,
                  f"builder Rust is at least the workspace's rust-version {code.ws.rust_version}")
