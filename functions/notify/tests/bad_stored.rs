@@ -8,8 +8,8 @@
 //! Skipped, with a message, where the test virtualenv cannot be made (`require::receiver`).
 
 use app::{mails, outcomes};
-use notify::channels::guard::{AllowedPorts, DenyList};
 use chrono::{Duration, SubsecRound, Utc};
+use notify::channels::guard::{AllowedPorts, DenyList};
 use todo_events_store::seed::NewEndpoint;
 use todo_events_store::{Channel, DeliveryStatus};
 use todo_events_testkit::bad_stored::{self, Expect, Placeholders, BAD_CHANNELS, BAD_ENDPOINTS};

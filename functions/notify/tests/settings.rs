@@ -95,7 +95,10 @@ fn bad_channel_settings_stop_the_start_with_one_line_naming_the_variable() {
         ("WEBHOOK_ALLOWED_PORTS", &[("WEBHOOK_ALLOWED_PORTS", "443,")]),
         ("WEBHOOK_DENY_CIDRS", &[("WEBHOOK_DENY_CIDRS", "10.96.0.0/33")]),
         ("WEBHOOK_DENY_CIDRS", &[("WEBHOOK_DENY_CIDRS", "pods")]),
-        ("WEBHOOK_DENY_CIDRS", &[("WEBHOOK_DENY_CIDRS", "10.96.0.0/12;fd00::/8")]),
+        (
+            "WEBHOOK_DENY_CIDRS",
+            &[("WEBHOOK_DENY_CIDRS", "10.96.0.0/12;fd00::/8")],
+        ),
         ("WEBHOOK_DENY_CIDRS", &[("WEBHOOK_DENY_CIDRS", "10.96.0.0/12,")]),
         ("WEBHOOK_TIMEOUT", &[("WEBHOOK_TIMEOUT", "soon")]),
         ("WEBHOOK_TIMEOUT", &[("WEBHOOK_TIMEOUT", "0s")]),

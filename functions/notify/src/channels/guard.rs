@@ -203,7 +203,9 @@ impl Guard {
     /// ranges unless private targets are allowed.
     pub fn refuses(&self, ip: IpAddr) -> Option<String> {
         if let Some(net) = self.deny.matching(ip) {
-            return Some(format!("in {net}, a range the operator denies (WEBHOOK_DENY_CIDRS)"));
+            return Some(format!(
+                "in {net}, a range the operator denies (WEBHOOK_DENY_CIDRS)"
+            ));
         }
         if self.allow_private {
             None
@@ -249,7 +251,10 @@ pub const V4_REFUSED: [(Ipv4Net, &str); 16] = [
     (v4(10, 0, 0, 0, 8), "a private address"),
     (v4(100, 64, 0, 0, 10), "a shared (carrier-grade NAT) address"),
     (v4(127, 0, 0, 0, 8), "a loopback address"),
-    (v4(169, 254, 0, 0, 16), "a link-local address (where cloud metadata services answer)"),
+    (
+        v4(169, 254, 0, 0, 16),
+        "a link-local address (where cloud metadata services answer)",
+    ),
     (v4(172, 16, 0, 0, 12), "a private address"),
     (v4(192, 0, 0, 0, 24), "an IETF protocol assignment (192.0.0.0/24)"),
     (v4(192, 0, 2, 0, 24), "a documentation address"),
@@ -272,15 +277,33 @@ pub const V4_REFUSED: [(Ipv4Net, &str); 16] = [
 pub const V6_REFUSED: [(Ipv6Net, &str); 12] = [
     (v6([0, 0, 0, 0, 0, 0, 0, 1], 128), "a loopback address"),
     (v6([0; 8], 128), "an unspecified address"),
-    (v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), "a local-use NAT64 address (64:ff9b:1::/48)"),
+    (
+        v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),
+        "a local-use NAT64 address (64:ff9b:1::/48)",
+    ),
     (v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), "a discard-only address"),
-    (v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23), "an IETF protocol assignment (2001::/23)"),
-    (v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), "a documentation address"),
+    (
+        v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),
+        "an IETF protocol assignment (2001::/23)",
+    ),
+    (
+        v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32),
+        "a documentation address",
+    ),
     (v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), "a documentation address"),
-    (v6([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16), "a segment-routing (SRv6) address"),
-    (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), "a private (unique local) address"),
+    (
+        v6([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16),
+        "a segment-routing (SRv6) address",
+    ),
+    (
+        v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
+        "a private (unique local) address",
+    ),
     (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), "a link-local address"),
-    (v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), "a site-local address (deprecated, RFC 3879)"),
+    (
+        v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),
+        "a site-local address (deprecated, RFC 3879)",
+    ),
     (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), "a multicast address"),
 ];
 
@@ -372,7 +395,9 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<String> {
             return Some(inner("a Teredo address (2001::/32, a tunnel through relays)"))
         }
         Some(Embedding::Compatible) => {
-            return Some(inner("an IPv4-compatible address (::/96, deprecated by RFC 4291)"))
+            return Some(inner(
+                "an IPv4-compatible address (::/96, deprecated by RFC 4291)",
+            ))
         }
         None => {}
     }
@@ -449,7 +474,10 @@ mod tests {
             ("2001:1ff:ffff::1", "IETF protocol assignment"),
             ("2001:db8::1", "documentation"),
             ("2001:db8:ffff:ffff::1", "documentation"),
-            ("2002:a00:1::1", "6to4 address (2002::/16, a tunnel through relays), carrying 10.0.0.1, a private"),
+            (
+                "2002:a00:1::1",
+                "6to4 address (2002::/16, a tunnel through relays), carrying 10.0.0.1, a private",
+            ),
             ("2002:7f00:1::1", "127.0.0.1, a loopback"),
             ("2002:a9fe:a9fe::1", "metadata"),
             ("2002:5db8:d70e::1", "6to4"),
@@ -512,7 +540,11 @@ mod tests {
             let addr: IpAddr = ip.parse().unwrap();
             assert_eq!(forbidden(addr), None, "{ip} is public");
         }
-        println!("{} refused and {} public addresses checked", refused.len(), public.len());
+        println!(
+            "{} refused and {} public addresses checked",
+            refused.len(),
+            public.len()
+        );
         assert_eq!((refused.len(), public.len()), (65, 33));
         // Each row of both tables is met by at least one refused address above.
         for (net, _) in V4_REFUSED {
@@ -548,7 +580,10 @@ mod tests {
             ("https://10.1.2.3/x", "private"),
             ("https://[2002:a00:1::1]/x", "6to4"),
             ("https://[fec0::1]/x", "site-local"),
-            ("https://hooks.example.com:8443/x", "port 8443: the allowed ports are 443"),
+            (
+                "https://hooks.example.com:8443/x",
+                "port 8443: the allowed ports are 443",
+            ),
             ("https://[::1]:8443/x", "loopback"),
             ("https://93.184.215.14:22/x", "port 22"),
             ("https://user:pw@hooks.example.com/x", "user name or password"),
@@ -620,7 +655,15 @@ mod tests {
             let err = bad.parse::<AllowedPorts>().unwrap_err();
             assert!(err.contains("is not a port"), "{bad:?}: {err}");
         }
-        let cidrs = ["", "10.0.0.0/33", "10.0.0/8", "fd00::/129", "pods", "10.0.0.0/8,", "10.0.0.0/8;fd00::/8"];
+        let cidrs = [
+            "",
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "fd00::/129",
+            "pods",
+            "10.0.0.0/8,",
+            "10.0.0.0/8;fd00::/8",
+        ];
         for bad in cidrs {
             let err = bad.parse::<DenyList>().unwrap_err();
             assert!(err.contains("is not a CIDR"), "{bad:?}: {err}");
