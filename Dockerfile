@@ -20,9 +20,10 @@
 # The runtime image is distroless (no shell, no package manager) and runs as the numeric
 # non-root user 65532 ("nonroot"), which the manifests' securityContext also sets.
 
-ARG RUST_VERSION=1.95.0
-
-FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
+# Both base images are pinned by digest, the tag kept beside it to say what the digest is (with
+# both, the digest is what is pulled and the tag is not looked at). Where each digest came from,
+# how to check it and how to move to a newer one: docs/DEPLOYMENT.md, "Image".
+FROM docker.io/library/rust:1.95.0-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS build
 # The binaries are built with the `kafka` feature (`notify consume`, `recur consume`, the
 # scheduler's Kafka sink: the keda/ and knative/ installations use them), which compiles
 # librdkafka from source with rdkafka's cmake-build and ssl features: cmake and pkg-config here,
@@ -64,7 +65,7 @@ RUN set -eu; \
     done; \
     find /out -type f | sort
 
-FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f AS runtime
 COPY --from=build /out/lib/ /usr/lib/
 COPY --from=build /out/bin/ /usr/local/bin/
 USER 65532:65532

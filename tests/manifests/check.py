@@ -27,6 +27,7 @@ Run them with `cargo test --test manifests`, which provides all of that.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import os
 import re
@@ -794,6 +795,7 @@ def negative_rules(report: Report, code: "Code") -> None:
 
     for d in MANIFEST_DIRS:
         originals_pass(f"{d} NetworkPolicies", lambda r, d=d: check_network_policies(r, d, per_dir[d]))
+        originals_pass(f"{d} egress NetworkPolicies", lambda r, d=d: check_network_egress(r, d, per_dir[d]))
         originals_pass(f"{d} PodDisruptionBudgets", lambda r, d=d: check_disruption_budgets(r, d, per_dir[d]))
 
     def eventing_only(objs):
@@ -825,6 +827,31 @@ def negative_rules(report: Report, code: "Code") -> None:
               lambda o: named(o, "NetworkPolicy", "consumers-ingress")["spec"]["podSelector"]["matchLabels"].update(
                   {"app.kubernetes.io/component": "consumers"}),
               check_network_policies)
+    def internet(objs, version):
+        return next(t["ipBlock"] for r in named(objs, "NetworkPolicy", "notify-egress")["spec"]["egress"]
+                    for t in r["to"] if "ipBlock" in t and (":" in t["ipBlock"]["cidr"]) == (version == 6)
+                    and t["ipBlock"].get("except"))
+
+    for d in MANIFEST_DIRS:
+        objs_case(f"{d}: notify's internet rule without the 10.0.0.0/8 exception", d,
+                  lambda o: internet(o, 4)["except"].remove("10.0.0.0/8"), check_network_egress)
+        objs_case(f"{d}: notify's IPv6 internet rule without the 6to4 exception", d,
+                  lambda o: internet(o, 6)["except"].remove("2002::/16"), check_network_egress)
+        objs_case(f"{d}: notify's internet rule on every port", d,
+                  lambda o: [r.pop("ports") for r in named(o, "NetworkPolicy", "notify-egress")["spec"]["egress"]],
+                  check_network_egress)
+        objs_case(f"{d}: the internet opened to every pod (recur, the scheduler, the migration)", d,
+                  lambda o: named(o, "NetworkPolicy", "notify-egress")["spec"]["podSelector"]["matchLabels"].pop(
+                      "app.kubernetes.io/name"), check_network_egress)
+        objs_case(f"{d}: DNS over UDP only (large answers fall back to TCP)", d,
+                  lambda o: named(o, "NetworkPolicy", "todo-events-egress")["spec"]["egress"][0].update(
+                      ports=[{"port": 53, "protocol": "UDP"}]), check_network_egress)
+        objs_case(f"{d}: no egress policy for the pods (PostgreSQL, Kafka, DNS unfenced)", d,
+                  lambda o: o["NetworkPolicy"].remove(named(o, "NetworkPolicy", "todo-events-egress")),
+                  check_network_egress)
+        objs_case(f"{d}: Kafka's namespace not the one of KAFKA_BROKERS", d,
+                  lambda o: named(o, "NetworkPolicy", "todo-events-egress")["spec"]["egress"][2]["to"][0]
+                  ["namespaceSelector"]["matchLabels"].update({NS_NAME_LABEL: "strimzi"}), check_network_egress)
     objs_case("a PodDisruptionBudget with minAvailable (blocks drains at 1 replica)", "keda",
               lambda o: named(o, "PodDisruptionBudget", "notify")["spec"].update(minAvailable=1),
               check_disruption_budgets)
@@ -1248,6 +1275,7 @@ def cmd_agreement() -> int:
             report.check(len(deployments) == len(code.functions), "keda: a consumer Deployment per function")
 
         check_network_policies(report, d, objs)
+        check_network_egress(report, d, objs)
         check_disruption_budgets(report, d, objs)
 
     # The two directories share these files byte for byte.
@@ -1468,6 +1496,117 @@ def check_network_policies(report, d: str, objs: dict) -> None:
     for o in objs.get("CronJob", []) + objs.get("Job", []):
         report.check(not ingress_peers(policies, template_labels(o)),
                      f"{d}: {o['kind']}/{o['metadata']['name']} admits no connection (it serves nothing)")
+
+
+# Where the pods may connect to. Addresses that are no webhook's (special-purpose ranges, one
+# address of each) and public ones, judged against the egress rules as a network plugin would.
+EGRESS_PRIVATE = ("0.0.0.1", "10.0.0.1", "10.96.0.1", "100.64.0.1", "127.0.0.1", "169.254.169.254",
+                  "172.16.0.1", "192.0.0.8", "192.168.0.1", "198.18.0.1", "224.0.0.1", "240.0.0.1",
+                  "255.255.255.255", "::1", "::ffff:10.0.0.1", "::a00:1", "64:ff9b:1::a00:1", "100::1",
+                  "2001::1", "2001:db8::1", "2002:a00:1::1", "3fff::1", "fc00::1", "fd00:ec2::254",
+                  "fe80::1", "fec0::1", "ff02::1")
+EGRESS_PUBLIC = ("1.1.1.1", "93.184.215.14", "2606:4700::1111", "2a00:1450:4001::1")
+DNS_NS = "kube-system"
+POSTGRES_PORT = 5432
+OTLP_HTTP_PORT = 4318
+
+
+def egress_peers(policies: list[dict], labels: dict) -> tuple[bool, list[dict]]:
+    """Whether an Egress policy selects pods with these labels (then only what the rules admit
+    may be reached), and what they admit: one entry per destination, {"namespace", "pods",
+    "cidr", "except", "ports": set of (port, protocol) or {"*"}}."""
+    restricted, out = False, []
+    for np in policies:
+        spec = np["spec"]
+        if "Egress" not in spec.get("policyTypes", []) or not selects(spec.get("podSelector"), labels):
+            continue
+        restricted = True
+        for rule in spec.get("egress", []):
+            ports = {(p.get("port", "*"), p.get("protocol", "TCP")) for p in rule.get("ports", [])} or {"*"}
+            for t in rule.get("to") or [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}},
+                                        {"namespaceSelector": {}}]:
+                if "ipBlock" in t:
+                    out.append({"namespace": "ipBlock", "pods": None, "cidr": t["ipBlock"]["cidr"],
+                                "except": t["ipBlock"].get("except", []), "ports": ports})
+                    continue
+                nss = t.get("namespaceSelector")
+                ns = None if nss is None else nss.get("matchLabels", {}).get(NS_NAME_LABEL, "*")
+                out.append({"namespace": ns, "pods": (t.get("podSelector") or {}).get("matchLabels") or None,
+                            "cidr": None, "except": [], "ports": ports})
+    return restricted, out
+
+
+def _port_ok(peer: dict, port, protocol: str) -> bool:
+    return "*" in peer["ports"] or (port, protocol) in peer["ports"] or ("*", protocol) in peer["ports"]
+
+
+def reaches_ip(peers: list[dict], ip: str, port, protocol: str = "TCP", wide_only: bool = False) -> bool:
+    """An ipBlock rule admits ip:port (`wide_only`: only rules wider than one operator's range,
+    IPv4 /16 or IPv6 /32, the internet rules)."""
+    addr = ipaddress.ip_address(ip)
+    for p in peers:
+        if p["cidr"] is None or not _port_ok(p, port, protocol):
+            continue
+        net = ipaddress.ip_network(p["cidr"], strict=False)
+        if net.version != addr.version or addr not in net:
+            continue
+        if wide_only and net.prefixlen > (16 if net.version == 4 else 32):
+            continue
+        if any(addr in ipaddress.ip_network(e, strict=False) for e in p["except"]):
+            continue
+        return True
+    return False
+
+
+def reaches_ns(peers: list[dict], ns: str, port, protocol: str = "TCP") -> bool:
+    return any(p["namespace"] in (ns, "*") and _port_ok(p, port, protocol) for p in peers)
+
+
+def check_network_egress(report, d: str, objs: dict) -> None:
+    """The egress policies let every pod reach DNS, PostgreSQL, Kafka and the OTLP collector;
+    notify also the SMTP relay and public addresses on 443, never a private, special-purpose or
+    tunnel address; nothing else reaches the internet, and no rule is open-ended."""
+    policies = objs.get("NetworkPolicy", [])
+    config = next(o for o in objs["ConfigMap"] if o["metadata"]["name"] == "todo-events-config")["data"]
+    broker_host, broker_port = config["KAFKA_BROKERS"].split(",")[0].rsplit(":", 1)
+    broker_ns = broker_host.split(".")[1] if broker_host.count(".") >= 2 else None
+    for np in policies:
+        if "Egress" not in np["spec"].get("policyTypes", []):
+            continue
+        for i, rule in enumerate(np["spec"].get("egress", [])):
+            report.check(bool(rule.get("to")) and bool(rule.get("ports")),
+                         f"{d}: NetworkPolicy/{np['metadata']['name']} egress rule {i} names its destinations and ports")
+    functions = [o for o in objs.get("Service", []) if o["apiVersion"].startswith("serving.")] if d == "knative" \
+        else objs.get("Deployment", [])
+    for o in functions + objs.get("CronJob", []) + objs.get("Job", []):
+        labels = template_labels(o)
+        label = f"{d}: {o['kind']}/{o['metadata']['name']}"
+        restricted, peers = egress_peers(policies, labels)
+        report.check(restricted, f"{label}: an Egress NetworkPolicy selects it (only what its rules admit is reached)")
+        for proto in ("UDP", "TCP"):
+            report.check(reaches_ns(peers, DNS_NS, 53, proto), f"{label}: may reach the cluster DNS ({DNS_NS}) on 53/{proto}",
+                         str(peers))
+        report.check(any(_port_ok(p, POSTGRES_PORT, "TCP") and p["namespace"] != "*" for p in peers),
+                     f"{label}: may reach PostgreSQL on {POSTGRES_PORT}", str(peers))
+        report.check(broker_ns is not None and reaches_ns(peers, broker_ns, int(broker_port)),
+                     f"{label}: may reach the Kafka brokers of KAFKA_BROKERS (namespace {broker_ns}, port {broker_port})")
+        report.check(any(_port_ok(p, OTLP_HTTP_PORT, "TCP") and p["namespace"] != "*" for p in peers),
+                     f"{label}: may reach the OTLP collector on {OTLP_HTTP_PORT}")
+        name = labels.get("app.kubernetes.io/name")
+        if name == "notify":
+            report.check(any(_port_ok(p, 587, "TCP") and p["cidr"] and p["namespace"] == "ipBlock" for p in peers),
+                         f"{label}: may reach the SMTP relay on 587")
+            for ip in EGRESS_PUBLIC:
+                report.check(reaches_ip(peers, ip, 443), f"{label}: may reach a public webhook host {ip} on 443")
+                report.check(not reaches_ip(peers, ip, 80) and not reaches_ip(peers, ip, 8080),
+                             f"{label}: may not reach {ip} on ports other than 443 (80, 8080)")
+            bad = [ip for ip in EGRESS_PRIVATE if reaches_ip(peers, ip, 443, wide_only=True)]
+            report.check(not bad, f"{label}: the internet rules except every private, special-purpose and tunnel range "
+                                  f"({len(EGRESS_PRIVATE)} addresses checked)", f"reachable: {bad}")
+        else:
+            wide = [ip for ip in EGRESS_PUBLIC if reaches_ip(peers, ip, 443)]
+            report.check(not wide, f"{label}: reaches no public address (only notify goes to the internet)",
+                         f"reachable: {wide}")
 
 
 def check_disruption_budgets(report, d: str, objs: dict) -> None:
@@ -1722,14 +1861,18 @@ def cmd_image() -> int:
     final = stages[-1].split()
     final_start = lines.index(stages[-1])
     runtime = lines[final_start:]
-    report.check(final[1].startswith("gcr.io/distroless/cc-debian12:") and final[1].endswith("nonroot"),
+    report.check(final[1].startswith("gcr.io/distroless/cc-debian12:") and final[1].split("@")[0].endswith("nonroot"),
                  "runtime image is distroless cc-debian12, nonroot", final[1])
+    for stage in stages:
+        image = stage.split()[1]
+        report.check(bool(re.fullmatch(r"[\w.\-/]+:[\w.\-]+@sha256:[0-9a-f]{64}", image)),
+                     f"base image pinned by digest, its tag beside it: {image}")
     users = [ln.split()[1] for ln in runtime if ln.upper().startswith("USER ")]
     report.check(len(users) == 1 and re.match(r"^\d+(:\d+)?$", users[0]) and int(users[0].split(":")[0]) > 0,
                  "runtime USER is a numeric non-root uid", str(users))
     uid = int(users[0].split(":")[0]) if users else -1
     report.check(not any(ln.upper().startswith("RUN ") for ln in runtime), "nothing runs in the runtime stage (no shell)")
-    rv = re.search(r"ARG RUST_VERSION=(\d+)\.(\d+)", text)
+    rv = re.search(r"/rust:(\d+)\.(\d+)\.\d+-", stages[0])
     msrv = tuple(int(x) for x in code.ws.rust_version.split(".")[:2])
     report.check(rv is not None and (int(rv.group(1)), int(rv.group(2))) >= msrv,
                  f"builder Rust is at least the workspace's rust-version {code.ws.rust_version}")

@@ -5,6 +5,7 @@
 //! The SMTP password lives in `SMTP_URL`; it is never printed: the `Debug` of every settings
 //! type and every error message shows `***` in its place.
 
+use crate::channels::guard::{AllowedPorts, DenyList};
 use crate::channels::webpush::Vapid;
 use crate::mail::smtp_url::SmtpUrl;
 use secrecy::{ExposeSecret, SecretString};
@@ -105,6 +106,12 @@ pub struct ChannelSettings {
     /// `WEBHOOK_ALLOW_PRIVATE`: webhook and push targets may be `http://` and loopback or
     /// private addresses (tests, local use; notify says so at start). Off by default.
     pub allow_private: bool,
+    /// `WEBHOOK_ALLOWED_PORTS`: the ports a target may name. Unset: 443, or any port when
+    /// `allow_private`; a list set applies in both cases.
+    pub allowed_ports: AllowedPorts,
+    /// `WEBHOOK_DENY_CIDRS`: ranges never reached, `allow_private` or not (e.g. the cluster's
+    /// pod and service ranges where those are public addresses).
+    pub deny_cidrs: DenyList,
     /// `WEBHOOK_TIMEOUT`: the longest one webhook or push request may take, connecting
     /// included.
     pub timeout: Duration,
@@ -148,6 +155,8 @@ impl Default for ChannelSettings {
     fn default() -> Self {
         Self {
             allow_private: false,
+            allowed_ports: AllowedPorts::DEFAULT,
+            deny_cidrs: DenyList::default(),
             timeout: Duration::from_secs(10),
             vapid: None,
             push_ttl: Duration::from_secs(3600),
@@ -158,13 +167,15 @@ impl Default for ChannelSettings {
 }
 
 impl ChannelSettings {
-    /// Reads `WEBHOOK_ALLOW_PRIVATE`, `WEBHOOK_TIMEOUT`, `VAPID_PRIVATE_KEY`,
-    /// `VAPID_SUBJECT`, `PUSH_TTL`, `CHANNEL_RETRY_FIRST` and `CHANNEL_RETRY_ATTEMPTS`. `WEBHOOK_TIMEOUT`'s default is 10 s, or a third of
+    /// Reads `WEBHOOK_ALLOW_PRIVATE`, `WEBHOOK_ALLOWED_PORTS`, `WEBHOOK_DENY_CIDRS`, `WEBHOOK_TIMEOUT`,
+    /// `VAPID_PRIVATE_KEY`, `VAPID_SUBJECT`, `PUSH_TTL`, `CHANNEL_RETRY_FIRST` and `CHANNEL_RETRY_ATTEMPTS`. `WEBHOOK_TIMEOUT`'s default is 10 s, or a third of
     /// `lease` (`DELIVERY_LEASE`) when that is shorter, so that a short lease set alone
     /// still starts.
     pub fn from_env(lease: Duration) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         let allow_private: Flag = var_or("WEBHOOK_ALLOW_PRIVATE", Flag(defaults.allow_private))?;
+        let allowed_ports: AllowedPorts = var_or("WEBHOOK_ALLOWED_PORTS", defaults.allowed_ports)?;
+        let deny_cidrs: DenyList = var_or("WEBHOOK_DENY_CIDRS", defaults.deny_cidrs)?;
         let default_timeout = match lease.is_zero() {
             true => defaults.timeout,
             false => defaults.timeout.min(lease / 3),
@@ -199,6 +210,8 @@ impl ChannelSettings {
         };
         let settings = Self {
             allow_private: allow_private.0,
+            allowed_ports,
+            deny_cidrs,
             timeout: timeout.0,
             vapid,
             push_ttl: push_ttl.0,

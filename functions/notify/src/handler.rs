@@ -82,6 +82,8 @@ impl Notify {
         let channels = &config.channels;
         let guard = Guard {
             allow_private: channels.allow_private,
+            ports: channels.allowed_ports.clone(),
+            deny: channels.deny_cidrs.clone(),
         };
         if guard.allow_private {
             tracing::warn!(
@@ -89,10 +91,10 @@ impl Notify {
                  private addresses; never use this where users register endpoints"
             );
         }
-        let webhooks = Webhooks::new(guard, channels.timeout);
+        let webhooks = Webhooks::new(guard.clone(), channels.timeout);
         let webpush = match &channels.vapid {
             Some(settings) => Some(WebPush::new(
-                guard,
+                guard.clone(),
                 channels.timeout,
                 settings.vapid()?,
                 channels.push_ttl,

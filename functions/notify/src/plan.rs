@@ -150,7 +150,7 @@ mod tests {
 
     /// The plan as words: one per delivery, then the hold and the notes.
     fn planned(c: &ReminderContext, push_on: bool) -> Vec<String> {
-        let p = plan(c, &Guard { allow_private: false }, push_on);
+        let p = plan(c, &Guard::strict(), push_on);
         let mut out: Vec<String> = p
             .deliveries
             .iter()

@@ -9,6 +9,7 @@
 
 use app::{mails, outcomes};
 use chrono::{Duration, SubsecRound, Utc};
+use notify::channels::guard::{AllowedPorts, DenyList};
 use todo_events_store::seed::NewEndpoint;
 use todo_events_store::{Channel, DeliveryStatus};
 use todo_events_testkit::bad_stored::{self, Expect, Placeholders, BAD_CHANNELS, BAD_ENDPOINTS};
@@ -19,6 +20,9 @@ use todo_events_testkit::{self as kit, reply};
 mod app;
 
 const REMINDER: &str = "dev.todo.reminder.due";
+/// `WEBHOOK_DENY_CIDRS` of both notifys: the table's "deny-listed" rows are in these ranges
+/// (addresses that are public or, under `WEBHOOK_ALLOW_PRIVATE`, allowed but for this list).
+const DENIED: &str = "198.51.100.0/24, 2001:db8:dead::/48";
 /// The Standard Webhooks specification's example secret.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -65,8 +69,15 @@ async fn every_bad_endpoint_row_is_refused_or_fails_alone_and_reaches_nothing() 
         let b = db.backend;
         let outbox = tempfile::tempdir().unwrap();
         // notify as in production (targets must be public https) and as in tests and local use.
-        let strict = app::notify(db, outbox.path(), false, true).await;
-        let lenient = app::notify(db, outbox.path(), true, true).await;
+        // The strict one lists the receiver's port beside 443, so that the rows on loopback
+        // and on names are judged by their address; both deny the table's "operator" range.
+        let deny: DenyList = DENIED.parse().unwrap();
+        let ports = AllowedPorts(Some(vec![443, receiver.port]));
+        let strict = app::notify_with(db, outbox.path(), false, true, |c| {
+            (c.allowed_ports, c.deny_cidrs) = (ports, deny.clone())
+        })
+        .await;
+        let lenient = app::notify_with(db, outbox.path(), true, true, |c| c.deny_cidrs = deny).await;
         let mut stored = 0;
         for row in &rows {
             let name = &row.name;

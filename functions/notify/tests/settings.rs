@@ -21,6 +21,8 @@ fn start(env: &[(&str, &str)]) -> Output {
         .stderr(Stdio::piped());
     for var in [
         "WEBHOOK_ALLOW_PRIVATE",
+        "WEBHOOK_ALLOWED_PORTS",
+        "WEBHOOK_DENY_CIDRS",
         "WEBHOOK_TIMEOUT",
         "PUSH_TTL",
         "VAPID_PRIVATE_KEY",
@@ -89,6 +91,17 @@ fn bad_channel_settings_stop_the_start_with_one_line_naming_the_variable() {
     let subject = "mailto:ops@todo-events.test";
     let cases: &[(&str, &[(&str, &str)])] = &[
         ("WEBHOOK_ALLOW_PRIVATE", &[("WEBHOOK_ALLOW_PRIVATE", "maybe")]),
+        ("WEBHOOK_ALLOWED_PORTS", &[("WEBHOOK_ALLOWED_PORTS", "https")]),
+        ("WEBHOOK_ALLOWED_PORTS", &[("WEBHOOK_ALLOWED_PORTS", "0")]),
+        ("WEBHOOK_ALLOWED_PORTS", &[("WEBHOOK_ALLOWED_PORTS", "443,70000")]),
+        ("WEBHOOK_ALLOWED_PORTS", &[("WEBHOOK_ALLOWED_PORTS", "443,")]),
+        ("WEBHOOK_DENY_CIDRS", &[("WEBHOOK_DENY_CIDRS", "10.96.0.0/33")]),
+        ("WEBHOOK_DENY_CIDRS", &[("WEBHOOK_DENY_CIDRS", "pods")]),
+        (
+            "WEBHOOK_DENY_CIDRS",
+            &[("WEBHOOK_DENY_CIDRS", "10.96.0.0/12;fd00::/8")],
+        ),
+        ("WEBHOOK_DENY_CIDRS", &[("WEBHOOK_DENY_CIDRS", "10.96.0.0/12,")]),
         ("WEBHOOK_TIMEOUT", &[("WEBHOOK_TIMEOUT", "soon")]),
         ("WEBHOOK_TIMEOUT", &[("WEBHOOK_TIMEOUT", "0s")]),
         ("WEBHOOK_TIMEOUT", &[("WEBHOOK_TIMEOUT", "-5s")]),
@@ -141,7 +154,7 @@ fn bad_channel_settings_stop_the_start_with_one_line_naming_the_variable() {
         }
     }
     println!("{} bad channel settings checked", cases.len());
-    assert_eq!(cases.len(), 19);
+    assert_eq!(cases.len(), 27);
 }
 
 #[test]

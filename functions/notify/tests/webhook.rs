@@ -8,7 +8,7 @@
 use std::time::Duration;
 use todo_events_testkit::webhook::{Endpoint, Options, WebhookReceiver};
 
-use notify::channels::guard::Guard;
+use notify::channels::guard::{AllowedPorts, Guard};
 use notify::channels::webhook::{Format, WebhookEndpoint, Webhooks};
 use notify::channels::SendError;
 
@@ -18,7 +18,7 @@ use notice::{notice, now};
 
 /// The Standard Webhooks specification's example secret.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const OPEN: Guard = Guard { allow_private: true };
+const OPEN: Guard = Guard::open();
 
 fn hooks(timeout: Duration) -> Webhooks {
     Webhooks::new(OPEN, timeout)
@@ -212,11 +212,18 @@ async fn private_targets_are_refused_unless_allowed_even_behind_a_name() {
         }],
         &Options::default(),
     );
-    let strict = Guard { allow_private: false };
+    let strict = Guard::strict();
     let err = WebhookEndpoint::new(1, &receiver.url("a"), Format::Standard, None, &strict).unwrap_err();
     assert!(err.0.contains("only https://"), "{}", err.0);
-    // A name is checked where it is resolved: localhost is loopback.
+    // A name is checked where it is resolved: localhost is loopback (the receiver's port is
+    // listed, or the port would be refused first, as it is by default).
     let named = format!("https://localhost:{}/hooks/a", receiver.port);
+    let err = WebhookEndpoint::new(1, &named, Format::Standard, None, &strict).unwrap_err();
+    assert!(err.0.contains("WEBHOOK_ALLOWED_PORTS"), "{}", err.0);
+    let strict = Guard {
+        ports: AllowedPorts(Some(vec![443, receiver.port])),
+        ..Guard::strict()
+    };
     let endpoint = WebhookEndpoint::new(1, &named, Format::Standard, None, &strict).unwrap();
     let hooks = Webhooks::new(strict, Duration::from_secs(5));
     match hooks.send(&endpoint, &notice(), now()).await {

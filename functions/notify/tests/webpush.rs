@@ -17,7 +17,7 @@ use notify::channels::SendError;
 mod notice;
 use notice::{notice, now};
 
-const OPEN: Guard = Guard { allow_private: true };
+const OPEN: Guard = Guard::open();
 
 fn service(names: &[&str]) -> WebhookReceiver {
     WebhookReceiver::start(
@@ -123,7 +123,7 @@ async fn a_push_endpoint_must_be_https_and_public() {
     }
     let receiver = service(&["phone"]);
     let s = receiver.subscription("phone");
-    let strict = Guard { allow_private: false };
+    let strict = Guard::strict();
     let err = Subscription::new(1, &s.endpoint, &s.p256dh, &s.auth, &strict).unwrap_err();
     assert!(err.0.contains("only https://"), "{}", err.0);
     assert!(!err.0.contains("/push/phone"), "the path is not shown: {}", err.0);

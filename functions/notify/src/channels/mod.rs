@@ -142,7 +142,7 @@ impl LazyClient {
     /// The client; a client that cannot be built fails the delivery for now.
     pub(crate) fn get(&self) -> Result<&reqwest::Client, SendError> {
         self.client
-            .get_or_init(|| client(self.guard, self.timeout))
+            .get_or_init(|| client(self.guard.clone(), self.timeout))
             .as_ref()
             .map_err(|e| SendError::transient(e.clone()))
     }

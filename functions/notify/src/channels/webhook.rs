@@ -301,7 +301,7 @@ mod tests {
 
     #[test]
     fn secrets_and_url_paths_never_show() {
-        let guard = Guard { allow_private: false };
+        let guard = Guard::strict();
         let e = WebhookEndpoint::new(
             5,
             "https://hooks.slack.com/services/T0/B0/pathsecret",

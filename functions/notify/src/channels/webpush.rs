@@ -271,7 +271,7 @@ mod tests {
     /// RFC 8291 §5 and Appendix A: the example message, every input fixed.
     #[test]
     fn the_rfc_8291_example_encrypts_byte_for_byte() {
-        let open = Guard { allow_private: true };
+        let open = Guard::open();
         let to = Subscription::new(
             1,
             "https://push.example.net/push/JzLQ3raZJfFBR0aqvOMsLrt54w4rJUsV",
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn keys_are_checked_and_never_shown() {
-        let open = Guard { allow_private: true };
+        let open = Guard::open();
         let (private, public) = Vapid::generate();
         let vapid = Vapid::new(&private, "mailto:ops@example.com").unwrap();
         assert_eq!(vapid.public_key(), public);

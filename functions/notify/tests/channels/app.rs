@@ -2,7 +2,7 @@
 //! the file mailer and its channels set as a test needs them, the e-mails in its outbox, the
 //! deliveries an answer lists.
 
-use notify::config::VapidSettings;
+use notify::config::{ChannelSettings, VapidSettings};
 use notify::{Notify, NotifyConfig};
 use std::path::Path;
 use todo_events_testkit::{self as kit, TestApp, TestDb};
@@ -11,6 +11,18 @@ use todo_events_testkit::{self as kit, TestApp, TestDb};
 /// loopback allowed (`WEBHOOK_ALLOW_PRIVATE=true`, where the test receiver is); `push`: Web
 /// Push on, with a fresh VAPID key.
 pub async fn notify(db: &TestDb, outbox: &Path, allow_private: bool, push: bool) -> TestApp {
+    notify_with(db, outbox, allow_private, push, |_| {}).await
+}
+
+/// [`notify`], its channel settings then changed by `set` (the guard's port and deny lists).
+#[allow(dead_code)] // deliveries.rs does not use it
+pub async fn notify_with(
+    db: &TestDb,
+    outbox: &Path,
+    allow_private: bool,
+    push: bool,
+    set: impl FnOnce(&mut ChannelSettings),
+) -> TestApp {
     let mut config = NotifyConfig::local(outbox.to_owned());
     config.channels.allow_private = allow_private;
     config.channels.timeout = std::time::Duration::from_secs(5);
@@ -23,6 +35,7 @@ pub async fn notify(db: &TestDb, outbox: &Path, allow_private: bool, push: bool)
             subject: "mailto:ops@todo-events.test".into(),
         });
     }
+    set(&mut config.channels);
     kit::spawn(Notify::new(db.store.clone(), config).unwrap()).await
 }
 
