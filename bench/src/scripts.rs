@@ -124,6 +124,8 @@ pub fn notify() -> String {
             "ARRAY['<reminder-' || :id || '@bench>']",
             "ARRAY[NULL]",
             "now()",
+            // The claim's fencing token: a new claim's attempts.
+            "ARRAY[1]",
         ],
     );
     format!("{ONE}{read};\n{claim} \\gset claim_\n{record};\n")
@@ -153,6 +155,7 @@ pub fn notify_batch() -> String {
             "ARRAY(SELECT '<reminder-' || g || '@bench>' FROM generate_series(:first::bigint, :last::bigint) g)",
             "array_fill(NULL::text, ARRAY[100])",
             "now()",
+            "array_fill(1, ARRAY[100])",
         ],
     );
     format!("{HUNDRED}{read};\n{claim};\n{record};\n")
