@@ -167,6 +167,9 @@ fn bad_http_bounds_stop_the_start_with_one_line_naming_the_variable() {
         ("MAX_CONNECTIONS", "0"),
         ("MAX_CONNECTIONS", "many"),
         ("MAX_CONNECTIONS", "25001"),
+        ("CLOCK_SKEW_TOLERANCE", "2m"),
+        ("CLOCK_SKEW_TOLERANCE", "soon"),
+        ("CLOCK_SKEW_TOLERANCE", "10"),
     ];
     for (var, value) in cases {
         let out = start(&[(var, value)]);
@@ -176,5 +179,5 @@ fn bad_http_bounds_stop_the_start_with_one_line_naming_the_variable() {
         assert!(stderr.contains(var), "{var}={value} names {var}: {stderr}");
     }
     println!("{} bad HTTP bounds checked", cases.len());
-    assert_eq!(cases.len(), 7);
+    assert_eq!(cases.len(), 10);
 }
