@@ -110,25 +110,6 @@ impl FromStr for Flag {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn malformed_values_name_the_variable() {
-        std::env::set_var("TODO_EVENTS_TEST_PORT", "eighty");
-        let err = var_or::<u16>("TODO_EVENTS_TEST_PORT", 8080).unwrap_err();
-        assert!(
-            err.to_string().contains("TODO_EVENTS_TEST_PORT=\"eighty\""),
-            "{err}"
-        );
-        std::env::set_var("TODO_EVENTS_TEST_PORT", "");
-        assert_eq!(var_or::<u16>("TODO_EVENTS_TEST_PORT", 8080).unwrap(), 8080);
-        let err = required::<String>("TODO_EVENTS_TEST_MISSING", "the database").unwrap_err();
-        assert!(err.to_string().contains("TODO_EVENTS_TEST_MISSING is not set"));
-    }
-}
-
 /// How far ahead of its due time (`remind_at`, `occurrence_at`) an event may arrive and still
 /// be acted on: the clock skew allowed between the scheduler's clock and the function's.
 /// `CLOCK_SKEW_TOLERANCE`, default 10 s, at most 60 s.
@@ -153,3 +134,22 @@ pub fn clock_skew_tolerance() -> Result<chrono::Duration, ConfigError> {
 
 /// [`clock_skew_tolerance`]'s default.
 pub const DEFAULT_CLOCK_SKEW_TOLERANCE: chrono::Duration = chrono::Duration::seconds(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        std::env::set_var("TODO_EVENTS_TEST_PORT", "eighty");
+        let err = var_or::<u16>("TODO_EVENTS_TEST_PORT", 8080).unwrap_err();
+        assert!(
+            err.to_string().contains("TODO_EVENTS_TEST_PORT=\"eighty\""),
+            "{err}"
+        );
+        std::env::set_var("TODO_EVENTS_TEST_PORT", "");
+        assert_eq!(var_or::<u16>("TODO_EVENTS_TEST_PORT", 8080).unwrap(), 8080);
+        let err = required::<String>("TODO_EVENTS_TEST_MISSING", "the database").unwrap_err();
+        assert!(err.to_string().contains("TODO_EVENTS_TEST_MISSING is not set"));
+    }
+}

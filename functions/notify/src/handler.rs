@@ -953,15 +953,15 @@ fn hide_stored(ctx: &ReminderContext, answer: Result<Reply, Failure>) -> Result<
     let hidden = Hidden::of(ctx);
     match answer {
         Ok(mut reply) => {
-            reply.reason = hidden.from(&reply.reason);
-            hidden.from_json(&mut reply.details);
+            reply.reason = hidden.in_text(&reply.reason);
+            hidden.in_json(&mut reply.details);
             Ok(reply)
         }
         Err(Failure::Unavailable { detail, cause }) => Err(Failure::Unavailable {
-            detail: hidden.from(&detail),
+            detail: hidden.in_text(&detail),
             cause,
         }),
-        Err(Failure::InProgress(detail)) => Err(Failure::InProgress(hidden.from(&detail))),
+        Err(Failure::InProgress(detail)) => Err(Failure::InProgress(hidden.in_text(&detail))),
         Err(other) => Err(other),
     }
 }

@@ -42,7 +42,7 @@ impl Hidden {
     }
 
     /// `text` with every stored value replaced by its name.
-    pub(crate) fn from(&self, text: &str) -> String {
+    pub(crate) fn in_text(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for (value, name) in &self.values {
             if out.contains(value.as_str()) {
@@ -53,11 +53,11 @@ impl Hidden {
     }
 
     /// Every string of `value` (a reply's details) with the stored values replaced.
-    pub(crate) fn from_json(&self, value: &mut serde_json::Value) {
+    pub(crate) fn in_json(&self, value: &mut serde_json::Value) {
         match value {
-            serde_json::Value::String(s) => *s = self.from(s),
-            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.from_json(v)),
-            serde_json::Value::Object(map) => map.values_mut().for_each(|v| self.from_json(v)),
+            serde_json::Value::String(s) => *s = self.in_text(s),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.in_json(v)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| self.in_json(v)),
             _ => {}
         }
     }
@@ -83,23 +83,23 @@ mod tests {
         });
         let hidden = Hidden::of(&ctx);
         assert_eq!(
-            hidden.from("550 5.1.1 <ada@example.test>: user unknown"),
+            hidden.in_text("550 5.1.1 <ada@example.test>: user unknown"),
             "550 5.1.1 <<recipient>>: user unknown"
         );
         assert_eq!(
-            hidden.from("https://hooks.example.test:8443/… answered 410"),
+            hidden.in_text("https://hooks.example.test:8443/… answered 410"),
             "<endpoint 7> answered 410"
         );
         assert_eq!(
-            hidden.from("hooks.example.test resolves to 10.0.0.1, a private address"),
+            hidden.in_text("hooks.example.test resolves to 10.0.0.1, a private address"),
             "<endpoint 7> resolves to 10.0.0.1, a private address"
         );
         assert_eq!(
-            hidden.from("the database is unavailable"),
+            hidden.in_text("the database is unavailable"),
             "the database is unavailable"
         );
         let mut details = serde_json::json!({"deliveries": [{"detail": "to ada@example.test"}], "n": 1});
-        hidden.from_json(&mut details);
+        hidden.in_json(&mut details);
         assert_eq!(
             details,
             serde_json::json!({"deliveries": [{"detail": "to <recipient>"}], "n": 1})
