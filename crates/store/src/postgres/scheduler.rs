@@ -20,6 +20,8 @@ pub(crate) async fn claim_reminders(
     // `deliveries_waiting`: published reminders with a delivery whose retry time (its
     // released claim's lease) has come and that were not published since (a user's
     // endpoint retried on its own schedule, docs/CHANNELS.md); not counted as republished.
+    // Never an e-mail: its claim is released for the event's own redelivery (the relay is
+    // everyone's), and republishing it each pass multiplied a poison reminder's dead letters.
     const SQL: &str = "WITH due AS (SELECT id FROM reminders \
              WHERE (state = 'pending' AND remind_at <= $3) \
                 OR (state = 'publishing' AND lease_until <= $3) \
@@ -29,7 +31,7 @@ pub(crate) async fn claim_reminders(
              ORDER BY published_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
          retry AS (SELECT r.id FROM deliveries d \
              JOIN reminders r ON r.id = d.reminder_id AND r.remind_at = d.remind_at \
-             WHERE d.status = 'sending' AND d.lease_until <= $3 \
+             WHERE d.status = 'sending' AND d.channel <> 'email' AND d.lease_until <= $3 \
                AND r.state = 'published' AND r.published_at < d.lease_until \
              ORDER BY d.lease_until LIMIT $4 FOR UPDATE OF r SKIP LOCKED) \
          UPDATE reminders SET state = 'publishing', lease_owner = $1, lease_until = $2, updated_at = $3, \
@@ -39,7 +41,7 @@ pub(crate) async fn claim_reminders(
          RETURNING id, task_id, user_id, remind_at, \
              publish_count > 0 AND NOT EXISTS (SELECT 1 FROM deliveries d \
                WHERE d.reminder_id = reminders.id AND d.remind_at = reminders.remind_at \
-               AND d.status = 'sending' AND d.lease_until <= $3 \
+               AND d.status = 'sending' AND d.channel <> 'email' AND d.lease_until <= $3 \
                AND reminders.published_at < d.lease_until) AS again";
     let rows: Vec<ClaimedReminderRaw> = sqlx::query_as(SQL)
         .bind(claim.owner)
