@@ -6,18 +6,21 @@
 //! RFC 9457 problems, reply events, health, Prometheus metrics, load shedding, graceful
 //! shutdown, configuration from the environment and logging.
 
+pub mod auth;
 pub mod config;
 pub mod decode;
 pub mod function;
 pub mod function_binary;
 pub mod group_commit;
 pub mod metrics;
+pub mod oidc;
 pub mod problem;
 pub mod server;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 
+pub use auth::Auth;
 pub use function::{Answers, Event, Failure, Function, Outcome, Reply, Slots};
 pub use group_commit::GroupCommit;
 pub use problem::Problem;

@@ -28,6 +28,10 @@ pub struct Problem {
     /// Seconds after which a retry may succeed (429 / 503).
     #[serde(skip)]
     pub retry_after: Option<u32>,
+    /// RFC 6750's error code of a `401` (`invalid_token`, `invalid_request`), sent in its
+    /// `WWW-Authenticate: Bearer` header.
+    #[serde(skip)]
+    pub bearer_error: Option<&'static str>,
     /// What went wrong in a dependency's own words (a database's or a mail server's error
     /// text): written to the log and to a dead letter's reason, never into the answer, which
     /// says only what is unavailable.
@@ -44,6 +48,7 @@ impl Problem {
             detail: detail.into(),
             field: None,
             retry_after: None,
+            bearer_error: None,
             cause: None,
         }
     }
@@ -166,6 +171,32 @@ impl Problem {
         p
     }
 
+    /// `401`: the caller did not authenticate, or its credentials are not valid
+    /// (`crate::auth`). `error` is RFC 6750's code; none when no credentials came at all.
+    pub fn unauthenticated(error: Option<&'static str>, detail: impl Into<String>) -> Self {
+        let mut p = Self::new(
+            problem_type!("unauthenticated"),
+            "Unauthorized",
+            StatusCode::UNAUTHORIZED,
+            detail,
+        );
+        p.field = Some("authorization".into());
+        p.bearer_error = Some(error.unwrap_or(""));
+        p
+    }
+
+    /// `403`: a valid identity that may not post events here.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        let mut p = Self::new(
+            problem_type!("forbidden"),
+            "Forbidden",
+            StatusCode::FORBIDDEN,
+            detail,
+        );
+        p.field = Some("authorization".into());
+        p
+    }
+
     /// `405` for a wrong method on a known path.
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         Self::new(
@@ -204,6 +235,18 @@ impl ResponseError for Problem {
         response.content_type("application/problem+json");
         if let Some(secs) = self.retry_after {
             response.insert_header(("retry-after", secs.to_string()));
+        }
+        match self.bearer_error {
+            Some("") => {
+                response.insert_header(("www-authenticate", r#"Bearer realm="todo-events""#));
+            }
+            Some(error) => {
+                response.insert_header((
+                    "www-authenticate",
+                    format!(r#"Bearer realm="todo-events", error="{error}""#),
+                ));
+            }
+            None => {}
         }
         response.json(self)
     }

@@ -1,6 +1,7 @@
 //! The HTTP face of a function, following Knative's function conventions: events on
 //! `POST /`, `GET /health/readiness`, `GET /health/liveness`, `GET /metrics`.
 
+use crate::auth::Auth;
 use crate::config::{var_or, ConfigError};
 use crate::decode::{decode_http, parse_data, Decoded};
 use crate::function::{Event, Failure, Function, Outcome, Reply, Slots};
@@ -42,6 +43,9 @@ pub struct HostOptions {
     /// holds the rest in the listen backlog. Each open connection costs its buffers; the
     /// default keeps notify within its 256 Mi limit under slow clients (docs/PERFORMANCE.md).
     pub max_connections: usize,
+    /// Who may post events (`AUTH_TOKEN`, `OIDC_*`; [`crate::auth`]): checked before the
+    /// in-flight permit is taken and the body read. Open by default.
+    pub auth: Auth,
 }
 
 /// Bounds of `BODY_TIMEOUT`: below 100 ms a normal body on a busy network fails; above
@@ -60,6 +64,7 @@ impl Default for HostOptions {
             group_commit: GroupCommit::default(),
             body_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            auth: Auth::open(),
         }
     }
 }
@@ -91,6 +96,7 @@ impl HostOptions {
             )));
         }
         Ok(Self {
+            auth: Auth::from_env()?,
             body_timeout,
             max_connections,
             max_body_bytes: positive("MAX_BODY_BYTES", var_or("MAX_BODY_BYTES", d.max_body_bytes)?)?,
@@ -238,6 +244,8 @@ pub fn problem_outcome(problem: &Problem) -> &'static str {
         408 => "body_timeout",
         415 => "unsupported_media_type",
         409 => "in_progress",
+        401 => "unauthenticated",
+        403 => "forbidden",
         429 => "shed",
         503 => "unavailable",
         _ => "error",
@@ -393,7 +401,18 @@ async fn receive_inner<F: Function>(
     state: &HostState<F>,
 ) -> Result<(String, Reply), Rejection> {
     let other = |p: Problem| ("other", p);
-    // The permit first: a request beyond the limit is answered at once, its body unread, so
+    // The caller first, from its headers alone: an unauthenticated request holds no permit
+    // and has no byte of its body read.
+    let caller = state
+        .opts
+        .auth
+        .check(req.headers().get("authorization").map(|v| v.as_bytes()))
+        .await
+        .map_err(other)?;
+    if let crate::auth::Caller::Subject(subject) = &caller {
+        tracing::debug!(subject, "sender authenticated");
+    }
+    // Then the permit: a request beyond the limit is answered at once, its body unread, so
     // slow or abusive clients hold at most `MAX_IN_FLIGHT` bodies in memory.
     let permit = state
         .in_flight

@@ -20,6 +20,11 @@ pub struct CommonSettings {
     pub migrate_at_start: bool,
     /// `PORT` (default 8080).
     pub port: u16,
+    /// `LISTEN_ADDRESS` (default `127.0.0.1`): the address `PORT` is bound on. Loopback by
+    /// default, so that a function started by hand takes events from this machine only; the
+    /// image and the manifests set `0.0.0.0`, where the platform's authentication applies
+    /// (`crate::auth`).
+    pub listen: std::net::IpAddr,
     pub host: HostOptions,
 }
 
@@ -34,7 +39,19 @@ impl CommonSettings {
             database,
             migrate_at_start: var_or("RUN_MIGRATIONS", Flag(false))?.0,
             port: var_or("PORT", 8080u16)?,
+            listen: var_or("LISTEN_ADDRESS", std::net::IpAddr::from([127, 0, 0, 1]))?,
             host: HostOptions::from_env()?,
+        })
+    }
+
+    /// The listening socket: `LISTEN_ADDRESS` and `PORT`.
+    pub fn listener(&self) -> anyhow::Result<std::net::TcpListener> {
+        std::net::TcpListener::bind((self.listen, self.port)).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on LISTEN_ADDRESS={} PORT={}: {e}",
+                self.listen,
+                self.port
+            )
         })
     }
 
@@ -50,9 +67,9 @@ impl CommonSettings {
 
 /// Serves `function` on `PORT` until SIGTERM / Ctrl-C.
 pub async fn serve_on_port<F: Function>(function: F, common: &CommonSettings) -> anyhow::Result<()> {
-    let listener = std::net::TcpListener::bind(("0.0.0.0", common.port))
-        .map_err(|e| anyhow::anyhow!("cannot listen on PORT={}: {e}", common.port))?;
+    let listener = common.listener()?;
     tracing::info!(function = F::NAME, port = common.port, "starting");
+    common.host.auth.warn_if_open(F::NAME, listener.local_addr()?);
     serve(
         Arc::new(function),
         listener,

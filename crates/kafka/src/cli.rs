@@ -41,8 +41,7 @@ pub async fn run_kafka_subcommand<F: Function>(
             let function = build(common.open_store().await?)?;
             let host = Host::new(Arc::new(function));
             let shutdown = Shutdown::on_signals();
-            let listener = std::net::TcpListener::bind(("0.0.0.0", common.port))
-                .map_err(|e| anyhow::anyhow!("cannot listen on PORT={}: {e}", common.port))?;
+            let listener = common.listener()?;
             let options = ConsumerOptions {
                 topic: kafka.topic_for(F::ACCEPTS).to_owned(),
                 group: kafka.group.clone().unwrap_or_else(|| F::NAME.to_owned()),

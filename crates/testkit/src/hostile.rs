@@ -191,9 +191,97 @@ pub fn occurrence_rows() -> Vec<HostileOccurrence> {
     table().recur
 }
 
+/// How many token rows `data/bad_tokens.json` holds.
+pub const BAD_TOKEN_ROWS: usize = 18;
+
+/// One token row: the `Authorization` header a caller sends, and the answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BadToken {
+    pub name: String,
+    /// Sent as is; absent (and no JWT asked for): no header at all.
+    #[serde(default, deserialize_with = "present")]
+    pub header: Option<Option<String>>,
+    /// Edits of a dispatcher's claims: a value replaces the claim, `null` removes it, a
+    /// string offset (`-1h`) on `exp` / `nbf` / `iat` is from now.
+    #[serde(default)]
+    pub claims: serde_json::Map<String, Value>,
+    #[serde(default)]
+    pub signer: Option<String>,
+    #[serde(default)]
+    pub kid: Option<String>,
+    #[serde(default)]
+    pub alg: Option<String>,
+    pub status: u16,
+    pub detail: String,
+}
+
+/// Tells a `"header": null` (no header) from a row without `header` (a JWT).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl BadToken {
+    /// The row's `Authorization` header, if any, against the issuer stand-in.
+    pub fn authorization(&self, issuer: &crate::oidc::Issuer) -> Option<String> {
+        use crate::oidc::{unsigned, Signer};
+        if let Some(header) = &self.header {
+            return header.clone();
+        }
+        let mut claims = issuer.claims();
+        for (name, value) in &self.claims {
+            match value {
+                Value::Null => {
+                    claims.as_object_mut().unwrap().remove(name);
+                }
+                Value::String(offset) if ["exp", "nbf", "iat"].contains(&name.as_str()) => {
+                    let offset: Offset = serde_json::from_value(json!(offset)).expect("an offset");
+                    claims[name] = json!(offset.from(Utc::now()).timestamp());
+                }
+                other => claims[name] = other.clone(),
+            }
+        }
+        let token = match self.alg.as_deref() {
+            Some(alg) if alg != "RS256" => unsigned(alg, &claims),
+            _ => {
+                let signer = match self.signer.as_deref() {
+                    Some("attacker") => Signer::Attacker,
+                    None | Some("issuer") => Signer::Issuer,
+                    Some(other) => panic!("signer {other:?}"),
+                };
+                issuer.sign(&claims, signer, self.kid.as_deref())
+            }
+        };
+        Some(format!("Bearer {token}"))
+    }
+}
+
+#[derive(Deserialize)]
+struct Tokens {
+    rows: Vec<BadToken>,
+}
+
+/// The token rows of the hostile-caller table.
+pub fn token_rows() -> Vec<BadToken> {
+    let tokens: Tokens = serde_json::from_str(include_str!("../data/bad_tokens.json"))
+        .expect("data/bad_tokens.json is well-formed");
+    assert_eq!(tokens.rows.len(), BAD_TOKEN_ROWS, "rows of data/bad_tokens.json");
+    tokens.rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_rows_load_and_each_makes_its_header() {
+        let issuer = crate::oidc::Issuer::start();
+        let rows = token_rows();
+        assert_eq!(rows[0].authorization(&issuer), None, "{}", rows[0].name);
+        for row in &rows[1..] {
+            assert!(row.authorization(&issuer).unwrap().contains(' '), "{}", row.name);
+        }
+    }
 
     #[test]
     fn the_table_loads_with_its_counts_and_offsets() {

@@ -12,6 +12,7 @@ pub mod bad_requests;
 pub mod bad_stored;
 pub mod hostile;
 pub mod kafka;
+pub mod oidc;
 mod peer;
 pub mod require;
 pub mod slow;

@@ -93,3 +93,125 @@ async fn hostile_events_send_nothing_write_nothing_and_reveal_nothing() {
         assert_eq!(counted as usize, early, "{}: early events counted", db.backend);
     }
 }
+
+/// The token rows (`crates/testkit/data/bad_tokens.json`): notify configured as knative/
+/// configures it (OIDC sender identity against the issuer stand-in, a shared token beside it)
+/// gets a well-formed event for a reminder due now with each row's `Authorization` header.
+/// Each is refused with its status and detail before its body is read: no mail, no delivery,
+/// the reminder still pending. Then the source's own token and the shared token are accepted
+/// (the reminder is sent once), and the issuer's keys were fetched once for all of it.
+#[tokio::test]
+async fn callers_without_a_valid_identity_are_refused_and_change_nothing() {
+    use todo_events_testkit::hostile::{token_rows, BAD_TOKEN_ROWS};
+    use todo_events_testkit::oidc::{Issuer, SHARED_TOKEN};
+    let issuer = Issuer::start();
+    let pod_token = issuer.pod_token_file();
+    for db in kit::backends().await {
+        let outbox = tempfile::tempdir().unwrap();
+        let function = Notify::new(db.store.clone(), NotifyConfig::local(outbox.path().into())).unwrap();
+        let opts = todo_events_host::HostOptions {
+            workers: 2,
+            auth: issuer.auth(pod_token.path()),
+            ..Default::default()
+        };
+        let app = kit::spawn_with(function, opts).await;
+        let now = Utc::now().trunc_subsecs(0);
+        let post = |r: &kit::ReminderFixture, authorization: Option<String>| {
+            let data = r.data();
+            let id = format!("reminder/{}/{}", r.reminder_id, rfc3339(r.remind_at));
+            let mut request = app
+                .client
+                .post(format!("{}/", app.url))
+                .header("ce-specversion", "1.0")
+                .header("ce-id", id)
+                .header("ce-source", "/todo/scheduler-cron")
+                .header("ce-type", REMINDER)
+                .header("content-type", "application/json")
+                .body(data.to_string());
+            if let Some(a) = authorization {
+                request = request.header("authorization", a);
+            }
+            request.send()
+        };
+        let mut checked = 0;
+        for row in token_rows() {
+            let what = format!("{} {:?}", db.backend, row.name);
+            let r = kit::reminder(&db.store, "Water the plants", now - chrono::Duration::seconds(1)).await;
+            let response = post(&r, row.authorization(&issuer)).await.unwrap();
+            let status = response.status().as_u16();
+            let challenge = response.headers().get("www-authenticate").cloned();
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(
+                (status, body["detail"].as_str()),
+                (row.status, Some(row.detail.as_str())),
+                "{what}: {body}"
+            );
+            if status == 401 {
+                let challenge = challenge.unwrap_or_else(|| panic!("{what}: no WWW-Authenticate"));
+                assert!(challenge.to_str().unwrap().starts_with("Bearer "), "{what}");
+            }
+            for configured in [todo_events_testkit::oidc::AUDIENCE, SHARED_TOKEN, &issuer.url] {
+                assert!(
+                    !body.to_string().contains(configured),
+                    "{what}: the answer shows {configured:?}"
+                );
+            }
+            assert!(
+                db.store.deliveries_of(r.reminder_id).await.unwrap().is_empty(),
+                "{what}: a delivery"
+            );
+            assert_eq!(
+                db.store.reminder_state(r.reminder_id).await.unwrap(),
+                Some(ReminderState::Pending),
+                "{what}: the reminder's state changed"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, BAD_TOKEN_ROWS, "{}: rows checked", db.backend);
+        assert_eq!(
+            std::fs::read_dir(outbox.path()).unwrap().count(),
+            0,
+            "{}: mail sent",
+            db.backend
+        );
+        // The senders that may: the source's service account, and the shared token's holder.
+        for authorization in [
+            format!("Bearer {}", issuer.token()),
+            format!("Bearer {SHARED_TOKEN}"),
+        ] {
+            let r = kit::reminder(&db.store, "Water the plants", now - chrono::Duration::seconds(1)).await;
+            let (status, ty, body) = reply(post(&r, Some(authorization)).await.unwrap()).await;
+            assert_eq!(
+                (status, ty.as_str()),
+                (200, "dev.todo.notification.sent"),
+                "{}: {body}",
+                db.backend
+            );
+            assert_eq!(
+                db.store.reminder_state(r.reminder_id).await.unwrap(),
+                Some(ReminderState::Sent),
+                "{}",
+                db.backend
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(outbox.path()).unwrap().count(),
+            2,
+            "{}: mail sent",
+            db.backend
+        );
+        let refused = metric(
+            &app.metrics().await,
+            "todo_events_events_total",
+            &["outcome=\"unauthenticated\""],
+        );
+        assert!(refused >= 1.0, "{}: refusals counted", db.backend);
+    }
+    // Unknown key ids refetch at most once per REFETCH_MIN: the whole table on both backends
+    // fetched the keys at most twice per backend.
+    assert!(
+        issuer.key_fetches() <= 4,
+        "keys fetched {} times",
+        issuer.key_fetches()
+    );
+}

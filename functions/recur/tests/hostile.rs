@@ -115,3 +115,82 @@ async fn hostile_events_create_nothing_move_nothing_and_reveal_nothing() {
         assert_eq!(counted as usize, early, "{}: early events counted", db.backend);
     }
 }
+
+/// The token rows (`crates/testkit/data/bad_tokens.json`) against recur configured as knative/
+/// configures it: an occurrence due now, each row's `Authorization` header; each refused with
+/// its status and detail, no instance created, `next_occurrence` where it was. Then the
+/// source's own token and the shared token are accepted (one instance each).
+#[tokio::test]
+async fn callers_without_a_valid_identity_are_refused_and_change_nothing() {
+    use todo_events_testkit::hostile::{token_rows, BAD_TOKEN_ROWS};
+    use todo_events_testkit::oidc::{Issuer, SHARED_TOKEN};
+    let issuer = Issuer::start();
+    let pod_token = issuer.pod_token_file();
+    for db in kit::backends().await {
+        let opts = todo_events_host::HostOptions {
+            workers: 2,
+            auth: issuer.auth(pod_token.path()),
+            ..Default::default()
+        };
+        let app = kit::spawn_with(Recur::new(db.store.clone()), opts).await;
+        let now = Utc::now().trunc_subsecs(0);
+        let due = now - Duration::seconds(1);
+        let dtstart = HostileOccurrence::dtstart(due);
+        let task = || kit::recurring(&db.store, "FREQ=DAILY", &dtstart, "UTC", due, "latest", &[]);
+        let post = |data: Value, authorization: Option<String>| {
+            let mut request = app
+                .client
+                .post(format!("{}/", app.url))
+                .header("ce-specversion", "1.0")
+                .header("ce-id", "recurring-task/x")
+                .header("ce-source", "/todo/scheduler-cron")
+                .header("ce-type", DUE)
+                .header("content-type", "application/json")
+                .body(data.to_string());
+            if let Some(a) = authorization {
+                request = request.header("authorization", a);
+            }
+            request.send()
+        };
+        let mut checked = 0;
+        for row in token_rows() {
+            let what = format!("{} {:?}", db.backend, row.name);
+            let rt = task().await;
+            let response = post(rt.data(due), row.authorization(&issuer)).await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(
+                (status, body["detail"].as_str()),
+                (row.status, Some(row.detail.as_str())),
+                "{what}: {body}"
+            );
+            assert!(
+                db.store.instances_of(rt.id).await.unwrap().is_empty(),
+                "{what}: an instance"
+            );
+            let stored = db.store.recurring_task(rt.id).await.unwrap().unwrap();
+            assert_eq!(stored.next_occurrence, Some(due), "{what}: next_occurrence moved");
+            checked += 1;
+        }
+        assert_eq!(checked, BAD_TOKEN_ROWS, "{}: rows checked", db.backend);
+        for authorization in [
+            format!("Bearer {}", issuer.token()),
+            format!("Bearer {SHARED_TOKEN}"),
+        ] {
+            let rt = task().await;
+            let (status, ty, body) = reply(post(rt.data(due), Some(authorization)).await.unwrap()).await;
+            assert_eq!(
+                (status, ty.as_str()),
+                (200, "dev.todo.task-instance.created"),
+                "{}: {body}",
+                db.backend
+            );
+            assert_eq!(
+                db.store.instances_of(rt.id).await.unwrap().len(),
+                1,
+                "{}",
+                db.backend
+            );
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! scheduler-cron's settings.
 
+use secrecy::SecretString;
 use todo_events_domain::HumanDuration;
 use todo_events_host::config::{var, var_or, ConfigError};
 
@@ -24,6 +25,9 @@ pub struct SchedulerConfig {
     pub sink_task_events: Option<String>,
     /// `SINK_TIMEOUT`: per-request timeout of the HTTP publisher (default 10s).
     pub sink_timeout: HumanDuration,
+    /// `AUTH_TOKEN`: the functions' shared token, sent to the HTTP sinks as a bearer token
+    /// (the same Secret key the functions check; docs/DEPLOYMENT.md "Authentication").
+    pub sink_token: Option<SecretString>,
 }
 
 impl SchedulerConfig {
@@ -45,6 +49,7 @@ impl SchedulerConfig {
             sink_reminders: var("SINK_REMINDERS")?.or_else(|| k_sink.clone()),
             sink_task_events: var("SINK_TASK_EVENTS")?.or(k_sink),
             sink_timeout: var_or("SINK_TIMEOUT", HumanDuration(std::time::Duration::from_secs(10)))?,
+            sink_token: var::<String>("AUTH_TOKEN")?.map(SecretString::from),
         };
         if !(1..=10_000).contains(&cfg.batch) {
             return Err(ConfigError(format!(
@@ -91,6 +96,7 @@ impl SchedulerConfig {
             sink_reminders: Some(sink_reminders),
             sink_task_events: Some(sink_task_events),
             sink_timeout: HumanDuration(std::time::Duration::from_secs(10)),
+            sink_token: None,
         }
     }
 }

@@ -71,11 +71,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .into());
             }
-            AnyPublisher::Http(scheduler_cron::HttpPublisher::new(
-                config.sink_reminders.clone(),
-                config.sink_task_events.clone(),
-                config.sink_timeout.0,
-            ))
+            AnyPublisher::Http(
+                scheduler_cron::HttpPublisher::new(
+                    config.sink_reminders.clone(),
+                    config.sink_task_events.clone(),
+                    config.sink_timeout.0,
+                )
+                .with_token(config.sink_token.clone()),
+            )
         }
     };
     let scheduler = scheduler_cron::Scheduler::new(store, publisher, config);

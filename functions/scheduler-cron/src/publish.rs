@@ -5,6 +5,7 @@
 use cloudevents::binding::reqwest::RequestBuilderExt;
 use cloudevents::{Event, EventBuilder, EventBuilderV10};
 use futures::stream::{self, StreamExt};
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use todo_events_domain::events::Outgoing;
 use todo_events_domain::{EventKind, EVENT_SOURCE};
@@ -55,6 +56,8 @@ pub struct HttpPublisher {
     reminders: Option<String>,
     task_events: Option<String>,
     concurrency: usize,
+    /// Sent as `Authorization: Bearer <token>` (the functions' `AUTH_TOKEN`).
+    token: Option<SecretString>,
 }
 
 impl HttpPublisher {
@@ -69,7 +72,14 @@ impl HttpPublisher {
             reminders,
             task_events,
             concurrency: 32,
+            token: None,
         }
+    }
+
+    /// Authenticates every request with the functions' shared token (`AUTH_TOKEN`).
+    pub fn with_token(mut self, token: Option<SecretString>) -> Self {
+        self.token = token;
+        self
     }
 
     async fn send(&self, e: &Outgoing) -> Result<(), PublishError> {
@@ -78,9 +88,11 @@ impl HttpPublisher {
             EventKind::RecurringTaskDue => self.task_events.as_deref(),
         }
         .ok_or_else(|| PublishError(format!("no sink configured for {}", e.kind.cloudevent_type())))?;
-        let request = self
-            .client
-            .post(sink)
+        let mut request = self.client.post(sink);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let request = request
             .event(to_cloudevent(e)?)
             .map_err(|err| PublishError(format!("event {} could not be encoded: {err}", e.id)))?;
         let response = request
