@@ -307,3 +307,85 @@ async fn an_early_event_changes_nothing_and_the_scheduler_still_acts_at_the_item
         assert_eq!(instances[0].1, due);
     }
 }
+
+/// A plain HTTP deployment with a shared token: the functions take events only with
+/// `AUTH_TOKEN`, and scheduler-cron's HTTP sinks send it. A scheduler without the token is
+/// answered `401`, publishes nothing and leaves its rows to a later pass; with it, both effects
+/// happen once.
+#[tokio::test]
+async fn with_a_shared_token_only_the_scheduler_that_sends_it_is_heard() {
+    let token = "0123456789abcdef0123456789abcdef-shared";
+    for db in kit::backends().await {
+        let outbox = tempfile::tempdir().unwrap();
+        let opts = || todo_events_host::HostOptions {
+            workers: 2,
+            auth: todo_events_host::Auth::new(Some(token.to_owned().into()), None).unwrap(),
+            ..Default::default()
+        };
+        let notify = kit::spawn_with(
+            notify::Notify::new(
+                db.store.clone(),
+                notify::NotifyConfig::local(outbox.path().into()),
+            )
+            .unwrap(),
+            opts(),
+        )
+        .await;
+        let recur = kit::spawn_with(Recur::new(db.store.clone()), opts()).await;
+        let now = Utc::now().trunc_subsecs(0);
+        let r = kit::reminder(&db.store, "Only with the token", now - Duration::seconds(1)).await;
+        let occ = now - Duration::seconds(1);
+        let dtstart = occ.format("%Y-%m-%dT%H:%M:%S").to_string();
+        let rt = kit::recurring(&db.store, "FREQ=HOURLY", &dtstart, "UTC", occ, "latest", &[]).await;
+        let publisher = |token: Option<&str>| {
+            HttpPublisher::new(
+                Some(format!("{}/", notify.url)),
+                Some(format!("{}/", recur.url)),
+                std::time::Duration::from_secs(5),
+            )
+            .with_token(token.map(|t| t.to_owned().into()))
+        };
+        // Without the token (lease 1 s, so that the next pass may take the rows again).
+        let without = Scheduler::new(db.store.clone(), publisher(None), config("a", 100, 1));
+        let report = without.pass().await.unwrap();
+        assert_eq!((report.published(), report.failed), (0, 2), "{}", db.backend);
+        assert_eq!(
+            std::fs::read_dir(outbox.path()).unwrap().count(),
+            0,
+            "{}",
+            db.backend
+        );
+        assert!(
+            db.store.instances_of(rt.id).await.unwrap().is_empty(),
+            "{}",
+            db.backend
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        // With it.
+        let with = Scheduler::new(db.store.clone(), publisher(Some(token)), config("b", 100, 60));
+        let report = with.pass().await.unwrap();
+        assert_eq!((report.published(), report.failed), (2, 0), "{}", db.backend);
+        assert_eq!(
+            db.store
+                .reminder_state(r.reminder_id)
+                .await
+                .unwrap()
+                .map(|s| s.as_str()),
+            Some("sent"),
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            std::fs::read_dir(outbox.path()).unwrap().count(),
+            1,
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            db.store.instances_of(rt.id).await.unwrap().len(),
+            1,
+            "{}",
+            db.backend
+        );
+    }
+}

@@ -181,3 +181,144 @@ fn bad_http_bounds_stop_the_start_with_one_line_naming_the_variable() {
     println!("{} bad HTTP bounds checked", cases.len());
     assert_eq!(cases.len(), 10);
 }
+
+#[test]
+fn bad_authentication_settings_stop_the_start_and_never_show_the_token() {
+    let subject = "system:serviceaccount:todo-events:reminders-oidc-sources.knative.dev-kafkasource";
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("AUTH_TOKEN", &[("AUTH_TOKEN", "short-secret-value")]),
+        (
+            "AUTH_TOKEN",
+            &[("AUTH_TOKEN", "0123456789abcdef 0123456789abcdef-secret")],
+        ),
+        (
+            "OIDC_ALLOWED_SUBJECTS",
+            &[("OIDC_AUDIENCE", "todo-events/notify")],
+        ),
+        (
+            "OIDC_ALLOWED_SUBJECTS",
+            &[
+                ("OIDC_AUDIENCE", "todo-events/notify"),
+                ("OIDC_ALLOWED_SUBJECTS", " , "),
+            ],
+        ),
+        ("OIDC_AUDIENCE", &[("OIDC_ALLOWED_SUBJECTS", subject)]),
+        (
+            "OIDC_AUDIENCE",
+            &[("OIDC_DISCOVERY_URL", "https://kubernetes.default.svc")],
+        ),
+        (
+            "OIDC_DISCOVERY_URL",
+            &[
+                ("OIDC_AUDIENCE", "todo-events/notify"),
+                ("OIDC_ALLOWED_SUBJECTS", subject),
+                ("OIDC_DISCOVERY_URL", "http://kubernetes.default.svc"),
+            ],
+        ),
+        (
+            "OIDC_DISCOVERY_URL",
+            &[
+                ("OIDC_AUDIENCE", "todo-events/notify"),
+                ("OIDC_ALLOWED_SUBJECTS", subject),
+                ("OIDC_DISCOVERY_URL", "not a url"),
+            ],
+        ),
+        (
+            "OIDC_TOKEN_FILE",
+            &[
+                ("OIDC_AUDIENCE", "todo-events/notify"),
+                ("OIDC_ALLOWED_SUBJECTS", subject),
+                ("OIDC_TOKEN_FILE", "/nonexistent/token"),
+            ],
+        ),
+        (
+            "OIDC_CA_FILE",
+            &[
+                ("OIDC_AUDIENCE", "todo-events/notify"),
+                ("OIDC_ALLOWED_SUBJECTS", subject),
+                ("OIDC_CA_FILE", "/nonexistent/ca.crt"),
+            ],
+        ),
+        ("LISTEN_ADDRESS", &[("LISTEN_ADDRESS", "everywhere")]),
+    ];
+    for (named, env) in cases {
+        let out = start(env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{env:?}: {stderr}");
+        assert!(stderr.contains(named), "{env:?} names {named}: {stderr}");
+        for (var, value) in env.iter() {
+            if *var == "AUTH_TOKEN" {
+                assert!(!stderr.contains(value), "{env:?}: the token is shown: {stderr}");
+            }
+        }
+    }
+    println!("{} bad authentication settings checked", cases.len());
+    assert_eq!(cases.len(), 11);
+}
+
+/// notify (HTTP mode) with `env` until it logs that it listens for events, then stopped: its
+/// log lines so far.
+fn start_log(env: &[(&str, &str)]) -> String {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_notify"))
+        .current_dir(dir.path())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("t.db").display()),
+        )
+        .env("RUN_MIGRATIONS", "true")
+        .env("PORT", "0")
+        .env("NO_COLOR", "1")
+        .env("LOG_FORMAT", "text")
+        .env_remove("LISTEN_ADDRESS")
+        .env_remove("AUTH_TOKEN")
+        .env_remove("OIDC_AUDIENCE")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log.contains("listening for events") && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            log.push_str(&line);
+            log.push('\n');
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(log.contains("listening for events"), "{env:?}: {log}");
+    log
+}
+
+#[test]
+fn a_function_listening_beyond_loopback_without_authentication_says_so_at_start() {
+    let warning = "no authentication: anyone who reaches this port can post events";
+    // The default: loopback, open, silent.
+    assert!(!start_log(&[]).contains(warning));
+    // Everywhere, open: said.
+    assert!(start_log(&[("LISTEN_ADDRESS", "0.0.0.0")]).contains(warning));
+    // Everywhere, with a shared token: silent.
+    let token = [
+        ("LISTEN_ADDRESS", "0.0.0.0"),
+        ("AUTH_TOKEN", "0123456789abcdef0123456789abcdef"),
+    ];
+    let log = start_log(&token);
+    assert!(!log.contains(warning), "{log}");
+    assert!(!log.contains("0123456789abcdef0123456789abcdef"), "{log}");
+}
