@@ -14,6 +14,12 @@
 //!   up to `retry`; then, or at once for any other answer, the event goes to the dead-letter
 //!   sink with `knativeerrordest`, `knativeerrorcode` and `knativeerrordata` (the answer's
 //!   body, base64, at most 1 024 bytes) added (`RecordDispatcherImpl`).
+//! - OIDC sender identity (`authentication-oidc`): with `spec.sink.audience` set, each request
+//!   carries `Authorization: Bearer <token>`, a token of the source's OIDC service account
+//!   (`<source>-oidc-sources.knative.dev-kafkasource`, knative/eventing
+//!   `pkg/auth/serviceaccount.go`) for that audience, requested for an hour and reused for
+//!   55 minutes (`data-plane/dispatcher/.../auth/TokenProvider.java`); without an audience no
+//!   token is sent (`WebClientCloudEventSender`). The world's issuer stand-in signs it.
 //! - Offsets are committed for the longest run of finished records of each partition
 //!   (`OffsetManager`), so lag, as KEDA reads it, is what is not yet finished.
 //!
@@ -35,6 +41,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use todo_events_kafka::KafkaConfig;
+use todo_events_testkit::oidc::Issuer;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +50,34 @@ use tokio_util::sync::CancellationToken;
 pub const MAX_POLL_RECORDS: usize = 50;
 /// `knativeerrordata` is cut to this many bytes of the answer (`RecordDispatcherImpl`).
 const ERROR_DATA_MAX: usize = 1024;
+
+/// Lifetime the dispatcher requests its tokens for, and how long it reuses one
+/// (`TokenProvider.java`: `expirationSeconds` 3600, cache expiry 55 minutes).
+const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+const TOKEN_REUSE: Duration = Duration::from_secs(55 * 60);
+
+/// The source's OIDC tokens for its sink's audience.
+struct Tokens {
+    issuer: Arc<Issuer>,
+    subject: String,
+    audience: String,
+    cached: Mutex<Option<(String, std::time::Instant)>>,
+}
+
+impl Tokens {
+    /// `Bearer <token>`, a cached token while it is younger than [`TOKEN_REUSE`].
+    fn authorization(&self) -> String {
+        let mut cached = self.cached.lock().expect("not poisoned");
+        match &*cached {
+            Some((token, at)) if at.elapsed() < TOKEN_REUSE => format!("Bearer {token}"),
+            _ => {
+                let token = self.issuer.token_for(&self.subject, &self.audience, TOKEN_LIFETIME);
+                *cached = Some((token.clone(), std::time::Instant::now()));
+                format!("Bearer {token}")
+            }
+        }
+    }
+}
 
 /// Counts of what the dispatcher did, for the report.
 #[derive(Default)]
@@ -56,18 +91,34 @@ pub struct Dispatcher {
     source: KafkaSource,
     kafka: KafkaConfig,
     sink: Arc<Serving>,
+    tokens: Option<Tokens>,
     dead_letters: FutureProducer,
     pub counts: Arc<Counts>,
     consumers: Mutex<Vec<(CancellationToken, tokio::task::JoinHandle<()>)>>,
 }
 
 impl Dispatcher {
-    pub fn new(source: KafkaSource, kafka: KafkaConfig, sink: Arc<Serving>) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        source: KafkaSource,
+        kafka: KafkaConfig,
+        sink: Arc<Serving>,
+        issuer: Arc<Issuer>,
+    ) -> anyhow::Result<Arc<Self>> {
         let dead_letters = kafka.client_config().set("acks", "all").create()?;
+        let tokens = source.audience.clone().map(|audience| Tokens {
+            issuer,
+            subject: format!(
+                "system:serviceaccount:{}:{}-oidc-sources.knative.dev-kafkasource",
+                source.namespace, source.name
+            ),
+            audience,
+            cached: Mutex::new(None),
+        });
         Ok(Arc::new(Self {
             source,
             kafka,
             sink,
+            tokens,
             dead_letters,
             counts: Arc::default(),
             consumers: Mutex::default(),
@@ -316,7 +367,8 @@ impl Offsets {
 async fn deliver(d: &Dispatcher, event: Event) {
     let mut retry = 0;
     let (code, body) = loop {
-        let answer = d.sink.send(&event).await;
+        let authorization = d.tokens.as_ref().map(Tokens::authorization);
+        let answer = d.sink.send(&event, authorization.as_deref()).await;
         match answer {
             Ok((status, _)) if (200..300).contains(&status) => {
                 d.counts.delivered.fetch_add(1, Ordering::Relaxed);

@@ -2,7 +2,8 @@
 //! cluster would take from `knative/` or `keda/` is read here, from the YAML files as
 //! shipped, never written down a second time. What a cluster supplies itself (the database,
 //! broker and relay addresses in the Secrets, Knative's `PORT`) is the only thing the
-//! rehearsal puts in.
+//! rehearsal puts in, and one thing it takes out: the Kafka security settings, see
+//! [`REHEARSAL_KAFKA_PLAINTEXT`].
 
 use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
@@ -15,6 +16,22 @@ pub struct Manifests {
     pub dir: PathBuf,
     objects: Vec<Value>,
 }
+
+/// The rehearsal's one departure from the manifests' environment: the broker it runs, Tansu,
+/// speaks the Kafka protocol in plaintext only (no TLS, no SASL), so every container that the
+/// manifests send to the brokers over TLS with SASL/SCRAM (`KAFKA_SECURITY_PROTOCOL` and the
+/// rest in `todo-events-config`, the credentials from `todo-events-kafka-*`) talks plaintext
+/// here, as the rehearsal's own clients do (`world.rs`, `KafkaConfig::plaintext`). The CA file
+/// goes too: the rehearsal mounts no volumes, so it would name a file that is not there.
+/// docs/DEPLOYMENT.md "What the rehearsal does not model" says what this leaves untested.
+pub const REHEARSAL_KAFKA_PLAINTEXT: (&str, &str) = ("KAFKA_SECURITY_PROTOCOL", "plaintext");
+/// The Kafka settings dropped with [`REHEARSAL_KAFKA_PLAINTEXT`].
+pub const REHEARSAL_KAFKA_DROPPED: [&str; 4] = [
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CA_LOCATION",
+];
 
 /// A container as a pod would run it.
 #[derive(Clone, Debug)]
@@ -59,10 +76,15 @@ pub struct KnativeService {
 #[derive(Clone, Debug)]
 pub struct KafkaSource {
     pub name: String,
+    /// `metadata.namespace`: where its OIDC service account is made.
+    pub namespace: String,
     pub topic: String,
     pub group: String,
     pub ordered: bool,
     pub sink_service: String,
+    /// `spec.sink.audience`: the OIDC audience the dispatcher requests its token for (none:
+    /// it sends no token); the sink's `OIDC_AUDIENCE`.
+    pub audience: Option<String>,
     pub retry: u32,
     pub backoff_exponential: bool,
     pub backoff_delay: Duration,
@@ -187,6 +209,16 @@ impl Manifests {
             };
             env.insert(name, value);
         }
+        // Volumes (the Kafka CA) are not mounted here: see REHEARSAL_KAFKA_PLAINTEXT.
+        if env.contains_key(REHEARSAL_KAFKA_PLAINTEXT.0) {
+            for var in REHEARSAL_KAFKA_DROPPED {
+                env.remove(var);
+            }
+            env.insert(
+                REHEARSAL_KAFKA_PLAINTEXT.0.to_owned(),
+                REHEARSAL_KAFKA_PLAINTEXT.1.to_owned(),
+            );
+        }
         let cpu_limit = match c["resources"]["limits"].get("cpu").map(scalar) {
             Some(cpu) => Some(match cpu.strip_suffix('m') {
                 Some(milli) => milli.parse::<f64>().context("limits.cpu")? / 1000.0,
@@ -275,6 +307,10 @@ impl Manifests {
         };
         Ok(KafkaSource {
             name: name.to_owned(),
+            namespace: source["metadata"]["namespace"]
+                .as_str()
+                .context("KafkaSource metadata.namespace")?
+                .to_owned(),
             topic: strings(&spec["topics"])
                 .into_iter()
                 .next()
@@ -289,6 +325,7 @@ impl Manifests {
                 .as_str()
                 .context("sink ref")?
                 .to_owned(),
+            audience: spec["sink"]["audience"].as_str().map(str::to_owned),
             retry: delivery["retry"].as_u64().unwrap_or(0) as u32,
             backoff_exponential: delivery["backoffPolicy"].as_str().unwrap_or("exponential") == "exponential",
             backoff_delay: iso8601_seconds(delivery["backoffDelay"].as_str().unwrap_or("PT0S"))?,
@@ -439,9 +476,20 @@ mod tests {
         let source = knative.kafka_source("reminders").unwrap();
         assert_eq!(source.sink_service, "notify");
         assert!(source.dead_letter_topic.is_some());
+        // The token the dispatcher presents is for the audience notify expects.
+        assert!(source.audience.is_some());
+        assert_eq!(
+            source.audience.as_ref(),
+            notify.container.env.get("OIDC_AUDIENCE")
+        );
         let keda = Manifests::load(&root().join("keda")).unwrap();
         let consumer = keda.consumer("notify").unwrap();
         assert_eq!(consumer.container.args, ["consume"]);
+        // Tansu speaks plaintext only: the manifests' TLS and SASL settings are taken out.
+        for c in [&cron.container, &consumer.container] {
+            assert_eq!(c.env["KAFKA_SECURITY_PROTOCOL"], "plaintext");
+            assert!(REHEARSAL_KAFKA_DROPPED.iter().all(|v| !c.env.contains_key(*v)));
+        }
         assert!(consumer.scaling.max >= 1);
         assert!(partitions(&root()).unwrap() >= 1);
     }

@@ -20,6 +20,10 @@ pub struct Cluster {
     pub logs: PathBuf,
     /// Replaces the same keys of every container's environment.
     pub addresses: BTreeMap<String, String>,
+    /// Added to a container that checks OIDC sender identity (`OIDC_AUDIENCE` set): where
+    /// the cluster's issuer is and the pod's service-account token (`World::oidc`), as a pod
+    /// finds them at `https://kubernetes.default.svc` and in its mounted token.
+    pub oidc: BTreeMap<String, String>,
     pub container_start: Duration,
 }
 
@@ -52,6 +56,11 @@ impl Cluster {
         }
         for (k, v) in &self.addresses {
             cmd.env(k, v);
+        }
+        if c.env.contains_key("OIDC_AUDIENCE") {
+            for (k, v) in &self.oidc {
+                cmd.env(k, v);
+            }
         }
         for (k, v) in extra {
             cmd.env(k, v);

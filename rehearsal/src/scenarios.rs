@@ -253,6 +253,7 @@ pub async fn rehearse(
         binaries,
         logs: out.to_owned(),
         addresses: world.addresses.clone(),
+        oidc: world.oidc.clone(),
         container_start: args.container_start,
     };
     println!(

@@ -105,7 +105,9 @@ impl Serving {
 
     /// One request through the activator and a pod's queue-proxy: (status, body), or why
     /// there was no answer.
-    pub async fn send(self: &Arc<Self>, event: &Event) -> Result<(u16, Vec<u8>), String> {
+    /// Sends `event` to a pod, with the sender's `Authorization` header when it has one (the
+    /// queue-proxy passes it through to the user container).
+    pub async fn send(self: &Arc<Self>, event: &Event, authorization: Option<&str>) -> Result<(u16, Vec<u8>), String> {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let _counted = Decrement(&self.in_flight);
         if self.desired.load(Ordering::SeqCst) == 0 {
@@ -122,10 +124,14 @@ impl Serving {
             }
             let _ = tokio::time::timeout(Duration::from_millis(50), self.changed.notified()).await;
         };
-        let request = self
+        let mut request = self
             .client
             .post(format!("http://127.0.0.1:{port}/"))
-            .timeout(self.svc.timeout)
+            .timeout(self.svc.timeout);
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let request = request
             .event(event.clone())
             .map_err(|e| e.to_string())?;
         let response = request.send().await.map_err(|e| e.to_string())?;

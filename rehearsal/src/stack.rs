@@ -92,7 +92,12 @@ impl Stack {
                         source.sink_service
                     );
                     let serving = Serving::start(cluster.clone(), svc);
-                    let dispatcher = Dispatcher::new(source.clone(), world.kafka.clone(), serving.clone())?;
+                    let dispatcher = Dispatcher::new(
+                        source.clone(),
+                        world.kafka.clone(),
+                        serving.clone(),
+                        world.issuer.clone(),
+                    )?;
                     let retry_schedule = (1..=source.retry)
                         .map(|n| dispatcher::backoff(&source, n))
                         .collect();

@@ -9,6 +9,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use sqlx::{Connection, Executor, PgConnection};
+use std::sync::Arc;
+use todo_events_testkit::oidc::Issuer;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,6 +33,13 @@ pub struct World {
     pub kafka: KafkaConfig,
     pub smtp: SmtpServer,
     pub addresses: BTreeMap<String, String>,
+    /// The cluster's service-account issuer (the API server's discovery document and keys),
+    /// played by the test kit's stand-in: the dispatchers' tokens are signed by it.
+    pub issuer: Arc<Issuer>,
+    /// What a pod with `OIDC_AUDIENCE` is given beside `addresses`: where the API server
+    /// is (`OIDC_DISCOVERY_URL`) and its own service-account token (`OIDC_TOKEN_FILE`).
+    pub oidc: BTreeMap<String, String>,
+    _pod_token: tempfile::NamedTempFile,
     next_id: i64,
     /// Each message file read so far, and the reminder it was for (other mail: `None`).
     seen: HashMap<PathBuf, Option<Effect>>,
@@ -123,6 +132,12 @@ impl World {
             // The relay's certificate is our own; a cluster's relay has a public one.
             ("SMTP_CA_FILE".to_owned(), cert.display().to_string()),
         ]);
+        let issuer = Arc::new(Issuer::start());
+        let pod_token = issuer.pod_token_file();
+        let oidc = BTreeMap::from([
+            ("OIDC_DISCOVERY_URL".to_owned(), issuer.url.clone()),
+            ("OIDC_TOKEN_FILE".to_owned(), pod_token.path().display().to_string()),
+        ]);
         Ok(Self {
             admin_url,
             db,
@@ -131,6 +146,9 @@ impl World {
             kafka,
             smtp,
             addresses,
+            issuer,
+            oidc,
+            _pod_token: pod_token,
             next_id: 1,
             seen: HashMap::new(),
         })

@@ -8,8 +8,8 @@ the operations files (deploy/), run by tests/manifests.rs with the test virtuale
     check.py agreement      manifests agree with the code and with each other
     check.py image          Dockerfile and .dockerignore agree with the workspace and manifests
     check.py observability  Grafana dashboard and Prometheus rules use metrics that exist
-    check.py derive-namespace-schema
-                            (re)writes schemas/kubernetes/v1.31.0-derived/namespace-v1.json
+    check.py derive-schemas (re)writes schemas/kubernetes/v1.31.0-derived/ (the kinds the
+                            shared schema set lacks, from kubernetes-validate)
 
     check.py facts          runs the workspace's binaries once and records what they say
                             (beside the file TODO_EVENTS_CODE_FACTS names)
@@ -51,10 +51,15 @@ DERIVED_DIR = SCHEMAS / "kubernetes" / "v1.31.0-derived"
 CRD_DIR = SCHEMAS / "crds"
 K8S_VERSION = "1.31.0"
 MANIFEST_DIRS = ("knative", "keda")
-# Files that must be byte-identical in knative/ and keda/.
-SHARED_FILES = ("serviceaccount.yaml", "config.yaml", "secret.template.yaml", "scheduler-cron.yaml", "migrate.yaml")
+# Files that must be byte-identical in knative/ and keda/. secret.template.yaml is not: each
+# directory has its own Kafka identities (the Secrets both have must be identical, checked apart).
+SHARED_FILES = ("serviceaccount.yaml", "config.yaml", "scheduler-cron.yaml", "migrate.yaml")
 NAMESPACED_CORE = {"ConfigMap", "Secret", "ServiceAccount", "Deployment", "Job", "CronJob", "Service",
                    "NetworkPolicy", "PodDisruptionBudget"}
+# Kinds without a namespace: kustomize's `namespace` leaves them alone.
+CLUSTER_SCOPED = {"Namespace", "ClusterRoleBinding", "ClusterRole"}
+# Schemas the shared set lacks, derived from kubernetes-validate (`check.py derive-schemas`).
+DERIVED_SCHEMAS = ("namespace-v1.json", "clusterrolebinding-rbac-v1.json")
 
 
 # ---------------------------------------------------------------- reporting
@@ -431,7 +436,7 @@ def kustomize_render(directory: str) -> list[dict]:
     for r in k["resources"]:
         for doc in load_yaml_docs(ROOT / directory / r):
             doc = copy.deepcopy(doc)
-            if doc["kind"] != "Namespace":
+            if doc["kind"] not in CLUSTER_SCOPED:
                 doc["metadata"]["namespace"] = k["namespace"]
             for c in containers(doc):
                 name, tag = split_image(c["image"])
@@ -484,13 +489,14 @@ def validate_all(report: Report, docs: list[tuple[str, dict]], schemas: Schemas)
             report.check(not errs, f"{label}: {v.name}", "; ".join(errs[:5]))
 
 
-def namespace_schema_from_kubernetes_validate() -> dict:
-    """Kubernetes v1.31 Namespace schema of kubernetes-validate (strict), with its $refs into
-    _definitions.json inlined: the standalone form of the files in v1.31.0-standalone-strict."""
+def derived_schema_from_kubernetes_validate(file: str) -> dict:
+    """A Kubernetes v1.31 schema of kubernetes-validate (strict; `file` is its name there,
+    e.g. namespace-v1.json), with its $refs into _definitions.json inlined: the standalone form
+    of the files in v1.31.0-standalone-strict."""
     import importlib.resources
 
     base = importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema" / "v1.31.0-local-strict"
-    schema = json.loads((base / "namespace-v1.json").read_text())
+    schema = json.loads((base / file).read_text())
     defs = json.loads((base / "_definitions.json").read_text())["$defs"]
 
     def inline(node):
@@ -532,10 +538,11 @@ def kubectl_kustomize(directory: str) -> list[dict] | None:
 def cmd_schemas() -> int:
     report = Report()
     schemas = Schemas()
-    stored = json.loads((DERIVED_DIR / "namespace-v1.json").read_text())
-    report.check(stored == namespace_schema_from_kubernetes_validate(),
-                 "schemas/kubernetes/v1.31.0-derived/namespace-v1.json is kubernetes-validate's, inlined",
-                 "run `check.py derive-namespace-schema`")
+    for file in DERIVED_SCHEMAS:
+        stored = json.loads((DERIVED_DIR / file).read_text())
+        report.check(stored == derived_schema_from_kubernetes_validate(file),
+                     f"schemas/kubernetes/v1.31.0-derived/{file} is kubernetes-validate's, inlined",
+                     "run `check.py derive-schemas`")
     docs = all_manifests()
     report.check(len(docs) >= 20, "manifests found", str(len(docs)))
     validate_all(report, docs, schemas)
@@ -617,6 +624,8 @@ def cmd_negative() -> int:
          lambda d: d["spec"].update(ingress=[{"froms": []}]), [a, b])
     case("unknown field in a PodDisruptionBudget spec", "PodDisruptionBudget", "policy/",
          lambda d: d["spec"].update(minAvailible=1), [a, b])
+    case("unknown field in a ClusterRoleBinding subject", "ClusterRoleBinding", "rbac.authorization.k8s.io/",
+         lambda d: d["subjects"][0].update(namespaces=["todo-events"]), [a, b])
     # Wrong types.
     case("a list where a PodDisruptionBudget wants an int or a string", "PodDisruptionBudget", "policy/",
          lambda d: d["spec"].update(maxUnavailable=[1]), [a, b])
@@ -643,6 +652,12 @@ def cmd_negative() -> int:
          lambda d: d["spec"]["triggers"][0]["metadata"].update(lagThreshold=20), [a, c])
     case("KafkaSink contentMode outside its enum", "KafkaSink", "eventing.knative.dev/",
          lambda d: d["spec"].update(contentMode="batch"), [a, c])
+    case("a string where KafkaSource net.tls.enable wants a boolean", "KafkaSource", "sources.knative.dev/",
+         lambda d: d["spec"]["net"]["tls"].update(enable="true"), [a, c])
+    case("a Secret name where KafkaSource net.sasl.user wants a secretKeyRef", "KafkaSource", "sources.knative.dev/",
+         lambda d: d["spec"]["net"]["sasl"].update(user="todo-events-kafka-sources"), [a, c])
+    case("a list where a ClusterRoleBinding wants one roleRef", "ClusterRoleBinding", "rbac.authorization.k8s.io/",
+         lambda d: d.update(roleRef=[d["roleRef"]]), [a, b])
     # Unknown kinds and versions.
     case("unknown kind", "KafkaSource", "sources.knative.dev/", lambda d: d.update(kind="KafkaSourze"), [a, b, c])
     case("unknown core kind", "ConfigMap", "v1", lambda d: d.update(kind="ConfigMapp"), [a, b, c])
@@ -659,7 +674,8 @@ def cmd_negative() -> int:
                 print(f"ok   {v.name} rejects {what}: {errs[0]}")
     # And the unmutated documents pass, so the rejections above are the mutations' doing.
     for kind, api in (("Deployment", "apps/"), ("Service", "serving.knative.dev/"), ("KafkaSource", "sources."),
-                      ("NetworkPolicy", "networking.k8s.io/"), ("PodDisruptionBudget", "policy/")):
+                      ("NetworkPolicy", "networking.k8s.io/"), ("PodDisruptionBudget", "policy/"),
+                      ("ClusterRoleBinding", "rbac.authorization.k8s.io/")):
         doc = find_doc(docs, kind, api)
         for v in ([a, b] if schemas.kind_of(doc) == "core" else [a, c]):
             report.check(not v.errors(doc), f"{v.name} accepts the unmutated {kind}")
@@ -852,6 +868,129 @@ def negative_rules(report: Report, code: "Code") -> None:
         objs_case(f"{d}: Kafka's namespace not the one of KAFKA_BROKERS", d,
                   lambda o: named(o, "NetworkPolicy", "todo-events-egress")["spec"]["egress"][2]["to"][0]
                   ["namespaceSelector"]["matchLabels"].update({NS_NAME_LABEL: "strimzi"}), check_network_egress)
+    # Authentication (knative/) and where the functions listen.
+    for d in MANIFEST_DIRS:
+        originals_pass(f"{d} authentication", lambda r, d=d: check_authentication(r, d, per_dir[d]))
+        originals_pass(f"{d} listen addresses", lambda r, d=d: check_listen_address(r, d, per_dir[d]))
+        originals_pass(f"{d} Kafka security", lambda r, d=d: check_kafka_security(r, d, per_dir[d]))
+        # Plaintext is a choice the checks allow when every place says it.
+        originals_pass(f"{d} Kafka security and egress with plaintext chosen everywhere (docs/DEPLOYMENT.md)",
+                       lambda r, d=d: (check_kafka_security(r, d, plaintext_variant(per_dir[d])),
+                                       check_network_egress(r, d, plaintext_variant(per_dir[d]))))
+
+    def source(o, name):
+        return named(o, "KafkaSource", name)
+
+    def function_env(o, name):
+        return pod_spec(named(o, "Service", name))["containers"][0]["env"]
+
+    def set_env(env, var, value):
+        next(e for e in env if e["name"] == var)["value"] = value
+
+    def configmap(o):
+        return named(o, "ConfigMap", "todo-events-config")["data"]
+
+    def container(o, kind, name):
+        return pod_spec(named(o, kind, name))["containers"][0]
+
+    def with_env_ref(c, var, secret):
+        next(e for e in c["env"] if e["name"] == var)["valueFrom"]["secretKeyRef"]["name"] = secret
+
+    objs_case("a KafkaSource without spec.sink.audience (the dispatcher sends no token)", "knative",
+              lambda o: source(o, "reminders")["spec"]["sink"].pop("audience"), check_authentication)
+    objs_case("a KafkaSource audience that is not its function's OIDC_AUDIENCE", "knative",
+              lambda o: source(o, "reminders")["spec"]["sink"].update(audience="todo-events/recur"),
+              check_authentication)
+    objs_case("OIDC_ALLOWED_SUBJECTS naming the other source's service account", "knative",
+              lambda o: set_env(function_env(o, "notify"), "OIDC_ALLOWED_SUBJECTS",
+                                "system:serviceaccount:todo-events:task-events-oidc-sources.knative.dev-kafkasource"),
+              check_authentication)
+    objs_case("OIDC_ALLOWED_SUBJECTS with a subject beside the source's", "knative",
+              lambda o: set_env(function_env(o, "recur"), "OIDC_ALLOWED_SUBJECTS",
+                                next(e["value"] for e in function_env(o, "recur") if e["name"] == "OIDC_ALLOWED_SUBJECTS")
+                                + ",system:serviceaccount:todo-events:default"),
+              check_authentication)
+    objs_case("a KafkaSource renamed (its service account, hence the subject, changes)", "knative",
+              lambda o: source(o, "task-events")["metadata"].update(name="task-events-v2"), check_authentication)
+    objs_case("a KafkaSource name kmeta.ChildName would hash (the subject cannot be computed)", "knative",
+              lambda o: source(o, "task-events")["metadata"].update(name="todo-events-recurring-task-occurrences"),
+              check_authentication)
+    objs_case("a Knative Service that checks no caller (no OIDC_* settings)", "knative",
+              lambda o: pod_spec(named(o, "Service", "recur"))["containers"][0].pop("env"), check_authentication)
+    objs_case("two functions with one audience", "knative",
+              lambda o: (set_env(function_env(o, "recur"), "OIDC_AUDIENCE", "todo-events/notify"),
+                         source(o, "task-events")["spec"]["sink"].update(audience="todo-events/notify")),
+              check_authentication)
+    objs_case("a function without its service account token (it cannot read the issuer's keys)", "knative",
+              lambda o: pod_spec(named(o, "Service", "notify")).update(automountServiceAccountToken=False),
+              check_authentication)
+    objs_case("a function on the token-less service account", "knative",
+              lambda o: pod_spec(named(o, "Service", "notify")).update(serviceAccountName="todo-events"),
+              check_authentication)
+    objs_case("the functions' service account not bound to the issuer discovery role", "knative",
+              lambda o: o.pop("ClusterRoleBinding"), check_authentication)
+    objs_case("a binding that grants another role", "knative",
+              lambda o: o["ClusterRoleBinding"][0]["roleRef"].update(name="view"), check_authentication)
+    objs_case("the scheduler with a service account token", "knative",
+              lambda o: pod_spec(named(o, "CronJob", "scheduler-cron")).update(automountServiceAccountToken=True),
+              check_authentication)
+    objs_case("the migration Job on the functions' service account", "knative",
+              lambda o: pod_spec(named(o, "Job", "todo-events-migrate")).update(serviceAccountName="todo-events-functions",
+                                                                               automountServiceAccountToken=False),
+              check_authentication)
+    objs_case("a function that cannot reach the API server (the issuer's keys)", "knative",
+              lambda o: named(o, "NetworkPolicy", "functions-egress-apiserver")["spec"]["podSelector"]["matchLabels"]
+              .update({"app.kubernetes.io/component": "functions"}), check_network_egress)
+    objs_case("functions listening on loopback only (probes and Prometheus shut out)", "keda",
+              lambda o: configmap(o).update(LISTEN_ADDRESS="127.0.0.1"), check_listen_address)
+    objs_case("no LISTEN_ADDRESS (the programs' loopback default)", "knative",
+              lambda o: configmap(o).pop("LISTEN_ADDRESS"), check_listen_address)
+    # Kafka security.
+    objs_case("the ConfigMap alone switched to plaintext (sources, sinks, KEDA still on TLS and SASL)", "knative",
+              lambda o: configmap(o).update(KAFKA_SECURITY_PROTOCOL="plaintext"), check_kafka_security)
+    objs_case("the ConfigMap alone switched to plaintext (keda/)", "keda",
+              lambda o: configmap(o).update(KAFKA_SECURITY_PROTOCOL="plaintext"), check_kafka_security)
+    objs_case("a ScaledObject trigger without TLS", "keda",
+              lambda o: named(o, "ScaledObject", "notify")["spec"]["triggers"][0]["metadata"].update(tls="disable"),
+              check_kafka_security)
+    objs_case("a ScaledObject trigger with SASL/PLAIN against SCRAM-SHA-512", "keda",
+              lambda o: named(o, "ScaledObject", "recur")["spec"]["triggers"][0]["metadata"].update(sasl="plaintext"),
+              check_kafka_security)
+    objs_case("a TriggerAuthentication reading another consumer's identity", "keda",
+              lambda o: [r.update(name="todo-events-kafka-recur")
+                         for r in named(o, "TriggerAuthentication", "todo-events-kafka-notify")["spec"]["secretTargetRef"]],
+              check_kafka_security)
+    objs_case("a TriggerAuthentication without the CA", "keda",
+              lambda o: named(o, "TriggerAuthentication", "todo-events-kafka-recur")["spec"]["secretTargetRef"].pop(),
+              check_kafka_security)
+    objs_case("a consumer using the scheduler's identity (it could publish events)", "keda",
+              lambda o: [with_env_ref(container(o, "Deployment", "notify"), v, "todo-events-kafka-scheduler")
+                         for v in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD")],
+              check_kafka_security)
+    objs_case("the scheduler's user and password from two identities", "keda",
+              lambda o: with_env_ref(container(o, "CronJob", "scheduler-cron"), "KAFKA_SASL_PASSWORD",
+                                     "todo-events-kafka-notify"), check_kafka_security)
+    objs_case("the scheduler without its CA mount", "keda",
+              lambda o: container(o, "CronJob", "scheduler-cron").pop("volumeMounts"), check_kafka_security)
+    objs_case("the CA volume projecting the whole Secret (the password on disk)", "keda",
+              lambda o: pod_spec(named(o, "Deployment", "recur"))["volumes"][0]["secret"].pop("items"),
+              check_kafka_security)
+    objs_case("a writable CA mount", "keda",
+              lambda o: container(o, "Deployment", "notify")["volumeMounts"][0].update(readOnly=False),
+              check_kafka_security)
+    objs_case("an identity Secret whose protocol disagrees (SASL_PLAINTEXT)", "keda",
+              lambda o: named(o, "Secret", "todo-events-kafka-recur")["stringData"].update(protocol="SASL_PLAINTEXT"),
+              check_kafka_security)
+    objs_case("a KafkaSource without TLS", "knative",
+              lambda o: source(o, "reminders")["spec"]["net"].pop("tls"), check_kafka_security)
+    objs_case("a KafkaSource without net.sasl.type (SASL/PLAIN)", "knative",
+              lambda o: source(o, "task-events")["spec"]["net"]["sasl"].pop("type"), check_kafka_security)
+    objs_case("a KafkaSource on the scheduler's identity (it could publish events)", "knative",
+              lambda o: [source(o, "reminders")["spec"]["net"][k][f]["secretKeyRef"].update(name="todo-events-kafka-scheduler")
+                         for k, fs in (("sasl", ("user", "password", "type")), ("tls", ("caCert",))) for f in fs],
+              check_kafka_security)
+    objs_case("a KafkaSink without auth", "knative",
+              lambda o: named(o, "KafkaSink", "task-events-dlq")["spec"].pop("auth"), check_kafka_security)
     objs_case("a PodDisruptionBudget with minAvailable (blocks drains at 1 replica)", "keda",
               lambda o: named(o, "PodDisruptionBudget", "notify")["spec"].update(minAvailable=1),
               check_disruption_budgets)
@@ -1168,11 +1307,14 @@ def cmd_agreement() -> int:
         base_config = configmaps["todo-events-config"]["data"]
         brokers = base_config["KAFKA_BROKERS"].split(",")
 
-        # Every namespaced object in the kustomization's namespace; the Namespace is that one.
+        # Every namespaced object in the kustomization's namespace; the Namespace is that one;
+        # cluster-scoped objects name none.
         for kind, items in objs.items():
             for o in items:
                 if kind == "Namespace":
                     report.check(o["metadata"]["name"] == ns, f"{d}: Namespace is {ns}")
+                elif kind in CLUSTER_SCOPED:
+                    report.check("namespace" not in o["metadata"], f"{d}: {kind}/{o['metadata']['name']} names no namespace")
                 else:
                     report.check(o["metadata"].get("namespace") == ns, f"{d}: {kind}/{o['metadata']['name']} in {ns}")
 
@@ -1180,6 +1322,8 @@ def cmd_agreement() -> int:
         for name, s in secrets.items():
             report.check("data" not in s, f"{d}: Secret {name} uses stringData (readable placeholders)")
             for k, v in s.get("stringData", {}).items():
+                if "protocol" in s.get("stringData", {}) and k in KAFKA_SECRET_SETTINGS:
+                    continue  # a Kafka identity's settings and user name (check_kafka_security)
                 secret_part = re.search(r"://([^@/]*)@", v or "")
                 ok = v == "" or "CHANGE-ME" in v and (secret_part is None or "CHANGE-ME" in secret_part.group(1))
                 report.check(ok, f"{d}: Secret {name}.{k} is a placeholder, not a credential", repr(v))
@@ -1193,7 +1337,6 @@ def cmd_agreement() -> int:
             label = f"{d}: {o['kind']}/{o['metadata']['name']}"
             knative = o["apiVersion"].startswith("serving.knative.dev")
             spec = pod_spec(o)
-            report.check(spec.get("automountServiceAccountToken") is False, f"{label}: no service account token")
             for c in spec["containers"]:
                 check_container(report, code, label, c, spec, knative, configmaps, secrets, per_dir[d], partitions)
 
@@ -1222,7 +1365,6 @@ def cmd_agreement() -> int:
 
         # KEDA path.
         deployments = by_name("Deployment")
-        auths = by_name("TriggerAuthentication")
         for so in objs.get("ScaledObject", []):
             label = f"{d}: ScaledObject/{so['metadata']['name']}"
             spec = so["spec"]
@@ -1253,22 +1395,7 @@ def cmd_agreement() -> int:
                              f"{label}: offsetResetPolicy {code.offset_reset} like the consumer")
                 report.check(int(m.get("lagThreshold", "0")) > 0 and int(m.get("activationLagThreshold", "-1")) >= 0,
                              f"{label}: lagThreshold and activationLagThreshold")
-                proto = (env.get("KAFKA_SECURITY_PROTOCOL") or "plaintext").lower()
-                mech = (env.get("KAFKA_SASL_MECHANISM") or "").upper()
-                want_sasl = "none" if not proto.startswith("sasl") else {
-                    "PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}.get(mech, "?")
-                want_tls = "enable" if proto in ("ssl", "sasl_ssl") else "disable"
-                report.check(m.get("sasl", "none") == want_sasl and m.get("tls", "disable") == want_tls,
-                             f"{label}: sasl/tls match KAFKA_SECURITY_PROTOCOL={proto}", f"{m.get('sasl')}/{m.get('tls')}")
-                auth = auths.get(t.get("authenticationRef", {}).get("name"))
-                report.check(auth is not None, f"{label}: authenticationRef is a TriggerAuthentication of this directory")
-                if auth is not None:
-                    for r in auth["spec"].get("secretTargetRef", []):
-                        s = secrets.get(r["name"])
-                        report.check(s is not None and r["key"] in s.get("stringData", {}),
-                                     f"{d}: TriggerAuthentication reads {r['name']}.{r['key']}, a key of that Secret")
-                        report.check(r["key"] in code.reads[binary],
-                                     f"{d}: TriggerAuthentication's {r['key']} is the variable the code reads")
+                # sasl/tls and the TriggerAuthentication: check_kafka_security.
         if d == "keda":
             report.check(sorted(so["spec"]["scaleTargetRef"]["name"] for so in objs.get("ScaledObject", []))
                          == sorted(deployments), "keda: a ScaledObject per Deployment")
@@ -1277,10 +1404,16 @@ def cmd_agreement() -> int:
         check_network_policies(report, d, objs)
         check_network_egress(report, d, objs)
         check_disruption_budgets(report, d, objs)
+        check_authentication(report, d, objs)
+        check_listen_address(report, d, objs)
+        check_kafka_security(report, d, objs)
 
-    # The two directories share these files byte for byte.
+    # The two directories share these files byte for byte, and the Secrets both have.
     for f in SHARED_FILES:
         report.check(read(f"knative/{f}") == read(f"keda/{f}"), f"knative/{f} == keda/{f}")
+    secrets_of = {d: {o["metadata"]["name"]: o for o in per_dir[d].get("Secret", [])} for d in MANIFEST_DIRS}
+    for name in sorted(set(secrets_of["knative"]) & set(secrets_of["keda"])):
+        report.check(secrets_of["knative"][name] == secrets_of["keda"][name], f"Secret {name} is the same in knative/ and keda/")
     return report.finish("agreement")
 
 
@@ -1379,6 +1512,365 @@ def check_kafka_source(report, code, d, src, services, sinks, base_config, broke
     }
     for key, ok in expect.items():
         report.check(key in ann and ok(ann[key]), f"{label}: {key}", repr(ann.get(key)))
+
+
+def plaintext_variant(objs: dict) -> dict:
+    """A copy of one directory's objects with plaintext Kafka chosen, every place changed that
+    docs/DEPLOYMENT.md "Kafka security" lists: the ConfigMap (protocol, no mechanism, no CA
+    file, the plaintext port), our containers (no credentials, no CA volume), the KafkaSources
+    (no net), the KafkaSinks (no auth), the ScaledObjects (sasl none, tls disable, no
+    authenticationRef), the egress policy (the plaintext port). The checks must pass it."""
+    objs = copy.deepcopy(objs)
+
+    def plain(servers: str) -> str:
+        return ",".join(b.rsplit(":", 1)[0] + ":9092" for b in servers.split(","))
+
+    config = next(o for o in objs["ConfigMap"] if o["metadata"]["name"] == "todo-events-config")["data"]
+    config["KAFKA_SECURITY_PROTOCOL"] = "plaintext"
+    for k in ("KAFKA_SASL_MECHANISM", "KAFKA_SSL_CA_LOCATION"):
+        config.pop(k, None)
+    config["KAFKA_BROKERS"] = plain(config["KAFKA_BROKERS"])
+    for o in pod_workloads(objs):
+        spec = pod_spec(o)
+        for c in spec["containers"]:
+            c["env"] = [e for e in c.get("env", []) if e["name"] not in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD")]
+            c["volumeMounts"] = [m for m in c.get("volumeMounts", []) if m["name"] != "kafka-ca"]
+        spec["volumes"] = [v for v in spec.get("volumes", []) if v["name"] != "kafka-ca"]
+    for src in objs.get("KafkaSource", []):
+        src["spec"].pop("net", None)
+        src["spec"]["bootstrapServers"] = [plain(b) for b in src["spec"]["bootstrapServers"]]
+    for sink in objs.get("KafkaSink", []):
+        sink["spec"].pop("auth", None)
+        sink["spec"]["bootstrapServers"] = [plain(b) for b in sink["spec"]["bootstrapServers"]]
+    for so in objs.get("ScaledObject", []):
+        for t in so["spec"]["triggers"]:
+            t.pop("authenticationRef", None)
+            t["metadata"].update(sasl="none", tls="disable", bootstrapServers=plain(t["metadata"]["bootstrapServers"]))
+    objs.pop("TriggerAuthentication", None)
+    objs["Secret"] = [o for o in objs.get("Secret", []) if "protocol" not in o.get("stringData", {})]
+    for np in objs.get("NetworkPolicy", []):
+        for rule in np["spec"].get("egress", []):
+            for port in rule.get("ports", []):
+                if port.get("port") == 9093:
+                    port["port"] = 9092
+    return objs
+
+
+# ---------------------------------------------------------------- authentication
+
+
+# Knative Eventing's OIDC sender identity (docs/DEPLOYMENT.md "Authentication"). A source's
+# dispatcher sends a token of the source's own service account, whose name knative/eventing
+# pkg/auth/serviceaccount.go (GetOIDCServiceAccountNameForResource) makes as
+# kmeta.ChildName(<name>, "-oidc-<group>-<kind>"), lower-cased; ChildName keeps parent + suffix
+# when it fits in 63 characters and hashes it otherwise (knative.dev/pkg kmeta/names.go).
+KMETA_LONGEST = 63
+# What the functions' service account may do: read the issuer's discovery document and keys
+# (kubernetes plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go).
+ISSUER_DISCOVERY_ROLE = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                         "name": "system:service-account-issuer-discovery"}
+
+
+def oidc_subject(namespace: str, name: str, api_version: str, kind: str) -> str | None:
+    """The `sub` of the tokens a source's dispatcher sends; None when kmeta.ChildName would
+    hash the name (longer than 63 characters with the suffix), which is not computed here."""
+    group = api_version.split("/", 1)[0] if "/" in api_version else ""
+    child = name + f"-oidc-{group}-{kind}"
+    if len(child) > KMETA_LONGEST:
+        return None
+    return f"system:serviceaccount:{namespace}:{child.lower()}"
+
+
+def pod_workloads(objs: dict) -> list[dict]:
+    return [o for kind in ("Deployment", "Job", "CronJob", "Service") for o in objs.get(kind, []) if pod_spec(o)]
+
+
+def dir_namespace(d: str) -> str:
+    return load_yaml_docs(ROOT / d / "kustomization.yaml")[0]["namespace"]
+
+
+def check_authentication(report, d: str, objs: dict) -> None:
+    """Who may post events: every Knative Service checks the OIDC token of the KafkaSource that
+    feeds it (its audience is the source's spec.sink.audience, its only allowed subject the
+    source's service account, computed from the source's name as Knative Eventing names it);
+    the functions that check tokens mount their service account's token, bound to the issuer
+    discovery role and nothing else; every other pod mounts no token."""
+    ns = dir_namespace(d)
+    accounts = {o["metadata"]["name"]: o for o in objs.get("ServiceAccount", [])}
+    bindings = objs.get("ClusterRoleBinding", []) + objs.get("RoleBinding", [])
+    for b in bindings:
+        blabel = f"{d}: {b['kind']}/{b['metadata']['name']}"
+        report.check(b.get("roleRef") == ISSUER_DISCOVERY_ROLE,
+                     f"{blabel}: grants {ISSUER_DISCOVERY_ROLE['name']} and nothing else", str(b.get("roleRef")))
+        for sub in b.get("subjects", []):
+            report.check(sub.get("kind") == "ServiceAccount" and sub.get("namespace") == ns
+                         and sub.get("name") in accounts,
+                         f"{blabel}: binds a service account of this directory", str(sub))
+    discovery_bound = {s["name"] for b in bindings if b.get("roleRef") == ISSUER_DISCOVERY_ROLE
+                       for s in b.get("subjects", []) if s.get("kind") == "ServiceAccount" and s.get("namespace") == ns}
+    for o in pod_workloads(objs):
+        label = f"{d}: {o['kind']}/{o['metadata']['name']}"
+        spec = pod_spec(o)
+        env = effective_env(spec["containers"][0], objs)
+        sa = spec.get("serviceAccountName", "default")
+        report.check(sa in accounts, f"{label}: its service account {sa} is one of this directory")
+        # The OIDC check reads the issuer's keys with the pod's own token unless told another file.
+        needs_token = bool(env.get("OIDC_AUDIENCE")) and not env.get("OIDC_TOKEN_FILE")
+        if needs_token:
+            report.check(spec.get("automountServiceAccountToken") is True,
+                         f"{label}: mounts its service account token (the OIDC check reads the issuer's keys with it)",
+                         repr(spec.get("automountServiceAccountToken")))
+            report.check(sa in discovery_bound,
+                         f"{label}: its service account {sa} is bound to {ISSUER_DISCOVERY_ROLE['name']}")
+        else:
+            report.check(spec.get("automountServiceAccountToken") is False,
+                         f"{label}: no service account token (it does not talk to the Kubernetes API)")
+            report.check(sa not in discovery_bound, f"{label}: runs as a service account without API rights", sa)
+    services = {o["metadata"]["name"]: o for o in objs.get("Service", []) if o["apiVersion"].startswith("serving.")}
+    function_env = {name: effective_env(pod_spec(svc)["containers"][0], objs) for name, svc in services.items()}
+    for name, env in function_env.items():
+        report.check(bool(env.get("OIDC_AUDIENCE")) and bool(env.get("OIDC_ALLOWED_SUBJECTS")),
+                     f"{d}: Service/{name} checks who posts events (OIDC_AUDIENCE, OIDC_ALLOWED_SUBJECTS)")
+    audiences = [env.get("OIDC_AUDIENCE") for env in function_env.values()]
+    report.check(len(audiences) == len(set(audiences)), f"{d}: each function has an audience of its own", str(audiences))
+    for src in objs.get("KafkaSource", []):
+        label = f"{d}: KafkaSource/{src['metadata']['name']}"
+        sink = src["spec"].get("sink", {})
+        env = function_env.get(sink.get("ref", {}).get("name"))
+        if env is None:
+            continue  # check_kafka_source says so
+        fn = sink["ref"]["name"]
+        audience = sink.get("audience")
+        # Knative Serving publishes no audience for a Service (knative/serving
+        # pkg/reconciler/route/route.go sets only the URL): without spec.sink.audience the
+        # dispatcher sends no token (eventing-kafka-broker WebClientCloudEventSender.java).
+        report.check(bool(audience), f"{label}: spec.sink.audience is set (without it the dispatcher sends no token)")
+        report.check(audience == env.get("OIDC_AUDIENCE"), f"{label}: spec.sink.audience is {fn}'s OIDC_AUDIENCE",
+                     f"{audience!r} vs {env.get('OIDC_AUDIENCE')!r}")
+        subject = oidc_subject(src["metadata"].get("namespace", ns), src["metadata"]["name"], src["apiVersion"], src["kind"])
+        report.check(subject is not None,
+                     f"{label}: its service account's name is computable (name and suffix within {KMETA_LONGEST} "
+                     "characters; longer ones kmeta.ChildName hashes, which this check does not: shorten the name)")
+        if subject is not None:
+            allowed = [x.strip() for x in env.get("OIDC_ALLOWED_SUBJECTS", "").split(",") if x.strip()]
+            report.check(allowed == [subject], f"{label}: {fn}'s OIDC_ALLOWED_SUBJECTS is exactly the source's {subject}",
+                         str(allowed))
+
+
+def check_listen_address(report, d: str, objs: dict) -> None:
+    """Every container that serves a port listens beyond loopback (the programs' default), or
+    the kubelet's probes and Prometheus could not reach it."""
+    for o in pod_workloads(objs):
+        for c in pod_spec(o)["containers"]:
+            if c.get("ports"):
+                env = effective_env(c, objs)
+                report.check(env.get("LISTEN_ADDRESS") in ("0.0.0.0", "::"),
+                             f"{d}: {o['kind']}/{o['metadata']['name']} container {c['name']}: LISTEN_ADDRESS is every "
+                             "address (its port is reached on the pod's IP; the default is loopback)",
+                             repr(env.get("LISTEN_ADDRESS")))
+
+
+# ---------------------------------------------------------------- Kafka security
+
+
+# A Kafka identity's Secret, in the format the Kafka extension reads (eventing-kafka-broker
+# control-plane/pkg/security/secret.go): settings and the user name, not credentials.
+KAFKA_SECRET_SETTINGS = {"protocol", "sasl.mechanism", "user"}
+# KEDA's kafka scaler's sasl values (kedacore/keda pkg/scalers/kafka_scaler.go).
+KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
+
+
+def kafka_client(c: dict) -> bool:
+    """Whether this container talks to Kafka: the scheduler, and the functions' Kafka commands."""
+    binary = os.path.basename((c.get("command") or [""])[0])
+    return binary == "scheduler-cron" or (c.get("args") or [""])[0] in ("consume", "replay-dead-letters")
+
+
+def secret_key_ref(c: dict, var: str) -> tuple[str, str] | None:
+    for e in c.get("env", []):
+        r = e.get("valueFrom", {}).get("secretKeyRef")
+        if e["name"] == var and r:
+            return r.get("name"), r.get("key")
+    return None
+
+
+def mounted_secret_file(c: dict, spec: dict, path: str) -> tuple[dict | None, tuple[str, str] | None, list[str]]:
+    """The volume mount holding `path`, the (Secret, key) the file is, and every key that
+    Secret volume projects."""
+    for vm in c.get("volumeMounts", []):
+        root = vm["mountPath"].rstrip("/") + "/"
+        if not path.startswith(root):
+            continue
+        rel = path[len(root):]
+        vol = next((v for v in spec.get("volumes", []) if v["name"] == vm["name"]), {})
+        sec = vol.get("secret")
+        if sec is None:
+            return vm, None, []
+        items = sec.get("items")
+        keys = [i["key"] for i in items] if items else ["*"]
+        key = next((i["key"] for i in items if i["path"] == rel), None) if items else rel
+        return vm, ((sec.get("secretName"), key) if key else None), keys
+    return None, None, []
+
+
+def check_kafka_security(report, d: str, objs: dict) -> None:
+    """Everything that talks to Kafka says what KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_MECHANISM
+    say (config.yaml): our containers (credentials from their identity's Secret, the CA mounted
+    read-only at KAFKA_SSL_CA_LOCATION from the same Secret, nothing else of it on disk), the
+    identity Secrets (protocol, sasl.mechanism), the KafkaSources' spec.net, the KafkaSinks'
+    spec.auth, the ScaledObjects' sasl/tls and their TriggerAuthentications (the consumer's own
+    identity and CA). Each program has its own identity and only the scheduler's may publish."""
+    config = next(o for o in objs["ConfigMap"] if o["metadata"]["name"] == "todo-events-config")["data"]
+    proto = (config.get("KAFKA_SECURITY_PROTOCOL") or "plaintext").lower()
+    mech = (config.get("KAFKA_SASL_MECHANISM") or "").upper()
+    sasl, tls = proto.startswith("sasl"), proto in ("ssl", "sasl_ssl")
+    secrets = {o["metadata"]["name"]: o.get("stringData", {}) for o in objs.get("Secret", [])}
+
+    def has(ref) -> bool:
+        return bool(ref) and ref[1] in secrets.get(ref[0], {})
+
+    for name, data in secrets.items():
+        if "protocol" not in data:
+            continue
+        label = f"{d}: Secret {name} (a Kafka identity)"
+        report.check(data["protocol"] == proto.upper(), f"{label}: protocol is KAFKA_SECURITY_PROTOCOL ({proto.upper()})",
+                     data["protocol"])
+        if sasl:
+            report.check(data.get("sasl.mechanism") == mech, f"{label}: sasl.mechanism is KAFKA_SASL_MECHANISM ({mech})",
+                         repr(data.get("sasl.mechanism")))
+            report.check(bool(data.get("user")) and "password" in data, f"{label}: a user and a password")
+        if tls:
+            report.check("ca.crt" in data, f"{label}: ca.crt (the CA of the brokers' certificates)")
+
+    # identity (Secret name) -> who uses it
+    users: dict[str, set[str]] = {}
+    publishers: set[str] = set()
+    deployment_identity: dict[str, tuple] = {}
+    for o in pod_workloads(objs):
+        spec = pod_spec(o)
+        for c in spec["containers"]:
+            if not kafka_client(c):
+                continue
+            label = f"{d}: {o['kind']}/{o['metadata']['name']} container {c['name']}"
+            env = effective_env(c, objs)
+            user, password = secret_key_ref(c, "KAFKA_SASL_USERNAME"), secret_key_ref(c, "KAFKA_SASL_PASSWORD")
+            c_proto = (env.get("KAFKA_SECURITY_PROTOCOL") or "plaintext").lower()
+            report.check(c_proto == proto and (env.get("KAFKA_SASL_MECHANISM") or "").upper() == mech,
+                         f"{label}: the ConfigMap's KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_MECHANISM")
+            identity = None
+            if sasl:
+                report.check(has(user) and has(password) and user[0] == password[0]
+                             and user[1] == "user" and password[1] == "password",
+                             f"{label}: KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are user and password of one "
+                             "identity's Secret (env valueFrom)", f"{user} {password}")
+                identity = user[0] if user else None
+            else:
+                report.check(not env.get("KAFKA_SASL_USERNAME") and not env.get("KAFKA_SASL_PASSWORD"),
+                             f"{label}: no SASL credentials with {proto}")
+            ca = env.get("KAFKA_SSL_CA_LOCATION")
+            ca_ref = None
+            if tls:
+                report.check(bool(ca), f"{label}: KAFKA_SSL_CA_LOCATION is set ({proto})")
+                if ca:
+                    vm, ca_ref, keys = mounted_secret_file(c, spec, ca)
+                    report.check(vm is not None and vm.get("readOnly") is True,
+                                 f"{label}: {ca} is on a read-only volume mount")
+                    report.check(has(ca_ref), f"{label}: {ca} is a key of a Secret of this directory", str(ca_ref))
+                    report.check(keys == [ca_ref[1] if ca_ref else None],
+                                 f"{label}: the volume holds the CA alone (the password stays off the filesystem)",
+                                 str(keys))
+                    if identity and ca_ref:
+                        report.check(ca_ref[0] == identity, f"{label}: the CA comes from its identity's Secret",
+                                     f"{ca_ref[0]} vs {identity}")
+            else:
+                report.check(not ca, f"{label}: no KAFKA_SSL_CA_LOCATION with {proto} (no CA is mounted)")
+            if identity:
+                users.setdefault(identity, set()).add(label)
+                if os.path.basename(c["command"][0]) == "scheduler-cron":
+                    publishers.add(identity)
+            if o["kind"] == "Deployment":
+                deployment_identity[o["metadata"]["name"]] = (user, password, ca_ref)
+
+    for src in objs.get("KafkaSource", []):
+        label = f"{d}: KafkaSource/{src['metadata']['name']}"
+        net = src["spec"].get("net", {})
+        s_, t_ = net.get("sasl", {}), net.get("tls", {})
+        report.check(bool(s_.get("enable")) == sasl and bool(t_.get("enable")) == tls,
+                     f"{label}: net.sasl.enable / net.tls.enable say {proto}",
+                     f"{s_.get('enable')}/{t_.get('enable')}")
+
+        def ref(x):
+            r = (x or {}).get("secretKeyRef")
+            return (r.get("name"), r.get("key")) if r else None
+
+        refs = {}
+        if sasl:
+            for f in ("user", "password", "type"):
+                refs[f] = ref(s_.get(f))
+                report.check(has(refs[f]), f"{label}: net.sasl.{f} is a key of a Secret of this directory", str(refs[f]))
+            # The mechanism: without type the client says SASL/PLAIN (control-plane/pkg/security/
+            # secret.go), and the KEDA trigger the controller makes reads it from the same key
+            # (control-plane/pkg/autoscaler/keda/keda.go, retrieveSaslTypeIfPresent).
+            t = refs["type"]
+            report.check(has(t) and secrets[t[0]][t[1]] == mech, f"{label}: net.sasl.type's key holds {mech}",
+                         repr(secrets.get(t[0], {}).get(t[1]) if t else None))
+        if tls:
+            refs["caCert"] = ref(t_.get("caCert"))
+            report.check(has(refs["caCert"]), f"{label}: net.tls.caCert is a key of a Secret of this directory",
+                         str(refs["caCert"]))
+        names = {r[0] for r in refs.values() if r}
+        report.check(len(names) <= 1, f"{label}: one identity for every credential", str(sorted(names)))
+        for n in names:
+            users.setdefault(n, set()).add(label)
+    for sink in objs.get("KafkaSink", []):
+        label = f"{d}: KafkaSink/{sink['metadata']['name']}"
+        name = sink["spec"].get("auth", {}).get("secret", {}).get("ref", {}).get("name")
+        if sasl or tls:
+            report.check(name in secrets and "protocol" in secrets.get(name, {}),
+                         f"{label}: spec.auth.secret.ref is a Kafka identity's Secret ({proto} needs it)", repr(name))
+        else:
+            report.check(name is None or secrets.get(name, {}).get("protocol") == "PLAINTEXT",
+                         f"{label}: no credentials, or a PLAINTEXT Secret, with {proto}", repr(name))
+        if name:
+            users.setdefault(name, set()).add(label)
+    auths = {o["metadata"]["name"]: o for o in objs.get("TriggerAuthentication", [])}
+    for so in objs.get("ScaledObject", []):
+        label = f"{d}: ScaledObject/{so['metadata']['name']}"
+        user, password, ca_ref = deployment_identity.get(so["spec"]["scaleTargetRef"]["name"], (None, None, None))
+        for t in [t for t in so["spec"].get("triggers", []) if t["type"] == "kafka"]:
+            m = t["metadata"]
+            want_sasl = KEDA_SASL.get(mech, "?") if sasl else "none"
+            want_tls = "enable" if tls else "disable"
+            report.check(m.get("sasl", "none") == want_sasl and m.get("tls", "disable") == want_tls,
+                         f"{label}: sasl/tls match KAFKA_SECURITY_PROTOCOL={proto} ({want_sasl}/{want_tls})",
+                         f"{m.get('sasl')}/{m.get('tls')}")
+            auth = auths.get(t.get("authenticationRef", {}).get("name"))
+            if not (sasl or tls) and "authenticationRef" not in t:
+                continue  # plaintext: nothing to authenticate with
+            report.check(auth is not None, f"{label}: authenticationRef is a TriggerAuthentication of this directory")
+            if auth is None:
+                continue
+            params = {r["parameter"]: (r["name"], r["key"]) for r in auth["spec"].get("secretTargetRef", [])}
+            for p_, r in params.items():
+                report.check(has(r), f"{label}: TriggerAuthentication/{auth['metadata']['name']} {p_} is a key of a "
+                                     "Secret of this directory", str(r))
+            if sasl:
+                report.check(params.get("username") == user and params.get("password") == password,
+                             f"{label}: KEDA reads the lag as the consumer's own identity (the Secret keys of its "
+                             "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD)",
+                             f"{params.get('username')} {params.get('password')} vs {user} {password}")
+            if tls:
+                report.check(params.get("ca") == ca_ref, f"{label}: KEDA trusts the CA its consumer mounts",
+                             f"{params.get('ca')} vs {ca_ref}")
+            for r in params.values():
+                users.setdefault(r[0], set()).add(label)
+    # Least privilege: only the scheduler's identity may publish, and nothing else uses it.
+    for identity in sorted(publishers):
+        others = sorted(u for u in users.get(identity, set()) if "CronJob/" not in u)
+        report.check(not others, f"{d}: the scheduler's Kafka identity {identity} is its own (only it may publish)",
+                     str(others))
+    if sasl:
+        report.check(bool(publishers), f"{d}: the scheduler has a Kafka identity")
 
 
 def check_knative_probes(report, name, svc) -> None:
@@ -1592,6 +2084,13 @@ def check_network_egress(report, d: str, objs: dict) -> None:
                      f"{label}: may reach the Kafka brokers of KAFKA_BROKERS (namespace {broker_ns}, port {broker_port})")
         report.check(any(_port_ok(p, OTLP_HTTP_PORT, "TCP") and p["namespace"] != "*" for p in peers),
                      f"{label}: may reach the OTLP collector on {OTLP_HTTP_PORT}")
+        # A function that checks OIDC tokens reads the issuer's keys from the API server.
+        if effective_env(pod_spec(o)["containers"][0], objs).get("OIDC_AUDIENCE"):
+            api = [p for p in peers if p["namespace"] == "ipBlock" and not p["except"]
+                   and (_port_ok(p, 443, "TCP") or _port_ok(p, 6443, "TCP"))
+                   and ipaddress.ip_network(p["cidr"], strict=False).prefixlen >= (32 if ":" in p["cidr"] else 16)]
+            report.check(bool(api), f"{label}: may reach the API server on 443 or 6443 (the OIDC issuer's keys) "
+                                    "through an ipBlock of its own", str(peers))
         name = labels.get("app.kubernetes.io/name")
         if name == "notify":
             report.check(any(_port_ok(p, 587, "TCP") and p["cidr"] and p["namespace"] == "ipBlock" for p in peers),
@@ -2184,10 +2683,11 @@ def cmd_observability() -> int:
 
 
 def cmd_derive() -> int:
-    out = namespace_schema_from_kubernetes_validate()
     DERIVED_DIR.mkdir(parents=True, exist_ok=True)
-    (DERIVED_DIR / "namespace-v1.json").write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
-    print("wrote", DERIVED_DIR / "namespace-v1.json")
+    for file in DERIVED_SCHEMAS:
+        out = derived_schema_from_kubernetes_validate(file)
+        (DERIVED_DIR / file).write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+        print("wrote", DERIVED_DIR / file)
     return 0
 
 
@@ -2198,7 +2698,7 @@ def main(argv: list[str]) -> int:
         "agreement": lambda: cmd_agreement_with_cron(),
         "image": cmd_image,
         "observability": cmd_observability,
-        "derive-namespace-schema": cmd_derive,
+        "derive-schemas": cmd_derive,
         "facts": cmd_facts,
     }
     if len(argv) != 2 or argv[1] not in commands:

@@ -164,8 +164,9 @@ fn manifests_validate_strictly_against_the_upstream_schemas() {
 /// Each validator rejects an unknown field, a wrong type and an unknown kind (mutated copies
 /// of the real manifests), and accepts the originals; each rule of the agreement and
 /// observability checks (scheduler overlap and deadlines, KafkaSource ordering and retries,
-/// Knative probes, NetworkPolicies, PodDisruptionBudgets, histogram buckets) catches a
-/// mutated copy that breaks it.
+/// Knative probes, NetworkPolicies, PodDisruptionBudgets, the functions' authentication and
+/// listen address, Kafka security, histogram buckets) catches a mutated copy that breaks it,
+/// and the documented plaintext Kafka, applied everywhere, passes.
 #[test]
 fn the_validators_reject_unknown_fields_wrong_types_and_unknown_kinds() {
     check("negative");
@@ -176,7 +177,10 @@ fn the_validators_reject_unknown_fields_wrong_types_and_unknown_kinds() {
 /// The KafkaSources deliver unordered with keda/'s retry schedule, the Knative readiness probes
 /// keep Knative's start-up probing, the NetworkPolicies admit what really calls the functions
 /// (and only Prometheus in keda/), the keda/ consumers have PodDisruptionBudgets, and the
-/// scheduler's runs overlap by the start margin within activeDeadlineSeconds.
+/// scheduler's runs overlap by the start margin within activeDeadlineSeconds. Each KafkaSource's
+/// audience and service account are what its function's OIDC settings accept, only the
+/// functions that check tokens mount one, and everything that talks to Kafka agrees on TLS,
+/// SASL and its own identity.
 #[test]
 fn manifests_agree_with_the_code_and_with_each_other() {
     check("agreement");
