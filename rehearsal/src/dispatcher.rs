@@ -71,7 +71,9 @@ impl Tokens {
         match &*cached {
             Some((token, at)) if at.elapsed() < TOKEN_REUSE => format!("Bearer {token}"),
             _ => {
-                let token = self.issuer.token_for(&self.subject, &self.audience, TOKEN_LIFETIME);
+                let token = self
+                    .issuer
+                    .token_for(&self.subject, &self.audience, TOKEN_LIFETIME);
                 *cached = Some((token.clone(), std::time::Instant::now()));
                 format!("Bearer {token}")
             }
@@ -114,6 +116,7 @@ impl Dispatcher {
             audience,
             cached: Mutex::new(None),
         });
+        // (The same subject as [`Dispatcher::subject`], before `Self` exists.)
         Ok(Arc::new(Self {
             source,
             kafka,
@@ -123,6 +126,19 @@ impl Dispatcher {
             counts: Arc::default(),
             consumers: Mutex::default(),
         }))
+    }
+
+    /// The audience its tokens are for (`spec.sink.audience`), if any.
+    pub fn audience(&self) -> Option<String> {
+        self.source.audience.clone()
+    }
+
+    /// The subject of the source's OIDC service account.
+    pub fn subject(&self) -> String {
+        format!(
+            "system:serviceaccount:{}:{}-oidc-sources.knative.dev-kafkasource",
+            self.source.namespace, self.source.name
+        )
     }
 
     pub async fn stop(&self) {

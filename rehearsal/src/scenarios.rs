@@ -19,6 +19,7 @@ use crate::stack::{connections_needed, Part, Shape, Stack};
 use crate::world::{Effect, World};
 use crate::Args;
 use chrono::{DateTime, DurationRound, Utc};
+use cloudevents::EventBuilder;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
@@ -375,6 +376,7 @@ pub async fn rehearse(
         );
     }
     poison(shape, &stack, &mut world, report).await?;
+    strangers(&stack, &world, report).await?;
 
     // 4. Burst at full scale-out.
     stack.full_scale_out().await;
@@ -435,6 +437,77 @@ pub async fn rehearse(
         runs.missed == 0 && runs.failed == 0 && runs.deadline_exceeded == 0 && runs.started > 0,
     );
     world.drop_database().await?;
+    Ok(())
+}
+
+/// knative/ only: a caller inside the cluster that is not the KafkaSource's dispatcher posts a
+/// due reminder's event to notify through the Service, as the manifests configure it: with no
+/// token, with a token of the cluster's issuer for recur's audience, and with one for notify's
+/// audience but another service account. Each must be refused (`401`, `401`, `403`), so that
+/// the reminder is mailed once, by the scheduler's event, at its time.
+async fn strangers(stack: &Stack, world: &World, report: &mut Report) -> anyhow::Result<()> {
+    let Part::Knative {
+        serving, dispatcher, ..
+    } = &stack.notify.part
+    else {
+        return Ok(());
+    };
+    let Some(audience) = dispatcher.audience() else {
+        report.add(
+            Shape::Knative,
+            "strangers: events not from the source",
+            "notify's KafkaSource sets no spec.sink.audience: every caller is accepted".into(),
+            "401 / 401 / 403, nothing mailed".into(),
+            Some(false),
+        );
+        return Ok(());
+    };
+    let event = cloudevents::EventBuilderV10::new()
+        .id("reminder/1/2026-01-01T00:00:00Z")
+        .ty("dev.todo.reminder.due")
+        .source("/todo/scheduler-cron")
+        .data(
+            "application/json",
+            serde_json::json!({"reminder_id": 1, "task_id": 1, "user_id": 1, "remind_at": "2026-01-01T00:00:00Z"}),
+        )
+        .build()?;
+    let hour = Duration::from_secs(3600);
+    let stranger = "system:serviceaccount:default:default";
+    let tries = [
+        ("no token", None, 401),
+        (
+            "recur's audience",
+            Some(
+                world
+                    .issuer
+                    .token_for(&dispatcher.subject(), "todo-events/recur", hour),
+            ),
+            401,
+        ),
+        (
+            "another service account",
+            Some(world.issuer.token_for(stranger, &audience, hour)),
+            403,
+        ),
+    ];
+    let mut answers = Vec::new();
+    let mut met = true;
+    for (what, token, want) in tries {
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        let status = match serving.send(&event, authorization.as_deref()).await {
+            Ok((status, _)) => status,
+            Err(e) => anyhow::bail!("strangers: {e}"),
+        };
+        met &= status == want;
+        answers.push(format!("{what}: {status}"));
+    }
+    report.add(
+        Shape::Knative,
+        "strangers: events not from the source",
+        answers.join(", "),
+        "401, 401, 403".into(),
+        Some(met),
+    );
     Ok(())
 }
 

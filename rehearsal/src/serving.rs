@@ -107,7 +107,11 @@ impl Serving {
     /// there was no answer.
     /// Sends `event` to a pod, with the sender's `Authorization` header when it has one (the
     /// queue-proxy passes it through to the user container).
-    pub async fn send(self: &Arc<Self>, event: &Event, authorization: Option<&str>) -> Result<(u16, Vec<u8>), String> {
+    pub async fn send(
+        self: &Arc<Self>,
+        event: &Event,
+        authorization: Option<&str>,
+    ) -> Result<(u16, Vec<u8>), String> {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let _counted = Decrement(&self.in_flight);
         if self.desired.load(Ordering::SeqCst) == 0 {
@@ -131,9 +135,7 @@ impl Serving {
         if let Some(authorization) = authorization {
             request = request.header("authorization", authorization);
         }
-        let request = request
-            .event(event.clone())
-            .map_err(|e| e.to_string())?;
+        let request = request.event(event.clone()).map_err(|e| e.to_string())?;
         let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| e.to_string())?;

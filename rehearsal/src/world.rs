@@ -9,14 +9,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use sqlx::{Connection, Executor, PgConnection};
-use std::sync::Arc;
-use todo_events_testkit::oidc::Issuer;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use todo_events_domain::{ReminderId, TaskId};
 use todo_events_kafka::KafkaConfig;
 use todo_events_testkit::kafka::MemoryBroker;
+use todo_events_testkit::oidc::Issuer;
 use todo_events_testkit::smtp::{Options, SmtpServer};
 
 /// Users of the seeded data: 1 … USERS; the one after them has the address the relay
@@ -136,7 +136,10 @@ impl World {
         let pod_token = issuer.pod_token_file();
         let oidc = BTreeMap::from([
             ("OIDC_DISCOVERY_URL".to_owned(), issuer.url.clone()),
-            ("OIDC_TOKEN_FILE".to_owned(), pod_token.path().display().to_string()),
+            (
+                "OIDC_TOKEN_FILE".to_owned(),
+                pod_token.path().display().to_string(),
+            ),
         ]);
         Ok(Self {
             admin_url,

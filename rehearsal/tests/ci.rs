@@ -53,6 +53,7 @@ fn the_manifests_meet_their_targets_in_the_short_rehearsal() {
         "trickle: reminder every 0.25 s",
         "trickle: 4 occurrences every 1 s",
         "poison event → dead-letter topic",
+        "strangers: events not from the source",
         "burst at full scale-out: reminders",
         "burst at full scale-out: occurrences",
         "CronJob runs",
