@@ -25,7 +25,7 @@
 
 use crate::config::{env_var, ConfigError};
 use crate::oidc::{OidcSettings, OidcVerifier, Rejected};
-use crate::problem::Problem;
+use crate::problem::{Challenge, Problem};
 use secrecy::{ExposeSecret, SecretString};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -124,7 +124,7 @@ impl Auth {
         }
         let Some(header) = authorization else {
             return Err(Problem::unauthenticated(
-                None,
+                Challenge::Missing,
                 "the request has no Authorization header; events need a bearer token",
             ));
         };
@@ -135,7 +135,7 @@ impl Auth {
             .filter(|t| !t.is_empty())
         else {
             return Err(Problem::unauthenticated(
-                Some("invalid_request"),
+                Challenge::InvalidRequest,
                 "the Authorization header is not a bearer token (Authorization: Bearer <token>)",
             ));
         };
@@ -146,7 +146,7 @@ impl Auth {
         }
         let Some(oidc) = &self.oidc else {
             return Err(Problem::unauthenticated(
-                Some("invalid_token"),
+                Challenge::InvalidToken,
                 "the bearer token is not accepted",
             ));
         };
@@ -154,7 +154,7 @@ impl Auth {
             Ok(subject) => Ok(Caller::Subject(subject)),
             Err(Rejected::Invalid(why)) => {
                 tracing::info!("rejected a bearer token: {why}");
-                Err(Problem::unauthenticated(Some("invalid_token"), why.answer()))
+                Err(Problem::unauthenticated(Challenge::InvalidToken, why.answer()))
             }
             Err(Rejected::NotAllowed(subject)) => {
                 tracing::warn!(

@@ -19,6 +19,7 @@ pub mod server;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod trim;
 
 pub use auth::Auth;
 pub use function::{Answers, Event, Failure, Function, Outcome, Reply, Slots};

@@ -300,7 +300,7 @@ impl OidcVerifier {
             .claims
             .sub
             .ok_or_else(|| Rejected::Invalid(Invalid::MissingClaim("sub".into())))?;
-        if self.settings.subjects.iter().any(|s| *s == subject) {
+        if self.settings.subjects.contains(&subject) {
             Ok(subject)
         } else {
             Err(Rejected::NotAllowed(subject))

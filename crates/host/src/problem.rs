@@ -13,6 +13,28 @@ macro_rules! problem_type {
     };
 }
 
+/// RFC 6750's challenge of a `401`: what was wrong with the request's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// No credentials at all: no error code (RFC 6750 §3.1).
+    Missing,
+    /// The `Authorization` header is not a bearer token.
+    InvalidRequest,
+    /// A token came and is not accepted.
+    InvalidToken,
+}
+
+impl Challenge {
+    /// The `WWW-Authenticate` header's value.
+    pub fn header(self) -> &'static str {
+        match self {
+            Self::Missing => r#"Bearer realm="todo-events""#,
+            Self::InvalidRequest => r#"Bearer realm="todo-events", error="invalid_request""#,
+            Self::InvalidToken => r#"Bearer realm="todo-events", error="invalid_token""#,
+        }
+    }
+}
+
 /// An `application/problem+json` answer.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
@@ -28,10 +50,9 @@ pub struct Problem {
     /// Seconds after which a retry may succeed (429 / 503).
     #[serde(skip)]
     pub retry_after: Option<u32>,
-    /// RFC 6750's error code of a `401` (`invalid_token`, `invalid_request`), sent in its
-    /// `WWW-Authenticate: Bearer` header.
+    /// A `401`'s `WWW-Authenticate: Bearer` challenge (RFC 6750).
     #[serde(skip)]
-    pub bearer_error: Option<&'static str>,
+    pub challenge: Option<Challenge>,
     /// What went wrong in a dependency's own words (a database's or a mail server's error
     /// text): written to the log and to a dead letter's reason, never into the answer, which
     /// says only what is unavailable.
@@ -48,7 +69,7 @@ impl Problem {
             detail: detail.into(),
             field: None,
             retry_after: None,
-            bearer_error: None,
+            challenge: None,
             cause: None,
         }
     }
@@ -172,8 +193,8 @@ impl Problem {
     }
 
     /// `401`: the caller did not authenticate, or its credentials are not valid
-    /// (`crate::auth`). `error` is RFC 6750's code; none when no credentials came at all.
-    pub fn unauthenticated(error: Option<&'static str>, detail: impl Into<String>) -> Self {
+    /// (`crate::auth`).
+    pub fn unauthenticated(challenge: Challenge, detail: impl Into<String>) -> Self {
         let mut p = Self::new(
             problem_type!("unauthenticated"),
             "Unauthorized",
@@ -181,7 +202,7 @@ impl Problem {
             detail,
         );
         p.field = Some("authorization".into());
-        p.bearer_error = Some(error.unwrap_or(""));
+        p.challenge = Some(challenge);
         p
     }
 
@@ -236,17 +257,8 @@ impl ResponseError for Problem {
         if let Some(secs) = self.retry_after {
             response.insert_header(("retry-after", secs.to_string()));
         }
-        match self.bearer_error {
-            Some("") => {
-                response.insert_header(("www-authenticate", r#"Bearer realm="todo-events""#));
-            }
-            Some(error) => {
-                response.insert_header((
-                    "www-authenticate",
-                    format!(r#"Bearer realm="todo-events", error="{error}""#),
-                ));
-            }
-            None => {}
+        if let Some(challenge) = self.challenge {
+            response.insert_header(("www-authenticate", challenge.header()));
         }
         response.json(self)
     }

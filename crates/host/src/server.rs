@@ -257,6 +257,7 @@ struct HostState<F: Function> {
     opts: HostOptions,
     in_flight: Arc<Semaphore>,
     lanes: Lanes<F>,
+    trimmer: Arc<crate::trim::Trimmer>,
 }
 
 /// What a server on a port answers.
@@ -319,7 +320,15 @@ async fn serve_routes<F: Function>(
         host,
         in_flight: Arc::new(Semaphore::new(opts.max_in_flight)),
         opts: opts.clone(),
+        trimmer: Arc::default(),
     });
+    // Memory taken by a burst goes back once it is over (crate::trim).
+    let trimming = tokio::spawn(
+        state
+            .trimmer
+            .clone()
+            .run(state.in_flight.clone(), opts.max_in_flight),
+    );
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         let app = App::new().app_data(app_state.clone());
@@ -349,6 +358,7 @@ async fn serve_routes<F: Function>(
         Routes::HealthOnly => tracing::info!(function = F::NAME, "serving health and metrics only"),
     }
     let served = server.await;
+    trimming.abort();
     // Batches run in tasks of their own, which the server's end does not wait for: each
     // holds its event's in-flight permit until answered, so all permits back means done.
     let all = u32::try_from(opts.max_in_flight).unwrap_or(u32::MAX);
@@ -370,6 +380,7 @@ async fn receive<F: Function>(
     state: web::Data<HostState<F>>,
 ) -> HttpResponse {
     let started = Instant::now();
+    state.trimmer.seen();
     let accepted = F::ACCEPTS.cloudevent_type();
     let (ty, outcome, response) = match receive_inner(&req, payload, &state).await {
         Ok((id, reply)) => {
