@@ -2,8 +2,9 @@
 //!
 //! A batch of events of distinct recurring tasks (HTTP hands over one, the consumer what a
 //! partition has queued) goes through three steps over one connection: read (the batch's
-//! recurring tasks and existing instances, in one statement), [`decide`] each event (pure),
-//! write (the batch's instances in one transaction). A batch never holds two events of one
+//! recurring tasks and existing instances, in one statement), [`decide`] each event (pure and
+//! silent: its [`Decision`] carries the instance job it acts on, or the answer and what the
+//! log should say), write (the batch's instances in one transaction). A batch never holds two events of one
 //! recurring task (the host splits it, see `Function::Key`), so each event is decided
 //! against the row as its predecessor left it.
 
@@ -39,16 +40,40 @@ impl Recur {
 }
 
 /// What one event needs, decided from the rows read for it.
-enum Decision {
-    /// Nothing to create: the answer is known (skipped, duplicate).
-    Answer(Reply),
-    /// Create the instance and advance to `next` (`None`: the rule has ended).
-    Create {
-        next: Option<chrono::DateTime<chrono::Utc>>,
-        reminders: Vec<chrono::DateTime<chrono::Utc>>,
-        /// The series cursor to keep with the task at `next` (COUNT rules).
-        cursor: Option<String>,
-    },
+enum Decision<'a> {
+    /// Nothing to create: the answer is known (skipped, duplicate), and what the log says.
+    Answer(Reply, Option<Log>),
+    /// Create the instance and advance the recurring task it names.
+    Create(Instantiate<'a>),
+}
+
+/// What the log says about an answered event, written by the caller ([`Log::write`]) so that
+/// [`decide`] stays pure and silent. The texts hold what is stored; the answer never does.
+enum Log {
+    /// Skipped: why, with what is stored.
+    Skipped(String),
+    /// The stored row cannot be read.
+    Malformed(String),
+    /// Before its time.
+    Early(DateTime<Utc>),
+}
+
+impl Log {
+    fn write(&self, due: &RecurringTaskDue) {
+        let id = due.recurring_task_id;
+        match self {
+            Self::Skipped(detail) => tracing::info!(recurring_task_id = %id, "occurrence skipped: {detail}"),
+            Self::Malformed(detail) => {
+                tracing::error!(recurring_task_id = %id, "stored row cannot be read: {detail}")
+            }
+            Self::Early(occurrence) => tracing::warn!(
+                recurring_task_id = %id,
+                "occurrence event before its time, nothing created: occurrence_at {} is later than now \
+                 (beyond CLOCK_SKEW_TOLERANCE); the scheduler publishes it when it is due",
+                rfc3339(*occurrence)
+            ),
+        }
+    }
 }
 
 fn details_of(due: &RecurringTaskDue) -> serde_json::Value {
@@ -60,13 +85,9 @@ fn details_of(due: &RecurringTaskDue) -> serde_json::Value {
 
 /// `skipped`, telling the caller `reason` (what was wrong with the request, never what is
 /// stored: another owner, the rule, the next occurrence) and the log `detail`.
-fn skip(due: &RecurringTaskDue, reason: &str, detail: String) -> Result<Decision, Failure> {
-    tracing::info!(recurring_task_id = %due.recurring_task_id, "occurrence skipped: {detail}");
-    Ok(Decision::Answer(Reply::new(
-        Outcome::Skipped,
-        reason,
-        details_of(due),
-    )))
+fn skip<'a>(due: &RecurringTaskDue, reason: &str, detail: String) -> Result<Decision<'a>, Failure> {
+    let reply = Reply::new(Outcome::Skipped, reason, details_of(due));
+    Ok(Decision::Answer(reply, Some(Log::Skipped(detail))))
 }
 
 /// The answer to an event whose ids match no recurring task, whether none exists or it
@@ -76,13 +97,13 @@ const NO_SUCH_TASK: &str = "no recurring task matches the event's recurring_task
 /// Decides one event from its recurring task (if it exists) and its existing instance, at
 /// `now` with `tolerance` of clock skew: an occurrence later than that creates nothing and
 /// moves nothing (the scheduler publishes it when it is due).
-fn decide(
+fn decide<'a>(
     due: &RecurringTaskDue,
-    row: Option<&Result<RecurringTaskRow, Malformed>>,
+    row: Option<&'a Result<RecurringTaskRow, Malformed>>,
     existing: Option<TaskId>,
     now: DateTime<Utc>,
     tolerance: Duration,
-) -> Result<Decision, Failure> {
+) -> Result<Decision<'a>, Failure> {
     let occurrence = due.occurrence_at;
     let rt = match row {
         None => {
@@ -96,12 +117,15 @@ fn decide(
             )
         }
         Some(Err(malformed)) => {
-            tracing::error!(recurring_task_id = %due.recurring_task_id, "stored row cannot be read: {malformed}");
-            return skip(
-                due,
+            let reply = Reply::new(
+                Outcome::Skipped,
                 "the stored recurring task cannot be read (the function's log says why)",
-                format!("the stored recurring task cannot be read: {malformed}"),
+                details_of(due),
             );
+            return Ok(Decision::Answer(
+                reply,
+                Some(Log::Malformed(malformed.to_string())),
+            ));
         }
         Some(Ok(rt)) => rt,
     };
@@ -116,25 +140,17 @@ fn decide(
         );
     }
     if occurrence > now + tolerance {
-        tracing::warn!(
-            recurring_task_id = %due.recurring_task_id,
-            "occurrence event before its time, nothing created: occurrence_at {} is later than now \
-             (beyond CLOCK_SKEW_TOLERANCE); the scheduler publishes it when it is due",
-            rfc3339(occurrence)
-        );
-        return Ok(Decision::Answer(Reply::not_due_yet(
+        let reply = Reply::not_due_yet(
             "the occurrence is not due yet: occurrence_at is later than now; it is created when due",
             details_of(due),
-        )));
+        );
+        return Ok(Decision::Answer(reply, Some(Log::Early(occurrence))));
     }
     if let Some(task_id) = existing.filter(|_| !rt.active) {
         let mut details = details_of(due);
         details["task_id"] = json!(task_id);
-        return Ok(Decision::Answer(Reply::new(
-            Outcome::Duplicate,
-            "the instance exists already",
-            details,
-        )));
+        let reply = Reply::new(Outcome::Duplicate, "the instance exists already", details);
+        return Ok(Decision::Answer(reply, None));
     }
     if !rt.active {
         return skip(
@@ -181,22 +197,19 @@ fn decide(
             .map_err(|e| Failure::Internal(e.to_string()))?,
         None => None,
     };
-    let reminders = rt.reminder_offsets.before(occurrence);
-    Ok(Decision::Create {
+    Ok(Decision::Create(Instantiate {
+        recurring: rt,
+        occurrence,
+        reminders: rt.reminder_offsets.before(occurrence),
         next,
-        reminders,
         cursor,
-    })
+        now,
+    }))
 }
 
-/// The answer once the instance transaction ran.
-fn created(
-    due: &RecurringTaskDue,
-    rt: &RecurringTaskRow,
-    next: Option<chrono::DateTime<chrono::Utc>>,
-    done: Instantiated,
-) -> Reply {
-    let occurrence = due.occurrence_at;
+/// The answer once the instance transaction ran `job`.
+fn created(due: &RecurringTaskDue, job: &Instantiate<'_>, done: Instantiated) -> Reply {
+    let (rt, next, occurrence) = (job.recurring, job.next, due.occurrence_at);
     let mut details = details_of(due);
     details["next_occurrence"] = json!(next.map(rfc3339));
     details["active"] = json!(next.is_some() || !done.advanced);
@@ -281,46 +294,32 @@ impl Function for Recur {
         for (i, (_, due)) in events.iter().enumerate() {
             let row = state.tasks.get(&due.recurring_task_id);
             let existing = state.instances.get(&(due.recurring_task_id, due.occurrence_at));
-            match (decide(due, row, existing.copied(), now, self.clock_skew), row) {
-                (
-                    Ok(Decision::Create {
-                        next,
-                        reminders,
-                        cursor,
-                    }),
-                    Some(Ok(rt)),
-                ) => {
-                    creating.push((i, rt, next));
-                    let occurrence = due.occurrence_at;
-                    jobs.push(Instantiate {
-                        recurring: rt,
-                        occurrence,
-                        reminders,
-                        next,
-                        cursor,
-                        now,
-                    });
+            match decide(due, row, existing.copied(), now, self.clock_skew) {
+                Ok(Decision::Create(job)) => {
+                    creating.push(i);
+                    jobs.push(job);
                 }
-                (Ok(Decision::Create { .. }), _) => answers.set(
-                    i,
-                    Err(Failure::Internal("decided to create without a row".into())),
-                ),
-                (Ok(Decision::Answer(reply)), _) => answers.set(i, Ok(reply)),
-                (Err(failure), _) => answers.set(i, Err(failure)),
+                Ok(Decision::Answer(reply, log)) => {
+                    if let Some(log) = log {
+                        log.write(due);
+                    }
+                    answers.set(i, Ok(reply));
+                }
+                Err(failure) => answers.set(i, Err(failure)),
             }
         }
         // Write: the batch's instances in one transaction.
         match session.instantiate(&jobs).await {
             Ok(done) => {
-                for ((i, rt, next), done) in creating.into_iter().zip(done) {
-                    answers.set(i, Ok(created(&events[i].1, rt, next, done)));
+                for ((i, job), done) in creating.into_iter().zip(&jobs).zip(done) {
+                    answers.set(i, Ok(created(&events[i].1, job, done)));
                 }
             }
             Err(e) => {
                 let failure = Failure::from(e);
                 creating
                     .iter()
-                    .for_each(|(i, _, _)| answers.set(*i, Err(failure.clone())));
+                    .for_each(|i| answers.set(*i, Err(failure.clone())));
             }
         }
         answers.finish()
@@ -385,12 +384,12 @@ mod tests {
             clock(),
             TOLERANCE,
         ) {
-            Ok(Decision::Create { next, reminders, .. }) => format!(
+            Ok(Decision::Create(job)) => format!(
                 "create, next {}, reminders {:?}",
-                next.map(rfc3339).unwrap_or_default(),
-                reminders.into_iter().map(rfc3339).collect::<Vec<_>>()
+                job.next.map(rfc3339).unwrap_or_default(),
+                job.reminders.iter().copied().map(rfc3339).collect::<Vec<_>>()
             ),
-            Ok(Decision::Answer(reply)) => format!("{}: {}", reply.outcome.word(), reply.reason),
+            Ok(Decision::Answer(reply, _)) => format!("{}: {}", reply.outcome.word(), reply.reason),
             Err(failure) => format!("failure: {failure}"),
         }
     }
@@ -444,14 +443,12 @@ mod tests {
         );
         let mut rt = row();
         rt.next_occurrence = Some(at("2026-12-01T08:00:00Z"));
-        let early = decide(
-            &due("2026-12-01T08:00:00Z"),
-            Some(&Ok(rt)),
-            None,
-            clock(),
-            TOLERANCE,
-        );
-        assert!(matches!(early, Ok(Decision::Answer(Reply { early: true, .. }))));
+        let rt = Ok(rt);
+        let early = decide(&due("2026-12-01T08:00:00Z"), Some(&rt), None, clock(), TOLERANCE);
+        assert!(matches!(
+            early,
+            Ok(Decision::Answer(Reply { early: true, .. }, Some(Log::Early(_))))
+        ));
         // Within the tolerance it is acted on.
         assert!(decided("2026-11-30T08:00:00Z", |_| {}, None).starts_with("create"));
     }
@@ -460,7 +457,7 @@ mod tests {
     fn a_missing_or_malformed_row_is_skipped_without_its_content() {
         let d = due("2026-11-30T08:00:00Z");
         let reason = |r: Result<Decision, Failure>| match r {
-            Ok(Decision::Answer(reply)) => reply.reason,
+            Ok(Decision::Answer(reply, _)) => reply.reason,
             _ => panic!("expected an answer"),
         };
         assert_eq!(reason(decide(&d, None, None, clock(), TOLERANCE)), NO_SUCH_TASK);
