@@ -95,7 +95,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Up => stack::serve_all(stack::StackOptions::from_env()?, false).await,
+        Command::Up => {
+            let opts = stack::StackOptions::from_env()?;
+            stack::StackOptions::warn_not_honoured();
+            stack::serve_all(opts, false).await
+        }
         Command::Demo => stack::serve_all(stack::StackOptions::demo(), true).await,
     }
 }

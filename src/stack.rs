@@ -2,7 +2,7 @@
 //! and POSTing CloudEvents straight to them (as Knative's `K_SINK` would), one process.
 
 use chrono::{Duration, SubsecRound};
-use notify::{config::MailerKind, Notify, NotifyConfig};
+use notify::{Notify, NotifyConfig};
 use recur::Recur;
 use scheduler_cron::{pass::Mode, HttpPublisher, Scheduler, SchedulerConfig};
 use std::net::TcpListener;
@@ -10,9 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use todo_events_domain::time::{now, rfc3339};
 use todo_events_domain::HumanDuration;
-use todo_events_host::config::{var_or, ConfigError};
-use todo_events_host::startup::DEFAULT_DATABASE_URL;
-use todo_events_host::{serve, HostOptions, Shutdown};
+use todo_events_host::config::{
+    clock_skew_tolerance, env_var, var_or, ConfigError, DEFAULT_CLOCK_SKEW_TOLERANCE,
+};
+use todo_events_host::startup::{CommonSettings, DEFAULT_DATABASE_URL};
+use todo_events_host::{serve, Auth, HostOptions, Shutdown};
 use todo_events_store::seed::{NewEndpoint, NewRecurringTask, NewTask, NewUser};
 use todo_events_store::{Channel, Store, StoreOptions};
 
@@ -20,27 +22,69 @@ use todo_events_store::{Channel, Store, StoreOptions};
 const DEMO_NTFY_PORT: u16 = 8003;
 
 pub struct StackOptions {
-    pub database_url: String,
+    pub database: StoreOptions,
     pub notify_port: u16,
     pub recur_port: u16,
     pub every: std::time::Duration,
-    pub outbox: PathBuf,
-    pub mailer: MailerKind,
+    /// notify's settings, read as `notify` reads them (`NotifyConfig::from_env`).
+    pub notify: NotifyConfig,
+    /// The HTTP host's settings of both functions (`HostOptions::from_env`; authentication
+    /// by `AUTH_TOKEN` only: the stack's own scheduler presents no OIDC token).
+    pub host: HostOptions,
+    /// recur's `CLOCK_SKEW_TOLERANCE`.
+    pub clock_skew: Duration,
+    /// The scheduler's settings (`SchedulerConfig::from_env`); its sinks are the stack's
+    /// own functions, whatever `SINK_*` says.
+    pub scheduler: SchedulerConfig,
 }
+
+/// Settings of the programs `up` runs that it does not apply, and why; `up` names each that
+/// is set at start (README, "Configuration").
+pub const NOT_HONOURED: &[(&str, &str)] = &[
+    ("PORT", "the stack listens on NOTIFY_PORT and RECUR_PORT"),
+    ("LISTEN_ADDRESS", "the stack listens on loopback only"),
+    ("RUN_MIGRATIONS", "the stack always migrates"),
+    (
+        "SINK_REMINDERS",
+        "the stack's scheduler posts to its own functions",
+    ),
+    (
+        "SINK_TASK_EVENTS",
+        "the stack's scheduler posts to its own functions",
+    ),
+    ("K_SINK", "the stack's scheduler posts to its own functions"),
+    ("KAFKA_BROKERS", "the stack goes over HTTP, never Kafka"),
+    (
+        "OIDC_AUDIENCE",
+        "the stack's scheduler presents no OIDC token (AUTH_TOKEN is honoured)",
+    ),
+];
 
 impl StackOptions {
     /// The demo's fixed embedded defaults (DESIGN.md): environment variables do not apply.
     pub fn demo() -> Self {
+        let url = |port: u16| format!("http://127.0.0.1:{port}/");
+        let mut notify = NotifyConfig::local(PathBuf::from("outbox"));
+        // The demo's webhook goes to its own receiver on loopback, which the target guard
+        // refuses unless private targets are allowed (notify warns that they are).
+        notify.channels.allow_private = true;
         Self {
-            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            database: StoreOptions::new(DEFAULT_DATABASE_URL.to_owned()),
             notify_port: 8001,
             recur_port: 8002,
             every: std::time::Duration::from_secs(1),
-            outbox: PathBuf::from("outbox"),
-            mailer: MailerKind::File,
+            notify,
+            host: HostOptions {
+                workers: 1,
+                ..HostOptions::default()
+            },
+            clock_skew: DEFAULT_CLOCK_SKEW_TOLERANCE,
+            scheduler: SchedulerConfig::local(url(8001), url(8002)),
         }
     }
 
+    /// `todo-events up`: the same settings the functions and the scheduler read on their own,
+    /// but for those in [`NOT_HONOURED`].
     pub fn from_env() -> Result<Self, ConfigError> {
         let every: HumanDuration = var_or(
             "SCHEDULER_EVERY",
@@ -49,14 +93,29 @@ impl StackOptions {
         if every.0.is_zero() {
             return Err(ConfigError("SCHEDULER_EVERY must be longer than 0s".into()));
         }
+        let common = CommonSettings::from_env()?;
+        let scheduler = SchedulerConfig::from_env()?;
+        let mut host = common.host;
+        host.auth = Auth::new(scheduler.sink_token.clone(), None)?;
         Ok(Self {
-            database_url: var_or("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
+            database: common.database,
             notify_port: var_or("NOTIFY_PORT", 8001)?,
             recur_port: var_or("RECUR_PORT", 8002)?,
             every: every.0,
-            outbox: var_or("OUTBOX_DIR", PathBuf::from("outbox"))?,
-            mailer: var_or("MAILER", MailerKind::File)?,
+            notify: NotifyConfig::from_env()?,
+            host,
+            clock_skew: clock_skew_tolerance()?,
+            scheduler,
         })
+    }
+
+    /// Names each setting of [`NOT_HONOURED`] that is set.
+    pub fn warn_not_honoured() {
+        for (name, why) in NOT_HONOURED {
+            if env_var(name).is_ok_and(|v| !v.trim().is_empty()) {
+                tracing::warn!("{name} is set but not applied by todo-events up: {why}");
+            }
+        }
     }
 }
 
@@ -102,49 +161,39 @@ fn bind(port: u16, name: &str) -> anyhow::Result<TcpListener> {
 
 /// Serves the three functions in this process until Ctrl-C (`up`; `demo` seeds first).
 pub async fn serve_all(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
-    let store =
-        Store::open(&StoreOptions::new(opts.database_url.clone())).map_err(|e| ConfigError(e.to_string()))?;
+    let store = Store::open(&opts.database).map_err(|e| ConfigError(e.to_string()))?;
     store.migrate().await?;
     let notify_listener = bind(opts.notify_port, "notify")?;
     let recur_listener = bind(opts.recur_port, "recur")?;
 
-    let mut notify_config = NotifyConfig::local(opts.outbox.clone());
-    notify_config.mailer = opts.mailer.clone();
-    // The demo's webhook goes to its own receiver on loopback, which the target guard
-    // refuses unless private targets are allowed (notify warns that they are).
-    notify_config.channels.allow_private = demo;
     let ntfy_listener = match demo {
         true => Some(bind(DEMO_NTFY_PORT, "the demo's ntfy receiver")?),
         false => None,
     };
-    if notify_config.mailer == MailerKind::Smtp {
-        notify_config.smtp = Some(notify::config::SmtpSettings::from_env()?);
-    }
-    let notify = Notify::new(store.clone(), notify_config).map_err(ConfigError)?;
-    let recur = Recur::new(store.clone());
-    let host = HostOptions {
-        workers: 1,
-        ..HostOptions::default()
-    };
+    let outbox = opts.notify.outbox_dir.clone();
+    let notify = Notify::new(store.clone(), opts.notify).map_err(ConfigError)?;
+    let recur = Recur::new(store.clone()).with_clock_skew(opts.clock_skew);
+    let host = opts.host;
 
     if demo {
         seed_demo(&store).await?;
     }
     let notify_url = format!("http://127.0.0.1:{}/", opts.notify_port);
     let recur_url = format!("http://127.0.0.1:{}/", opts.recur_port);
-    let scheduler = Scheduler::new(
-        store.clone(),
-        HttpPublisher::new(
-            Some(notify_url.clone()),
-            Some(recur_url.clone()),
-            std::time::Duration::from_secs(10),
-        ),
-        SchedulerConfig::local(notify_url.clone(), recur_url.clone()),
-    );
+    let mut scheduler_config = opts.scheduler;
+    scheduler_config.sink_reminders = Some(notify_url.clone());
+    scheduler_config.sink_task_events = Some(recur_url.clone());
+    let publisher = HttpPublisher::new(
+        Some(notify_url.clone()),
+        Some(recur_url.clone()),
+        scheduler_config.sink_timeout.0,
+    )
+    .with_token(scheduler_config.sink_token.clone());
+    let scheduler = Scheduler::new(store.clone(), publisher, scheduler_config);
     tracing::info!(
         "running: notify on {notify_url}, recur on {recur_url}, scheduler polling every {}, mail into {}/ ; press Ctrl-C to stop",
         humantime_ish(opts.every),
-        opts.outbox.display()
+        outbox.display()
     );
 
     let shutdown = Shutdown::on_signals();
