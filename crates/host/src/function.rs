@@ -100,6 +100,12 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Whether trying the event again later can help (`Unavailable`, `InProgress`); its
+    /// [`crate::Problem`] says the same (`Problem::is_retryable`).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::InProgress(_))
+    }
+
     /// [`Failure::Unavailable`] with a detail the caller may read and nothing held back.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::Unavailable {
@@ -288,6 +294,26 @@ mod tests {
         assert_eq!(batches, vec![&[1, 2, 3][..], &[2, 4][..], &[4, 5][..]]);
         assert!(distinct_batches(&[] as &[i32], |x| *x).is_empty());
         assert_eq!(distinct_batches(&[7], |x| *x), vec![&[7][..]]);
+    }
+
+    #[test]
+    fn a_failure_and_its_answer_agree_on_whether_a_retry_can_help() {
+        let failures = [
+            Failure::Invalid {
+                field: "data".into(),
+                detail: "x".into(),
+            },
+            Failure::unavailable("the database is unavailable"),
+            Failure::InProgress("x".into()),
+            Failure::Internal("x".into()),
+        ];
+        let retryable: Vec<bool> = failures.iter().map(Failure::is_retryable).collect();
+        assert_eq!(retryable, [false, true, true, false]);
+        for failure in failures {
+            let want = failure.is_retryable();
+            let problem = crate::server::failure_problem("t", "e", failure);
+            assert_eq!(problem.is_retryable(), want, "{problem}");
+        }
     }
 
     #[test]

@@ -228,6 +228,15 @@ impl Problem {
         )
     }
 
+    /// Whether trying the same event again later can help: a dependency down (`503`), the
+    /// event being handled elsewhere (`409`), load shed (`429`), a body too slow (`408`).
+    /// Knative's dispatcher retries these statuses (and `404` and other `5xx`); the Kafka
+    /// consumer asks this instead of reading status codes itself, so both transports retry
+    /// the same failures.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.status, 408 | 409 | 429 | 503)
+    }
+
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }

@@ -381,7 +381,7 @@ impl<F: Function> PartitionWorker<F> {
                         tracing::debug!(event_id = %id, outcome = reply.outcome.word(), "handled");
                         slots[i] = Slot::Settled;
                     }
-                    Err(problem) if is_transient(&problem) => {
+                    Err(problem) if problem.is_retryable() => {
                         metrics.observe(ty, problem_outcome(&problem), elapsed);
                         retrying.get_or_insert((i, problem));
                     }
@@ -465,11 +465,6 @@ impl<F: Function> PartitionWorker<F> {
             }
         }
     }
-}
-
-/// Whether trying again later can help (HTTP: the statuses Knative retries).
-pub fn is_transient(problem: &Problem) -> bool {
-    matches!(problem.status, 408 | 409 | 429 | 503)
 }
 
 /// The next message of a partition queue (`None` after a consumer error, logged).
