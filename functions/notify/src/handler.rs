@@ -38,6 +38,7 @@ use crate::config::{NotifyConfig, CHANNEL_RETRY_CAP};
 use crate::hide::Hidden;
 use crate::mail::{message_id, Composer, MailError, Mailer, ReminderMail};
 use crate::plan::{plan, Target};
+use crate::resting::Resting;
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 use prometheus::{IntCounterVec, Opts};
@@ -73,6 +74,8 @@ pub struct Notify {
     guard: Guard,
     deliveries: IntCounterVec,
     config: NotifyConfig,
+    /// Endpoints that failed transiently, not tried before their retry time.
+    resting: Resting,
 }
 
 impl Notify {
@@ -140,6 +143,7 @@ impl Notify {
             guard,
             deliveries,
             config,
+            resting: Resting::default(),
         })
     }
 
@@ -531,7 +535,10 @@ impl Notify {
                     let why = SendError::Permanent(why.clone());
                     done.push((c, Err(why)));
                 }
-                Target::Webhook(_) | Target::WebPush(_) => http.push(c),
+                Target::Webhook(_) | Target::WebPush(_) => match self.resting_until(&c) {
+                    Some(rest) => done.push((c, Err(rest))),
+                    None => http.push(c),
+                },
             }
         }
         let stamp = now().timestamp();
@@ -546,6 +553,7 @@ impl Notify {
             requested
         };
         let (mailed, requested) = tokio::join!(self.mailer.send_all(messages), requests);
+        requested.iter().for_each(|(c, sent)| self.learn(c, sent));
         done.extend(
             mails
                 .into_iter()
@@ -554,6 +562,38 @@ impl Notify {
         );
         done.extend(requested);
         done
+    }
+
+    /// Why `c` is not sent now, when its endpoint rests after a transient failure (crate::resting):
+    /// released until the endpoint's retry time, like a delivery that failed.
+    fn resting_until(&self, c: &Claimed<'_>) -> Option<SendError> {
+        let endpoint = c.delivery.route.endpoint?;
+        let now = now();
+        let until = self.resting.until(endpoint, now)?;
+        Some(SendError::Transient {
+            reason: format!(
+                "the endpoint failed transiently at its last attempt and is not tried again before {}",
+                rfc3339(until)
+            ),
+            retry_after: (until - now).to_std().ok(),
+        })
+    }
+
+    /// What a sent request says about its endpoint: a transient failure rests it until the
+    /// delivery's retry time, an answer ends its rest.
+    fn learn(&self, c: &Claimed<'_>, sent: &Sent) {
+        let Some(endpoint) = c.delivery.route.endpoint else {
+            return;
+        };
+        match sent {
+            Err(SendError::Transient { retry_after, .. }) => {
+                let wait = retry_wait(self.config.channels.retry_first, c.held.attempt, *retry_after);
+                let now = now();
+                self.resting
+                    .failed(endpoint, now, now + Duration::from_std(wait).unwrap_or_default());
+            }
+            _ => self.resting.answered(endpoint),
+        }
     }
 
     /// Sends one webhook or push (`stamp`: the time of sending, in seconds).

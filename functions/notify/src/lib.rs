@@ -17,6 +17,7 @@ pub mod handler;
 pub(crate) mod hide;
 pub mod mail;
 pub(crate) mod plan;
+pub(crate) mod resting;
 
 pub use config::NotifyConfig;
 pub use handler::Notify;
