@@ -242,18 +242,7 @@ fn up_reads_every_setting_readme_lists_for_what_it_runs_and_names_those_it_does_
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
+    let rx = todo_events_testkit::output_lines(&mut child);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut log = Vec::new();
     // Both functions listening: the stack's signal handler is in place by then.

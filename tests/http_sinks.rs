@@ -345,47 +345,23 @@ async fn with_a_shared_token_only_the_scheduler_that_sends_it_is_heard() {
             )
             .with_token(token.map(|t| t.to_owned().into()))
         };
+        // What the user sees: mails in the outbox, task instances.
+        let effects = || async {
+            let mails = std::fs::read_dir(outbox.path()).unwrap().count();
+            (mails, db.store.instances_of(rt.id).await.unwrap().len())
+        };
         // Without the token (lease 1 s, so that the next pass may take the rows again).
         let without = Scheduler::new(db.store.clone(), publisher(None), config("a", 100, 1));
         let report = without.pass().await.unwrap();
         assert_eq!((report.published(), report.failed), (0, 2), "{}", db.backend);
-        assert_eq!(
-            std::fs::read_dir(outbox.path()).unwrap().count(),
-            0,
-            "{}",
-            db.backend
-        );
-        assert!(
-            db.store.instances_of(rt.id).await.unwrap().is_empty(),
-            "{}",
-            db.backend
-        );
+        assert_eq!(effects().await, (0, 0), "{}: mails and instances", db.backend);
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         // With it.
         let with = Scheduler::new(db.store.clone(), publisher(Some(token)), config("b", 100, 60));
         let report = with.pass().await.unwrap();
         assert_eq!((report.published(), report.failed), (2, 0), "{}", db.backend);
-        assert_eq!(
-            db.store
-                .reminder_state(r.reminder_id)
-                .await
-                .unwrap()
-                .map(|s| s.as_str()),
-            Some("sent"),
-            "{}",
-            db.backend
-        );
-        assert_eq!(
-            std::fs::read_dir(outbox.path()).unwrap().count(),
-            1,
-            "{}",
-            db.backend
-        );
-        assert_eq!(
-            db.store.instances_of(rt.id).await.unwrap().len(),
-            1,
-            "{}",
-            db.backend
-        );
+        let state = db.store.reminder_state(r.reminder_id).await.unwrap();
+        assert_eq!(state.map(|s| s.as_str()), Some("sent"), "{}", db.backend);
+        assert_eq!(effects().await, (1, 1), "{}: mails and instances", db.backend);
     }
 }

@@ -288,17 +288,30 @@ impl TestApp {
 
     /// POSTs an event in binary mode.
     pub async fn post_binary(&self, ty: &str, id: &str, data: &Value) -> reqwest::Response {
-        self.client
+        self.post_binary_as(ty, id, data, None).await
+    }
+
+    /// POSTs an event in binary mode with `authorization` as its `Authorization` header.
+    pub async fn post_binary_as(
+        &self,
+        ty: &str,
+        id: &str,
+        data: &Value,
+        authorization: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
             .post(format!("{}/", self.url))
             .header("ce-specversion", "1.0")
             .header("ce-id", id)
             .header("ce-source", "/todo/scheduler-cron")
             .header("ce-type", ty)
             .header("content-type", "application/json")
-            .body(data.to_string())
-            .send()
-            .await
-            .expect("request sent")
+            .body(data.to_string());
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request.send().await.expect("request sent")
     }
 
     /// POSTs an event in structured mode.
@@ -575,6 +588,30 @@ pub use rustix::process::Signal;
 
 /// A function's answer as a test reads it: status, reply CloudEvent type (`ce-type`) and the
 /// JSON body (reply data or problem).
+/// Every line `child` writes on its stdout and stderr, as it writes them (its pipes must be
+/// set to `Stdio::piped()`).
+pub fn output_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    for stream in [stdout, stderr].into_iter().flatten() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    rx
+}
+
 pub async fn reply(response: reqwest::Response) -> (u16, String, Value) {
     let status = response.status().as_u16();
     let ty = response

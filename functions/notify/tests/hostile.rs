@@ -14,6 +14,19 @@ use todo_events_testkit::{self as kit, metric, reply};
 
 const REMINDER: &str = "dev.todo.reminder.due";
 
+/// No delivery of `r`, and `r` still pending.
+async fn nothing_sent_or_written(db: &kit::TestDb, r: &kit::ReminderFixture, what: &str) {
+    assert!(
+        db.store.deliveries_of(r.reminder_id).await.unwrap().is_empty(),
+        "{what}: a delivery"
+    );
+    assert_eq!(
+        db.store.reminder_state(r.reminder_id).await.unwrap(),
+        Some(ReminderState::Pending),
+        "{what}: the reminder's state changed"
+    );
+}
+
 #[tokio::test]
 async fn hostile_events_send_nothing_write_nothing_and_reveal_nothing() {
     for db in kit::backends().await {
@@ -57,15 +70,7 @@ async fn hostile_events_send_nothing_write_nothing_and_reveal_nothing() {
                 );
             }
             // Nothing sent, nothing written.
-            assert!(
-                db.store.deliveries_of(r.reminder_id).await.unwrap().is_empty(),
-                "{what}: a delivery"
-            );
-            assert_eq!(
-                db.store.reminder_state(r.reminder_id).await.unwrap(),
-                Some(ReminderState::Pending),
-                "{what}: the reminder's state changed"
-            );
+            nothing_sent_or_written(&db, &r, &what).await;
             let stored = db.store.reminder_contexts(&[r.reminder_id]).await.unwrap();
             let ctx = stored.get(&r.reminder_id).unwrap().as_ref().unwrap();
             assert_eq!(ctx.remind_at, r.remind_at, "{what}: the reminder's time changed");
@@ -117,27 +122,21 @@ async fn callers_without_a_valid_identity_are_refused_and_change_nothing() {
         let app = kit::spawn_with(function, opts).await;
         let now = Utc::now().trunc_subsecs(0);
         let post = |r: &kit::ReminderFixture, authorization: Option<String>| {
-            let data = r.data();
-            let id = format!("reminder/{}/{}", r.reminder_id, rfc3339(r.remind_at));
-            let mut request = app
-                .client
-                .post(format!("{}/", app.url))
-                .header("ce-specversion", "1.0")
-                .header("ce-id", id)
-                .header("ce-source", "/todo/scheduler-cron")
-                .header("ce-type", REMINDER)
-                .header("content-type", "application/json")
-                .body(data.to_string());
-            if let Some(a) = authorization {
-                request = request.header("authorization", a);
+            let (id, data) = (
+                format!("reminder/{}/{}", r.reminder_id, rfc3339(r.remind_at)),
+                r.data(),
+            );
+            let app = &app;
+            async move {
+                app.post_binary_as(REMINDER, &id, &data, authorization.as_deref())
+                    .await
             }
-            request.send()
         };
         let mut checked = 0;
         for row in token_rows() {
             let what = format!("{} {:?}", db.backend, row.name);
             let r = kit::reminder(&db.store, "Water the plants", now - chrono::Duration::seconds(1)).await;
-            let response = post(&r, row.authorization(&issuer)).await.unwrap();
+            let response = post(&r, row.authorization(&issuer)).await;
             let status = response.status().as_u16();
             let challenge = response.headers().get("www-authenticate").cloned();
             let body: serde_json::Value = response.json().await.unwrap();
@@ -156,15 +155,7 @@ async fn callers_without_a_valid_identity_are_refused_and_change_nothing() {
                     "{what}: the answer shows {configured:?}"
                 );
             }
-            assert!(
-                db.store.deliveries_of(r.reminder_id).await.unwrap().is_empty(),
-                "{what}: a delivery"
-            );
-            assert_eq!(
-                db.store.reminder_state(r.reminder_id).await.unwrap(),
-                Some(ReminderState::Pending),
-                "{what}: the reminder's state changed"
-            );
+            nothing_sent_or_written(&db, &r, &what).await;
             checked += 1;
         }
         assert_eq!(checked, BAD_TOKEN_ROWS, "{}: rows checked", db.backend);
@@ -180,7 +171,7 @@ async fn callers_without_a_valid_identity_are_refused_and_change_nothing() {
             format!("Bearer {SHARED_TOKEN}"),
         ] {
             let r = kit::reminder(&db.store, "Water the plants", now - chrono::Duration::seconds(1)).await;
-            let (status, ty, body) = reply(post(&r, Some(authorization)).await.unwrap()).await;
+            let (status, ty, body) = reply(post(&r, Some(authorization)).await).await;
             assert_eq!(
                 (status, ty.as_str()),
                 (200, "dev.todo.notification.sent"),

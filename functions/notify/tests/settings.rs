@@ -85,6 +85,26 @@ fn vapid_keys_prints_a_p256_pair_in_base64url() {
     assert_ne!(vapid_keys().0, private, "a new pair each time");
 }
 
+/// Each case's start stops with exit 2 and one line naming its variable, and never shows the
+/// value of `secret` (a key, a token).
+fn stops_naming_and_hiding(cases: &[(&str, &[(&str, &str)])], secret: &str) {
+    for (named, env) in cases {
+        let out = start(env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{env:?}: {stderr}");
+        assert!(stderr.contains(named), "{env:?} names {named}: {stderr}");
+        for (var, value) in env.iter() {
+            if *var == secret {
+                assert!(
+                    !stderr.contains(value),
+                    "{env:?}: the value of {secret} is shown: {stderr}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn bad_channel_settings_stop_the_start_with_one_line_naming_the_variable() {
     let (key, _) = vapid_keys();
@@ -141,18 +161,7 @@ fn bad_channel_settings_stop_the_start_with_one_line_naming_the_variable() {
             ],
         ),
     ];
-    for (named, env) in cases {
-        let out = start(env);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{env:?}: {stderr}");
-        assert!(stderr.contains(named), "{env:?} names {named}: {stderr}");
-        for (var, value) in env.iter() {
-            if var.starts_with("VAPID_PRIVATE_KEY") {
-                assert!(!stderr.contains(value), "{env:?}: the key is shown: {stderr}");
-            }
-        }
-    }
+    stops_naming_and_hiding(cases, "VAPID_PRIVATE_KEY");
     println!("{} bad channel settings checked", cases.len());
     assert_eq!(cases.len(), 27);
 }
@@ -241,18 +250,7 @@ fn bad_authentication_settings_stop_the_start_and_never_show_the_token() {
         ),
         ("LISTEN_ADDRESS", &[("LISTEN_ADDRESS", "everywhere")]),
     ];
-    for (named, env) in cases {
-        let out = start(env);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{env:?}: {stderr}");
-        assert!(stderr.contains(named), "{env:?} names {named}: {stderr}");
-        for (var, value) in env.iter() {
-            if *var == "AUTH_TOKEN" {
-                assert!(!stderr.contains(value), "{env:?}: the token is shown: {stderr}");
-            }
-        }
-    }
+    stops_naming_and_hiding(cases, "AUTH_TOKEN");
     println!("{} bad authentication settings checked", cases.len());
     assert_eq!(cases.len(), 11);
 }
@@ -260,7 +258,6 @@ fn bad_authentication_settings_stop_the_start_and_never_show_the_token() {
 /// notify (HTTP mode) with `env` until it logs that it listens for events, then stopped: its
 /// log lines so far.
 fn start_log(env: &[(&str, &str)]) -> String {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_notify"))
         .current_dir(dir.path())
@@ -280,18 +277,7 @@ fn start_log(env: &[(&str, &str)]) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
+    let rx = todo_events_testkit::output_lines(&mut child);
     let mut log = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !log.contains("listening for events") && Instant::now() < deadline {

@@ -138,25 +138,17 @@ async fn callers_without_a_valid_identity_are_refused_and_change_nothing() {
         let dtstart = HostileOccurrence::dtstart(due);
         let task = || kit::recurring(&db.store, "FREQ=DAILY", &dtstart, "UTC", due, "latest", &[]);
         let post = |data: Value, authorization: Option<String>| {
-            let mut request = app
-                .client
-                .post(format!("{}/", app.url))
-                .header("ce-specversion", "1.0")
-                .header("ce-id", "recurring-task/x")
-                .header("ce-source", "/todo/scheduler-cron")
-                .header("ce-type", DUE)
-                .header("content-type", "application/json")
-                .body(data.to_string());
-            if let Some(a) = authorization {
-                request = request.header("authorization", a);
+            let app = &app;
+            async move {
+                app.post_binary_as(DUE, "recurring-task/x", &data, authorization.as_deref())
+                    .await
             }
-            request.send()
         };
         let mut checked = 0;
         for row in token_rows() {
             let what = format!("{} {:?}", db.backend, row.name);
             let rt = task().await;
-            let response = post(rt.data(due), row.authorization(&issuer)).await.unwrap();
+            let response = post(rt.data(due), row.authorization(&issuer)).await;
             let status = response.status().as_u16();
             let body: Value = response.json().await.unwrap();
             assert_eq!(
@@ -178,7 +170,7 @@ async fn callers_without_a_valid_identity_are_refused_and_change_nothing() {
             format!("Bearer {SHARED_TOKEN}"),
         ] {
             let rt = task().await;
-            let (status, ty, body) = reply(post(rt.data(due), Some(authorization)).await.unwrap()).await;
+            let (status, ty, body) = reply(post(rt.data(due), Some(authorization)).await).await;
             assert_eq!(
                 (status, ty.as_str()),
                 (200, "dev.todo.task-instance.created"),
