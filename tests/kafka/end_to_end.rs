@@ -1018,7 +1018,8 @@ async fn hostile_events_through_the_consumers_send_nothing_and_write_nothing() {
     let notify = world.consumer_with("notify", &[("PORT", &notify_port.to_string())]);
     let recur = world.consumer_with("recur", &[("PORT", &recur_port.to_string())]);
     let w = &world;
-    w.wait_for(90, "every hostile event handled", || async {
+    // Generous: the other Kafka tests of this binary load the same two cores meanwhile.
+    w.wait_for(240, "every hostile event handled", || async {
         w.lag("notify", "reminders") == 0 && w.lag("recur", "task-events") == 0
     })
     .await;
