@@ -204,6 +204,8 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
     let received = world.smtp.copies();
     let instances = workload::instances(&world.pool).await?;
     let dead_lettered = dead_letters(&world, "notify")? + dead_letters(&world, "recur")?;
+    let poison_kept =
+        poison_kept(&world.kafka, "reminders").await? + poison_kept(&world.kafka, "task-events").await?;
     let tally = Tally::count(&Observed {
         expected_mails: &expected_mails,
         received: &received,
@@ -211,6 +213,7 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         expected_occurrences: &expected_occurrences,
         instances: &instances,
         poison: record.poison,
+        poison_kept,
         dead_lettered,
         crashes,
         timed_out,
@@ -296,6 +299,26 @@ fn republished(log: &std::path::Path) -> usize {
 
 /// Distinct messages in `function`'s dead-letter topic, as its own `replay-dead-letters
 /// --dry-run` lists them (one line per message, `topic/partition/offset<TAB>reason`).
+/// The poison messages (key `poison`) `topic` still holds, read from its beginning.
+async fn poison_kept(kafka: &todo_events_kafka::KafkaConfig, topic: &str) -> anyhow::Result<usize> {
+    use rdkafka::message::Message;
+    let (kafka, topic) = (kafka.clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+        let group = format!("faults-poison-count-{}", std::process::id());
+        let reader = todo_events_kafka::admin::reader_from_committed(&kafka, &group, &topic)?;
+        let (mut kept, mut last) = (0, Instant::now());
+        while last.elapsed() < Duration::from_millis(1500) {
+            if let Some(message) = rdkafka::consumer::BaseConsumer::poll(&reader, Duration::from_millis(100))
+            {
+                kept += usize::from(message?.key() == Some(b"poison".as_slice()));
+                last = Instant::now();
+            }
+        }
+        Ok(kept)
+    })
+    .await?
+}
+
 fn dead_letters(world: &World, function: &str) -> anyhow::Result<usize> {
     let out = world.run(function, &["replay-dead-letters", "--dry-run"])?;
     anyhow::ensure!(
