@@ -39,7 +39,7 @@ pub const REFETCH_MIN: Duration = Duration::from_secs(10);
 pub const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
 /// The signature algorithms accepted: Kubernetes signs with RS256 by default, ES256 when the
 /// issuer's key is an EC key. No symmetric algorithm (a public JWKS cannot hold a secret),
-/// never `none`.
+/// never `none`. RSA's first, then EC's: [`Key::of`] splits the list there.
 pub const ALGORITHMS: [Algorithm; 6] = [
     Algorithm::RS256,
     Algorithm::RS384,
@@ -153,8 +153,8 @@ fn parse_discovery_url(text: &str) -> Result<url::Url, ConfigError> {
     let url = url::Url::parse(text)
         .map_err(|e| ConfigError(format!("OIDC_DISCOVERY_URL={text:?} is invalid: {e}")))?;
     let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv4(ip)) => crate::auth::is_loopback(ip.into()),
+        Some(url::Host::Ipv6(ip)) => crate::auth::is_loopback(ip.into()),
         Some(url::Host::Domain(d)) => d == "localhost",
         None => false,
     };
@@ -234,8 +234,38 @@ struct Discovery {
 /// The issuer's keys, its name, and when they were fetched.
 struct KeySet {
     issuer: String,
-    set: JwkSet,
+    keys: Vec<Key>,
     fetched: Instant,
+}
+
+/// A published key, parsed once when the set is fetched (not on every token).
+struct Key {
+    kid: Option<String>,
+    /// What it may verify: its family's algorithms among [`ALGORITHMS`], narrowed to its
+    /// declared `alg` when it has one.
+    algorithms: Vec<Algorithm>,
+    decoding: Result<DecodingKey, String>,
+}
+
+impl Key {
+    fn of(jwk: &jsonwebtoken::jwk::Jwk) -> Self {
+        let family: &[Algorithm] = match jwk.algorithm {
+            AlgorithmParameters::RSA(_) => &ALGORITHMS[..4],
+            AlgorithmParameters::EllipticCurve(_) => &ALGORITHMS[4..],
+            _ => &[],
+        };
+        // KeyAlgorithm and Algorithm share their names (RS256, ES256, …).
+        let declared = jwk.common.key_algorithm.map(|a| format!("{a:?}"));
+        Self {
+            kid: jwk.common.key_id.clone(),
+            algorithms: family
+                .iter()
+                .copied()
+                .filter(|a| declared.as_ref().is_none_or(|d| *d == format!("{a:?}")))
+                .collect(),
+            decoding: DecodingKey::from_jwk(jwk).map_err(|e| e.to_string()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -348,7 +378,7 @@ impl OidcVerifier {
         let set: JwkSet = self.get_json(discovery.jwks_uri).await?;
         Ok(KeySet {
             issuer: discovery.issuer,
-            set,
+            keys: set.keys.iter().map(Key::of).collect(),
             fetched: Instant::now(),
         })
     }
@@ -383,44 +413,29 @@ fn find(
     kid: Option<&str>,
     alg: Algorithm,
 ) -> Result<Option<(String, DecodingKey)>, Rejected> {
-    let Some(KeySet { issuer, set, .. }) = keys else {
+    let Some(KeySet { issuer, keys, .. }) = keys else {
         return Ok(None);
     };
-    let fits = |jwk: &&jsonwebtoken::jwk::Jwk| {
-        let family = matches!(
-            (&jwk.algorithm, alg),
-            (
-                AlgorithmParameters::RSA(_),
-                Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256
-            ) | (
-                AlgorithmParameters::EllipticCurve(_),
-                Algorithm::ES256 | Algorithm::ES384
-            )
-        );
-        let declared = jwk
-            .common
-            .key_algorithm
-            .is_none_or(|declared| format!("{declared:?}") == format!("{alg:?}"));
-        family && declared
-    };
-    let jwk = match kid {
-        Some(kid) => match set.find(kid) {
-            Some(jwk) if fits(&jwk) => Some(jwk),
+    let fits = |k: &&Key| k.algorithms.contains(&alg);
+    let key = match kid {
+        Some(kid) => match keys.iter().find(|k| k.kid.as_deref() == Some(kid)) {
+            Some(key) if fits(&key) => Some(key),
             Some(_) => return Err(Rejected::Invalid(Invalid::Algorithm(format!("{alg:?}")))),
             None => None,
         },
         None => {
-            let mut fitting = set.keys.iter().filter(fits);
+            let mut fitting = keys.iter().filter(fits);
             match (fitting.next(), fitting.next()) {
                 (Some(only), None) => Some(only),
                 _ => None,
             }
         }
     };
-    jwk.map(|j| {
-        DecodingKey::from_jwk(j)
-            .map(|key| (issuer.clone(), key))
-            .map_err(|e| Rejected::KeysUnavailable(format!("a published key is unusable: {e}")))
+    key.map(|k| match &k.decoding {
+        Ok(decoding) => Ok((issuer.clone(), decoding.clone())),
+        Err(e) => Err(Rejected::KeysUnavailable(format!(
+            "a published key is unusable: {e}"
+        ))),
     })
     .transpose()
 }
