@@ -202,6 +202,7 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         }
     }
     let received = world.smtp.copies();
+    let unanswered = world.smtp.unanswered();
     let instances = workload::instances(&world.pool).await?;
     let dead_lettered = dead_letters(&world, "notify")? + dead_letters(&world, "recur")?;
     let poison_kept =
@@ -210,6 +211,7 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         expected_mails: &expected_mails,
         received: &received,
         claims_hit: &record.claims_hit,
+        unanswered: &unanswered,
         expected_occurrences: &expected_occurrences,
         instances: &instances,
         poison: record.poison,
@@ -248,6 +250,9 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
     ) {
         failures.push(format!("PostgreSQL was not restarted under CI ({why})"));
     }
+    for line in explain_duplicates(&world, &tally.unexplained_ids, t0).await? {
+        println!("{line}");
+    }
     println!("time         {:.0} s", t0.elapsed().as_secs_f64());
     if failures.is_empty() {
         println!("PASS");
@@ -255,6 +260,54 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         println!("FAIL: {}", failures.join("; "));
     }
     Ok(failures.is_empty())
+}
+
+/// For each unexplained duplicate: when each copy's transaction began (seconds since the
+/// start) and whether notify heard its `250`, and the delivery's row as notify left it, so a
+/// failing run says which window let the second copy through.
+async fn explain_duplicates(world: &World, ids: &[String], t0: Instant) -> anyhow::Result<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64()
+        - t0.elapsed().as_secs_f64();
+    let messages = world.smtp.messages();
+    let rows: Vec<(i64, chrono::DateTime<chrono::Utc>, i32, String, Option<String>)> = sqlx::query_as(
+        "SELECT reminder_id, remind_at, attempts, status, detail FROM deliveries WHERE channel = 'email'",
+    )
+    .fetch_all(&world.pool)
+    .await?;
+    let mut lines = Vec::new();
+    for id in ids.iter().take(20) {
+        let copies: Vec<String> = messages
+            .iter()
+            .filter(|m| String::from_utf8_lossy(&m.raw).contains(id.as_str()))
+            .map(|m| {
+                let at = m.meta["mail_at"].as_f64().map_or(f64::NAN, |t| t - start);
+                format!("+{at:.1} s (answered: {})", m.meta["answered"])
+            })
+            .collect();
+        let row = rows.iter().find(|(reminder, at, ..)| {
+            todo_events_domain::ReminderId::new(*reminder)
+                .is_some_and(|r| notify::mail::message_id(r, *at) == *id)
+        });
+        let row = row.map_or(
+            "no delivery row".to_owned(),
+            |(_, _, attempts, status, detail)| {
+                format!(
+                    "attempts {attempts}, {status}, {}",
+                    detail.as_deref().unwrap_or("-")
+                )
+            },
+        );
+        lines.push(format!(
+            "  duplicate {id}: copies {}; delivery {row}",
+            copies.join(", ")
+        ));
+    }
+    Ok(lines)
 }
 
 /// A process that ended on its own is a finding: recorded, and started again so the run goes

@@ -3,7 +3,9 @@
 It listens on 127.0.0.1 on a free port and prints `READY <port>` on standard output once it
 accepts connections. Every accepted message is stored in DIR as `msg-<n>.eml` (the bytes as
 received) with `msg-<n>.json` beside it (envelope sender, recipients, whether the session was
-encrypted, who logged in). `DIR/stats.json` counts sessions: total, open now, most at once.
+encrypted, who logged in, when its transaction began (`mail_at`, Unix seconds) and whether the
+`250` reached a connection still open (`answered`: false when the client was gone, so it never
+learnt the message was delivered). `DIR/stats.json` counts sessions: total, open now, most at once.
 
 Options:
   --dir DIR                 where messages and stats go (required)
@@ -24,7 +26,8 @@ Standard input takes commands, one per line, while the server runs (each answere
   accept-delay SECONDS      store each message, then wait this long before answering `250`
                             (0 ends it): sends are in flight, and a client that dies in the
                             wait has had its message delivered without knowing it
-A 421 reply closes the connection after it is sent, as a server shutting down does.
+A 421 reply closes the connection after it is sent, as a server shutting down does: the session
+takes no further transaction (every later command of it is answered 421 too).
 `stats.json` also counts `rejected`: the replies given by rules.
 
 The server stops on SIGTERM or when standard input closes (so it never outlives its test).
@@ -38,6 +41,7 @@ import os
 import signal
 import ssl
 import sys
+import time
 import warnings
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -104,27 +108,32 @@ class Handler:
         self.accept_delay = 0.0
         self.count = 0
 
-    def rule_reply(self, server, phase, address):
+    def rule_reply(self, server, session, phase, address):
+        if getattr(session, "shut_down", None):
+            return session.shut_down
         for rule in self.rules:
             if rule.applies(phase, address):
                 self.stats.rejected += 1
                 self.stats.save()
                 if rule.reply.startswith("421") and server.transport is not None:
-                    # The reply is written first (push), then the connection goes.
+                    # The reply is written first (push), then the connection goes; until it
+                    # is gone nothing more is taken on it.
+                    session.shut_down = rule.reply
                     asyncio.get_running_loop().call_later(0.05, server.transport.close)
                 return rule.reply
         return None
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        reply = self.rule_reply(server, "mail", address)
+        reply = self.rule_reply(server, session, "mail", address)
         if reply:
             return reply
+        envelope.mail_at = time.time()
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        reply = self.rule_reply(server, "rcpt", address)
+        reply = self.rule_reply(server, session, "rcpt", address)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -134,7 +143,9 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
-        reply = self.rule_reply(server, "data", envelope.rcpt_tos[0] if envelope.rcpt_tos else None)
+        reply = self.rule_reply(
+            server, session, "data", envelope.rcpt_tos[0] if envelope.rcpt_tos else None
+        )
         if reply:
             return reply
         self.count += 1
@@ -151,19 +162,35 @@ class Handler:
             "rcpt_tos": envelope.rcpt_tos,
             "tls": tls,
             "auth_user": auth_user,
+            "mail_at": getattr(envelope, "mail_at", None),
+            "answered": None,
         }
         content = envelope.original_content or envelope.content
         if isinstance(content, str):
             content = content.encode("utf-8")
         # The message first, then its metadata: a reader that sees the .json sees both.
-        for suffix, data in ((".eml", content), (".json", json.dumps(meta).encode())):
-            path = os.path.join(self.directory, name + suffix)
-            with open(path + ".tmp", "wb") as f:
-                f.write(data)
-            os.replace(path + ".tmp", path)
-        if self.accept_delay:
-            await asyncio.sleep(self.accept_delay)
+        self.store(name + ".eml", content)
+        self.store(name + ".json", json.dumps(meta).encode())
+        try:
+            if self.accept_delay:
+                await asyncio.sleep(self.accept_delay)
+        except asyncio.CancelledError:
+            # The session ended while the answer waited (aiosmtpd cancels its handler).
+            meta["answered"] = False
+            self.store(name + ".json", json.dumps(meta).encode())
+            raise
+        # Whether the client is still there to hear the `250`; one that is not may send the
+        # message again, not knowing it was delivered.
+        transport = server.transport
+        meta["answered"] = transport is not None and not transport.is_closing()
+        self.store(name + ".json", json.dumps(meta).encode())
         return f"250 2.0.0 OK queued as {name}"
+
+    def store(self, file_name, data):
+        path = os.path.join(self.directory, file_name)
+        with open(path + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(path + ".tmp", path)
 
 
 def tls_context(cert, key):

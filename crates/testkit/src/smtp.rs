@@ -103,24 +103,31 @@ impl SmtpServer {
     /// Copies accepted so far per Message-ID (a message without one counts under
     /// `(no Message-ID: <file>)`): what "sent once" is checked against.
     pub fn copies(&self) -> std::collections::HashMap<String, u32> {
+        self.count_by_message_id(|_| true)
+    }
+
+    /// Copies per Message-ID whose `250` found the client gone (it died, or gave up waiting):
+    /// delivered without the sender knowing, the one case in which a careful sender may send
+    /// a message again (RFC 5321 section 6.1's duplicate problem). A copy still waiting for
+    /// its answer does not count.
+    pub fn unanswered(&self) -> std::collections::HashMap<String, u32> {
+        self.count_by_message_id(|meta| meta["answered"] == Value::Bool(false))
+    }
+
+    fn count_by_message_id(&self, counts: impl Fn(&Value) -> bool) -> std::collections::HashMap<String, u32> {
         let mut copies = std::collections::HashMap::new();
         for entry in std::fs::read_dir(self.dir.path()).expect("server dir") {
             let path = entry.expect("dir entry").path();
             if path.extension().is_none_or(|x| x != "eml") {
                 continue;
             }
-            let text = std::fs::read_to_string(&path).expect("message file");
-            let id = text
-                .lines()
-                .map(|l| l.trim_end_matches('\r'))
-                .take_while(|l| !l.is_empty())
-                .find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("message-id")
-                        .then(|| value.trim().to_owned())
-                })
-                .unwrap_or_else(|| format!("(no Message-ID: {})", path.display()));
-            *copies.entry(id).or_insert(0) += 1;
+            let meta = std::fs::read(path.with_extension("json"))
+                .ok()
+                .and_then(|m| serde_json::from_slice::<Value>(&m).ok())
+                .unwrap_or(Value::Null);
+            if counts(&meta) {
+                *copies.entry(message_id_of(&path)).or_insert(0) += 1;
+            }
         }
         copies
     }
@@ -150,4 +157,18 @@ impl SmtpServer {
         serde_json::from_slice(&std::fs::read(self.dir.path().join("stats.json")).expect("stats"))
             .expect("stats JSON")
     }
+}
+
+/// The Message-ID header of a stored message, or `(no Message-ID: <file>)`.
+fn message_id_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("message file");
+    text.lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("message-id")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| format!("(no Message-ID: {})", path.display()))
 }
