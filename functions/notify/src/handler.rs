@@ -53,6 +53,9 @@ use crate::mail::{Composer, Mailer};
 use crate::resting::Resting;
 use chrono::Duration;
 use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 use todo_events_domain::{EventKind, ReminderDue, ReminderId};
 use todo_events_host::{Answers, Event, Failure, Function, Reply};
 use todo_events_store::notify::Route;
@@ -62,7 +65,13 @@ use todo_events_store::{Malformed, ReminderContext, Store};
 /// its stored row cannot be read.
 type Contexts = HashMap<ReminderId, Result<ReminderContext, Malformed>>;
 
-pub struct Notify {
+/// The notify function. Cheap to clone: a send that outlasts its batch's patience goes on in
+/// a task of its own ([`send`]), which holds a handle to record its outcome with.
+#[derive(Clone)]
+pub struct Notify(Arc<Parts>);
+
+/// What notify is made of; [`Notify`] derefs to it.
+pub struct Parts {
     store: Store,
     mailer: Mailer,
     composer: Composer,
@@ -74,6 +83,18 @@ pub struct Notify {
     config: NotifyConfig,
     /// Endpoints that failed transiently, not tried before their retry time.
     resting: Resting,
+    /// Webhook and push requests in flight at once, the batches' and those going on alone.
+    http_sends: Semaphore,
+    /// The requests going on without their batch, waited for at shutdown.
+    alone: TaskTracker,
+}
+
+impl std::ops::Deref for Notify {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
 }
 
 impl Notify {
@@ -83,7 +104,7 @@ impl Notify {
         let guard = guard(&config.channels);
         let webhooks = Webhooks::new(guard.clone(), config.channels.timeout);
         let webpush = webpush(&config.channels, &guard)?;
-        Ok(Self {
+        Ok(Self(Arc::new(Parts {
             store,
             mailer,
             composer,
@@ -93,7 +114,9 @@ impl Notify {
             metrics: Metrics::new()?,
             config,
             resting: Resting::default(),
-        })
+            http_sends: Semaphore::new(send::HTTP_SENDS_AT_ONCE),
+            alone: TaskTracker::new(),
+        })))
     }
 
     fn lease(&self) -> Duration {
@@ -208,6 +231,13 @@ impl Function for Notify {
         self.metrics.collectors()
     }
 
+    /// The webhook and push requests still going on without their batch: each ends within
+    /// `WEBHOOK_TIMEOUT` and records its outcome.
+    async fn finish_background(&self) {
+        self.alone.close();
+        self.alone.wait().await;
+    }
+
     /// Read → decide and plan → claim → send → record → answer (see the module docs).
     async fn handle_distinct(&self, events: &[Event<ReminderDue>]) -> Vec<Result<Reply, Failure>> {
         let contexts = match self.read(events).await {
@@ -218,7 +248,8 @@ impl Function for Notify {
         // The claims are ours until their lease runs out, counted from here.
         let claims_expire = tokio::time::Instant::now() + self.config.delivery_lease.0;
         let (claimed, mut ended) = self.claim(planned).await;
-        let attempted = self.send(claimed).await;
+        let (attempted, alone) = self.send(claimed, claims_expire).await;
+        ended.extend(alone);
         ended.extend(self.record(attempted, claims_expire).await);
         self.answer(decided, ended).await
     }

@@ -2,8 +2,8 @@
 //!
 //! Any delivery still to be made (a retry, or one held back) makes the event come again,
 //! after the others are recorded (they answer "duplicate" then). Else: `sent` when a delivery
-//! was made now; `skipped` when none was and a webhook or push waits for its own retry
-//! (nothing delivered now, the event need not come again); `failed` when none was and one
+//! was made now; `skipped` when none was and a webhook or push waits for its own retry or is
+//! still sending on its own (nothing delivered now, the event need not come again); `failed` when none was and one
 //! failed for good now; `duplicate` when all were done before.
 //!
 //! The rules also say what the log gets beside the answer ([`Log`]); the step that answers
@@ -77,7 +77,7 @@ pub(super) fn answer(
     if !ends.sent.is_empty() {
         return sent(ctx, ended, &ends, details);
     }
-    if !ends.scheduled.is_empty() {
+    if !ends.scheduled.is_empty() || !ends.sending.is_empty() {
         let reason = format!("nothing delivered now{}", ends.others());
         return Answer {
             reply: Ok(Reply::new(Outcome::Skipped, reason.clone(), details)),
@@ -119,7 +119,7 @@ fn delivery(route: Route, end: &Ended) -> serde_json::Value {
             d["detail"] = json!(detail);
         }
         Ended::Retry(failure) => d["detail"] = json!(failure.to_string()),
-        Ended::Scheduled(why) => d["detail"] = json!(why),
+        Ended::Scheduled(why) | Ended::Sending(why) => d["detail"] = json!(why),
     }
     d
 }
@@ -132,6 +132,8 @@ struct Ends<'e> {
     failed: Vec<String>,
     /// Why each retried on its own schedule waits.
     scheduled: Vec<&'e str>,
+    /// Each still sending without the batch.
+    sending: Vec<&'e str>,
 }
 
 impl<'e> Ends<'e> {
@@ -140,12 +142,14 @@ impl<'e> Ends<'e> {
             sent: Vec::new(),
             failed: Vec::new(),
             scheduled: Vec::new(),
+            sending: Vec::new(),
         };
         for (route, end) in ended {
             match end {
                 Ended::Sent { .. } => ends.sent.push(route.to_string()),
                 Ended::Failed(why) | Ended::Gone(why) => ends.failed.push(format!("{route}: {why}")),
                 Ended::Scheduled(why) => ends.scheduled.push(why),
+                Ended::Sending(why) => ends.sending.push(why),
                 Ended::Duplicate { .. } | Ended::Retry(_) => {}
             }
         }
@@ -161,6 +165,9 @@ impl<'e> Ends<'e> {
         }
         if !self.scheduled.is_empty() {
             tail += &format!("; retried on its own schedule: {}", self.scheduled.join("; "));
+        }
+        if !self.sending.is_empty() {
+            tail += &format!("; still sending: {}", self.sending.join("; "));
         }
         tail
     }

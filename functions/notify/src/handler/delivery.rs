@@ -71,6 +71,10 @@ pub(super) enum Ended {
     /// A webhook or push failed transiently (now, or before and its retry time has not
     /// come): retried on its own schedule, without holding the event up; why.
     Scheduled(String),
+    /// A webhook or push whose endpoint had not answered within the batch's patience: its
+    /// request goes on without the batch and records its own outcome
+    /// ([`super::send`]); why.
+    Sending(String),
 }
 
 impl Ended {
@@ -83,6 +87,7 @@ impl Ended {
             Ended::Duplicate { .. } => "duplicate",
             Ended::Retry(_) => "retry",
             Ended::Scheduled(_) => "scheduled",
+            Ended::Sending(_) => "sending",
         }
     }
 }

@@ -5,12 +5,13 @@ use prometheus::{IntCounterVec, Opts};
 use todo_events_store::Channel;
 
 /// How a delivery can end, as the `outcome` label names it.
-const OUTCOMES: [&str; 7] = [
+const OUTCOMES: [&str; 8] = [
     "sent",
     "failed",
     "gone",
     "retry",
     "scheduled",
+    "sending",
     "duplicate",
     "held",
 ];
@@ -30,7 +31,9 @@ impl Metrics {
                 "Deliveries of reminders, by channel and how they ended: sent, failed (for good), \
                  gone (push subscription ended, deactivated), retry (transient, the event \
                  retried), scheduled (a webhook or push failed transiently: retried on its own \
-                 schedule, the event answered), duplicate (done before), held (cannot be made now)",
+                 schedule, the event answered), sending (a webhook or push slower than the \
+                 batch's patience: answered without it, its outcome counted again when it \
+                 comes), duplicate (done before), held (cannot be made now)",
             )
             .const_label("function", "notify"),
             &["channel", "outcome"],
