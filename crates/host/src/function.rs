@@ -209,6 +209,13 @@ pub trait Function: Send + Sync + 'static {
         }
     }
 
+    /// Waits for what the function goes on with after answering (notify: a webhook slower
+    /// than its batch's patience), before the process ends; the host calls it once, after
+    /// the last event was answered, bounded by the shutdown timeout.
+    fn finish_background(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// The function's own metrics (notify: deliveries by channel and outcome), served on
     /// `/metrics` beside the host's: the host registers them once.
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {

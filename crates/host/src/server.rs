@@ -362,10 +362,13 @@ async fn serve_routes<F: Function>(
     // Batches run in tasks of their own, which the server's end does not wait for: each
     // holds its event's in-flight permit until answered, so all permits back means done.
     let all = u32::try_from(opts.max_in_flight).unwrap_or(u32::MAX);
-    if tokio::time::timeout(opts.shutdown_timeout, state.in_flight.acquire_many(all))
-        .await
-        .is_err()
-    {
+    let drained = async {
+        let _all = state.in_flight.acquire_many(all).await;
+        if routes == Routes::Events {
+            state.host.function().finish_background().await;
+        }
+    };
+    if tokio::time::timeout(opts.shutdown_timeout, drained).await.is_err() {
         tracing::warn!(
             function = F::NAME,
             "shutdown timeout: events still being handled are left to their redelivery"

@@ -48,6 +48,7 @@ pub async fn run_kafka_subcommand<F: Function>(
                 kafka,
             };
             let http = serve_health(host.clone(), listener, common.host.clone(), shutdown.clone());
+            let background = host.clone();
             let consume = consumer::consume(host, options, shutdown.clone());
             let (http, consumed) = tokio::join!(http, async {
                 let r = consume.await;
@@ -55,6 +56,12 @@ pub async fn run_kafka_subcommand<F: Function>(
                 shutdown.trigger();
                 r
             });
+            // What the last batches left going on alone (notify's slow webhooks) ends and is
+            // recorded before the process does.
+            let finishing = background.function().finish_background();
+            if tokio::time::timeout(common.host.shutdown_timeout, finishing).await.is_err() {
+                tracing::warn!(function = F::NAME, "shutdown timeout: background work left unfinished");
+            }
             consumed?;
             http?;
             Ok(())

@@ -1,8 +1,8 @@
 //! notify: receives `dev.todo.reminder.due` and delivers the reminder on each channel it
 //! names (e-mail, webhooks, Web Push), each delivery once.
 //!
-//! - [`handler`] — the logic (look the recipient up, skip what is no longer relevant, claim each
-//!   delivery, send, record the outcomes).
+//! - [`handler`] — the logic, as its steps (look the recipient up, skip what is no longer
+//!   relevant, claim each delivery, send, record the outcomes, answer).
 //! - `plan` — which deliveries a reminder asks for (pure).
 //! - [`mail`] — the message (text + HTML templates in the recipient's time zone) and the mailers
 //!   (`smtp`, `file`, `stdout`); see `docs/EMAIL.md`.

@@ -13,15 +13,17 @@
 use crate::channels::guard::{Guard, Refused};
 use crate::channels::webhook::{Format, WebhookEndpoint};
 use crate::channels::webpush::Subscription;
+use std::sync::Arc;
 use todo_events_store::notify::Route;
 use todo_events_store::{Channel, Endpoint, ReminderContext};
 
-/// Where one delivery goes, checked.
-#[derive(Debug)]
+/// Where one delivery goes, checked. Shared (`Arc`): a send that outlasts its batch's
+/// patience goes on in a task of its own, which holds its target.
+#[derive(Debug, Clone)]
 pub(crate) enum Target {
     Email,
-    Webhook(WebhookEndpoint),
-    WebPush(Subscription),
+    Webhook(Arc<WebhookEndpoint>),
+    WebPush(Arc<Subscription>),
     /// An endpoint that cannot be used as stored (refused URL, unknown format, bad keys):
     /// claimed and recorded as failed for good, with this reason.
     Unusable(String),
@@ -86,21 +88,21 @@ fn checked(e: &Endpoint, guard: &Guard) -> Result<Target, Refused> {
     match e.channel {
         Channel::Webhook => {
             let format: Format = e.format.parse().map_err(Refused)?;
-            Ok(Target::Webhook(WebhookEndpoint::new(
+            Ok(Target::Webhook(Arc::new(WebhookEndpoint::new(
                 id,
                 &e.target,
                 format,
                 e.secret.as_deref(),
                 guard,
-            )?))
+            )?)))
         }
         Channel::WebPush => {
             let (Some(p256dh), Some(auth)) = (&e.p256dh, &e.auth) else {
                 return Err(Refused("the subscription has no p256dh or auth key".into()));
             };
-            Ok(Target::WebPush(Subscription::new(
+            Ok(Target::WebPush(Arc::new(Subscription::new(
                 id, &e.target, p256dh, auth, guard,
-            )?))
+            )?)))
         }
         Channel::Email => Err(Refused("e-mail has no endpoints".into())),
     }

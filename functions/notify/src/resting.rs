@@ -7,7 +7,7 @@
 //! hanging): the neighbours' p99 lateness went from 9.6 s to 164.7 s, one timeout per batch
 //! holding the bad user's reminder. So an endpoint that failed transiently rests until the
 //! retry time its failed delivery was given: a delivery to it meanwhile is not sent but
-//! released until then, like one that failed ([`crate::handler`]'s retry path), and the
+//! released until then, like one that failed (the record step of [`crate::handler`]), and the
 //! endpoint costs the partition one `WEBHOOK_TIMEOUT` per retry period, not one per batch. A
 //! success ends the rest. Per process: each notify learns on its own.
 

@@ -1,0 +1,110 @@
+use super::*;
+use crate::handler::tests::{at, due, row};
+use todo_events_domain::{TaskId, UserId};
+use todo_events_store::TaskStatus;
+
+/// A minute after the reminder was due, as the scheduler's event arrives.
+fn clock() -> DateTime<Utc> {
+    at("2026-11-30T09:01:00Z")
+}
+
+const TOLERANCE: Duration = Duration::seconds(10);
+
+fn decided_at(now: DateTime<Utc>, change: impl FnOnce(&mut ReminderContext)) -> String {
+    let mut ctx = row();
+    change(&mut ctx);
+    let ctx = Ok(ctx);
+    match decide(&due(), Some(&ctx), now, TOLERANCE) {
+        Decision::Skip { reason, .. } => format!("skip: {reason}"),
+        Decision::NotDue => "not due".into(),
+        Decision::Moved { to } => format!("moved to {}", rfc3339(to)),
+        Decision::Send(_) => "send".into(),
+    }
+}
+
+fn decided(change: impl FnOnce(&mut ReminderContext)) -> String {
+    decided_at(clock(), change)
+}
+
+#[test]
+fn a_due_reminder_of_an_open_task_is_sent() {
+    assert_eq!(decided(|_| {}), "send");
+    assert_eq!(decided(|c| c.state = ReminderState::Pending), "send");
+    assert_eq!(decided(|c| c.task_status = TaskStatus::InProgress), "send");
+}
+
+#[test]
+fn a_reminder_is_sent_from_its_time_less_the_tolerance_and_never_earlier() {
+    let remind_at = at("2026-11-30T09:00:00Z");
+    assert_eq!(decided_at(remind_at, |_| {}), "send");
+    assert_eq!(decided_at(remind_at - TOLERANCE, |_| {}), "send");
+    assert_eq!(
+        decided_at(remind_at - TOLERANCE - Duration::milliseconds(1), |_| {}),
+        "not due"
+    );
+    assert_eq!(decided_at(remind_at - Duration::hours(2), |_| {}), "not due");
+    // Whatever the row's state: an early event of a pending reminder changes nothing.
+    assert_eq!(
+        decided_at(remind_at - Duration::hours(2), |c| c.state =
+            ReminderState::Pending),
+        "not due"
+    );
+}
+
+#[test]
+fn cancelled_reminders_closed_tasks_and_foreign_ids_are_skipped_without_telling_what_is_stored() {
+    assert_eq!(
+        decided(|c| c.state = ReminderState::Cancelled),
+        "skip: the reminder was cancelled"
+    );
+    assert_eq!(
+        decided(|c| c.task_status = TaskStatus::Done),
+        "skip: the reminder's task is closed"
+    );
+    assert_eq!(
+        decided(|c| c.task_status = TaskStatus::Cancelled),
+        "skip: the reminder's task is closed"
+    );
+    // Another owner reads as no reminder at all: the answer names no stored id.
+    assert_eq!(
+        decided(|c| c.user_id = UserId::new(9).unwrap()),
+        format!("skip: {NO_SUCH_REMINDER}")
+    );
+    assert_eq!(
+        decided(|c| c.task_id = TaskId::new(9).unwrap()),
+        format!("skip: {NO_SUCH_REMINDER}")
+    );
+}
+
+#[test]
+fn a_moved_reminder_is_looked_up_and_a_missing_or_malformed_one_is_skipped() {
+    assert_eq!(
+        decided(|c| c.remind_at = at("2026-11-30T10:00:00Z")),
+        "moved to 2026-11-30T10:00:00Z"
+    );
+    let skip = |d: Decision<'_>| match d {
+        Decision::Skip { reason, detail } => (reason, detail),
+        other => panic!("expected a skip, got {other:?}"),
+    };
+    assert_eq!(
+        skip(decide(&due(), None, clock(), TOLERANCE)),
+        (
+            NO_SUCH_REMINDER,
+            "reminder 1 does not exist (deleted?)".to_owned()
+        )
+    );
+    let malformed = Err(Malformed {
+        table: "reminders",
+        id: 1,
+        detail: "state \"lost\" is not a known value".into(),
+    });
+    let (reason, detail) = skip(decide(&due(), Some(&malformed), clock(), TOLERANCE));
+    assert_eq!(
+        reason,
+        "the stored reminder cannot be read (the function's log says why)"
+    );
+    assert_eq!(
+        detail,
+        "the stored reminder cannot be read: reminders row 1: state \"lost\" is not a known value"
+    );
+}

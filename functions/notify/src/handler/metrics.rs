@@ -1,0 +1,61 @@
+//! notify's own metric: `deliveries_total`, each delivery counted once by channel and how it
+//! ended, served on `/metrics` beside the host's (`Function::collectors`).
+
+use prometheus::{IntCounterVec, Opts};
+use todo_events_store::Channel;
+
+/// How a delivery can end, as the `outcome` label names it.
+const OUTCOMES: [&str; 8] = [
+    "sent",
+    "failed",
+    "gone",
+    "retry",
+    "scheduled",
+    "sending",
+    "duplicate",
+    "held",
+];
+
+/// `deliveries_total{function="notify", channel, outcome}`.
+pub(super) struct Metrics {
+    deliveries: IntCounterVec,
+}
+
+impl Metrics {
+    /// The counter, with every series from the start (at 0), so that dashboards and alerts
+    /// see them before the first delivery.
+    pub fn new() -> Result<Self, String> {
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "deliveries_total",
+                "Deliveries of reminders, by channel and how they ended: sent, failed (for good), \
+                 gone (push subscription ended, deactivated), retry (transient, the event \
+                 retried), scheduled (a webhook or push failed transiently: retried on its own \
+                 schedule, the event answered), sending (a webhook or push slower than the \
+                 batch's patience: answered without it, its outcome counted again when it \
+                 comes), duplicate (done before), held (cannot be made now)",
+            )
+            .const_label("function", "notify"),
+            &["channel", "outcome"],
+        )
+        .map_err(|e| e.to_string())?;
+        for channel in Channel::ALL {
+            for outcome in OUTCOMES {
+                deliveries.with_label_values(&[channel.as_str(), outcome]);
+            }
+        }
+        Ok(Self { deliveries })
+    }
+
+    /// One delivery on `channel` ended as `outcome`.
+    pub fn count(&self, channel: Channel, outcome: &str) {
+        self.deliveries
+            .with_label_values(&[channel.as_str(), outcome])
+            .inc();
+    }
+
+    /// What the host registers and serves.
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![Box::new(self.deliveries.clone())]
+    }
+}
