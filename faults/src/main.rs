@@ -262,6 +262,9 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
     Ok(failures.is_empty())
 }
 
+/// An e-mail delivery as the report shows it: reminder, time, attempts, status, detail.
+type DeliveryRow = (i64, chrono::DateTime<chrono::Utc>, i32, String, Option<String>);
+
 /// For each unexplained duplicate: when each copy's transaction began (seconds since the
 /// start) and whether notify heard its `250`, and the delivery's row as notify left it, so a
 /// failing run says which window let the second copy through.
@@ -274,7 +277,7 @@ async fn explain_duplicates(world: &World, ids: &[String], t0: Instant) -> anyho
         .as_secs_f64()
         - t0.elapsed().as_secs_f64();
     let messages = world.smtp.messages();
-    let rows: Vec<(i64, chrono::DateTime<chrono::Utc>, i32, String, Option<String>)> = sqlx::query_as(
+    let rows: Vec<DeliveryRow> = sqlx::query_as(
         "SELECT reminder_id, remind_at, attempts, status, detail FROM deliveries WHERE channel = 'email'",
     )
     .fetch_all(&world.pool)

@@ -368,7 +368,10 @@ async fn serve_routes<F: Function>(
             state.host.function().finish_background().await;
         }
     };
-    if tokio::time::timeout(opts.shutdown_timeout, drained).await.is_err() {
+    if tokio::time::timeout(opts.shutdown_timeout, drained)
+        .await
+        .is_err()
+    {
         tracing::warn!(
             function = F::NAME,
             "shutdown timeout: events still being handled are left to their redelivery"

@@ -59,8 +59,14 @@ pub async fn run_kafka_subcommand<F: Function>(
             // What the last batches left going on alone (notify's slow webhooks) ends and is
             // recorded before the process does.
             let finishing = background.function().finish_background();
-            if tokio::time::timeout(common.host.shutdown_timeout, finishing).await.is_err() {
-                tracing::warn!(function = F::NAME, "shutdown timeout: background work left unfinished");
+            if tokio::time::timeout(common.host.shutdown_timeout, finishing)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    function = F::NAME,
+                    "shutdown timeout: background work left unfinished"
+                );
             }
             consumed?;
             http?;

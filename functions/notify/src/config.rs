@@ -127,7 +127,15 @@ pub struct ChannelSettings {
     /// `CHANNEL_RETRY_ATTEMPTS`: attempts of one webhook or push delivery, the first
     /// included, before it is given up (recorded `failed`, "gave up after N attempts").
     pub retry_attempts: i32,
+    /// How long a batch waits for its webhooks and pushes before leaving those still going
+    /// on to finish alone (`crate::handler`'s send step): [`PATIENCE`]. Not read from the
+    /// environment; embedders and tests may change it.
+    pub patience: Duration,
 }
+
+/// A batch's patience with its webhooks and pushes: endpoints that answer at all mostly do
+/// well within it, and a partition's next events wait at most this long for a slow one.
+pub const PATIENCE: Duration = Duration::from_secs(2);
 
 /// The longest wait between two retries of one webhook or push delivery.
 pub const CHANNEL_RETRY_CAP: Duration = Duration::from_secs(3600);
@@ -162,6 +170,7 @@ impl Default for ChannelSettings {
             push_ttl: Duration::from_secs(3600),
             retry_first: Duration::from_secs(30),
             retry_attempts: 8,
+            patience: PATIENCE,
         }
     }
 }
@@ -217,6 +226,7 @@ impl ChannelSettings {
             push_ttl: push_ttl.0,
             retry_first: retry_first.0,
             retry_attempts,
+            patience: defaults.patience,
         };
         settings.validate()?;
         Ok(settings)

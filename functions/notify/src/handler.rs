@@ -54,12 +54,12 @@ use crate::resting::Resting;
 use chrono::Duration;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
-use tokio_util::task::TaskTracker;
 use todo_events_domain::{EventKind, ReminderDue, ReminderId};
 use todo_events_host::{Answers, Event, Failure, Function, Reply};
 use todo_events_store::notify::Route;
 use todo_events_store::{Malformed, ReminderContext, Store};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
 /// The batch's reminders as read, by id: each with its task, recipient and endpoints, or why
 /// its stored row cannot be read.

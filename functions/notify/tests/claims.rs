@@ -27,6 +27,8 @@ async fn instance(db: &TestDb, mut config: NotifyConfig, lease_secs: u64) -> Tes
     config.delivery_lease = HumanDuration(StdDuration::from_secs(lease_secs));
     config.channels.allow_private = true;
     config.channels.timeout = StdDuration::from_secs(8);
+    // Each answer is awaited (longer than the 3 s hold), as this test is about the claims.
+    config.channels.patience = StdDuration::from_secs(8);
     kit::spawn(Notify::new(db.store.clone(), config).unwrap()).await
 }
 

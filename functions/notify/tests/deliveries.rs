@@ -329,3 +329,98 @@ async fn web_push_without_a_key_waits_and_the_other_channels_go_out() {
         );
     }
 }
+
+/// A webhook slower than its batch's patience holds the event up only that long: the event
+/// is answered with the other deliveries made (the e-mail) and the webhook `sending`; its
+/// request goes on alone, arrives once, and records its own outcome (the reminder settles).
+#[tokio::test]
+async fn a_webhook_slower_than_its_batch_goes_on_alone_and_records_itself() {
+    if !kit::require::receiver() {
+        return;
+    }
+    let mut checked = 0;
+    for db in kit::backends().await {
+        let b = db.backend;
+        let outbox = tempfile::tempdir().unwrap();
+        let slow = WebhookReceiver::start(
+            &[Endpoint {
+                name: "slow",
+                secret: None,
+            }],
+            &Options {
+                delay: Some(3.0),
+                ..Options::default()
+            },
+        );
+        let app = app::notify_with(&db, outbox.path(), true, false, |c| {
+            c.patience = std::time::Duration::from_secs(1)
+        })
+        .await;
+        let due = Utc::now().trunc_subsecs(0) - Duration::seconds(1);
+        let r = kit::reminder(&db.store, "Slow hook", due).await;
+        db.store
+            .set_reminder_channels(r.reminder_id, "email,webhook")
+            .await
+            .unwrap();
+        let url = slow.url("slow");
+        db.store
+            .insert_endpoint(&NewEndpoint {
+                user_id: r.user_id,
+                channel: Channel::Webhook,
+                target: &url,
+                format: "standard",
+                secret: None,
+                p256dh: None,
+                auth: None,
+            })
+            .await
+            .unwrap();
+
+        let started = std::time::Instant::now();
+        let (status, ty, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
+        let answered_in = started.elapsed();
+        assert_eq!(
+            (status, ty.as_str()),
+            (200, "dev.todo.notification.sent"),
+            "{b}: {body}"
+        );
+        assert_eq!(
+            outcomes(&body),
+            [("email", "sent"), ("webhook", "sending")],
+            "{b}: {body}"
+        );
+        assert!(
+            answered_in < std::time::Duration::from_millis(2500),
+            "{b}: answered after {answered_in:?}, not after the 1 s patience"
+        );
+        assert_eq!(mails(outbox.path()), 1, "{b}");
+        assert_eq!(
+            db.store.reminder_state(r.reminder_id).await.unwrap(),
+            Some(ReminderState::Pending),
+            "{b}: not done while the webhook is on its way"
+        );
+
+        // The request ends (3 s) and records itself.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let webhook_sent = || async {
+            let rows = db.store.deliveries_of(r.reminder_id).await.unwrap();
+            rows.iter()
+                .any(|d| d.channel == Channel::Webhook && d.status == DeliveryStatus::Sent)
+        };
+        while !webhook_sent().await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{b}: the webhook's outcome was never recorded"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(slow.received(), 1, "{b}: one copy at the receiver");
+        assert_eq!(
+            db.store.reminder_state(r.reminder_id).await.unwrap(),
+            Some(ReminderState::Sent),
+            "{b}: settled by the webhook's own record"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 1, "at least SQLite");
+}

@@ -11,25 +11,25 @@
 //! A user's endpoint may take up to `WEBHOOK_TIMEOUT` to answer, and the batch answers only
 //! when its deliveries have ended: in consume mode every later event of the partition would
 //! wait for one slow endpoint. So each request runs in a task of its own, and the batch waits
-//! for it only [`PATIENCE`]: a request still going on then is left to finish alone. It
+//! for it only its patience ([`crate::config::PATIENCE`]): a request still going on then is left to finish alone. It
 //! records its own outcome when it comes (fenced by its claim like any other), the event is
 //! answered without it (`sending`), and its endpoint rests meanwhile as if it had failed, so
 //! that the next batches do not wait for it too. The handover is exact: the task gives its
 //! result to the batch if the batch still waits, else records it itself, never both.
 
 use super::delivery::{Attempted, Claimed, Sent};
+use super::delivery::{End, Ended, Planned};
 use super::retry::retry_wait;
 use super::Notify;
 use crate::channels::guard::redacted;
 use crate::channels::{Notice, SendError};
 use crate::mail::{MailError, ReminderMail};
 use crate::plan::Target;
-use super::delivery::{End, Ended, Planned};
 use chrono::Duration;
+use chrono::{DateTime, Utc};
 use std::time::Duration as StdDuration;
 use todo_events_domain::time::{now, rfc3339};
 use todo_events_domain::HumanDuration;
-use chrono::{DateTime, Utc};
 use todo_events_store::notify::{Held, Route};
 use todo_events_store::ReminderContext;
 use tokio::sync::oneshot;
@@ -37,10 +37,6 @@ use tokio::time::Instant;
 
 /// Webhook and push requests in flight at once in the process.
 pub(super) const HTTP_SENDS_AT_ONCE: usize = 128;
-
-/// How long a batch waits for its webhooks and pushes before leaving those still going on
-/// to finish alone. Endpoints that answer at all mostly do well within it.
-pub(super) const PATIENCE: StdDuration = StdDuration::from_secs(2);
 
 /// The claimed deliveries sorted by how they go out.
 #[derive(Default)]
@@ -88,10 +84,8 @@ impl Notify {
             mails,
             http,
         } = self.outgoing(claimed);
-        let (mailed, (requested, alone)) = tokio::join!(
-            self.mailer.send_all(messages),
-            self.requests(http, claims_expire)
-        );
+        let (mailed, (requested, alone)) =
+            tokio::join!(self.mailer.send_all(messages), self.requests(http, claims_expire));
         done.extend(mails.into_iter().zip(mailed).map(|(claimed, r)| Attempted {
             claimed,
             sent: r.map_err(SendError::from),
@@ -133,14 +127,14 @@ impl Notify {
     }
 
     /// Sends the webhooks and pushes, each in a task of its own, and waits for them until
-    /// [`PATIENCE`] has passed: those answered by then, and the ends of those left to finish
+    /// the batch's patience has passed: those answered by then, and the ends of those left to finish
     /// alone ([`Notify::alone`]).
     async fn requests<'c>(
         &self,
         http: Vec<Claimed<'c>>,
         claims_expire: Instant,
     ) -> (Vec<Attempted<'c>>, Vec<End>) {
-        let until = Instant::now() + PATIENCE;
+        let until = Instant::now() + self.config.channels.patience;
         let waiting = http.into_iter().map(|claimed| {
             let answer = self.spawn_request(&claimed, claims_expire);
             self.await_request(claimed, answer, until)
@@ -182,7 +176,7 @@ impl Notify {
         until: Instant,
     ) -> Result<Attempted<'c>, End> {
         if let Ok(got) = tokio::time::timeout_at(until, &mut answer).await {
-            let sent = got.unwrap_or_else(|_| Err(SendError::transient("the request's task ended".into())));
+            let sent = got.unwrap_or_else(|_| Err(SendError::transient("the request's task ended")));
             return Ok(self.learnt(Attempted { claimed, sent }));
         }
         // Rest first, then close: a result that came meanwhile is still taken (and teaches
@@ -195,7 +189,7 @@ impl Notify {
         let why = format!(
             "{}: no answer within {}; its outcome is recorded when it comes",
             claimed.delivery.route,
-            HumanDuration(PATIENCE)
+            HumanDuration(self.config.channels.patience)
         );
         Err(claimed.delivery.ended(Ended::Sending(why)))
     }
