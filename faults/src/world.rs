@@ -22,8 +22,11 @@ const PARTITIONS: i32 = 3;
 /// claim and an e-mail claim left by a killed process are taken over seconds later.
 const SCHEDULER_LEASE: &str = "5s";
 const SMTP_TIMEOUT: &str = "5s";
-/// Longer than twice `SMTP_TIMEOUT`, as notify requires.
-const DELIVERY_LEASE: &str = "11s";
+/// Four times `SMTP_TIMEOUT`, as the manifests set them (2 m against 30 s): a send that used
+/// its whole wait for a session and its whole conversation still has the time the manifests
+/// leave to record its outcome, a PostgreSQL restart included. (11 s, barely over the twice
+/// notify requires, left about a second in the worst case.)
+const DELIVERY_LEASE: &str = "20s";
 /// An item published this long ago without effect is published again: what heals messages
 /// the broker loses (Tansu's storage does across restarts; see docs/RELIABILITY.md).
 const SCHEDULER_REPUBLISH_AFTER: &str = "20s";
