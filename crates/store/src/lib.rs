@@ -421,20 +421,20 @@ impl Store {
         }
     }
 
-    /// Records that `occurrence` of a claimed task was published and releases the claim.
-    pub async fn mark_occurrence_published(
+    /// Records that each `(task, occurrence)` of a batch was published and releases its claim,
+    /// in one statement, for the tasks this owner still holds. Returns how many were marked.
+    pub async fn mark_occurrences_published(
         &self,
         owner: &str,
-        id: RecurringTaskId,
-        occurrence: DateTime<Utc>,
+        published: &[recur::Occurrence],
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<u64, StoreError> {
         match self {
             Self::Postgres(pool) => {
-                postgres::scheduler::mark_occurrence_published(pool, owner, id, occurrence, now).await
+                postgres::scheduler::mark_occurrences_published(pool, owner, published, now).await
             }
             Self::Sqlite(pool) => {
-                sqlite::scheduler::mark_occurrence_published(pool, owner, id, occurrence, now).await
+                sqlite::scheduler::mark_occurrences_published(pool, owner, published, now).await
             }
         }
     }

@@ -1,7 +1,7 @@
 //! One conformance suite, run against SQLite and PostgreSQL: the store must behave the same
 //! on both.
 
-use chrono::{Duration, SubsecRound, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use todo_events_domain::{ReminderId, TaskId, UserId};
 use todo_events_store::notify::{Claim, Finished, Held, NewClaim, Route};
 use todo_events_store::recur::Instantiate;
@@ -130,7 +130,12 @@ async fn occurrence_claims_publish_each_occurrence_once() {
                 .unwrap(),
             "not b's claim"
         );
-        assert!(s.mark_occurrence_published("a", rt.id, occ, now).await.unwrap());
+        assert_eq!(
+            s.mark_occurrences_published("a", &[(rt.id, occ)], now)
+                .await
+                .unwrap(),
+            1
+        );
         assert!(
             s.claim_occurrences("b", now + Duration::minutes(5), lease, 10, None)
                 .await
@@ -140,6 +145,99 @@ async fn occurrence_claims_publish_each_occurrence_once() {
             db.backend
         );
     }
+}
+
+#[tokio::test]
+async fn a_batch_of_occurrences_is_marked_in_one_call_and_only_where_the_owner_holds_the_claim() {
+    for db in kit::backends().await {
+        let (s, b) = (&db.store, db.backend);
+        let now = Utc::now().trunc_subsecs(0);
+        let lease = Duration::seconds(30);
+        let after = Some(Duration::minutes(10));
+        let daily = |next| kit::recurring(s, "FREQ=DAILY", "2026-01-01T00:00:00", "UTC", next, "all", &[]);
+        // The oldest is taken over by b once a's lease ran out.
+        let taken = daily(now - Duration::minutes(3)).await;
+        let one = daily(now - Duration::minutes(2)).await;
+        let two = daily(now - Duration::minutes(1)).await;
+        assert_eq!(
+            s.claim_occurrences("a", now, lease, 10, after)
+                .await
+                .unwrap()
+                .len(),
+            3,
+            "{b}"
+        );
+        let later = now + Duration::seconds(31);
+        let by_b = s.claim_occurrences("b", later, lease, 1, after).await.unwrap();
+        assert_eq!(by_b[0].as_ref().unwrap().id, taken.id, "{b}");
+
+        let batch = [
+            (taken.id, now - Duration::minutes(3)),
+            (one.id, now - Duration::minutes(2)),
+            (two.id, now - Duration::minutes(1)),
+        ];
+        assert_eq!(
+            s.mark_occurrences_published("a", &batch, later).await.unwrap(),
+            2,
+            "{b}"
+        );
+        assert_eq!(
+            marks(s, taken.id).await,
+            (None, None, 0, Some("b".into())),
+            "{b}: b's claim"
+        );
+        for (id, occ) in &batch[1..] {
+            assert_eq!(
+                marks(s, *id).await,
+                (Some(*occ), Some(later), 1, None),
+                "{b}: marked"
+            );
+        }
+
+        // Claimed again after the delay: the same occurrence counts up, a new one starts at 1.
+        let t = later + Duration::minutes(11);
+        assert_eq!(
+            s.claim_occurrences("c", t, lease, 10, after).await.unwrap().len(),
+            3,
+            "{b}"
+        );
+        let next_of_two = now - Duration::minutes(1) + Duration::days(1);
+        let again = [(one.id, batch[1].1), (two.id, next_of_two)];
+        assert_eq!(
+            s.mark_occurrences_published("c", &again, t).await.unwrap(),
+            2,
+            "{b}"
+        );
+        assert_eq!(
+            marks(s, one.id).await,
+            (Some(batch[1].1), Some(t), 2, None),
+            "{b}"
+        );
+        assert_eq!(
+            marks(s, two.id).await,
+            (Some(next_of_two), Some(t), 1, None),
+            "{b}"
+        );
+        assert_eq!(
+            s.mark_occurrences_published("c", &[], t).await.unwrap(),
+            0,
+            "{b}: nothing"
+        );
+    }
+}
+
+/// A recurring task's publish marks: (published occurrence, published at, publish count,
+/// claim owner).
+type Marks = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, i32, Option<String>);
+
+async fn marks(s: &Store, id: todo_events_domain::RecurringTaskId) -> Marks {
+    const SQL: &str = "SELECT published_occurrence, published_at, publish_count, lease_owner \
+         FROM recurring_tasks WHERE id = $1";
+    let row = match s {
+        Store::Postgres(pool) => sqlx::query_as(SQL).bind(id.get()).fetch_one(pool).await,
+        Store::Sqlite(pool) => sqlx::query_as(SQL).bind(id.get()).fetch_one(pool).await,
+    };
+    row.unwrap_or_else(|e| panic!("recurring task {id}: {e}"))
 }
 
 #[tokio::test]
@@ -1113,7 +1211,13 @@ async fn published_items_without_effect_are_claimed_again_after_the_delay_a_boun
             (1, false),
             "{b}"
         );
-        assert!(s.mark_occurrence_published("a", rt.id, occ, now).await.unwrap());
+        assert_eq!(
+            s.mark_occurrences_published("a", &[(rt.id, occ)], now)
+                .await
+                .unwrap(),
+            1,
+            "{b}"
+        );
         assert!(
             s.claim_occurrences("b", soon, lease, 10, after)
                 .await

@@ -51,36 +51,36 @@ impl SchedulerConfig {
             sink_timeout: var_or("SINK_TIMEOUT", HumanDuration(std::time::Duration::from_secs(10)))?,
             sink_token: var::<String>("AUTH_TOKEN")?.map(SecretString::from),
         };
-        if !(1..=10_000).contains(&cfg.batch) {
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The bounds of the numbers, and the sinks' URLs.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=10_000).contains(&self.batch) {
             return Err(ConfigError(format!(
                 "SCHEDULER_BATCH={} must be between 1 and 10000",
-                cfg.batch
+                self.batch
             )));
         }
-        if !(1..=64).contains(&cfg.workers) {
+        if !(1..=64).contains(&self.workers) {
             return Err(ConfigError(format!(
                 "SCHEDULER_WORKERS={} must be between 1 and 64",
-                cfg.workers
+                self.workers
             )));
         }
-        if cfg.lease.0.as_millis() < 1000 {
+        if self.lease.0.as_millis() < 1000 {
             return Err(ConfigError("SCHEDULER_LEASE must be at least 1s".into()));
         }
         for (name, url) in [
-            ("SINK_REMINDERS", &cfg.sink_reminders),
-            ("SINK_TASK_EVENTS", &cfg.sink_task_events),
+            ("SINK_REMINDERS", &self.sink_reminders),
+            ("SINK_TASK_EVENTS", &self.sink_task_events),
         ] {
             if let Some(u) = url {
-                let parsed =
-                    url::Url::parse(u).map_err(|e| ConfigError(format!("{name}={u:?} is not a URL: {e}")))?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(ConfigError(format!(
-                        "{name}={u:?} must be an http:// or https:// URL"
-                    )));
-                }
+                check_sink_url(name, u)?;
             }
         }
-        Ok(cfg)
+        Ok(())
     }
 
     /// Local defaults: the functions on 127.0.0.1:8001 / :8002.
@@ -99,6 +99,17 @@ impl SchedulerConfig {
             sink_token: None,
         }
     }
+}
+
+/// A sink must be an http:// or https:// URL.
+fn check_sink_url(name: &str, u: &str) -> Result<(), ConfigError> {
+    let parsed = url::Url::parse(u).map_err(|e| ConfigError(format!("{name}={u:?} is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ConfigError(format!(
+            "{name}={u:?} must be an http:// or https:// URL"
+        )));
+    }
+    Ok(())
 }
 
 /// `<host>-<pid>-<random>`: unique per process, readable in the database.

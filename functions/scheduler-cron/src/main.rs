@@ -50,37 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let common = CommonSettings::from_env()?;
     let config = scheduler_cron::SchedulerConfig::from_env()?;
     let store = common.open_store().await?;
-    // Kafka when KAFKA_BROKERS is set, HTTP sinks otherwise; never both.
-    let publisher = match kafka_settings()? {
-        #[cfg(feature = "kafka")]
-        Some(kafka) => {
-            if config.sink_reminders.is_some() || config.sink_task_events.is_some() {
-                return Err(ConfigError(
-                    "set either KAFKA_BROKERS or SINK_REMINDERS/SINK_TASK_EVENTS/K_SINK, not both".into(),
-                )
-                .into());
-            }
-            AnyPublisher::Kafka(Box::new(
-                scheduler_cron::publish::KafkaPublisher::new(kafka).map_err(|e| anyhow::anyhow!(e))?,
-            ))
-        }
-        None => {
-            if config.sink_reminders.is_none() && config.sink_task_events.is_none() {
-                return Err(ConfigError(
-                    "nowhere to publish: set KAFKA_BROKERS, or SINK_REMINDERS and SINK_TASK_EVENTS (or K_SINK)".into(),
-                )
-                .into());
-            }
-            AnyPublisher::Http(
-                scheduler_cron::HttpPublisher::new(
-                    config.sink_reminders.clone(),
-                    config.sink_task_events.clone(),
-                    config.sink_timeout.0,
-                )
-                .with_token(config.sink_token.clone()),
-            )
-        }
-    };
+    let publisher = publisher(&config)?;
     let scheduler = scheduler_cron::Scheduler::new(store, publisher, config);
     let mode = match (cli.run_for, cli.run_loop, cli.every) {
         (Some(d), _, Some(every)) => scheduler_cron::pass::Mode::For {
@@ -91,6 +61,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => scheduler_cron::pass::Mode::Once,
     };
     scheduler.poll(mode, Shutdown::on_signals()).await
+}
+
+/// Kafka when KAFKA_BROKERS is set, HTTP sinks otherwise; never both.
+fn publisher(config: &scheduler_cron::SchedulerConfig) -> anyhow::Result<AnyPublisher> {
+    match kafka_settings()? {
+        #[cfg(feature = "kafka")]
+        Some(kafka) => {
+            if config.sink_reminders.is_some() || config.sink_task_events.is_some() {
+                return Err(ConfigError(
+                    "set either KAFKA_BROKERS or SINK_REMINDERS/SINK_TASK_EVENTS/K_SINK, not both".into(),
+                )
+                .into());
+            }
+            Ok(AnyPublisher::Kafka(Box::new(
+                scheduler_cron::publish::KafkaPublisher::new(kafka).map_err(|e| anyhow::anyhow!(e))?,
+            )))
+        }
+        None => {
+            if config.sink_reminders.is_none() && config.sink_task_events.is_none() {
+                return Err(ConfigError(
+                    "nowhere to publish: set KAFKA_BROKERS, or SINK_REMINDERS and SINK_TASK_EVENTS (or K_SINK)".into(),
+                )
+                .into());
+            }
+            Ok(AnyPublisher::Http(
+                scheduler_cron::HttpPublisher::new(
+                    config.sink_reminders.clone(),
+                    config.sink_task_events.clone(),
+                    config.sink_timeout.0,
+                )
+                .with_token(config.sink_token.clone()),
+            ))
+        }
+    }
 }
 
 /// The Kafka settings when `KAFKA_BROKERS` is set.

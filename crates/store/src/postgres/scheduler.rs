@@ -2,6 +2,7 @@
 //! `FOR UPDATE SKIP LOCKED`, so concurrent schedulers take disjoint batches without waiting
 //! on each other.
 
+use crate::recur::Occurrence;
 use crate::rows::{ClaimedOccurrenceRaw, ClaimedReminderRaw};
 use crate::scheduler::{ClaimRequest, PUBLISH_LIMIT};
 use crate::{ClaimedOccurrence, ClaimedReminder, Malformed, StoreError};
@@ -120,25 +121,30 @@ pub(crate) async fn fast_forward(
     Ok(moved.rows_affected() == 1)
 }
 
-pub(crate) async fn mark_occurrence_published(
+/// Each task's publish count goes up when it published the same occurrence again, and
+/// starts at 1 with a new one.
+pub(crate) async fn mark_occurrences_published(
     pool: &PgPool,
     owner: &str,
-    id: RecurringTaskId,
-    occurrence: DateTime<Utc>,
+    published: &[Occurrence],
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    const SQL: &str = "UPDATE recurring_tasks SET published_occurrence = $3, published_at = $4, \
-         lease_owner = NULL, lease_until = NULL, \
-         publish_count = CASE WHEN published_occurrence = $3 THEN publish_count + 1 ELSE 1 END \
-         WHERE id = $1 AND lease_owner = $2";
-    let marked = sqlx::query(SQL)
-        .bind(id.get())
+) -> Result<u64, StoreError> {
+    const SQL: &str = "UPDATE recurring_tasks r SET published_occurrence = m.occurrence, \
+         published_at = $2, lease_owner = NULL, lease_until = NULL, \
+         publish_count = CASE WHEN r.published_occurrence = m.occurrence \
+             THEN r.publish_count + 1 ELSE 1 END \
+         FROM UNNEST($3::bigint[], $4::timestamptz[]) AS m(id, occurrence) \
+         WHERE r.id = m.id AND r.lease_owner = $1";
+    let ids: Vec<i64> = published.iter().map(|(id, _)| id.get()).collect();
+    let occurrences: Vec<DateTime<Utc>> = published.iter().map(|(_, at)| *at).collect();
+    Ok(sqlx::query(SQL)
         .bind(owner)
-        .bind(occurrence)
         .bind(now)
+        .bind(ids)
+        .bind(occurrences)
         .execute(pool)
-        .await?;
-    Ok(marked.rows_affected() == 1)
+        .await?
+        .rows_affected())
 }
 
 pub(crate) async fn deactivate_recurring(

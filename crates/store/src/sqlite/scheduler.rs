@@ -1,6 +1,9 @@
 //! The scheduler's statements on SQLite: the same as PostgreSQL's without row locks (one
-//! writer makes each claim statement atomic) and with id lists as JSON arrays.
+//! writer makes each claim statement atomic), with id lists as JSON arrays, and a batch of
+//! (task, occurrence) pairs written row by row in one transaction (in-process, no round
+//! trips; SQLite has no array type to bind them as one).
 
+use crate::recur::Occurrence;
 use crate::rows::{ClaimedOccurrenceRaw, ClaimedReminderRaw};
 use crate::scheduler::{ClaimRequest, PUBLISH_LIMIT};
 use crate::{ClaimedOccurrence, ClaimedReminder, Malformed, StoreError};
@@ -112,25 +115,32 @@ pub(crate) async fn fast_forward(
     Ok(moved.rows_affected() == 1)
 }
 
-pub(crate) async fn mark_occurrence_published(
+/// PostgreSQL's statement row by row, in one transaction: each task's publish count goes up
+/// when it published the same occurrence again, and starts at 1 with a new one.
+pub(crate) async fn mark_occurrences_published(
     pool: &SqlitePool,
     owner: &str,
-    id: RecurringTaskId,
-    occurrence: DateTime<Utc>,
+    published: &[Occurrence],
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
+) -> Result<u64, StoreError> {
     const SQL: &str = "UPDATE recurring_tasks SET published_occurrence = $3, published_at = $4, \
          lease_owner = NULL, lease_until = NULL, \
          publish_count = CASE WHEN published_occurrence = $3 THEN publish_count + 1 ELSE 1 END \
          WHERE id = $1 AND lease_owner = $2";
-    let marked = sqlx::query(SQL)
-        .bind(id.get())
-        .bind(owner)
-        .bind(occurrence)
-        .bind(now)
-        .execute(pool)
-        .await?;
-    Ok(marked.rows_affected() == 1)
+    let mut tx = pool.begin().await?;
+    let mut marked = 0;
+    for (id, occurrence) in published {
+        marked += sqlx::query(SQL)
+            .bind(id.get())
+            .bind(owner)
+            .bind(*occurrence)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(marked)
 }
 
 pub(crate) async fn deactivate_recurring(
