@@ -62,45 +62,49 @@ fn html_is_escaped_and_text_is_not() {
     assert!(html.contains(r#"href="http://localhost:3000/tasks/7""#), "{html}");
 }
 
+/// A due time, a recipient's zone and the subject they make for a reminder at 20:00 UTC on
+/// 27 November 2026.
+const DUE_SUBJECTS: &[(Option<&str>, &str, &str)] = &[
+    // 23:30 UTC on the 27th is already the 28th in Tokyo, but the 27th in New York.
+    (
+        Some("2026-11-27T23:30:00Z"),
+        "Asia/Tokyo",
+        "Reminder: Call (due today at 08:30)",
+    ),
+    (
+        Some("2026-11-27T23:30:00Z"),
+        "America/New_York",
+        "Reminder: Call (due today at 18:30)",
+    ),
+    (
+        Some("2026-11-28T08:00:00Z"),
+        "Europe/Berlin",
+        "Reminder: Call (due tomorrow at 09:00)",
+    ),
+    (
+        Some("2026-12-01T08:00:00Z"),
+        "Europe/Berlin",
+        "Reminder: Call (due on Tuesday at 09:00)",
+    ),
+    (
+        Some("2026-12-24T08:00:00Z"),
+        "Europe/Berlin",
+        "Reminder: Call (due on Thursday 24 December at 09:00)",
+    ),
+    (
+        Some("2027-01-04T08:00:00Z"),
+        "Europe/Berlin",
+        "Reminder: Call (due on Monday 4 January 2027 at 09:00)",
+    ),
+    (None, "Europe/Berlin", "Reminder: Call"),
+];
+
 #[test]
 fn times_are_local_and_relative_to_the_reminder() {
     let c = composer();
     let mut m = mail("Call", "a@b.test");
     m.remind_at = "2026-11-27T20:00:00Z".parse().unwrap();
-    for (due_at, timezone, subject) in [
-        // 23:30 UTC on the 27th is already the 28th in Tokyo, but the 27th in New York.
-        (
-            Some("2026-11-27T23:30:00Z"),
-            "Asia/Tokyo",
-            "Reminder: Call (due today at 08:30)",
-        ),
-        (
-            Some("2026-11-27T23:30:00Z"),
-            "America/New_York",
-            "Reminder: Call (due today at 18:30)",
-        ),
-        (
-            Some("2026-11-28T08:00:00Z"),
-            "Europe/Berlin",
-            "Reminder: Call (due tomorrow at 09:00)",
-        ),
-        (
-            Some("2026-12-01T08:00:00Z"),
-            "Europe/Berlin",
-            "Reminder: Call (due on Tuesday at 09:00)",
-        ),
-        (
-            Some("2026-12-24T08:00:00Z"),
-            "Europe/Berlin",
-            "Reminder: Call (due on Thursday 24 December at 09:00)",
-        ),
-        (
-            Some("2027-01-04T08:00:00Z"),
-            "Europe/Berlin",
-            "Reminder: Call (due on Monday 4 January 2027 at 09:00)",
-        ),
-        (None, "Europe/Berlin", "Reminder: Call"),
-    ] {
+    for &(due_at, timezone, subject) in DUE_SUBJECTS {
         let mut row = m.clone();
         row.due_at = due_at.map(|t| t.parse().unwrap());
         row.timezone = timezone;
