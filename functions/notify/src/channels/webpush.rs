@@ -13,8 +13,11 @@
 //!   ([`Vapid::generate`] makes a pair).
 //!
 //! The primitives are RustCrypto's (`p256`, `hkdf`, `aes-gcm`); RFC 8291's own example is a
-//! unit test below, byte for byte. A `404` or `410` means the subscription is gone
-//! ([`SendError::Gone`]: the endpoint is deactivated); the rest is judged as for webhooks.
+//! unit test (`webpush/tests.rs`), byte for byte. A `404` or `410` means the subscription is
+//! gone ([`SendError::Gone`]: the endpoint is deactivated); the rest is judged as for webhooks.
+
+#[cfg(test)]
+mod tests;
 
 use super::guard::{redacted, Guard, Refused};
 use super::{failed_exchange, judge, LazyClient, Notice, SendError};
@@ -179,37 +182,54 @@ pub fn encrypt(
             plaintext.len()
         )));
     }
-    let ua_public = to.ua_public.to_encoded_point(false);
     let as_public = sender.public_key().to_encoded_point(false);
-    let shared = p256::ecdh::diffie_hellman(sender.to_nonzero_scalar(), to.ua_public.as_affine());
-    // IKM = HKDF(auth, ecdh, "WebPush: info" 0x00 ua_public as_public, 32)
-    let mut key_info = b"WebPush: info\0".to_vec();
-    key_info.extend_from_slice(ua_public.as_bytes());
-    key_info.extend_from_slice(as_public.as_bytes());
-    let mut ikm = [0u8; 32];
-    Hkdf::<Sha256>::new(Some(&to.auth), shared.raw_secret_bytes())
-        .expand(&key_info, &mut ikm)
-        .expect("32 bytes is a valid HKDF length");
-    // CEK and nonce from the salt (RFC 8188 §2.2, §2.3).
-    let prk = Hkdf::<Sha256>::new(Some(salt), &ikm);
-    let (mut cek, mut nonce) = ([0u8; 16], [0u8; 12]);
-    prk.expand(b"Content-Encoding: aes128gcm\0", &mut cek)
-        .expect("16 bytes is a valid HKDF length");
-    prk.expand(b"Content-Encoding: nonce\0", &mut nonce)
-        .expect("12 bytes is a valid HKDF length");
+    let (cek, nonce) = content_keys(&input_key(to, sender, as_public.as_bytes()), salt);
     let mut record = plaintext.to_vec();
     record.push(2); // the last record's delimiter
     let sealed = Aes128Gcm::new_from_slice(&cek)
         .expect("16-byte key")
         .encrypt(Nonce::from_slice(&nonce), record.as_slice())
         .map_err(|_| SendError::Permanent("the message could not be encrypted".into()))?;
-    // Header: salt, record size, key id length and key id (the sender's public key).
+    Ok(aes128gcm_body(salt, as_public.as_bytes(), &sealed))
+}
+
+/// RFC 8291 §3.3–3.4: the input keying material, from the ECDH secret of the sender's key
+/// and the subscription's, keyed with the subscription's `auth` secret.
+fn input_key(to: &Subscription, sender: &SecretKey, as_public: &[u8]) -> [u8; 32] {
+    let ua_public = to.ua_public.to_encoded_point(false);
+    let shared = p256::ecdh::diffie_hellman(sender.to_nonzero_scalar(), to.ua_public.as_affine());
+    // IKM = HKDF(auth, ecdh, "WebPush: info" 0x00 ua_public as_public, 32)
+    let mut key_info = b"WebPush: info\0".to_vec();
+    key_info.extend_from_slice(ua_public.as_bytes());
+    key_info.extend_from_slice(as_public);
+    let mut ikm = [0u8; 32];
+    Hkdf::<Sha256>::new(Some(&to.auth), shared.raw_secret_bytes())
+        .expand(&key_info, &mut ikm)
+        .expect("32 bytes is a valid HKDF length");
+    ikm
+}
+
+/// The content-encryption key and the nonce, from the input keying material and the salt.
+fn content_keys(ikm: &[u8; 32], salt: &[u8; 16]) -> ([u8; 16], [u8; 12]) {
+    // CEK and nonce from the salt (RFC 8188 §2.2, §2.3).
+    let prk = Hkdf::<Sha256>::new(Some(salt), ikm);
+    let (mut cek, mut nonce) = ([0u8; 16], [0u8; 12]);
+    prk.expand(b"Content-Encoding: aes128gcm\0", &mut cek)
+        .expect("16 bytes is a valid HKDF length");
+    prk.expand(b"Content-Encoding: nonce\0", &mut nonce)
+        .expect("12 bytes is a valid HKDF length");
+    (cek, nonce)
+}
+
+/// RFC 8188 §2.1: the body, its header (salt, record size, key id length and key id, the
+/// sender's public key) before the one `sealed` record.
+fn aes128gcm_body(salt: &[u8; 16], as_public: &[u8], sealed: &[u8]) -> Vec<u8> {
     let mut body = salt.to_vec();
     body.extend_from_slice(&RECORD_SIZE.to_be_bytes());
-    body.push(as_public.as_bytes().len() as u8);
-    body.extend_from_slice(as_public.as_bytes());
-    body.extend_from_slice(&sealed);
-    Ok(body)
+    body.push(as_public.len() as u8);
+    body.extend_from_slice(as_public);
+    body.extend_from_slice(sealed);
+    body
 }
 
 /// Sends notices to push services: one HTTP client (the target guard its resolver, redirects
@@ -262,84 +282,4 @@ impl WebPush {
 /// base64url with or without padding (browsers' `toJSON()` leaves it out, some stores keep it).
 fn decode(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text.trim().trim_end_matches('=')).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// RFC 8291 §5 and Appendix A: the example message, every input fixed.
-    #[test]
-    fn the_rfc_8291_example_encrypts_byte_for_byte() {
-        let open = Guard::open();
-        let to = Subscription::new(
-            1,
-            "https://push.example.net/push/JzLQ3raZJfFBR0aqvOMsLrt54w4rJUsV",
-            "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
-            "BTBZMqHH6r4Tts7J_aSIgg",
-            &open,
-        )
-        .unwrap();
-        let sender =
-            SecretKey::from_slice(&decode("yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw").unwrap()).unwrap();
-        let salt: [u8; 16] = decode("DGv6ra1nlYgDCS1FRnbzlw").unwrap().try_into().unwrap();
-        let body = encrypt(&to, b"When I grow up, I want to be a watermelon", &sender, &salt).unwrap();
-        assert_eq!(
-            URL_SAFE_NO_PAD.encode(body),
-            "DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYW\
-             AmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNWQexSg\
-             Sxsj_Qulcy4a-fN"
-        );
-    }
-
-    #[test]
-    fn keys_are_checked_and_never_shown() {
-        let open = Guard::open();
-        let (private, public) = Vapid::generate();
-        let vapid = Vapid::new(&private, "mailto:ops@example.com").unwrap();
-        assert_eq!(vapid.public_key(), public);
-        assert!(!format!("{vapid:?}").contains(&private));
-        for (key, subject, needle) in [
-            ("not-a-key", "mailto:ops@example.com", "VAPID_PRIVATE_KEY"),
-            (private.as_str(), "ops@example.com", "VAPID_SUBJECT"),
-        ] {
-            let err = Vapid::new(key, subject).unwrap_err();
-            assert!(err.contains(needle) && !err.contains(&private), "{err}");
-        }
-        let p256dh =
-            "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
-        for (key, auth, needle) in [
-            ("BCVx", "BTBZMqHH6r4Tts7J_aSIgg", "p256dh"),
-            (p256dh, "BTBZ", "auth"),
-        ] {
-            let err = Subscription::new(1, "https://push.example.net/p/secret-path", key, auth, &open)
-                .unwrap_err()
-                .0;
-            assert!(err.contains(needle), "{err}");
-        }
-        let sub = Subscription::new(
-            1,
-            "https://push.example.net/p/secret-path",
-            p256dh,
-            "BTBZMqHH6r4Tts7J_aSIgg=",
-            &open,
-        )
-        .unwrap();
-        let debug = format!("{sub:?}");
-        assert!(
-            !debug.contains("secret-path") && !debug.contains("BTBZ"),
-            "{debug}"
-        );
-        // The token names the push service's origin, not the subscription's path.
-        let auth = vapid.authorization(&sub.url, 1_796_028_300);
-        assert!(
-            auth.starts_with("vapid t=") && auth.ends_with(&format!(", k={public}")),
-            "{auth}"
-        );
-        let claims = auth["vapid t=".len()..].split('.').nth(1).unwrap();
-        let claims: serde_json::Value = serde_json::from_slice(&decode(claims).unwrap()).unwrap();
-        assert_eq!(claims["aud"], "https://push.example.net");
-        assert_eq!(claims["exp"], 1_796_028_300 + TOKEN_LIFETIME);
-        assert_eq!(claims["sub"], "mailto:ops@example.com");
-    }
 }

@@ -21,29 +21,33 @@
 //!   `relative` ("today at 18:00", "tomorrow at 09:30", "on Monday at 08:00",
 //!   "on Friday 4 December at 18:00", relative to the reminder's own time) and `iso`
 //!   (RFC 3339 with the local offset).
+//!
+//! The message is built here; the template environment (`templates`: settings, sources,
+//! errors) and the local times (`local_time`: zones, the words for a time) each have a file
+//! of their own.
+
+mod local_time;
+mod templates;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use local_time::zoned;
 
 use super::{message_id, MailError, ReminderMail};
 use crate::config::NotifyConfig;
 use chrono::{DateTime, Utc};
-use jiff::tz::{TimeZone, TimeZoneDatabase};
-use jiff::ZonedDateTime;
+use jiff::tz::TimeZone;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message, MultiPart};
+use local_time::{local, tzdb, when};
 use minijinja::value::Value;
-use minijinja::{context, AutoEscape, Environment, UndefinedBehavior};
-use std::path::Path;
-use std::sync::OnceLock;
+use minijinja::{context, Environment};
+use templates::{describe, environment};
 
 /// The template files, by name.
 pub const SUBJECT: &str = "reminder.subject.txt";
 pub const TEXT: &str = "reminder.txt";
 pub const HTML: &str = "reminder.html";
-
-const BUILT_IN: [(&str, &str); 3] = [
-    (SUBJECT, include_str!("../../templates/reminder.subject.txt")),
-    (TEXT, include_str!("../../templates/reminder.txt")),
-    (HTML, include_str!("../../templates/reminder.html")),
-];
 
 /// Longest subject, in characters; longer ones are cut with an ellipsis.
 const MAX_SUBJECT_CHARS: usize = 200;
@@ -111,50 +115,42 @@ impl Composer {
     /// The subject, text and HTML of a reminder, in the recipient's time zone (UTC when
     /// the zone is unknown).
     pub fn render(&self, mail: &ReminderMail<'_>) -> Result<(String, String, String), String> {
-        let (zone_name, tz) = match tzdb().get(mail.timezone) {
-            Ok(tz) => (mail.timezone, tz),
-            Err(_) => {
-                tracing::warn!(
-                    reminder_id = mail.reminder_id.get(),
-                    "time zone {:?} is unknown; the reminder shows UTC",
-                    mail.timezone
-                );
-                ("UTC", TimeZone::UTC)
-            }
-        };
-        let reference = local(mail.remind_at, &tz)?;
         let title = single_line(mail.task_title);
+        let base = self.context(mail, &title)?;
+        let subject = fitted_subject(&self.template(SUBJECT, base.clone())?, &title);
+        let with_subject = context! { subject => subject.clone(), ..base };
+        let text = self.template(TEXT, with_subject.clone())?;
+        let html = self.template(HTML, with_subject)?;
+        Ok((subject, text, html))
+    }
+
+    /// What every template sees (the subject aside): the recipient, the task with its
+    /// one-line `title`, and the times in the recipient's zone.
+    fn context(&self, mail: &ReminderMail<'_>, title: &str) -> Result<Value, String> {
+        let (zone_name, tz) = recipient_zone(mail);
+        let reference = local(mail.remind_at, &tz)?;
         let task_url = format!("{}/tasks/{}", self.app_url, mail.task_id);
-        let base = context! {
+        Ok(context! {
             timezone => zone_name,
             app_url => self.app_url.clone(),
             recipient => context! { name => single_line(mail.to_name), email => mail.to_email },
             task => context! {
                 id => mail.task_id.get(),
-                title => title.clone(),
+                title => title.to_owned(),
                 description => clean_text(mail.task_description),
                 url => task_url,
             },
             due => mail.due_at.map(|t| when(t, &tz, &reference)).transpose()?,
             remind_at => when(mail.remind_at, &tz, &reference)?,
-        };
-        let render = |name: &str, ctx: Value| -> Result<String, String> {
-            self.env
-                .get_template(name)
-                .and_then(|t| t.render(ctx))
-                .map_err(|e| describe(name, &e))
-        };
-        let mut subject = single_line(&render(SUBJECT, base.clone())?);
-        if subject.is_empty() {
-            subject = format!("Reminder: {title}");
-        }
-        if subject.chars().count() > MAX_SUBJECT_CHARS {
-            subject = subject.chars().take(MAX_SUBJECT_CHARS - 1).collect::<String>() + "…";
-        }
-        let with_subject = context! { subject => subject.clone(), ..base };
-        let text = render(TEXT, with_subject.clone())?;
-        let html = render(HTML, with_subject)?;
-        Ok((subject, text, html))
+        })
+    }
+
+    /// The template `name` rendered with `ctx`.
+    fn template(&self, name: &str, ctx: Value) -> Result<String, String> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| describe(name, &e))
     }
 
     /// Builds the reminder e-mail. A recipient address that cannot be parsed is permanent;
@@ -178,118 +174,32 @@ impl Composer {
     }
 }
 
-fn environment(dir: Option<&Path>) -> Result<Environment<'static>, String> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-    env.set_syntax(
-        minijinja::syntax::SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .keep_trailing_newline(true)
-            .build()
-            .expect("the default delimiters are valid"),
-    );
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") || name.ends_with(".htm") {
-            AutoEscape::Html
-        } else {
-            AutoEscape::None
-        }
-    });
-    // HTML escaping of & < > " ' only: minijinja's default also writes `/` as `&#x2f;`,
-    // which turns every link into entity soup that spam filters count as obfuscation.
-    env.set_formatter(|out, state, value| match value.as_str() {
-        Some(text) if *state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
-            out.write_str(&escape_html(text)).map_err(minijinja::Error::from)
-        }
-        _ => minijinja::escape_formatter(out, state, value),
-    });
-    for (name, built_in) in BUILT_IN {
-        let source = match dir.map(|d| d.join(name)).filter(|p| p.exists()) {
-            Some(path) => {
-                tracing::info!("mail template {name} from {}", path.display());
-                std::fs::read_to_string(&path)
-                    .map_err(|e| format!("MAIL_TEMPLATE_DIR: {} cannot be read: {e}", path.display()))?
-            }
-            None => built_in.to_owned(),
-        };
-        env.add_template_owned(name, source)
-            .map_err(|e| format!("mail template {name}: {}", describe(name, &e)))?;
-    }
-    Ok(env)
-}
-
-/// A minijinja error with its causes, on one line.
-fn describe(name: &str, e: &minijinja::Error) -> String {
-    let mut text = format!("{name}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// The recipient's zone and its name: UTC (with a warning) when the zone is unknown.
+fn recipient_zone<'a>(mail: &ReminderMail<'a>) -> (&'a str, TimeZone) {
+    match tzdb().get(mail.timezone) {
+        Ok(tz) => (mail.timezone, tz),
+        Err(_) => {
+            tracing::warn!(
+                reminder_id = mail.reminder_id.get(),
+                "time zone {:?} is unknown; the reminder shows UTC",
+                mail.timezone
+            );
+            ("UTC", TimeZone::UTC)
         }
     }
-    out
 }
 
-fn tzdb() -> &'static TimeZoneDatabase {
-    static DB: OnceLock<TimeZoneDatabase> = OnceLock::new();
-    DB.get_or_init(TimeZoneDatabase::bundled)
-}
-
-/// `t` in the zone named `timezone`, with the name of the zone used: UTC when the zone is
-/// unknown (the other channels show times as the mail does).
-pub(crate) fn zoned(t: DateTime<Utc>, timezone: &str) -> Result<(ZonedDateTime, &str), String> {
-    match tzdb().get(timezone) {
-        Ok(tz) => Ok((local(t, &tz)?, timezone)),
-        Err(_) => Ok((local(t, &TimeZone::UTC)?, "UTC")),
+/// The subject as rendered, made one line: `Reminder: <title>` when that leaves nothing, cut
+/// with an ellipsis when longer than [`MAX_SUBJECT_CHARS`].
+fn fitted_subject(rendered: &str, title: &str) -> String {
+    let mut subject = single_line(rendered);
+    if subject.is_empty() {
+        subject = format!("Reminder: {title}");
     }
-}
-
-fn local(t: DateTime<Utc>, tz: &TimeZone) -> Result<ZonedDateTime, String> {
-    jiff::Timestamp::from_microsecond(t.timestamp_micros())
-        .map(|ts| ts.to_zoned_datetime(tz.clone()))
-        .map_err(|e| format!("{t} cannot be shown as a local time: {e}"))
-}
-
-/// A local time as the templates see it.
-fn when(t: DateTime<Utc>, tz: &TimeZone, reference: &ZonedDateTime) -> Result<Value, String> {
-    let local = local(t, tz)?;
-    let time = local.strftime("%H:%M").to_string();
-    let days = local
-        .date()
-        .since(reference.date())
-        .map_err(|e| format!("{t}: {e}"))?
-        .get_days();
-    let relative = match days {
-        0 => format!("today at {time}"),
-        1 => format!("tomorrow at {time}"),
-        -1 => format!("yesterday at {time}"),
-        2..=6 => format!("on {} at {time}", local.strftime("%A")),
-        _ if local.year() == reference.year() => format!("on {} at {time}", local.strftime("%A %-d %B")),
-        _ => format!("on {} at {time}", local.strftime("%A %-d %B %Y")),
-    };
-    Ok(context! {
-        local => local.strftime("%A %-d %B %Y, %H:%M %Z").to_string(),
-        date => local.strftime("%A %-d %B %Y").to_string(),
-        time => time,
-        zone => local.strftime("%Z").to_string(),
-        relative => relative,
-        iso => local.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
-    })
+    if subject.chars().count() > MAX_SUBJECT_CHARS {
+        subject = subject.chars().take(MAX_SUBJECT_CHARS - 1).collect::<String>() + "…";
+    }
+    subject
 }
 
 /// One line: control characters (CR, LF, tab, NEL, line/paragraph separators, …) become
@@ -310,170 +220,4 @@ fn clean_text(s: &str) -> String {
         .collect::<String>()
         .trim()
         .to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mail<'a>(title: &'a str, email: &'a str) -> ReminderMail<'a> {
-        ReminderMail {
-            to_email: email,
-            to_name: "Ada",
-            timezone: "Europe/Berlin",
-            task_id: todo_events_domain::TaskId::new(7).unwrap(),
-            task_title: title,
-            task_description: "",
-            due_at: Some("2026-11-27T17:00:00Z".parse().unwrap()),
-            remind_at: "2026-11-27T16:45:00Z".parse().unwrap(),
-            reminder_id: todo_events_domain::ReminderId::new(3).unwrap(),
-        }
-    }
-
-    fn composer() -> Composer {
-        Composer::from_config(&NotifyConfig::local("outbox".into())).unwrap()
-    }
-
-    #[test]
-    fn message_shows_local_due_time_and_cannot_gain_headers() {
-        let msg = composer()
-            .build(&mail("Pay rent\r\nBcc: evil@example.com", "ada@example.test"))
-            .unwrap();
-        let text = String::from_utf8(msg.formatted()).unwrap();
-        assert!(text.contains("Due: Friday 27 November 2026, 18:00 CET"), "{text}");
-        assert!(!text.contains("\nBcc:"), "{text}");
-        assert!(text.contains("Message-ID: <reminder-3-"), "{text}");
-        assert!(text.contains("Auto-Submitted: auto-generated"), "{text}");
-        assert!(text.contains("multipart/alternative"), "{text}");
-        assert!(
-            text.contains("Subject: Reminder: Pay rent Bcc: evil@example.com (due today at 18:00)"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn bad_recipient_is_permanent() {
-        let err = composer().build(&mail("x", "not an address")).unwrap_err();
-        assert!(matches!(err, MailError::Permanent(_)));
-    }
-
-    #[test]
-    fn html_is_escaped_and_text_is_not() {
-        let (subject, text, html) = composer()
-            .render(&mail("<script>alert('x')</script> & more", "a@b.test"))
-            .unwrap();
-        assert_eq!(
-            subject,
-            "Reminder: <script>alert('x')</script> & more (due today at 18:00)"
-        );
-        assert!(
-            text.contains("    <script>alert('x')</script> & more\n"),
-            "{text}"
-        );
-        assert!(!html.contains("<script>"), "{html}");
-        assert!(
-            html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more"),
-            "{html}"
-        );
-        assert!(html.contains(r#"href="http://localhost:3000/tasks/7""#), "{html}");
-    }
-
-    #[test]
-    fn times_are_local_and_relative_to_the_reminder() {
-        let c = composer();
-        let mut m = mail("Call", "a@b.test");
-        fn subject(c: &Composer, m: &ReminderMail<'_>, timezone: &str) -> String {
-            let mut m = m.clone();
-            m.timezone = timezone;
-            c.render(&m).unwrap().0
-        }
-        let due = |m: &ReminderMail<'_>, timezone: &str| subject(&c, m, timezone);
-        // 23:30 UTC on the 27th is already the 28th in Tokyo, but the 27th in New York.
-        m.remind_at = "2026-11-27T20:00:00Z".parse().unwrap();
-        m.due_at = Some("2026-11-27T23:30:00Z".parse().unwrap());
-        assert_eq!(due(&m, "Asia/Tokyo"), "Reminder: Call (due today at 08:30)");
-        assert_eq!(due(&m, "America/New_York"), "Reminder: Call (due today at 18:30)");
-        m.due_at = Some("2026-11-28T08:00:00Z".parse().unwrap());
-        assert_eq!(due(&m, "Europe/Berlin"), "Reminder: Call (due tomorrow at 09:00)");
-        m.due_at = Some("2026-12-01T08:00:00Z".parse().unwrap());
-        assert_eq!(
-            due(&m, "Europe/Berlin"),
-            "Reminder: Call (due on Tuesday at 09:00)"
-        );
-        m.due_at = Some("2026-12-24T08:00:00Z".parse().unwrap());
-        assert_eq!(
-            due(&m, "Europe/Berlin"),
-            "Reminder: Call (due on Thursday 24 December at 09:00)"
-        );
-        m.due_at = Some("2027-01-04T08:00:00Z".parse().unwrap());
-        assert_eq!(
-            due(&m, "Europe/Berlin"),
-            "Reminder: Call (due on Monday 4 January 2027 at 09:00)"
-        );
-        m.due_at = None;
-        assert_eq!(due(&m, "Europe/Berlin"), "Reminder: Call");
-        // Summer time is summer time.
-        m.remind_at = "2026-07-01T08:00:00Z".parse().unwrap();
-        m.due_at = Some("2026-07-01T10:00:00Z".parse().unwrap());
-        let (_, text, _) = c.render(&m).unwrap();
-        assert!(
-            text.contains("Due: Wednesday 1 July 2026, 12:00 CEST (today at 12:00)"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn unknown_time_zones_fall_back_to_utc() {
-        let mut m = mail("Call", "a@b.test");
-        m.timezone = "Mars/Olympus_Mons";
-        let msg = composer().build(&m).unwrap();
-        let text = String::from_utf8(msg.formatted()).unwrap();
-        assert!(text.contains("17:00 UTC"), "{text}");
-    }
-
-    #[test]
-    fn long_and_control_character_titles_make_a_sane_subject() {
-        let long = "x".repeat(500);
-        let (subject, _, _) = composer().render(&mail(&long, "a@b.test")).unwrap();
-        assert_eq!(subject.chars().count(), MAX_SUBJECT_CHARS);
-        assert!(subject.ends_with('…'));
-        assert_eq!(single_line(" a\r\n\tb\u{2028}c\u{85}d  "), "a b c d");
-        assert_eq!(clean_text("a\r\nb\u{7}\rc\u{2029}"), "a\nb\nc");
-    }
-
-    #[test]
-    fn templates_can_be_replaced_from_a_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(SUBJECT), "{{ task.title }} — {{ due.time }}").unwrap();
-        let mut cfg = NotifyConfig::local("outbox".into());
-        cfg.template_dir = Some(dir.path().to_owned());
-        // The subject template uses `due` unconditionally: reminders without a due time
-        // would fail, so start-up refuses it.
-        let err = Composer::from_config(&cfg).err().expect("refused");
-        assert!(err.contains(SUBJECT), "{err}");
-
-        std::fs::write(
-            dir.path().join(SUBJECT),
-            "{{ task.title }}{% if due %} — {{ due.time }}{% endif %}",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join(HTML), "<p>{{ task.title }}</p>").unwrap();
-        let (subject, text, html) = Composer::from_config(&cfg)
-            .unwrap()
-            .render(&mail("Tea & <cake>", "a@b.test"))
-            .unwrap();
-        assert_eq!(subject, "Tea & <cake> — 18:00");
-        assert_eq!(html, "<p>Tea &amp; &lt;cake&gt;</p>");
-        assert!(
-            text.contains("Open the task: http://localhost:3000/tasks/7"),
-            "{text}"
-        );
-
-        std::fs::write(dir.path().join(TEXT), "{{ task.titel }}").unwrap();
-        let err = Composer::from_config(&cfg).err().expect("refused");
-        assert!(err.contains(TEXT), "{err}");
-        std::fs::write(dir.path().join(TEXT), "{% if %}").unwrap();
-        let err = Composer::from_config(&cfg).err().expect("refused");
-        assert!(err.contains(TEXT), "{err}");
-    }
 }

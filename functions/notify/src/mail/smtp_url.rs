@@ -46,56 +46,9 @@ impl SmtpUrl {
         let url = url::Url::parse(text.trim())
             .map_err(|e| format!("{} is not a URL ({e})", todo_events_store::redact(text.trim())))?;
         let shown = todo_events_store::redact(url.as_str());
-        let tls = url
-            .query_pairs()
-            .find(|(k, _)| k == "tls")
-            .map(|(_, v)| v.into_owned());
-        if let Some((k, _)) = url.query_pairs().find(|(k, _)| k != "tls") {
-            return Err(format!(
-                "{shown}: unknown parameter {k:?} (the only one is tls=required|opportunistic|none)"
-            ));
-        }
-        let (security, default_port) = match (url.scheme(), tls.as_deref()) {
-            ("smtps", None) => (SmtpSecurity::ImplicitTls, 465),
-            ("smtps", Some(_)) => {
-                return Err(format!(
-                    "{shown}: smtps:// is always TLS; tls= only applies to smtp://"
-                ))
-            }
-            ("smtp", None | Some("required")) => (SmtpSecurity::StartTlsRequired, 587),
-            ("smtp", Some("opportunistic")) => (SmtpSecurity::StartTlsOpportunistic, 587),
-            ("smtp", Some("none")) => (SmtpSecurity::None, 25),
-            ("smtp", Some(other)) => {
-                return Err(format!(
-                    "{shown}: tls={other:?} is unknown (required, opportunistic or none)"
-                ))
-            }
-            (scheme, _) => {
-                return Err(format!(
-                    "{shown}: the scheme must be smtp or smtps, not {scheme:?}"
-                ))
-            }
-        };
-        let host = match url.host() {
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            Some(host) => host.to_string(),
-            None => return Err(format!("{shown}: no host")),
-        };
-        // The URL keeps user and password percent-encoded, as written.
-        let decode = |s: &str| -> Result<String, String> {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8()
-                .map(|d| d.into_owned())
-                .map_err(|_| format!("{shown}: the user or password is not valid UTF-8"))
-        };
-        let username = match url.username() {
-            "" => None,
-            u => Some(decode(u)?),
-        };
-        let password = url.password().map(decode).transpose()?.map(SecretString::from);
-        if password.is_some() && username.is_none() {
-            return Err(format!("{shown}: a password needs a user name"));
-        }
+        let (security, default_port) = security(&url, &shown)?;
+        let host = host(&url, &shown)?;
+        let (username, password) = login(&url, &shown)?;
         let path = url.path().trim_matches('/');
         let hello_name = (!path.is_empty()).then(|| path.to_owned());
         let parsed = Self {
@@ -106,13 +59,19 @@ impl SmtpUrl {
             password,
             hello_name,
         };
-        if parsed.security == SmtpSecurity::None && parsed.username.is_some() && !parsed.is_loopback() {
+        parsed.refuse_plain_text_password(&shown)?;
+        Ok(parsed)
+    }
+
+    /// Refuses a login over `tls=none` to a host that is not this machine.
+    fn refuse_plain_text_password(&self, shown: &str) -> Result<(), String> {
+        if self.security == SmtpSecurity::None && self.username.is_some() && !self.is_loopback() {
             return Err(format!(
                 "{shown}: tls=none would send the password in plain text to a host that is not \
                  this machine; use STARTTLS (tls=required) or smtps://"
             ));
         }
-        Ok(parsed)
+        Ok(())
     }
 
     /// Is the relay on this machine (where plain text never crosses a network)?
@@ -136,6 +95,69 @@ impl SmtpUrl {
     pub fn expose_password(&self) -> Option<&str> {
         self.password.as_ref().map(|p| p.expose_secret())
     }
+}
+
+/// The protection and default port `url` asks for (its scheme and `tls=`, the one parameter
+/// there is); `shown` is the URL as errors name it.
+fn security(url: &url::Url, shown: &str) -> Result<(SmtpSecurity, u16), String> {
+    let tls = url
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    if let Some((k, _)) = url.query_pairs().find(|(k, _)| k != "tls") {
+        return Err(format!(
+            "{shown}: unknown parameter {k:?} (the only one is tls=required|opportunistic|none)"
+        ));
+    }
+    match (url.scheme(), tls.as_deref()) {
+        ("smtps", None) => Ok((SmtpSecurity::ImplicitTls, 465)),
+        ("smtps", Some(_)) => Err(format!(
+            "{shown}: smtps:// is always TLS; tls= only applies to smtp://"
+        )),
+        ("smtp", None | Some("required")) => Ok((SmtpSecurity::StartTlsRequired, 587)),
+        ("smtp", Some("opportunistic")) => Ok((SmtpSecurity::StartTlsOpportunistic, 587)),
+        ("smtp", Some("none")) => Ok((SmtpSecurity::None, 25)),
+        ("smtp", Some(other)) => Err(format!(
+            "{shown}: tls={other:?} is unknown (required, opportunistic or none)"
+        )),
+        (scheme, _) => Err(format!(
+            "{shown}: the scheme must be smtp or smtps, not {scheme:?}"
+        )),
+    }
+}
+
+/// The relay's host as connected to (an IPv6 address without its brackets).
+fn host(url: &url::Url, shown: &str) -> Result<String, String> {
+    match url.host() {
+        Some(url::Host::Ipv6(ip)) => Ok(ip.to_string()),
+        Some(host) => Ok(host.to_string()),
+        None => Err(format!("{shown}: no host")),
+    }
+}
+
+/// The user name and password, percent-decoded; a password needs a user name.
+fn login(url: &url::Url, shown: &str) -> Result<(Option<String>, Option<SecretString>), String> {
+    let username = match url.username() {
+        "" => None,
+        u => Some(decode(u, shown)?),
+    };
+    let password = url
+        .password()
+        .map(|p| decode(p, shown))
+        .transpose()?
+        .map(SecretString::from);
+    if password.is_some() && username.is_none() {
+        return Err(format!("{shown}: a password needs a user name"));
+    }
+    Ok((username, password))
+}
+
+/// A user name or password as written in the URL (which keeps them percent-encoded), decoded.
+fn decode(s: &str, shown: &str) -> Result<String, String> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|d| d.into_owned())
+        .map_err(|_| format!("{shown}: the user or password is not valid UTF-8"))
 }
 
 impl fmt::Display for SmtpUrl {
