@@ -102,7 +102,11 @@ pub fn recur_batch() -> String {
 
 /// notify over HTTP: reminder `:id` due 2026-11-01T09:45:00Z, mailed and recorded sent.
 pub fn notify() -> String {
-    let read = bind(REMINDER_CONTEXTS, &["ARRAY[:id]::bigint[]"]);
+    // The event's time is the reminder's: nothing moved, nothing more looked up.
+    let read = bind(
+        REMINDER_CONTEXTS,
+        &["ARRAY[:id]", "ARRAY['2026-11-01T09:45:00Z']"],
+    );
     let claim = bind(
         CLAIM_NEW_DELIVERIES,
         &[
@@ -133,7 +137,10 @@ pub fn notify() -> String {
 
 /// notify consuming Kafka: the same three statements for 100 reminders.
 pub fn notify_batch() -> String {
-    let read = bind(REMINDER_CONTEXTS, &[&format!("{IDS}::bigint[]")]);
+    let read = bind(
+        REMINDER_CONTEXTS,
+        &[IDS, "array_fill('2026-11-01T09:45:00Z'::timestamptz, ARRAY[100])"],
+    );
     let claim = bind(
         CLAIM_NEW_DELIVERIES,
         &[

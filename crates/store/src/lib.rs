@@ -33,14 +33,12 @@ pub use error::StoreError;
 pub use rows::*;
 
 use chrono::{DateTime, Duration, Utc};
-use notify::{Claim, Finished, Held, NewClaim};
 use recur::Session;
 use scheduler::ClaimRequest;
 use seed::{Bulk, NewEndpoint, NewRecurringTask, NewTask, NewUser};
 use sqlx::{PgPool, SqlitePool};
-use std::collections::HashMap;
 use std::time::Duration as StdDuration;
-use todo_events_domain::{DeliveryId, EndpointId, RecurringTaskId, ReminderId, TaskId, UserId};
+use todo_events_domain::{EndpointId, RecurringTaskId, ReminderId, TaskId, UserId};
 
 /// A handle on the database; cheap to clone (pools are shared).
 #[derive(Clone, Debug)]
@@ -141,143 +139,6 @@ impl Store {
         };
         let tables = ["users", "tasks", "reminders", "recurring_tasks", "deliveries"];
         Ok(tables.into_iter().zip(counts).collect())
-    }
-
-    // notify
-
-    /// The contexts of the reminders among `ids`, in one statement, each typed or why its
-    /// row cannot be read (reminders that do not exist are absent).
-    pub async fn reminder_contexts(
-        &self,
-        ids: &[ReminderId],
-    ) -> Result<HashMap<ReminderId, Result<ReminderContext, Malformed>>, StoreError> {
-        let rows = match self {
-            Self::Postgres(pool) => postgres::notify::reminder_contexts(pool, ids).await?,
-            Self::Sqlite(pool) => sqlite::notify::reminder_contexts(pool, ids).await?,
-        };
-        // A row is keyed by its own id, which is read as such first.
-        rows.into_iter()
-            .map(|row| {
-                let id = match &row {
-                    Ok(ctx) => ctx.reminder_id,
-                    Err(m) => rows::id(m.table, m.id, "id", m.id, ReminderId::new)?,
-                };
-                Ok((id, row))
-            })
-            .collect()
-    }
-
-    pub async fn reminder_context(&self, id: ReminderId) -> Result<Option<ReminderContext>, StoreError> {
-        match self.reminder_contexts(&[id]).await?.remove(&id) {
-            Some(row) => Ok(Some(row?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Claims the deliveries that nobody has claimed yet, in one statement; returns the
-    /// claimed ones as ((reminder, route), delivery). A delivery claimed before (live,
-    /// expired or finished) is left to [`Store::claim_delivery`], which knows about leases.
-    pub async fn claim_new_deliveries(
-        &self,
-        claims: &[NewClaim<'_>],
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Vec<notify::Claimed>, StoreError> {
-        if claims.is_empty() {
-            return Ok(Vec::new());
-        }
-        match self {
-            Self::Postgres(pool) => {
-                postgres::notify::claim_new_deliveries(pool, claims, now, now + lease).await
-            }
-            Self::Sqlite(pool) => sqlite::notify::claim_new_deliveries(pool, claims, now, now + lease).await,
-        }
-    }
-
-    /// Claims one delivery of a reminder occurrence (one route) for `lease`: a new claim, or
-    /// the take-over of one whose holder vanished (lease over) or released it after a
-    /// transient failure; else what holds it.
-    pub async fn claim_delivery(
-        &self,
-        claim: &NewClaim<'_>,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Claim, StoreError> {
-        match self {
-            Self::Postgres(pool) => postgres::notify::claim_delivery(pool, claim, now, now + lease).await,
-            Self::Sqlite(pool) => sqlite::notify::claim_delivery(pool, claim, now, now + lease).await,
-        }
-    }
-
-    /// Records the outcomes of claimed deliveries and moves their reminders to `sent` /
-    /// `failed`, atomically. Only claims still held are recorded (fenced by their token,
-    /// see [`Held`]); returns the deliveries recorded, so a caller whose claim was taken
-    /// over learns that its outcome is not the one kept.
-    pub async fn finish_deliveries(
-        &self,
-        done: &[(Held, Finished<'_>)],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<DeliveryId>, StoreError> {
-        if done.is_empty() {
-            return Ok(Vec::new());
-        }
-        match self {
-            Self::Postgres(pool) => postgres::notify::finish_deliveries(pool, done, now).await,
-            Self::Sqlite(pool) => sqlite::notify::finish_deliveries(pool, done, now).await,
-        }
-    }
-
-    /// Gives a claim back after a transient failure: the next delivery attempt may take it
-    /// from `until` (now, or when the receiver said to try again); the reason is kept for
-    /// operators. Only the claim that holds the row releases it (fenced by its token);
-    /// `false`: it was taken over (or finished) since, and nothing changed.
-    pub async fn release_delivery(
-        &self,
-        held: Held,
-        reason: &str,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        match self {
-            Self::Postgres(pool) => postgres::notify::release_delivery(pool, held, reason, until).await,
-            Self::Sqlite(pool) => sqlite::notify::release_delivery(pool, held, reason, until).await,
-        }
-    }
-
-    /// Moves a reminder occurrence whose deliveries are all finished to `sent` / `failed`
-    /// (see [`notify`]); `false` when it had a delivery still `sending`, none at all, or
-    /// was cancelled.
-    pub async fn settle_reminder(
-        &self,
-        reminder: ReminderId,
-        remind_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        match self {
-            Self::Postgres(pool) => postgres::notify::settle_reminder(pool, reminder, remind_at, now).await,
-            Self::Sqlite(pool) => sqlite::notify::settle_reminder(pool, reminder, remind_at, now).await,
-        }
-    }
-
-    /// Deactivates an endpoint whose receiver said it is gone (a push subscription that
-    /// ended), keeping why.
-    pub async fn deactivate_endpoint(
-        &self,
-        id: EndpointId,
-        detail: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        match self {
-            Self::Postgres(pool) => postgres::notify::deactivate_endpoint(pool, id, detail, now).await,
-            Self::Sqlite(pool) => sqlite::notify::deactivate_endpoint(pool, id, detail, now).await,
-        }
-    }
-
-    /// All delivery records of a reminder (for operators and tests).
-    pub async fn deliveries_of(&self, reminder: ReminderId) -> Result<Vec<DeliveryRow>, StoreError> {
-        match self {
-            Self::Postgres(pool) => postgres::notify::deliveries_of(pool, reminder).await,
-            Self::Sqlite(pool) => sqlite::notify::deliveries_of(pool, reminder).await,
-        }
     }
 
     // recur

@@ -24,10 +24,17 @@
 //! retried keeps the reminder `published` (and the scheduler's republish armed) without
 //! holding back or repeating the channels that are done.
 //!
+//! Each step of a batch is one statement whatever the batch holds (PostgreSQL: over bound
+//! arrays; SQLite, in-process, loops in one transaction): the read (with, for a moved
+//! reminder, whether the event's own time was sent), the new claims, the claims made before,
+//! the releases, the outcomes, the deactivations, the settling.
+//!
 //! The statements are in `postgres/notify.rs` and `sqlite/notify.rs`; this module holds what
-//! both take and give.
+//! both take and give, and the [`crate::Store`] methods that pick one ([`store`]).
 
-use crate::{Channel, DeliveryStatus};
+mod store;
+
+use crate::{Channel, DeliveryStatus, Malformed, ReminderContext};
 use chrono::{DateTime, Utc};
 use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
 
@@ -121,13 +128,75 @@ pub struct NewClaim<'a> {
 /// A newly claimed delivery: which reminder and route, and its row.
 pub type Claimed = ((ReminderId, Route), DeliveryId);
 
-/// Rows of the claim statements, typed (both backends return the same shapes).
+/// A reminder as a batch's read found it for the event that names it
+/// ([`crate::Store::reminder_contexts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The reminder with its task, recipient and endpoints, or why its row cannot be read.
+    pub context: Result<ReminderContext, Malformed>,
+    /// The event names another time than the reminder's (it was moved since) and a delivery
+    /// at the event's time was `sent`: the event is a duplicate. `false` when not moved.
+    pub sent_at_event_time: bool,
+}
+
+/// A claim given back after a transient failure: takeable again from `until` (its retry
+/// time), `reason` kept for operators. Only the claim that holds the row releases it (fenced
+/// by its token, see [`Held`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Release<'a> {
+    pub held: Held,
+    pub reason: &'a str,
+    pub until: DateTime<Utc>,
+}
+
+/// Rows of the read and claim statements, typed (both backends return the same shapes).
 pub(crate) mod read {
-    use super::{Claim, Claimed, Route};
-    use crate::rows::{id, parse};
-    use crate::Malformed;
+    use super::{Claim, Claimed, Found, NewClaim, Route};
+    use crate::rows::{id, parse, ReminderContextRaw};
+    use crate::{Malformed, ReminderContext, StoreError};
     use chrono::{DateTime, Utc};
     use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
+
+    /// A row of the contexts read: the reminder's columns, and whether the event's time was
+    /// sent (see [`Found`]).
+    #[derive(sqlx::FromRow)]
+    pub(crate) struct FoundRaw {
+        #[sqlx(flatten)]
+        context: ReminderContextRaw,
+        sent_at_event_time: bool,
+    }
+
+    impl From<FoundRaw> for Found {
+        fn from(raw: FoundRaw) -> Self {
+            Found {
+                context: ReminderContext::try_from(raw.context),
+                sent_at_event_time: raw.sent_at_event_time,
+            }
+        }
+    }
+
+    /// A claim taken over: `(id, attempts, first_claimed_at)`.
+    pub(crate) type TakenOver = (i64, i32, DateTime<Utc>);
+    /// A claim as found: `(status, detail, lease_until)`.
+    pub(crate) type Current = (String, Option<String>, DateTime<Utc>);
+
+    /// What delivery `c`, claimed before, came to: taken over by this call, else as found
+    /// (held by another claim, given back until later, or finished); neither means its row
+    /// is gone (its reminder was deleted meanwhile).
+    pub(crate) fn held(
+        c: &NewClaim<'_>,
+        taken_over: Option<TakenOver>,
+        current: Option<Current>,
+    ) -> Result<Claim, StoreError> {
+        match (taken_over, current) {
+            (Some(row), _) => Ok(claim(row)?),
+            (None, Some(row)) => Ok(taken(c.reminder_id, row)?),
+            (None, None) => Err(StoreError::Other(format!(
+                "the {} of reminder {} has no delivery to claim (deleted?)",
+                c.route, c.reminder_id
+            ))),
+        }
+    }
 
     /// `(reminder_id, channel, endpoint_id, id)` of newly claimed deliveries.
     pub(crate) fn claimed(rows: Vec<(i64, String, i64, i64)>) -> Result<Vec<Claimed>, Malformed> {
@@ -147,7 +216,7 @@ pub(crate) mod read {
     }
 
     /// `(id, attempts, first_claimed_at)` of a claim taken.
-    pub(crate) fn claim((delivery, attempt, since): (i64, i32, DateTime<Utc>)) -> Result<Claim, Malformed> {
+    pub(crate) fn claim((delivery, attempt, since): TakenOver) -> Result<Claim, Malformed> {
         Ok(Claim::Claimed {
             delivery_id: id("deliveries", delivery, "id", delivery, DeliveryId::new)?,
             attempt,
@@ -159,7 +228,7 @@ pub(crate) mod read {
     /// delivery.
     pub(crate) fn taken(
         reminder: ReminderId,
-        (status, detail, lease_until): (String, Option<String>, DateTime<Utc>),
+        (status, detail, lease_until): Current,
     ) -> Result<Claim, Malformed> {
         Ok(Claim::Taken {
             status: parse(
@@ -173,44 +242,6 @@ pub(crate) mod read {
         })
     }
 }
-
-/// Moves a reminder occurrence with no delivery left `sending` to `sent` (some delivery
-/// was sent) or `failed`: SQLite's last step of finishing, and on both backends the repair
-/// when a redelivery finds every delivery finished but the reminder not (two deliveries of
-/// one occurrence finished at once on PostgreSQL, each before seeing the other's commit).
-/// Same text on both backends.
-pub(crate) const SETTLE_REMINDER: &str = "UPDATE reminders SET state = CASE WHEN EXISTS \
-       (SELECT 1 FROM deliveries d WHERE d.reminder_id = $1 AND d.remind_at = $2 \
-        AND d.status = 'sent') THEN 'sent' ELSE 'failed' END, \
-     lease_owner = NULL, lease_until = NULL, updated_at = $3 \
-     WHERE id = $1 AND remind_at = $2 AND state <> 'cancelled' \
-     AND EXISTS (SELECT 1 FROM deliveries d WHERE d.reminder_id = $1 AND d.remind_at = $2) \
-     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.reminder_id = $1 \
-       AND d.remind_at = $2 AND d.status = 'sending')";
-
-/// Gives a claim back after a transient failure: takeable from `until` (its retry time),
-/// only by the claim that holds the row (`attempts = $4`, the fencing token). Same text on
-/// both backends.
-pub(crate) const RELEASE_DELIVERY: &str = "UPDATE deliveries SET lease_until = $2, detail = $3 \
-     WHERE id = $1 AND status = 'sending' AND attempts = $4";
-
-/// A claim's first claim time and take-over, shared by both backends: a new claim, and the
-/// take-over of one whose lease ran out (or that was released), incrementing the fencing
-/// token. `first_claimed_at` is kept from the first claim (`claimed_at` for rows older than
-/// migration 0005).
-pub(crate) const INSERT_CLAIM: &str = "INSERT INTO deliveries \
-     (reminder_id, remind_at, channel, endpoint_id, event_id, status, attempts, claimed_at, \
-      lease_until, first_claimed_at) \
-     VALUES ($1, $2, $3, $4, $5, 'sending', 1, $6, $7, $6) \
-     ON CONFLICT (reminder_id, remind_at, channel, endpoint_id) DO NOTHING \
-     RETURNING id, attempts, first_claimed_at";
-pub(crate) const TAKE_OVER: &str = "UPDATE deliveries SET attempts = attempts + 1, event_id = $5, \
-     claimed_at = $6, lease_until = $7, detail = NULL, \
-     first_claimed_at = COALESCE(first_claimed_at, claimed_at) \
-     WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4 \
-     AND status = 'sending' AND lease_until <= $6 RETURNING id, attempts, first_claimed_at";
-pub(crate) const CURRENT: &str = "SELECT status, detail, lease_until FROM deliveries \
-     WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4";
 
 /// Every delivery of a reminder (operators, tests). Same text on both backends.
 pub(crate) const DELIVERIES_OF: &str = "SELECT id, reminder_id, remind_at, channel, endpoint_id, \

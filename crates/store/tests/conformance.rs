@@ -9,6 +9,14 @@ use todo_events_store::seed::NewEndpoint;
 use todo_events_store::{Channel, DeliveryStatus, ReminderState, Store};
 use todo_events_testkit::{self as kit, at};
 
+/// The batch statements of notify, several rows per call; and one row at a time through
+/// them, as the tests here ask.
+#[path = "conformance/notify_batches.rs"]
+mod notify_batches;
+#[path = "conformance/notify_writes.rs"]
+mod notify_writes;
+use notify_batches::{claim_delivery, deactivate_endpoint, release_delivery, settle_reminder};
+
 #[tokio::test]
 async fn instants_round_trip_exactly() {
     for db in kit::backends().await {
@@ -251,12 +259,12 @@ async fn delivery_claims_are_exclusive_until_finished_released_or_expired() {
             delivery_id,
             attempt: 1,
             ..
-        } = s.claim_delivery(&claim(&r, now), now, lease).await.unwrap()
+        } = claim_delivery(s, &claim(&r, now), now, lease).await
         else {
             panic!("{}: first claim wins", db.backend)
         };
         assert!(
-            matches!(s.claim_delivery(&claim(&r, now), now, lease).await.unwrap(), Claim::Taken { status, .. } if status == DeliveryStatus::Sending)
+            matches!(claim_delivery(s, &claim(&r, now), now, lease).await, Claim::Taken { status, .. } if status == DeliveryStatus::Sending)
         );
         // The holder vanished: after the lease another delivery takes over.
         let later = now + Duration::seconds(61);
@@ -264,7 +272,7 @@ async fn delivery_claims_are_exclusive_until_finished_released_or_expired() {
             delivery_id: again,
             attempt: 2,
             since,
-        } = s.claim_delivery(&claim(&r, now), later, lease).await.unwrap()
+        } = claim_delivery(s, &claim(&r, now), later, lease).await
         else {
             panic!("{}: takeover after the lease", db.backend)
         };
@@ -275,9 +283,9 @@ async fn delivery_claims_are_exclusive_until_finished_released_or_expired() {
             db.backend
         );
         let held = |attempt| Held { delivery_id, attempt };
-        assert!(s.release_delivery(held(2), "451 try later", later).await.unwrap());
+        assert!(release_delivery(s, held(2), "451 try later", later).await);
         assert!(matches!(
-            s.claim_delivery(&claim(&r, now), later, lease).await.unwrap(),
+            claim_delivery(s, &claim(&r, now), later, lease).await,
             Claim::Claimed { attempt: 3, .. }
         ));
         let recorded = s
@@ -296,7 +304,7 @@ async fn delivery_claims_are_exclusive_until_finished_released_or_expired() {
         assert_eq!(recorded, [delivery_id], "{}", db.backend);
         let far = later + Duration::days(1);
         assert!(
-            matches!(s.claim_delivery(&claim(&r, now), far, lease).await.unwrap(), Claim::Taken { status, .. } if status == DeliveryStatus::Sent)
+            matches!(claim_delivery(s, &claim(&r, now), far, lease).await, Claim::Taken { status, .. } if status == DeliveryStatus::Sent)
         );
         assert_eq!(
             s.reminder_state(r.reminder_id).await.unwrap().map(|s| s.as_str()),
@@ -326,13 +334,13 @@ async fn a_stale_claim_can_neither_release_nor_finish_the_claim_that_took_over()
                 delivery_id,
                 attempt: a,
                 ..
-            } = s.claim_delivery(&claim(&r, now), now, lease).await.unwrap()
+            } = claim_delivery(s, &claim(&r, now), now, lease).await
             else {
                 panic!("{b}: A claims")
             };
             let later = now + Duration::seconds(61);
             let Claim::Claimed { attempt: b_token, .. } =
-                s.claim_delivery(&claim(&r, now), later, lease).await.unwrap()
+                claim_delivery(s, &claim(&r, now), later, lease).await
             else {
                 panic!("{b}: B takes the expired claim over")
             };
@@ -358,14 +366,14 @@ async fn a_stale_claim_can_neither_release_nor_finish_the_claim_that_took_over()
                 assert!(recorded.is_empty(), "{b}: A's finish records nothing");
             } else {
                 assert!(
-                    !s.release_delivery(stale, "451 from A", later).await.unwrap(),
+                    !release_delivery(s, stale, "451 from A", later).await,
                     "{b}: A's release changes nothing"
                 );
             }
             // B's claim is still live: a third delivery does not get it.
             assert!(
                 matches!(
-                    s.claim_delivery(&claim(&r, now), later, lease).await.unwrap(),
+                    claim_delivery(s, &claim(&r, now), later, lease).await,
                     Claim::Taken {
                         status: DeliveryStatus::Sending,
                         detail: None,
@@ -409,7 +417,7 @@ async fn a_stale_claim_can_neither_release_nor_finish_the_claim_that_took_over()
                 "{b}"
             );
             // And once finished, the stale claim still changes nothing.
-            assert!(!s.release_delivery(stale, "late", later).await.unwrap(), "{b}");
+            assert!(!release_delivery(s, stale, "late", later).await, "{b}");
             checked += 1;
         }
     }
@@ -442,15 +450,12 @@ async fn a_delivery_waiting_for_its_retry_brings_its_reminder_back_once_its_time
         };
         let Claim::Claimed {
             delivery_id, attempt, ..
-        } = s.claim_delivery(&c, now, lease).await.unwrap()
+        } = claim_delivery(s, &c, now, lease).await
         else {
             panic!("{b}")
         };
         let retry_at = now + Duration::seconds(30);
-        assert!(s
-            .release_delivery(Held { delivery_id, attempt }, "503", retry_at)
-            .await
-            .unwrap());
+        assert!(release_delivery(s, Held { delivery_id, attempt }, "503", retry_at).await);
         let pass = |owner: &'static str, at| async move {
             let got = s.claim_reminders(owner, at, lease, 10, None).await.unwrap();
             got.iter().map(|c| (c.id, c.again)).collect::<Vec<_>>()
@@ -477,15 +482,12 @@ async fn a_delivery_waiting_for_its_retry_brings_its_reminder_back_once_its_time
             "{b}: published since its retry time"
         );
         // notify takes it over, it fails again: back at its next time.
-        let Claim::Claimed { attempt, .. } = s.claim_delivery(&c, at, lease).await.unwrap() else {
+        let Claim::Claimed { attempt, .. } = claim_delivery(s, &c, at, lease).await else {
             panic!("{b}: takeable at its time")
         };
         assert_eq!(attempt, 2, "{b}");
         let next = at + Duration::seconds(60);
-        assert!(s
-            .release_delivery(Held { delivery_id, attempt }, "503", next)
-            .await
-            .unwrap());
+        assert!(release_delivery(s, Held { delivery_id, attempt }, "503", next).await);
         assert!(pass("b", next - Duration::seconds(1)).await.is_empty(), "{b}");
         assert_eq!(pass("b", next).await, [(r.reminder_id, false)], "{b}");
         checked += 1;
@@ -515,14 +517,19 @@ async fn a_released_email_claim_never_brings_its_reminder_back_through_the_retry
             .unwrap();
         let Claim::Claimed {
             delivery_id, attempt, ..
-        } = s.claim_delivery(&claim(&r, now), now, lease).await.unwrap()
+        } = claim_delivery(s, &claim(&r, now), now, lease).await
         else {
             panic!("{b}")
         };
-        assert!(s
-            .release_delivery(Held { delivery_id, attempt }, "451", now + Duration::seconds(1))
+        assert!(
+            release_delivery(
+                s,
+                Held { delivery_id, attempt },
+                "451",
+                now + Duration::seconds(1)
+            )
             .await
-            .unwrap());
+        );
         let later = now + Duration::seconds(120);
         let again = s.claim_reminders("b", later, lease, 10, None).await.unwrap();
         assert!(again.is_empty(), "{b}: claimed {again:?}");
@@ -653,7 +660,7 @@ async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_
             ))
             .await
             .unwrap();
-        s.deactivate_endpoint(old, "gone", now).await.unwrap();
+        deactivate_endpoint(s, old, "gone", now).await;
         let other = kit::reminder(s, "someone else's", now).await;
         s.insert_endpoint(&endpoint(other.user_id, Channel::Webhook, "https://x.example/"))
             .await
@@ -763,16 +770,9 @@ async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_
         );
 
         // The push service said 429, Retry-After 30 s: held until then, with why.
-        assert!(s
-            .release_delivery(new(2), "429 Too Many Requests", now + Duration::seconds(30))
-            .await
-            .unwrap());
+        assert!(release_delivery(s, new(2), "429 Too Many Requests", now + Duration::seconds(30)).await);
         let push_claim = claims[2];
-        match s
-            .claim_delivery(&push_claim, now + Duration::seconds(10), lease)
-            .await
-            .unwrap()
-        {
+        match claim_delivery(s, &push_claim, now + Duration::seconds(10), lease).await {
             Claim::Taken {
                 status: DeliveryStatus::Sending,
                 detail,
@@ -787,10 +787,7 @@ async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_
             delivery_id,
             attempt: 2,
             ..
-        } = s
-            .claim_delivery(&push_claim, now + Duration::seconds(31), lease)
-            .await
-            .unwrap()
+        } = claim_delivery(s, &push_claim, now + Duration::seconds(31), lease).await
         else {
             panic!("{b}: takeable after Retry-After")
         };
@@ -815,7 +812,7 @@ async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_
             ReminderState::Sent,
             "{b}: e-mail was sent"
         );
-        s.deactivate_endpoint(push, "410 Gone", now).await.unwrap();
+        deactivate_endpoint(s, push, "410 Gone", now).await;
         assert_eq!(s.endpoint_active(push).await.unwrap(), Some(false), "{b}");
         assert_eq!(s.endpoint_active(hook).await.unwrap(), Some(true), "{b}");
 
@@ -839,7 +836,7 @@ async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_
         let f = kit::reminder(s, "all fail", now).await;
         let Claim::Claimed {
             delivery_id, attempt, ..
-        } = s.claim_delivery(&claim(&f, now), now, lease).await.unwrap()
+        } = claim_delivery(s, &claim(&f, now), now, lease).await
         else {
             panic!("{b}")
         };
@@ -859,11 +856,11 @@ async fn each_route_is_claimed_once_and_the_reminder_moves_on_when_none_is_left_
         s.set_reminder_state(f.reminder_id, ReminderState::Published)
             .await
             .unwrap();
-        assert!(s.settle_reminder(f.reminder_id, now, now).await.unwrap(), "{b}");
+        assert!(settle_reminder(s, f.reminder_id, now, now).await, "{b}");
         assert_eq!(state(f.reminder_id).await, ReminderState::Failed, "{b}");
         let open = kit::reminder(s, "never claimed", now).await;
         assert!(
-            !s.settle_reminder(open.reminder_id, now, now).await.unwrap(),
+            !settle_reminder(s, open.reminder_id, now, now).await,
             "{b}: no delivery"
         );
     }

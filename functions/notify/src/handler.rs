@@ -9,22 +9,28 @@
 //! ended), which each step takes and gives back, so each step is given only what is still
 //! without an answer:
 //!
-//! 1. [`Notify::read`]: the reminders with their tasks, recipients and endpoints, in one
-//!    statement;
-//! 2. [`Notify::decide`]: each event decided ([`decide::decide`], pure: skip, stale (the
-//!    reminder was moved), or send), then the deliveries it asks for
+//! 1. [`Notify::read`]: the reminders with their tasks, recipients and endpoints, and for a
+//!    moved one whether its event's own time was sent, in one statement;
+//! 2. [`Notify::decide`]: each event decided ([`decide::decide`], pure: skip, stale or
+//!    duplicate (the reminder was moved), or send), then the deliveries it asks for
 //!    ([`crate::plan::plan`], pure);
-//! 3. [`Notify::claim`]: the deliveries, new ones in one statement; a claim somebody else
-//!    holds waits for it, takes an expired lease over, or answers duplicate;
+//! 3. [`Notify::claim`]: the deliveries, new ones in one statement, those claimed before in
+//!    another; a claim somebody else holds is waited for (one statement per look), an
+//!    expired lease taken over, a finished delivery answers duplicate;
 //! 4. [`Notify::send`]: compose each mail and send them together, the webhooks and pushes
 //!    beside them;
-//! 5. [`Notify::record`]: every outcome in one statement; a transient failure gives its
-//!    claim back (held until the receiver's `Retry-After`), a push subscription that is gone
-//!    is deactivated. Claims are fenced (`todo_events_store::notify`): an outcome or a
-//!    release of a claim that was taken over meanwhile changes nothing, and the event is
-//!    not answered as if it had been recorded;
-//! 6. [`Notify::answer`]: the deliveries' ends back with their events, by reminder, and one
+//! 5. [`Notify::record`]: the transient failures' claims given back in one statement (held
+//!    until the receiver's `Retry-After`), every outcome in one, the push subscriptions that
+//!    are gone deactivated in one. Claims are fenced (`todo_events_store::notify`): an
+//!    outcome or a release of a claim that was taken over meanwhile changes nothing, and the
+//!    event is not answered as if it had been recorded;
+//! 6. [`Notify::answer`]: the deliveries' ends back with their events, by reminder, the
+//!    reminders whose deliveries were all done before settled in one statement, and one
 //!    answer per event ([`answer::answer`], pure; the step writes what it says to log).
+//!
+//! So a batch costs at most seven statements however many events, routes and failures it
+//! holds (one more per look while another delivery holds a claim, and per retry of the
+//! outcomes while the database is away); a step with nothing to do sends none.
 //!
 //! E-mail goes through the operator's relay, shared by every user, and a user's webhook or
 //! push endpoint is the user's own: a transient failure of the first makes the event come
@@ -38,12 +44,10 @@ mod delivery;
 mod log;
 mod metrics;
 mod record;
+mod respond;
 mod retry;
 mod send;
 
-use self::answer::{all_done_before, answer, hide_stored};
-use self::decide::{Decided, Delivering};
-use self::delivery::{End, Ended};
 use self::metrics::Metrics;
 use crate::channels::guard::Guard;
 use crate::channels::webhook::Webhooks;
@@ -56,14 +60,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use todo_events_domain::{EventKind, ReminderDue, ReminderId};
 use todo_events_host::{Answers, Event, Failure, Function, Reply};
-use todo_events_store::notify::Route;
-use todo_events_store::{Malformed, ReminderContext, Store};
+use todo_events_store::notify::Found;
+use todo_events_store::Store;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 /// The batch's reminders as read, by id: each with its task, recipient and endpoints, or why
-/// its stored row cannot be read.
-type Contexts = HashMap<ReminderId, Result<ReminderContext, Malformed>>;
+/// its stored row cannot be read; and whether a moved one's event time was sent.
+type Contexts = HashMap<ReminderId, Found>;
 
 /// The notify function. Cheap to clone: a send that outlasts its batch's patience goes on in
 /// a task of its own ([`send`]), which holds a handle to record its outcome with.
@@ -123,61 +127,14 @@ impl Notify {
         Duration::from_std(self.config.delivery_lease.0).unwrap_or(Duration::minutes(2))
     }
 
-    /// Step 1: the contexts of the batch's reminders, in one statement.
+    /// Step 1: the contexts of the batch's reminders, each with its event's time, in one
+    /// statement.
     async fn read(&self, events: &[Event<ReminderDue>]) -> Result<Contexts, Failure> {
-        let ids: Vec<ReminderId> = events.iter().map(|(_, due)| due.reminder_id).collect();
-        Ok(self.store.reminder_contexts(&ids).await?)
-    }
-
-    /// Step 6: one answer per event, in the batch's order. An event answered when it was
-    /// decided has its answer; each other one gets its deliveries' ends, found by its
-    /// reminder (a batch's reminders are distinct: see `Function::Key`).
-    async fn answer(&self, decided: Vec<Decided<'_>>, ended: Vec<End>) -> Vec<Result<Reply, Failure>> {
-        let mut by_reminder: HashMap<ReminderId, Vec<(Route, Ended)>> = HashMap::new();
-        for End {
-            reminder_id,
-            route,
-            ended,
-        } in ended
-        {
-            by_reminder.entry(reminder_id).or_default().push((route, ended));
-        }
-        let mut answers = Vec::with_capacity(decided.len());
-        for event in decided {
-            answers.push(match event {
-                Decided::Answered(answer) => answer,
-                Decided::Delivering(event) => {
-                    let ends = by_reminder.remove(&event.ctx.reminder_id).unwrap_or_default();
-                    self.answer_delivering(event, ends).await
-                }
-            });
-        }
-        answers
-    }
-
-    /// The answer to an event from its deliveries' ends, sorted by route: each end counted,
-    /// the reminder settled when every delivery was done before ([`Notify::settle`]), the
-    /// answer's rules applied ([`answer`]) and their log written, what is stored hidden.
-    async fn answer_delivering(
-        &self,
-        event: Delivering<'_>,
-        mut ends: Vec<(Route, Ended)>,
-    ) -> Result<Reply, Failure> {
-        ends.sort_by_key(|(route, _)| *route);
-        for (route, end) in &ends {
-            self.metrics.count(route.channel, end.word());
-        }
-        let Delivering {
-            due,
-            ctx,
-            held,
-            notes,
-        } = event;
-        if all_done_before(&ends, held.as_deref()) {
-            self.settle(ctx).await;
-        }
-        let answered = answer(due, ctx, &ends, held.as_deref(), &notes).logged(due);
-        hide_stored(ctx, answered)
+        let asked: Vec<_> = events
+            .iter()
+            .map(|(_, due)| (due.reminder_id, due.remind_at))
+            .collect();
+        Ok(self.store.reminder_contexts(&asked).await?)
     }
 }
 
@@ -244,7 +201,7 @@ impl Function for Notify {
             Ok(contexts) => contexts,
             Err(failure) => return Answers::all(events.len(), failure),
         };
-        let (decided, planned) = self.decide(events, &contexts).await;
+        let (decided, planned) = self.decide(events, &contexts);
         // The claims are ours until their lease runs out, counted from here.
         let claims_expire = tokio::time::Instant::now() + self.config.delivery_lease.0;
         let (claimed, mut ended) = self.claim(planned).await;

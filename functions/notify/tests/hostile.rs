@@ -71,8 +71,7 @@ async fn hostile_events_send_nothing_write_nothing_and_reveal_nothing() {
             }
             // Nothing sent, nothing written.
             nothing_sent_or_written(&db, &r, &what).await;
-            let stored = db.store.reminder_contexts(&[r.reminder_id]).await.unwrap();
-            let ctx = stored.get(&r.reminder_id).unwrap().as_ref().unwrap();
+            let ctx = db.store.reminder_context(r.reminder_id).await.unwrap().unwrap();
             assert_eq!(ctx.remind_at, r.remind_at, "{what}: the reminder's time changed");
             checked += 1;
             early += usize::from(row.early);

@@ -1,15 +1,19 @@
 //! notify's statements on PostgreSQL. A batch is one statement over bound arrays
-//! (`UNNEST`), so a hundred events cost about what one does.
+//! (`UNNEST`), so a hundred events cost about what one does; each step of a batch is one
+//! round trip (see `crate::notify`).
 
-use crate::notify::{read, Claim, Claimed, Finished, Held, NewClaim, CURRENT, INSERT_CLAIM, TAKE_OVER};
-use crate::rows::{typed, DeliveryRaw, ReminderContextRaw};
-use crate::{DeliveryRow, Malformed, ReminderContext, StoreError};
+use crate::notify::read::{self, Current, FoundRaw, TakenOver};
+use crate::notify::{Claim, Claimed, Finished, Found, Held, NewClaim, Release};
+use crate::rows::{typed, DeliveryRaw};
+use crate::{DeliveryRow, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
 
-/// The reminders of a batch with their task and user, and the user's active endpoints as a
-/// JSON array when the reminder names a channel beside e-mail (one statement).
+/// The reminders the batch's events name (`$1`) with their task and user, and the user's
+/// active endpoints as a JSON array when the reminder names a channel beside e-mail; and,
+/// for a reminder moved since its event (the event's time `$2` is not its own), whether a
+/// delivery at the event's time was sent (one statement; one index probe per moved one).
 pub const REMINDER_CONTEXTS: &str =
     "SELECT r.id AS reminder_id, r.task_id, r.user_id, r.remind_at, r.state, \
      t.title AS task_title, t.description AS task_description, t.status AS task_status, \
@@ -19,20 +23,26 @@ pub const REMINDER_CONTEXTS: &str =
           'target', e.target, 'format', e.format, 'secret', e.secret, 'p256dh', e.p256dh, \
           'auth', e.auth) ORDER BY e.id), '[]')::text \
         FROM channel_endpoints e WHERE e.user_id = r.user_id AND e.active) \
-     END AS endpoints \
-     FROM reminders r JOIN tasks t ON t.id = r.task_id JOIN users u ON u.id = r.user_id \
-     WHERE r.id = ANY($1)";
+     END AS endpoints, \
+     CASE WHEN r.remind_at <> v.at THEN EXISTS (SELECT 1 FROM deliveries d \
+       WHERE d.reminder_id = r.id AND d.remind_at = v.at AND d.status = 'sent') \
+     ELSE FALSE END AS sent_at_event_time \
+     FROM UNNEST($1::bigint[], $2::timestamptz[]) AS v(id, at) \
+     JOIN reminders r ON r.id = v.id JOIN tasks t ON t.id = r.task_id \
+     JOIN users u ON u.id = r.user_id";
 
+/// The contexts of the reminders `asked` names, each with its event's time (`None`: no
+/// event asks, the flag is `false`), in one statement.
 pub(crate) async fn reminder_contexts(
     pool: &PgPool,
-    ids: &[ReminderId],
-) -> Result<Vec<Result<ReminderContext, Malformed>>, StoreError> {
-    let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
-    let rows: Vec<ReminderContextRaw> = sqlx::query_as(REMINDER_CONTEXTS)
-        .bind(ids)
+    asked: &[(ReminderId, Option<DateTime<Utc>>)],
+) -> Result<Vec<Found>, StoreError> {
+    let rows: Vec<FoundRaw> = sqlx::query_as(REMINDER_CONTEXTS)
+        .bind(asked.iter().map(|(id, _)| id.get()).collect::<Vec<_>>())
+        .bind(asked.iter().map(|(_, at)| *at).collect::<Vec<_>>())
         .fetch_all(pool)
         .await?;
-    Ok(rows.into_iter().map(ReminderContext::try_from).collect())
+    Ok(rows.into_iter().map(Found::from).collect())
 }
 
 /// Claims the deliveries nobody has claimed yet (one statement).
@@ -70,37 +80,66 @@ pub(crate) async fn claim_new_deliveries(
     Ok(read::claimed(rows)?)
 }
 
-/// Claims one delivery: a new claim, else the take-over of a claim whose lease ran out (or
-/// that was released), else what holds it.
-pub(crate) async fn claim_delivery(
+/// Takes over the deliveries claimed before whose lease ran out (or that were released
+/// and whose retry time has come), incrementing the fencing token, and reads each other
+/// one as it is (one statement). Its subqueries see the rows as they were before it: a row
+/// taken over is answered from `taken`, the others from `deliveries`. In the claims' order.
+const CLAIM_DELIVERIES: &str =
+    "WITH asked AS (SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], \
+         $4::bigint[], $5::text[]) WITH ORDINALITY AS v(r, a, c, p, e, n)), \
+     taken AS (UPDATE deliveries d SET attempts = d.attempts + 1, event_id = v.e, \
+         claimed_at = $6, lease_until = $7, detail = NULL, \
+         first_claimed_at = COALESCE(d.first_claimed_at, d.claimed_at) \
+       FROM asked v WHERE d.reminder_id = v.r AND d.remind_at = v.a AND d.channel = v.c \
+         AND d.endpoint_id = v.p AND d.status = 'sending' AND d.lease_until <= $6 \
+       RETURNING v.n, d.id, d.attempts, d.first_claimed_at) \
+     SELECT t.id, t.attempts, t.first_claimed_at, d.status, d.detail, d.lease_until \
+     FROM asked v LEFT JOIN taken t ON t.n = v.n \
+     LEFT JOIN deliveries d ON d.reminder_id = v.r AND d.remind_at = v.a \
+       AND d.channel = v.c AND d.endpoint_id = v.p \
+     ORDER BY v.n";
+
+/// A row of [`CLAIM_DELIVERIES`]: the take-over's columns, then the row as found.
+type ClaimRow = (
+    Option<i64>,
+    Option<i32>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+);
+
+/// Claims deliveries claimed before ([`CLAIM_DELIVERIES`]): one answer per claim, in order.
+pub(crate) async fn claim_deliveries(
     pool: &PgPool,
-    claim: &NewClaim<'_>,
+    claims: &[NewClaim<'_>],
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<Claim, StoreError> {
-    for sql in [INSERT_CLAIM, TAKE_OVER] {
-        let claimed: Option<(i64, i32, DateTime<Utc>)> = sqlx::query_as(sql)
-            .bind(claim.reminder_id.get())
-            .bind(claim.remind_at)
-            .bind(claim.route.channel.as_str())
-            .bind(claim.route.endpoint_id())
-            .bind(claim.event_id)
-            .bind(now)
-            .bind(until)
-            .fetch_optional(pool)
-            .await?;
-        if let Some(claimed) = claimed {
-            return Ok(read::claim(claimed)?);
-        }
-    }
-    let current = sqlx::query_as(CURRENT)
-        .bind(claim.reminder_id.get())
-        .bind(claim.remind_at)
-        .bind(claim.route.channel.as_str())
-        .bind(claim.route.endpoint_id())
-        .fetch_one(pool)
+) -> Result<Vec<Claim>, StoreError> {
+    let rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_DELIVERIES)
+        .bind(claims.iter().map(|c| c.reminder_id.get()).collect::<Vec<_>>())
+        .bind(claims.iter().map(|c| c.remind_at).collect::<Vec<_>>())
+        .bind(
+            claims
+                .iter()
+                .map(|c| c.route.channel.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(claims.iter().map(|c| c.route.endpoint_id()).collect::<Vec<_>>())
+        .bind(claims.iter().map(|c| c.event_id).collect::<Vec<_>>())
+        .bind(now)
+        .bind(until)
+        .fetch_all(pool)
         .await?;
-    Ok(read::taken(claim.reminder_id, current)?)
+    claims
+        .iter()
+        .zip(rows)
+        .map(|(c, (id, attempts, since, status, detail, lease_until))| {
+            let taken_over: Option<TakenOver> = id.zip(attempts).zip(since).map(|((i, a), s)| (i, a, s));
+            let current: Option<Current> = status.zip(lease_until).map(|(s, l)| (s, detail, l));
+            read::held(c, taken_over, current)
+        })
+        .collect()
 }
 
 /// Records outcomes of the claims still held (`attempts` = the claim's fencing token) and
@@ -169,50 +208,83 @@ pub(crate) async fn finish_deliveries(
         .collect())
 }
 
-/// Moves one reminder occurrence whose deliveries are all finished to `sent` / `failed`.
-pub(crate) async fn settle_reminder(
+/// Moves the reminder occurrences with no delivery left `sending` (and at least one) to
+/// `sent` (some delivery was sent) or `failed`, unless cancelled (one statement; the
+/// batched form of SQLite's `SETTLE_REMINDER`). Returns the reminders moved.
+const SETTLE_REMINDERS: &str = "UPDATE reminders r SET state = CASE WHEN EXISTS \
+       (SELECT 1 FROM deliveries d WHERE d.reminder_id = v.id AND d.remind_at = v.at \
+        AND d.status = 'sent') THEN 'sent' ELSE 'failed' END, \
+     lease_owner = NULL, lease_until = NULL, updated_at = $3 \
+     FROM UNNEST($1::bigint[], $2::timestamptz[]) AS v(id, at) \
+     WHERE r.id = v.id AND r.remind_at = v.at AND r.state <> 'cancelled' \
+     AND EXISTS (SELECT 1 FROM deliveries d WHERE d.reminder_id = v.id AND d.remind_at = v.at) \
+     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.reminder_id = v.id \
+       AND d.remind_at = v.at AND d.status = 'sending') \
+     RETURNING r.id";
+
+pub(crate) async fn settle_reminders(
     pool: &PgPool,
-    reminder: ReminderId,
-    remind_at: DateTime<Utc>,
+    occurrences: &[(ReminderId, DateTime<Utc>)],
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(crate::notify::SETTLE_REMINDER)
-        .bind(reminder.get())
-        .bind(remind_at)
+) -> Result<Vec<ReminderId>, StoreError> {
+    let settled: Vec<(i64,)> = sqlx::query_as(SETTLE_REMINDERS)
+        .bind(occurrences.iter().map(|(id, _)| id.get()).collect::<Vec<_>>())
+        .bind(occurrences.iter().map(|(_, at)| *at).collect::<Vec<_>>())
         .bind(now)
-        .execute(pool)
+        .fetch_all(pool)
         .await?;
-    Ok(done.rows_affected() > 0)
+    Ok(settled
+        .into_iter()
+        .filter_map(|(id,)| ReminderId::new(id))
+        .collect())
 }
 
-pub(crate) async fn release_delivery(
+/// Gives claims back, each takeable from its own time with its reason kept, only where the
+/// claim still holds the row (`attempts` = its token). Returns the deliveries released.
+const RELEASE_DELIVERIES: &str = "UPDATE deliveries d SET lease_until = v.until, detail = v.reason \
+     FROM UNNEST($1::bigint[], $2::int[], $3::timestamptz[], $4::text[]) AS v(id, token, until, reason) \
+     WHERE d.id = v.id AND d.status = 'sending' AND d.attempts = v.token \
+     RETURNING d.id";
+
+pub(crate) async fn release_deliveries(
     pool: &PgPool,
-    held: Held,
-    reason: &str,
-    until: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let released = sqlx::query(crate::notify::RELEASE_DELIVERY)
-        .bind(held.delivery_id.get())
-        .bind(until)
-        .bind(reason)
-        .bind(held.attempt)
-        .execute(pool)
+    releases: &[Release<'_>],
+) -> Result<Vec<DeliveryId>, StoreError> {
+    let released: Vec<(i64,)> = sqlx::query_as(RELEASE_DELIVERIES)
+        .bind(
+            releases
+                .iter()
+                .map(|r| r.held.delivery_id.get())
+                .collect::<Vec<_>>(),
+        )
+        .bind(releases.iter().map(|r| r.held.attempt).collect::<Vec<_>>())
+        .bind(releases.iter().map(|r| r.until).collect::<Vec<_>>())
+        .bind(releases.iter().map(|r| r.reason).collect::<Vec<_>>())
+        .fetch_all(pool)
         .await?;
-    Ok(released.rows_affected() == 1)
+    Ok(released
+        .into_iter()
+        .filter_map(|(id,)| DeliveryId::new(id))
+        .collect())
 }
 
-pub(crate) async fn deactivate_endpoint(
+/// Deactivates the active endpoints among `$1`, each with its reason (the first given for
+/// an endpoint named twice, as one after the other would leave it).
+const DEACTIVATE_ENDPOINTS: &str = "UPDATE channel_endpoints e SET active = FALSE, \
+     deactivated_at = $3, detail = v.det \
+     FROM (SELECT DISTINCT ON (id) id, det \
+       FROM UNNEST($1::bigint[], $2::text[]) WITH ORDINALITY AS u(id, det, n) ORDER BY id, n) v \
+     WHERE e.id = v.id AND e.active";
+
+pub(crate) async fn deactivate_endpoints(
     pool: &PgPool,
-    id: EndpointId,
-    detail: &str,
+    gone: &[(EndpointId, &str)],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    const SQL: &str = "UPDATE channel_endpoints SET active = FALSE, deactivated_at = $2, \
-         detail = $3 WHERE id = $1 AND active";
-    sqlx::query(SQL)
-        .bind(id.get())
+    sqlx::query(DEACTIVATE_ENDPOINTS)
+        .bind(gone.iter().map(|(id, _)| id.get()).collect::<Vec<_>>())
+        .bind(gone.iter().map(|(_, detail)| *detail).collect::<Vec<_>>())
         .bind(now)
-        .bind(detail)
         .execute(pool)
         .await?;
     Ok(())

@@ -1,41 +1,93 @@
 //! notify's statements on SQLite. The database is in-process, so a batch costs no round
-//! trips: its rows are written one by one in one transaction.
+//! trips: its rows are written one by one in one transaction, and the read takes the
+//! events as one JSON array (`json_each`), like the other functions' reads.
 
-use crate::notify::{
-    read, Claim, Claimed, Finished, Held, NewClaim, CURRENT, DELIVERIES_OF, INSERT_CLAIM, RELEASE_DELIVERY,
-    SETTLE_REMINDER, TAKE_OVER,
-};
-use crate::rows::{typed, DeliveryRaw, ReminderContextRaw};
-use crate::{DeliveryRow, Malformed, ReminderContext, StoreError};
-use chrono::{DateTime, Utc};
+use crate::notify::read::{self, FoundRaw};
+use crate::notify::{Claim, Claimed, Finished, Found, Held, NewClaim, Release, DELIVERIES_OF};
+use crate::rows::{typed, DeliveryRaw};
+use crate::{DeliveryRow, StoreError};
+use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::SqlitePool;
 use std::collections::BTreeSet;
 use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
 
-/// The reminders of a batch with their task and user, and the user's active endpoints as a
-/// JSON array when the reminder names a channel beside e-mail (one statement).
+/// The reminders the batch's events name with their task and user, and the user's active
+/// endpoints as a JSON array when the reminder names a channel beside e-mail; and, for a
+/// reminder moved since its event (the event's time is not its own), whether a delivery at
+/// the event's time was sent (one statement). `$1`: `[[id, time], ...]`, each time as sqlx
+/// writes a bound instant ([`stored`]), so that it compares as the stored text does.
+const REMINDER_CONTEXTS: &str = "WITH v(id, at) AS (SELECT json_extract(value, '$[0]'), \
+       json_extract(value, '$[1]') FROM json_each($1)) \
+     SELECT r.id AS reminder_id, r.task_id, r.user_id, r.remind_at, r.state, \
+     t.title AS task_title, t.description AS task_description, t.status AS task_status, \
+     t.due_at AS task_due_at, u.email, u.display_name, u.timezone, r.channels, \
+     CASE WHEN r.channels <> 'email' THEN \
+       (SELECT json_group_array(json_object('id', e.id, 'channel', e.channel, \
+          'target', e.target, 'format', e.format, 'secret', e.secret, 'p256dh', e.p256dh, \
+          'auth', e.auth)) \
+        FROM (SELECT * FROM channel_endpoints WHERE user_id = r.user_id AND active = 1 \
+              ORDER BY id) e) \
+     END AS endpoints, \
+     CASE WHEN r.remind_at <> v.at THEN EXISTS (SELECT 1 FROM deliveries d \
+       WHERE d.reminder_id = r.id AND d.remind_at = v.at AND d.status = 'sent') \
+     ELSE 0 END AS sent_at_event_time \
+     FROM v JOIN reminders r ON r.id = v.id JOIN tasks t ON t.id = r.task_id \
+     JOIN users u ON u.id = r.user_id";
+
+/// An instant as sqlx binds it on SQLite (RFC 3339, `+00:00`, the fraction only as long as
+/// needed), the form every stored time has.
+fn stored(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// The contexts of the reminders `asked` names, each with its event's time (`None`: no
+/// event asks, the flag is `false`), in one statement.
 pub(crate) async fn reminder_contexts(
     pool: &SqlitePool,
-    ids: &[ReminderId],
-) -> Result<Vec<Result<ReminderContext, Malformed>>, StoreError> {
-    const SQL: &str = "SELECT r.id AS reminder_id, r.task_id, r.user_id, r.remind_at, r.state, \
-         t.title AS task_title, t.description AS task_description, t.status AS task_status, \
-         t.due_at AS task_due_at, u.email, u.display_name, u.timezone, r.channels, \
-         CASE WHEN r.channels <> 'email' THEN \
-           (SELECT json_group_array(json_object('id', e.id, 'channel', e.channel, \
-              'target', e.target, 'format', e.format, 'secret', e.secret, 'p256dh', e.p256dh, \
-              'auth', e.auth)) \
-            FROM (SELECT * FROM channel_endpoints WHERE user_id = r.user_id AND active = 1 \
-                  ORDER BY id) e) \
-         END AS endpoints \
-         FROM reminders r JOIN tasks t ON t.id = r.task_id JOIN users u ON u.id = r.user_id \
-         WHERE r.id IN (SELECT value FROM json_each($1))";
-    let rows: Vec<ReminderContextRaw> = sqlx::query_as(SQL)
-        .bind(super::json_ids(ids.iter().map(|id| id.get())))
+    asked: &[(ReminderId, Option<DateTime<Utc>>)],
+) -> Result<Vec<Found>, StoreError> {
+    let events: Vec<(i64, Option<String>)> =
+        asked.iter().map(|(id, at)| (id.get(), at.map(stored))).collect();
+    let rows: Vec<FoundRaw> = sqlx::query_as(REMINDER_CONTEXTS)
+        .bind(serde_json::to_string(&events).expect("ids and texts serialize"))
         .fetch_all(pool)
         .await?;
-    Ok(rows.into_iter().map(ReminderContext::try_from).collect())
+    Ok(rows.into_iter().map(Found::from).collect())
 }
+
+/// Moves a reminder occurrence with no delivery left `sending` to `sent` (some delivery
+/// was sent) or `failed`: the last step of finishing, and the repair when a redelivery finds
+/// every delivery finished but the reminder not (PostgreSQL's is `SETTLE_REMINDERS`).
+const SETTLE_REMINDER: &str = "UPDATE reminders SET state = CASE WHEN EXISTS \
+       (SELECT 1 FROM deliveries d WHERE d.reminder_id = $1 AND d.remind_at = $2 \
+        AND d.status = 'sent') THEN 'sent' ELSE 'failed' END, \
+     lease_owner = NULL, lease_until = NULL, updated_at = $3 \
+     WHERE id = $1 AND remind_at = $2 AND state <> 'cancelled' \
+     AND EXISTS (SELECT 1 FROM deliveries d WHERE d.reminder_id = $1 AND d.remind_at = $2) \
+     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.reminder_id = $1 \
+       AND d.remind_at = $2 AND d.status = 'sending')";
+
+/// Gives a claim back after a transient failure: takeable from `until` (its retry time),
+/// only by the claim that holds the row (`attempts = $4`, the fencing token).
+const RELEASE_DELIVERY: &str = "UPDATE deliveries SET lease_until = $2, detail = $3 \
+     WHERE id = $1 AND status = 'sending' AND attempts = $4";
+
+/// A claim: a new one; the take-over of one whose lease ran out (or that was released),
+/// incrementing the fencing token, `first_claimed_at` kept from the first claim
+/// (`claimed_at` for rows older than migration 0005); else the row as found.
+const INSERT_CLAIM: &str = "INSERT INTO deliveries \
+     (reminder_id, remind_at, channel, endpoint_id, event_id, status, attempts, claimed_at, \
+      lease_until, first_claimed_at) \
+     VALUES ($1, $2, $3, $4, $5, 'sending', 1, $6, $7, $6) \
+     ON CONFLICT (reminder_id, remind_at, channel, endpoint_id) DO NOTHING \
+     RETURNING id, attempts, first_claimed_at";
+const TAKE_OVER: &str = "UPDATE deliveries SET attempts = attempts + 1, event_id = $5, \
+     claimed_at = $6, lease_until = $7, detail = NULL, \
+     first_claimed_at = COALESCE(first_claimed_at, claimed_at) \
+     WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4 \
+     AND status = 'sending' AND lease_until <= $6 RETURNING id, attempts, first_claimed_at";
+const CURRENT: &str = "SELECT status, detail, lease_until FROM deliveries \
+     WHERE reminder_id = $1 AND remind_at = $2 AND channel = $3 AND endpoint_id = $4";
 
 /// Claims the deliveries nobody has claimed yet, in one transaction.
 pub(crate) async fn claim_new_deliveries(
@@ -70,37 +122,43 @@ pub(crate) async fn claim_new_deliveries(
     Ok(read::claimed(claimed)?)
 }
 
-/// Claims one delivery: a new claim, else the take-over of a claim whose lease ran out (or
-/// that was released), else what holds it.
-pub(crate) async fn claim_delivery(
+/// Claims deliveries claimed before, in one transaction: each takes over a lease that ran
+/// out (or a release whose time has come), else reads the row as it is. In order.
+pub(crate) async fn claim_deliveries(
     pool: &SqlitePool,
-    claim: &NewClaim<'_>,
+    claims: &[NewClaim<'_>],
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<Claim, StoreError> {
-    for sql in [INSERT_CLAIM, TAKE_OVER] {
-        let claimed: Option<(i64, i32, DateTime<Utc>)> = sqlx::query_as(sql)
-            .bind(claim.reminder_id.get())
-            .bind(claim.remind_at)
-            .bind(claim.route.channel.as_str())
-            .bind(claim.route.endpoint_id())
-            .bind(claim.event_id)
+) -> Result<Vec<Claim>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut answers = Vec::with_capacity(claims.len());
+    for c in claims {
+        let taken_over = sqlx::query_as(TAKE_OVER)
+            .bind(c.reminder_id.get())
+            .bind(c.remind_at)
+            .bind(c.route.channel.as_str())
+            .bind(c.route.endpoint_id())
+            .bind(c.event_id)
             .bind(now)
             .bind(until)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *tx)
             .await?;
-        if let Some(claimed) = claimed {
-            return Ok(read::claim(claimed)?);
-        }
+        let current = match taken_over {
+            Some(_) => None,
+            None => {
+                sqlx::query_as(CURRENT)
+                    .bind(c.reminder_id.get())
+                    .bind(c.remind_at)
+                    .bind(c.route.channel.as_str())
+                    .bind(c.route.endpoint_id())
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+        };
+        answers.push(read::held(c, taken_over, current));
     }
-    let current = sqlx::query_as(CURRENT)
-        .bind(claim.reminder_id.get())
-        .bind(claim.remind_at)
-        .bind(claim.route.channel.as_str())
-        .bind(claim.route.endpoint_id())
-        .fetch_one(pool)
-        .await?;
-    Ok(read::taken(claim.reminder_id, current)?)
+    tx.commit().await?;
+    answers.into_iter().collect()
 }
 
 /// Records the outcomes of the claims still held (`attempts` = the claim's fencing token),
@@ -146,52 +204,73 @@ pub(crate) async fn finish_deliveries(
     Ok(recorded)
 }
 
-/// Moves one reminder occurrence whose deliveries are all finished to `sent` / `failed`.
-pub(crate) async fn settle_reminder(
+/// Moves the occurrences with no delivery left `sending` to `sent` / `failed`
+/// ([`SETTLE_REMINDER`]), in one transaction; returns the reminders moved.
+pub(crate) async fn settle_reminders(
     pool: &SqlitePool,
-    reminder: ReminderId,
-    remind_at: DateTime<Utc>,
+    occurrences: &[(ReminderId, DateTime<Utc>)],
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(SETTLE_REMINDER)
-        .bind(reminder.get())
-        .bind(remind_at)
-        .bind(now)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
+) -> Result<Vec<ReminderId>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut settled = Vec::new();
+    for &(reminder, remind_at) in occurrences {
+        let done = sqlx::query(SETTLE_REMINDER)
+            .bind(reminder.get())
+            .bind(remind_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() > 0 {
+            settled.push(reminder);
+        }
+    }
+    tx.commit().await?;
+    Ok(settled)
 }
 
-pub(crate) async fn release_delivery(
+/// Gives the claims back that still hold their rows ([`RELEASE_DELIVERY`]), in one
+/// transaction; returns the deliveries released.
+pub(crate) async fn release_deliveries(
     pool: &SqlitePool,
-    held: Held,
-    reason: &str,
-    until: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let released = sqlx::query(RELEASE_DELIVERY)
-        .bind(held.delivery_id.get())
-        .bind(until)
-        .bind(reason)
-        .bind(held.attempt)
-        .execute(pool)
-        .await?;
-    Ok(released.rows_affected() == 1)
+    releases: &[Release<'_>],
+) -> Result<Vec<DeliveryId>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut released = Vec::new();
+    for r in releases {
+        let done = sqlx::query(RELEASE_DELIVERY)
+            .bind(r.held.delivery_id.get())
+            .bind(r.until)
+            .bind(r.reason)
+            .bind(r.held.attempt)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 1 {
+            released.push(r.held.delivery_id);
+        }
+    }
+    tx.commit().await?;
+    Ok(released)
 }
 
-pub(crate) async fn deactivate_endpoint(
+/// Deactivates the endpoints that are still active, each with its reason, in one
+/// transaction (an endpoint named twice keeps the first).
+pub(crate) async fn deactivate_endpoints(
     pool: &SqlitePool,
-    id: EndpointId,
-    detail: &str,
+    gone: &[(EndpointId, &str)],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     const SQL: &str = "UPDATE channel_endpoints SET active = 0, deactivated_at = $2, \
          detail = $3 WHERE id = $1 AND active = 1";
-    sqlx::query(SQL)
-        .bind(id.get())
-        .bind(now)
-        .bind(detail)
-        .execute(pool)
-        .await?;
+    let mut tx = pool.begin().await?;
+    for (id, detail) in gone {
+        sqlx::query(SQL)
+            .bind(id.get())
+            .bind(now)
+            .bind(*detail)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -248,7 +248,7 @@ fn duplicate(ended: &[(Route, Ended)], details: serde_json::Value) -> Answer {
 }
 
 /// Whether every delivery of the event was finished before this call (nothing held back):
-/// then its reminder's state may need settling (`Store::settle_reminder`).
+/// then its reminder's state may need settling (`Store::settle_reminders`).
 pub(super) fn all_done_before(ended: &[(Route, Ended)], held: Option<&str>) -> bool {
     !ended.is_empty()
         && held.is_none()

@@ -2,12 +2,14 @@
 //!
 //! A claim is the delivery's row (`sending`, with a lease) taken before anything is sent, so
 //! that two deliveries of one event (a redelivery while the first is still sending, two
-//! consumers after a rebalance) never both send. New claims are taken in one statement; a
-//! delivery claimed before is looked at on its own: another delivery that holds it is waited
-//! for briefly, a lease that ran out is taken over, and one that is finished answers
-//! duplicate. A webhook or push whose claim was given back until a later retry time is not
-//! this event's to wait for (it is retried on its own schedule); an e-mail's is (the relay is
-//! everyone's: the event is answered "unavailable" and comes again).
+//! consumers after a rebalance) never both send. New claims are taken in one statement, and
+//! the deliveries claimed before are looked at together in another: a lease that ran out is
+//! taken over, one that is finished answers duplicate, and those that another delivery holds
+//! are waited for briefly, looked at again together (one statement per look) until they are
+//! free, finished, or the wait is over. A webhook or push whose claim was given back until a
+//! later retry time is not this event's to wait for (it is retried on its own schedule); an
+//! e-mail's is (the relay is everyone's: the event is answered "unavailable" and comes
+//! again).
 
 use super::delivery::{Claimed, End, Ended, Planned};
 use super::Notify;
@@ -19,15 +21,21 @@ use todo_events_domain::{DeliveryId, ReminderId};
 use todo_events_host::Failure;
 use todo_events_store::notify::{Claim, Held, NewClaim, Route};
 use todo_events_store::{Channel, DeliveryStatus};
+use tokio::time::Instant;
 
 /// How long a delivery waits for a concurrent delivery of the same event to finish before
 /// answering "in progress" (which Knative and the consumer retry).
 const WAIT_FOR_OTHER: StdDuration = StdDuration::from_secs(5);
+/// The pause between two looks at the claims another delivery holds.
+const LOOK_AGAIN: StdDuration = StdDuration::from_millis(100);
+
+/// A planned delivery with its place in the batch and what its claim came to.
+type Looked<'c> = (usize, Planned<'c>, Result<Claim, Failure>);
 
 impl Notify {
-    /// Step 3: claims the `planned` deliveries, new claims in one statement, the others one
-    /// by one ([`Notify::claim_held`]): the deliveries this call holds, and the ends of
-    /// those whose claim is not ours ([`claimed`]).
+    /// Step 3: claims the `planned` deliveries, new claims in one statement, those claimed
+    /// before in another ([`Notify::claim_held`]): the deliveries this call holds, and the
+    /// ends of those whose claim is not ours ([`claimed`]), in the planned order.
     pub(super) async fn claim<'c>(&self, planned: Vec<Planned<'c>>) -> (Vec<Claimed<'c>>, Vec<End>) {
         let new: Vec<NewClaim<'c>> = planned.iter().map(Planned::new_claim).collect();
         let claimed_at = now();
@@ -44,15 +52,7 @@ impl Notify {
             }
         };
         let (mut holding, mut ended) = (Vec::with_capacity(planned.len()), Vec::new());
-        for delivery in planned {
-            let claim = match fresh.get(&(delivery.ctx.reminder_id, delivery.route)) {
-                Some(&delivery_id) => Ok(Claim::Claimed {
-                    delivery_id,
-                    attempt: 1,
-                    since: claimed_at,
-                }),
-                None => self.claim_held(&delivery.new_claim()).await,
-            };
+        for (_, delivery, claim) in self.with_claims(planned, &fresh, claimed_at).await {
             match claimed(delivery, claim) {
                 Ok(claimed) => holding.push(claimed),
                 Err(end) => ended.push(end),
@@ -61,40 +61,95 @@ impl Notify {
         (holding, ended)
     }
 
-    /// A delivery claimed before: waits briefly while another delivery of the same event
-    /// holds it, takes it over once its lease ran out, or reports how it ended. A claim
-    /// given back after a transient failure with a later retry time is not waited for
-    /// ([`given_back`]).
-    async fn claim_held(&self, claim: &NewClaim<'_>) -> Result<Claim, Failure> {
-        let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER;
-        loop {
-            let found = self.store.claim_delivery(claim, now(), self.lease()).await?;
-            match found {
-                Claim::Taken {
-                    status: DeliveryStatus::Sending,
-                    detail: Some(reason),
-                    lease_until,
-                } if lease_until - now() > Duration::from_std(WAIT_FOR_OTHER).unwrap_or_default() => {
-                    return given_back(claim, reason, lease_until);
-                }
-                Claim::Taken {
-                    status: DeliveryStatus::Sending,
-                    ..
-                } if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(StdDuration::from_millis(100)).await;
-                }
-                Claim::Taken {
-                    status: DeliveryStatus::Sending,
-                    ..
-                } => {
-                    return Err(Failure::InProgress(format!(
-                        "reminder {} is being delivered by another request",
-                        claim.reminder_id
-                    )))
-                }
-                other => return Ok(other),
+    /// Each planned delivery with its claim, in the planned order: claimed now (`fresh`, at
+    /// `claimed_at`), else as the deliveries claimed before came to ([`Notify::claim_held`]).
+    async fn with_claims<'c>(
+        &self,
+        planned: Vec<Planned<'c>>,
+        fresh: &HashMap<(ReminderId, Route), DeliveryId>,
+        claimed_at: DateTime<Utc>,
+    ) -> Vec<Looked<'c>> {
+        let (mut looked, mut before) = (Vec::with_capacity(planned.len()), Vec::new());
+        for (i, delivery) in planned.into_iter().enumerate() {
+            match fresh.get(&(delivery.ctx.reminder_id, delivery.route)) {
+                Some(&delivery_id) => looked.push((
+                    i,
+                    delivery,
+                    Ok(Claim::Claimed {
+                        delivery_id,
+                        attempt: 1,
+                        since: claimed_at,
+                    }),
+                )),
+                None => before.push((i, delivery)),
             }
         }
+        let claims: Vec<NewClaim<'c>> = before.iter().map(|(_, d)| d.new_claim()).collect();
+        let found = self.claim_held(&claims).await;
+        looked.extend(before.into_iter().zip(found).map(|((i, d), claim)| (i, d, claim)));
+        looked.sort_by_key(|(i, ..)| *i);
+        looked
+    }
+
+    /// Deliveries claimed before, one statement per look: each is taken over once its lease
+    /// ran out, or reported as it ended; those another delivery holds are looked at again
+    /// after a pause, until [`WAIT_FOR_OTHER`] has passed. A claim given back after a
+    /// transient failure with a later retry time is not waited for ([`given_back`]). One
+    /// answer per claim, in order.
+    async fn claim_held(&self, claims: &[NewClaim<'_>]) -> Vec<Result<Claim, Failure>> {
+        let deadline = Instant::now() + WAIT_FOR_OTHER;
+        let mut answered = Vec::with_capacity(claims.len());
+        let mut waiting: Vec<usize> = (0..claims.len()).collect();
+        while !waiting.is_empty() {
+            let asked: Vec<NewClaim<'_>> = waiting.iter().map(|&i| claims[i]).collect();
+            let found = match self.store.claim_deliveries(&asked, now(), self.lease()).await {
+                Ok(found) => found,
+                Err(e) => {
+                    let failure = Failure::from(e);
+                    answered.extend(waiting.into_iter().map(|i| (i, Err(failure.clone()))));
+                    break;
+                }
+            };
+            let mut still = Vec::new();
+            for (i, found) in waiting.into_iter().zip(found) {
+                match looked_at(&claims[i], found, deadline) {
+                    Some(answer) => answered.push((i, answer)),
+                    None => still.push(i),
+                }
+            }
+            waiting = still;
+            if !waiting.is_empty() {
+                tokio::time::sleep(LOOK_AGAIN).await;
+            }
+        }
+        answered.sort_by_key(|(i, _)| *i);
+        answered.into_iter().map(|(_, answer)| answer).collect()
+    }
+}
+
+/// What one look at `claim`, claimed before, came to: its answer, or `None` while another
+/// delivery holds it and the wait is not over (`deadline`).
+fn looked_at(claim: &NewClaim<'_>, found: Claim, deadline: Instant) -> Option<Result<Claim, Failure>> {
+    match found {
+        Claim::Taken {
+            status: DeliveryStatus::Sending,
+            detail: Some(reason),
+            lease_until,
+        } if lease_until - now() > Duration::from_std(WAIT_FOR_OTHER).unwrap_or_default() => {
+            Some(given_back(claim, reason, lease_until))
+        }
+        Claim::Taken {
+            status: DeliveryStatus::Sending,
+            ..
+        } if Instant::now() < deadline => None,
+        Claim::Taken {
+            status: DeliveryStatus::Sending,
+            ..
+        } => Some(Err(Failure::InProgress(format!(
+            "reminder {} is being delivered by another request",
+            claim.reminder_id
+        )))),
+        other => Some(Ok(other)),
     }
 }
 

@@ -1,10 +1,12 @@
 //! Step 2, decide and plan: what each event asks for, from its reminder's row and the clock.
 //!
 //! [`decide`] is pure: skip (the reminder is gone, cancelled, its task closed, or the ids
-//! name another one), not due yet, moved, or send. A moved reminder's event needs one lookup
-//! (was its own time delivered already?); a reminder to send is planned ([`crate::plan`],
-//! pure) into its deliveries. An event answered here never reaches the later steps, and what
-//! its answer says to the log is written here, by the step ([`Answer::logged`]).
+//! name another one), not due yet, moved, or send. A moved reminder's event is a duplicate
+//! when its own time was delivered already, which the read found out with the reminder
+//! ([`Found`]), else stale ([`moved`]); a reminder to send is planned ([`crate::plan`], pure)
+//! into its deliveries. So the step reads nothing. An event answered here never reaches the
+//! later steps, and what its answer says to the log is written here, by the step
+//! ([`Answer::logged`]).
 //!
 //! An answer goes back to whoever sent the event, so what it says names only what was wrong
 //! with the request (an id that matches nothing, a `remind_at` that is not the reminder's),
@@ -19,7 +21,8 @@ use chrono::{DateTime, Duration, Utc};
 use todo_events_domain::time::{now, rfc3339};
 use todo_events_domain::ReminderDue;
 use todo_events_host::{Event, Failure, Outcome, Reply};
-use todo_events_store::{Channel, DeliveryStatus, Malformed, ReminderContext, ReminderState};
+use todo_events_store::notify::Found;
+use todo_events_store::{Channel, Malformed, ReminderContext, ReminderState};
 
 #[cfg(test)]
 mod tests;
@@ -32,9 +35,9 @@ enum Decision<'c> {
     /// The reminder is due later than now (beyond the clock-skew tolerance): nothing is sent
     /// and nothing written, so the scheduler still sends it at its time.
     NotDue,
-    /// The reminder was moved: the event is stale, or a duplicate if its own time was
-    /// delivered already.
-    Moved { to: DateTime<Utc> },
+    /// The reminder was moved (`to`): the event is stale, or a duplicate if its own time
+    /// was delivered already (`sent`).
+    Moved { to: DateTime<Utc>, sent: bool },
     /// Plan, claim and make the deliveries of this reminder.
     Send(&'c ReminderContext),
 }
@@ -62,15 +65,15 @@ pub(super) struct Delivering<'c> {
 /// another task or user: the two are told apart only in the log.
 const NO_SUCH_REMINDER: &str = "no reminder matches the event's reminder_id, task_id and user_id";
 
-/// Decides one event from its reminder's row (`None`: no such reminder) at `now`, allowing
-/// `tolerance` of clock skew.
+/// Decides one event from its reminder as read (`None`: no such reminder) at `now`,
+/// allowing `tolerance` of clock skew.
 fn decide<'c>(
     due: &ReminderDue,
-    row: Option<&'c Result<ReminderContext, Malformed>>,
+    found: Option<&'c Found>,
     now: DateTime<Utc>,
     tolerance: Duration,
 ) -> Decision<'c> {
-    let ctx = match readable(due, row) {
+    let ctx = match readable(due, found.map(|f| &f.context)) {
         Ok(ctx) => ctx,
         Err(skip) => return skip,
     };
@@ -78,7 +81,11 @@ fn decide<'c>(
         return skip;
     }
     if ctx.remind_at != due.remind_at {
-        return Decision::Moved { to: ctx.remind_at };
+        let sent = found.is_some_and(|f| f.sent_at_event_time);
+        return Decision::Moved {
+            to: ctx.remind_at,
+            sent,
+        };
     }
     if ctx.remind_at > now + tolerance {
         return Decision::NotDue;
@@ -152,6 +159,20 @@ fn not_due_yet(due: &ReminderDue) -> Answer {
     }
 }
 
+/// The answer to an event whose reminder was moved to `to` (pure): a duplicate if its own
+/// time was delivered already (on any channel: `sent`), else stale (skipped).
+fn moved(due: &ReminderDue, to: DateTime<Utc>, sent: bool) -> Answer {
+    if sent {
+        let reply = Reply::new(Outcome::Duplicate, "already sent for this time", details_of(due));
+        return Answer::silent(Ok(reply));
+    }
+    skipped(
+        due,
+        "remind_at does not match the reminder (it was moved)",
+        format!("reminder {} was moved to {}", due.reminder_id, rfc3339(to)),
+    )
+}
+
 /// The answer to a reminder whose channels lead nowhere (pure): skipped, saying what the
 /// reminder names (the plan's notes), never an address or URL.
 fn nothing_to_deliver(due: &ReminderDue, notes: &[String]) -> Answer {
@@ -165,9 +186,9 @@ fn nothing_to_deliver(due: &ReminderDue, notes: &[String]) -> Answer {
 
 impl Notify {
     /// Step 2: decides each event ([`decide`]) and plans the deliveries of each one to send
-    /// ([`Notify::planned`]); a moved reminder's event is looked up ([`Notify::moved`]). The
-    /// events in their order, each answered or delivering, and every delivery planned.
-    pub(super) async fn decide<'c>(
+    /// ([`Notify::planned`]). The events in their order, each answered or delivering, and
+    /// every delivery planned.
+    pub(super) fn decide<'c>(
         &self,
         events: &'c [Event<ReminderDue>],
         contexts: &'c Contexts,
@@ -186,7 +207,7 @@ impl Notify {
                 },
                 Decision::Skip { reason, detail } => skipped(due, reason, detail),
                 Decision::NotDue => not_due_yet(due),
-                Decision::Moved { to } => self.moved(due, to).await,
+                Decision::Moved { to, sent } => moved(due, to, sent),
             };
             decided.push(Decided::Answered(answer.logged(due)));
         }
@@ -230,26 +251,5 @@ impl Notify {
             },
             deliveries.collect(),
         ))
-    }
-
-    /// Step 2's one lookup: a moved reminder's event is a duplicate if its own time was
-    /// delivered already (on any channel), else stale (skipped).
-    async fn moved(&self, due: &ReminderDue, to: DateTime<Utc>) -> Answer {
-        let earlier = match self.store.deliveries_of(due.reminder_id).await {
-            Ok(earlier) => earlier,
-            Err(e) => return Answer::silent(Err(e.into())),
-        };
-        if earlier
-            .iter()
-            .any(|d| d.remind_at == due.remind_at && d.status == DeliveryStatus::Sent)
-        {
-            let reply = Reply::new(Outcome::Duplicate, "already sent for this time", details_of(due));
-            return Answer::silent(Ok(reply));
-        }
-        skipped(
-            due,
-            "remind_at does not match the reminder (it was moved)",
-            format!("reminder {} was moved to {}", due.reminder_id, rfc3339(to)),
-        )
     }
 }

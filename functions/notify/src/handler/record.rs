@@ -3,11 +3,14 @@
 //! What was sent or failed for good is stored in one statement. A transient failure gives
 //! its claim back instead: an e-mail's takeable from the relay's `Retry-After` (else at once)
 //! and the event comes again; a webhook's or push's at its own retry time, or it is given up
-//! after `CHANNEL_RETRY_ATTEMPTS` ([`super::retry`]). A subscription that is gone is recorded
-//! failed and its endpoint deactivated. Each write is fenced by the claim's token: a claim
-//! taken over meanwhile is not answered as recorded ([`taken_over`]).
+//! after `CHANNEL_RETRY_ATTEMPTS` ([`super::retry`]); the batch's claims are given back in
+//! one statement, before the outcomes are stored. A subscription that is gone is recorded
+//! failed and, after the outcomes, its endpoint deactivated (the batch's in one statement).
+//! Each write is fenced by the claim's token: a claim taken over meanwhile is not answered as
+//! recorded ([`taken_over`]).
 
 use super::delivery::{Attempted, End, Ended};
+use super::retry::Releasing;
 use super::Notify;
 use crate::channels::SendError;
 use std::time::Duration as StdDuration;
@@ -15,7 +18,7 @@ use todo_events_domain::time::now;
 use todo_events_domain::DeliveryId;
 use todo_events_host::Failure;
 use todo_events_store::notify::{Finished, Held, Route};
-use todo_events_store::{ReminderContext, ReminderState, StoreError};
+use todo_events_store::StoreError;
 
 /// Pauses between attempts to record outcomes while the database is away (doubling).
 const RECORD_RETRY_FIRST: StdDuration = StdDuration::from_millis(100);
@@ -33,7 +36,8 @@ struct Texts {
 enum Recording<'a> {
     /// Its outcome is stored.
     Finish(Finishing<'a>),
-    /// It failed transiently and is not given up: its claim is given back ([`Notify::retry`]).
+    /// It failed transiently and is not given up: its claim is given back
+    /// ([`Notify::releasing`]).
     Release {
         reason: &'a str,
         retry_after: Option<StdDuration>,
@@ -50,7 +54,7 @@ struct Finishing<'a> {
 }
 
 impl Notify {
-    /// Step 5: each claim given back ([`Notify::retry`]) or its outcome stored
+    /// Step 5: the claims given back ([`Notify::release`]), then the outcomes stored
     /// ([`Notify::finish`]); the deliveries' ends.
     pub(super) async fn record(
         &self,
@@ -58,15 +62,16 @@ impl Notify {
         claims_expire: tokio::time::Instant,
     ) -> Vec<End> {
         let texts: Vec<Texts> = attempted.iter().map(|a| self.texts(a)).collect();
-        let (mut ended, mut finishing) = (Vec::new(), Vec::new());
+        let (mut releasing, mut finishing): (Vec<Releasing<'_>>, _) = (Vec::new(), Vec::new());
         for (a, texts) in attempted.iter().zip(&texts) {
             match recording(a, texts) {
                 Recording::Finish(outcome) => finishing.push(outcome),
                 Recording::Release { reason, retry_after } => {
-                    ended.push(a.ended(self.retry(&a.claimed, reason, retry_after).await))
+                    releasing.push(self.releasing(a, reason, retry_after))
                 }
             }
         }
+        let mut ended = self.release(releasing).await;
         ended.extend(self.finish(finishing, claims_expire).await);
         ended
     }
@@ -116,18 +121,27 @@ impl Notify {
                 },
             });
         }
-        for (route, detail) in gone {
-            self.deactivate(route, detail).await;
-        }
+        self.deactivate(gone).await;
         ended
     }
 
-    /// Deactivates the endpoint of a subscription that is gone.
-    async fn deactivate(&self, route: Route, detail: &str) {
-        let Some(endpoint) = route.endpoint else { return };
-        tracing::info!(endpoint_id = endpoint.get(), "deactivating {route}: {detail}");
-        if let Err(e) = self.store.deactivate_endpoint(endpoint, detail, now()).await {
-            tracing::warn!("could not deactivate {route}: {e}");
+    /// Deactivates the endpoints of subscriptions that are gone, in one statement.
+    async fn deactivate(&self, gone: Vec<(Route, &str)>) {
+        let gone: Vec<_> = gone
+            .into_iter()
+            .filter_map(|(route, detail)| Some((route, route.endpoint?, detail)))
+            .collect();
+        for (route, endpoint, detail) in &gone {
+            tracing::info!(endpoint_id = endpoint.get(), "deactivating {route}: {detail}");
+        }
+        let endpoints: Vec<_> = gone
+            .iter()
+            .map(|&(_, endpoint, detail)| (endpoint, detail))
+            .collect();
+        if let Err(e) = self.store.deactivate_endpoints(&endpoints, now()).await {
+            for (route, ..) in &gone {
+                tracing::warn!("could not deactivate {route}: {e}");
+            }
         }
     }
 
@@ -153,26 +167,6 @@ impl Notify {
                 }
                 other => return other,
             }
-        }
-    }
-
-    /// Repairs a reminder whose deliveries are all finished but whose state is not (see
-    /// `Store::settle_reminder`): found when a redelivery finds every delivery done.
-    pub(super) async fn settle(&self, ctx: &ReminderContext) {
-        if matches!(ctx.state, ReminderState::Sent | ReminderState::Failed) {
-            return;
-        }
-        match self
-            .store
-            .settle_reminder(ctx.reminder_id, ctx.remind_at, now())
-            .await
-        {
-            Ok(true) => tracing::info!(
-                reminder_id = ctx.reminder_id.get(),
-                "every delivery was finished: the reminder's state is set"
-            ),
-            Ok(false) => {}
-            Err(e) => tracing::warn!("could not settle reminder {}: {e}", ctx.reminder_id),
         }
     }
 }

@@ -8,9 +8,10 @@
 //! most [`CHANNEL_RETRY_CAP`]: [`retry_wait`]) and the event is answered `2xx` with the other
 //! deliveries done; the scheduler's retry pass publishes the event again at that time, and
 //! after `CHANNEL_RETRY_ATTEMPTS` attempts the delivery is given up (`failed`, with why:
-//! [`Notify::gives_up`]).
+//! [`Notify::gives_up`]). A batch's claims are given back together, in one statement
+//! ([`Notify::release`]).
 
-use super::delivery::{Claimed, Ended};
+use super::delivery::{Attempted, Claimed, End, Ended};
 use super::record::taken_over;
 use super::Notify;
 use crate::config::CHANNEL_RETRY_CAP;
@@ -19,7 +20,15 @@ use std::time::Duration as StdDuration;
 use todo_events_domain::time::now;
 use todo_events_domain::HumanDuration;
 use todo_events_host::Failure;
+use todo_events_store::notify::Release;
 use todo_events_store::Channel;
+
+/// A transiently failed claim to give back ([`Notify::release`]), and how its delivery ends
+/// once it is.
+pub(super) struct Releasing<'a> {
+    pub release: Release<'a>,
+    pub end: End,
+}
 
 impl Notify {
     /// Why a webhook or push delivery that failed transiently is given up now (its last
@@ -38,26 +47,27 @@ impl Notify {
         ))
     }
 
-    /// Gives a transiently failed claim back and says how the delivery ended for now: an
-    /// e-mail's event is retried (the relay is everyone's); a webhook or push is retried on
-    /// its own schedule, the event not held up.
-    pub(super) async fn retry(
+    /// How a transiently failed claim is given back, and how its delivery ends once it is:
+    /// an e-mail's event is retried (the relay is everyone's); a webhook or push is retried
+    /// on its own schedule, the event not held up.
+    pub(super) fn releasing<'a>(
         &self,
-        c: &Claimed<'_>,
-        reason: &str,
+        a: &Attempted<'_>,
+        reason: &'a str,
         retry_after: Option<StdDuration>,
-    ) -> Ended {
-        let route = c.delivery.route;
+    ) -> Releasing<'a> {
+        let held = a.claimed.held;
+        let route = a.claimed.delivery.route;
         let (wait, end) = match route.channel {
             Channel::Email => (
                 retry_after.unwrap_or_default(),
                 Ended::Retry(Failure::unavailable(reason.to_owned())),
             ),
             _ => {
-                let wait = retry_wait(self.config.channels.retry_first, c.held.attempt, retry_after);
+                let wait = retry_wait(self.config.channels.retry_first, held.attempt, retry_after);
                 let said = format!(
                     "{route}: {reason} (attempt {} of {}; retried in {})",
-                    c.held.attempt,
+                    held.attempt,
                     self.config.channels.retry_attempts,
                     HumanDuration(wait)
                 );
@@ -65,15 +75,35 @@ impl Notify {
             }
         };
         let until = now() + Duration::from_std(wait).unwrap_or_default();
-        match self.store.release_delivery(c.held, reason, until).await {
-            Ok(true) => end,
-            Ok(false) => taken_over(route, c.held, "its release", end.word()),
-            Err(e) => {
-                tracing::warn!("could not release delivery {}: {e}", c.held.delivery_id);
-                // The claim runs out with its lease; until then the event must come again.
-                Ended::Retry(Failure::from(e))
-            }
+        Releasing {
+            release: Release { held, reason, until },
+            end: a.ended(end),
         }
+    }
+
+    /// Gives the claims back, in one statement: each delivery's end, or, where its claim
+    /// was taken over meanwhile, that ([`taken_over`]); a retry for each when the statement
+    /// failed (the claims run out with their lease; until then the events must come again).
+    pub(super) async fn release(&self, releasing: Vec<Releasing<'_>>) -> Vec<End> {
+        let releases: Vec<Release<'_>> = releasing.iter().map(|r| r.release).collect();
+        let released = self
+            .store
+            .release_deliveries(&releases)
+            .await
+            .map_err(|e| (e.to_string(), Failure::from(e)));
+        let ended = |Releasing { release, end }: Releasing<'_>| {
+            let held = release.held;
+            let ended = match &released {
+                Ok(ids) if ids.contains(&held.delivery_id) => return end,
+                Ok(_) => taken_over(end.route, held, "its release", end.ended.word()),
+                Err((e, failure)) => {
+                    tracing::warn!("could not release delivery {}: {e}", held.delivery_id);
+                    Ended::Retry(failure.clone())
+                }
+            };
+            End { ended, ..end }
+        };
+        releasing.into_iter().map(ended).collect()
     }
 }
 

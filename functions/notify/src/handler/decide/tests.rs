@@ -10,14 +10,22 @@ fn clock() -> DateTime<Utc> {
 
 const TOLERANCE: Duration = Duration::seconds(10);
 
+/// The reminder as the read finds it: `context`, its event's time not sent.
+fn found(context: Result<ReminderContext, Malformed>) -> Found {
+    Found {
+        context,
+        sent_at_event_time: false,
+    }
+}
+
 fn decided_at(now: DateTime<Utc>, change: impl FnOnce(&mut ReminderContext)) -> String {
     let mut ctx = row();
     change(&mut ctx);
-    let ctx = Ok(ctx);
-    match decide(&due(), Some(&ctx), now, TOLERANCE) {
+    let found = found(Ok(ctx));
+    match decide(&due(), Some(&found), now, TOLERANCE) {
         Decision::Skip { reason, .. } => format!("skip: {reason}"),
         Decision::NotDue => "not due".into(),
-        Decision::Moved { to } => format!("moved to {}", rfc3339(to)),
+        Decision::Moved { to, sent } => format!("moved to {} (sent: {sent})", rfc3339(to)),
         Decision::Send(_) => "send".into(),
     }
 }
@@ -80,7 +88,7 @@ fn cancelled_reminders_closed_tasks_and_foreign_ids_are_skipped_without_telling_
 fn a_moved_reminder_is_looked_up_and_a_missing_or_malformed_one_is_skipped() {
     assert_eq!(
         decided(|c| c.remind_at = at("2026-11-30T10:00:00Z")),
-        "moved to 2026-11-30T10:00:00Z"
+        "moved to 2026-11-30T10:00:00Z (sent: false)"
     );
     let skip = |d: Decision<'_>| match d {
         Decision::Skip { reason, detail } => (reason, detail),
@@ -93,11 +101,11 @@ fn a_moved_reminder_is_looked_up_and_a_missing_or_malformed_one_is_skipped() {
             "reminder 1 does not exist (deleted?)".to_owned()
         )
     );
-    let malformed = Err(Malformed {
+    let malformed = found(Err(Malformed {
         table: "reminders",
         id: 1,
         detail: "state \"lost\" is not a known value".into(),
-    });
+    }));
     let (reason, detail) = skip(decide(&due(), Some(&malformed), clock(), TOLERANCE));
     assert_eq!(
         reason,
@@ -107,4 +115,43 @@ fn a_moved_reminder_is_looked_up_and_a_missing_or_malformed_one_is_skipped() {
         detail,
         "the stored reminder cannot be read: reminders row 1: state \"lost\" is not a known value"
     );
+}
+
+/// A moved reminder's event: a duplicate when the read found its own time sent, else stale;
+/// the flag means nothing for a reminder that was not moved.
+#[test]
+fn a_moved_reminder_is_a_duplicate_only_when_its_events_time_was_sent() {
+    let mut ctx = row();
+    ctx.remind_at = at("2026-11-30T10:00:00Z");
+    let sent = Found {
+        context: Ok(ctx),
+        sent_at_event_time: true,
+    };
+    let Decision::Moved { to, sent: true } = decide(&due(), Some(&sent), clock(), TOLERANCE) else {
+        panic!("moved, its time sent")
+    };
+    let said = |answer: Answer| {
+        let reply = answer.reply.expect("answered");
+        (reply.outcome, reply.reason, answer.logs.len())
+    };
+    assert_eq!(
+        said(moved(&due(), to, true)),
+        (Outcome::Duplicate, "already sent for this time".to_owned(), 0)
+    );
+    assert_eq!(
+        said(moved(&due(), to, false)),
+        (
+            Outcome::Skipped,
+            "remind_at does not match the reminder (it was moved)".to_owned(),
+            1
+        )
+    );
+    let not_moved = Found {
+        context: Ok(row()),
+        sent_at_event_time: true,
+    };
+    assert!(matches!(
+        decide(&due(), Some(&not_moved), clock(), TOLERANCE),
+        Decision::Send(_)
+    ));
 }
