@@ -74,6 +74,9 @@ pub struct BadChannels {
     pub webhooks: usize,
     /// Text the answer's reason or notes must contain.
     pub says: Option<String>,
+    /// Stored text the answer must not quote (an unknown channel's name goes to the log).
+    #[serde(default)]
+    pub never_says: Option<String>,
 }
 
 #[derive(Deserialize)]

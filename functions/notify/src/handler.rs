@@ -44,6 +44,7 @@ mod delivery;
 mod log;
 mod metrics;
 mod record;
+mod requests;
 mod respond;
 mod retry;
 mod send;

@@ -36,17 +36,26 @@ pub(crate) struct Plan {
     /// Deliveries this notify cannot make now (Web Push without a key): why.
     pub held: Option<String>,
     /// What the reminder named that leads nowhere (an unknown channel, a channel without
-    /// endpoints), for the answer and the log.
+    /// endpoints), in words for the answer: they never quote what is stored.
     pub notes: Vec<String>,
+    /// The same for the log, with what is stored (an unknown channel's name as written).
+    pub log: Vec<String>,
 }
 
 /// Plans the deliveries of `ctx`; `push_on` says whether Web Push is configured.
 pub(crate) fn plan(ctx: &ReminderContext, guard: &Guard, push_on: bool) -> Plan {
     let mut plan = Plan::default();
     for name in &ctx.channels.unknown {
-        plan.notes.push(format!(
+        plan.log.push(format!(
             "reminders.channels names {name:?}, which is not a channel (email, webhook, webpush)"
         ));
+    }
+    if !ctx.channels.unknown.is_empty() {
+        plan.notes.push(
+            "reminders.channels names a value that is not a channel (email, webhook, webpush); \
+             the function's log says which"
+                .into(),
+        );
     }
     for &channel in &ctx.channels.known {
         if channel == Channel::Email {
@@ -55,8 +64,9 @@ pub(crate) fn plan(ctx: &ReminderContext, guard: &Guard, push_on: bool) -> Plan 
         }
         let endpoints: Vec<&Endpoint> = ctx.endpoints.iter().filter(|e| e.channel == channel).collect();
         if endpoints.is_empty() {
-            plan.notes
-                .push(format!("user {} has no active {channel} endpoint", ctx.user_id));
+            let note = format!("user {} has no active {channel} endpoint", ctx.user_id);
+            plan.log.push(note.clone());
+            plan.notes.push(note);
             continue;
         }
         if channel == Channel::WebPush && !push_on {
@@ -196,8 +206,18 @@ mod tests {
             planned(&ctx("email,sms,webhook", vec![]), true),
             [
                 "email",
-                "note: reminders.channels names \"sms\", which is not a channel (email, webhook, webpush)",
+                "note: reminders.channels names a value that is not a channel (email, webhook, \
+                 webpush); the function's log says which",
                 "note: user 3 has no active webhook endpoint"
+            ]
+        );
+        // The log has what is stored; the answer's notes do not quote it.
+        let p = plan(&ctx("email,sms,webhook", vec![]), &Guard::strict(), true);
+        assert_eq!(
+            p.log,
+            [
+                "reminders.channels names \"sms\", which is not a channel (email, webhook, webpush)",
+                "user 3 has no active webhook endpoint"
             ]
         );
         assert_eq!(planned(&ctx("", vec![]), true), Vec::<String>::new());

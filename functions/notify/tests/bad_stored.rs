@@ -204,6 +204,9 @@ async fn every_bad_channels_value_comes_to_what_the_table_says() {
             if let Some(text) = &row.says {
                 assert!(said(&body).contains(text), "{b}: {name}: {body}");
             }
+            if let Some(stored) = &row.never_says {
+                assert!(!body.to_string().contains(stored.as_str()), "{b}: {name}: the answer quotes {stored:?}: {body}");
+            }
             // Again: nothing more arrives.
             let (status, _, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
             assert_eq!(status, 200, "{b}: {name}: {body}");

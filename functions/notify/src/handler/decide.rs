@@ -226,9 +226,10 @@ impl Notify {
             deliveries,
             held,
             notes,
+            log,
         } = plan(ctx, &self.guard, self.webpush.is_some());
-        for note in &notes {
-            tracing::warn!(reminder_id = %due.reminder_id, "{note}");
+        for line in &log {
+            tracing::warn!(reminder_id = %due.reminder_id, "{line}");
         }
         if deliveries.is_empty() && held.is_none() {
             return Err(nothing_to_deliver(due, &notes));
