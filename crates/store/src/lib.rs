@@ -64,9 +64,9 @@ pub struct StoreOptions {
     /// their rows by key from bound arrays (`UNNEST($1::bigint[])`), so one plan fits every
     /// call, yet PostgreSQL's default keeps re-planning them (the generic plan's row estimate
     /// for an array looks costlier than a fresh plan for the values at hand), and planning
-    /// cost more than executing: 0.12–0.25 ms of 0.15–0.45 ms per statement, measured in
-    /// docs/PERFORMANCE.md. Off for the scheduler, whose claims filter by time ranges where a
-    /// plan for the actual values can matter.
+    /// cost more than executing (docs/PERFORMANCE.md, "What the figures say, and what was
+    /// done about them", item 9). Off for the scheduler, whose claims filter by time ranges
+    /// where a plan for the actual values can matter.
     pub generic_plans: bool,
 }
 
