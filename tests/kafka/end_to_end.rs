@@ -1237,8 +1237,9 @@ async fn one_users_failing_webhook_does_not_hold_up_the_neighbours_on_its_partit
     // A 503 costs the partition nothing: the delivery is released at once. A hanging endpoint
     // costs the batch it is in the batch's patience (2 s), not WEBHOOK_TIMEOUT (10 s as
     // deployed): its request goes on alone (notify's send step) and the endpoint rests until
-    // it answers (resting.rs), instead of costing every batch one timeout (164.7 s p99 before
-    // resting, 20.3 s before the patience).
+    // it answers (resting.rs), instead of costing every batch one timeout (the figures before
+    // resting and before the patience: docs/CHANNELS.md, "A failing endpoint holds up only
+    // itself").
     let patience = notify::config::PATIENCE.as_secs_f64();
     for (how, broken, allowed) in [
         ("answering 503", figures[1], healthy * 1.5 + 2.0),

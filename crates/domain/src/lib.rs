@@ -1,5 +1,6 @@
 //! The shared vocabulary of todo-events: identifiers, the events on the bus, recurrence
-//! rules and the small value types (durations, catch-up policy) every function needs.
+//! rules and the small value types (durations, catch-up policy) every function needs, and
+//! the one helper that hides URL passwords in texts ([`redact`]), which every crate shows.
 //!
 //! Nothing here does I/O. Each type parses its input once ("parse, don't validate"), so
 //! code that holds a [`ReminderDue`] or a [`Schedule`] never re-checks it.
@@ -8,6 +9,7 @@ pub mod duration;
 pub mod events;
 pub mod ids;
 pub mod recurrence;
+pub mod redact;
 pub mod time;
 
 pub use duration::HumanDuration;

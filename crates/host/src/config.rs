@@ -7,6 +7,7 @@
 //! message a missing required one gets). The manifest checks (tests/manifests.rs) run the
 //! binaries so to learn the variables they really read; nothing else sets it.
 
+use secrecy::SecretString;
 use std::fmt::{Debug, Display};
 use std::str::FromStr;
 
@@ -78,11 +79,12 @@ where
 
 /// Reads `name`, which must be set, and whose value no message may repeat (it holds a
 /// password): unlike [`required`], a value is never quoted, and it is not trimmed or parsed.
-pub fn required_secret(name: &str, what: &str) -> Result<String, ConfigError> {
+/// It comes back as a [`SecretString`], whose `Debug` does not show it either.
+pub fn required_secret(name: &str, what: &str) -> Result<SecretString, ConfigError> {
     let missing = format!("{name} is not set: {what}");
     trace(name, None, Some(&missing));
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => Ok(v),
+        Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v)),
         Ok(_) | Err(std::env::VarError::NotPresent) => Err(ConfigError(missing)),
         Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError(format!("{name} is not valid UTF-8"))),
     }

@@ -91,7 +91,10 @@ pub fn exit_status(program: &str, result: anyhow::Result<()>) -> ExitCode {
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("{program}: {}", todo_events_store::redact(&format!("{e:#}")));
+            eprintln!(
+                "{program}: {}",
+                todo_events_domain::redact::passwords(&format!("{e:#}"))
+            );
             ExitCode::from(1)
         }
     }

@@ -3,10 +3,10 @@
 //! A burst of requests (3 000 slow clients, say) makes glibc's allocator take memory for
 //! their buffers; when they are freed, glibc gives back on its own only what lies at the top
 //! of a heap, and the rest stays resident, interleaved with the few allocations still alive:
-//! notify stayed at idle + 15–19 MiB after its slow clients closed (docs/PERFORMANCE.md, "Slow
-//! clients"), whatever `GLIBC_TUNABLES` said. `malloc_trim(0)` returns every whole free page
-//! of every arena (`madvise(MADV_DONTNEED)`); measured on the debug binary: 40.0 MiB after the
-//! burst, 28.1 MiB after the trim, idle 20.4 MiB (of which ~11 MiB is the binary's own text).
+//! notify stayed well above idle after its slow clients closed, whatever `GLIBC_TUNABLES`
+//! said. `malloc_trim(0)` returns every whole free page of every arena
+//! (`madvise(MADV_DONTNEED)`), which gave most of it back at once (both measured in
+//! docs/PERFORMANCE.md, "Slow clients (section `slow`)", "Back near idle").
 //!
 //! So the server trims once it is idle again after having served: a check every
 //! [`CHECK_EVERY`] sees whether any request came since the last trim and none is in flight.

@@ -126,8 +126,8 @@ pub fn consumer_config(opts: &ConsumerOptions) -> ClientConfig {
         // Incremental rebalancing: when KEDA adds or removes a consumer, only the partitions
         // that change owner stop and move; the others go on. (The eager default revoked every
         // partition of every member at each scale step: seconds without delivery each time,
-        // and partitions handed back to the same member stalled, seen in the rehearsal as
-        // trickle p99 80 s while the HPA scaled 5 -> 1 a pod a minute.)
+        // and partitions handed back to the same member stalled, seen in the rehearsal while
+        // the HPA scaled down a pod a minute: docs/DEPLOYMENT.md, "Scenarios and figures".)
         .set("partition.assignment.strategy", "cooperative-sticky")
         // A fetch waits at most 100 ms for new messages (librdkafka's default is 500 ms):
         // a due reminder is not held up by an idle fetch.

@@ -32,9 +32,10 @@ pub struct EventProducer {
 /// and, no broker connection being up yet at that moment, tries again only after 500 ms or
 /// when a metadata response arrives (seen with `debug=eos` against Tansu, either way round).
 /// Until it has the id nothing is sent: every scheduler pass (a fresh process each minute
-/// under the CronJob) published its first events 0.5 s late. A few metadata requests in
-/// the first hundred milliseconds bring the id in as soon as the connection is up (first
-/// acknowledgement after ≈ 0.14 s instead of 0.5 s). Best effort, in the background.
+/// under the CronJob) published its first events that much late. A few metadata requests in
+/// the first hundred milliseconds bring the id in as soon as the connection is up
+/// (docs/PERFORMANCE.md, "What the figures say, and what was done about them", item 13).
+/// Best effort, in the background.
 fn warm_up(producer: FutureProducer, topic: String) {
     let spawned = std::thread::Builder::new()
         .name("kafka-warm-up".into())

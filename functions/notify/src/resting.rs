@@ -2,10 +2,10 @@
 //!
 //! A user's webhook that times out costs the batch it is in up to `WEBHOOK_TIMEOUT` (the
 //! batch answers once every delivery has), and in consume mode a partition's batches go one
-//! after another, so every later event on the partition waits too. Measured before this
-//! (tests/kafka/end_to_end.rs, one partition, 20 users, 400 reminders, one user's endpoint
-//! hanging): the neighbours' p99 lateness went from 9.6 s to 164.7 s, one timeout per batch
-//! holding the bad user's reminder. So an endpoint that failed transiently rests until the
+//! after another, so every later event on the partition waits too: one user's hanging
+//! endpoint multiplied its neighbours' p99 lateness, one timeout per batch holding the bad
+//! user's reminder (tests/kafka/end_to_end.rs; the figures in docs/CHANNELS.md, "A failing
+//! endpoint holds up only itself"). So an endpoint that failed transiently rests until the
 //! retry time its failed delivery was given: a delivery to it meanwhile is not sent but
 //! released until then, like one that failed (the record step of [`crate::handler`]), and the
 //! endpoint costs the partition one `WEBHOOK_TIMEOUT` per retry period, not one per batch. A

@@ -205,7 +205,10 @@ async fn every_bad_channels_value_comes_to_what_the_table_says() {
                 assert!(said(&body).contains(text), "{b}: {name}: {body}");
             }
             if let Some(stored) = &row.never_says {
-                assert!(!body.to_string().contains(stored.as_str()), "{b}: {name}: the answer quotes {stored:?}: {body}");
+                assert!(
+                    !body.to_string().contains(stored.as_str()),
+                    "{b}: {name}: the answer quotes {stored:?}: {body}"
+                );
             }
             // Again: nothing more arrives.
             let (status, _, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;

@@ -7,8 +7,8 @@
 //! once, their bodies unread; those admitted are answered `408` at `BODY_TIMEOUT`, with
 //! nothing handled; and a normal event sent while they hang is handled (after `429`s
 //! while every place is taken, as Knative would retry it). On SQLite and PostgreSQL.
-//! The figures at 3 000 connections against the release binary: `bench --only slow`
-//! (docs/PERFORMANCE.md).
+//! The figures at 3 000 connections: `bench --only slow` (docs/PERFORMANCE.md, "Slow clients
+//! (section `slow`)").
 
 use chrono::{Duration as Days, SubsecRound, Utc};
 use std::process::{Child, Command, Stdio};
@@ -18,8 +18,9 @@ use todo_events_testkit::slow::{Slow, SlowClients};
 use todo_events_testkit::{self as kit, TestDb};
 
 const CONNECTIONS: usize = 1000;
-/// How far above idle RSS may stay once the clients are gone: 7 MiB measured at 3 000
-/// connections (docs/PERFORMANCE.md), 15–19 MiB before the server trimmed after bursts.
+/// How far above idle RSS may stay once the clients are gone: what stays once the server
+/// trims after a burst, with room to spare (docs/PERFORMANCE.md, "Slow clients (section
+/// `slow`)", "Back near idle").
 const AFTER_MIB: f64 = 10.0;
 const MAX_IN_FLIGHT: usize = 256;
 const BODY_TIMEOUT: Duration = Duration::from_secs(3);

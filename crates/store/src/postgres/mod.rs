@@ -7,10 +7,11 @@ pub(crate) mod recur;
 pub(crate) mod scheduler;
 pub(crate) mod seed;
 
-use crate::{redact, StoreError, StoreOptions};
+use crate::{StoreError, StoreOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
+use todo_events_domain::redact;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -18,7 +19,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// and readiness reports it.
 pub(crate) fn open(opts: &StoreOptions) -> Result<PgPool, StoreError> {
     let mut connect = PgConnectOptions::from_str(&opts.url)
-        .map_err(|e| StoreError::Config(format!("DATABASE_URL: {}", redact(&e.to_string()))))?
+        .map_err(|e| StoreError::Config(format!("DATABASE_URL: {}", redact::passwords(&e.to_string()))))?
         .application_name("todo-events");
     if opts.generic_plans {
         connect = connect.options([("plan_cache_mode", "force_generic_plan")]);

@@ -16,13 +16,14 @@ pub(crate) async fn claim_reminders(
 ) -> Result<Vec<ClaimedReminder>, StoreError> {
     // Two candidate sets, each on its own partial index (`reminders_due`,
     // `reminders_unconfirmed`): one OR over both made PostgreSQL scan every published row
-    // on every claim (the raw claim rate fell from 62 000 to 28 000 rows/s). A pending
-    // reminder (new, or moved by the app) starts its publish count again. A third set, on
-    // `deliveries_waiting`: published reminders with a delivery whose retry time (its
-    // released claim's lease) has come and that were not published since (a user's
-    // endpoint retried on its own schedule, docs/CHANNELS.md); not counted as republished.
-    // Never an e-mail: its claim is released for the event's own redelivery (the relay is
-    // everyone's), and republishing it each pass multiplied a poison reminder's dead letters.
+    // on every claim (docs/PERFORMANCE.md, "What the figures say, and what was done about
+    // them", item 8). A pending reminder (new, or moved by the app) starts its publish
+    // count again. A third set, on `deliveries_waiting`: published reminders with a
+    // delivery whose retry time (its released claim's lease) has come and that were not
+    // published since (a user's endpoint retried on its own schedule, docs/CHANNELS.md);
+    // not counted as republished. Never an e-mail: its claim is released for the event's
+    // own redelivery (the relay is everyone's), and republishing it each pass multiplied a
+    // poison reminder's dead letters.
     const SQL: &str = "WITH due AS (SELECT id FROM reminders \
              WHERE (state = 'pending' AND remind_at <= $3) \
                 OR (state = 'publishing' AND lease_until <= $3) \

@@ -123,7 +123,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The HTTP client of a channel, built on its first use: a notify whose reminders name only
 /// e-mail (and every pod that starts and idles, scale-to-zero's common case) does not carry
-/// the client's TLS set-up, about 1 MiB of its idle memory (docs/PERFORMANCE.md).
+/// the client's TLS set-up in its idle memory (docs/PERFORMANCE.md, "What the figures say, and
+/// what was done about them", item 17).
 pub(crate) struct LazyClient {
     guard: Guard,
     timeout: Duration,

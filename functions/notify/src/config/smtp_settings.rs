@@ -3,6 +3,7 @@
 //! the one password notify has.
 
 use crate::mail::smtp_url::SmtpUrl;
+use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::time::Duration;
 use todo_events_domain::HumanDuration;
@@ -41,7 +42,8 @@ impl SmtpSettings {
             "SMTP_URL",
             "MAILER=smtp needs the relay, e.g. smtp://user:password@mail.example.com:587",
         )?;
-        let url = SmtpUrl::parse(&raw).map_err(|e| ConfigError(format!("SMTP_URL is invalid: {e}")))?;
+        let url = SmtpUrl::parse(raw.expose_secret())
+            .map_err(|e| ConfigError(format!("SMTP_URL is invalid: {e}")))?;
         let timeout: HumanDuration = var_or("SMTP_TIMEOUT", HumanDuration(Duration::from_secs(30)))?;
         let max_sessions: usize = var_or("SMTP_MAX_SESSIONS", 4)?;
         let settings = Self {

@@ -4,10 +4,12 @@
 //!
 //! The password is a [`SecretString`] (the `secrecy` crate): its `Debug` never shows it, and
 //! this module's `Display`, `Debug` and error messages put `***` in its place (error messages
-//! for text that is not even a URL through the one URL redactor, `todo_events_store::redact`).
+//! for text that is not even a URL through the workspace's one text redactor,
+//! [`todo_events_domain::redact`]).
 
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
+use todo_events_domain::redact;
 
 /// How the SMTP connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +46,8 @@ impl SmtpUrl {
     /// which may carry it).
     pub fn parse(text: &str) -> Result<Self, String> {
         let url = url::Url::parse(text.trim())
-            .map_err(|e| format!("{} is not a URL ({e})", todo_events_store::redact(text.trim())))?;
-        let shown = todo_events_store::redact(url.as_str());
+            .map_err(|e| format!("{} is not a URL ({e})", redact::passwords(text.trim())))?;
+        let shown = redact::passwords(url.as_str());
         let (security, default_port) = security(&url, &shown)?;
         let host = host(&url, &shown)?;
         let (username, password) = login(&url, &shown)?;

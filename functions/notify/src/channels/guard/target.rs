@@ -52,6 +52,8 @@ impl Guard {
 
 /// A URL as notify shows it: scheme, host and port, never the path, query or credentials
 /// (Slack and Discord webhook URLs are secrets in their path).
+/// Not `todo_events_domain::redact::passwords`, which keeps path and query and hides only a
+/// password: here the whole URL but its server is the secret.
 pub fn redacted(url: &Url) -> String {
     let host = url.host_str().unwrap_or("");
     match url.port() {
