@@ -8,8 +8,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use todo_events_domain::{RecurringTaskId, ReminderDue, ReminderId, TaskId, UserId};
-use todo_events_store::seed::{NewRecurringTask, NewTask, NewUser};
-use todo_events_store::Store;
+use todo_events_store::seed::{NewEndpoint, NewRecurringTask, NewTask, NewUser};
+use todo_events_store::{Channel, Store};
 
 /// A user with one task and one pending reminder due at `remind_at`.
 pub struct ReminderFixture {
@@ -94,6 +94,36 @@ impl RecurringFixture {
             "occurrence_at": todo_events_domain::time::rfc3339(occurrence),
         })
     }
+}
+
+/// A reminder due a second ago (on `channels`) whose user has one webhook endpoint at `url`
+/// (`standard` format, signed with `secret` when given): what the webhook tests start from.
+pub async fn reminder_with_webhook(
+    store: &Store,
+    title: &str,
+    channels: &str,
+    url: &str,
+    secret: Option<&str>,
+) -> ReminderFixture {
+    let due = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0) - Duration::seconds(1);
+    let r = reminder(store, title, due).await;
+    store
+        .set_reminder_channels(r.reminder_id, channels)
+        .await
+        .expect("channels set");
+    store
+        .insert_endpoint(&NewEndpoint {
+            user_id: r.user_id,
+            channel: Channel::Webhook,
+            target: url,
+            format: "standard",
+            secret,
+            p256dh: None,
+            auth: None,
+        })
+        .await
+        .expect("endpoint inserted");
+    r
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -13,8 +13,7 @@ use notify::config::SmtpSettings;
 use notify::{Notify, NotifyConfig};
 use std::time::Duration as StdDuration;
 use todo_events_domain::HumanDuration;
-use todo_events_store::seed::NewEndpoint;
-use todo_events_store::{Channel, DeliveryStatus, ReminderState};
+use todo_events_store::{DeliveryStatus, ReminderState};
 use todo_events_testkit::smtp::{self, SmtpServer};
 use todo_events_testkit::webhook::{Endpoint, Options, WebhookReceiver};
 use todo_events_testkit::{self as kit, reply, ReminderFixture, TestApp, TestDb};
@@ -77,25 +76,8 @@ async fn a_stale_webhook_claimer_neither_frees_the_take_over_nor_records_over_it
                     ..Options::default()
                 },
             );
-            let due = Utc::now().trunc_subsecs(0) - Duration::seconds(1);
-            let r = kit::reminder(&db.store, "Fenced", due).await;
-            db.store
-                .set_reminder_channels(r.reminder_id, "webhook")
-                .await
-                .unwrap();
             let url = receiver.url("hook");
-            db.store
-                .insert_endpoint(&NewEndpoint {
-                    user_id: r.user_id,
-                    channel: Channel::Webhook,
-                    target: &url,
-                    format: "standard",
-                    secret: None,
-                    p256dh: None,
-                    auth: None,
-                })
-                .await
-                .unwrap();
+            let r = kit::reminder_with_webhook(&db.store, "Fenced", "webhook", &url, None).await;
 
             let [ra, rb, rc] = stale_claimer_race(&a, &b, &r).await;
             let case = format!("{bk}, A answered {first}");

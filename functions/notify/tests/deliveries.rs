@@ -356,25 +356,8 @@ async fn a_webhook_slower_than_its_batch_goes_on_alone_and_records_itself() {
             c.patience = std::time::Duration::from_secs(1)
         })
         .await;
-        let due = Utc::now().trunc_subsecs(0) - Duration::seconds(1);
-        let r = kit::reminder(&db.store, "Slow hook", due).await;
-        db.store
-            .set_reminder_channels(r.reminder_id, "email,webhook")
-            .await
-            .unwrap();
         let url = slow.url("slow");
-        db.store
-            .insert_endpoint(&NewEndpoint {
-                user_id: r.user_id,
-                channel: Channel::Webhook,
-                target: &url,
-                format: "standard",
-                secret: None,
-                p256dh: None,
-                auth: None,
-            })
-            .await
-            .unwrap();
+        let r = kit::reminder_with_webhook(&db.store, "Slow hook", "email,webhook", &url, None).await;
 
         let started = std::time::Instant::now();
         let (status, ty, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;

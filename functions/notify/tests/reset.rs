@@ -12,8 +12,7 @@ use chrono::{Duration, SubsecRound, Utc};
 use notify::config::SmtpSettings;
 use notify::{Notify, NotifyConfig};
 use std::time::Instant;
-use todo_events_store::seed::NewEndpoint;
-use todo_events_store::{Channel, DeliveryStatus, ReminderState};
+use todo_events_store::{DeliveryStatus, ReminderState};
 use todo_events_testkit::smtp::{Options as SmtpOptions, SmtpServer};
 use todo_events_testkit::webhook::{Endpoint, Options as HookOptions, WebhookReceiver};
 use todo_events_testkit::{self as kit, reply, ReminderFixture, TestApp, TestDb};
@@ -148,25 +147,9 @@ async fn a_webhook_whose_request_is_reset_mid_send_goes_out_once_and_is_recorded
         config.channels.allow_private = true;
         config.channels.timeout = std::time::Duration::from_secs(10);
         let app = kit::spawn(Notify::new(db.store.clone(), config).unwrap()).await;
-        let due = Utc::now().trunc_subsecs(0) - Duration::seconds(1);
-        let r = kit::reminder(&db.store, "Water the plants", due).await;
-        db.store
-            .set_reminder_channels(r.reminder_id, "webhook")
-            .await
-            .unwrap();
         let hook = receiver.url("hook");
-        db.store
-            .insert_endpoint(&NewEndpoint {
-                user_id: r.user_id,
-                channel: Channel::Webhook,
-                target: &hook,
-                format: "standard",
-                secret: Some(SECRET),
-                p256dh: None,
-                auth: None,
-            })
-            .await
-            .unwrap();
+        let r =
+            kit::reminder_with_webhook(&db.store, "Water the plants", "webhook", &hook, Some(SECRET)).await;
 
         post_then_reset(&app, &r, async || sending(&db, &r).await).await;
 
