@@ -15,7 +15,7 @@ pub enum StoreError {
     Invalid(String),
     /// A stored value cannot be read as what it stands for (names the row).
     #[error("malformed row: {0}")]
-    Malformed(#[from] crate::Malformed),
+    Malformed(#[from] crate::rows::Malformed),
     /// Anything else: a bug or a schema mismatch.
     #[error("database error: {0}")]
     Other(String),

@@ -29,12 +29,11 @@
 //! reminder, whether the event's own time was sent), the new claims, the claims made before,
 //! the releases, the outcomes, the deactivations, the settling.
 //!
-//! The statements are in `postgres/notify.rs` and `sqlite/notify.rs`; this module holds what
-//! both take and give, and the [`crate::Store`] methods that pick one ([`store`]).
+//! The statements are in `postgres/notify.rs` and `sqlite/notify.rs`, and the
+//! [`crate::Store`] methods that pick one in `store/notify.rs`; this module holds what both
+//! take and give, and calls no backend, so the backends import it without a circle.
 
-mod store;
-
-use crate::{Channel, DeliveryStatus, Malformed, ReminderContext};
+use crate::rows::{Channel, DeliveryStatus, Malformed, ReminderContext};
 use chrono::{DateTime, Utc};
 use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
 
@@ -152,8 +151,8 @@ pub struct Release<'a> {
 /// Rows of the read and claim statements, typed (both backends return the same shapes).
 pub(crate) mod read {
     use super::{Claim, Claimed, Found, NewClaim, Route};
-    use crate::rows::{id, parse, ReminderContextRaw};
-    use crate::{Malformed, ReminderContext, StoreError};
+    use crate::error::StoreError;
+    use crate::rows::{id, parse, Malformed, ReminderContext, ReminderContextRaw};
     use chrono::{DateTime, Utc};
     use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
 

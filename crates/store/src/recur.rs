@@ -7,10 +7,12 @@
 //! PostgreSQL a batch (or a single event) is one statement over bound arrays (`UNNEST`), so a
 //! hundred events cost about what one does, and one event costs one round trip.
 //!
-//! The statements are in `postgres/recur.rs` and `sqlite/recur.rs`; this module holds what
-//! both take and give, and the [`Session`] a batch reads and writes over.
+//! The statements are in `postgres/recur.rs` and `sqlite/recur.rs`, and the methods that
+//! pick one (the [`crate::Store`]'s and the [`Session`]'s) in `store/recur.rs`; this module
+//! holds what both take and give, and the [`Session`] a batch reads and writes over, and
+//! calls no backend, so the backends import it without a circle.
 
-use crate::{postgres, sqlite, Malformed, RecurringTaskRow, StoreError};
+use crate::rows::{Malformed, RecurringTaskRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use todo_events_domain::{RecurringTaskId, TaskId};
@@ -58,50 +60,17 @@ pub struct RecurringState {
 /// after go over it. On PostgreSQL that is one checkout instead of one per statement, and
 /// one release: sqlx tests every released connection with a round trip of its own, so a
 /// checkout per statement cost an event two extra round trips (PostgreSQL woken for each).
-/// SQLite, in-process and with one connection, keeps using its pool.
+/// SQLite, in-process and with one connection, keeps using its pool. Its methods, which
+/// pick the backend, are in `store/recur.rs`.
 pub enum Session {
     Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
     Sqlite(sqlx::SqlitePool),
 }
 
-impl Session {
-    /// The recurring tasks of `occurrences` and the instances that exist for them.
-    pub async fn recurring_state(
-        &mut self,
-        occurrences: &[Occurrence],
-    ) -> Result<RecurringState, StoreError> {
-        match self {
-            Session::Postgres(conn) => postgres::recur::recurring_state(conn, occurrences).await,
-            Session::Sqlite(pool) => sqlite::recur::recurring_state(pool, occurrences).await,
-        }
-    }
-
-    /// Creates the instances of several occurrences of distinct recurring tasks, in one
-    /// transaction, and advances their tasks. One result per job, in order.
-    pub async fn instantiate(&mut self, jobs: &[Instantiate<'_>]) -> Result<Vec<Instantiated>, StoreError> {
-        debug_assert!(
-            jobs.iter()
-                .map(|j| j.recurring.id)
-                .collect::<std::collections::HashSet<_>>()
-                .len()
-                == jobs.len(),
-            "one job per recurring task in a batch"
-        );
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
-        match self {
-            Session::Postgres(conn) => postgres::recur::instantiate(conn, jobs).await,
-            Session::Sqlite(pool) => sqlite::recur::instantiate(pool, jobs).await,
-        }
-    }
-}
-
 /// Rows of the recur statements, typed (both backends return the same shapes).
 pub(crate) mod read {
     use super::Instantiated;
-    use crate::rows::id;
-    use crate::Malformed;
+    use crate::rows::{id, Malformed};
     use todo_events_domain::{RecurringTaskId, TaskId};
 
     pub(crate) fn task_id(raw: i64) -> Result<TaskId, Malformed> {

@@ -7,7 +7,9 @@
 //! owner of the claim and only after the sink acknowledged them; if the scheduler dies
 //! first, the lease runs out and the rows are claimed (and published, same ids) again.
 //!
-//! The statements are in `postgres/scheduler.rs` and `sqlite/scheduler.rs`.
+//! The statements are in `postgres/scheduler.rs` and `sqlite/scheduler.rs`, and the
+//! [`crate::Store`] methods that pick one in `store/scheduler.rs`; this module holds what a
+//! claim asks for and calls no backend, so the backends import it without a circle.
 
 use chrono::{DateTime, Duration, Utc};
 

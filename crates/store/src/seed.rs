@@ -1,10 +1,13 @@
 //! Writes the todo application itself would make: users, tasks, reminders and recurring
 //! tasks. Used by `todo-events seed` and `demo`, and by tests to set up their world.
 //!
-//! The statements are in `postgres/seed.rs` and `sqlite/seed.rs`.
+//! The statements are in `postgres/seed.rs` and `sqlite/seed.rs`, and the [`crate::Store`]
+//! methods that pick one in `store/seed.rs`; this module holds what they take (and the SQL
+//! text both backends share) and calls no backend, so the backends import it without a
+//! circle.
 
-use crate::Channel;
-use crate::StoreError;
+use crate::error::StoreError;
+use crate::rows::Channel;
 use chrono::{DateTime, Utc};
 use todo_events_domain::recurrence::parse_local;
 use todo_events_domain::{CatchUp, Schedule, UserId};

@@ -7,7 +7,8 @@ pub(crate) mod recur;
 pub(crate) mod scheduler;
 pub(crate) mod seed;
 
-use crate::{StoreError, StoreOptions};
+use crate::error::StoreError;
+use crate::options::StoreOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;

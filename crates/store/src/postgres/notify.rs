@@ -2,10 +2,10 @@
 //! (`UNNEST`), so a hundred events cost about what one does; each step of a batch is one
 //! round trip (see `crate::notify`).
 
+use crate::error::StoreError;
 use crate::notify::read::{self, Current, FoundRaw, TakenOver};
 use crate::notify::{Claim, Claimed, Finished, Found, Held, NewClaim, Release};
-use crate::rows::{typed, DeliveryRaw};
-use crate::{DeliveryRow, StoreError};
+use crate::rows::{typed, DeliveryRaw, DeliveryRow};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use todo_events_domain::{DeliveryId, EndpointId, ReminderId};

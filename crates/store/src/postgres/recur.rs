@@ -1,9 +1,9 @@
 //! recur's statements on PostgreSQL: the batch's state in one statement, its instances in
 //! another.
 
+use crate::error::StoreError;
 use crate::recur::{read, Instantiate, Instantiated, Occurrence, RecurringState};
-use crate::rows::RecurringTaskRaw;
-use crate::{RecurringTaskRow, StoreError};
+use crate::rows::{RecurringTaskRaw, RecurringTaskRow};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
@@ -31,7 +31,7 @@ pub(crate) async fn instances_of(
     Ok(rows
         .into_iter()
         .map(|(task, at)| Ok((read::task_id(task)?, at)))
-        .collect::<Result<_, crate::Malformed>>()?)
+        .collect::<Result<_, crate::rows::Malformed>>()?)
 }
 
 /// A recurring task read with one of its occurrences and that occurrence's instance.
@@ -141,6 +141,15 @@ pub(crate) async fn instantiate(
         .bind(jobs.iter().map(|j| j.cursor.as_deref()).collect::<Vec<_>>())
         .fetch_all(conn)
         .await?;
+    results(jobs, rows)
+}
+
+/// One result per job, in order, from the statement's `(recurring task, created, existing,
+/// advanced)` rows.
+fn results(
+    jobs: &[Instantiate<'_>],
+    rows: Vec<(i64, Option<i64>, Option<i64>, bool)>,
+) -> Result<Vec<Instantiated>, StoreError> {
     let by_task: HashMap<i64, (Option<i64>, Option<i64>, bool)> = rows
         .into_iter()
         .map(|(rt, created, existing, advanced)| (rt, (created, existing, advanced)))

@@ -2,10 +2,10 @@
 //! `FOR UPDATE SKIP LOCKED`, so concurrent schedulers take disjoint batches without waiting
 //! on each other.
 
+use crate::error::StoreError;
 use crate::recur::Occurrence;
-use crate::rows::{ClaimedOccurrenceRaw, ClaimedReminderRaw};
+use crate::rows::{ClaimedOccurrence, ClaimedOccurrenceRaw, ClaimedReminder, ClaimedReminderRaw, Malformed};
 use crate::scheduler::{ClaimRequest, PUBLISH_LIMIT};
-use crate::{ClaimedOccurrence, ClaimedReminder, Malformed, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use todo_events_domain::{RecurringTaskId, ReminderId};

@@ -8,7 +8,8 @@ pub(crate) mod recur;
 pub(crate) mod scheduler;
 pub(crate) mod seed;
 
-use crate::{StoreError, StoreOptions};
+use crate::error::StoreError;
+use crate::options::StoreOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;

@@ -2,10 +2,10 @@
 //! trips: its rows are written one by one in one transaction, and the read takes the
 //! events as one JSON array (`json_each`), like the other functions' reads.
 
+use crate::error::StoreError;
 use crate::notify::read::{self, FoundRaw};
 use crate::notify::{Claim, Claimed, Finished, Found, Held, NewClaim, Release, DELIVERIES_OF};
-use crate::rows::{typed, DeliveryRaw};
-use crate::{DeliveryRow, StoreError};
+use crate::rows::{typed, DeliveryRaw, DeliveryRow};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::SqlitePool;
 use std::collections::BTreeSet;

@@ -3,10 +3,10 @@
 //! (task, occurrence) pairs written row by row in one transaction (in-process, no round
 //! trips; SQLite has no array type to bind them as one).
 
+use crate::error::StoreError;
 use crate::recur::Occurrence;
-use crate::rows::{ClaimedOccurrenceRaw, ClaimedReminderRaw};
+use crate::rows::{ClaimedOccurrence, ClaimedOccurrenceRaw, ClaimedReminder, ClaimedReminderRaw, Malformed};
 use crate::scheduler::{ClaimRequest, PUBLISH_LIMIT};
-use crate::{ClaimedOccurrence, ClaimedReminder, Malformed, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 use todo_events_domain::{RecurringTaskId, ReminderId};

@@ -1,11 +1,11 @@
 //! The app's writes on SQLite (seed, demo, tests), and what tests read back.
 
-use crate::rows::{id, parse};
+use crate::error::StoreError;
+use crate::rows::{id, parse, ReminderOffsets, ReminderState, TaskStatus};
 use crate::seed::{
     Bulk, NewEndpoint, NewRecurringTask, NewTask, NewUser, ENDPOINT_ACTIVE, INSERT_ENDPOINT,
     SET_REMINDER_CHANNELS,
 };
-use crate::{ReminderOffsets, ReminderState, StoreError, TaskStatus};
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 use todo_events_domain::{EndpointId, RecurringTaskId, ReminderId, TaskId, UserId};

@@ -1,8 +1,12 @@
-//! The [`Store`]'s notify methods: each picks the backend's statement (see the crate docs).
-//! A batch method given no rows sends nothing.
+//! The [`Store`]'s notify methods: each picks the backend's statement
+//! (`postgres/notify.rs`, `sqlite/notify.rs`). A batch method given no rows sends nothing.
+//! Apart from `notify.rs`, which holds what these take and give (and why claims work as
+//! they do), so that the types need no backend and the backends need no facade.
 
-use super::{Claim, Claimed, Finished, Found, Held, NewClaim, Release};
-use crate::{postgres, rows, sqlite, DeliveryRow, ReminderContext, Store, StoreError};
+use crate::error::StoreError;
+use crate::notify::{Claim, Claimed, Finished, Found, Held, NewClaim, Release};
+use crate::rows::{self, DeliveryRow, ReminderContext};
+use crate::{postgres, sqlite, Store};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
@@ -122,7 +126,7 @@ impl Store {
     }
 
     /// Moves reminder occurrences whose deliveries are all finished to `sent` / `failed` (see
-    /// [`super`]), in one statement; returns those moved (not one with a delivery still
+    /// [`crate::notify`]), in one statement; returns those moved (not one with a delivery still
     /// `sending`, none at all, or cancelled).
     pub async fn settle_reminders(
         &self,
