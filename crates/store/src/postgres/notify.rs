@@ -55,14 +55,13 @@ pub const CLAIM_NEW_DELIVERIES: &str = "INSERT INTO deliveries \
      ON CONFLICT (reminder_id, remind_at, channel, endpoint_id) DO NOTHING \
      RETURNING reminder_id, channel, endpoint_id, id";
 
-/// Claims the deliveries nobody has claimed yet, in one statement.
-pub(crate) async fn claim_new_deliveries(
-    pool: &PgPool,
-    claims: &[NewClaim<'_>],
-    now: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Result<Vec<Claimed>, StoreError> {
-    let rows = sqlx::query_as(CLAIM_NEW_DELIVERIES)
+/// Binds `claims` as the five arrays both claim statements take first (`$1`..`$5`: reminder,
+/// time, channel, endpoint, event id).
+fn bind_claims<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    claims: &[NewClaim<'q>],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    query
         .bind(claims.iter().map(|c| c.reminder_id.get()).collect::<Vec<_>>())
         .bind(claims.iter().map(|c| c.remind_at).collect::<Vec<_>>())
         .bind(
@@ -73,6 +72,16 @@ pub(crate) async fn claim_new_deliveries(
         )
         .bind(claims.iter().map(|c| c.route.endpoint_id()).collect::<Vec<_>>())
         .bind(claims.iter().map(|c| c.event_id).collect::<Vec<_>>())
+}
+
+/// Claims the deliveries nobody has claimed yet, in one statement.
+pub(crate) async fn claim_new_deliveries(
+    pool: &PgPool,
+    claims: &[NewClaim<'_>],
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<Claimed>, StoreError> {
+    let rows = bind_claims(sqlx::query_as(CLAIM_NEW_DELIVERIES), claims)
         .bind(now)
         .bind(until)
         .fetch_all(pool)
@@ -116,17 +125,7 @@ pub(crate) async fn claim_deliveries(
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<Claim>, StoreError> {
-    let rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_DELIVERIES)
-        .bind(claims.iter().map(|c| c.reminder_id.get()).collect::<Vec<_>>())
-        .bind(claims.iter().map(|c| c.remind_at).collect::<Vec<_>>())
-        .bind(
-            claims
-                .iter()
-                .map(|c| c.route.channel.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(claims.iter().map(|c| c.route.endpoint_id()).collect::<Vec<_>>())
-        .bind(claims.iter().map(|c| c.event_id).collect::<Vec<_>>())
+    let rows: Vec<ClaimRow> = bind_claims(sqlx::query_as(CLAIM_DELIVERIES), claims)
         .bind(now)
         .bind(until)
         .fetch_all(pool)
