@@ -1,6 +1,6 @@
 //! The scheduler's side of the database: batch claims with a lease, and marking published.
 //!
-//! A claim moves due rows to "being published by <owner> until <lease end>" in one
+//! A claim moves due rows to "being published by `owner` until `lease end`" in one
 //! statement. On PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP LOCKED`, so
 //! concurrent schedulers take disjoint batches without waiting on each other; on SQLite the
 //! statement is atomic because there is one writer. Rows are marked published only by the
@@ -34,7 +34,25 @@ pub struct ClaimRequest<'a> {
     pub republish_after: Option<Duration>,
 }
 
-impl ClaimRequest<'_> {
+impl<'a> ClaimRequest<'a> {
+    /// What `owner` asks for at `now`: at most `limit` rows for `lease`, and again those
+    /// published `republish_after` ago without effect.
+    pub fn new(
+        owner: &'a str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+        republish_after: Option<Duration>,
+    ) -> Self {
+        Self {
+            owner,
+            now,
+            lease,
+            limit,
+            republish_after,
+        }
+    }
+
     pub(crate) fn lease_until(&self) -> DateTime<Utc> {
         self.now + self.lease
     }

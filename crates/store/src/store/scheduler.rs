@@ -24,13 +24,7 @@ impl Store {
         limit: i64,
         republish_after: Option<Duration>,
     ) -> Result<Vec<ClaimedReminder>, StoreError> {
-        let claim = ClaimRequest {
-            owner,
-            now,
-            lease,
-            limit,
-            republish_after,
-        };
+        let claim = ClaimRequest::new(owner, now, lease, limit, republish_after);
         let mut rows = match self {
             Self::Postgres(pool) => postgres::scheduler::claim_reminders(pool, &claim).await?,
             Self::Sqlite(pool) => sqlite::scheduler::claim_reminders(pool, &claim).await?,
@@ -69,13 +63,7 @@ impl Store {
         limit: i64,
         republish_after: Option<Duration>,
     ) -> Result<Vec<Result<ClaimedOccurrence, Malformed>>, StoreError> {
-        let claim = ClaimRequest {
-            owner,
-            now,
-            lease,
-            limit,
-            republish_after,
-        };
+        let claim = ClaimRequest::new(owner, now, lease, limit, republish_after);
         let mut rows = match self {
             Self::Postgres(pool) => postgres::scheduler::claim_occurrences(pool, &claim).await?,
             Self::Sqlite(pool) => sqlite::scheduler::claim_occurrences(pool, &claim).await?,
