@@ -43,7 +43,7 @@ struct Request {
 impl Notify {
     /// Sends the webhooks and pushes, each in a task of its own, and waits for them until
     /// the batch's patience has passed: those answered by then, and the ends of those left to finish
-    /// alone ([`Notify::alone`]).
+    /// alone (each in the tracker `alone`, waited for at shutdown).
     pub(super) async fn requests<'c>(
         &self,
         http: Vec<Claimed<'c>>,
