@@ -6,10 +6,10 @@
 //! byte), the rest is the body.
 #![no_main]
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
+use todo_events_decode::decode::{decode_http, parse_data};
 use todo_events_domain::{EventKind, RecurringTaskDue, ReminderDue};
-use todo_events_host::decode::{decode_http, parse_data};
 
 fuzz_target!(|input: &[u8]| {
     let (head, body) = match input.windows(2).position(|w| w == b"\n\n") {

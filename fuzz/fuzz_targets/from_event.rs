@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use todo_events_decode::decode::{from_event, parse_data};
 use todo_events_domain::{EventKind, RecurringTaskDue, ReminderDue};
-use todo_events_host::decode::{from_event, parse_data};
 
 fuzz_target!(|input: &[u8]| {
     let Ok(event) = serde_json::from_slice::<cloudevents::Event>(input) else {

@@ -4,9 +4,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
+use todo_events_decode::decode::parse_data;
+use todo_events_decode::Problem;
 use todo_events_domain::{RecurringTaskDue, ReminderDue};
-use todo_events_host::decode::parse_data;
-use todo_events_host::Problem;
 
 fn check_rejection(p: &Problem) {
     assert_eq!(p.status, 400, "{p:?}");

@@ -1,7 +1,6 @@
 //! RFC 9457 problem details: how every rejection is answered.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use http::StatusCode;
 use serde::Serialize;
 use std::fmt;
 
@@ -255,13 +254,16 @@ impl fmt::Display for Problem {
     }
 }
 
-impl ResponseError for Problem {
+/// How the host answers a `Problem`: its status, `Retry-After`, `WWW-Authenticate` and the
+/// problem as `application/problem+json`.
+#[cfg(feature = "actix")]
+impl actix_web::ResponseError for Problem {
     fn status_code(&self) -> StatusCode {
         self.status()
     }
 
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status());
+    fn error_response(&self) -> actix_web::HttpResponse {
+        let mut response = actix_web::HttpResponse::build(self.status());
         response.content_type("application/problem+json");
         if let Some(secs) = self.retry_after {
             response.insert_header(("retry-after", secs.to_string()));
