@@ -5,37 +5,32 @@
 //! `profile.dev.package."*"`), on a 2-core machine shared by every pod (docs/DEPLOYMENT.md,
 //! "Rehearsed"); ordered delivery or a relay sized for less would still miss the target.
 //! `rehearsal/run` gives the full-size figures. The rehearsal prints its table and exits
-//! non-zero when a target is missed.
+//! non-zero when a target is missed. It runs beside the end-to-end tests (`crate::turns`),
+//! as a cluster's functions share their nodes with other work.
 //!
-//! It needs the `kafka` feature (the rehearsal is built only with it), PostgreSQL with
-//! `max_connections` of at least 200 and the test virtualenv (broker, SMTP relay); without
-//! one of them it is skipped with a message naming what to install, and fails under CI=true
-//! (`todo_events_testkit::require`).
+//! It needs the rehearsal's binary (`cargo test --workspace --features kafka` builds it),
+//! PostgreSQL with `max_connections` of at least 200 and the test virtualenv (broker, SMTP
+//! relay); without one of them it is skipped with a message naming what to install, and
+//! fails under CI=true (`todo_events_testkit::require`).
 
-#[cfg(feature = "kafka")]
 use std::process::Command;
 use todo_events_testkit::require;
 
-#[cfg(not(feature = "kafka"))]
-#[test]
-fn the_rehearsal_needs_the_kafka_feature() {
-    require::kafka_feature("the short rehearsal (rehearsal/tests/ci.rs)");
-}
-
-#[cfg(feature = "kafka")]
-#[test]
-fn the_manifests_meet_their_targets_in_the_short_rehearsal() {
+#[tokio::test(flavor = "multi_thread")]
+async fn the_manifests_meet_their_targets_in_the_short_rehearsal() {
     // knative/ at full scale: (10 + 10 Knative pods + 2 overlapping scheduler runs) x
     // DATABASE_MAX_CONNECTIONS 5 = 110 connections, more than PostgreSQL's default 100.
     if require::postgres_with_connections(200).is_none() || !require::kafka_broker() || !require::smtp() {
         return;
     }
+    // A turn beside the end-to-end tests (`crate::turns`), held until the rehearsal ends.
+    let _turn = crate::turns::shared().await;
     // The rehearsal starts the functions' binaries from its own directory: they must be built.
     for function in ["notify", "recur", "scheduler-cron"] {
         todo_events_testkit::kafka_binary(function);
     }
-    let rehearsal = std::path::Path::new(env!("CARGO_BIN_EXE_rehearsal"));
-    let out = Command::new(rehearsal)
+    let rehearsal = todo_events_testkit::kafka_binary("rehearsal");
+    let out = Command::new(&rehearsal)
         .args(["--short", "--shape", "knative", "--burst", "500"])
         .output()
         .unwrap_or_else(|e| panic!("{} cannot run: {e}", rehearsal.display()));
