@@ -8,7 +8,7 @@
 //! user would see them: e-mails at the relay (every copy), task instances in the database,
 //! records on the dead-letter topic.
 //!
-//! Test tooling only: nothing here is deployed (tests/manifests/check.py).
+//! Test tooling only: nothing here is deployed (tests/system/manifests/check.py).
 
 mod cronjob;
 mod deployment;

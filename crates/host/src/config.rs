@@ -4,7 +4,7 @@
 //! Every variable a program reads goes through this module, so that what a binary reads is
 //! something it can say: with `TODO_EVENTS_ENV_TRACE=<file>` each lookup appends one JSON line
 //! to that file (`{"name", "default", "required"}`: the default a value falls back to, the
-//! message a missing required one gets). The manifest checks (tests/manifests.rs) run the
+//! message a missing required one gets). The manifest checks (tests/system/manifests.rs) run the
 //! binaries so to learn the variables they really read; nothing else sets it.
 
 use secrecy::SecretString;

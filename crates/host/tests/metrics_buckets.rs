@@ -1,7 +1,7 @@
 //! The histograms' buckets resolve what operations look at (docs/DEPLOYMENT.md,
 //! "Lateness"): lateness p99 targets of 1.5 s (a trickle), 10 s (a burst) and 30 s (from
 //! zero) are bucket bounds, and handling time reaches notify's longest answer (Knative's
-//! `timeoutSeconds: 120` in knative/notify.yaml). tests/manifests/check.py checks the same
+//! `timeoutSeconds: 120` in knative/notify.yaml). tests/system/manifests/check.py checks the same
 //! bounds against the manifests and the alert thresholds.
 
 use todo_events_host::metrics::Metrics;

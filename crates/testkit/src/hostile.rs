@@ -3,7 +3,7 @@
 //! future, chained, with another owner's ids or the wrong time — and the answer each must get.
 //! Like [`crate::bad_requests`], this module only reads the rows; the functions' tests
 //! (`functions/notify/tests/hostile.rs`, `functions/recur/tests/hostile.rs`, and through
-//! the consumers `tests/kafka/end_to_end.rs`) store what a row needs, send it and check that
+//! the consumers `tests/system/kafka/end_to_end.rs`) store what a row needs, send it and check that
 //! nothing was sent or written.
 
 use crate::{RecurringFixture, ReminderFixture};

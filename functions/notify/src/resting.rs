@@ -4,7 +4,7 @@
 //! batch answers once every delivery has), and in consume mode a partition's batches go one
 //! after another, so every later event on the partition waits too: one user's hanging
 //! endpoint multiplied its neighbours' p99 lateness, one timeout per batch holding the bad
-//! user's reminder (tests/kafka/end_to_end.rs; the figures in docs/CHANNELS.md, "A failing
+//! user's reminder (tests/system/kafka/end_to_end.rs; the figures in docs/CHANNELS.md, "A failing
 //! endpoint holds up only itself"). So an endpoint that failed transiently rests until the
 //! retry time its failed delivery was given: a delivery to it meanwhile is not sent but
 //! released until then, like one that failed (the record step of [`crate::handler`]), and the

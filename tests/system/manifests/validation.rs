@@ -1,6 +1,6 @@
 //! Deployment as designed: the Kubernetes manifests in `knative/` and `keda/`, the container
 //! image (`Dockerfile`) and the operations files in `deploy/`, checked by
-//! `tests/manifests/check.py` in the test virtualenv (`.ci/python-requirements.txt`). See
+//! `tests/system/manifests/check.py` in the test virtualenv (`.ci/python-requirements.txt`). See
 //! docs/DEPLOYMENT.md, "Validation". Without the test virtualenv (no `python3-venv`) they are
 //! skipped with a message and fail under CI=true (`todo_events_testkit::require`); a missing
 //! Python package in a virtualenv that was made fails them.
@@ -133,7 +133,7 @@ fn check(what: &str) {
 
 fn run_check(what: &str, facts: &Path) -> std::process::Output {
     let python = todo_events_testkit::python();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/check.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/system/manifests/check.py");
     let out = Command::new(&python)
         .arg(&script)
         .arg(what)

@@ -231,7 +231,9 @@ async fn failing_starts_say_what_is_wrong_without_the_password() {
 async fn kafka_clients_never_show_the_sasl_password() {
     // The Kafka clients are the binaries' `kafka` feature.
     if !cfg!(feature = "kafka") {
-        return kit::require::kafka_feature("the SASL password test of the Kafka clients (tests/secrets.rs)");
+        return kit::require::kafka_feature(
+            "the SASL password test of the Kafka clients (tests/system/secrets.rs)",
+        );
     }
     // A real database (PostgreSQL accepts any password under trust auth, so the password in
     // the URL travels through a working system), due work, and a SASL broker nobody runs.

@@ -34,7 +34,7 @@ pub(crate) struct World {
     /// The consumers' logs.
     logs: tempfile::TempDir,
     kafka: KafkaConfig,
-    /// Last: released after everything above has stopped (`crate::turns`).
+    /// Last: released after everything above has stopped (`super::turns`).
     _turn: tokio::sync::SemaphorePermit<'static>,
 }
 
@@ -47,13 +47,13 @@ impl World {
 
     /// [`World::new`] with `partitions` partitions per topic.
     async fn with_partitions(partitions: i32) -> Option<Self> {
-        Self::with_turn(crate::turns::shared().await, partitions).await
+        Self::with_turn(super::turns::shared().await, partitions).await
     }
 
     /// [`World::new`] for a test that compares timings: no other test of the binary runs
     /// beside it.
     pub(crate) async fn alone(partitions: i32) -> Option<Self> {
-        Self::with_turn(crate::turns::alone().await, partitions).await
+        Self::with_turn(super::turns::alone().await, partitions).await
     }
 
     async fn with_turn(turn: tokio::sync::SemaphorePermit<'static>, partitions: i32) -> Option<Self> {

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks of the deployment manifests (knative/, keda/), the container image (Dockerfile) and
-the operations files (deploy/), run by tests/manifests.rs with the test virtualenv.
+the operations files (deploy/), run by tests/system/manifests.rs with the test virtualenv.
 
     check.py schemas        every manifest against the upstream schemas, strictly, with
                             independent validators (see validate_all)
@@ -18,7 +18,7 @@ Every check prints what it checked and ends with one line "N passed, M failed"; 
 is 1 when anything failed. Facts about the code (variables read, defaults, health paths,
 subcommands, flags, topics, groups, metrics, build inputs) are what the code does, never its
 source text, and never written here, so the checks follow the code when it changes: the
-functions' answers, `/metrics` and library facts that tests/manifests.rs writes to the file
+functions' answers, `/metrics` and library facts that tests/system/manifests.rs writes to the file
 TODO_EVENTS_CODE_FACTS names, and what the binaries say (`--help` of every command, the
 variables each command looks up under TODO_EVENTS_ENV_TRACE, cargo's dep-info of each binary).
 Run them with `cargo test --test manifests`, which provides all of that.
@@ -44,7 +44,7 @@ import jsonschema
 import yaml
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+ROOT = HERE.parents[2]
 SCHEMAS = HERE / "schemas"
 CORE_DIR = SCHEMAS / "kubernetes" / "v1.31.0-standalone-strict"
 DERIVED_DIR = SCHEMAS / "kubernetes" / "v1.31.0-derived"
@@ -134,7 +134,7 @@ def api_version(group: str, version: str) -> str:
 
 
 class Schemas:
-    """Upstream schemas copied into tests/manifests/schemas (see its README.md)."""
+    """Upstream schemas copied into tests/system/manifests/schemas (see its README.md)."""
 
     def __init__(self) -> None:
         self.core: dict[tuple[str, str], dict] = {}
@@ -1071,7 +1071,7 @@ FACTS_ENV = "TODO_EVENTS_CODE_FACTS"
 def code_facts_path() -> Path:
     path = os.environ.get(FACTS_ENV)
     if not path:
-        sys.exit(f"{FACTS_ENV} is not set: these checks learn the code's facts from tests/manifests.rs; "
+        sys.exit(f"{FACTS_ENV} is not set: these checks learn the code's facts from tests/system/manifests.rs; "
                  "run them with `cargo test --test manifests`")
     return Path(path)
 
@@ -1183,7 +1183,7 @@ def prometheus_series(text: str) -> tuple[dict[str, set[str]], dict[str, list[fl
 
 class Code:
     """What the code does and says about configuration, HTTP, Kafka, metrics and its command
-    lines: tests/manifests.rs's facts and the binaries' own statements (check.py facts)."""
+    lines: tests/system/manifests.rs's facts and the binaries' own statements (check.py facts)."""
 
     def __init__(self) -> None:
         self.ws = Workspace()
@@ -2473,7 +2473,7 @@ def ksm_metrics(report: Report | None = None) -> dict[str, set[str]]:
         gvk = res["groupVersionKind"]
         key = (f"{gvk['group']}/{gvk['version']}", gvk["kind"])
         schema = crds.get(key)
-        ok(schema is not None, f"{KSM_CONFIG}: {key} is served by a CRD of tests/manifests/schemas", str(key))
+        ok(schema is not None, f"{KSM_CONFIG}: {key} is served by a CRD of tests/system/manifests/schemas", str(key))
         ok(set(res) <= {"groupVersionKind", "metricNamePrefix", "labelsFromPath", "commonLabels", "metrics", "errorLogV"},
            f"{KSM_CONFIG}: {gvk['kind']}: known fields", str(sorted(res)))
         common = set(res.get("labelsFromPath", {})) | set(res.get("commonLabels", {}))

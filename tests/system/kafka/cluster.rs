@@ -5,7 +5,7 @@
 //! `profile.dev.package."*"`), on a 2-core machine shared by every pod (docs/DEPLOYMENT.md,
 //! "Rehearsed"); ordered delivery or a relay sized for less would still miss the target.
 //! `rehearsal/run` gives the full-size figures. The rehearsal prints its table and exits
-//! non-zero when a target is missed. It runs beside the end-to-end tests (`crate::turns`),
+//! non-zero when a target is missed. It runs beside the end-to-end tests (`super::turns`),
 //! as a cluster's functions share their nodes with other work.
 //!
 //! It needs the rehearsal's binary (`cargo test --workspace --features kafka` builds it),
@@ -23,8 +23,8 @@ async fn the_manifests_meet_their_targets_in_the_short_rehearsal() {
     if require::postgres_with_connections(200).is_none() || !require::kafka_broker() || !require::smtp() {
         return;
     }
-    // A turn beside the end-to-end tests (`crate::turns`), held until the rehearsal ends.
-    let _turn = crate::turns::shared().await;
+    // A turn beside the end-to-end tests (`super::turns`), held until the rehearsal ends.
+    let _turn = super::turns::shared().await;
     // The rehearsal starts the functions' binaries from its own directory: they must be built.
     for function in ["notify", "recur", "scheduler-cron"] {
         todo_events_testkit::kafka_binary(function);

@@ -1,10 +1,12 @@
-//! One user's failing webhook against the neighbours on its partition: the same 400 reminders
+//! Timings compared with each other, so run alone and last (libtest starts tests in the order
+//! of their names; the module's name puts it after the others). One user's failing webhook
+//! against the neighbours on its partition: the same 400 reminders
 //! three times (every endpoint healthy; one answering 503; one hanging past WEBHOOK_TIMEOUT),
 //! the neighbours' p99 lateness of each run compared with the healthy one. Each run takes
-//! both turns (`crate::turns`): the comparison holds only if no other test's burst shares the
+//! both turns (`crate::kafka::turns`): the comparison holds only if no other test's burst shares the
 //! machine with one run and not with another.
 
-use crate::end_to_end::{assert_success, stop, World};
+use crate::kafka::end_to_end::{assert_success, stop, World};
 use std::time::Duration;
 use todo_events_testkit as kit;
 use todo_events_testkit::webhook::{Endpoint as WebhookEndpoint, Options as WebhookOptions, WebhookReceiver};
