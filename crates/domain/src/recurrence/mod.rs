@@ -1,11 +1,11 @@
 //! Recurrence: which instants a recurring task fires at (`../shared/recurrence/SPEC.md`,
 //! decisions and examples in `docs/RECURRENCE.md`).
 //!
-//! * [`rule`] parses the RFC 5545 RECUR value and refuses what SPEC.md §7 forbids.
-//! * [`expand`] expands it in *local wall-clock time* (SPEC.md §1): the `rrule` crate
+//! * `rule` (rule.rs) parses the RFC 5545 RECUR value and refuses what SPEC.md §7 forbids.
+//! * `expand` (expand.rs) expands it in *local wall-clock time* (SPEC.md §1): the `rrule` crate
 //!   generates candidates from a floating DTSTART; numeric BYDAY, BYSETPOS and COUNT are
 //!   applied on top, because the crate's limits for them are narrower than RFC 5545's.
-//! * [`zone`] turns each wall time into an instant by RFC 5545 §3.3.5 (SPEC.md §2): a time
+//! * `zone` (zone.rs) turns each wall time into an instant by RFC 5545 §3.3.5 (SPEC.md §2): a time
 //!   that occurs twice is the first instant, a time that does not exist is read with the UTC
 //!   offset in effect before the gap.
 //! * [`Occurrences`] merges and sorts the instants and applies UNTIL, which RFC 5545 defines
@@ -372,7 +372,7 @@ impl Schedule {
 
 /// Bounds on the UTC offsets of a stretch of wall times: every wall time read as UTC from
 /// `lo` to `hi` (seconds since the epoch) resolves with an offset from `min` to `max`
-/// seconds, the offsets in effect at the instants within [`MAX_OFFSET`] of them. So a wall
+/// seconds, the offsets in effect at the instants within `MAX_OFFSET` of them. So a wall
 /// time `w` there stands for an instant from `w - max` to `w - min`: walls that cannot come
 /// after the question need no lookup, and an instant is final once the walk has passed it
 /// by the zone's own largest offset, not by the 26 h every zone stays within.
