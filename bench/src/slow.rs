@@ -4,7 +4,7 @@
 //! so that every admitted body is still hanging). notify runs with its default limits, sized
 //! as deployed. Figures: its RSS at its peak while they are open, beside the manifests'
 //! 256 Mi limit, and after they have closed, beside its idle RSS; what the clients were
-//! answered. The CI-sized check of the same bound: functions/notify/tests/slow_clients.rs.
+//! answered. The CI-sized check of the same bound: functions/notify/tests/all/slow_clients.rs.
 
 use crate::env::{memory, one_cpu, Env, Service};
 use crate::report::{Report, Row};

@@ -1,7 +1,7 @@
 //! Secrets hygiene with the real binaries: the database password (in `DATABASE_URL`) and the
 //! Kafka SASL password (`KAFKA_SASL_PASSWORD`) never appear in logs (at `RUST_LOG=trace`),
 //! error lines, HTTP answers or `/metrics` — while a failing start still says what is wrong.
-//! The SMTP password is covered by `functions/notify/tests/smtp.rs`
+//! The SMTP password is covered by `functions/notify/tests/all/smtp.rs`
 //! (`passwords_never_appear_in_config_debug_errors_or_logs`).
 
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! values a todo app can write, and what each must come to (`data/bad_requests.json`,
 //! `endpoints` and `channels`, explained at `stored_about`). Like [`crate::bad_requests`], this
 //! module only reads the rows and fills in their placeholders; the notify test
-//! (`functions/notify/tests/bad_stored.rs`) writes them and checks the effects.
+//! (`functions/notify/tests/all/bad_stored.rs`) writes them and checks the effects.
 
 use serde::Deserialize;
 

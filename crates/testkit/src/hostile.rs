@@ -2,7 +2,7 @@
 //! well-formed events that a caller other than the scheduler could send — early, for the
 //! future, chained, with another owner's ids or the wrong time — and the answer each must get.
 //! Like [`crate::bad_requests`], this module only reads the rows; the functions' tests
-//! (`functions/notify/tests/hostile.rs`, `functions/recur/tests/hostile.rs`, and through
+//! (`functions/notify/tests/all/hostile.rs`, `functions/recur/tests/all/hostile.rs`, and through
 //! the consumers `tests/system/kafka/end_to_end.rs`) store what a row needs, send it and check that
 //! nothing was sent or written.
 

@@ -1,5 +1,5 @@
 //! Slow and abusive HTTP clients, for the tests and the benchmark that bound a function's
-//! memory under them (functions/notify/tests/slow_clients.rs, `bench --only slow`): many
+//! memory under them (functions/notify/tests/all/slow_clients.rs, `bench --only slow`): many
 //! connections, each sending the headers of a `POST /` with a large `content-length` and then
 //! its body a few bytes at a time, as a slowloris client does. Each connection keeps sending
 //! until the server answers or closes it, or until [`SlowClients::close`]; the status of each

@@ -21,7 +21,7 @@ source text, and never written here, so the checks follow the code when it chang
 functions' answers, `/metrics` and library facts that tests/system/manifests.rs writes to the file
 TODO_EVENTS_CODE_FACTS names, and what the binaries say (`--help` of every command, the
 variables each command looks up under TODO_EVENTS_ENV_TRACE, cargo's dep-info of each binary).
-Run them with `cargo test --test manifests`, which provides all of that.
+Run them with `cargo test --test system manifests::`, which provides all of that.
 """
 
 from __future__ import annotations
@@ -1072,7 +1072,7 @@ def code_facts_path() -> Path:
     path = os.environ.get(FACTS_ENV)
     if not path:
         sys.exit(f"{FACTS_ENV} is not set: these checks learn the code's facts from tests/system/manifests.rs; "
-                 "run them with `cargo test --test manifests`")
+                 "run them with `cargo test --test system manifests::`")
     return Path(path)
 
 

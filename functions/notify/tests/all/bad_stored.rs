@@ -16,8 +16,7 @@ use todo_events_testkit::bad_stored::{self, Expect, Placeholders, BAD_CHANNELS, 
 use todo_events_testkit::webhook::{Endpoint, Options, WebhookReceiver};
 use todo_events_testkit::{self as kit, reply};
 
-#[path = "channels/app.rs"]
-mod app;
+use crate::channels::app;
 
 const REMINDER: &str = "dev.todo.reminder.due";
 /// `WEBHOOK_DENY_CIDRS` of both notifys: the table's "deny-listed" rows are in these ranges

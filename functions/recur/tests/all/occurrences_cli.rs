@@ -1,10 +1,8 @@
 //! `recur occurrences` as a user runs it: what it lists, and what it refuses (SPEC.md §7),
 //! always with one line on stderr and exit status 2.
 
-mod common;
-
+use crate::common::{run, Answer};
 use chrono::{DateTime, Utc};
-use common::{run, Answer};
 
 fn args(rule: &str, dtstart: &str, tz: &str, after: Option<&str>, count: usize) -> Vec<String> {
     let mut a: Vec<String> = [

@@ -13,8 +13,7 @@ use todo_events_store::{Channel, DeliveryStatus, ReminderState};
 use todo_events_testkit::webhook::{Endpoint, Options, Request, WebhookReceiver};
 use todo_events_testkit::{self as kit, reply, ReminderFixture, TestDb};
 
-#[path = "channels/app.rs"]
-mod app;
+use crate::channels::app;
 
 const REMINDER: &str = "dev.todo.reminder.due";
 /// The Standard Webhooks specification's example secret.

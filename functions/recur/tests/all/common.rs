@@ -1,8 +1,6 @@
 //! Shared by the recurrence tests: SPEC.md cases, turned into `recur occurrences` command
 //! lines and run through the real binary.
 
-#![allow(dead_code)] // each test binary uses a different part
-
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;

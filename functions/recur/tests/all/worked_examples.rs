@@ -5,9 +5,7 @@
 //! `../shared/recurrence/` sits beside the workspace, every `cases_<name>.json` there with its
 //! `expected_<name>.jsonl` is run as well, so new example files are checked without a copy.
 
-mod common;
-
-use common::{agrees, answer, read_expected, workspace};
+use crate::common::{agrees, answer, read_expected, workspace};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

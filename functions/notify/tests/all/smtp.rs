@@ -3,7 +3,6 @@
 //! `todo_events_testkit::require`) and a fresh SQLite file and PostgreSQL database. The messages are parsed as a
 //! mail client would (mail-parser) and checked part by part.
 
-#[path = "smtp/server.rs"]
 mod server;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -389,7 +388,7 @@ async fn auth_over_starttls_and_smtps_with_a_certificate_trusted_by_configuratio
             ..Options::default()
         });
         let url = format!("smtps://{USER}:{PASSWORD_IN_URL}@localhost:{}", smtps.port);
-        let app = crate::app(settings(&url, Some(&cert), 2), &db.store).await;
+        let app = crate::smtp::app(settings(&url, Some(&cert), 2), &db.store).await;
         let r = reminder(&db.store, &ADA, "Water the plants", "", now(), None).await;
         let (status, ty, body, _) = post(&app, &r).await;
         assert_eq!(
@@ -406,7 +405,7 @@ async fn auth_over_starttls_and_smtps_with_a_certificate_trusted_by_configuratio
         );
 
         // Without the CA the certificate is not trusted: nothing is sent, 503, retried later.
-        let app = crate::app(
+        let app = crate::smtp::app(
             settings(
                 &format!("smtp://{USER}:{PASSWORD_IN_URL}@localhost:{}", smtp.port),
                 None,
@@ -434,7 +433,7 @@ async fn auth_over_starttls_and_smtps_with_a_certificate_trusted_by_configuratio
 
         // A wrong password is the operator's to fix: 503, not a failed reminder.
         let wrong = format!("smtp://{USER}:not-the-password@localhost:{}", smtp.port);
-        let app = crate::app(settings(&wrong, Some(&cert), 2), &db.store).await;
+        let app = crate::smtp::app(settings(&wrong, Some(&cert), 2), &db.store).await;
         let r = reminder(&db.store, &ADA, "Wrong password", "", now(), None).await;
         let (status, _, body, _) = post(&app, &r).await;
         assert_eq!(status, 503, "{}: {body}", db.backend);
@@ -484,7 +483,7 @@ async fn starttls_is_required_unless_the_url_says_otherwise() {
 
         // ?tls=opportunistic sends in clear text when the server cannot do better.
         let url = format!("smtp://localhost:{}?tls=opportunistic", smtp.port);
-        let app = crate::app(settings(&url, None, 2), &db.store).await;
+        let app = crate::smtp::app(settings(&url, None, 2), &db.store).await;
         let (status, ty, body, _) = post(&app, &r).await;
         assert_eq!(
             (status, ty.as_str()),
@@ -552,7 +551,7 @@ async fn a_451_is_retried_and_then_delivered_exactly_once() {
             replies: vec!["data:*:1=452 4.3.1 Insufficient system storage".into()],
             ..Options::default()
         });
-        let app = crate::app(settings(&plain_url(&smtp), None, 2), &db.store).await;
+        let app = crate::smtp::app(settings(&plain_url(&smtp), None, 2), &db.store).await;
         let r = reminder(&db.store, &ADA, "Defrost the freezer", "", now(), None).await;
         assert_eq!(post(&app, &r).await.0, 503);
         assert_eq!(post(&app, &r).await.0, 200);

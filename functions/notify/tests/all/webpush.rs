@@ -13,8 +13,7 @@ use notify::channels::guard::Guard;
 use notify::channels::webpush::{Subscription, Vapid, WebPush};
 use notify::channels::SendError;
 
-#[path = "channels/notice.rs"]
-mod notice;
+use crate::channels::notice;
 use notice::{notice, now};
 
 const OPEN: Guard = Guard::open();

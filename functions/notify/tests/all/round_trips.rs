@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5499/postgres \
-//!   cargo test -p notify --test round_trips -- --ignored --nocapture
+//!   cargo test -p notify --test all round_trips -- --ignored --nocapture
 //! ```
 //!
 //! 1 000 events in 10 batches of 100 through `Notify::handle_batch` (as `notify consume` hands

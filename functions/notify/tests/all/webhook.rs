@@ -12,8 +12,7 @@ use notify::channels::guard::{AllowedPorts, Guard};
 use notify::channels::webhook::{Format, WebhookEndpoint, Webhooks};
 use notify::channels::SendError;
 
-#[path = "channels/notice.rs"]
-mod notice;
+use crate::channels::notice;
 use notice::{notice, now};
 
 /// The Standard Webhooks specification's example secret.

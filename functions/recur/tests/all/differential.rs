@@ -28,10 +28,8 @@
 //! numeric weekdays (`MO,-1FR`) is a union in RFC 5545 and in the engine, but an intersection
 //! in dateutil (usually empty, so SPEC §6 would drop such rules anyway).
 
-mod common;
-
+use crate::common::{agrees, answer, parse_answer_line, Answer};
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Weekday};
-use common::{agrees, answer, parse_answer_line, Answer};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -715,7 +713,7 @@ fn recur_occurrences_agrees_with_the_reference_implementation() {
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/recurrence");
     let examples: Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("cases_public.json")).unwrap()).unwrap();
-    let expected = common::read_expected(&data.join("expected_public.jsonl"));
+    let expected = crate::common::read_expected(&data.join("expected_public.jsonl"));
     let ref_answers: Vec<_> = reference(None, &examples)
         .lines()
         .map(|l| parse_answer_line(l).unwrap().1)
