@@ -31,10 +31,29 @@ pub struct Decoded {
     pub tracestate: Option<String>,
 }
 
+/// actix-web's request headers as the SDK's [`Headers`], for [`decode_http`]. The SDK's own
+/// actix binding has this too, but enabling it turns on every default feature of actix-web
+/// (brotli and zstd compression, cookies, HTTP/2) wherever the host is linked.
+#[cfg(feature = "actix")]
+pub struct ActixHeaders<'r>(pub &'r actix_web::http::header::HeaderMap);
+
+#[cfg(feature = "actix")]
+impl<'a> Headers<'a> for ActixHeaders<'_> {
+    type Iterator = actix_web::http::header::map::Iter<'a>;
+
+    fn get<K: http::header::AsHeaderName>(&self, name: K) -> Option<&http::HeaderValue> {
+        self.0.get(name.as_str())
+    }
+
+    fn iter(&'a self) -> Self::Iterator {
+        self.0.iter()
+    }
+}
+
 /// Decodes an HTTP request carrying one CloudEvent for a function accepting `accepts`.
 ///
-/// `headers` is any map the SDK's HTTP binding reads: actix-web's in the host, `http`'s in
-/// the fuzz targets.
+/// `headers` is any map the SDK's HTTP binding reads: actix-web's ([`ActixHeaders`]) in the
+/// host, `http`'s in the fuzz targets.
 pub fn decode_http<'a, H: Headers<'a>>(
     headers: &'a H,
     body: &[u8],

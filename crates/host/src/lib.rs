@@ -13,6 +13,7 @@ pub mod function_binary;
 pub mod group_commit;
 pub mod metrics;
 pub mod oidc;
+pub mod reply;
 pub mod server;
 pub mod shutdown;
 pub mod startup;

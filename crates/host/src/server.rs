@@ -3,18 +3,15 @@
 
 use crate::auth::Auth;
 use crate::config::{var_or, ConfigError};
-use crate::decode::{decode_http, parse_data, Decoded};
+use crate::decode::{decode_http, parse_data, ActixHeaders, Decoded};
 use crate::function::{Event, Failure, Function, Outcome, Reply, Slots};
 use crate::group_commit::{GroupCommit, Lanes};
 use crate::metrics::Metrics;
 use crate::problem::Problem;
+use crate::reply::reply_response;
 use crate::shutdown::Shutdown;
-use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use cloudevents::binding::actix::HttpResponseBuilderExt;
-use cloudevents::{EventBuilder, EventBuilderV10};
 use futures::StreamExt;
-use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -465,7 +462,7 @@ async fn receive_inner<F: Function>(
         }
         body.extend_from_slice(&chunk);
     }
-    match decode_http(req.headers(), &body, F::ACCEPTS) {
+    match decode_http(&ActixHeaders(req.headers()), &body, F::ACCEPTS) {
         Ok(decoded) => handle_in_lane(state, decoded, in_flight)
             .await
             .map_err(|p| (F::ACCEPTS.cloudevent_type(), p)),
@@ -518,31 +515,6 @@ pub fn failure_problem(function: &str, event_id: &str, failure: Failure) -> Prob
         Failure::Internal(detail) => {
             tracing::error!(function, event_id, "internal error: {detail}");
             Problem::internal()
-        }
-    }
-}
-
-/// The reply CloudEvent (binary mode) for a handled event.
-fn reply_response<F: Function>(event_id: &str, reply: Reply) -> HttpResponse {
-    let word = reply.outcome.word();
-    let mut data = json!({ "outcome": word, "reason": reply.reason, "event_id": event_id });
-    if let (Some(target), serde_json::Value::Object(details)) = (data.as_object_mut(), reply.details) {
-        target.extend(details);
-    }
-    let event = EventBuilderV10::new()
-        .id(format!("{event_id}/{word}"))
-        .ty(format!("{}.{word}", F::REPLY_PREFIX))
-        .source(format!("/todo/{}", F::NAME))
-        .time(chrono::Utc::now())
-        .data("application/json", data)
-        .build();
-    match event {
-        Ok(event) => HttpResponse::build(StatusCode::OK)
-            .event(event)
-            .unwrap_or_else(|_| actix_web::ResponseError::error_response(&Problem::internal())),
-        Err(e) => {
-            tracing::error!("reply event could not be built: {e}");
-            actix_web::ResponseError::error_response(&Problem::internal())
         }
     }
 }

@@ -39,7 +39,13 @@ pub async fn spawn_with<F: Function>(function: F, opts: HostOptions) -> TestApp 
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = Shutdown::new();
     tokio::spawn(serve(Arc::new(function), listener, opts, shutdown.clone()));
-    let client = reqwest::Client::new();
+    // Pooled connections are dropped after 2 s idle, before the host's keep-alive (actix's
+    // 5 s) closes them: a request sent on a connection the server is closing at that moment
+    // fails with "connection closed before message completed" (seen once in channel_retries).
+    let client = reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .expect("an HTTP client");
     for _ in 0..100 {
         if client.get(format!("{url}/health/liveness")).send().await.is_ok() {
             break;
