@@ -158,7 +158,7 @@ pub(crate) mod read {
 
     /// A row of the contexts read: the reminder's columns, and whether the event's time was
     /// sent (see [`Found`]).
-    #[derive(sqlx::FromRow)]
+    #[derive(sqlx_macros::FromRow)]
     pub(crate) struct FoundRaw {
         #[sqlx(flatten)]
         context: ReminderContextRaw,

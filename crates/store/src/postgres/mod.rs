@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use std::str::FromStr;
 use todo_events_domain::redact;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx_macros::migrate!("./migrations/postgres");
 
 /// Opens a pool without connecting: a function starts even while its database is down,
 /// and readiness reports it.

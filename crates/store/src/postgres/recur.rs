@@ -35,7 +35,7 @@ pub(crate) async fn instances_of(
 }
 
 /// A recurring task read with one of its occurrences and that occurrence's instance.
-#[derive(sqlx::FromRow)]
+#[derive(sqlx_macros::FromRow)]
 struct WithInstance {
     #[sqlx(flatten)]
     recurring: RecurringTaskRaw,

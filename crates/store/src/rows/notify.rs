@@ -98,7 +98,7 @@ pub struct ReminderContext {
 }
 
 /// [`ReminderContext`] as both backends return it.
-#[derive(sqlx::FromRow)]
+#[derive(sqlx_macros::FromRow)]
 pub(crate) struct ReminderContextRaw {
     reminder_id: i64,
     task_id: i64,
@@ -158,7 +158,7 @@ pub struct DeliveryRow {
 }
 
 /// [`DeliveryRow`] as both backends return it.
-#[derive(sqlx::FromRow)]
+#[derive(sqlx_macros::FromRow)]
 pub(crate) struct DeliveryRaw {
     id: i64,
     reminder_id: i64,

@@ -35,7 +35,7 @@ impl ReminderOffsets {
 }
 
 /// The stored rule of a recurring task (the same columns in every read of one).
-#[derive(sqlx::FromRow)]
+#[derive(sqlx_macros::FromRow)]
 pub(crate) struct StoredRule {
     rrule: String,
     timezone: String,
@@ -70,7 +70,7 @@ pub struct RecurringTaskRow {
 }
 
 /// [`RecurringTaskRow`] as both backends return it.
-#[derive(sqlx::FromRow)]
+#[derive(sqlx_macros::FromRow)]
 pub(crate) struct RecurringTaskRaw {
     pub(crate) id: i64,
     user_id: i64,

@@ -18,7 +18,7 @@ pub struct ClaimedReminder {
 }
 
 /// [`ClaimedReminder`] as both backends return it.
-#[derive(sqlx::FromRow)]
+#[derive(sqlx_macros::FromRow)]
 pub(crate) struct ClaimedReminderRaw {
     id: i64,
     task_id: i64,
@@ -55,7 +55,7 @@ pub struct ClaimedOccurrence {
 }
 
 /// [`ClaimedOccurrence`] as both backends return it.
-#[derive(sqlx::FromRow)]
+#[derive(sqlx_macros::FromRow)]
 pub(crate) struct ClaimedOccurrenceRaw {
     pub(crate) id: i64,
     user_id: i64,

@@ -15,7 +15,7 @@ use sqlx::SqlitePool;
 use std::str::FromStr;
 use std::time::Duration;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx_macros::migrate!("./migrations/sqlite");
 
 /// Opens the file (created when missing). One connection: SQLite has a single writer, and
 /// one connection turns writer contention into a queue instead of `SQLITE_BUSY` errors.
