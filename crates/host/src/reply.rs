@@ -4,8 +4,8 @@
 //! its HTTP serializer (`cloudevents::binding::http_0_2`) into any [`Builder`]; this module's
 //! builder is actix-web's response. The SDK's own actix binding does the same, but enabling
 //! it turns on all of actix-web's default features (brotli and zstd compression, cookies,
-//! HTTP/2) in every crate that links the host: about a minute of CI's build for nothing the
-//! functions serve.
+//! HTTP/2) in every crate that links the host, built in CI for nothing the functions serve
+//! (docs/RELIABILITY.md, "CI: where its time goes").
 
 use crate::function::{Function, Reply};
 use crate::problem::Problem;
