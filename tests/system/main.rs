@@ -19,6 +19,7 @@ mod cli;
 mod http_sinks;
 mod kafka;
 mod manifests;
+mod reminders_kept;
 mod secrets;
 #[cfg(feature = "kafka")]
 mod timing;

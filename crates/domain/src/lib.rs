@@ -8,6 +8,7 @@
 pub mod duration;
 pub mod events;
 pub mod ids;
+pub mod preferences;
 pub mod recurrence;
 pub mod redact;
 pub mod time;
@@ -15,4 +16,5 @@ pub mod time;
 pub use duration::HumanDuration;
 pub use events::{EventKind, RecurringTaskDue, ReminderDue, EVENT_SOURCE};
 pub use ids::{DeliveryId, EndpointId, RecurringTaskId, ReminderId, TaskId, UserId};
+pub use preferences::{Days, PreferenceError, QuietHours};
 pub use recurrence::{CatchUp, Pattern, RecurrenceError, Schedule};

@@ -22,6 +22,9 @@ pub enum Outcome {
     /// The effect failed for good (e.g. the mail server refused the recipient); recorded,
     /// acknowledged, not retried.
     Failed,
+    /// The effect is put off to a later time the function recorded (notify: the end of the
+    /// user's quiet hours), when the item comes again; acknowledged.
+    Deferred,
 }
 
 impl Outcome {
@@ -31,6 +34,7 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Skipped => "skipped",
             Self::Failed => "failed",
+            Self::Deferred => "deferred",
         }
     }
 }

@@ -81,6 +81,32 @@ impl TestDb {
         }
     }
 
+    /// Runs one statement with plain SQL, as the todo app would (preferences, a snooze, a
+    /// cancel), binding `at` as `$1` when given; the rows it changed, or the database's
+    /// error as text when it refuses.
+    pub async fn execute(&self, sql: &str, at: Option<chrono::DateTime<chrono::Utc>>) -> Result<u64, String> {
+        use sqlx::Connection;
+        macro_rules! run {
+            ($conn:ty) => {{
+                let mut conn = <$conn>::connect(&self.url).await.expect("connect");
+                let mut query = sqlx::query(sql);
+                if let Some(at) = at {
+                    query = query.bind(at);
+                }
+                query
+                    .execute(&mut conn)
+                    .await
+                    .map(|done| done.rows_affected())
+                    .map_err(|e| e.to_string())
+            }};
+        }
+        if self.backend == "postgres" {
+            run!(sqlx::PgConnection)
+        } else {
+            run!(sqlx::SqliteConnection)
+        }
+    }
+
     /// Makes the database refuse every task instance of recurring task `id`, with an error
     /// that is not transient (as a broken constraint would): a trigger on `tasks`, so that a
     /// batch's write fails because of one of its events.

@@ -14,6 +14,8 @@
 //! 2. [`Notify::decide`]: each event decided ([`decide::decide`], pure: skip, stale or
 //!    duplicate (the reminder was moved), or send), then the deliveries it asks for
 //!    ([`crate::plan::plan`], pure);
+//!    A reminder due inside its user's quiet hours is put off to their end instead
+//!    ([`Notify::defer`], one statement for the batch; docs/PREFERENCES.md);
 //! 3. [`Notify::claim`]: the deliveries, new ones in one statement, those claimed before in
 //!    another; a claim somebody else holds is waited for (one statement per look), an
 //!    expired lease taken over, a finished delivery answers duplicate;
@@ -28,7 +30,7 @@
 //!    reminders whose deliveries were all done before settled in one statement, and one
 //!    answer per event ([`answer::answer`], pure; the step writes what it says to log).
 //!
-//! So a batch costs at most seven statements however many events, routes and failures it
+//! So a batch costs at most eight statements however many events, routes and failures it
 //! holds (one more per look while another delivery holds a claim, and per retry of the
 //! outcomes while the database is away); a step with nothing to do sends none.
 //!
@@ -40,9 +42,11 @@
 mod answer;
 mod claim;
 mod decide;
+mod defer;
 mod delivery;
 mod log;
 mod metrics;
+mod preferences;
 mod record;
 mod requests;
 mod respond;
@@ -203,6 +207,7 @@ impl Function for Notify {
             Err(failure) => return Answers::all(events.len(), failure),
         };
         let (decided, planned) = self.decide(events, &contexts);
+        let decided = self.defer(decided).await;
         // The claims are ours until their lease runs out, counted from here.
         let claims_expire = tokio::time::Instant::now() + self.config.delivery_lease.0;
         let (claimed, mut ended) = self.claim(planned).await;
@@ -251,6 +256,10 @@ pub(crate) mod tests {
             timezone: "Europe/Berlin".into(),
             channels: todo_events_store::Channels::email_only(),
             endpoints: Vec::new(),
+            urgent: false,
+            deferred_until: None,
+            quiet_hours: Ok(None),
+            locale: Ok("en".into()),
         }
     }
 }

@@ -92,17 +92,7 @@ impl Zone {
     /// "negative DST" in tzdata; jiff's bundle uses the rearguard form, whose offsets are the
     /// same).
     pub fn resolve(&self, wall: NaiveDateTime) -> DateTime<Utc> {
-        let civil = jiff::civil::DateTime::new(
-            wall.year() as i16,
-            wall.month() as i8,
-            wall.day() as i8,
-            wall.hour() as i8,
-            wall.minute() as i8,
-            wall.second() as i8,
-            0,
-        )
-        .expect("wall times lie in years 1 to 9999");
-        let offset_seconds = match self.tz.to_ambiguous_timestamp(civil).offset() {
+        let offset_seconds = match self.tz.to_ambiguous_timestamp(civil(wall)).offset() {
             AmbiguousOffset::Unambiguous { offset } => offset.seconds(),
             // The earlier of the two instants is the one with the larger offset.
             AmbiguousOffset::Fold { before, after } => before.seconds().max(after.seconds()),
@@ -110,6 +100,44 @@ impl Zone {
         };
         (wall - Duration::seconds(i64::from(offset_seconds))).and_utc()
     }
+}
+
+impl Zone {
+    /// The first instant at which this zone's clocks show `wall` or a later time: `wall`'s
+    /// own instant when it exists (the first of two in a fall-back overlap), else, in a
+    /// spring-forward gap, the end of the gap (the transition). Where a window of local
+    /// times ends or starts ([`crate::preferences`]); unlike [`Zone::resolve`], which
+    /// reads a time in a gap with the offset before it (RFC 5545).
+    pub fn first_at_or_after(&self, wall: NaiveDateTime) -> DateTime<Utc> {
+        let civil = civil(wall);
+        match self.tz.to_ambiguous_timestamp(civil).offset() {
+            AmbiguousOffset::Gap { after, .. } => {
+                // Read with the offset after the gap, `wall` is an instant before the
+                // transition, which is the first one following it.
+                let before_gap = (wall - Duration::seconds(i64::from(after.seconds()))).and_utc();
+                jiff::Timestamp::from_second(before_gap.timestamp())
+                    .ok()
+                    .and_then(|t| self.tz.following(t).next())
+                    .and_then(|t| DateTime::from_timestamp(t.timestamp().as_second(), 0))
+                    .unwrap_or_else(|| self.resolve(wall))
+            }
+            _ => self.resolve(wall),
+        }
+    }
+}
+
+/// A wall time as jiff's civil time.
+fn civil(wall: NaiveDateTime) -> jiff::civil::DateTime {
+    jiff::civil::DateTime::new(
+        wall.year() as i16,
+        wall.month() as i8,
+        wall.day() as i8,
+        wall.hour() as i8,
+        wall.minute() as i8,
+        wall.second() as i8,
+        0,
+    )
+    .expect("wall times lie in years 1 to 9999")
 }
 
 #[cfg(test)]

@@ -11,13 +11,16 @@ use sqlx::PgPool;
 use todo_events_domain::{DeliveryId, EndpointId, ReminderId};
 
 /// The reminders the batch's events name (`$1`) with their task and user, and the user's
-/// active endpoints as a JSON array when the reminder names a channel beside e-mail; and,
+/// active endpoints as a JSON array when the reminder names a channel beside e-mail (or
+/// `default`: its user's preferred channels, joined with the other preferences); and,
 /// for a reminder moved since its event (the event's time `$2` is not its own), whether a
 /// delivery at the event's time was sent (one statement; one index probe per moved one).
 pub const REMINDER_CONTEXTS: &str =
     "SELECT r.id AS reminder_id, r.task_id, r.user_id, r.remind_at, r.state, \
      t.title AS task_title, t.description AS task_description, t.status AS task_status, \
      t.due_at AS task_due_at, u.email, u.display_name, u.timezone, r.channels, \
+     r.urgent, r.deferred_until, p.quiet_start, p.quiet_end, p.quiet_days, p.locale, \
+     p.channels AS preferred_channels, \
      CASE WHEN r.channels <> 'email' THEN \
        (SELECT COALESCE(json_agg(json_build_object('id', e.id, 'channel', e.channel, \
           'target', e.target, 'format', e.format, 'secret', e.secret, 'p256dh', e.p256dh, \
@@ -29,7 +32,7 @@ pub const REMINDER_CONTEXTS: &str =
      ELSE FALSE END AS sent_at_event_time \
      FROM UNNEST($1::bigint[], $2::timestamptz[]) AS v(id, at) \
      JOIN reminders r ON r.id = v.id JOIN tasks t ON t.id = r.task_id \
-     JOIN users u ON u.id = r.user_id";
+     JOIN users u ON u.id = r.user_id LEFT JOIN user_preferences p ON p.user_id = r.user_id";
 
 /// The contexts of the reminders `asked` names, each with its event's time (`None`: no
 /// event asks, the flag is `false`), in one statement.
@@ -298,4 +301,34 @@ pub(crate) async fn deliveries_of(
         .fetch_all(pool)
         .await?;
     Ok(typed(rows)?)
+}
+
+/// Puts reminders off to the end of their users' quiet hours, once per `remind_at`: each
+/// only while it still has the event's time and no deferral. Pending again, it is the
+/// scheduler's to publish from then (its due index is on `COALESCE(deferred_until,
+/// remind_at)`); a scheduler still holding it (`publishing`) finds its lease gone and leaves
+/// it. Returns the reminders deferred.
+const DEFER_REMINDERS: &str = "UPDATE reminders r SET deferred_until = v.until, state = 'pending', \
+     lease_owner = NULL, lease_until = NULL, updated_at = $4 \
+     FROM UNNEST($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS v(id, at, until) \
+     WHERE r.id = v.id AND r.remind_at = v.at AND r.deferred_until IS NULL \
+       AND r.state IN ('pending', 'publishing', 'published') \
+     RETURNING r.id";
+
+pub(crate) async fn defer_reminders(
+    pool: &PgPool,
+    deferrals: &[(ReminderId, DateTime<Utc>, DateTime<Utc>)],
+    now: DateTime<Utc>,
+) -> Result<Vec<ReminderId>, StoreError> {
+    let deferred: Vec<(i64,)> = sqlx::query_as(DEFER_REMINDERS)
+        .bind(deferrals.iter().map(|(id, _, _)| id.get()).collect::<Vec<_>>())
+        .bind(deferrals.iter().map(|(_, at, _)| *at).collect::<Vec<_>>())
+        .bind(deferrals.iter().map(|(_, _, until)| *until).collect::<Vec<_>>())
+        .bind(now)
+        .fetch_all(pool)
+        .await?;
+    Ok(deferred
+        .into_iter()
+        .filter_map(|(id,)| ReminderId::new(id))
+        .collect())
 }

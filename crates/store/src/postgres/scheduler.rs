@@ -25,9 +25,9 @@ pub(crate) async fn claim_reminders(
     // own redelivery (the relay is everyone's), and republishing it each pass multiplied a
     // poison reminder's dead letters.
     const SQL: &str = "WITH due AS (SELECT id FROM reminders \
-             WHERE (state = 'pending' AND remind_at <= $3) \
+             WHERE (state = 'pending' AND COALESCE(deferred_until, remind_at) <= $3) \
                 OR (state = 'publishing' AND lease_until <= $3) \
-             ORDER BY remind_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
+             ORDER BY COALESCE(deferred_until, remind_at) LIMIT $4 FOR UPDATE SKIP LOCKED), \
          unconfirmed AS (SELECT id FROM reminders \
              WHERE state = 'published' AND published_at <= $5 AND publish_count < $6 \
              ORDER BY published_at LIMIT $4 FOR UPDATE SKIP LOCKED), \

@@ -5,6 +5,7 @@
 use super::{id, parse, Channel, Channels, DeliveryStatus, Malformed, ReminderState, TaskStatus};
 use chrono::{DateTime, Utc};
 use std::fmt;
+use todo_events_domain::preferences::{self, PreferenceError, QuietHours};
 use todo_events_domain::{DeliveryId, EndpointId, ReminderId, TaskId, UserId};
 
 /// An active endpoint of a user (`channel_endpoints`), as stored: what its channel makes of
@@ -91,10 +92,29 @@ pub struct ReminderContext {
     /// The user's IANA zone as the app stored it; the mail composer shows UTC (and says so
     /// in its log) when the zone is unknown, since the mail is still worth sending.
     pub timezone: String,
-    /// `reminders.channels`.
+    /// `reminders.channels`; for `default`, the user's `user_preferences.channels` (e-mail
+    /// when the user has no preferences).
     pub channels: Channels,
     /// The user's active endpoints, read when the reminder names a channel beside e-mail.
     pub endpoints: Vec<Endpoint>,
+    /// `reminders.urgent`: goes out inside quiet hours.
+    pub urgent: bool,
+    /// `reminders.deferred_until`: when notify put it off to, once, for quiet hours.
+    pub deferred_until: Option<DateTime<Utc>>,
+    /// The user's quiet hours (`None`: none), or why the stored ones cannot be used.
+    pub quiet_hours: Result<Option<QuietHours>, PreferenceError>,
+    /// The user's locale, a BCP 47 tag in canonical case (`en` when the user has no
+    /// preferences), or why the stored one cannot be used.
+    pub locale: Result<String, PreferenceError>,
+}
+
+impl ReminderContext {
+    /// When the reminder is due: its `remind_at`, or the end of the quiet hours it was put
+    /// off to.
+    pub fn due_at(&self) -> DateTime<Utc> {
+        self.deferred_until
+            .map_or(self.remind_at, |until| until.max(self.remind_at))
+    }
 }
 
 /// [`ReminderContext`] as both backends return it.
@@ -114,6 +134,13 @@ pub(crate) struct ReminderContextRaw {
     timezone: String,
     channels: String,
     endpoints: Option<String>,
+    urgent: bool,
+    deferred_until: Option<DateTime<Utc>>,
+    quiet_start: Option<String>,
+    quiet_end: Option<String>,
+    quiet_days: Option<String>,
+    locale: Option<String>,
+    preferred_channels: Option<String>,
 }
 
 impl TryFrom<ReminderContextRaw> for ReminderContext {
@@ -134,9 +161,26 @@ impl TryFrom<ReminderContextRaw> for ReminderContext {
             email: r.email,
             display_name: r.display_name,
             timezone: r.timezone,
-            channels: Channels::parse(&r.channels),
+            channels: channels(&r.channels, r.preferred_channels.as_deref()),
             endpoints: endpoints(row, r.endpoints.as_deref())?,
+            urgent: r.urgent,
+            deferred_until: r.deferred_until,
+            quiet_hours: QuietHours::parse(
+                r.quiet_start.as_deref(),
+                r.quiet_end.as_deref(),
+                r.quiet_days.as_deref(),
+            ),
+            locale: preferences::locale(r.locale.as_deref().unwrap_or("en")),
         })
+    }
+}
+
+/// A reminder's channels: as it names them, or for `default` as its user prefers them
+/// (e-mail for a user without preferences).
+fn channels(named: &str, preferred: Option<&str>) -> Channels {
+    match named.trim().eq_ignore_ascii_case("default") {
+        true => Channels::parse(preferred.unwrap_or("email")),
+        false => Channels::parse(named),
     }
 }
 

@@ -21,6 +21,8 @@ const REMINDER_CONTEXTS: &str = "WITH v(id, at) AS (SELECT json_extract(value, '
      SELECT r.id AS reminder_id, r.task_id, r.user_id, r.remind_at, r.state, \
      t.title AS task_title, t.description AS task_description, t.status AS task_status, \
      t.due_at AS task_due_at, u.email, u.display_name, u.timezone, r.channels, \
+     r.urgent, r.deferred_until, p.quiet_start, p.quiet_end, p.quiet_days, p.locale, \
+     p.channels AS preferred_channels, \
      CASE WHEN r.channels <> 'email' THEN \
        (SELECT json_group_array(json_object('id', e.id, 'channel', e.channel, \
           'target', e.target, 'format', e.format, 'secret', e.secret, 'p256dh', e.p256dh, \
@@ -32,7 +34,7 @@ const REMINDER_CONTEXTS: &str = "WITH v(id, at) AS (SELECT json_extract(value, '
        WHERE d.reminder_id = r.id AND d.remind_at = v.at AND d.status = 'sent') \
      ELSE 0 END AS sent_at_event_time \
      FROM v JOIN reminders r ON r.id = v.id JOIN tasks t ON t.id = r.task_id \
-     JOIN users u ON u.id = r.user_id";
+     JOIN users u ON u.id = r.user_id LEFT JOIN user_preferences p ON p.user_id = r.user_id";
 
 /// An instant as sqlx binds it on SQLite (RFC 3339, `+00:00`, the fraction only as long as
 /// needed), the form every stored time has.
@@ -283,4 +285,34 @@ pub(crate) async fn deliveries_of(
         .fetch_all(pool)
         .await?;
     Ok(typed(rows)?)
+}
+
+/// Puts reminders off to the end of their users' quiet hours, once per `remind_at`
+/// (PostgreSQL's `DEFER_REMINDERS` says why each condition).
+const DEFER_REMINDERS: &str = "WITH v(id, at, until) AS (SELECT json_extract(value, '$[0]'), \
+       json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each($1)) \
+     UPDATE reminders SET deferred_until = (SELECT until FROM v WHERE v.id = reminders.id), \
+       state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = $2 \
+     WHERE deferred_until IS NULL AND state IN ('pending', 'publishing', 'published') \
+       AND EXISTS (SELECT 1 FROM v WHERE v.id = reminders.id AND v.at = reminders.remind_at) \
+     RETURNING id";
+
+pub(crate) async fn defer_reminders(
+    pool: &SqlitePool,
+    deferrals: &[(ReminderId, DateTime<Utc>, DateTime<Utc>)],
+    now: DateTime<Utc>,
+) -> Result<Vec<ReminderId>, StoreError> {
+    let rows: Vec<(i64, String, String)> = deferrals
+        .iter()
+        .map(|(id, at, until)| (id.get(), stored(*at), stored(*until)))
+        .collect();
+    let deferred: Vec<(i64,)> = sqlx::query_as(DEFER_REMINDERS)
+        .bind(serde_json::to_string(&rows).expect("ids and texts serialize"))
+        .bind(now)
+        .fetch_all(pool)
+        .await?;
+    Ok(deferred
+        .into_iter()
+        .filter_map(|(id,)| ReminderId::new(id))
+        .collect())
 }

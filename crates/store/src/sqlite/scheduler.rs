@@ -18,9 +18,9 @@ pub(crate) async fn claim_reminders(
     // Three candidate sets, each on its own partial index, as on PostgreSQL. A pending
     // reminder (new, or moved by the app) starts its publish count again.
     const SQL: &str = "WITH due AS (SELECT id FROM reminders \
-             WHERE (state = 'pending' AND remind_at <= $3) \
+             WHERE (state = 'pending' AND COALESCE(deferred_until, remind_at) <= $3) \
                 OR (state = 'publishing' AND lease_until <= $3) \
-             ORDER BY remind_at LIMIT $4), \
+             ORDER BY COALESCE(deferred_until, remind_at) LIMIT $4), \
          unconfirmed AS (SELECT id FROM reminders \
              WHERE state = 'published' AND published_at <= $5 AND publish_count < $6 \
              ORDER BY published_at LIMIT $4), \

@@ -142,6 +142,23 @@ impl Store {
         }
     }
 
+    /// Puts reminders off to the end of their users' quiet hours (`(reminder, its event's
+    /// remind_at, until)`), each once per `remind_at`, in one statement; returns those
+    /// deferred now (not: deferred before, moved, cancelled or done meanwhile).
+    pub async fn defer_reminders(
+        &self,
+        deferrals: &[(ReminderId, DateTime<Utc>, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReminderId>, StoreError> {
+        if deferrals.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Self::Postgres(pool) => postgres::notify::defer_reminders(pool, deferrals, now).await,
+            Self::Sqlite(pool) => sqlite::notify::defer_reminders(pool, deferrals, now).await,
+        }
+    }
+
     /// Deactivates endpoints whose receivers said they are gone (push subscriptions that
     /// ended), keeping why (the first reason given for an endpoint named twice), in one
     /// statement. An endpoint inactive already keeps its own.

@@ -205,7 +205,7 @@ fn sent(
     });
     let reason = format!("{head}{}", ends.others());
     Answer {
-        reply: Ok(Reply::new(Outcome::Done("sent"), reason, details).due_at(ctx.remind_at)),
+        reply: Ok(Reply::new(Outcome::Done("sent"), reason, details).due_at(ctx.due_at())),
         logs: logs.collect(),
     }
 }

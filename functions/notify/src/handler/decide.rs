@@ -15,6 +15,7 @@
 use super::answer::{details_of, Answer};
 use super::delivery::Planned;
 use super::log::Log;
+use super::preferences::{deferred, preference_problems, quiet_until};
 use super::{Contexts, Notify};
 use crate::plan::{plan, Plan};
 use chrono::{DateTime, Duration, Utc};
@@ -38,6 +39,11 @@ enum Decision<'c> {
     /// The reminder was moved (`to`): the event is stale, or a duplicate if its own time
     /// was delivered already (`sent`).
     Moved { to: DateTime<Utc>, sent: bool },
+    /// The reminder came due inside its user's quiet hours: put it off to their end
+    /// (written once, by [`super::Notify::defer`]).
+    Defer { until: DateTime<Utc> },
+    /// Put off before, to `until`, which is still ahead: nothing sent, nothing written.
+    Deferred { until: DateTime<Utc> },
     /// Plan, claim and make the deliveries of this reminder.
     Send(&'c ReminderContext),
 }
@@ -48,6 +54,8 @@ pub(super) enum Decided<'c> {
     Answered(Result<Reply, Failure>),
     /// Answered from its deliveries' ends ([`super::Notify::answer`]).
     Delivering(Delivering<'c>),
+    /// To be put off to the end of its user's quiet hours ([`super::Notify::defer`]).
+    Deferring(&'c ReminderDue, DateTime<Utc>),
 }
 
 /// An event whose deliveries are planned: its reminder, what waits, what leads nowhere.
@@ -90,7 +98,15 @@ fn decide<'c>(
     if ctx.remind_at > now + tolerance {
         return Decision::NotDue;
     }
-    Decision::Send(ctx)
+    match ctx.deferred_until {
+        // Put off once: when its time has come it goes out, quiet hours or not.
+        Some(until) if until > now + tolerance => Decision::Deferred { until },
+        Some(_) => Decision::Send(ctx),
+        None => match quiet_until(ctx, now.max(ctx.remind_at)) {
+            Some(until) => Decision::Defer { until },
+            None => Decision::Send(ctx),
+        },
+    }
 }
 
 /// The event's reminder, or the skip when there is none: it does not exist, or its stored
@@ -208,6 +224,11 @@ impl Notify {
                 Decision::Skip { reason, detail } => skipped(due, reason, detail),
                 Decision::NotDue => not_due_yet(due),
                 Decision::Moved { to, sent } => moved(due, to, sent),
+                Decision::Defer { until } => {
+                    decided.push(Decided::Deferring(due, until));
+                    continue;
+                }
+                Decision::Deferred { until } => deferred(due, until, "it was put off before"),
             };
             decided.push(Decided::Answered(answer.logged(due)));
         }
@@ -228,7 +249,7 @@ impl Notify {
             notes,
             log,
         } = plan(ctx, &self.guard, self.webpush.is_some());
-        for line in &log {
+        for line in log.iter().chain(&preference_problems(ctx)) {
             tracing::warn!(reminder_id = %due.reminder_id, "{line}");
         }
         if deliveries.is_empty() && held.is_none() {

@@ -24,6 +24,8 @@ pub(super) enum Log {
     Undeliverable(String),
     /// Done before (info).
     Duplicate(String),
+    /// Put off to the end of the user's quiet hours, at this time (info).
+    Deferred(String),
 }
 
 impl Log {
@@ -52,6 +54,10 @@ impl Log {
                 "reminder could not be delivered, for good: {reason}"
             ),
             Log::Duplicate(reason) => tracing::info!(reminder_id = %id, "duplicate reminder event: {reason}"),
+            Log::Deferred(until) => tracing::info!(
+                reminder_id = %id,
+                "reminder due inside its user's quiet hours: sent at their end, {until}"
+            ),
         }
     }
 }

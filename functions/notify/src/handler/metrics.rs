@@ -1,7 +1,7 @@
-//! notify's own metric: `deliveries_total`, each delivery counted once by channel and how it
-//! ended, served on `/metrics` beside the host's (`Function::collectors`).
+//! notify's own metrics: `deliveries_total`, each delivery counted once by channel and how it
+//! ended, and `reminders_deferred_total` (quiet hours), served on `/metrics` beside the host's (`Function::collectors`).
 
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{IntCounter, IntCounterVec, Opts};
 use todo_events_store::Channel;
 
 /// How a delivery can end, as the `outcome` label names it.
@@ -19,6 +19,9 @@ const OUTCOMES: [&str; 8] = [
 /// `deliveries_total{function="notify", channel, outcome}`.
 pub(super) struct Metrics {
     deliveries: IntCounterVec,
+    /// `reminders_deferred_total{function="notify"}`: reminders put off to the end of their
+    /// users' quiet hours (each once).
+    deferred: IntCounter,
 }
 
 impl Metrics {
@@ -44,7 +47,20 @@ impl Metrics {
                 deliveries.with_label_values(&[channel.as_str(), outcome]);
             }
         }
-        Ok(Self { deliveries })
+        let deferred = IntCounter::with_opts(
+            Opts::new(
+                "reminders_deferred_total",
+                "Reminders due inside their users' quiet hours, put off to the end of them (each once)",
+            )
+            .const_label("function", "notify"),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Self { deliveries, deferred })
+    }
+
+    /// One reminder put off to the end of its user's quiet hours.
+    pub fn deferred(&self) {
+        self.deferred.inc();
     }
 
     /// One delivery on `channel` ended as `outcome`.
@@ -56,6 +72,6 @@ impl Metrics {
 
     /// What the host registers and serves.
     pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        vec![Box::new(self.deliveries.clone())]
+        vec![Box::new(self.deliveries.clone()), Box::new(self.deferred.clone())]
     }
 }

@@ -98,6 +98,10 @@ fn with_ends(decided: Vec<Decided<'_>>, ended: Vec<End>) -> Vec<Answering<'_>> {
     }
     let with = |event| match event {
         Decided::Answered(answer) => Answering::Answered(answer),
+        // Step 2b answers every deferral; one left here is a bug, not a deferral.
+        Decided::Deferring(..) => Answering::Answered(Err(Failure::Internal(
+            "a deferral reached the answers without being written".into(),
+        ))),
         Decided::Delivering(event) => {
             let mut ends = by_reminder.remove(&event.ctx.reminder_id).unwrap_or_default();
             ends.sort_by_key(|(route, _)| *route);

@@ -16,6 +16,7 @@ mod claims;
 mod deliveries;
 mod hostile;
 mod http;
+mod quiet_hours;
 mod reset;
 mod round_trips;
 mod settings;

@@ -1,6 +1,6 @@
 use super::*;
 use crate::handler::tests::{at, due, row};
-use todo_events_domain::{TaskId, UserId};
+use todo_events_domain::{QuietHours, TaskId, UserId};
 use todo_events_store::TaskStatus;
 
 /// A minute after the reminder was due, as the scheduler's event arrives.
@@ -27,6 +27,8 @@ fn decided_at(now: DateTime<Utc>, change: impl FnOnce(&mut ReminderContext)) -> 
         Decision::NotDue => "not due".into(),
         Decision::Moved { to, sent } => format!("moved to {} (sent: {sent})", rfc3339(to)),
         Decision::Send(_) => "send".into(),
+        Decision::Defer { until } => format!("defer to {}", rfc3339(until)),
+        Decision::Deferred { until } => format!("deferred to {}", rfc3339(until)),
     }
 }
 
@@ -154,4 +156,56 @@ fn a_moved_reminder_is_a_duplicate_only_when_its_events_time_was_sent() {
         decide(&due(), Some(&not_moved), clock(), TOLERANCE),
         Decision::Send(_)
     ));
+}
+
+/// Quiet hours 08:00–10:30 in the user's zone (Europe/Berlin: 07:00–09:30 UTC on 2026-11-30).
+fn quiet(c: &mut ReminderContext) {
+    c.quiet_hours = QuietHours::parse(Some("08:00"), Some("10:30"), None);
+}
+
+#[test]
+fn a_reminder_due_inside_quiet_hours_is_put_off_to_their_end_once() {
+    assert_eq!(decided(quiet), "defer to 2026-11-30T09:30:00Z");
+    // Put off before: waits, writing nothing; from its time (less the tolerance) it goes out,
+    // even if the clock is in quiet hours again by then.
+    let put_off = |c: &mut ReminderContext| {
+        quiet(c);
+        c.deferred_until = Some(at("2026-11-30T09:30:00Z"));
+    };
+    assert_eq!(decided(put_off), "deferred to 2026-11-30T09:30:00Z");
+    assert_eq!(decided_at(at("2026-11-30T09:29:55Z"), put_off), "send");
+    assert_eq!(decided_at(at("2026-12-01T08:00:00Z"), put_off), "send");
+    // Outside the window, urgent, or the window on other days: sent now.
+    assert_eq!(decided_at(at("2026-11-30T09:31:00Z"), quiet), "send");
+    assert_eq!(
+        decided(|c| {
+            quiet(c);
+            c.urgent = true;
+        }),
+        "send"
+    );
+    assert_eq!(
+        decided(|c| c.quiet_hours = QuietHours::parse(Some("08:00"), Some("10:30"), Some("sat,sun"))),
+        "send"
+    );
+}
+
+#[test]
+fn preferences_that_cannot_be_read_fall_back_to_sending_and_say_why_in_the_log() {
+    let unreadable = |c: &mut ReminderContext| {
+        c.quiet_hours = QuietHours::parse(Some("08:00"), Some("08:00"), None);
+    };
+    assert_eq!(decided(unreadable), "send");
+    let mut ctx = row();
+    unreadable(&mut ctx);
+    assert_eq!(preference_problems(&ctx).len(), 1);
+    let mut ctx = row();
+    quiet(&mut ctx);
+    ctx.timezone = "Mars/Olympus".into();
+    assert_eq!(decide_ctx(&ctx), "send");
+    assert!(preference_problems(&ctx)[0].contains("not a zone"));
+}
+
+fn decide_ctx(ctx: &ReminderContext) -> String {
+    decided(|c| *c = ctx.clone())
 }
