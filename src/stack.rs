@@ -15,7 +15,7 @@ use todo_events_host::config::{
 };
 use todo_events_host::startup::{CommonSettings, DEFAULT_DATABASE_URL};
 use todo_events_host::{serve, Auth, HostOptions, Shutdown};
-use todo_events_store::seed::{NewEndpoint, NewRecurringTask, NewTask, NewUser};
+use todo_events_store::seed::{NewEndpoint, NewRecurringTask, NewTask, NewUser, Preferences};
 use todo_events_store::{Channel, Store, StoreOptions};
 
 /// The demo's stand-in for an ntfy server (a phone subscribed to a topic), on loopback.
@@ -79,7 +79,12 @@ impl StackOptions {
                 ..HostOptions::default()
             },
             clock_skew: DEFAULT_CLOCK_SKEW_TOLERANCE,
-            scheduler: SchedulerConfig::local(url(8001), url(8002)),
+            scheduler: SchedulerConfig {
+                // What came of each reminder, printed by the demo's receiver.
+                notification_events: true,
+                sink_notifications: Some(format!("http://127.0.0.1:{DEMO_NTFY_PORT}/status")),
+                ..SchedulerConfig::local(url(8001), url(8002))
+            },
         }
     }
 
@@ -95,6 +100,11 @@ impl StackOptions {
         }
         let common = CommonSettings::from_env()?;
         let scheduler = SchedulerConfig::from_env()?;
+        if scheduler.notification_events && scheduler.sink_notifications.is_none() {
+            return Err(ConfigError(
+                "NOTIFICATION_EVENTS=on needs SINK_NOTIFICATIONS (todo-events up goes over HTTP)".into(),
+            ));
+        }
         let mut host = common.host;
         host.auth = Auth::new(scheduler.sink_token.clone(), None)?;
         Ok(Self {
@@ -120,18 +130,30 @@ impl StackOptions {
 }
 
 /// The demo's ntfy stand-in: prints each reminder that arrives by webhook (ntfy's shape: the
-/// sentence as the body, the `Title` header) as the subscribed phone would show it, and
-/// answers `200`. Demo only; stops with the stack.
+/// sentence as the body, the `Title` header) as the subscribed phone would show it, and each
+/// status event the scheduler publishes (a CloudEvent: `ce-type`, `ce-id`, the reason in its
+/// data) as the todo app would get it; answers `200`. Demo only; stops with the stack.
 async fn demo_ntfy(listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
     let server = HttpServer::new(|| {
         App::new().default_service(web::to(|req: HttpRequest, body: web::Bytes| async move {
-            let title = req
-                .headers()
-                .get("title")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            if let Some(outcome) = header("ce-type").strip_prefix("dev.todo.notification.") {
+                let data: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                tracing::info!(
+                    "status event for the todo app: {outcome} ({}): {}",
+                    header("ce-id"),
+                    data["reason"].as_str().unwrap_or_default()
+                );
+                return HttpResponse::Ok().finish();
+            }
+            let title = header("title");
             tracing::info!(
                 "ntfy topic {} received: {title}: {}",
                 req.path(),
@@ -188,6 +210,7 @@ pub async fn serve_all(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
         Some(recur_url.clone()),
         scheduler_config.sink_timeout.0,
     )
+    .with_notifications(scheduler_config.sink_notifications.clone())
     .with_token(scheduler_config.sink_token.clone());
     let scheduler = Scheduler::new(store.clone(), publisher, scheduler_config);
     tracing::info!(
@@ -256,6 +279,22 @@ async fn seed_demo(store: &Store) -> anyhow::Result<()> {
         })
         .await?;
     store.set_reminder_channels(reminder_id, "email,webhook").await?;
+    // Ada's preferences (docs/PREFERENCES.md): German, and quiet hours from an hour ago until
+    // 20 s from now by her clock, so the reminder due in 5 s waits for their end.
+    let quiet_end = start + Duration::seconds(20);
+    let quiet = |t| tz.wall_time(t).format("%H:%M:%S").to_string();
+    store
+        .set_preferences(
+            user_id,
+            &Preferences {
+                quiet_start: Some(&quiet(start - Duration::hours(1))),
+                quiet_end: Some(&quiet(quiet_end)),
+                quiet_days: None,
+                locale: "de-DE",
+                channels: "email",
+            },
+        )
+        .await?;
 
     let first = tz.wall_time(start + Duration::seconds(10));
     let dtstart = first.format("%Y-%m-%dT%H:%M:%S").to_string();
@@ -281,8 +320,10 @@ async fn seed_demo(store: &Store) -> anyhow::Result<()> {
         })
         .await?;
     tracing::info!(
-        "demo data: user {user_id} Ada Lovelace ({zone}); task {task_id} \"Water the plants\" with reminder {reminder_id} due at {}; \
+        "demo data: user {user_id} Ada Lovelace ({zone}, de-DE, quiet hours until {}); task {task_id} \"Water the plants\" \
+         with reminder {reminder_id} due at {}, inside the quiet hours: it waits for their end; \
          recurring task {recurring_id} \"Stand up and stretch\" every minute from {}",
+        rfc3339(quiet_end),
         rfc3339(remind_at),
         rfc3339(next)
     );

@@ -63,9 +63,7 @@ impl Topic {
 
 /// Delivers `event` to `app` as a KafkaSource would; the answer's type and data.
 async fn deliver(app: &TestApp, event: &Outgoing) -> (String, Value) {
-    let response = app
-        .post_binary(event.kind.cloudevent_type(), &event.id, &event.data)
-        .await;
+    let response = app.post_binary(&event.ty, &event.id, &event.data).await;
     let (status, ty, body) = kit::reply(response).await;
     assert_eq!(status, 200, "{}: {body}", event.id);
     (ty, body)
@@ -247,7 +245,7 @@ async fn snooze_cancel_and_finishing_as_a_todo_app_does_them() {
         db.execute(&sql, None).await.unwrap();
 
         for event in &on_topic {
-            let to = if event.kind == todo_events_domain::EventKind::ReminderDue {
+            let to = if event.stream == todo_events_domain::events::Stream::Reminders {
                 &app
             } else {
                 &recur
@@ -307,5 +305,97 @@ async fn snooze_cancel_and_finishing_as_a_todo_app_does_them() {
             deliver(&app, &event).await;
         }
         assert_eq!(smtp.accepted(), 2, "{}", db.backend);
+    }
+}
+
+#[tokio::test]
+async fn what_came_of_each_reminder_is_published_once_per_outcome_and_readable_by_sql() {
+    if !kit::require::smtp() {
+        return;
+    }
+    for db in kit::backends().await {
+        let b = db.backend;
+        let smtp = SmtpServer::start(&Options::default());
+        let app = notify(&db, &smtp).await;
+        let topic = Topic::default();
+        let mut c = SchedulerConfig::local(String::new(), String::new());
+        c.owner = "status".into();
+        c.notification_events = true;
+        let scheduler = Scheduler::new(db.store.clone(), topic.clone(), c);
+        let now = Utc::now().trunc_subsecs(0);
+        let sent = kit::reminder(&db.store, "Sent", now - Duration::seconds(1)).await;
+        let cancelled = kit::reminder(&db.store, "Cancelled", now - Duration::seconds(1)).await;
+        let quiet = kit::reminder(&db.store, "Quiet", now - Duration::seconds(1)).await;
+        let end = now + Duration::seconds(3);
+        let zone = Zone::parse("Europe/Berlin").unwrap();
+        let local = |t: DateTime<Utc>| zone.wall_time(t).format("%H:%M:%S").to_string();
+        let sql = format!(
+            "INSERT INTO user_preferences (user_id, quiet_start, quiet_end) VALUES ({}, '{}', '{}')",
+            quiet.user_id,
+            local(now - Duration::hours(1)),
+            local(end)
+        );
+        db.execute(&sql, None).await.unwrap();
+
+        assert_eq!(scheduler.pass().await.unwrap().published(), 3, "{b}");
+        let due_events = topic.take();
+        let sql = format!(
+            "UPDATE reminders SET state = 'cancelled' WHERE id = {}",
+            cancelled.reminder_id
+        );
+        db.execute(&sql, None).await.unwrap();
+        for _ in 0..2 {
+            for event in &due_events {
+                deliver(&app, event).await;
+            }
+        }
+        let report = scheduler.pass().await.unwrap();
+        assert_eq!((report.published(), report.statuses_published), (0, 3), "{b}");
+        let mut statuses: Vec<(String, String, &str)> =
+            topic.take().into_iter().map(|e| (e.id, e.ty, e.source)).collect();
+        statuses.sort();
+        let mut expected = vec![
+            (
+                format!("{}/sent", sent.event_id()),
+                "dev.todo.notification.sent".to_owned(),
+                "/todo/notify",
+            ),
+            (
+                format!("{}/skipped", cancelled.event_id()),
+                "dev.todo.notification.skipped".into(),
+                "/todo/notify",
+            ),
+            (
+                format!("{}/deferred", quiet.event_id()),
+                "dev.todo.notification.deferred".into(),
+                "/todo/notify",
+            ),
+        ];
+        expected.sort();
+        assert_eq!(
+            statuses, expected,
+            "{b}: one per outcome, the redeliveries added none"
+        );
+        assert_eq!(
+            scheduler.pass().await.unwrap().statuses_published,
+            0,
+            "{b}: each once"
+        );
+
+        sleep_until(end + Duration::milliseconds(200)).await;
+        assert_eq!(scheduler.pass().await.unwrap().published(), 1, "{b}");
+        for event in topic.take() {
+            deliver(&app, &event).await;
+        }
+        assert_eq!(scheduler.pass().await.unwrap().statuses_published, 1, "{b}");
+        assert_eq!(topic.take()[0].id, format!("{}/sent", quiet.event_id()), "{b}");
+        // The todo app's view: the latest outcome of each reminder.
+        let latest = db
+            .texts("SELECT outcome FROM notification_status ORDER BY reminder_id")
+            .await;
+        assert_eq!(latest, ["sent", "skipped", "sent"], "{b}");
+        let recorded = db.texts("SELECT id FROM notification_events").await;
+        assert_eq!(recorded.len(), 4, "{b}: {recorded:?}");
+        assert_eq!(smtp.accepted(), 2, "{b}");
     }
 }

@@ -89,11 +89,38 @@ impl RecurringTaskDue {
     }
 }
 
+/// The source of the status events notify's outcomes become (its replies' source).
+pub const NOTIFY_SOURCE: &str = "/todo/notify";
+
+/// Where an outgoing event goes: each stream is a Kafka topic or an HTTP sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// `dev.todo.reminder.due`, for notify.
+    Reminders,
+    /// `dev.todo.recurring-task.due`, for recur.
+    TaskEvents,
+    /// `dev.todo.notification.*`, for the todo app: what came of each reminder
+    /// (docs/PREFERENCES.md, "Delivery status").
+    Notifications,
+}
+
+impl From<EventKind> for Stream {
+    fn from(kind: EventKind) -> Self {
+        match kind {
+            EventKind::ReminderDue => Self::Reminders,
+            EventKind::RecurringTaskDue => Self::TaskEvents,
+        }
+    }
+}
+
 /// An event the scheduler is about to publish: everything a publisher needs, whichever
 /// transport carries it (HTTP sink or Kafka).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
-    pub kind: EventKind,
+    pub stream: Stream,
+    /// The CloudEvents `type` and `source`.
+    pub ty: String,
+    pub source: &'static str,
     pub id: String,
     pub subject: String,
     /// Kafka message key: per-user ordering.
@@ -104,7 +131,9 @@ pub struct Outgoing {
 impl From<&ReminderDue> for Outgoing {
     fn from(e: &ReminderDue) -> Self {
         Self {
-            kind: EventKind::ReminderDue,
+            stream: Stream::Reminders,
+            ty: REMINDER_DUE.into(),
+            source: EVENT_SOURCE,
             id: e.event_id(),
             subject: e.subject(),
             key: e.user_id.to_string(),
@@ -116,7 +145,9 @@ impl From<&ReminderDue> for Outgoing {
 impl From<&RecurringTaskDue> for Outgoing {
     fn from(e: &RecurringTaskDue) -> Self {
         Self {
-            kind: EventKind::RecurringTaskDue,
+            stream: Stream::TaskEvents,
+            ty: RECURRING_TASK_DUE.into(),
+            source: EVENT_SOURCE,
             id: e.event_id(),
             subject: e.subject(),
             key: e.user_id.to_string(),

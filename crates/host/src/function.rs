@@ -76,6 +76,24 @@ impl Reply {
         }
     }
 
+    /// The reply event's id for the event `event_id`: `<event id>/<outcome>`, the same for
+    /// every answer with this outcome.
+    pub fn id_for(&self, event_id: &str) -> String {
+        format!("{event_id}/{}", self.outcome.word())
+    }
+
+    /// The reply event's data for the event `event_id`: the outcome, the reason, the
+    /// event's id and the details.
+    pub fn data_for(&self, event_id: &str) -> serde_json::Value {
+        let mut data = serde_json::json!({
+            "outcome": self.outcome.word(), "reason": self.reason, "event_id": event_id,
+        });
+        if let (Some(target), serde_json::Value::Object(details)) = (data.as_object_mut(), &self.details) {
+            target.extend(details.clone());
+        }
+        data
+    }
+
     /// Records when the effect was due.
     pub fn due_at(mut self, due: chrono::DateTime<chrono::Utc>) -> Self {
         self.due = Some(due);

@@ -14,22 +14,17 @@ use actix_web::{HttpResponse, HttpResponseBuilder};
 use cloudevents::binding::http_0_2::{Builder, Serializer};
 use cloudevents::message::BinaryDeserializer;
 use cloudevents::{EventBuilder, EventBuilderV10};
-use serde_json::json;
 
 /// `200 OK` with the reply event `<REPLY_PREFIX>.<outcome>` for the event `event_id`; a
 /// `500` problem in the (unexpected) case that the event cannot be built or written.
 pub fn reply_response<F: Function>(event_id: &str, reply: Reply) -> HttpResponse {
     let word = reply.outcome.word();
-    let mut data = json!({ "outcome": word, "reason": reply.reason, "event_id": event_id });
-    if let (Some(target), serde_json::Value::Object(details)) = (data.as_object_mut(), reply.details) {
-        target.extend(details);
-    }
     let event = EventBuilderV10::new()
-        .id(format!("{event_id}/{word}"))
+        .id(reply.id_for(event_id))
         .ty(format!("{}.{word}", F::REPLY_PREFIX))
         .source(format!("/todo/{}", F::NAME))
         .time(chrono::Utc::now())
-        .data("application/json", data)
+        .data("application/json", reply.data_for(event_id))
         .build();
     let written = event.map_err(|e| e.to_string()).and_then(|event| {
         BinaryDeserializer::deserialize_binary(event, Serializer::new(Response(HttpResponse::Ok())))

@@ -4,7 +4,11 @@ use rdkafka::ClientConfig;
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::time::Duration;
+use todo_events_domain::events::Stream;
 use todo_events_domain::{EventKind, HumanDuration};
+
+/// The variable naming the status events' topic, and its default.
+const NOTIFICATIONS_TOPIC: (&str, &str) = ("KAFKA_TOPIC_NOTIFICATIONS", "notifications");
 use todo_events_host::config::{required, var, var_or, ConfigError};
 
 /// How to reach the brokers, and the topics.
@@ -16,6 +20,9 @@ pub struct KafkaConfig {
     pub topic_reminders: String,
     /// `KAFKA_TOPIC_TASK_EVENTS` (default `task-events`).
     pub topic_task_events: String,
+    /// `KAFKA_TOPIC_NOTIFICATIONS` (default `notifications`): the status events, when the
+    /// scheduler publishes them (`NOTIFICATION_EVENTS=kafka`).
+    pub topic_notifications: String,
     /// `KAFKA_GROUP`: the consumer group (default: the function's name).
     pub group: Option<String>,
     /// `KAFKA_SECURITY_PROTOCOL`: `plaintext` (default), `ssl`, `sasl_plaintext`, `sasl_ssl`.
@@ -82,6 +89,7 @@ impl fmt::Debug for KafkaConfig {
             .field("brokers", &self.brokers)
             .field("topic_reminders", &self.topic_reminders)
             .field("topic_task_events", &self.topic_task_events)
+            .field("topic_notifications", &self.topic_notifications)
             .field("group", &self.group)
             .field("security_protocol", &self.security_protocol)
             .field("sasl_mechanism", &self.sasl_mechanism)
@@ -140,6 +148,7 @@ impl KafkaConfig {
             brokers,
             topic_reminders: topic(Self::topic_setting(EventKind::ReminderDue))?,
             topic_task_events: topic(Self::topic_setting(EventKind::RecurringTaskDue))?,
+            topic_notifications: topic(NOTIFICATIONS_TOPIC)?,
             group: var("KAFKA_GROUP")?,
             security_protocol,
             sasl_mechanism: var("KAFKA_SASL_MECHANISM")?,
@@ -195,6 +204,7 @@ impl KafkaConfig {
             brokers: brokers.into(),
             topic_reminders: Self::topic_setting(EventKind::ReminderDue).1.into(),
             topic_task_events: Self::topic_setting(EventKind::RecurringTaskDue).1.into(),
+            topic_notifications: NOTIFICATIONS_TOPIC.1.into(),
             group: None,
             security_protocol: "plaintext".into(),
             sasl_mechanism: None,
@@ -213,6 +223,15 @@ impl KafkaConfig {
         match kind {
             EventKind::ReminderDue => &self.topic_reminders,
             EventKind::RecurringTaskDue => &self.topic_task_events,
+        }
+    }
+
+    /// The topic of `stream`'s events.
+    pub fn topic_of(&self, stream: Stream) -> &str {
+        match stream {
+            Stream::Reminders => &self.topic_reminders,
+            Stream::TaskEvents => &self.topic_task_events,
+            Stream::Notifications => &self.topic_notifications,
         }
     }
 

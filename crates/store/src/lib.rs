@@ -27,6 +27,7 @@ pub mod rows;
 pub mod scheduler;
 pub mod seed;
 mod sqlite;
+pub mod status;
 mod store;
 
 /// The PostgreSQL statements of the functions' hot paths, exactly as they are sent. The

@@ -47,6 +47,25 @@ pub(crate) const INSERT_ENDPOINT: &str = "INSERT INTO channel_endpoints \
 pub(crate) const ENDPOINT_ACTIVE: &str = "SELECT active FROM channel_endpoints WHERE id = $1";
 pub(crate) const SET_REMINDER_CHANNELS: &str = "UPDATE reminders SET channels = $2 WHERE id = $1";
 
+/// A user's preferences as the app writes them (docs/PREFERENCES.md): `None` leaves the
+/// quiet hours off (both times) or the days at their default (every day).
+#[derive(Debug, Clone)]
+pub struct Preferences<'a> {
+    pub quiet_start: Option<&'a str>,
+    pub quiet_end: Option<&'a str>,
+    pub quiet_days: Option<&'a str>,
+    pub locale: &'a str,
+    pub channels: &'a str,
+}
+
+/// Writes a user's preferences, replacing those stored (the same text on both backends).
+pub(crate) const SET_PREFERENCES: &str = "INSERT INTO user_preferences \
+     (user_id, quiet_start, quiet_end, quiet_days, locale, channels) \
+     VALUES ($1, $2, $3, COALESCE($4, 'mon,tue,wed,thu,fri,sat,sun'), $5, $6) \
+     ON CONFLICT (user_id) DO UPDATE SET quiet_start = excluded.quiet_start, \
+       quiet_end = excluded.quiet_end, quiet_days = excluded.quiet_days, \
+       locale = excluded.locale, channels = excluded.channels";
+
 /// A recurring task as the app submits it: the rule as text, checked before it is stored.
 #[derive(Debug, Clone)]
 pub struct NewRecurringTask<'a> {

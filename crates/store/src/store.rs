@@ -13,3 +13,4 @@ mod open;
 mod recur;
 mod scheduler;
 mod seed;
+mod status;

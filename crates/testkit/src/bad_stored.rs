@@ -1,5 +1,5 @@
-//! The bad-input table's rows for stored data: `channel_endpoints` rows and `reminders.channels`
-//! values a todo app can write, and what each must come to (`data/bad_requests.json`,
+//! The bad-input table's rows for stored data: `channel_endpoints` rows, `reminders.channels`
+//! values and `user_preferences` rows a todo app can write, and what each must come to (`data/bad_requests.json`,
 //! `endpoints` and `channels`, explained at `stored_about`). Like [`crate::bad_requests`], this
 //! module only reads the rows and fills in their placeholders; the notify test
 //! (`functions/notify/tests/all/bad_stored.rs`) writes them and checks the effects.
@@ -10,6 +10,7 @@ use serde::Deserialize;
 /// the tests instead of silently checking less.
 pub const BAD_ENDPOINTS: usize = 40;
 pub const BAD_CHANNELS: usize = 10;
+pub const BAD_PREFERENCES: usize = 23;
 
 /// What the placeholders of the endpoint rows stand for: the test's receiver.
 pub struct Placeholders<'a> {
@@ -79,10 +80,55 @@ pub struct BadChannels {
     pub never_says: Option<String>,
 }
 
+/// One `user_preferences` row and what it must come to (`preferences_about` in the table).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BadPreferences {
+    pub name: String,
+    /// The columns that differ from the table's defaults (`null`: left NULL).
+    pub prefs: serde_json::Map<String, serde_json::Value>,
+    /// The reminder is marked urgent.
+    #[serde(default)]
+    pub urgent: bool,
+    /// Both databases refuse the row, with an error containing this (lower case).
+    pub refused: Option<String>,
+    /// PostgreSQL refuses the row with an error containing this; SQLite stores it.
+    pub refused_on_postgres: Option<String>,
+    /// Where the row is stored: the answer's outcome and the e-mails that arrive.
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub mails: usize,
+    /// Text the answer's reason or notes must contain.
+    pub says: Option<String>,
+}
+
+impl BadPreferences {
+    /// The row's columns: the table's defaults, then the row's own values.
+    pub fn columns(&self) -> Vec<(String, Option<String>)> {
+        let mut columns: Vec<(String, Option<String>)> = [
+            ("quiet_start", "00:00"),
+            ("quiet_end", "23:59:59"),
+            ("quiet_days", "mon,tue,wed,thu,fri,sat,sun"),
+            ("locale", "de-DE"),
+            ("channels", "email"),
+        ]
+        .into_iter()
+        .map(|(c, v)| (c.to_owned(), Some(v.to_owned())))
+        .collect();
+        for (column, value) in &self.prefs {
+            let slot = columns.iter_mut().find(|(c, _)| c == column);
+            let slot = slot.unwrap_or_else(|| panic!("{}: no column {column}", self.name));
+            slot.1 = value.as_str().map(str::to_owned);
+        }
+        columns
+    }
+}
+
 #[derive(Deserialize)]
 struct Table {
     endpoints: Vec<EndpointRow>,
     channels: Vec<BadChannels>,
+    preferences: Vec<BadPreferences>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +201,17 @@ pub fn bad_channels() -> Vec<BadChannels> {
         rows.len(),
         BAD_CHANNELS,
         "bad_requests.json: the number of channels rows changed"
+    );
+    rows
+}
+
+/// The `user_preferences` rows.
+pub fn bad_preferences() -> Vec<BadPreferences> {
+    let rows = table().preferences;
+    assert_eq!(
+        rows.len(),
+        BAD_PREFERENCES,
+        "bad_requests.json: the number of preferences rows changed"
     );
     rows
 }

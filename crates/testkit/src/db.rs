@@ -107,6 +107,26 @@ impl TestDb {
         }
     }
 
+    /// The first column of each row `sql` returns, as text (a view or table read as the todo
+    /// app would read it).
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        use sqlx::Connection;
+        macro_rules! run {
+            ($conn:ty) => {{
+                let mut conn = <$conn>::connect(&self.url).await.expect("connect");
+                sqlx::query_scalar::<_, String>(sql)
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }};
+        }
+        if self.backend == "postgres" {
+            run!(sqlx::PgConnection)
+        } else {
+            run!(sqlx::SqliteConnection)
+        }
+    }
+
     /// Makes the database refuse every task instance of recurring task `id`, with an error
     /// that is not transient (as a broken constraint would): a trigger on `tasks`, so that a
     /// batch's write fails because of one of its events.

@@ -29,8 +29,10 @@
 //! 6. [`Notify::answer`]: the deliveries' ends back with their events, by reminder, the
 //!    reminders whose deliveries were all done before settled in one statement, and one
 //!    answer per event ([`answer::answer`], pure; the step writes what it says to log).
+//! 7. [`Notify::record_statuses`]: what came of each reminder, for the todo app, in one
+//!    statement ([`status`]); a failure there is logged, never answered.
 //!
-//! So a batch costs at most eight statements however many events, routes and failures it
+//! So a batch costs at most nine statements however many events, routes and failures it
 //! holds (one more per look while another delivery holds a claim, and per retry of the
 //! outcomes while the database is away); a step with nothing to do sends none.
 //!
@@ -52,6 +54,7 @@ mod requests;
 mod respond;
 mod retry;
 mod send;
+mod status;
 
 use self::metrics::Metrics;
 use crate::channels::guard::Guard;
@@ -214,7 +217,9 @@ impl Function for Notify {
         let (attempted, alone) = self.send(claimed, claims_expire).await;
         ended.extend(alone);
         ended.extend(self.record(attempted, claims_expire).await);
-        self.answer(decided, ended).await
+        let answers = self.answer(decided, ended).await;
+        self.record_statuses(events, &contexts, &answers).await;
+        answers
     }
 }
 

@@ -28,6 +28,16 @@ pub struct SchedulerConfig {
     /// `AUTH_TOKEN`: the functions' shared token, sent to the HTTP sinks as a bearer token
     /// (the same Secret key the functions check; docs/DEPLOYMENT.md "Authentication").
     pub sink_token: Option<SecretString>,
+    /// `NOTIFICATION_EVENTS` (`on` / `off`, default `off`): publish what came of each
+    /// reminder (`dev.todo.notification.*`, recorded by notify) to `KAFKA_TOPIC_NOTIFICATIONS`
+    /// (default `notifications`) or to `SINK_NOTIFICATIONS` (docs/PREFERENCES.md).
+    pub notification_events: bool,
+    /// `SINK_NOTIFICATIONS`: the status events' HTTP sink (with `NOTIFICATION_EVENTS=on`
+    /// and no `KAFKA_BROKERS`).
+    pub sink_notifications: Option<String>,
+    /// `NOTIFICATION_EVENTS_RETENTION`: status events recorded longer ago are deleted, by
+    /// each pass, published or not (default 30d; `0s` keeps them for good).
+    pub notification_retention: HumanDuration,
 }
 
 impl SchedulerConfig {
@@ -49,6 +59,12 @@ impl SchedulerConfig {
             sink_reminders: var("SINK_REMINDERS")?.or_else(|| k_sink.clone()),
             sink_task_events: var("SINK_TASK_EVENTS")?.or(k_sink),
             sink_timeout: var_or("SINK_TIMEOUT", HumanDuration(std::time::Duration::from_secs(10)))?,
+            notification_events: on_off("NOTIFICATION_EVENTS")?,
+            sink_notifications: var("SINK_NOTIFICATIONS")?,
+            notification_retention: var_or(
+                "NOTIFICATION_EVENTS_RETENTION",
+                HumanDuration(std::time::Duration::from_secs(30 * 86_400)),
+            )?,
             sink_token: var::<String>("AUTH_TOKEN")?.map(SecretString::from),
         };
         cfg.validate()?;
@@ -75,6 +91,7 @@ impl SchedulerConfig {
         for (name, url) in [
             ("SINK_REMINDERS", &self.sink_reminders),
             ("SINK_TASK_EVENTS", &self.sink_task_events),
+            ("SINK_NOTIFICATIONS", &self.sink_notifications),
         ] {
             if let Some(u) = url {
                 check_sink_url(name, u)?;
@@ -97,7 +114,19 @@ impl SchedulerConfig {
             sink_task_events: Some(sink_task_events),
             sink_timeout: HumanDuration(std::time::Duration::from_secs(10)),
             sink_token: None,
+            notification_events: false,
+            sink_notifications: None,
+            notification_retention: HumanDuration(std::time::Duration::from_secs(30 * 86_400)),
         }
+    }
+}
+
+/// `on` or `off` (default `off`).
+fn on_off(name: &str) -> Result<bool, ConfigError> {
+    match var::<String>(name)?.as_deref() {
+        None | Some("off") => Ok(false),
+        Some("on") => Ok(true),
+        Some(other) => Err(ConfigError(format!("{name}={other:?} must be on or off"))),
     }
 }
 

@@ -15,6 +15,7 @@ mod kind;
 pub mod pass;
 mod poll;
 pub mod publish;
+mod status;
 
 pub use config::SchedulerConfig;
 pub use pass::{PassReport, Scheduler};

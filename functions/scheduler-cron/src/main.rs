@@ -74,6 +74,14 @@ fn publisher(config: &scheduler_cron::SchedulerConfig) -> anyhow::Result<AnyPubl
                 )
                 .into());
             }
+            if config.sink_notifications.is_some() {
+                return Err(ConfigError(
+                    "SINK_NOTIFICATIONS is for HTTP sinks; with KAFKA_BROKERS the status events go to \
+                     KAFKA_TOPIC_NOTIFICATIONS"
+                        .into(),
+                )
+                .into());
+            }
             Ok(AnyPublisher::Kafka(Box::new(
                 scheduler_cron::publish::KafkaPublisher::new(kafka).map_err(|e| anyhow::anyhow!(e))?,
             )))
@@ -85,12 +93,19 @@ fn publisher(config: &scheduler_cron::SchedulerConfig) -> anyhow::Result<AnyPubl
                 )
                 .into());
             }
+            if config.notification_events && config.sink_notifications.is_none() {
+                return Err(ConfigError(
+                    "NOTIFICATION_EVENTS=on needs SINK_NOTIFICATIONS (or KAFKA_BROKERS)".into(),
+                )
+                .into());
+            }
             Ok(AnyPublisher::Http(
                 scheduler_cron::HttpPublisher::new(
                     config.sink_reminders.clone(),
                     config.sink_task_events.clone(),
                     config.sink_timeout.0,
                 )
+                .with_notifications(config.sink_notifications.clone())
                 .with_token(config.sink_token.clone()),
             ))
         }

@@ -8,6 +8,7 @@
 use crate::config::SchedulerConfig;
 use crate::kind::{Db, Kind, Occurrences, Reminders};
 use crate::publish::Publisher;
+use crate::status::Statuses;
 use chrono::Duration;
 use todo_events_domain::events::Outgoing;
 use todo_events_domain::time::now;
@@ -33,6 +34,10 @@ pub struct PassReport {
     pub republished: usize,
     /// The first failure, for the log and the exit status.
     pub first_error: Option<String>,
+    /// Status events published (`NOTIFICATION_EVENTS=on`), and those the sink did not
+    /// acknowledge: apart from the due items, never the pass's failure.
+    pub statuses_published: usize,
+    pub statuses_failed: usize,
 }
 
 impl PassReport {
@@ -47,6 +52,8 @@ impl PassReport {
         self.failed += other.failed;
         self.occurrences_skipped += other.occurrences_skipped;
         self.republished += other.republished;
+        self.statuses_published += other.statuses_published;
+        self.statuses_failed += other.statuses_failed;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -91,7 +98,42 @@ impl<P: Publisher> Scheduler<P> {
     pub async fn pass(&self) -> Result<PassReport, StoreError> {
         let mut report = self.workers(&Reminders).await?;
         report.absorb(self.workers(&Occurrences).await?);
+        if self.config.notification_events {
+            self.statuses(&mut report).await?;
+        }
+        self.expire_statuses().await;
         Ok(report)
+    }
+
+    /// The status events, after the due items and counted apart (`status.rs`): their
+    /// failures are warned about and retried after their lease, never the pass's.
+    async fn statuses(&self, report: &mut PassReport) -> Result<(), StoreError> {
+        let statuses = self.workers(&Statuses).await?;
+        report.statuses_published += statuses.statuses_published;
+        report.statuses_failed += statuses.failed;
+        if let Some(e) = statuses.first_error {
+            tracing::warn!(
+                target: LOG_TARGET,
+                "{} status event(s) not published, retried after their lease: {e}",
+                statuses.failed
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes the status events older than `NOTIFICATION_EVENTS_RETENTION` (a batch per
+    /// pass); a failure is only logged (the next pass deletes them).
+    async fn expire_statuses(&self) {
+        let retention = self.config.notification_retention.0;
+        let Ok(retention) = Duration::from_std(retention) else {
+            return;
+        };
+        if retention.is_zero() {
+            return;
+        }
+        if let Err(e) = self.store.expire_statuses(now() - retention, 10_000).await {
+            tracing::warn!(target: LOG_TARGET, "old status events not deleted: {e}");
+        }
     }
 
     /// `SCHEDULER_WORKERS` claim → publish → mark loops of one kind at once: while one waits

@@ -8,7 +8,7 @@ use futures::stream::{self, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use todo_events_domain::events::Outgoing;
-use todo_events_domain::{EventKind, EVENT_SOURCE};
+use todo_events_domain::events::Stream;
 use todo_events_host::Slots;
 
 /// Why one event was not acknowledged.
@@ -32,13 +32,13 @@ pub fn to_cloudevent(e: &Outgoing) -> Result<Event, PublishError> {
     let span = tracing::info_span!(
         parent: None,
         "publish",
-        otel.name = %format!("publish {}", e.kind.cloudevent_type()),
+        otel.name = %format!("publish {}", e.ty),
         event_id = %e.id,
     );
     let mut builder = EventBuilderV10::new()
         .id(e.id.clone())
-        .ty(e.kind.cloudevent_type())
-        .source(EVENT_SOURCE)
+        .ty(e.ty.clone())
+        .source(e.source)
         .subject(e.subject.clone())
         .time(chrono::Utc::now())
         .data("application/json", e.data.clone());
@@ -55,6 +55,8 @@ pub struct HttpPublisher {
     client: reqwest::Client,
     reminders: Option<String>,
     task_events: Option<String>,
+    /// Where the status events go (`SINK_NOTIFICATIONS`), if anywhere.
+    notifications: Option<String>,
     concurrency: usize,
     /// Sent as `Authorization: Bearer <token>` (the functions' `AUTH_TOKEN`).
     token: Option<SecretString>,
@@ -71,9 +73,16 @@ impl HttpPublisher {
             client,
             reminders,
             task_events,
+            notifications: None,
             concurrency: 32,
             token: None,
         }
+    }
+
+    /// Sends the status events (`dev.todo.notification.*`) to `sink` (`SINK_NOTIFICATIONS`).
+    pub fn with_notifications(mut self, sink: Option<String>) -> Self {
+        self.notifications = sink;
+        self
     }
 
     /// Authenticates every request with the functions' shared token (`AUTH_TOKEN`).
@@ -83,11 +92,12 @@ impl HttpPublisher {
     }
 
     async fn send(&self, e: &Outgoing) -> Result<(), PublishError> {
-        let sink = match e.kind {
-            EventKind::ReminderDue => self.reminders.as_deref(),
-            EventKind::RecurringTaskDue => self.task_events.as_deref(),
+        let sink = match e.stream {
+            Stream::Reminders => self.reminders.as_deref(),
+            Stream::TaskEvents => self.task_events.as_deref(),
+            Stream::Notifications => self.notifications.as_deref(),
         }
-        .ok_or_else(|| PublishError(format!("no sink configured for {}", e.kind.cloudevent_type())))?;
+        .ok_or_else(|| PublishError(format!("no sink configured for {}", e.ty)))?;
         let mut request = self.client.post(sink);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token.expose_secret());
@@ -169,7 +179,7 @@ impl Publisher for KafkaPublisher {
             match to_cloudevent(e) {
                 Ok(event) => {
                     envelopes.push(todo_events_kafka::producer::Envelope {
-                        topic: self.config.topic_for(e.kind),
+                        topic: self.config.topic_of(e.stream),
                         key: &e.key,
                         event,
                     });

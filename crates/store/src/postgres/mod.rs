@@ -6,6 +6,7 @@ pub(crate) mod notify;
 pub(crate) mod recur;
 pub(crate) mod scheduler;
 pub(crate) mod seed;
+pub(crate) mod status;
 
 use crate::error::StoreError;
 use crate::options::StoreOptions;

@@ -3,8 +3,8 @@
 use crate::error::StoreError;
 use crate::rows::{id, parse, ReminderOffsets, ReminderState, TaskStatus};
 use crate::seed::{
-    Bulk, NewEndpoint, NewRecurringTask, NewTask, NewUser, ENDPOINT_ACTIVE, INSERT_ENDPOINT,
-    SET_REMINDER_CHANNELS,
+    Bulk, NewEndpoint, NewRecurringTask, NewTask, NewUser, Preferences, ENDPOINT_ACTIVE, INSERT_ENDPOINT,
+    SET_PREFERENCES, SET_REMINDER_CHANNELS,
 };
 use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
@@ -199,4 +199,21 @@ pub(crate) async fn endpoint_active(
         .bind(endpoint.get())
         .fetch_optional(pool)
         .await?)
+}
+
+pub(crate) async fn set_preferences(
+    pool: &SqlitePool,
+    user: UserId,
+    p: &Preferences<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(SET_PREFERENCES)
+        .bind(user.get())
+        .bind(p.quiet_start)
+        .bind(p.quiet_end)
+        .bind(p.quiet_days)
+        .bind(p.locale)
+        .bind(p.channels)
+        .execute(pool)
+        .await?;
+    Ok(())
 }

@@ -5,7 +5,7 @@
 
 use crate::error::StoreError;
 use crate::rows::{ReminderState, TaskStatus};
-use crate::seed::{Bulk, NewEndpoint, NewRecurringTask, NewTask, NewUser};
+use crate::seed::{Bulk, NewEndpoint, NewRecurringTask, NewTask, NewUser, Preferences};
 use crate::{postgres, sqlite, Store};
 use chrono::{DateTime, Utc};
 use todo_events_domain::{EndpointId, RecurringTaskId, ReminderId, TaskId, UserId};
@@ -47,6 +47,19 @@ impl Store {
         match self {
             Self::Postgres(pool) => postgres::seed::set_reminder_channels(pool, reminder, channels).await,
             Self::Sqlite(pool) => sqlite::seed::set_reminder_channels(pool, reminder, channels).await,
+        }
+    }
+
+    /// Writes a user's preferences as the app does (docs/PREFERENCES.md), replacing those
+    /// stored; the database refuses malformed ones.
+    pub async fn set_preferences(
+        &self,
+        user: UserId,
+        preferences: &Preferences<'_>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::seed::set_preferences(pool, user, preferences).await,
+            Self::Sqlite(pool) => sqlite::seed::set_preferences(pool, user, preferences).await,
         }
     }
 

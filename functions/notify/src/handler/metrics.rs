@@ -22,6 +22,9 @@ pub(super) struct Metrics {
     /// `reminders_deferred_total{function="notify"}`: reminders put off to the end of their
     /// users' quiet hours (each once).
     deferred: IntCounter,
+    /// `status_events_lost_total{function="notify"}`: status events that could not be
+    /// recorded (the todo app does not see those outcomes).
+    status_lost: IntCounter,
 }
 
 impl Metrics {
@@ -55,7 +58,19 @@ impl Metrics {
             .const_label("function", "notify"),
         )
         .map_err(|e| e.to_string())?;
-        Ok(Self { deliveries, deferred })
+        let status_lost = IntCounter::with_opts(
+            Opts::new(
+                "status_events_lost_total",
+                "Status events (what came of a reminder) that could not be recorded for the todo app",
+            )
+            .const_label("function", "notify"),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Self {
+            deliveries,
+            deferred,
+            status_lost,
+        })
     }
 
     /// One reminder put off to the end of its user's quiet hours.
@@ -70,8 +85,17 @@ impl Metrics {
             .inc();
     }
 
+    /// `n` status events that could not be recorded.
+    pub fn status_lost(&self, n: usize) {
+        self.status_lost.inc_by(n as u64);
+    }
+
     /// What the host registers and serves.
     pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        vec![Box::new(self.deliveries.clone()), Box::new(self.deferred.clone())]
+        vec![
+            Box::new(self.deliveries.clone()),
+            Box::new(self.deferred.clone()),
+            Box::new(self.status_lost.clone()),
+        ]
     }
 }

@@ -234,3 +234,79 @@ async fn every_bad_channels_value_comes_to_what_the_table_says() {
         backends.len()
     );
 }
+
+/// The `user_preferences` rows of the table (`preferences`, explained at `preferences_about`):
+/// each refused by the database, or stored and its user's reminder answered as the table says,
+/// with the e-mails counted in the outbox: a preference that cannot be read falls back
+/// (docs/PREFERENCES.md), never crashes and never skips silently.
+#[tokio::test]
+async fn every_bad_preferences_row_is_refused_or_delivered_with_its_fallback() {
+    let rows = bad_stored::bad_preferences();
+    let backends = kit::backends().await;
+    let mut checked = 0;
+    for db in &backends {
+        let b = db.backend;
+        let outbox = tempfile::tempdir().unwrap();
+        let app = app::notify(db, outbox.path(), true, true).await;
+        for row in &rows {
+            let name = &row.name;
+            let due = Utc::now().trunc_subsecs(0) - Duration::seconds(1);
+            let r = kit::reminder(&db.store, name, due).await;
+            db.store
+                .set_reminder_channels(r.reminder_id, "default")
+                .await
+                .unwrap();
+            if row.urgent {
+                let sql = format!("UPDATE reminders SET urgent = TRUE WHERE id = {}", r.reminder_id);
+                db.execute(&sql, None).await.unwrap();
+            }
+            let columns = row.columns();
+            let names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
+            let values: Vec<String> = columns
+                .iter()
+                .map(|(_, v)| match v {
+                    Some(v) => {
+                        assert!(!v.contains('\''), "{name}: no quotes in the table's values");
+                        format!("'{v}'")
+                    }
+                    None => "NULL".into(),
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO user_preferences (user_id, {}) VALUES ({}, {})",
+                names.join(", "),
+                r.user_id,
+                values.join(", ")
+            );
+            let refused = match (b, &row.refused, &row.refused_on_postgres) {
+                (_, Some(text), _) | ("postgres", _, Some(text)) => Some(text),
+                _ => None,
+            };
+            match (db.execute(&sql, None).await, refused) {
+                (Err(e), Some(text)) => {
+                    assert!(e.to_lowercase().contains(text.as_str()), "{b}: {name}: {e}");
+                    checked += 1;
+                    continue;
+                }
+                (Err(e), None) => panic!("{b}: {name}: the database refused the row: {e}"),
+                (Ok(_), Some(_)) => panic!("{b}: {name}: the database stored the row"),
+                (Ok(_), None) => {}
+            }
+            let before = mails(outbox.path());
+            let (status, ty, body) = reply(app.post_binary(REMINDER, &r.event_id(), &r.data()).await).await;
+            let outcome = row.outcome.as_deref().expect("a stored row names its outcome");
+            assert_eq!(
+                (status, ty),
+                (200, format!("dev.todo.notification.{outcome}")),
+                "{b}: {name}: {body}"
+            );
+            if let Some(text) = &row.says {
+                assert!(said(&body).contains(text.as_str()), "{b}: {name}: {body}");
+            }
+            assert_eq!(mails(outbox.path()) - before, row.mails, "{b}: {name}: e-mails");
+            checked += 1;
+        }
+    }
+    println!("{checked} preferences rows checked");
+    assert_eq!(checked, rows.len() * backends.len());
+}

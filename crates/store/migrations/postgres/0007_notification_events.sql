@@ -1,0 +1,34 @@
+-- What came of each reminder, for the todo app (docs/PREFERENCES.md, "Delivery status"): one
+-- row per reminder occurrence and outcome (sent, failed, deferred, skipped), written by notify
+-- when it answers the reminder's own event, never twice (the id is the reply event's,
+-- '<event id>/<outcome>'). The scheduler publishes the rows as CloudEvents of the same type
+-- and id when NOTIFICATION_EVENTS says where (a Kafka topic or an HTTP sink), marks them
+-- published, and deletes rows older than NOTIFICATION_EVENTS_RETENTION. No foreign key: a
+-- deleted reminder keeps its history until the retention removes it.
+CREATE TABLE notification_events (
+    id           TEXT PRIMARY KEY,
+    type         TEXT NOT NULL,
+    outcome      TEXT NOT NULL CHECK (outcome IN ('sent', 'failed', 'deferred', 'skipped')),
+    reminder_id  BIGINT NOT NULL,
+    task_id      BIGINT NOT NULL,
+    user_id      BIGINT NOT NULL,
+    remind_at    TIMESTAMPTZ NOT NULL,
+    reason       TEXT NOT NULL,
+    -- The reply event's data, JSON text.
+    data         TEXT NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    published_at TIMESTAMPTZ,
+    lease_owner  TEXT,
+    lease_until  TIMESTAMPTZ
+);
+CREATE INDEX notification_events_unpublished ON notification_events (created_at)
+    WHERE published_at IS NULL;
+CREATE INDEX notification_events_created ON notification_events (created_at);
+CREATE INDEX notification_events_reminder ON notification_events (reminder_id, created_at);
+
+-- The latest outcome of each reminder: what a todo app shows beside it.
+CREATE VIEW notification_status AS
+SELECT reminder_id, task_id, user_id, remind_at, outcome, reason, created_at AS at, id AS event_id
+FROM (SELECT e.*, ROW_NUMBER() OVER (PARTITION BY reminder_id ORDER BY created_at DESC, id DESC) AS n
+      FROM notification_events e) latest
+WHERE n = 1;
