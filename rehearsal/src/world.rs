@@ -380,6 +380,7 @@ impl World {
                         remind_at: Utc::now(),
                         // Ids no scenario uses: these messages are not counted as reminders.
                         reminder_id: ReminderId::new(i64::MAX - i as i64).expect("positive"),
+                        locale: "en",
                     },
                 )
                 .map_err(|e| anyhow::anyhow!("{e}"))

@@ -399,3 +399,51 @@ async fn what_came_of_each_reminder_is_published_once_per_outcome_and_readable_b
         assert_eq!(smtp.accepted(), 2, "{b}");
     }
 }
+
+#[tokio::test]
+async fn a_reminder_arrives_in_its_user_s_language_with_dates_written_for_it() {
+    if !kit::require::smtp() {
+        return;
+    }
+    for db in kit::backends().await {
+        let b = db.backend;
+        let smtp = SmtpServer::start(&Options::default());
+        let app = notify(&db, &smtp).await;
+        let r = kit::reminder(
+            &db.store,
+            "Blumen gießen",
+            Utc::now().trunc_subsecs(0) - Duration::seconds(1),
+        )
+        .await;
+        let sql = format!(
+            "INSERT INTO user_preferences (user_id, locale) VALUES ({}, 'de-DE')",
+            r.user_id
+        );
+        db.execute(&sql, None).await.unwrap();
+        let sql = format!("UPDATE tasks SET due_at = $1 WHERE id = {}", r.task_id);
+        db.execute(&sql, Some("2030-01-10T08:00:00Z".parse().unwrap()))
+            .await
+            .unwrap();
+        let (ty, body) = deliver(&app, &Outgoing::from(&r.due().1)).await;
+        assert_eq!(ty, "dev.todo.notification.sent", "{b}: {body}");
+        let received = smtp.messages();
+        assert_eq!(received.len(), 1, "{b}");
+        let raw = String::from_utf8_lossy(&received[0].raw).into_owned();
+        let mail = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
+        assert_eq!(
+            mail.subject().unwrap(),
+            "Erinnerung: Blumen gießen (fällig am Donnerstag, 10. Januar 2030 um 09:00)",
+            "{b}"
+        );
+        let text = mail.body_text(0).unwrap();
+        assert!(
+            text.contains("Fällig: Donnerstag, 10. Januar 2030 um 09:00 CET"),
+            "{b}: {text}"
+        );
+        assert!(text.contains("Aufgabe öffnen"), "{b}: {text}");
+        let html = mail.body_html(0).unwrap();
+        assert!(html.contains("<html lang=\"de\">"), "{b}: {html}");
+    }
+}

@@ -6,6 +6,7 @@
 //! - `plan` — which deliveries a reminder asks for (pure).
 //! - [`mail`] — the message (text + HTML templates in the recipient's time zone) and the mailers
 //!   (`smtp`, `file`, `stdout`); see `docs/EMAIL.md`.
+//! - [`i18n`] — messages in the user's language: Fluent texts, ICU4X dates and times.
 //! - [`config`] — settings from the environment.
 //! - [`channels`] — the channels beside e-mail: webhooks (Standard Webhooks signatures), Web
 //!   Push (RFC 8291 encryption, RFC 8292 VAPID) and the guard on user-given targets; see
@@ -15,6 +16,7 @@ pub mod channels;
 pub mod config;
 pub mod handler;
 pub(crate) mod hide;
+pub mod i18n;
 pub mod mail;
 pub(crate) mod plan;
 pub(crate) mod resting;

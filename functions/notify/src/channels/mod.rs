@@ -17,8 +17,10 @@ pub mod guard;
 pub mod webhook;
 pub mod webpush;
 
-use crate::mail::compose::{single_line, zoned};
+use crate::i18n::Language;
+use crate::mail::compose::{single_line, wall, zoned};
 use chrono::{DateTime, Utc};
+use fluent_bundle::FluentArgs;
 use guard::{Guard, Refused};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +67,8 @@ pub struct Notice<'a> {
     pub timezone: &'a str,
     /// The task in the todo app (`APP_URL/tasks/<id>`).
     pub task_url: String,
+    /// The user's language ([`crate::i18n`]).
+    pub language: &'a Language,
 }
 
 impl Notice<'_> {
@@ -84,15 +88,30 @@ impl Notice<'_> {
         ))
     }
 
-    /// One sentence for chat-like channels: "Reminder: Water the plants (due Monday 30
-    /// November 2026, 10:00 CET)".
+    /// The notice's heading, in the user's language: "Reminder: Water the plants".
+    pub fn heading(&self) -> String {
+        let mut args = FluentArgs::new();
+        args.set("title", self.title());
+        self.language.text("reminder-heading", &args)
+    }
+
+    /// One sentence for chat-like channels, in the user's language: "Reminder: Water the
+    /// plants (due Monday, November 30, 2026 at 10:00 AM CET)".
     pub fn sentence(&self) -> String {
-        let due = self
-            .task_due_at
-            .and_then(|due| zoned(due, self.timezone).ok())
-            .map(|(local, _)| format!(" (due {})", local.strftime("%A %-d %B %Y, %H:%M %Z")))
-            .unwrap_or_default();
-        format!("Reminder: {}{due}", self.title())
+        let mut args = FluentArgs::new();
+        args.set("title", self.title());
+        let due = self.task_due_at.and_then(|due| zoned(due, self.timezone).ok());
+        let written = due.and_then(|(local, _)| {
+            let f = self.language.formats(wall(&local))?;
+            Some(format!("{} {}", f.date_time, local.strftime("%Z")))
+        });
+        match written {
+            Some(full) => {
+                args.set("due-full", full);
+                self.language.text("reminder-sentence-due", &args)
+            }
+            None => self.language.text("reminder-sentence", &args),
+        }
     }
 
     /// The deterministic id of this notice's delivery to `endpoint`: the same on every

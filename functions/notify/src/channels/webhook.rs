@@ -152,7 +152,7 @@ pub fn shape(format: Format, notice: &Notice<'_>) -> Outgoing {
             body: notice.sentence().into_bytes(),
             content_type: "text/plain; charset=utf-8",
             headers: vec![
-                ("title", header_text(&format!("Reminder: {}", notice.title()))),
+                ("title", header_text(&notice.heading())),
                 ("click", notice.task_url.clone()),
                 ("tags", "alarm_clock".into()),
             ],

@@ -159,7 +159,7 @@ pub fn payload(notice: &Notice<'_>) -> Vec<u8> {
         None => String::new(),
     };
     serde_json::to_vec(&json!({
-        "title": format!("Reminder: {}", notice.title()),
+        "title": notice.heading(),
         "body": body,
         "url": notice.task_url,
         "tag": format!("reminder-{}", notice.reminder_id),

@@ -202,7 +202,7 @@ impl Notify {
     }
 
     /// The notice a reminder becomes on channels beside e-mail.
-    fn notice<'c>(&self, ctx: &'c ReminderContext) -> Notice<'c> {
+    fn notice<'c>(&'c self, ctx: &'c ReminderContext) -> Notice<'c> {
         Notice {
             reminder_id: ctx.reminder_id,
             task_id: ctx.task_id,
@@ -216,6 +216,10 @@ impl Notify {
                 self.config.app_url.trim_end_matches('/'),
                 ctx.task_id
             ),
+            language: self
+                .composer
+                .languages()
+                .pick(ctx.locale.as_deref().unwrap_or("en")),
         }
     }
 }

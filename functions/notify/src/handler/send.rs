@@ -111,6 +111,7 @@ impl Notify {
             due_at: ctx.task_due_at,
             remind_at: ctx.remind_at,
             reminder_id: ctx.reminder_id,
+            locale: ctx.locale.as_deref().unwrap_or("en"),
         })
     }
 }

@@ -31,11 +31,13 @@ mod templates;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use local_time::zoned;
+pub(crate) use local_time::{wall, zoned};
 
 use super::{message_id, MailError, ReminderMail};
 use crate::config::NotifyConfig;
+use crate::i18n::{Language, Languages};
 use chrono::{DateTime, Utc};
+use fluent_bundle::FluentArgs;
 use jiff::tz::TimeZone;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message, MultiPart};
@@ -71,6 +73,7 @@ impl Header for AutoSubmitted {
 /// Builds reminder messages. Made once at start-up (templates parsed and test-rendered).
 pub struct Composer {
     env: Environment<'static>,
+    languages: Languages,
     from: Mailbox,
     app_url: String,
 }
@@ -81,8 +84,10 @@ impl Composer {
             .mail_from
             .parse()
             .map_err(|e| format!("MAIL_FROM={:?} is invalid: {e}", cfg.mail_from))?;
+        let languages = Languages::load(cfg.template_dir.as_deref())?;
         let composer = Self {
-            env: environment(cfg.template_dir.as_deref())?,
+            env: environment(cfg.template_dir.as_deref(), &languages)?,
+            languages,
             from,
             app_url: cfg.app_url.trim_end_matches('/').to_owned(),
         };
@@ -90,11 +95,21 @@ impl Composer {
         Ok(composer)
     }
 
-    /// Renders every template with and without the optional parts, so a template that
-    /// names something that does not exist fails now, not at the first reminder.
+    /// The languages messages are written in (the other channels' texts too).
+    pub fn languages(&self) -> &Languages {
+        &self.languages
+    }
+
+    /// Renders every template with and without the optional parts, in every language, so
+    /// a template that names something that does not exist fails now, not at the first
+    /// reminder.
     fn check(&self) -> Result<(), String> {
         let due: DateTime<Utc> = "2026-11-27T17:00:00Z".parse().expect("valid instant");
-        for (due_at, description) in [(Some(due), "Bring the forms."), (None, "")] {
+        let cases = self
+            .languages
+            .tags()
+            .flat_map(|locale| [(Some(due), "Bring the forms.", locale), (None, "", locale)]);
+        for (due_at, description, locale) in cases {
             let mail = ReminderMail {
                 to_email: "someone@example.com",
                 to_name: "Someone",
@@ -105,9 +120,10 @@ impl Composer {
                 due_at,
                 remind_at: due,
                 reminder_id: todo_events_domain::ReminderId::new(1).expect("1 is an id"),
+                locale,
             };
             self.render(&mail)
-                .map_err(|e| format!("the mail templates do not render: {e}"))?;
+                .map_err(|e| format!("the mail templates do not render in {locale}: {e}"))?;
         }
         Ok(())
     }
@@ -116,21 +132,48 @@ impl Composer {
     /// the zone is unknown).
     pub fn render(&self, mail: &ReminderMail<'_>) -> Result<(String, String, String), String> {
         let title = single_line(mail.task_title);
-        let base = self.context(mail, &title)?;
-        let subject = fitted_subject(&self.template(SUBJECT, base.clone())?, &title);
+        let language = self.languages.pick(mail.locale);
+        let base = self.context(mail, &title, language)?;
+        let tag = language.tag();
+        let subject = self.template(tag, SUBJECT, base.clone())?;
+        let subject = fitted_subject(&subject, &title, language);
         let with_subject = context! { subject => subject.clone(), ..base };
-        let text = self.template(TEXT, with_subject.clone())?;
-        let html = self.template(HTML, with_subject)?;
+        let text = self.template(tag, TEXT, with_subject.clone())?;
+        let html = self.template(tag, HTML, with_subject)?;
         Ok((subject, text, html))
     }
 
     /// What every template sees (the subject aside): the recipient, the task with its
     /// one-line `title`, and the times in the recipient's zone.
-    fn context(&self, mail: &ReminderMail<'_>, title: &str) -> Result<Value, String> {
+    fn context(&self, mail: &ReminderMail<'_>, title: &str, language: &Language) -> Result<Value, String> {
         let (zone_name, tz) = recipient_zone(mail);
         let reference = local(mail.remind_at, &tz)?;
         let task_url = format!("{}/tasks/{}", self.app_url, mail.task_id);
+        let due = mail
+            .due_at
+            .map(|t| when(t, &tz, &reference, language))
+            .transpose()?;
+        let name = single_line(mail.to_name);
+        let mut args = FluentArgs::new();
+        args.set("title", title.to_owned());
+        args.set("name", name.clone());
+        args.set("url", task_url.clone());
+        args.set("timezone", zone_name.to_owned());
+        if let Some(due) = &due {
+            args.set(
+                "due",
+                due.get_attr("relative")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            );
+            args.set(
+                "due-full",
+                due.get_attr("local").map(|v| v.to_string()).unwrap_or_default(),
+            );
+        }
         Ok(context! {
+            lang => language.tag(),
+            text => texts(language, &args),
             timezone => zone_name,
             app_url => self.app_url.clone(),
             recipient => context! { name => single_line(mail.to_name), email => mail.to_email },
@@ -140,15 +183,20 @@ impl Composer {
                 description => clean_text(mail.task_description),
                 url => task_url,
             },
-            due => mail.due_at.map(|t| when(t, &tz, &reference)).transpose()?,
-            remind_at => when(mail.remind_at, &tz, &reference)?,
+            due => due,
+            remind_at => when(mail.remind_at, &tz, &reference, language)?,
         })
     }
 
-    /// The template `name` rendered with `ctx`.
-    fn template(&self, name: &str, ctx: Value) -> Result<String, String> {
-        self.env
-            .get_template(name)
+    /// The template `name` rendered with `ctx`: the language's own (`<tag>/<name>` from
+    /// `MAIL_TEMPLATE_DIR`) when there is one, else the common one.
+    fn template(&self, tag: &str, name: &str, ctx: Value) -> Result<String, String> {
+        let own = format!("{tag}/{name}");
+        let template = self
+            .env
+            .get_template(&own)
+            .or_else(|_| self.env.get_template(name));
+        template
             .and_then(|t| t.render(ctx))
             .map_err(|e| describe(name, &e))
     }
@@ -189,12 +237,22 @@ fn recipient_zone<'a>(mail: &ReminderMail<'a>) -> (&'a str, TimeZone) {
     }
 }
 
-/// The subject as rendered, made one line: `Reminder: <title>` when that leaves nothing, cut
-/// with an ellipsis when longer than [`MAX_SUBJECT_CHARS`].
-fn fitted_subject(rendered: &str, title: &str) -> String {
+/// Every message of `language` with `args`, by id, for the templates (`text["greeting"]`).
+fn texts(language: &Language, args: &FluentArgs) -> std::collections::BTreeMap<String, String> {
+    language
+        .ids()
+        .map(|id| (id.to_owned(), language.text(id, args)))
+        .collect()
+}
+
+/// The subject as rendered, made one line: the language's `reminder-subject` when that leaves
+/// nothing, cut with an ellipsis when longer than [`MAX_SUBJECT_CHARS`].
+fn fitted_subject(rendered: &str, title: &str, language: &Language) -> String {
     let mut subject = single_line(rendered);
     if subject.is_empty() {
-        subject = format!("Reminder: {title}");
+        let mut args = FluentArgs::new();
+        args.set("title", title.to_owned());
+        subject = single_line(&language.text("reminder-subject", &args));
     }
     if subject.chars().count() > MAX_SUBJECT_CHARS {
         subject = subject.chars().take(MAX_SUBJECT_CHARS - 1).collect::<String>() + "…";

@@ -47,6 +47,8 @@ pub struct ReminderMail<'a> {
     pub due_at: Option<DateTime<Utc>>,
     pub remind_at: DateTime<Utc>,
     pub reminder_id: ReminderId,
+    /// The recipient's locale (BCP 47): the language of the message ([`crate::i18n`]).
+    pub locale: &'a str,
 }
 
 /// The deterministic Message-ID of a delivery: a duplicate is recognisable as one.

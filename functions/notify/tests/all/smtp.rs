@@ -286,7 +286,10 @@ async fn a_reminder_arrives_once_with_both_parts_in_the_recipients_time_zone() {
         // Japan keeps +09:00 all year (no summer time).
         let japan = chrono::FixedOffset::east_opt(9 * 3600).unwrap();
         let local_due = due.with_timezone(&japan);
-        let hhmm = local_due.format("%H:%M").to_string();
+        // Kenji has no preferences: English with CLDR's American formats, whose narrow
+        // no-break space before AM/PM is a plain space in the one-line subject.
+        let hhmm = local_due.format("%-I:%M\u{202f}%p").to_string();
+        let subject_hhmm = local_due.format("%-I:%M %p").to_string();
         let day = if local_due.date_naive() == remind_at.with_timezone(&japan).date_naive() {
             "today"
         } else {
@@ -294,7 +297,7 @@ async fn a_reminder_arrives_once_with_both_parts_in_the_recipients_time_zone() {
         };
         assert_eq!(
             mail.subject,
-            format!("Reminder: File the tax return (due {day} at {hhmm})")
+            format!("Reminder: File the tax return (due {day} at {subject_hhmm})")
         );
         assert_eq!(
             mail.to,
@@ -302,7 +305,7 @@ async fn a_reminder_arrives_once_with_both_parts_in_the_recipients_time_zone() {
         );
         assert_eq!(mail.content_type, "multipart/alternative");
         assert_eq!(mail.part_types, ["text/plain", "text/html"], "both parts");
-        let full = format!("{}, {hhmm} JST", local_due.format("%A %-d %B %Y"));
+        let full = format!("{} at {hhmm} JST", local_due.format("%A, %B %-d, %Y"));
         assert!(
             mail.text.contains(&format!("Due: {full} ({day} at {hhmm})")),
             "{}",

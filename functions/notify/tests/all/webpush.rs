@@ -66,7 +66,7 @@ async fn the_browser_decrypts_what_was_sent_and_the_push_service_accepts_the_vap
         assert!(shown["body"]
             .as_str()
             .unwrap()
-            .contains("due Monday 30 November 2026, 10:00 CET"));
+            .contains("due Monday, November 30, 2026 at 10:00\u{202f}AM CET"));
     }
     // Each message has its own key and salt: the same notice twice is two different bodies.
     assert_ne!(got[0].body, got[1].body);

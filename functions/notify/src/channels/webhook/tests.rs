@@ -11,6 +11,7 @@ fn notice(title: &str) -> Notice<'_> {
         task_due_at: Some("2026-11-30T09:00:00Z".parse().unwrap()),
         timezone: "Europe/Berlin",
         task_url: "http://localhost:3000/tasks/7".into(),
+        language: crate::i18n::tests::english(),
     }
 }
 
@@ -26,7 +27,7 @@ fn each_format_has_its_receivers_shape() {
     let slack: serde_json::Value = serde_json::from_slice(&shape(Format::Slack, &n).body).unwrap();
     assert_eq!(
         slack["text"],
-        "Reminder: Water &lt;the&gt; plants &amp; co (due Monday 30 November 2026, 10:00 CET) \
+        "Reminder: Water &lt;the&gt; plants &amp; co (due Monday, November 30, 2026 at 10:00\u{202f}AM CET) \
          <http://localhost:3000/tasks/7|Open the task>"
     );
     let discord: serde_json::Value = serde_json::from_slice(&shape(Format::Discord, &n).body).unwrap();
@@ -44,7 +45,7 @@ fn each_format_has_its_receivers_shape() {
     );
     assert_eq!(
         String::from_utf8(ntfy.body).unwrap(),
-        "Reminder: Gießen X-Injected: 1 (due Monday 30 November 2026, 10:00 CET)"
+        "Reminder: Gießen X-Injected: 1 (due Monday, November 30, 2026 at 10:00\u{202f}AM CET)"
     );
 }
 
@@ -87,4 +88,29 @@ fn the_specifications_test_vector_signs_as_it_says() {
             .unwrap(),
         "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
     );
+}
+
+#[test]
+fn the_texts_are_in_the_user_s_language() {
+    for (tag, sentence, heading) in [
+        (
+            "de",
+            "Erinnerung: Gießen (fällig Montag, 30. November 2026 um 10:00 CET)",
+            "Erinnerung: Gießen",
+        ),
+        (
+            "ja",
+            "リマインダー: Gießen（期限: 2026年11月30日月曜日 10:00 CET）",
+            "リマインダー: Gießen",
+        ),
+    ] {
+        let n = Notice {
+            language: crate::i18n::tests::language(tag),
+            ..notice("Gießen")
+        };
+        assert_eq!(n.sentence(), sentence, "{tag}");
+        assert_eq!(n.heading(), heading, "{tag}");
+        let ntfy = shape(Format::Ntfy, &n);
+        assert_eq!(String::from_utf8(ntfy.body).unwrap(), n.sentence(), "{tag}");
+    }
 }

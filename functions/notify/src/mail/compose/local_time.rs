@@ -2,7 +2,9 @@
 //! a local time as the templates see it (with its words relative to the reminder). Apart
 //! from the message because the other channels show times the same way ([`zoned`]).
 
+use crate::i18n::{Language, Wall};
 use chrono::{DateTime, Utc};
+use fluent_bundle::FluentArgs;
 use jiff::tz::{TimeZone, TimeZoneDatabase};
 use jiff::ZonedDateTime;
 use minijinja::context;
@@ -31,29 +33,57 @@ pub(super) fn local(t: DateTime<Utc>, tz: &TimeZone) -> Result<ZonedDateTime, St
         .map_err(|e| format!("{t} cannot be shown as a local time: {e}"))
 }
 
-/// A local time as the templates see it.
-pub(super) fn when(t: DateTime<Utc>, tz: &TimeZone, reference: &ZonedDateTime) -> Result<Value, String> {
+/// A local time as the templates see it, in `language`: its date and time as the
+/// language's formats write them (ICU4X), and in words relative to `reference` (the
+/// reminder's own local time) from the language's messages: "today at 18:00", "morgen um
+/// 09:30", "le lundi 7 décembre à 08:00".
+pub(super) fn when(
+    t: DateTime<Utc>,
+    tz: &TimeZone,
+    reference: &ZonedDateTime,
+    language: &Language,
+) -> Result<Value, String> {
     let local = local(t, tz)?;
-    let time = local.strftime("%H:%M").to_string();
+    let f = language
+        .formats(wall(&local))
+        .ok_or_else(|| format!("{t} cannot be shown as a local time"))?;
     let days = local
         .date()
         .since(reference.date())
         .map_err(|e| format!("{t}: {e}"))?
         .get_days();
-    let relative = match days {
-        0 => format!("today at {time}"),
-        1 => format!("tomorrow at {time}"),
-        -1 => format!("yesterday at {time}"),
-        2..=6 => format!("on {} at {time}", local.strftime("%A")),
-        _ if local.year() == reference.year() => format!("on {} at {time}", local.strftime("%A %-d %B")),
-        _ => format!("on {} at {time}", local.strftime("%A %-d %B %Y")),
+    let mut args = FluentArgs::new();
+    args.set("time", f.time.clone());
+    args.set("weekday", f.weekday.clone());
+    let (id, date) = match days {
+        0 => ("when-today", None),
+        1 => ("when-tomorrow", None),
+        -1 => ("when-yesterday", None),
+        2..=6 => ("when-weekday", None),
+        _ if local.year() == reference.year() => ("when-date", Some(f.day_and_month.clone())),
+        _ => ("when-date", Some(f.date.clone())),
     };
+    if let Some(date) = date {
+        args.set("date", date);
+    }
+    let zone = local.strftime("%Z").to_string();
     Ok(context! {
-        local => local.strftime("%A %-d %B %Y, %H:%M %Z").to_string(),
-        date => local.strftime("%A %-d %B %Y").to_string(),
-        time => time,
-        zone => local.strftime("%Z").to_string(),
-        relative => relative,
+        local => format!("{} {zone}", f.date_time),
+        date => f.date,
+        time => f.time,
+        zone => zone,
+        relative => language.text(id, &args),
         iso => local.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
     })
+}
+
+/// The wall time of `local`, as the formats take it.
+pub(crate) fn wall(local: &ZonedDateTime) -> Wall {
+    Wall {
+        year: i32::from(local.year()),
+        month: local.month() as u8,
+        day: local.day() as u8,
+        hour: local.hour() as u8,
+        minute: local.minute() as u8,
+    }
 }

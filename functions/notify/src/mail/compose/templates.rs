@@ -4,6 +4,7 @@
 //! because it is made once, at start-up, and is where a broken template is reported.
 
 use super::{HTML, SUBJECT, TEXT};
+use crate::i18n::Languages;
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use std::path::Path;
@@ -15,8 +16,9 @@ const BUILT_IN: [(&str, &str); 3] = [
 ];
 
 /// The template environment: minijinja's settings and the three templates, each from `dir`
-/// when it holds a file of that name, built in otherwise.
-pub(super) fn environment(dir: Option<&Path>) -> Result<Environment<'static>, String> {
+/// when it holds a file of that name, built in otherwise; and a language's own, from
+/// `dir/<tag>/` (as `<tag>/<name>`), for each language that has one.
+pub(super) fn environment(dir: Option<&Path>, languages: &Languages) -> Result<Environment<'static>, String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
     env.set_syntax(syntax());
@@ -38,6 +40,16 @@ pub(super) fn environment(dir: Option<&Path>) -> Result<Environment<'static>, St
     for (name, built_in) in BUILT_IN {
         env.add_template_owned(name, source(dir, name, built_in)?)
             .map_err(|e| format!("mail template {name}: {}", describe(name, &e)))?;
+        for tag in languages.tags() {
+            let path = dir.map(|d| d.join(tag).join(name)).filter(|p| p.exists());
+            let Some(path) = path else { continue };
+            let own = format!("{tag}/{name}");
+            tracing::info!("mail template {own} from {}", path.display());
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("MAIL_TEMPLATE_DIR: {} cannot be read: {e}", path.display()))?;
+            env.add_template_owned(own.clone(), text)
+                .map_err(|e| format!("mail template {own}: {}", describe(&own, &e)))?;
+        }
     }
     Ok(env)
 }

@@ -10,6 +10,8 @@ fn mail<'a>(title: &'a str, email: &'a str) -> ReminderMail<'a> {
         task_description: "",
         due_at: Some("2026-11-27T17:00:00Z".parse().unwrap()),
         remind_at: "2026-11-27T16:45:00Z".parse().unwrap(),
+        // British formats: the expectations below were written for them.
+        locale: "en-GB",
         reminder_id: todo_events_domain::ReminderId::new(3).unwrap(),
     }
 }
@@ -24,7 +26,10 @@ fn message_shows_local_due_time_and_cannot_gain_headers() {
         .build(&mail("Pay rent\r\nBcc: evil@example.com", "ada@example.test"))
         .unwrap();
     let text = String::from_utf8(msg.formatted()).unwrap();
-    assert!(text.contains("Due: Friday 27 November 2026, 18:00 CET"), "{text}");
+    assert!(
+        text.contains("Due: Friday, 27 November 2026 at 18:00 CET"),
+        "{text}"
+    );
     assert!(!text.contains("\nBcc:"), "{text}");
     assert!(text.contains("Message-ID: <reminder-3-"), "{text}");
     assert!(text.contains("Auto-Submitted: auto-generated"), "{text}");
@@ -94,7 +99,7 @@ const DUE_SUBJECTS: &[(Option<&str>, &str, &str)] = &[
     (
         Some("2027-01-04T08:00:00Z"),
         "Europe/Berlin",
-        "Reminder: Call (due on Monday 4 January 2027 at 09:00)",
+        "Reminder: Call (due on Monday, 4 January 2027 at 09:00)",
     ),
     (None, "Europe/Berlin", "Reminder: Call"),
 ];
@@ -115,7 +120,7 @@ fn times_are_local_and_relative_to_the_reminder() {
     m.due_at = Some("2026-07-01T10:00:00Z".parse().unwrap());
     let (_, text, _) = c.render(&m).unwrap();
     assert!(
-        text.contains("Due: Wednesday 1 July 2026, 12:00 CEST (today at 12:00)"),
+        text.contains("Due: Wednesday, 1 July 2026 at 12:00 CEST (today at 12:00)"),
         "{text}"
     );
 }
@@ -173,4 +178,58 @@ fn templates_can_be_replaced_from_a_directory() {
     std::fs::write(dir.path().join(TEXT), "{% if %}").unwrap();
     let err = Composer::from_config(&cfg).err().expect("refused");
     assert!(err.contains(TEXT), "{err}");
+}
+
+#[test]
+fn each_language_writes_the_subject_and_its_times_its_own_way() {
+    let c = composer();
+    let mut m = mail("Steuererklärung", "a@b.test");
+    m.remind_at = "2026-11-27T20:00:00Z".parse().unwrap();
+    m.due_at = Some("2026-12-24T08:00:00Z".parse().unwrap());
+    for (locale, subject) in [
+        (
+            "de-DE",
+            "Erinnerung: Steuererklärung (fällig am Donnerstag, 24. Dezember um 09:00)",
+        ),
+        (
+            "fr",
+            "Rappel : Steuererklärung (échéance le jeudi 24 décembre à 09:00)",
+        ),
+        (
+            "es-MX",
+            "Recordatorio: Steuererklärung (vence el jueves, 24 de diciembre a las 09:00)",
+        ),
+        (
+            "ja-JP",
+            "リマインダー: Steuererklärung（期限: 12月24日木曜日 9:00）",
+        ),
+        // American formats; the narrow no-break space before AM is one space in a subject.
+        (
+            "en",
+            "Reminder: Steuererklärung (due on Thursday, December 24 at 9:00 AM)",
+        ),
+        (
+            "xx-unknown",
+            "Reminder: Steuererklärung (due on Thursday, December 24 at 9:00 AM)",
+        ),
+    ] {
+        m.locale = locale;
+        let (got, text, html) = c.render(&m).unwrap();
+        assert_eq!(got, subject, "{locale}");
+        assert!(html.contains("<html lang=\""), "{locale}");
+        assert!(
+            !text.contains("this is your reminder") || locale.starts_with("en") || locale == "xx-unknown",
+            "{locale}: {text}"
+        );
+    }
+    m.locale = "de-DE";
+    let (_, text, html) = c.render(&m).unwrap();
+    assert!(
+        text.contains("Fällig: Donnerstag, 24. Dezember 2026 um 09:00 CET"),
+        "{text}"
+    );
+    assert!(
+        html.contains("<html lang=\"de\">") && html.contains("Aufgabe öffnen"),
+        "{html}"
+    );
 }

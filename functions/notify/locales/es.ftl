@@ -1,0 +1,21 @@
+# notify's texts in Spanish; en.ftl says what each message is for.
+
+reminder-heading = Recordatorio: { $title }
+reminder-subject = Recordatorio: { $title }
+reminder-subject-due = Recordatorio: { $title } (vence { $due })
+reminder-sentence = Recordatorio: { $title }
+reminder-sentence-due = Recordatorio: { $title } (vence { $due-full })
+greeting = Hola, { $name }:
+greeting-anonymous = Hola:
+intro = este es tu recordatorio de:
+due-line = Vence: { $due-full } ({ $due })
+due-html = Vence
+open-task = Abrir la tarea
+footer = Recibes este correo porque configuraste un recordatorio para esta tarea en tu aplicación de tareas.
+zone-note = Las horas se muestran en tu zona horaria, { $timezone }.
+
+when-today = hoy a las { $time }
+when-tomorrow = mañana a las { $time }
+when-yesterday = ayer a las { $time }
+when-weekday = el { $weekday } a las { $time }
+when-date = el { $date } a las { $time }
