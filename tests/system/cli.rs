@@ -37,12 +37,13 @@ fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(45);
-    let (mut mailed, mut created) = (false, false);
+    let (mut mailed, mut created, mut status_sent) = (false, false, false);
     let mut log = Vec::new();
-    while !(mailed && created) && Instant::now() < deadline {
+    while !(mailed && created && status_sent) && Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
             mailed |= line.contains("reminder mailed");
             created |= line.contains("task instance created");
+            status_sent |= line.contains("status event for the todo app: sent");
             log.push(line);
         }
     }
@@ -51,7 +52,18 @@ fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
         .unwrap_or_default();
     todo_events_testkit::signal(child.id(), todo_events_testkit::Signal::INT);
     let status = child.wait().unwrap();
-    assert!(mailed && created, "demo log:\n{}", log.join("\n"));
+    assert!(mailed && created && status_sent, "demo log:\n{}", log.join("\n"));
+    // Ada's reminder came due inside her quiet hours: put off, then sent, each said.
+    let said = |what: &str| log.iter().position(|l| l.contains(what));
+    let (deferred, sent) = (
+        said("status event for the todo app: deferred"),
+        said("reminder mailed"),
+    );
+    assert!(
+        deferred.is_some() && deferred < sent,
+        "demo log:\n{}",
+        log.join("\n")
+    );
     assert!(
         log.iter().all(|l| !l.contains('\u{1b}')),
         "no terminal colour codes in piped logs:\n{}",
@@ -59,7 +71,17 @@ fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
     );
     assert_eq!(eml.len(), 1, "one reminder e-mail in ./outbox");
     let mail = std::fs::read_to_string(eml[0].path()).unwrap();
-    assert!(mail.contains("Subject: Reminder: Water the plants"), "{mail}");
+    // In Ada's language (de-DE): the subject is encoded, so it is read back parsed.
+    let parsed = mail_parser::MessageParser::default()
+        .parse(mail.as_bytes())
+        .unwrap();
+    assert!(
+        parsed
+            .subject()
+            .unwrap()
+            .starts_with("Erinnerung: Water the plants"),
+        "{mail}"
+    );
     assert!(
         dir.path().join("todo-events.db").exists(),
         "SQLite file in the current directory"

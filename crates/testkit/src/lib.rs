@@ -11,7 +11,8 @@
 //! One module per concern, each item re-exported here so that tests write
 //! `todo_events_testkit::reminder` whatever module holds it: [`db`] (databases), [`app`] (a
 //! function in process and what is posted to it), [`fixtures`] (rows and their events),
-//! [`process`] (the binaries out of process), [`venv`] (the Python of the peers); and the
+//! [`process`] (the binaries out of process), [`venv`] (the Python of the peers),
+//! [`reference`] (what the differential tests share); and the
 //! peers and tables by name ([`smtp`], [`webhook`], [`kafka`], [`oidc`], [`slow`],
 //! [`bad_requests`], [`bad_stored`], [`hostile`]).
 
@@ -25,6 +26,7 @@ pub mod kafka;
 pub mod oidc;
 mod peer;
 pub mod process;
+pub mod reference;
 pub mod require;
 pub mod slow;
 pub mod smtp;

@@ -1,7 +1,7 @@
 //! The status events' statements on PostgreSQL (`crate::status` says what they are for).
 
 use crate::error::StoreError;
-use crate::status::{ClaimedStatus, NewStatus};
+use crate::status::{ClaimedStatus, NewStatus, EXPIRE};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
@@ -73,10 +73,6 @@ pub(crate) async fn mark(
         .await?;
     Ok(done.rows_affected())
 }
-
-/// Deletes up to `limit` status events recorded before `before`.
-const EXPIRE: &str = "DELETE FROM notification_events WHERE id IN (SELECT id FROM notification_events \
-     WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
 
 pub(crate) async fn expire(pool: &PgPool, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
     Ok(sqlx::query(EXPIRE)

@@ -2,7 +2,7 @@
 //! PostgreSQL's are in `postgres/status.rs`). Batches go in as one JSON array.
 
 use crate::error::StoreError;
-use crate::status::{ClaimedStatus, NewStatus};
+use crate::status::{ClaimedStatus, NewStatus, EXPIRE};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::SqlitePool;
 
@@ -87,9 +87,6 @@ pub(crate) async fn mark(
         .await?;
     Ok(done.rows_affected())
 }
-
-const EXPIRE: &str = "DELETE FROM notification_events WHERE id IN (SELECT id FROM notification_events \
-     WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
 
 pub(crate) async fn expire(pool: &SqlitePool, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
     Ok(sqlx::query(EXPIRE)

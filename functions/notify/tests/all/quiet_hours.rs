@@ -13,12 +13,11 @@
 
 use chrono::{DateTime, Duration, NaiveTime, Timelike, Utc};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use todo_events_domain::recurrence::{Zone, TZDB_VERSION};
 use todo_events_domain::time::rfc3339;
 use todo_events_domain::QuietHours;
+use todo_events_testkit::reference::Rng;
 
 const ZONES: &[&str] = &[
     "Europe/Berlin",
@@ -34,41 +33,10 @@ const ZONES: &[&str] = &[
 ];
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-/// splitmix64: small, seedable, the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1) as u64) as i64
-    }
-}
-
 /// Runs the reference with `args` and `input` on stdin; its stdout, parsed.
 fn reference(args: &[&str], input: &Value) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/quiet_ref.py");
-    let mut child = Command::new(todo_events_testkit::python())
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the reference starts");
-    let mut stdin = child.stdin.take().unwrap();
-    let body = input.to_string();
-    let writer = std::thread::spawn(move || stdin.write_all(body.as_bytes()));
-    let out = child.wait_with_output().expect("the reference runs");
-    writer.join().unwrap().expect("input written");
+    let out = todo_events_testkit::reference::run(&script, args, &input.to_string());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && stderr.trim().is_empty(),

@@ -31,9 +31,8 @@
 use crate::common::{agrees, answer, parse_answer_line, Answer};
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Weekday};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use todo_events_testkit::reference::Rng;
 
 const ZONES: &[&str] = &[
     "Europe/Berlin",
@@ -56,53 +55,14 @@ const ZONES: &[&str] = &[
 const FIRST_YEAR: i32 = 1950;
 const LAST_YEAR: i32 = 2079;
 
-/// splitmix64: small, seedable, the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1) as u64) as i64
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
-
 fn reference_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/rrule_ref.py")
 }
 
 /// Runs the reference in `mode` with `input` on stdin; its stdout.
 fn reference(mode: Option<&str>, input: &Value) -> String {
-    let mut cmd = Command::new(todo_events_testkit::python());
-    cmd.arg(reference_script());
-    if let Some(m) = mode {
-        cmd.arg(m);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the reference starts");
-    let mut stdin = child.stdin.take().unwrap();
-    let body = input.to_string();
-    let writer = std::thread::spawn(move || stdin.write_all(body.as_bytes()));
-    let out = child.wait_with_output().expect("the reference runs");
-    writer.join().unwrap().expect("input written");
+    let args: Vec<&str> = mode.into_iter().collect();
+    let out = todo_events_testkit::reference::run(&reference_script(), &args, &input.to_string());
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Exit status 1 means "some case was an error" (SPEC.md); anything else is a crash.
     assert!(
