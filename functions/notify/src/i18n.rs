@@ -208,7 +208,7 @@ impl Language {
     }
 
     /// Message `id` formatted with `args`, or why not.
-    fn try_text(&self, id: &str, args: &FluentArgs) -> Result<String, String> {
+    pub(crate) fn try_text(&self, id: &str, args: &FluentArgs) -> Result<String, String> {
         let message = self
             .bundle
             .get_message(id)

@@ -238,10 +238,13 @@ fn recipient_zone<'a>(mail: &ReminderMail<'a>) -> (&'a str, TimeZone) {
 }
 
 /// Every message of `language` with `args`, by id, for the templates (`text["greeting"]`).
+/// Only those `args` can fill: the words around a time (`when-*`) need the time's own
+/// pieces and are not for the templates, and the due line is absent without a due time (a
+/// template asking for a missing one fails at start-up, as for any variable).
 fn texts(language: &Language, args: &FluentArgs) -> std::collections::BTreeMap<String, String> {
     language
         .ids()
-        .map(|id| (id.to_owned(), language.text(id, args)))
+        .filter_map(|id| Some((id.to_owned(), language.try_text(id, args).ok()?)))
         .collect()
 }
 

@@ -233,3 +233,21 @@ fn each_language_writes_the_subject_and_its_times_its_own_way() {
         "{html}"
     );
 }
+
+#[test]
+fn the_templates_get_the_messages_this_mail_can_fill_and_no_others() {
+    let languages = crate::i18n::Languages::load(None).unwrap();
+    let english = languages.pick("en");
+    let mut args = FluentArgs::new();
+    args.set("title", "Call");
+    args.set("name", "Ada");
+    args.set("url", "https://todo.example/tasks/1");
+    args.set("timezone", "UTC");
+    // Without a due time: formatting the others would fail (and log an error for each mail).
+    let texts = texts(english, &args);
+    assert_eq!(texts["greeting"], "Hello Ada,");
+    assert!(
+        !texts.contains_key("due-line") && !texts.contains_key("when-today"),
+        "{texts:?}"
+    );
+}
