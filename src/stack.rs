@@ -279,9 +279,11 @@ async fn seed_demo(store: &Store) -> anyhow::Result<()> {
         })
         .await?;
     store.set_reminder_channels(reminder_id, "email,webhook").await?;
-    // Ada's preferences (docs/PREFERENCES.md): German, and quiet hours from an hour ago until
-    // 20 s from now by her clock, so the reminder due in 5 s waits for their end.
+    // Ada's preferences (docs/PREFERENCES.md): German, quiet hours from an hour ago until
+    // 20 s from now by her clock, so the reminder due in 5 s waits for their end, and her
+    // daily agenda at 25 s from now by her clock (the scheduler's first pass schedules it).
     let quiet_end = start + Duration::seconds(20);
+    let agenda_at = start + Duration::seconds(25);
     let quiet = |t| tz.wall_time(t).format("%H:%M:%S").to_string();
     store
         .set_preferences(
@@ -292,6 +294,7 @@ async fn seed_demo(store: &Store) -> anyhow::Result<()> {
                 quiet_days: None,
                 locale: "de-DE",
                 channels: "email",
+                agenda_at: Some(&quiet(agenda_at)),
             },
         )
         .await?;
@@ -320,10 +323,11 @@ async fn seed_demo(store: &Store) -> anyhow::Result<()> {
         })
         .await?;
     tracing::info!(
-        "demo data: user {user_id} Ada Lovelace ({zone}, de-DE, quiet hours until {}); task {task_id} \"Water the plants\" \
-         with reminder {reminder_id} due at {}, inside the quiet hours: it waits for their end; \
-         recurring task {recurring_id} \"Stand up and stretch\" every minute from {}",
+        "demo data: user {user_id} Ada Lovelace ({zone}, de-DE, quiet hours until {}, daily agenda at {}); \
+         task {task_id} \"Water the plants\" with reminder {reminder_id} due at {}, inside the quiet hours: it \
+         waits for their end; recurring task {recurring_id} \"Stand up and stretch\" every minute from {}",
         rfc3339(quiet_end),
+        rfc3339(agenda_at),
         rfc3339(remind_at),
         rfc3339(next)
     );

@@ -37,11 +37,12 @@ fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(45);
-    let (mut mailed, mut created, mut status_sent) = (false, false, false);
+    let (mut mailed, mut created, mut status_sent, mut agenda) = (false, false, false, false);
     let mut log = Vec::new();
-    while !(mailed && created && status_sent) && Instant::now() < deadline {
+    while !(mailed && created && status_sent && agenda) && Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
             mailed |= line.contains("reminder mailed");
+            agenda |= line.contains("daily agenda mailed");
             created |= line.contains("task instance created");
             status_sent |= line.contains("status event for the todo app: sent");
             log.push(line);
@@ -52,7 +53,11 @@ fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
         .unwrap_or_default();
     todo_events_testkit::signal(child.id(), todo_events_testkit::Signal::INT);
     let status = child.wait().unwrap();
-    assert!(mailed && created && status_sent, "demo log:\n{}", log.join("\n"));
+    assert!(
+        mailed && created && status_sent && agenda,
+        "demo log:\n{}",
+        log.join("\n")
+    );
     // Ada's reminder came due inside her quiet hours: put off, then sent, each said.
     let said = |what: &str| log.iter().position(|l| l.contains(what));
     let (deferred, sent) = (
@@ -69,18 +74,27 @@ fn demo_mails_a_reminder_and_creates_recurring_instances_then_stops_cleanly() {
         "no terminal colour codes in piped logs:\n{}",
         log.join("\n")
     );
-    assert_eq!(eml.len(), 1, "one reminder e-mail in ./outbox");
-    let mail = std::fs::read_to_string(eml[0].path()).unwrap();
-    // In Ada's language (de-DE): the subject is encoded, so it is read back parsed.
-    let parsed = mail_parser::MessageParser::default()
-        .parse(mail.as_bytes())
-        .unwrap();
+    // In Ada's language (de-DE): the subjects are encoded, so they are read back parsed.
+    let mut subjects: Vec<String> = eml
+        .iter()
+        .map(|e| {
+            let mail = std::fs::read_to_string(e.path()).unwrap();
+            let parsed = mail_parser::MessageParser::default()
+                .parse(mail.as_bytes())
+                .unwrap();
+            parsed.subject().unwrap_or_default().to_owned()
+        })
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects.len(),
+        2,
+        "the reminder and the daily agenda in ./outbox: {subjects:?}"
+    );
+    assert!(subjects[0].starts_with("Dein Tag, "), "{subjects:?}");
     assert!(
-        parsed
-            .subject()
-            .unwrap()
-            .starts_with("Erinnerung: Water the plants"),
-        "{mail}"
+        subjects[1].starts_with("Erinnerung: Water the plants"),
+        "{subjects:?}"
     );
     assert!(
         dir.path().join("todo-events.db").exists(),

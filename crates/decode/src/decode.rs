@@ -50,14 +50,15 @@ impl<'a> Headers<'a> for ActixHeaders<'_> {
     }
 }
 
-/// Decodes an HTTP request carrying one CloudEvent for a function accepting `accepts`.
+/// Decodes an HTTP request carrying one CloudEvent for a function accepting the kinds
+/// `accepts`.
 ///
 /// `headers` is any map the SDK's HTTP binding reads: actix-web's ([`ActixHeaders`]) in the
 /// host, `http`'s in the fuzz targets.
 pub fn decode_http<'a, H: Headers<'a>>(
     headers: &'a H,
     body: &[u8],
-    accepts: EventKind,
+    accepts: &[EventKind],
 ) -> Result<Decoded, Problem> {
     let content_type = headers
         .get("content-type")
@@ -131,7 +132,7 @@ pub fn decode_http<'a, H: Headers<'a>>(
 }
 
 /// Checks an already-decoded CloudEvent (from any transport) and extracts its data.
-pub fn from_event(event: Event, accepts: EventKind) -> Result<Decoded, Problem> {
+pub fn from_event(event: Event, accepts: &[EventKind]) -> Result<Decoded, Problem> {
     if event.id().trim().is_empty() {
         return Err(Problem::invalid("id", "the event id is empty"));
     }
@@ -163,15 +164,11 @@ pub fn from_event(event: Event, accepts: EventKind) -> Result<Decoded, Problem> 
         });
     }
     let kind = EventKind::from_type(event.ty())
-        .filter(|k| *k == accepts)
+        .filter(|k| accepts.contains(k))
         .ok_or_else(|| {
             Problem::invalid(
                 "type",
-                format!(
-                    "this function accepts {}, not {:?}",
-                    accepts.cloudevent_type(),
-                    event.ty()
-                ),
+                format!("this function accepts {}, not {:?}", names(accepts), event.ty()),
             )
         })?;
     Ok(Decoded {
@@ -182,6 +179,12 @@ pub fn from_event(event: Event, accepts: EventKind) -> Result<Decoded, Problem> 
         traceparent,
         tracestate,
     })
+}
+
+/// The accepted types, for a rejection: `a` or `a or b`.
+fn names(accepts: &[EventKind]) -> String {
+    let names: Vec<_> = accepts.iter().map(|k| k.cloudevent_type()).collect();
+    names.join(" or ")
 }
 
 /// Parses event data into a function's type; a failure names the field (`data.remind_at`).
@@ -296,7 +299,7 @@ fn data_value(event: &Event) -> Result<Value, Problem> {
 
 /// Translates the seed system's payload (`event_id`, `event_type`, ids at the top level and
 /// times inside `data`) into this system's data, with the deterministic event id.
-fn from_dapr_envelope(data: Value, accepts: EventKind) -> Result<Decoded, Problem> {
+fn from_dapr_envelope(data: Value, accepts: &[EventKind]) -> Result<Decoded, Problem> {
     let empty = Map::new();
     let inner = data.get("data").and_then(Value::as_object).unwrap_or(&empty);
     let kind = data
@@ -309,13 +312,10 @@ fn from_dapr_envelope(data: Value, accepts: EventKind) -> Result<Decoded, Proble
                 "a Dapr envelope must carry event_type reminder.due or recurring_task.due",
             )
         })?;
-    if kind != accepts {
+    if !accepts.contains(&kind) {
         return Err(Problem::invalid(
             "data.event_type",
-            format!(
-                "this function accepts {}, not {kind:?}",
-                accepts.cloudevent_type()
-            ),
+            format!("this function accepts {}, not {kind:?}", names(accepts)),
         ));
     }
     let pick = |name: &str| {
@@ -324,22 +324,33 @@ fn from_dapr_envelope(data: Value, accepts: EventKind) -> Result<Decoded, Proble
             .cloned()
             .unwrap_or(Value::Null)
     };
-    let translated = match kind {
-        EventKind::ReminderDue => json!({
-            "reminder_id": pick("reminder_id"),
-            "task_id": pick("task_id"),
-            "user_id": pick("user_id"),
-            "remind_at": legacy_time(&pick("remind_at")),
-        }),
-        EventKind::RecurringTaskDue => json!({
-            "recurring_task_id": pick("recurring_task_id"),
-            "user_id": pick("user_id"),
-            "occurrence_at": legacy_time(&pick("next_occurrence")),
-        }),
-    };
-    let id = match kind {
-        EventKind::ReminderDue => parse_data::<ReminderDue>(translated.clone())?.event_id(),
-        EventKind::RecurringTaskDue => parse_data::<RecurringTaskDue>(translated.clone())?.event_id(),
+    let (translated, id) = match kind {
+        EventKind::ReminderDue => {
+            let translated = json!({
+                "reminder_id": pick("reminder_id"),
+                "task_id": pick("task_id"),
+                "user_id": pick("user_id"),
+                "remind_at": legacy_time(&pick("remind_at")),
+            });
+            let id = parse_data::<ReminderDue>(translated.clone())?.event_id();
+            (translated, id)
+        }
+        EventKind::RecurringTaskDue => {
+            let translated = json!({
+                "recurring_task_id": pick("recurring_task_id"),
+                "user_id": pick("user_id"),
+                "occurrence_at": legacy_time(&pick("next_occurrence")),
+            });
+            let id = parse_data::<RecurringTaskDue>(translated.clone())?.event_id();
+            (translated, id)
+        }
+        // The seed system had no agenda: no legacy type names one.
+        EventKind::AgendaDue => {
+            return Err(Problem::invalid(
+                "data.event_type",
+                "no Dapr envelope carries an agenda",
+            ))
+        }
     };
     Ok(Decoded {
         id,
@@ -398,7 +409,7 @@ mod tests {
         h.push(("ce-knativekafkaoffset", "17"));
         h.push(("ce-knativekafkapartition", "0"));
         h.push(("ce-key", "3"));
-        let d = decode_http(&headers(&h), DATA.as_bytes(), EventKind::ReminderDue).unwrap();
+        let d = decode_http(&headers(&h), DATA.as_bytes(), &[EventKind::ReminderDue]).unwrap();
         assert_eq!(d.id, "reminder/1/2026-11-27T09:00:00Z");
         assert_eq!(d.data["task_id"], 2);
         let r: ReminderDue = parse_data(d.data).unwrap();
@@ -412,7 +423,7 @@ mod tests {
                "datacontenttype":"application/json","data":{DATA}}}"#
         );
         let h = headers(&[("content-type", "application/cloudevents+json; charset=utf-8")]);
-        let d = decode_http(&h, body.as_bytes(), EventKind::ReminderDue).unwrap();
+        let d = decode_http(&h, body.as_bytes(), &[EventKind::ReminderDue]).unwrap();
         assert_eq!(d.id, "x");
     }
 
@@ -420,31 +431,36 @@ mod tests {
     fn rejections_name_the_field() {
         let mut h = binary();
         h.retain(|(k, _)| *k != "ce-id");
-        let p = decode_http(&headers(&h), DATA.as_bytes(), EventKind::ReminderDue).unwrap_err();
+        let p = decode_http(&headers(&h), DATA.as_bytes(), &[EventKind::ReminderDue]).unwrap_err();
         assert_eq!((p.status, p.field.as_deref()), (400, Some("id")));
 
-        let p = decode_http(&headers(&binary()), DATA.as_bytes(), EventKind::RecurringTaskDue).unwrap_err();
+        let p = decode_http(
+            &headers(&binary()),
+            DATA.as_bytes(),
+            &[EventKind::RecurringTaskDue],
+        )
+        .unwrap_err();
         assert_eq!(p.field.as_deref(), Some("type"));
 
         let bad = DATA.replace("2026-11-27T09:00:00Z", "yesterday");
-        let d = decode_http(&headers(&binary()), bad.as_bytes(), EventKind::ReminderDue).unwrap();
+        let d = decode_http(&headers(&binary()), bad.as_bytes(), &[EventKind::ReminderDue]).unwrap();
         let p = parse_data::<ReminderDue>(d.data).unwrap_err();
         assert_eq!(p.field.as_deref(), Some("data.remind_at"));
 
         let mut h = binary();
         h[0] = ("ce-specversion", "0.3");
-        let p = decode_http(&headers(&h), DATA.as_bytes(), EventKind::ReminderDue).unwrap_err();
+        let p = decode_http(&headers(&h), DATA.as_bytes(), &[EventKind::ReminderDue]).unwrap_err();
         assert_eq!(p.field.as_deref(), Some("specversion"));
 
         let mut h = binary();
         h[4] = ("content-type", "text/plain");
-        let p = decode_http(&headers(&h), DATA.as_bytes(), EventKind::ReminderDue).unwrap_err();
+        let p = decode_http(&headers(&h), DATA.as_bytes(), &[EventKind::ReminderDue]).unwrap_err();
         assert_eq!(p.status, 415);
 
         let p = decode_http(
             &headers(&[("content-type", "application/json")]),
             DATA.as_bytes(),
-            EventKind::ReminderDue,
+            &[EventKind::ReminderDue],
         )
         .unwrap_err();
         assert_eq!((p.status, p.field.as_deref()), (400, Some("specversion")));
@@ -459,7 +475,7 @@ mod tests {
                     "data":{"reminder_id":1,"task_id":2,"task_title":"Pay rent",
                             "remind_at":"2026-11-27T09:00:00","notification_channels":"email"}}}"#;
         let h = headers(&[("content-type", "application/cloudevents+json")]);
-        let d = decode_http(&h, body.as_bytes(), EventKind::ReminderDue).unwrap();
+        let d = decode_http(&h, body.as_bytes(), &[EventKind::ReminderDue]).unwrap();
         assert!(d.legacy);
         assert_eq!(d.id, "reminder/1/2026-11-27T09:00:00Z");
         assert_eq!(d.data["remind_at"], "2026-11-27T09:00:00Z");

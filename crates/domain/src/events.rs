@@ -1,8 +1,9 @@
-//! The two events on the bus and the rules that name them (DESIGN.md, "CloudEvents contract").
+//! The events on the bus and the rules that name them (DESIGN.md, "CloudEvents contract").
 //!
 //! Ids are deterministic: the same due item always produces the same CloudEvent `id`, so a
 //! republished event is recognisably the one the consumers have already seen.
 
+use crate::agenda::{AgendaDue, AGENDA_DUE};
 use crate::ids::{RecurringTaskId, ReminderId, TaskId, UserId};
 use crate::time::{rfc3339, serde_rfc3339};
 use chrono::{DateTime, Utc};
@@ -15,11 +16,13 @@ pub const REMINDER_DUE: &str = "dev.todo.reminder.due";
 /// CloudEvents `type` of a due recurring-task occurrence.
 pub const RECURRING_TASK_DUE: &str = "dev.todo.recurring-task.due";
 
-/// Which of the two events a CloudEvent `type` names.
+/// Which of the scheduler's events a CloudEvent `type` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     ReminderDue,
     RecurringTaskDue,
+    /// A user's daily agenda ([`crate::agenda`]): on the reminders' stream, for notify.
+    AgendaDue,
 }
 
 impl EventKind {
@@ -27,6 +30,7 @@ impl EventKind {
         match ty {
             REMINDER_DUE => Some(Self::ReminderDue),
             RECURRING_TASK_DUE => Some(Self::RecurringTaskDue),
+            AGENDA_DUE => Some(Self::AgendaDue),
             _ => None,
         }
     }
@@ -44,6 +48,7 @@ impl EventKind {
         match self {
             Self::ReminderDue => REMINDER_DUE,
             Self::RecurringTaskDue => RECURRING_TASK_DUE,
+            Self::AgendaDue => AGENDA_DUE,
         }
     }
 }
@@ -95,7 +100,7 @@ pub const NOTIFY_SOURCE: &str = "/todo/notify";
 /// Where an outgoing event goes: each stream is a Kafka topic or an HTTP sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
-    /// `dev.todo.reminder.due`, for notify.
+    /// `dev.todo.reminder.due` and `dev.todo.agenda.due`, for notify.
     Reminders,
     /// `dev.todo.recurring-task.due`, for recur.
     TaskEvents,
@@ -107,7 +112,7 @@ pub enum Stream {
 impl From<EventKind> for Stream {
     fn from(kind: EventKind) -> Self {
         match kind {
-            EventKind::ReminderDue => Self::Reminders,
+            EventKind::ReminderDue | EventKind::AgendaDue => Self::Reminders,
             EventKind::RecurringTaskDue => Self::TaskEvents,
         }
     }
@@ -147,6 +152,20 @@ impl From<&RecurringTaskDue> for Outgoing {
         Self {
             stream: Stream::TaskEvents,
             ty: RECURRING_TASK_DUE.into(),
+            source: EVENT_SOURCE,
+            id: e.event_id(),
+            subject: e.subject(),
+            key: e.user_id.to_string(),
+            data: serde_json::to_value(e).expect("plain struct serializes"),
+        }
+    }
+}
+
+impl From<&AgendaDue> for Outgoing {
+    fn from(e: &AgendaDue) -> Self {
+        Self {
+            stream: Stream::Reminders,
+            ty: AGENDA_DUE.into(),
             source: EVENT_SOURCE,
             id: e.event_id(),
             subject: e.subject(),

@@ -5,6 +5,7 @@
 //! Nothing here does I/O. Each type parses its input once ("parse, don't validate"), so
 //! code that holds a [`ReminderDue`] or a [`Schedule`] never re-checks it.
 
+pub mod agenda;
 pub mod duration;
 pub mod events;
 pub mod ids;
@@ -13,6 +14,7 @@ pub mod recurrence;
 pub mod redact;
 pub mod time;
 
+pub use agenda::AgendaDue;
 pub use duration::HumanDuration;
 pub use events::{EventKind, RecurringTaskDue, ReminderDue, EVENT_SOURCE};
 pub use ids::{DeliveryId, EndpointId, RecurringTaskId, ReminderId, TaskId, UserId};

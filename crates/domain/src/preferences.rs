@@ -80,7 +80,7 @@ pub struct QuietHours {
 }
 
 /// `HH:MM` or `HH:MM:SS`, 24-hour.
-fn local_time(column: &'static str, text: &str) -> Result<NaiveTime, PreferenceError> {
+pub(crate) fn local_time(column: &'static str, text: &str) -> Result<NaiveTime, PreferenceError> {
     NaiveTime::parse_from_str(text, "%H:%M:%S")
         .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M"))
         .ok()

@@ -5,9 +5,10 @@
 //! same row, and keeping one answer slot per event ([`Answers`]), is done here once, so a
 //! function only writes its read → decide → write steps.
 
-use serde::de::DeserializeOwned;
 use std::future::Future;
-use todo_events_domain::EventKind;
+use todo_events_decode::decode::parse_data;
+use todo_events_decode::problem::Problem;
+use todo_events_domain::{AgendaDue, EventKind, RecurringTaskDue, ReminderDue};
 use todo_events_store::Store;
 
 /// How a handled event ended. The reply CloudEvent type is `<reply prefix>.<word>`.
@@ -153,16 +154,41 @@ impl From<todo_events_store::StoreError> for Failure {
 /// An event as a function receives it: its CloudEvents id and its parsed data.
 pub type Event<D> = (String, D);
 
-/// A serverless function: one event type in, one effect out.
+/// The data of the events a function accepts, parsed once by the host: of one kind (the
+/// scheduler's events' own data types), or of several (an enum, as notify's reminders and
+/// agendas), told apart by the CloudEvent's type.
+pub trait EventData: Sized + Send + Sync {
+    /// The kinds this data is parsed from.
+    const KINDS: &'static [EventKind];
+    /// Parses the data of an event of `kind`, one of [`EventData::KINDS`]; a failure names
+    /// the field.
+    fn parse(kind: EventKind, data: serde_json::Value) -> Result<Self, Problem>;
+}
+
+/// The data of one kind of event, parsed as its type.
+macro_rules! one_kind {
+    ($($ty:ident),*) => {$(
+        impl EventData for $ty {
+            const KINDS: &'static [EventKind] = &[EventKind::$ty];
+            fn parse(_: EventKind, data: serde_json::Value) -> Result<Self, Problem> {
+                parse_data(data)
+            }
+        }
+    )*};
+}
+one_kind!(ReminderDue, RecurringTaskDue, AgendaDue);
+
+/// A serverless function: one event type in (or a few, [`EventData`]), one effect out.
 pub trait Function: Send + Sync + 'static {
     /// Name in logs, metrics and reply sources: `notify`, `recur`.
     const NAME: &'static str;
-    /// The event type this function accepts.
+    /// The event type this function is for: the Kafka topic its consumer reads is this
+    /// type's, its metrics are labelled with it. What it accepts is [`EventData::KINDS`].
     const ACCEPTS: EventKind;
     /// Reply types are `<REPLY_PREFIX>.<outcome word>`, e.g. `dev.todo.notification.sent`.
     const REPLY_PREFIX: &'static str;
     /// The event data, parsed once by the host.
-    type Data: DeserializeOwned + Send + Sync;
+    type Data: EventData;
     /// The row an event changes (a reminder, a recurring task). Two events with one key are
     /// never in one [`Function::handle_distinct`] call: each is decided against rows read
     /// once, which is only right when no event of the batch changes what another one reads.

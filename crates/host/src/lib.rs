@@ -21,7 +21,7 @@ pub mod telemetry;
 pub mod trim;
 
 pub use auth::Auth;
-pub use function::{Answers, Event, Failure, Function, Outcome, Reply, Slots};
+pub use function::{Answers, Event, EventData, Failure, Function, Outcome, Reply, Slots};
 pub use group_commit::GroupCommit;
 pub use server::{serve, serve_health, serve_host, Host, HostOptions};
 pub use shutdown::Shutdown;

@@ -3,8 +3,8 @@
 
 use crate::auth::Auth;
 use crate::config::{var_or, ConfigError};
-use crate::decode::{decode_http, parse_data, ActixHeaders, Decoded};
-use crate::function::{Event, Failure, Function, Outcome, Reply, Slots};
+use crate::decode::{decode_http, ActixHeaders, Decoded};
+use crate::function::{Event, EventData, Failure, Function, Outcome, Reply, Slots};
 use crate::group_commit::{GroupCommit, Lanes};
 use crate::metrics::Metrics;
 use crate::problem::Problem;
@@ -14,6 +14,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use todo_events_domain::EventKind;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{Instrument, Span};
 
@@ -138,7 +139,9 @@ impl<F> Clone for Host<F> {
 impl<F: Function> Host<F> {
     pub fn new(function: Arc<F>) -> Self {
         let metrics = Metrics::new(F::NAME);
-        metrics.accepts(F::ACCEPTS.cloudevent_type());
+        for kind in F::Data::KINDS {
+            metrics.accepts(kind.cloudevent_type());
+        }
         for collector in function.collectors() {
             metrics.register(collector);
         }
@@ -156,9 +159,10 @@ impl<F: Function> Host<F> {
     /// Parses the data of a decoded event and runs the function on it. Every rejection is
     /// a [`Problem`]: its status says whether trying again can help.
     pub async fn handle(&self, decoded: Decoded) -> Result<(String, Reply), Problem> {
+        let kind = decoded.kind;
         let ((id, data), span) = self.parse(decoded)?;
         let result = self.function.handle(&id, data).instrument(span).await;
-        self.answer(id, result)
+        self.answer(kind, id, result)
     }
 
     /// The event's parsed data, and its span: one per event, a child of the publisher's
@@ -166,7 +170,7 @@ impl<F: Function> Host<F> {
     fn parse(&self, decoded: Decoded) -> Result<(Event<F::Data>, Span), Problem> {
         let span = tracing::info_span!(
             "handle",
-            otel.name = %format!("{} {}", F::NAME, F::ACCEPTS.cloudevent_type()),
+            otel.name = %format!("{} {}", F::NAME, decoded.kind.cloudevent_type()),
             event_id = %decoded.id,
             function = F::NAME,
         );
@@ -175,7 +179,7 @@ impl<F: Function> Host<F> {
             decoded.traceparent.as_deref(),
             decoded.tracestate.as_deref(),
         );
-        let data: F::Data = parse_data(decoded.data)?;
+        let data = F::Data::parse(decoded.kind, decoded.data)?;
         Ok(((decoded.id, data), span))
     }
 
@@ -198,10 +202,10 @@ impl<F: Function> Host<F> {
         let mut results = Slots::new(batch.len());
         let (mut slots, mut ids, mut parsed) = (Vec::new(), Vec::new(), Vec::new());
         for (i, decoded) in batch.into_iter().enumerate() {
-            match parse_data::<F::Data>(decoded.data) {
+            match F::Data::parse(decoded.kind, decoded.data) {
                 Ok(data) => {
                     slots.push(i);
-                    ids.push(decoded.id.clone());
+                    ids.push((decoded.kind, decoded.id.clone()));
                     parsed.push((decoded.id, data));
                 }
                 Err(problem) => results.set(i, Err(problem)),
@@ -209,22 +213,28 @@ impl<F: Function> Host<F> {
         }
         self.metrics.observe_batch("kafka", parsed.len());
         let answers = self.function.handle_batch(parsed).instrument(span).await;
-        for ((i, id), answer) in slots.into_iter().zip(ids).zip(answers) {
-            results.set(i, self.answer(id, answer));
+        for ((i, (kind, id)), answer) in slots.into_iter().zip(ids).zip(answers) {
+            results.set(i, self.answer(kind, id, answer));
         }
         results.into_results(|| Err(Problem::internal()))
     }
 
-    /// The function's answer as the transports see it; lateness of done effects measured.
-    fn answer(&self, id: String, result: Result<Reply, Failure>) -> Result<(String, Reply), Problem> {
+    /// The function's answer to an event of `kind` as the transports see it; lateness of done
+    /// effects measured.
+    fn answer(
+        &self,
+        kind: EventKind,
+        id: String,
+        result: Result<Reply, Failure>,
+    ) -> Result<(String, Reply), Problem> {
         match result {
             Ok(reply) => {
                 if reply.early {
-                    self.metrics.observe_early(F::ACCEPTS.cloudevent_type());
+                    self.metrics.observe_early(kind.cloudevent_type());
                 }
                 if let (Outcome::Done(_), Some(due)) = (reply.outcome, reply.due) {
                     let late = (chrono::Utc::now() - due).num_milliseconds() as f64 / 1000.0;
-                    self.metrics.observe_lateness(F::ACCEPTS.cloudevent_type(), late);
+                    self.metrics.observe_lateness(kind.cloudevent_type(), late);
                 }
                 Ok((id, reply))
             }
@@ -462,7 +472,7 @@ async fn receive_inner<F: Function>(
         }
         body.extend_from_slice(&chunk);
     }
-    match decode_http(&ActixHeaders(req.headers()), &body, F::ACCEPTS) {
+    match decode_http(&ActixHeaders(req.headers()), &body, F::Data::KINDS) {
         Ok(decoded) => handle_in_lane(state, decoded, in_flight)
             .await
             .map_err(|p| (F::ACCEPTS.cloudevent_type(), p)),
@@ -500,10 +510,11 @@ async fn handle_in_lane<F: Function>(
     decoded: Decoded,
     in_flight: InFlight,
 ) -> Result<(String, Reply), Problem> {
+    let kind = decoded.kind;
     let (event, span) = state.host.parse(decoded)?;
     let id = event.0.clone();
     let result = state.lanes.handle(event, span, Box::new(in_flight)).await;
-    state.host.answer(id, result)
+    state.host.answer(kind, id, result)
 }
 
 /// The HTTP answer to a [`Failure`].

@@ -218,12 +218,9 @@ impl KafkaConfig {
         }
     }
 
-    /// The topic carrying `kind` events.
+    /// The topic carrying `kind` events (an agenda travels with the reminders).
     pub fn topic_for(&self, kind: EventKind) -> &str {
-        match kind {
-            EventKind::ReminderDue => &self.topic_reminders,
-            EventKind::RecurringTaskDue => &self.topic_task_events,
-        }
+        self.topic_of(Stream::from(kind))
     }
 
     /// The topic of `stream`'s events.
@@ -238,7 +235,7 @@ impl KafkaConfig {
     /// The variable that names the topic of `kind` events, and the topic when it is unset.
     pub fn topic_setting(kind: EventKind) -> (&'static str, &'static str) {
         match kind {
-            EventKind::ReminderDue => ("KAFKA_TOPIC_REMINDERS", "reminders"),
+            EventKind::ReminderDue | EventKind::AgendaDue => ("KAFKA_TOPIC_REMINDERS", "reminders"),
             EventKind::RecurringTaskDue => ("KAFKA_TOPIC_TASK_EVENTS", "task-events"),
         }
     }

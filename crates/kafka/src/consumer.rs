@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use todo_events_host::decode::{from_event, Decoded};
 use todo_events_host::server::problem_outcome;
-use todo_events_host::{Function, Host, Problem, Shutdown};
+use todo_events_host::{EventData, Function, Host, Problem, Shutdown};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -340,7 +340,7 @@ impl<F: Function> PartitionWorker<F> {
         let mut slots = Vec::with_capacity(messages.len());
         for message in messages {
             let decoded = match message.to_event() {
-                Ok(event) => from_event(event, F::ACCEPTS),
+                Ok(event) => from_event(event, F::Data::KINDS),
                 Err(e) => Err(Problem::invalid("message", format!("not a CloudEvent: {e}"))),
             };
             match decoded {

@@ -18,6 +18,7 @@
 //! offsets and the parsed rule. A stored value that does not parse is a [`Malformed`] error
 //! naming its row.
 
+pub mod agenda;
 mod error;
 pub mod notify;
 mod options;

@@ -19,7 +19,7 @@ mod recur;
 mod scheduler;
 mod values;
 
-pub(crate) use notify::{DeliveryRaw, ReminderContextRaw};
+pub(crate) use notify::{endpoints, DeliveryRaw, ReminderContextRaw};
 pub use notify::{DeliveryRow, Endpoint, ReminderContext};
 pub(crate) use recur::RecurringTaskRaw;
 pub use recur::{RecurringTaskRow, ReminderOffsets};
@@ -39,7 +39,7 @@ pub struct Malformed {
 }
 
 impl Malformed {
-    fn new(table: &'static str, id: i64, detail: impl fmt::Display) -> Self {
+    pub(crate) fn new(table: &'static str, id: i64, detail: impl fmt::Display) -> Self {
         Self {
             table,
             id,

@@ -56,15 +56,17 @@ pub struct Preferences<'a> {
     pub quiet_days: Option<&'a str>,
     pub locale: &'a str,
     pub channels: &'a str,
+    /// The daily agenda's local time (`HH:MM`); `None`: no agenda.
+    pub agenda_at: Option<&'a str>,
 }
 
 /// Writes a user's preferences, replacing those stored (the same text on both backends).
 pub(crate) const SET_PREFERENCES: &str = "INSERT INTO user_preferences \
-     (user_id, quiet_start, quiet_end, quiet_days, locale, channels) \
-     VALUES ($1, $2, $3, COALESCE($4, 'mon,tue,wed,thu,fri,sat,sun'), $5, $6) \
+     (user_id, quiet_start, quiet_end, quiet_days, locale, channels, agenda_at) \
+     VALUES ($1, $2, $3, COALESCE($4, 'mon,tue,wed,thu,fri,sat,sun'), $5, $6, $7) \
      ON CONFLICT (user_id) DO UPDATE SET quiet_start = excluded.quiet_start, \
        quiet_end = excluded.quiet_end, quiet_days = excluded.quiet_days, \
-       locale = excluded.locale, channels = excluded.channels";
+       locale = excluded.locale, channels = excluded.channels, agenda_at = excluded.agenda_at";
 
 /// A recurring task as the app submits it: the rule as text, checked before it is stored.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@
 //! the shared modules import no backend and no method here, so each module's dependencies
 //! point one way: shared ← backends ← these.
 
+mod agenda;
 mod notify;
 mod open;
 mod recur;

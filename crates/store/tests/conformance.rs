@@ -11,6 +11,8 @@ use todo_events_testkit::{self as kit, at};
 
 /// The batch statements of notify, several rows per call; and one row at a time through
 /// them, as the tests here ask.
+#[path = "conformance/agenda.rs"]
+mod agenda;
 #[path = "conformance/notify_batches.rs"]
 mod notify_batches;
 #[path = "conformance/notify_writes.rs"]

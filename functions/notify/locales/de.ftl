@@ -19,3 +19,19 @@ when-tomorrow = morgen um { $time }
 when-yesterday = gestern um { $time }
 when-weekday = am { $weekday } um { $time }
 when-date = am { $date } um { $time }
+
+agenda-subject = Dein Tag, { $date }: { $count ->
+    [one] 1 Aufgabe
+   *[other] { $count } Aufgaben
+}
+agenda-heading = Deine Agenda für { $date }
+agenda-intro = das ist heute fällig oder überfällig:
+agenda-overdue = Überfällig
+agenda-today = Heute fällig
+agenda-more = …und { $more } weitere in deiner Todo-App.
+agenda-open = Todo-App öffnen
+agenda-footer = Du bekommst diese E-Mail, weil du in deiner Todo-App die tägliche Agenda eingeschaltet hast. An Tagen ohne fällige Aufgaben kommt keine.
+agenda-sentence = Dein Tag, { $date }: { $count ->
+    [one] 1 Aufgabe fällig oder überfällig
+   *[other] { $count } Aufgaben fällig oder überfällig
+}

@@ -25,3 +25,22 @@ when-tomorrow = tomorrow at { $time }
 when-yesterday = yesterday at { $time }
 when-weekday = on { $weekday } at { $time }
 when-date = on { $date } at { $time }
+
+# The daily agenda (docs/PREFERENCES.md, "The daily agenda"). Variables: $date (the day,
+# written in full), $count (the open tasks due that day or overdue), $more (those beyond the
+# ones listed), $name, $url (the todo app), $timezone.
+agenda-subject = Your day, { $date }: { $count ->
+    [one] 1 task
+   *[other] { $count } tasks
+}
+agenda-heading = Your agenda for { $date }
+agenda-intro = here is what is due today, and what is overdue:
+agenda-overdue = Overdue
+agenda-today = Due today
+agenda-more = …and { $more } more in your todo app.
+agenda-open = Open your todo app
+agenda-footer = You get this e-mail because you turned on the daily agenda in your todo app. Nothing is sent on a day with nothing due.
+agenda-sentence = Your day, { $date }: { $count ->
+    [one] 1 task due or overdue
+   *[other] { $count } tasks due or overdue
+}

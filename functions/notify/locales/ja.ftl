@@ -19,3 +19,13 @@ when-tomorrow = 明日 { $time }
 when-yesterday = 昨日 { $time }
 when-weekday = { $weekday } { $time }
 when-date = { $date } { $time }
+
+agenda-subject = { $date } の予定: タスク { $count } 件
+agenda-heading = { $date } のアジェンダ
+agenda-intro = 今日が期限のタスクと、期限を過ぎたタスクです:
+agenda-overdue = 期限切れ
+agenda-today = 今日が期限
+agenda-more = ほか { $more } 件は Todo アプリで確認できます。
+agenda-open = Todo アプリを開く
+agenda-footer = このメールは、Todo アプリで毎日のアジェンダを有効にしたためお送りしています。期限のタスクがない日は送信しません。
+agenda-sentence = { $date } の予定: 期限または期限切れのタスク { $count } 件

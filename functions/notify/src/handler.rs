@@ -61,6 +61,7 @@ use crate::channels::guard::Guard;
 use crate::channels::webhook::Webhooks;
 use crate::channels::webpush::WebPush;
 use crate::config::{ChannelSettings, NotifyConfig};
+use crate::event::{NotifyEvent, NotifyKey};
 use crate::mail::{Composer, Mailer};
 use crate::resting::Resting;
 use chrono::Duration;
@@ -84,15 +85,15 @@ pub struct Notify(Arc<Parts>);
 
 /// What notify is made of; [`Notify`] derefs to it.
 pub struct Parts {
-    store: Store,
-    mailer: Mailer,
-    composer: Composer,
-    webhooks: Webhooks,
+    pub(crate) store: Store,
+    pub(crate) mailer: Mailer,
+    pub(crate) composer: Composer,
+    pub(crate) webhooks: Webhooks,
     /// `None`: Web Push is off (no VAPID key).
-    webpush: Option<WebPush>,
-    guard: Guard,
+    pub(crate) webpush: Option<WebPush>,
+    pub(crate) guard: Guard,
     metrics: Metrics,
-    config: NotifyConfig,
+    pub(crate) config: NotifyConfig,
     /// Endpoints that failed transiently, not tried before their retry time.
     resting: Resting,
     /// Webhook and push requests in flight at once, the batches' and those going on alone.
@@ -181,11 +182,14 @@ impl Function for Notify {
     const NAME: &'static str = "notify";
     const ACCEPTS: EventKind = EventKind::ReminderDue;
     const REPLY_PREFIX: &'static str = "dev.todo.notification";
-    type Data = ReminderDue;
-    type Key = ReminderId;
+    type Data = NotifyEvent;
+    type Key = NotifyKey;
 
-    fn key(due: &ReminderDue) -> ReminderId {
-        due.reminder_id
+    fn key(event: &NotifyEvent) -> NotifyKey {
+        match event {
+            NotifyEvent::Reminder(due) => NotifyKey::Reminder(due.reminder_id),
+            NotifyEvent::Agenda(due) => NotifyKey::Agenda(due.user_id),
+        }
     }
 
     fn store(&self) -> &Store {
@@ -203,8 +207,39 @@ impl Function for Notify {
         self.alone.wait().await;
     }
 
-    /// Read → decide and plan → claim → send → record → answer (see the module docs).
-    async fn handle_distinct(&self, events: &[Event<ReminderDue>]) -> Vec<Result<Reply, Failure>> {
+    /// The reminders and the agendas of the batch, each kind through its own steps
+    /// ([`Notify::reminders`], [`crate::agenda`]), side by side; the answers in the events'
+    /// order.
+    async fn handle_distinct(&self, events: &[Event<NotifyEvent>]) -> Vec<Result<Reply, Failure>> {
+        let (mut reminders, mut agendas) = (Vec::new(), Vec::new());
+        for (i, (id, event)) in events.iter().enumerate() {
+            match event {
+                NotifyEvent::Reminder(due) => reminders.push((i, (id.clone(), due.clone()))),
+                NotifyEvent::Agenda(due) => agendas.push((i, (id.clone(), due.clone()))),
+            }
+        }
+        let (at_r, r): (Vec<usize>, Vec<_>) = reminders.into_iter().unzip();
+        let (at_a, a): (Vec<usize>, Vec<_>) = agendas.into_iter().unzip();
+        let (r_answers, a_answers) = tokio::join!(self.reminders(&r), self.agendas(&a));
+        let mut answers = Answers::new(events.len());
+        for (i, answer) in at_r
+            .into_iter()
+            .zip(r_answers)
+            .chain(at_a.into_iter().zip(a_answers))
+        {
+            answers.set(i, answer);
+        }
+        answers.finish()
+    }
+}
+
+impl Notify {
+    /// A batch of reminder events: read → decide and plan → claim → send → record → answer
+    /// (see the module docs).
+    pub(crate) async fn reminders(&self, events: &[Event<ReminderDue>]) -> Vec<Result<Reply, Failure>> {
+        if events.is_empty() {
+            return Vec::new();
+        }
         let contexts = match self.read(events).await {
             Ok(contexts) => contexts,
             Err(failure) => return Answers::all(events.len(), failure),

@@ -118,6 +118,9 @@ impl Languages {
         ] {
             args.set(name, "x");
         }
+        for name in ["count", "more"] {
+            args.set(name, 2);
+        }
         for language in &self.0 {
             for id in &ids {
                 language

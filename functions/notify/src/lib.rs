@@ -12,8 +12,10 @@
 //!   Push (RFC 8291 encryption, RFC 8292 VAPID) and the guard on user-given targets; see
 //!   `docs/CHANNELS.md`.
 
+mod agenda;
 pub mod channels;
 pub mod config;
+pub mod event;
 pub mod handler;
 pub(crate) mod hide;
 pub mod i18n;

@@ -14,8 +14,9 @@ use crate::channels::guard::{Guard, Refused};
 use crate::channels::webhook::{Format, WebhookEndpoint};
 use crate::channels::webpush::Subscription;
 use std::sync::Arc;
+use todo_events_domain::UserId;
 use todo_events_store::notify::Route;
-use todo_events_store::{Channel, Endpoint, ReminderContext};
+use todo_events_store::{Channel, Channels, Endpoint, ReminderContext};
 
 /// Where one delivery goes, checked. Shared (`Arc`): a send that outlasts its batch's
 /// patience goes on in a task of its own, which holds its target.
@@ -44,27 +45,47 @@ pub(crate) struct Plan {
 
 /// Plans the deliveries of `ctx`; `push_on` says whether Web Push is configured.
 pub(crate) fn plan(ctx: &ReminderContext, guard: &Guard, push_on: bool) -> Plan {
+    let to = Recipient {
+        user_id: ctx.user_id,
+        channels: &ctx.channels,
+        endpoints: &ctx.endpoints,
+        column: "reminders.channels",
+    };
+    plan_routes(&to, guard, push_on)
+}
+
+/// Where a message goes: a user's channels (as a column names them) and active endpoints.
+pub(crate) struct Recipient<'a> {
+    pub user_id: UserId,
+    pub channels: &'a Channels,
+    pub endpoints: &'a [Endpoint],
+    /// The column the channels come from, for the notes.
+    pub column: &'static str,
+}
+
+/// Plans the deliveries to `to` (a reminder's, or the daily agenda's).
+pub(crate) fn plan_routes(to: &Recipient<'_>, guard: &Guard, push_on: bool) -> Plan {
     let mut plan = Plan::default();
-    for name in &ctx.channels.unknown {
+    let column = to.column;
+    for name in &to.channels.unknown {
         plan.log.push(format!(
-            "reminders.channels names {name:?}, which is not a channel (email, webhook, webpush)"
+            "{column} names {name:?}, which is not a channel (email, webhook, webpush)"
         ));
     }
-    if !ctx.channels.unknown.is_empty() {
-        plan.notes.push(
-            "reminders.channels names a value that is not a channel (email, webhook, webpush); \
-             the function's log says which"
-                .into(),
-        );
+    if !to.channels.unknown.is_empty() {
+        plan.notes.push(format!(
+            "{column} names a value that is not a channel (email, webhook, webpush); the \
+             function's log says which"
+        ));
     }
-    for &channel in &ctx.channels.known {
+    for &channel in &to.channels.known {
         if channel == Channel::Email {
             plan.deliveries.push((Route::EMAIL, Target::Email));
             continue;
         }
-        let endpoints: Vec<&Endpoint> = ctx.endpoints.iter().filter(|e| e.channel == channel).collect();
+        let endpoints: Vec<&Endpoint> = to.endpoints.iter().filter(|e| e.channel == channel).collect();
         if endpoints.is_empty() {
-            let note = format!("user {} has no active {channel} endpoint", ctx.user_id);
+            let note = format!("user {} has no active {channel} endpoint", to.user_id);
             plan.log.push(note.clone());
             plan.notes.push(note);
             continue;

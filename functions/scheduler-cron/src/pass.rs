@@ -5,6 +5,7 @@
 //! acknowledged its event, a failed event is counted and left to its lease, and a loop stops
 //! at a short batch or a batch not wholly acknowledged. When passes run is `poll.rs`.
 
+use crate::agenda::Agendas;
 use crate::config::SchedulerConfig;
 use crate::kind::{Db, Kind, Occurrences, Reminders};
 use crate::publish::Publisher;
@@ -26,6 +27,8 @@ pub(crate) const LOG_TARGET: &str = "scheduler_cron::pass";
 pub struct PassReport {
     pub reminders_published: usize,
     pub occurrences_published: usize,
+    /// Daily agendas published (`agenda.rs`).
+    pub agendas_published: usize,
     /// Events the sink did not acknowledge; their rows are republished after the lease.
     pub failed: usize,
     /// Missed occurrences skipped by the `latest` catch-up policy.
@@ -42,13 +45,14 @@ pub struct PassReport {
 
 impl PassReport {
     pub fn published(&self) -> usize {
-        self.reminders_published + self.occurrences_published
+        self.reminders_published + self.occurrences_published + self.agendas_published
     }
 
     /// Adds what another worker of the same pass did.
     fn absorb(&mut self, other: PassReport) {
         self.reminders_published += other.reminders_published;
         self.occurrences_published += other.occurrences_published;
+        self.agendas_published += other.agendas_published;
         self.failed += other.failed;
         self.occurrences_skipped += other.occurrences_skipped;
         self.republished += other.republished;
@@ -94,10 +98,11 @@ impl<P: Publisher> Scheduler<P> {
     }
 
     /// Claims and publishes until nothing due is left (or a batch fails to publish): the
-    /// reminders, then the occurrences.
+    /// reminders, then the occurrences, then the daily agendas.
     pub async fn pass(&self) -> Result<PassReport, StoreError> {
         let mut report = self.workers(&Reminders).await?;
         report.absorb(self.workers(&Occurrences).await?);
+        report.absorb(self.workers(&Agendas).await?);
         if self.config.notification_events {
             self.statuses(&mut report).await?;
         }

@@ -57,9 +57,10 @@ impl<P: Publisher> Scheduler<P> {
         let report = self.pass().await?;
         tracing::info!(
             target: LOG_TARGET,
-            "pass done: {} reminder(s) and {} occurrence(s) published, {} failed",
+            "pass done: {} reminder(s), {} occurrence(s) and {} agenda(s) published, {} failed",
             report.reminders_published,
             report.occurrences_published,
+            report.agendas_published,
             report.failed
         );
         match report.first_error {

@@ -2,6 +2,7 @@
 //! function. Batches are single statements over bound arrays (`UNNEST`, `= ANY`), so a
 //! batch costs one round trip.
 
+pub(crate) mod agenda;
 pub(crate) mod notify;
 pub(crate) mod recur;
 pub(crate) mod scheduler;

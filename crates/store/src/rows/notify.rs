@@ -55,7 +55,7 @@ struct EndpointRaw {
 
 /// The endpoints of a reminder's user from their JSON aggregate (`None`: not read, because
 /// the reminder names no channel that has endpoints).
-fn endpoints(reminder: i64, json: Option<&str>) -> Result<Vec<Endpoint>, Malformed> {
+pub(crate) fn endpoints(reminder: i64, json: Option<&str>) -> Result<Vec<Endpoint>, Malformed> {
     const T: &str = "channel_endpoints";
     let Some(json) = json else { return Ok(Vec::new()) };
     let raw: Vec<EndpointRaw> = serde_json::from_str(json)

@@ -3,6 +3,7 @@
 //! written one by one in one transaction, and id lists travel as one JSON array
 //! (`json_each`), since SQLite has no array type.
 
+pub(crate) mod agenda;
 pub(crate) mod notify;
 pub(crate) mod recur;
 pub(crate) mod scheduler;

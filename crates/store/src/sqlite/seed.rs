@@ -213,6 +213,7 @@ pub(crate) async fn set_preferences(
         .bind(p.quiet_days)
         .bind(p.locale)
         .bind(p.channels)
+        .bind(p.agenda_at)
         .execute(pool)
         .await?;
     Ok(())

@@ -206,6 +206,19 @@ impl Webhooks {
         now: i64,
     ) -> Result<(), SendError> {
         let outgoing = shape(endpoint.format, notice);
+        self.post(endpoint, outgoing, notice.delivery_id(endpoint.id), now)
+            .await
+    }
+
+    /// Posts `outgoing` (a reminder's [`shape`], or the daily agenda's) to `endpoint`, signed
+    /// as delivery `id` when the endpoint has a secret; `now` is the signature's timestamp.
+    pub async fn post(
+        &self,
+        endpoint: &WebhookEndpoint,
+        outgoing: Outgoing,
+        id: String,
+        now: i64,
+    ) -> Result<(), SendError> {
         let mut request = self
             .client
             .get()?
@@ -215,7 +228,6 @@ impl Webhooks {
             request = request.header(*name, value);
         }
         if let Some(signer) = &endpoint.secret {
-            let id = notice.delivery_id(endpoint.id);
             let signature = signer
                 .sign(&id, now, &outgoing.body)
                 .map_err(|e| SendError::Permanent(format!("the request cannot be signed: {e}")))?;
@@ -234,7 +246,7 @@ impl Webhooks {
     }
 }
 
-fn slack_escape(text: &str) -> String {
+pub(crate) fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -242,7 +254,7 @@ fn slack_escape(text: &str) -> String {
 
 /// A header value from any text: ASCII as is, anything else as an RFC 2047 encoded word
 /// (which ntfy reads), so that a title can neither break the header nor be refused.
-fn header_text(text: &str) -> String {
+pub(crate) fn header_text(text: &str) -> String {
     let text = truncate(&super::single_line(text), 250);
     if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         text

@@ -255,9 +255,16 @@ impl WebPush {
 
     /// Sends `notice` to `to`, encrypted with a fresh key and salt; `now` in seconds.
     pub async fn send(&self, to: &Subscription, notice: &Notice<'_>, now: i64) -> Result<(), SendError> {
+        self.push(to, &payload(notice), now).await
+    }
+
+    /// Sends the payload `plaintext` (what the service worker reads) to `to`, encrypted with a
+    /// fresh key and salt; `now` in seconds. A reminder's is [`payload`]; the daily agenda
+    /// has its own.
+    pub async fn push(&self, to: &Subscription, plaintext: &[u8], now: i64) -> Result<(), SendError> {
         let mut salt = [0u8; 16];
         OsRng.fill_bytes(&mut salt);
-        let body = encrypt(to, &payload(notice), &SecretKey::random(&mut OsRng), &salt)?;
+        let body = encrypt(to, plaintext, &SecretKey::random(&mut OsRng), &salt)?;
         let shown = redacted(&to.url);
         let response = self
             .client

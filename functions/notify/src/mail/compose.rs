@@ -26,6 +26,7 @@
 //! errors) and the local times (`local_time`: zones, the words for a time) each have a file
 //! of their own.
 
+pub(crate) mod agenda;
 mod local_time;
 mod templates;
 #[cfg(test)]
@@ -92,6 +93,7 @@ impl Composer {
             app_url: cfg.app_url.trim_end_matches('/').to_owned(),
         };
         composer.check()?;
+        composer.check_agenda()?;
         Ok(composer)
     }
 

@@ -2,6 +2,7 @@
 //! SQLite and PostgreSQL.
 
 use chrono::{Duration, SubsecRound, Utc};
+use notify::event::NotifyEvent;
 use notify::{Notify, NotifyConfig};
 use todo_events_domain::ReminderDue;
 use todo_events_host::{Function, Outcome};
@@ -10,6 +11,11 @@ use todo_events_testkit as kit;
 
 fn due(r: &kit::ReminderFixture) -> (String, ReminderDue) {
     r.due()
+}
+
+/// Reminder events as notify takes them.
+fn events<const N: usize>(dues: [(String, ReminderDue); N]) -> Vec<(String, NotifyEvent)> {
+    dues.into_iter().map(|(id, due)| (id, due.into())).collect()
 }
 
 #[tokio::test]
@@ -29,7 +35,7 @@ async fn a_batch_mails_each_reminder_once() {
         moved.1.remind_at = at - Duration::hours(1);
 
         let answers = notify
-            .handle_batch(vec![due(&one), due(&two), due(&one), due(&cancelled), moved])
+            .handle_batch(events([due(&one), due(&two), due(&one), due(&cancelled), moved]))
             .await;
         let outcomes: Vec<Outcome> = answers
             .iter()
@@ -64,7 +70,7 @@ async fn a_batch_mails_each_reminder_once() {
         }
 
         // Redelivered as a whole: duplicates, no new mail.
-        let again = notify.handle_batch(vec![due(&one), due(&two)]).await;
+        let again = notify.handle_batch(events([due(&one), due(&two)])).await;
         for answer in &again {
             assert_eq!(
                 answer.as_ref().unwrap().outcome,

@@ -49,6 +49,7 @@ async fn statements_per_batch() {
     psql("SELECT pg_stat_statements_reset()");
     let mut outcomes = std::collections::BTreeMap::new();
     for events in batches {
+        let events = events.into_iter().map(|(id, due)| (id, due.into())).collect();
         for answer in notify.handle_batch(events).await {
             let word = match answer {
                 Ok(reply) => format!("{:?}", reply.outcome),
@@ -112,7 +113,14 @@ async fn batch(db: &TestDb, notify: &Notify, receiver: &WebhookReceiver) -> Vec<
     }
     let done: Vec<ReminderFixture> = done_before(s, due).await;
     let answers = notify
-        .handle_batch(done.iter().map(ReminderFixture::due).collect())
+        .handle_batch(
+            done.iter()
+                .map(|r| {
+                    let (id, due) = r.due();
+                    (id, due.into())
+                })
+                .collect(),
+        )
         .await;
     assert!(answers.iter().all(|a| a.is_ok()), "done before: {answers:?}");
     for r in &done[..5] {

@@ -1,21 +1,28 @@
 //! The template environment: minijinja's settings (HTML auto-escaped in `.html` templates,
-//! our own escaping of `& < > " '`), the three templates built in or read from
+//! our own escaping of `& < > " '`), the six templates (reminder, daily agenda) built in or read from
 //! `MAIL_TEMPLATE_DIR`, and minijinja's errors as one line. Apart from the message itself
 //! because it is made once, at start-up, and is where a broken template is reported.
 
+use super::agenda::{AGENDA_HTML, AGENDA_SUBJECT, AGENDA_TEXT};
 use super::{HTML, SUBJECT, TEXT};
 use crate::i18n::Languages;
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use std::path::Path;
 
-const BUILT_IN: [(&str, &str); 3] = [
+const BUILT_IN: [(&str, &str); 6] = [
     (SUBJECT, include_str!("../../../templates/reminder.subject.txt")),
     (TEXT, include_str!("../../../templates/reminder.txt")),
     (HTML, include_str!("../../../templates/reminder.html")),
+    (
+        AGENDA_SUBJECT,
+        include_str!("../../../templates/agenda.subject.txt"),
+    ),
+    (AGENDA_TEXT, include_str!("../../../templates/agenda.txt")),
+    (AGENDA_HTML, include_str!("../../../templates/agenda.html")),
 ];
 
-/// The template environment: minijinja's settings and the three templates, each from `dir`
+/// The template environment: minijinja's settings and the six templates, each from `dir`
 /// when it holds a file of that name, built in otherwise; and a language's own, from
 /// `dir/<tag>/` (as `<tag>/<name>`), for each language that has one.
 pub(super) fn environment(dir: Option<&Path>, languages: &Languages) -> Result<Environment<'static>, String> {
