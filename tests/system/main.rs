@@ -1,6 +1,7 @@
-//! The whole system as a user runs it, in one test binary: the command line (`cli`), the
-//! scheduler's HTTP sinks (`http_sinks`) and the channels' retries (`channel_retries`), the
-//! manifests checked against the code (`manifests`), secrets kept out of every output
+//! The whole system as a user runs it, in one test binary: the daily agenda (`agenda`), the
+//! command line (`cli`), the scheduler's HTTP sinks (`http_sinks`) and the channels'
+//! retries (`channel_retries`), the manifests checked against the code (`manifests`), what
+//! keeps users from turning reminders off (`reminders_kept`), secrets kept out of every output
 //! (`secrets`), the Kafka path end to end with the short rehearsal of the manifests
 //! (`kafka`), and last the timing comparisons that need the machine to themselves
 //! (`timing`).
@@ -14,6 +15,7 @@
 //! of their names, which is why the rehearsal (`kafka::cluster`, four minutes) starts before
 //! the end-to-end tests and `timing` comes last.
 
+mod agenda;
 mod channel_retries;
 mod cli;
 mod http_sinks;

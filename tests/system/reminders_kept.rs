@@ -33,7 +33,7 @@ fn scheduler<P: Publisher>(db: &TestDb, publisher: P) -> Scheduler<P> {
     Scheduler::new(db.store.clone(), publisher, c)
 }
 
-async fn notify(db: &TestDb, smtp: &SmtpServer) -> TestApp {
+pub(crate) async fn notify(db: &TestDb, smtp: &SmtpServer) -> TestApp {
     let url = format!("smtp://127.0.0.1:{}?tls=none", smtp.port);
     let mut cfg = NotifyConfig::smtp(SmtpSettings::new(&url).expect("valid SMTP_URL"));
     cfg.mail_from = "Todo Reminders <reminders@todo.example.com>".into();
@@ -46,7 +46,7 @@ async fn notify(db: &TestDb, smtp: &SmtpServer) -> TestApp {
 
 /// A topic: acknowledges every event and keeps it until the test delivers it.
 #[derive(Clone, Default)]
-struct Topic(Arc<Mutex<Vec<Outgoing>>>);
+pub(crate) struct Topic(Arc<Mutex<Vec<Outgoing>>>);
 
 impl Publisher for Topic {
     async fn publish(&self, events: &[Outgoing]) -> Vec<Result<(), PublishError>> {
@@ -56,13 +56,13 @@ impl Publisher for Topic {
 }
 
 impl Topic {
-    fn take(&self) -> Vec<Outgoing> {
+    pub(crate) fn take(&self) -> Vec<Outgoing> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
 
 /// Delivers `event` to `app` as a KafkaSource would; the answer's type and data.
-async fn deliver(app: &TestApp, event: &Outgoing) -> (String, Value) {
+pub(crate) async fn deliver(app: &TestApp, event: &Outgoing) -> (String, Value) {
     let response = app.post_binary(&event.ty, &event.id, &event.data).await;
     let (status, ty, body) = kit::reply(response).await;
     assert_eq!(status, 200, "{}: {body}", event.id);
@@ -75,7 +75,7 @@ async fn row(db: &TestDb, r: &kit::ReminderFixture) -> (String, Option<DateTime<
     (ctx.state.as_str().to_owned(), ctx.deferred_until)
 }
 
-async fn sleep_until(t: DateTime<Utc>) {
+pub(crate) async fn sleep_until(t: DateTime<Utc>) {
     if let Ok(left) = (t - Utc::now()).to_std() {
         tokio::time::sleep(left).await;
     }
