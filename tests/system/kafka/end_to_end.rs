@@ -1028,7 +1028,7 @@ async fn hostile_events_through_the_consumers_send_nothing_and_write_nothing() {
         w.lag("notify", "reminders") == 0 && w.lag("recur", "task-events") == 0
     })
     .await;
-    let early = |port: u16, function: &'static str| async move {
+    let early = |port: u16, function: &'static str, ty: &'static str| async move {
         let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
             .await
             .unwrap()
@@ -1038,16 +1038,16 @@ async fn hostile_events_through_the_consumers_send_nothing_and_write_nothing() {
         kit::metric(
             &text,
             "todo_events_early_events_total",
-            &[&format!("function=\"{function}\"")],
+            &[&format!("function=\"{function}\""), &format!("type=\"{ty}\"")],
         ) as usize
     };
     assert_eq!(
-        early(notify_port, "notify").await,
+        early(notify_port, "notify", "dev.todo.reminder.due").await,
         early_reminders,
         "early reminder events counted"
     );
     assert_eq!(
-        early(recur_port, "recur").await,
+        early(recur_port, "recur", "dev.todo.recurring-task.due").await,
         early_occurrences,
         "early occurrence events counted"
     );

@@ -92,7 +92,7 @@ async fn hostile_events_send_nothing_write_nothing_and_reveal_nothing() {
         let counted = metric(
             &app.metrics().await,
             "todo_events_early_events_total",
-            &["function=\"notify\""],
+            &["function=\"notify\"", "type=\"dev.todo.reminder.due\""],
         );
         assert_eq!(counted as usize, early, "{}: early events counted", db.backend);
     }

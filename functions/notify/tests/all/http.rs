@@ -163,6 +163,16 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
         let before = db.store.table_counts().await.unwrap();
         let cases = kit::bad_cases(REMINDER, "dev.todo.recurring-task.due", &r.data(), 64 * 1024);
         kit::assert_bad_cases_rejected(&app, cases).await;
+        // notify's second type, the daily agenda, gets the same table.
+        let agenda = serde_json::json!({"user_id": r.user_id, "date": "2026-11-27", "agenda_at": "2026-11-27T06:00:00Z"});
+        let cases = kit::bad_cases(
+            "dev.todo.agenda.due",
+            "dev.todo.recurring-task.due",
+            &agenda,
+            64 * 1024,
+        );
+        assert_eq!(cases.len(), 53, "rows of the table");
+        kit::assert_bad_cases_rejected(&app, cases).await;
         assert_eq!(db.store.table_counts().await.unwrap(), before, "{}", db.backend);
         assert_eq!(
             db.store
