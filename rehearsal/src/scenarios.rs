@@ -12,6 +12,9 @@
 //!    reminder a second beside it shows what it holds up.
 //! 4. **burst at full scale-out**: the same burst with every part at its maximum:
 //!    p99 ≤ 10 s, every reminder mailed exactly once, every occurrence instantiated once.
+//! 5. **agendas at full scale-out** (full run only): as many users as the burst, in one zone,
+//!    with their daily agenda at the same local time (docs/PREFERENCES.md, "The daily
+//!    agenda"): the reminders' burst target, p99 ≤ 10 s, each agenda mailed exactly once.
 
 use crate::manifests::Manifests;
 use crate::pods::Cluster;
@@ -425,6 +428,10 @@ pub async fn rehearse(
         );
     }
 
+    if !args.short {
+        agendas(shape, &mut world, n, report).await?;
+    }
+
     let runs = stack.stop().await;
     report.add(
         shape,
@@ -437,6 +444,34 @@ pub async fn rehearse(
         runs.missed == 0 && runs.failed == 0 && runs.deadline_exceeded == 0 && runs.started > 0,
     );
     world.drop_database().await?;
+    Ok(())
+}
+
+/// Scenario 5: the daily agendas of `n` users at one local time, at full scale-out. The
+/// scheduler's first pass after the seeding schedules them, the pass at their time publishes
+/// them on the reminders' topic, notify mails them.
+async fn agendas(shape: Shape, world: &mut World, n: usize, report: &mut Report) -> anyhow::Result<()> {
+    // Time for one scheduler pass (every 500 ms while a run polls) to schedule them first.
+    let due = whole_second(Utc::now() + chrono::Duration::seconds(10));
+    let users = world.agendas(n, due).await?;
+    let deadline = due + chrono::Duration::seconds(90);
+    loop {
+        let mails = world.agenda_mails(&users, due)?;
+        let mailed: std::collections::HashSet<i64> = mails.iter().map(|m| m.id).collect();
+        if mailed.len() == users.len() || Utc::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let f = Figures::of(&users, &world.agenda_mails(&users, due)?);
+    report.add(
+        shape,
+        "agendas at full scale-out: one zone, one local time",
+        f.text("agendas mailed"),
+        "p99 ≤ 10 s, each once (the reminders' burst target)".into(),
+        f.once() && f.p99 <= 10.0,
+    );
     Ok(())
 }
 

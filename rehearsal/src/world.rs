@@ -23,6 +23,8 @@ use todo_events_testkit::smtp::{Options, SmtpServer};
 /// always defers (the poison).
 pub const USERS: i64 = 1000;
 pub const POISON_ADDRESS: &str = "poison@rehearsal.test";
+/// The daily agenda's users are `AGENDA_USERS` + an id of the world's ([`World::agendas`]).
+pub const AGENDA_USERS: i64 = 1_000_000;
 
 pub struct World {
     admin_url: String,
@@ -43,6 +45,8 @@ pub struct World {
     next_id: i64,
     /// Each message file read so far, and the reminder it was for (other mail: `None`).
     seen: HashMap<PathBuf, Option<Effect>>,
+    /// The same for the daily agendas: the user, and when the relay accepted it.
+    agendas_seen: HashMap<PathBuf, Option<(i64, DateTime<Utc>)>>,
 }
 
 /// A record of a topic as a reader sees it.
@@ -154,6 +158,7 @@ impl World {
             _pod_token: pod_token,
             next_id: 1,
             seen: HashMap::new(),
+            agendas_seen: HashMap::new(),
         })
     }
 
@@ -302,6 +307,65 @@ impl World {
             .collect())
     }
 
+    /// `n` users in Europe/Berlin whose daily agenda is at `due`'s local time there, each with
+    /// one task overdue (so that the agenda has something to say); their ids.
+    pub async fn agendas(&mut self, n: usize, due: DateTime<Utc>) -> anyhow::Result<Vec<i64>> {
+        let users: Vec<i64> = self.ids(n).into_iter().map(|i| AGENDA_USERS + i).collect();
+        let tasks = self.ids(n);
+        let zone = todo_events_domain::recurrence::Zone::parse("Europe/Berlin")?;
+        let local = zone.wall_time(due).format("%H:%M:%S").to_string();
+        let mut conn = PgConnection::connect(&self.url).await?;
+        sqlx::query(
+            "INSERT INTO users (id, email, display_name, timezone)
+               SELECT u, 'agenda' || u || '@rehearsal.test', 'Agenda ' || u, 'Europe/Berlin' FROM unnest($1::bigint[]) u",
+        )
+        .bind(&users)
+        .execute(&mut conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO tasks (id, user_id, title, description, due_at)
+               SELECT t, u, 'Overdue ' || t, '', $3::timestamptz - interval '1 day'
+               FROM unnest($1::bigint[], $2::bigint[]) AS v(t, u)",
+        )
+        .bind(&tasks)
+        .bind(&users)
+        .bind(due)
+        .execute(&mut conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO user_preferences (user_id, agenda_at) SELECT u, $2 FROM unnest($1::bigint[]) u",
+        )
+        .bind(&users)
+        .bind(&local)
+        .execute(&mut conn)
+        .await?;
+        Ok(users)
+    }
+
+    /// Every agenda the relay accepted for `users` (each copy), by its Message-ID
+    /// `<agenda-<user>-<date>@todo-events>`, with the time it was accepted; each was due at
+    /// `due`.
+    pub fn agenda_mails(&mut self, users: &[i64], due: DateTime<Utc>) -> anyhow::Result<Vec<Effect>> {
+        let wanted: std::collections::HashSet<i64> = users.iter().copied().collect();
+        for entry in std::fs::read_dir(self.smtp.dir())? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|x| x != "eml") || self.agendas_seen.contains_key(&path) {
+                continue;
+            }
+            let raw = std::fs::read(&path)?;
+            let accepted: DateTime<Utc> = std::fs::metadata(&path)?.modified()?.into();
+            let user = mail_parser::MessageParser::default()
+                .parse(&raw)
+                .and_then(|m| m.message_id().map(str::to_owned))
+                .and_then(|id| parse_agenda_id(&id));
+            self.agendas_seen.insert(path, user.map(|u| (u, accepted)));
+        }
+        Ok((self.agendas_seen.values().flatten())
+            .filter(|(u, _)| wanted.contains(u))
+            .map(|&(id, done)| Effect { id, due, done })
+            .collect())
+    }
+
     /// Task instances of the recurring tasks `ids`, created when their transaction ran.
     pub async fn instances(&self, ids: &[i64]) -> anyhow::Result<Vec<Effect>> {
         let mut conn = PgConnection::connect(&self.url).await?;
@@ -403,6 +467,13 @@ impl World {
             .await?;
         Ok(())
     }
+}
+
+/// `<agenda-1000042-20261207@todo-events>` (angle brackets optional) → 1000042.
+fn parse_agenda_id(id: &str) -> Option<i64> {
+    let inner = id.trim_matches(['<', '>']).strip_suffix("@todo-events")?;
+    let (user, _date) = inner.strip_prefix("agenda-")?.split_once('-')?;
+    user.parse().ok()
 }
 
 /// `<reminder-42-1795790088000000@todo-events>` (angle brackets optional) → (42, remind_at).

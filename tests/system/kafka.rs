@@ -20,8 +20,9 @@ fn the_kafka_tests_need_the_kafka_feature() {
 }
 
 /// Which of these tests may run at the same time. Two turns: a test takes one, so at most two
-/// brokers, stacks and bursts share the machine (libtest runs as many tests as there are
-/// cores); a test whose assertion compares timings within itself takes both and runs alone.
+/// brokers, stacks and bursts share the machine (libtest runs four tests at once here:
+/// `.cargo/config.toml`); a test whose assertion compares timings within itself takes both
+/// and runs alone.
 #[cfg(feature = "kafka")]
 pub(crate) mod turns {
     use tokio::sync::{Semaphore, SemaphorePermit};

@@ -7,7 +7,7 @@
 //! (`timing`).
 //!
 //! One binary, as in *Zero To Production*'s `tests/api/main.rs`: its tests run side by side
-//! (libtest runs as many at once as there are cores), and most of them wait (for brokers,
+//! (four at once: `.cargo/config.toml`), and most of them wait (for brokers,
 //! leases, retries and cron minutes: the Kafka tests and the rehearsal used 11-15 % of two
 //! cores, measured), so one after another in six binaries they were the longest part of CI
 //! (issue 27, item 7). `kafka::turns` keeps at most two brokers and stacks on the machine at
