@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// the tests instead of silently checking less.
 pub const BAD_ENDPOINTS: usize = 40;
 pub const BAD_CHANNELS: usize = 10;
-pub const BAD_PREFERENCES: usize = 23;
+pub const BAD_PREFERENCES: usize = 27;
 
 /// What the placeholders of the endpoint rows stand for: the test's receiver.
 pub struct Placeholders<'a> {
@@ -114,6 +114,7 @@ impl BadPreferences {
         ]
         .into_iter()
         .map(|(c, v)| (c.to_owned(), Some(v.to_owned())))
+        .chain([("agenda_at".to_owned(), None)])
         .collect();
         for (column, value) in &self.prefs {
             let slot = columns.iter_mut().find(|(c, _)| c == column);
