@@ -406,3 +406,105 @@ async fn a_webhook_slower_than_its_batch_goes_on_alone_and_records_itself() {
     }
     assert!(checked >= 1, "at least SQLite");
 }
+
+/// The daily agenda on every channel of its user's preferences (docs/PREFERENCES.md, "The
+/// daily agenda"): the e-mail, each webhook in its shape (the standard one signed, listing the
+/// tasks), the push; once however often its event comes.
+#[tokio::test]
+async fn a_daily_agenda_reaches_every_channel_of_its_user_once() {
+    if !kit::require::receiver() {
+        return;
+    }
+    for db in kit::backends().await {
+        let b = db.backend;
+        let outbox = tempfile::tempdir().unwrap();
+        let receiver = receiver(&[]);
+        let app = app::notify(&db, outbox.path(), true, true).await;
+        // The reminder's user and endpoints; its task is due in 15 minutes (today, in most
+        // of the day's seconds: the agenda is of the date those 15 minutes fall on).
+        let (r, _) = reminder(&db, &receiver, "email").await;
+        let now = Utc::now().trunc_subsecs(0);
+        let zone = todo_events_domain::recurrence::Zone::parse("Europe/Berlin").unwrap();
+        let at = now - Duration::seconds(2);
+        let date = zone.wall_time(now + Duration::minutes(15)).date();
+        let local = zone.wall_time(at).format("%H:%M:%S");
+        let sql = format!(
+            "INSERT INTO user_preferences (user_id, agenda_at, channels) VALUES ({}, '{local}', 'email,webhook,webpush')",
+            r.user_id
+        );
+        db.execute(&sql, None).await.unwrap();
+        let data =
+            serde_json::json!({"user_id": r.user_id, "date": date.to_string(), "agenda_at": at.to_rfc3339()});
+        let id = format!("agenda/{}/{date}", r.user_id);
+        if zone.wall_time(at).date() != date {
+            return; // the last 15 minutes of a Berlin day: the task is tomorrow's
+        }
+        let (status, ty, body) = reply(app.post_binary("dev.todo.agenda.due", &id, &data).await).await;
+        assert_eq!(
+            (status, ty.as_str()),
+            (200, "dev.todo.notification.sent"),
+            "{b}: {body}"
+        );
+        assert_eq!(
+            outcomes(&body),
+            [
+                ("email", "sent"),
+                ("webhook", "sent"),
+                ("webhook", "sent"),
+                ("webpush", "sent")
+            ],
+            "{b}: {body}"
+        );
+        for _ in 0..2 {
+            let (status, ty, body) =
+                reply(app.post_structured("dev.todo.agenda.due", &id, &data).await).await;
+            assert_eq!(
+                (status, ty.as_str()),
+                (200, "dev.todo.notification.duplicate"),
+                "{b}: {body}"
+            );
+        }
+        assert_eq!(mails(outbox.path()), 1, "{b}: one e-mail");
+        let got = receiver.requests();
+        assert_eq!(got.len(), 3, "{b}: one request per endpoint: {got:?}");
+        let hook = at_endpoint(&got, "hook");
+        assert_eq!(
+            hook[0].signature_valid,
+            Some(true),
+            "{b}: {:?}",
+            hook[0].signature_problem
+        );
+        let standard = hook[0].json();
+        assert_eq!(standard["type"], "agenda.due", "{b}");
+        assert_eq!(
+            standard["data"]["tasks"][0]["title"], "Water the plants",
+            "{b}: {standard}"
+        );
+        assert_eq!(standard["data"]["count"], 1, "{b}");
+        let phone = at_endpoint(&got, "phone");
+        assert!(
+            phone[0].header("title").unwrap().starts_with("Your agenda for "),
+            "{b}"
+        );
+        let push = at_endpoint(&got, "browser");
+        assert_eq!(
+            push[0].vapid_valid,
+            Some(true),
+            "{b}: {:?}",
+            push[0].vapid_problem
+        );
+        let shown: serde_json::Value = serde_json::from_slice(push[0].decrypted.as_ref().unwrap()).unwrap();
+        assert!(
+            shown["body"].as_str().unwrap().ends_with("1 task due or overdue"),
+            "{b}: {shown}"
+        );
+        let rows = db
+            .texts("SELECT status FROM agenda_deliveries ORDER BY channel, endpoint_id")
+            .await;
+        assert_eq!(rows, ["sent"; 4], "{b}");
+    }
+}
+
+fn at_endpoint<'r>(requests: &'r [Request], name: &str) -> Vec<&'r Request> {
+    at(requests, name)
+}
