@@ -1,7 +1,8 @@
 //! `decode_http` on arbitrary headers and bodies: never panics, rejects only with 400/415
 //! naming a field, and whatever it accepts is for the function that asked.
 //!
-//! Input: the first line picks the function (`recur` or anything else for notify), the
+//! Input: the first line picks the function (`recur`, or anything else for notify, which
+//! accepts reminders and daily agendas), the
 //! following lines up to the first empty line are `name: value` headers (values may hold any
 //! byte), the rest is the body.
 #![no_main]
@@ -9,7 +10,7 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use todo_events_decode::decode::{decode_http, parse_data};
-use todo_events_domain::{EventKind, RecurringTaskDue, ReminderDue};
+use todo_events_domain::{AgendaDue, EventKind, RecurringTaskDue, ReminderDue};
 
 fuzz_target!(|input: &[u8]| {
     let (head, body) = match input.windows(2).position(|w| w == b"\n\n") {
@@ -17,9 +18,9 @@ fuzz_target!(|input: &[u8]| {
         None => (input, &[][..]),
     };
     let mut lines = head.split(|b| *b == b'\n');
-    let accepts = match lines.next() {
-        Some(b"recur") => EventKind::RecurringTaskDue,
-        _ => EventKind::ReminderDue,
+    let accepts: &[EventKind] = match lines.next() {
+        Some(b"recur") => &[EventKind::RecurringTaskDue],
+        _ => &[EventKind::ReminderDue, EventKind::AgendaDue],
     };
     let mut headers = HeaderMap::new();
     for line in lines {
@@ -34,11 +35,16 @@ fuzz_target!(|input: &[u8]| {
     }
     match decode_http(&headers, body, accepts) {
         Ok(decoded) => {
-            assert_eq!(decoded.kind, accepts);
+            assert!(
+                accepts.contains(&decoded.kind),
+                "{:?} not asked for",
+                decoded.kind
+            );
             assert!(!decoded.id.trim().is_empty(), "accepted an event without an id");
-            let parsed = match accepts {
+            let parsed = match decoded.kind {
                 EventKind::ReminderDue => parse_data::<ReminderDue>(decoded.data).map(|_| ()),
                 EventKind::RecurringTaskDue => parse_data::<RecurringTaskDue>(decoded.data).map(|_| ()),
+                EventKind::AgendaDue => parse_data::<AgendaDue>(decoded.data).map(|_| ()),
             };
             if let Err(p) = parsed {
                 assert_eq!(p.status, 400, "{p:?}");

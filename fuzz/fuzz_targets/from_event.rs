@@ -4,21 +4,31 @@
 
 use libfuzzer_sys::fuzz_target;
 use todo_events_decode::decode::{from_event, parse_data};
-use todo_events_domain::{EventKind, RecurringTaskDue, ReminderDue};
+use todo_events_domain::{AgendaDue, EventKind, RecurringTaskDue, ReminderDue};
 
 fuzz_target!(|input: &[u8]| {
     let Ok(event) = serde_json::from_slice::<cloudevents::Event>(input) else {
         return;
     };
-    for accepts in [EventKind::ReminderDue, EventKind::RecurringTaskDue] {
+    // notify's kinds, recur's.
+    let functions: [&[EventKind]; 2] = [
+        &[EventKind::ReminderDue, EventKind::AgendaDue],
+        &[EventKind::RecurringTaskDue],
+    ];
+    for accepts in functions {
         match from_event(event.clone(), accepts) {
             Ok(decoded) => {
-                assert_eq!(decoded.kind, accepts);
-                let parsed = match accepts {
+                assert!(
+                    accepts.contains(&decoded.kind),
+                    "{:?} not asked for",
+                    decoded.kind
+                );
+                let parsed = match decoded.kind {
                     EventKind::ReminderDue => parse_data::<ReminderDue>(decoded.data).map(|d| d.event_id()),
                     EventKind::RecurringTaskDue => {
                         parse_data::<RecurringTaskDue>(decoded.data).map(|d| d.event_id())
                     }
+                    EventKind::AgendaDue => parse_data::<AgendaDue>(decoded.data).map(|d| d.event_id()),
                 };
                 match parsed {
                     // A translated Dapr envelope carries the deterministic id of its data.

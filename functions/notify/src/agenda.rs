@@ -8,23 +8,24 @@
 //! fenced by the claim) → answer. A transient failure is not recorded: its claim runs out
 //! after `DELIVERY_LEASE` and the event, answered as unavailable, comes again.
 
+mod answer;
 mod decide;
+mod send;
 mod shape;
 
 use crate::channels::SendError;
 use crate::handler::Notify;
-use crate::mail::compose::agenda::{agenda_message_id, AgendaItem, AgendaMail};
+use crate::mail::compose::agenda::agenda_message_id;
 use crate::plan::Target;
+use answer::{answer, split};
 use chrono::{Duration, NaiveDate};
-use decide::{decide, details, Planned, Verdict};
-use serde_json::json;
-use shape::AgendaNotice;
+use decide::{decide, Planned, Verdict};
 use std::collections::HashMap;
 use todo_events_domain::agenda::AgendaDue;
 use todo_events_domain::recurrence::Zone;
 use todo_events_domain::time::now;
 use todo_events_domain::UserId;
-use todo_events_host::{Answers, Event, Failure, Outcome, Reply};
+use todo_events_host::{Answers, Event, Failure, Reply};
 use todo_events_store::agenda::{AgendaAsked, AgendaClaim, AgendaContext, AgendaFinished, AgendaHeld};
 use todo_events_store::{Channel, DeliveryStatus, Malformed};
 
@@ -122,57 +123,6 @@ impl Notify {
             .collect())
     }
 
-    /// Step 4: the e-mails composed and sent together, the webhooks and pushes beside them.
-    async fn send_agendas<'c>(&self, claimed: Vec<(Planned<'c>, AgendaHeld)>) -> Vec<Attempt<'c>> {
-        let sends = claimed.into_iter().map(|(planned, held)| async move {
-            let sent = self.send_agenda(&planned).await;
-            Attempt { planned, held, sent }
-        });
-        futures::future::join_all(sends).await
-    }
-
-    /// One delivery of an agenda: where it went, or why not.
-    async fn send_agenda(&self, p: &Planned<'_>) -> Result<String, SendError> {
-        let language = self
-            .composer
-            .languages()
-            .pick(p.ctx.locale.as_deref().unwrap_or("en"));
-        let notice = AgendaNotice {
-            due: p.due,
-            ctx: p.ctx,
-            language,
-            app_url: self.config.app_url.trim_end_matches('/'),
-        };
-        let now = chrono::Utc::now().timestamp();
-        match &p.target {
-            Target::Email => {
-                let items: Vec<AgendaItem<'_>> = (p.ctx.tasks.iter())
-                    .map(|t| AgendaItem {
-                        id: t.id,
-                        title: &t.title,
-                        due_at: t.due_at,
-                    })
-                    .collect();
-                let message = self.composer.build_agenda(&mail(p, &items))?;
-                Ok(self.mailer.send(message).await?)
-            }
-            Target::Webhook(endpoint) => {
-                let outgoing = shape::webhook(endpoint.format, &notice);
-                let id = notice.delivery_id(endpoint.id);
-                self.webhooks.post(endpoint, outgoing, id.clone(), now).await?;
-                Ok(id)
-            }
-            Target::WebPush(to) => match &self.webpush {
-                Some(push) => push
-                    .push(to, &shape::push(&notice), now)
-                    .await
-                    .map(|()| to.url.to_string()),
-                None => Err(SendError::transient("Web Push is off")),
-            },
-            Target::Unusable(why) => Err(SendError::Permanent(why.clone())),
-        }
-    }
-
     /// Step 5: the ends that are final (sent, failed for good) recorded in one statement,
     /// each where its claim is still the one held.
     async fn record_agendas(&self, attempts: &[Attempt<'_>]) -> Result<(), Failure> {
@@ -243,21 +193,6 @@ fn claim(p: &Planned<'_>) -> AgendaClaim {
     }
 }
 
-/// The mail of a planned e-mail delivery.
-fn mail<'a>(p: &'a Planned<'_>, items: &'a [AgendaItem<'a>]) -> AgendaMail<'a> {
-    AgendaMail {
-        to_email: &p.ctx.email,
-        to_name: &p.ctx.display_name,
-        timezone: &p.ctx.timezone,
-        locale: p.ctx.locale.as_deref().unwrap_or("en"),
-        user_id: p.due.user_id,
-        date: p.due.date,
-        agenda_at: p.due.agenda_at,
-        tasks: items,
-        count: p.ctx.due_count,
-    }
-}
-
 /// A final end as recorded; `None` for a transient failure (left to its lease).
 fn finished(a: &Attempt<'_>) -> Option<AgendaFinished> {
     let (status, message_id, detail) = match &a.sent {
@@ -282,108 +217,4 @@ fn message_id(p: &Planned<'_>, place: &str) -> String {
         Target::Email => agenda_message_id(p.due.user_id, p.due.date),
         _ => place.to_owned(),
     }
-}
-
-/// The verdicts, with the deliveries to claim taken out of them.
-fn split(verdicts: Vec<Verdict<'_>>) -> (Vec<Verdict<'_>>, Vec<Planned<'_>>) {
-    let mut planned = Vec::new();
-    let verdicts = verdicts
-        .into_iter()
-        .map(|v| match v {
-            Verdict::Send {
-                deliveries,
-                done_before,
-                in_progress,
-                held,
-            } => {
-                planned.extend(deliveries);
-                Verdict::Send {
-                    deliveries: Vec::new(),
-                    done_before,
-                    in_progress,
-                    held,
-                }
-            }
-            answered => answered,
-        })
-        .collect();
-    (verdicts, planned)
-}
-
-/// Step 6: one answer per event, from its verdict and its deliveries' attempts.
-fn answer(
-    events: &[Event<AgendaDue>],
-    verdicts: Vec<Verdict<'_>>,
-    attempts: &[Attempt<'_>],
-) -> Vec<Result<Reply, Failure>> {
-    events
-        .iter()
-        .zip(verdicts)
-        .map(|((_, due), verdict)| match verdict {
-            Verdict::Answered(answer) => answer,
-            Verdict::Send {
-                done_before,
-                in_progress,
-                held,
-                ..
-            } => {
-                let mine: Vec<&Attempt<'_>> = attempts
-                    .iter()
-                    .filter(|a| a.planned.due.user_id == due.user_id)
-                    .collect();
-                one_answer(due, &mine, done_before, in_progress, held)
-            }
-        })
-        .collect()
-}
-
-/// The answer to one agenda event: sent when a delivery went out now; else the event must
-/// come again when one is held elsewhere, failed transiently or waits for Web Push; else
-/// failed when one failed for good now; else duplicate.
-fn one_answer(
-    due: &AgendaDue,
-    mine: &[&Attempt<'_>],
-    done_before: usize,
-    in_progress: bool,
-    held: Option<String>,
-) -> Result<Reply, Failure> {
-    let ends: Vec<_> = mine
-        .iter()
-        .map(|a| json!({ "channel": a.planned.route.channel.as_str(), "route": a.planned.route.to_string(),
-            "outcome": match &a.sent { Ok(_) => "sent", Err(SendError::Transient { .. }) => "retry", Err(_) => "failed" } }))
-        .collect();
-    let mut details = details(due);
-    details["deliveries"] = json!(ends);
-    let date: NaiveDate = due.date;
-    if mine.iter().any(|a| a.sent.is_ok()) {
-        let reason = format!("the agenda of {date} went out");
-        return Ok(Reply::new(Outcome::Done("sent"), reason, details).due_at(due.agenda_at));
-    }
-    if let Some(a) = mine
-        .iter()
-        .find(|a| matches!(a.sent, Err(SendError::Transient { .. })))
-    {
-        let why = a.sent.as_ref().err().map(ToString::to_string).unwrap_or_default();
-        return Err(Failure::unavailable(format!(
-            "an agenda delivery failed transiently: {why}"
-        )));
-    }
-    if in_progress {
-        return Err(Failure::InProgress(format!(
-            "the agenda of {date} is being sent by another delivery"
-        )));
-    }
-    if let Some(why) = held {
-        return Err(Failure::unavailable(why));
-    }
-    if let Some(a) = mine.iter().find(|a| a.sent.is_err()) {
-        let why = a.sent.as_ref().err().map(ToString::to_string).unwrap_or_default();
-        return Ok(Reply::new(
-            Outcome::Failed,
-            format!("the agenda could not be delivered: {why}"),
-            details,
-        ));
-    }
-    let reason = format!("the agenda of {date} was sent before ({done_before} delivery(ies))");
-    Ok(Reply::new(Outcome::Duplicate, reason, details))
 }

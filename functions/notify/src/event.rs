@@ -4,7 +4,7 @@
 
 use todo_events_domain::{AgendaDue, EventKind, ReminderDue, ReminderId, UserId};
 use todo_events_host::decode::parse_data;
-use todo_events_host::{EventData, Problem};
+use todo_events_host::{Event, EventData, Problem};
 
 /// An event notify handles.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,5 +41,33 @@ impl From<ReminderDue> for NotifyEvent {
 impl From<AgendaDue> for NotifyEvent {
     fn from(due: AgendaDue) -> Self {
         Self::Agenda(due)
+    }
+}
+
+/// A batch's events by kind, each kind with the events' positions in the batch.
+pub(crate) struct ByKind {
+    pub reminders: (Vec<usize>, Vec<Event<ReminderDue>>),
+    pub agendas: (Vec<usize>, Vec<Event<AgendaDue>>),
+}
+
+impl ByKind {
+    pub fn of(events: &[Event<NotifyEvent>]) -> Self {
+        let mut by = Self {
+            reminders: (Vec::new(), Vec::new()),
+            agendas: (Vec::new(), Vec::new()),
+        };
+        for (i, (id, event)) in events.iter().enumerate() {
+            match event {
+                NotifyEvent::Reminder(due) => {
+                    by.reminders.0.push(i);
+                    by.reminders.1.push((id.clone(), due.clone()));
+                }
+                NotifyEvent::Agenda(due) => {
+                    by.agendas.0.push(i);
+                    by.agendas.1.push((id.clone(), due.clone()));
+                }
+            }
+        }
+        by
     }
 }

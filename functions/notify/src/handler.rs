@@ -61,7 +61,7 @@ use crate::channels::guard::Guard;
 use crate::channels::webhook::Webhooks;
 use crate::channels::webpush::WebPush;
 use crate::config::{ChannelSettings, NotifyConfig};
-use crate::event::{NotifyEvent, NotifyKey};
+use crate::event::{ByKind, NotifyEvent, NotifyKey};
 use crate::mail::{Composer, Mailer};
 use crate::resting::Resting;
 use chrono::Duration;
@@ -211,22 +211,10 @@ impl Function for Notify {
     /// ([`Notify::reminders`], [`crate::agenda`]), side by side; the answers in the events'
     /// order.
     async fn handle_distinct(&self, events: &[Event<NotifyEvent>]) -> Vec<Result<Reply, Failure>> {
-        let (mut reminders, mut agendas) = (Vec::new(), Vec::new());
-        for (i, (id, event)) in events.iter().enumerate() {
-            match event {
-                NotifyEvent::Reminder(due) => reminders.push((i, (id.clone(), due.clone()))),
-                NotifyEvent::Agenda(due) => agendas.push((i, (id.clone(), due.clone()))),
-            }
-        }
-        let (at_r, r): (Vec<usize>, Vec<_>) = reminders.into_iter().unzip();
-        let (at_a, a): (Vec<usize>, Vec<_>) = agendas.into_iter().unzip();
-        let (r_answers, a_answers) = tokio::join!(self.reminders(&r), self.agendas(&a));
+        let ByKind { reminders, agendas } = ByKind::of(events);
+        let (r, a) = tokio::join!(self.reminders(&reminders.1), self.agendas(&agendas.1));
         let mut answers = Answers::new(events.len());
-        for (i, answer) in at_r
-            .into_iter()
-            .zip(r_answers)
-            .chain(at_a.into_iter().zip(a_answers))
-        {
+        for (i, answer) in reminders.0.into_iter().zip(r).chain(agendas.0.into_iter().zip(a)) {
             answers.set(i, answer);
         }
         answers.finish()

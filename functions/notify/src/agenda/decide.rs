@@ -14,6 +14,7 @@ use serde_json::json;
 use todo_events_domain::agenda::{instant, AgendaDue};
 use todo_events_domain::recurrence::Zone;
 use todo_events_domain::time::rfc3339;
+use todo_events_domain::QuietHours;
 use todo_events_host::{Failure, Outcome, Reply};
 use todo_events_store::agenda::AgendaContext;
 use todo_events_store::notify::Route;
@@ -89,14 +90,7 @@ pub(super) fn decide<'c>(
         }
         Some(Ok(at)) => *at,
     };
-    let zone = Zone::parse(&ctx.timezone).unwrap_or_else(|e| {
-        logs.push(format!("user {}: agenda in UTC: {e}", ctx.user_id));
-        Zone::parse("UTC").expect("UTC is a zone")
-    });
-    let quiet = ctx.quiet_hours.clone().unwrap_or_else(|e| {
-        logs.push(format!("user {}: agenda without quiet hours: {e}", ctx.user_id));
-        None
-    });
+    let (zone, quiet) = zone_and_quiet_hours(ctx, &mut logs);
     let its_time = instant(&zone, due.date, at, quiet.as_ref());
     if its_time > now + tolerance {
         let reason = format!("the agenda of {} is due at {}", due.date, rfc3339(its_time));
@@ -117,6 +111,20 @@ pub(super) fn decide<'c>(
     let (verdict, more) = routes((event_id, due), ctx, now, guard, push_on);
     logs.extend(more);
     (verdict, logs)
+}
+
+/// The user's zone (UTC when unknown) and quiet hours (none when they cannot be read), each
+/// fallback said in `logs`.
+fn zone_and_quiet_hours(ctx: &AgendaContext, logs: &mut Logs) -> (Zone, Option<QuietHours>) {
+    let zone = Zone::parse(&ctx.timezone).unwrap_or_else(|e| {
+        logs.push(format!("user {}: agenda in UTC: {e}", ctx.user_id));
+        Zone::parse("UTC").expect("UTC is a zone")
+    });
+    let quiet = ctx.quiet_hours.clone().unwrap_or_else(|e| {
+        logs.push(format!("user {}: agenda without quiet hours: {e}", ctx.user_id));
+        None
+    });
+    (zone, quiet)
 }
 
 /// The deliveries of an agenda that is to go out: its user's channels and endpoints, each

@@ -69,34 +69,18 @@ impl Composer {
         Ok((subject, text, html))
     }
 
+    /// What the agenda's templates see (the subject aside).
     fn agenda_context(&self, mail: &AgendaMail<'_>, language: &Language) -> Result<Value, String> {
         let (zone_name, tz) = match tzdb().get(mail.timezone) {
             Ok(tz) => (mail.timezone, tz),
             Err(_) => ("UTC", TimeZone::UTC),
         };
         let reference = local(mail.agenda_at, &tz)?;
-        let day_start = local(mail.agenda_at, &tz)?
-            .start_of_day()
-            .map_err(|e| e.to_string())?;
         let date = language
             .formats(wall(&reference))
             .map(|f| f.date)
             .unwrap_or_else(|| mail.date.to_string());
-        let (mut overdue, mut today) = (Vec::new(), Vec::new());
-        for task in mail.tasks {
-            let item = context! {
-                id => task.id.get(),
-                title => single_line(task.title),
-                url => format!("{}/tasks/{}", self.app_url, task.id),
-                due => when(task.due_at, &tz, &reference, language)?,
-            };
-            let before_today = task.due_at.timestamp() < day_start.timestamp().as_second();
-            if before_today {
-                overdue.push(item)
-            } else {
-                today.push(item)
-            }
-        }
+        let (overdue, today) = self.items(mail, &tz, &reference, language)?;
         let more = (mail.count - mail.tasks.len() as i64).max(0);
         let mut args = FluentArgs::new();
         args.set("name", single_line(mail.to_name));
@@ -117,6 +101,32 @@ impl Composer {
             overdue => overdue,
             today => today,
         })
+    }
+
+    /// The listed tasks as the templates see them: those due before the agenda's day
+    /// (overdue), and the day's.
+    fn items(
+        &self,
+        mail: &AgendaMail<'_>,
+        tz: &TimeZone,
+        reference: &jiff::ZonedDateTime,
+        language: &Language,
+    ) -> Result<(Vec<Value>, Vec<Value>), String> {
+        let day_start = reference.start_of_day().map_err(|e| e.to_string())?;
+        let (mut overdue, mut today) = (Vec::new(), Vec::new());
+        for task in mail.tasks {
+            let item = context! {
+                id => task.id.get(),
+                title => single_line(task.title),
+                url => format!("{}/tasks/{}", self.app_url, task.id),
+                due => when(task.due_at, tz, reference, language)?,
+            };
+            match task.due_at.timestamp() < day_start.timestamp().as_second() {
+                true => overdue.push(item),
+                false => today.push(item),
+            }
+        }
+        Ok((overdue, today))
     }
 
     /// Builds the agenda e-mail. A recipient address that cannot be parsed is permanent; a
