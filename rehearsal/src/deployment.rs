@@ -34,6 +34,26 @@ impl Deployment {
         self.pods.lock().expect("not poisoned").len()
     }
 
+    /// When a running pod's consumer last had its partitions assigned or revoked (its log's
+    /// `partitions assigned` / `partitions revoked` lines): a consumer group still
+    /// rebalancing pauses the partitions it moves.
+    pub fn last_rebalance(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let names: Vec<String> = (self.pods.lock().expect("not poisoned").iter())
+            .map(|p| p.name.clone())
+            .collect();
+        names
+            .iter()
+            .filter_map(|name| std::fs::read_to_string(self.cluster.logs.join(format!("{name}.log"))).ok())
+            .flat_map(|log| {
+                log.lines()
+                    .filter(|l| l.contains("partitions assigned") || l.contains("partitions revoked"))
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .filter_map(|v| v["timestamp"].as_str().and_then(|t| t.parse().ok()))
+                    .collect::<Vec<_>>()
+            })
+            .max()
+    }
+
     pub async fn stop(&self) {
         self.desired.store(0, Ordering::SeqCst);
         let pods: Vec<Pod> = self.pods.lock().expect("not poisoned").drain(..).collect();

@@ -173,8 +173,25 @@ impl Stack {
                 }
             }
         }
-        // Consumers join their group: let the rebalance settle.
+        // Consumers join their group: let the rebalance settle, at least 8 s and until no
+        // consumer's partitions moved for 5 s (a group rebalances in rounds as its members
+        // join; a burst during one is held up by it, which is not what this scenario measures),
+        // at most 40 s.
+        let started = std::time::Instant::now();
         tokio::time::sleep(Duration::from_secs(8)).await;
+        while started.elapsed() < Duration::from_secs(40) {
+            let last = [&self.notify, &self.recur]
+                .iter()
+                .filter_map(|f| match &f.part {
+                    Part::Keda { deployment, .. } => deployment.last_rebalance(),
+                    Part::Knative { .. } => None,
+                })
+                .max();
+            if last.is_none_or(|t| chrono::Utc::now() - t >= chrono::Duration::seconds(5)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     pub async fn stop(mut self) -> cronjob::Runs {
