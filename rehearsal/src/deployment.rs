@@ -1,7 +1,9 @@
 //! Stand-in for a Deployment's replica count (the ReplicaSet controller, kubernetes
 //! `pkg/controller/replicaset/replica_set.go`): KEDA sets `replicas`, pods are started
 //! (container start delay, then the program until its readiness probe answers) or deleted
-//! (SIGTERM, `terminationGracePeriodSeconds`, SIGKILL), newest first.
+//! (SIGTERM, `terminationGracePeriodSeconds`, SIGKILL), newest first. Pods started while
+//! none runs join an empty consumer group, which the broker holds for its initial rebalance
+//! delay (3 s, [`crate::placement::INITIAL_REBALANCE_DELAY`]): their start counts it.
 
 use crate::keda::Target;
 use crate::manifests::Consumer;
@@ -28,6 +30,11 @@ impl Deployment {
             pods: Mutex::default(),
             most_pods: AtomicUsize::new(0),
         })
+    }
+
+    /// Pods running (ready, not deleted).
+    pub fn pods(&self) -> usize {
+        self.pods.lock().expect("not poisoned").len()
     }
 
     pub fn ready(&self) -> usize {
@@ -69,9 +76,15 @@ impl Target for Arc<Deployment> {
     fn scale(&self, n: usize) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let before = self.desired.swap(n, Ordering::SeqCst);
+            // Pods that join an empty consumer group get their partitions only after the
+            // broker's initial rebalance delay.
+            let empty = self.pods() == 0;
             for _ in before..n {
                 let d = self.clone();
                 tokio::spawn(async move {
+                    if empty {
+                        tokio::time::sleep(crate::placement::INITIAL_REBALANCE_DELAY).await;
+                    }
                     let pod = d
                         .cluster
                         .start(
@@ -83,9 +96,20 @@ impl Target for Arc<Deployment> {
                         .await;
                     match pod {
                         Ok(pod) => {
-                            let mut pods = d.pods.lock().expect("not poisoned");
-                            pods.push(pod);
-                            d.most_pods.fetch_max(pods.len(), Ordering::SeqCst);
+                            // Scaled down while it was starting: the ReplicaSet deletes it.
+                            let extra = {
+                                let mut pods = d.pods.lock().expect("not poisoned");
+                                if pods.len() >= d.desired.load(Ordering::SeqCst) {
+                                    Some(pod)
+                                } else {
+                                    pods.push(pod);
+                                    d.most_pods.fetch_max(pods.len(), Ordering::SeqCst);
+                                    None
+                                }
+                            };
+                            if let Some(pod) = extra {
+                                pod.terminate().await;
+                            }
                         }
                         Err(e) => tracing::error!("deployment {}: pod did not start: {e:#}", d.consumer.name),
                     }

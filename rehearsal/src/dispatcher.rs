@@ -5,9 +5,9 @@
 //!
 //! - `ordering: ordered` (`OrderedConsumerVerticle`): one event in flight per partition,
 //!   in offset order (`OrderedConsumerVerticle`, `OrderedAsyncExecutor`). `ordering:
-//!   unordered` (`UnorderedConsumerVerticle`): no poll while `max.poll.records` events are
-//!   in flight per consumer (a poll may then add up to as many again; the stand-in keeps
-//!   the bound), in any order.
+//!   unordered` (`UnorderedConsumerVerticle`): a consumer polls only while fewer than
+//!   `max.poll.records` events are in flight, and a poll brings up to as many again, so
+//!   49 + 50 = 99 at most, in any order.
 //! - Retries (`WebClientCloudEventSender`, `computeRetryPolicy`): an answer that may succeed
 //!   later (5xx, 404, 408, 409, 429, or no answer) is sent again after
 //!   `backoffDelay × 2^n` (exponential) or `backoffDelay × n` (linear) for retry n = 1, 2, …
@@ -23,11 +23,13 @@
 //! - Offsets are committed for the longest run of finished records of each partition
 //!   (`OffsetManager`), so lag, as KEDA reads it, is what is not yet finished.
 //!
-//! KEDA scales the number of consumers (the source's replicas): [`Dispatcher`] is a
-//! [`crate::keda::Target`].
+//! KEDA scales the source's virtual replicas: [`Dispatcher`] is a [`crate::keda::Target`],
+//! and [`crate::placement`] decides on which dispatcher pods they run and so how many
+//! consumers there are (one per pod holding any).
 
 use crate::keda::Target;
 use crate::manifests::KafkaSource;
+use crate::placement::DispatcherPods;
 use crate::serving::Serving;
 use base64::Engine;
 use cloudevents::binding::rdkafka::{FutureRecordExt, MessageExt, MessageRecord};
@@ -105,7 +107,10 @@ pub struct Dispatcher {
     tokens: Option<Tokens>,
     dead_letters: FutureProducer,
     pub counts: Arc<Counts>,
-    consumers: Mutex<Vec<(CancellationToken, tokio::task::JoinHandle<()>)>>,
+    /// Where its virtual replicas run.
+    pods: Arc<DispatcherPods>,
+    /// The virtual replicas KEDA asked for (the ConsumerGroup's `replicas`).
+    vreplicas: std::sync::atomic::AtomicUsize,
 }
 
 impl Dispatcher {
@@ -114,6 +119,7 @@ impl Dispatcher {
         kafka: KafkaConfig,
         sink: Arc<Serving>,
         issuer: Arc<Issuer>,
+        pods: Arc<DispatcherPods>,
     ) -> anyhow::Result<Arc<Self>> {
         let dead_letters = kafka.client_config().set("acks", "all").create()?;
         let tokens = source.audience.clone().map(|audience| Tokens {
@@ -129,8 +135,19 @@ impl Dispatcher {
             tokens,
             dead_letters,
             counts: Arc::default(),
-            consumers: Mutex::default(),
+            pods,
+            vreplicas: Default::default(),
         }))
+    }
+
+    /// The KafkaSource's name.
+    pub fn name(&self) -> &str {
+        &self.source.name
+    }
+
+    /// Its consumer group.
+    pub fn group(&self) -> &str {
+        &self.source.group
     }
 
     /// The audience its tokens are for (`spec.sink.audience`), if any.
@@ -142,43 +159,17 @@ impl Dispatcher {
     pub fn subject(&self) -> String {
         subject_of(&self.source)
     }
-
-    pub async fn stop(&self) {
-        self.set_consumers(0).await;
-    }
-
-    async fn set_consumers(&self, n: usize) {
-        let stopping: Vec<_> = {
-            let mut consumers = self.consumers.lock().expect("not poisoned");
-            consumers.retain(|(_, task)| !task.is_finished());
-            let keep = n.min(consumers.len());
-            consumers.drain(keep..).collect()
-        };
-        for (cancel, task) in stopping {
-            cancel.cancel();
-            let _ = task.await;
-        }
-    }
 }
 
 impl Target for Arc<Dispatcher> {
     fn replicas(&self) -> usize {
-        self.consumers.lock().expect("not poisoned").len()
+        self.vreplicas.load(Ordering::SeqCst)
     }
 
     fn scale(&self, n: usize) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let current = self.replicas();
-            if n < current {
-                self.set_consumers(n).await;
-                return;
-            }
-            let mut consumers = self.consumers.lock().expect("not poisoned");
-            for _ in current..n {
-                let cancel = CancellationToken::new();
-                let task = tokio::spawn(consume(self.clone(), cancel.clone()));
-                consumers.push((cancel, task));
-            }
+            self.vreplicas.store(n, Ordering::SeqCst);
+            self.pods.place(self, n);
         })
     }
 }
@@ -206,8 +197,8 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
     }
 }
 
-/// One consumer of the source's group until cancelled.
-async fn consume(d: Arc<Dispatcher>, cancel: CancellationToken) {
+/// One consumer of the source's group until cancelled: a dispatcher pod's egress.
+pub async fn consume(d: Arc<Dispatcher>, cancel: CancellationToken) {
     // The data plane's consumer settings (data-plane/config/source/
     // 100-config-kafka-source-data-plane.yaml): sessions of 10 s with a heartbeat every 3 s,
     // commits every 5 s (OffsetManager), initialOffset earliest. Its StickyAssignor is an
@@ -235,23 +226,42 @@ async fn consume(d: Arc<Dispatcher>, cancel: CancellationToken) {
         tracing::error!("dispatcher: subscribe: {e}");
         return;
     }
-    let in_flight = Arc::new(Semaphore::new(if d.source.ordered {
+    // Unordered: a poll only while fewer than max.poll.records are in flight, and a poll
+    // brings at most max.poll.records: 2 × 50 − 1 permits, a poll when 50 are free.
+    let bound = if d.source.ordered {
         usize::MAX >> 4
     } else {
-        MAX_POLL_RECORDS
-    }));
+        2 * MAX_POLL_RECORDS - 1
+    };
+    let in_flight = Arc::new(Semaphore::new(bound));
     let offsets: Arc<Mutex<HashMap<i32, Offsets>>> = Arc::default();
     let mut ordered_queues: HashMap<i32, mpsc::UnboundedSender<(Event, i64)>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
+    // Records left of the current poll.
+    let mut poll_left = 0usize;
     loop {
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => break,
-            p = in_flight.clone().acquire_owned() => p.expect("semaphore open"),
+        if poll_left == 0 {
+            // The next poll: once fewer than max.poll.records are in flight.
+            while !d.source.ordered && bound - in_flight.available_permits() >= MAX_POLL_RECORDS {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                }
+            }
+            if cancel.is_cancelled() {
+                break;
+            }
+            poll_left = MAX_POLL_RECORDS;
+        }
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            poll_left = 0;
+            continue;
         };
         let message = tokio::select! {
             _ = cancel.cancelled() => break,
             m = consumer.recv() => m,
         };
+        poll_left -= 1;
         let message = match message {
             Ok(m) => m.detach(),
             Err(e) => {

@@ -6,6 +6,14 @@
 //!   committed offset; a partition without a committed offset counts its latest offset as
 //!   lag with `offsetResetPolicy: earliest`, 1 with `latest`; the total is capped at
 //!   partitions × `lagThreshold` with `allowIdleConsumers: false`.
+//! - `scaleToZeroOnInvalidOffset: true`: a partition without a committed offset counts 0.
+//! - Fallback (`pkg/fallback/fallback.go`): once reading the lag has failed more than
+//!   `failureThreshold` times in a row, the HPA is fed a metric that holds
+//!   `fallback.replicas` (only while scaled out; a scaler in error is inactive, so it never
+//!   wakes a target at zero).
+//! - A new ScaledObject starts from the target's own replicas (a Deployment's `spec.replicas`,
+//!   1 if unset; a KafkaSource's `spec.consumers`) and, with no `lastActiveTime` yet, scales
+//!   an inactive target to zero at its first poll (`scale_scaledobjects.go`).
 //! - Activation and scale to zero, as `pkg/scaling/scale_handler.go` and
 //!   `pkg/scaling/executor/scale_scaledobjects.go` do it every `pollingInterval`: active
 //!   when the lag exceeds `activationLagThreshold`; 0 → max(1, min) when active; back to 0
@@ -91,7 +99,11 @@ async fn scale_loop(
     stop: CancellationToken,
 ) {
     let manifest_min = s.min;
+    // As created, before KEDA's first poll.
+    target.scale(s.initial.min(s.max)).await;
+    // No lastActiveTime: an inactive target goes to zero at the first poll.
     let mut last_active = Instant::now() - s.cooldown;
+    let mut failures = 0u32;
     let mut next_hpa = Instant::now();
     // The HPA's recommendations of the stabilization window, newest last.
     let mut recommendations: VecDeque<(Instant, usize)> = VecDeque::new();
@@ -103,13 +115,29 @@ async fn scale_loop(
         }
         let lag = {
             let (kafka, topic, group) = (kafka.clone(), topic.clone(), group.clone());
-            let earliest = s.reset_earliest;
-            tokio::task::spawn_blocking(move || total_lag(&kafka, &topic, &group, earliest))
+            let invalid = if s.zero_on_invalid {
+                Invalid::Zero
+            } else if s.reset_earliest {
+                Invalid::Latest
+            } else {
+                Invalid::One
+            };
+            tokio::task::spawn_blocking(move || total_lag(&kafka, &topic, &group, invalid))
                 .await
                 .expect("lag task")
         };
+        failures = if lag.is_err() { failures + 1 } else { 0 };
         match lag {
-            Err(e) => tracing::warn!("KEDA: lag of {group} unreadable: {e:#}"),
+            Err(e) => {
+                tracing::warn!("KEDA: lag of {group} unreadable ({failures} in a row): {e:#}");
+                let replicas = target.replicas();
+                if let Some((threshold, fallback)) = s.fallback {
+                    if failures > threshold && replicas > 0 && replicas != fallback {
+                        tracing::info!("KEDA: {group} fallback: {replicas} → {fallback}");
+                        target.scale(fallback.clamp(s.min.max(1), s.max)).await;
+                    }
+                }
+            }
             Ok(lag) => {
                 let capped = if s.cap_at_partitions {
                     lag.min(partitions as i64 * s.lag_threshold)
@@ -176,8 +204,19 @@ fn hpa_desired(total: i64, per_pod: i64, current: usize, min: usize, max: usize)
     ((total as f64 / per_pod as f64).ceil() as usize).clamp(min, max)
 }
 
+/// What a partition without a committed offset counts as lag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// `offsetResetPolicy: latest` (the default): 1.
+    One,
+    /// `offsetResetPolicy: earliest`: the partition's latest offset, all it ever held.
+    Latest,
+    /// `scaleToZeroOnInvalidOffset: true`: 0.
+    Zero,
+}
+
 /// The group's lag on `topic`, summed over partitions (see the module docs).
-pub fn total_lag(kafka: &KafkaConfig, topic: &str, group: &str, reset_earliest: bool) -> anyhow::Result<i64> {
+pub fn total_lag(kafka: &KafkaConfig, topic: &str, group: &str, invalid: Invalid) -> anyhow::Result<i64> {
     let consumer: BaseConsumer = kafka
         .client_config()
         .set("group.id", group)
@@ -201,10 +240,11 @@ pub fn total_lag(kafka: &KafkaConfig, topic: &str, group: &str, reset_earliest: 
             .find_partition(topic, p)
             .map(|e| e.offset())
             .unwrap_or(Offset::Invalid);
-        lag += match done {
-            Offset::Offset(o) => (latest - o).max(0),
-            _ if reset_earliest => latest,
-            _ => 1,
+        lag += match (done, invalid) {
+            (Offset::Offset(o), _) => (latest - o).max(0),
+            (_, Invalid::Zero) => 0,
+            (_, Invalid::Latest) => latest,
+            (_, Invalid::One) => 1,
         };
     }
     Ok(lag)

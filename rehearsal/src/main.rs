@@ -10,11 +10,14 @@
 //!
 //! Test tooling only: nothing here is deployed (tests/system/manifests/check.py).
 
+mod cgroups;
 mod cronjob;
 mod deployment;
 mod dispatcher;
 mod keda;
 mod manifests;
+mod modelled;
+mod placement;
 mod pods;
 mod scenarios;
 mod serving;
@@ -46,6 +49,22 @@ pub struct Args {
     /// Reminders (and occurrences) due in the same second in the burst scenarios.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=20_000))]
     burst: u32,
+    /// A `kafka-source-dispatcher` pod's start when one must start first (knative/): its
+    /// container's start and the dispatcher's own (a JVM) until it consumes.
+    #[arg(long, default_value = "8s", value_parser = humantime::parse_duration)]
+    dispatcher_start: Duration,
+    /// From a change of a source's placement to the dispatcher pod acting on it (the
+    /// contract is a ConfigMap mounted into the pods).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    contract_delay: Duration,
+    /// Only the fresh installation (scenario 0): the manifests applied to an empty cluster,
+    /// nothing due, until everything is at zero (or shown not to get there).
+    #[arg(long, conflicts_with = "short")]
+    fresh_only: bool,
+    /// Run the pods without their `limits.cpu` enforced (where this machine cannot make CPU
+    /// cgroups); the table says so.
+    #[arg(long)]
+    no_cpu_limits: bool,
 }
 
 #[tokio::main]
@@ -62,9 +81,20 @@ async fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize()?;
     let out = root.join("target/rehearsal");
     std::fs::create_dir_all(&out)?;
-    let mut report = scenarios::Report::new(&args);
+    let cgroups = if args.no_cpu_limits {
+        None
+    } else {
+        Some(std::sync::Arc::new(cgroups::Cgroups::create().map_err(|e| {
+            anyhow::anyhow!(
+                "{e:#}: the pods' limits.cpu cannot be enforced on this machine (a CPU cgroup \
+                 of our own is needed: root, cgroup v1 or v2 with the cpu controller); \
+                 --no-cpu-limits runs without them"
+            )
+        })?))
+    };
+    let mut report = scenarios::Report::new(&args, cgroups.as_deref());
     for shape in args.shape.clone() {
-        scenarios::rehearse(shape, &root, &out, &args, &mut report).await?;
+        scenarios::rehearse(shape, &root, &out, &args, cgroups.clone(), &mut report).await?;
     }
     let table = report.table();
     println!("{table}");

@@ -3,12 +3,14 @@
 //! pull, container creation: the parameter `--container-start`), then the program's own
 //! start-up until its readiness probe answers, as the kubelet would see it.
 
+use crate::cgroups::{Cgroups, Slot};
 use crate::manifests::Container;
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
@@ -25,6 +27,8 @@ pub struct Cluster {
     /// finds them at `https://kubernetes.default.svc` and in its mounted token.
     pub oidc: BTreeMap<String, String>,
     pub container_start: Duration,
+    /// Where each pod's `limits.cpu` is enforced (`None`: `--no-cpu-limits`).
+    pub cgroups: Option<Arc<Cgroups>>,
 }
 
 pub struct Pod {
@@ -32,6 +36,8 @@ pub struct Pod {
     pub port: u16,
     child: Child,
     grace: Duration,
+    /// The pod's CPU cgroup, ended with the pod.
+    cgroup: Option<(Arc<Cgroups>, Slot)>,
 }
 
 static SEQUENCE: AtomicUsize = AtomicUsize::new(0);
@@ -48,8 +54,8 @@ impl Cluster {
             cmd.env(k, v);
         }
         // `limits.cpu`: inside such a container actix and tokio size themselves to it
-        // (std's available_parallelism reads the cgroup quota); here the machine's cores
-        // are shared by every pod, so say it.
+        // (std's available_parallelism reads the cgroup quota); here the program is moved
+        // into its cgroup only after it has started, so say it.
         if let Some(cpus) = c.cpu_limit {
             let n = (cpus.ceil() as usize).max(1).to_string();
             cmd.env("TOKIO_WORKER_THREADS", &n).env("HTTP_WORKERS", &n);
@@ -93,11 +99,20 @@ impl Cluster {
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", container.binary))?;
+        let cgroup = match &self.cgroups {
+            Some(cgroups) => {
+                let slot = cgroups.slot(&pod_name, container.cpu_limit, container.cpu_request)?;
+                slot.add(child.id().context("the pod's process id")?)?;
+                Some((cgroups.clone(), slot))
+            }
+            None => None,
+        };
         let mut pod = Pod {
             name: pod_name,
             port,
             child,
             grace,
+            cgroup,
         };
         if serves_http {
             pod.wait_ready(Duration::from_secs(60)).await?;
@@ -151,6 +166,19 @@ impl Pod {
         }
         if tokio::time::timeout(self.grace, self.child.wait()).await.is_err() {
             let _ = self.child.kill().await;
+        }
+    }
+}
+
+impl Drop for Pod {
+    /// The pod's cgroup goes with it, its throttling counted.
+    fn drop(&mut self) {
+        if let Some((cgroups, slot)) = self.cgroup.take() {
+            if matches!(self.child.try_wait(), Ok(None)) {
+                let _ = self.child.start_kill();
+                let _ = self.child.try_wait();
+            }
+            cgroups.finish(slot);
         }
     }
 }

@@ -16,6 +16,7 @@
 //!    with their daily agenda at the same local time (docs/PREFERENCES.md, "The daily
 //!    agenda"): the reminders' burst target, p99 ≤ 10 s, each agenda mailed exactly once.
 
+use crate::cgroups::Cgroups;
 use crate::manifests::Manifests;
 use crate::pods::Cluster;
 use crate::stack::{connections_needed, Part, Shape, Stack};
@@ -38,19 +39,31 @@ pub struct Row {
 
 pub struct Report {
     command: String,
+    /// How the pods' `limits.cpu` were held.
+    cpu: String,
     rows: Vec<Row>,
 }
 
 impl Report {
-    pub fn new(args: &Args) -> Self {
+    pub fn new(args: &Args, cgroups: Option<&Cgroups>) -> Self {
         Self {
             command: format!(
-                "rehearsal/run{} --container-start {} --relay-delay {} --burst {}",
+                "rehearsal/run{}{} --container-start {} --relay-delay {} --burst {}{}",
                 if args.short { " --short" } else { "" },
+                if args.fresh_only { " --fresh-only" } else { "" },
                 humantime::format_duration(args.container_start),
                 humantime::format_duration(args.relay_delay),
-                args.burst
+                args.burst,
+                if args.no_cpu_limits {
+                    " --no-cpu-limits"
+                } else {
+                    ""
+                },
             ),
+            cpu: match cgroups {
+                Some(c) => format!("limits.cpu enforced: {}", c.describe()),
+                None => "limits.cpu NOT enforced (--no-cpu-limits): pods share the machine's cores".into(),
+            },
             rows: Vec::new(),
         }
     }
@@ -91,9 +104,10 @@ impl Report {
 
     pub fn table(&self) -> String {
         let mut t = format!(
-            "`{}`, {} UTC\n\n| scenario | shape | figure | target | met |\n|---|---|---|---|---|\n",
+            "`{}`, {} UTC; {}\n\n| scenario | shape | figure | target | met |\n|---|---|---|---|---|\n",
             self.command,
-            Utc::now().format("%Y-%m-%d %H:%M")
+            Utc::now().format("%Y-%m-%d %H:%M"),
+            self.cpu
         );
         for r in &self.rows {
             t += &format!(
@@ -235,8 +249,10 @@ pub async fn rehearse(
     root: &Path,
     out: &Path,
     args: &Args,
+    cgroups: Option<std::sync::Arc<Cgroups>>,
     report: &mut Report,
 ) -> anyhow::Result<()> {
+    let throttled_before = cgroups.as_ref().map(|c| c.totals());
     let m = Manifests::load(&root.join(shape.dir()))?;
     let partitions = crate::manifests::partitions(root)?;
     let needed = connections_needed(shape, &m)?;
@@ -259,6 +275,7 @@ pub async fn rehearse(
         addresses: world.addresses.clone(),
         oidc: world.oidc.clone(),
         container_start: args.container_start,
+        cgroups: cgroups.clone(),
     };
     println!(
         "== {}: {partitions} partitions per topic, container start {:?}, relay {:?} per message",
@@ -266,7 +283,22 @@ pub async fn rehearse(
         args.container_start,
         args.relay_delay
     );
-    let stack = Stack::start(shape, &m, &world, &cluster, partitions)?;
+    let unmodelled = crate::modelled::unmodelled(m.objects());
+    anyhow::ensure!(
+        unmodelled.is_empty(),
+        "{} sets what no stand-in models, so the rehearsal would not measure what it deploys:\n  {}\n\
+         (model it in rehearsal/src, or say in rehearsal/src/modelled.rs why it changes nothing measured)",
+        shape.dir(),
+        unmodelled.join("\n  ")
+    );
+    let stack = Stack::start(
+        shape,
+        &m,
+        &world,
+        &cluster,
+        partitions,
+        (args.dispatcher_start, args.contract_delay),
+    )?;
     let n = args.burst as usize;
 
     // The CronJob's first run starts at the next minute (and its container after that).
@@ -275,6 +307,20 @@ pub async fn rehearse(
     let polling_up = first_run + secs(args.container_start) + chrono::Duration::seconds(2);
 
     if !args.short {
+        // 0. A fresh installation reaches zero by itself.
+        back_to_zero(
+            shape,
+            &stack,
+            std::time::Instant::now(),
+            "fresh installation: all at zero",
+            report,
+        )
+        .await;
+        if args.fresh_only {
+            stack.stop().await;
+            world.drop_database().await?;
+            return Ok(());
+        }
         // 1. From zero.
         let due = whole_second(polling_up.max(Utc::now() + chrono::Duration::seconds(5)));
         let Burst {
@@ -284,7 +330,7 @@ pub async fn rehearse(
             instances,
         } = burst(&mut world, n, due, chrono::Duration::seconds(120)).await?;
         let polling = stack.notify_polling();
-        let bound = stack.every + polling + args.container_start * 2 + Duration::from_secs(3);
+        let bound = from_zero_bound(&stack, args);
         for (what, ids, fx) in [
             ("reminders mailed", &reminders, &mails),
             ("instances created", &occurrences, &instances),
@@ -299,10 +345,15 @@ pub async fn rehearse(
                 },
                 format!("{:.1} s", f.first),
                 format!(
-                    "≤ {:.1} s (poll {:?} + KEDA polling {:?} + 2 × container start + 3 s start-up)",
+                    "≤ {:.1} s (poll {:?} + KEDA polling {:?}{} + 2 × container start + 3 s start-up)",
                     bound.as_secs_f64(),
                     stack.every,
-                    polling
+                    polling,
+                    if stack.dispatcher_pods.is_some() {
+                        " + dispatcher pod start + contract + the broker's 3 s initial rebalance delay"
+                    } else {
+                        " + the broker's 3 s initial rebalance delay"
+                    }
                 ),
                 f.first <= bound.as_secs_f64(),
             );
@@ -430,6 +481,31 @@ pub async fn rehearse(
 
     if !args.short {
         agendas(shape, &mut world, n, report).await?;
+        // 6. After a quiet period: back to zero, and the first reminder after it.
+        stack.release();
+        back_to_zero(
+            shape,
+            &stack,
+            std::time::Instant::now(),
+            "quiet period: back to zero",
+            report,
+        )
+        .await;
+        let due = [whole_second(Utc::now() + chrono::Duration::seconds(1))];
+        let one = world.reminders(&due).await?;
+        let (mails, _) = effects(&mut world, &one, &[], due[0] + chrono::Duration::seconds(120)).await?;
+        let f = Figures::of(&one, &mails);
+        let bound = from_zero_bound(&stack, args);
+        report.add(
+            shape,
+            "quiet period: first reminder after it",
+            format!(
+                "{:.1} s ({} of 1 mailed, {} extra copies)",
+                f.first, f.done, f.copies
+            ),
+            format!("≤ {:.1} s (as from zero)", bound.as_secs_f64()),
+            f.once() && f.first <= bound.as_secs_f64(),
+        );
     }
 
     let runs = stack.stop().await;
@@ -443,8 +519,108 @@ pub async fn rehearse(
         "none missed or failed".into(),
         runs.missed == 0 && runs.failed == 0 && runs.deadline_exceeded == 0 && runs.started > 0,
     );
+    if let (Some(c), Some(before)) = (&cgroups, throttled_before) {
+        let t = c.totals();
+        let periods = t.periods - before.periods;
+        let throttled = t.throttled_periods - before.throttled_periods;
+        report.add(
+            shape,
+            "CPU: pods held to limits.cpu",
+            format!(
+                "{} pods; throttled in {throttled} of {periods} CFS periods ({:.0} %), {:.1} s in all",
+                t.pods - before.pods,
+                100.0 * throttled as f64 / periods.max(1) as f64,
+                (t.throttled - before.throttled).as_secs_f64()
+            ),
+            "(what the limits cost; no target)".into(),
+            None,
+        );
+    }
     world.drop_database().await?;
     Ok(())
+}
+
+/// How late the first effect after idling may be: the scheduler's poll, KEDA's polling
+/// interval, the dispatcher pod's start and the contract reaching it (knative/), the
+/// broker's initial rebalance delay for a group that is empty, and two container starts
+/// (the consumer's pod or the dispatcher's consumer, the function's pod) with 3 s of
+/// start-up.
+fn from_zero_bound(stack: &Stack, args: &Args) -> Duration {
+    let dispatcher = match stack.dispatcher_pods {
+        Some(_) => args.dispatcher_start + args.contract_delay,
+        None => Duration::ZERO,
+    };
+    stack.every
+        + stack.notify_polling()
+        + dispatcher
+        + crate::placement::INITIAL_REBALANCE_DELAY
+        + args.container_start * 2
+        + Duration::from_secs(3)
+}
+
+/// Waits until no consumer and no pod of the installation runs, from `since` (the apply, or
+/// the last event), and reports how long it took against [`Stack::zero_bound`]; then, in
+/// knative/, until the dispatcher pods are gone too, which the StatefulSet's autoscaler
+/// does at its next tick ([`crate::placement::REFRESH_PERIOD`] at most later).
+async fn back_to_zero(
+    shape: Shape,
+    stack: &Stack,
+    since: std::time::Instant,
+    scenario: &'static str,
+    report: &mut Report,
+) {
+    let bound = stack.zero_bound();
+    let refresh = crate::placement::REFRESH_PERIOD;
+    let give_up = bound + refresh + Duration::from_secs(120);
+    let mut functions_at_zero: Option<f64> = None;
+    let running = loop {
+        let running = stack.running();
+        if running.is_empty() && functions_at_zero.is_none() {
+            functions_at_zero = Some(since.elapsed().as_secs_f64());
+        }
+        if running.is_empty() && stack.dispatcher_pods_running() == 0 || since.elapsed() > give_up {
+            break running;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let all = since.elapsed().as_secs_f64();
+    let dispatcher_pods = stack.dispatcher_pods_running();
+    let (figure, met) = match functions_at_zero {
+        None => (format!("after {all:.0} s still running: {}", running.join(", ")), false),
+        Some(t) => {
+            let functions = format!("every consumer and function pod at zero after {t:.0} s");
+            let met = t <= bound.as_secs_f64();
+            match stack.dispatcher_pods {
+                None => (functions, met),
+                Some(_) if dispatcher_pods > 0 => (
+                    format!("{functions}; {dispatcher_pods} dispatcher pod(s) still up after {all:.0} s"),
+                    false,
+                ),
+                Some(_) => (
+                    format!("{functions}; the dispatcher pods after {all:.0} s"),
+                    met && all <= t + refresh.as_secs_f64() + 5.0,
+                ),
+            }
+        }
+    };
+    report.add(
+        shape,
+        scenario,
+        figure,
+        format!(
+            "≤ {:.0} s (KEDA's cooldownPeriod + pollingInterval + 10 s for a pod to stop){}",
+            bound.as_secs_f64(),
+            if stack.dispatcher_pods.is_some() {
+                format!(
+                    "; dispatcher pods ≤ {} s after (the StatefulSet autoscaler's refresh period)",
+                    refresh.as_secs()
+                )
+            } else {
+                String::new()
+            }
+        ),
+        met,
+    );
 }
 
 /// Scenario 5: the daily agendas of `n` users at one local time, at full scale-out. The

@@ -13,6 +13,7 @@
 //!   panicking (at least a stable window). Within [min-scale, max-scale].
 //! - Scale to zero (`pkg/reconciler/autoscaling/kpa/scaler.go`): once desired is 0, the last
 //!   pod stays for max(scale-to-zero-grace-period 30 s, the retention period annotation).
+//! - A new revision starts with `autoscaling.knative.dev/initial-scale` pods (1 by default).
 //! - Pod start: the container start delay, then the program until its readiness probe
 //!   answers (probed every 50 ms while starting, as the queue-proxy does).
 
@@ -74,6 +75,9 @@ impl Serving {
             most_pods: AtomicUsize::new(0),
             hold: AtomicUsize::new(0),
         });
+        // A new revision starts with `initial-scale` pods (config-autoscaler's
+        // `initial-scale`, 1); the KPA takes them away once no traffic has come.
+        serving.scale_to(serving.svc.initial_scale);
         tokio::spawn(autoscaler(serving.clone()));
         serving
     }
@@ -90,6 +94,17 @@ impl Serving {
             .iter()
             .filter(|p| !p.draining)
             .count()
+    }
+
+    /// Pods asked for or still running (starting, ready or draining).
+    pub fn pods(&self) -> usize {
+        let live = self.pods.lock().expect("not poisoned").len();
+        live.max(self.desired.load(Ordering::SeqCst))
+    }
+
+    /// Gives back a hold of [`Serving::prescale`]: the manifest's min-scale again.
+    pub fn release(&self) {
+        self.hold.store(0, Ordering::SeqCst);
     }
 
     /// Holds at least `n` pods (an operator raising min-scale), e.g. for a burst at full
@@ -180,10 +195,13 @@ impl Serving {
                                 s.svc.container_concurrency
                             };
                             let mut pods = s.pods.lock().expect("not poisoned");
+                            // Scaled down while it was starting: it goes at once.
+                            let draining = pods.iter().filter(|p| !p.draining).count()
+                                >= s.desired.load(Ordering::SeqCst);
                             pods.push(Slot {
                                 port: pod.port,
                                 slots: Arc::new(Semaphore::new(cc)),
-                                draining: false,
+                                draining,
                                 pod: Some(pod),
                             });
                             let ready = pods.iter().filter(|p| !p.draining).count();

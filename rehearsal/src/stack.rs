@@ -8,6 +8,7 @@ use crate::deployment::Deployment;
 use crate::dispatcher::{self, Dispatcher};
 use crate::keda::{Keda, Target};
 use crate::manifests::Manifests;
+use crate::placement::DispatcherPods;
 use crate::pods::Cluster;
 use crate::serving::Serving;
 use crate::world::World;
@@ -36,6 +37,8 @@ pub struct Function {
     pub max: usize,
     /// KEDA's pollingInterval for it.
     pub polling: Duration,
+    /// KEDA's cooldownPeriod for it.
+    pub cooldown: Duration,
     pub part: Part,
 }
 
@@ -54,6 +57,8 @@ pub enum Part {
 
 pub struct Stack {
     pub cron: Option<cronjob::Controller>,
+    /// knative/: the `kafka-source-dispatcher` pods the sources' consumers run on.
+    pub dispatcher_pods: Option<Arc<DispatcherPods>>,
     pub notify: Function,
     pub recur: Function,
     /// The CronJob's `--every`, from its args.
@@ -67,7 +72,10 @@ impl Stack {
         world: &World,
         cluster: &Cluster,
         partitions: i32,
+        dispatcher: (Duration, Duration),
     ) -> anyhow::Result<Self> {
+        let dispatcher_pods =
+            (shape == Shape::Knative).then(|| DispatcherPods::new(dispatcher.0, dispatcher.1));
         let cron = m.cronjob("scheduler-cron")?;
         let every = cron
             .container
@@ -78,13 +86,17 @@ impl Stack {
             .map(|e| humantime::parse_duration(e))
             .transpose()?
             .unwrap_or(Duration::from_secs(1));
-        let controller = cronjob::Controller::start(cluster.clone(), cron)?;
         let function = |name: &str, source: &str| -> anyhow::Result<Function> {
             Ok(match shape {
                 Shape::Knative => {
                     let svc = m.knative_service(name)?;
                     let source = m.kafka_source(source)?;
-                    world.consumed_so_far(&source.group, &source.topic)?;
+                    // As the Kafka controller leaves a new source's group before placing
+                    // its consumers: offsets initialised at the end with `latest`, none
+                    // with `earliest`.
+                    if source.initial_latest {
+                        world.init_offsets_latest(&source.group, &source.topic)?;
+                    }
                     anyhow::ensure!(
                         source.sink_service == name,
                         "KafkaSource {} sinks to {}",
@@ -97,6 +109,7 @@ impl Stack {
                         world.kafka.clone(),
                         serving.clone(),
                         world.issuer.clone(),
+                        dispatcher_pods.clone().expect("knative/ has dispatcher pods"),
                     )?;
                     let retry_schedule = (1..=source.retry)
                         .map(|n| dispatcher::backoff(&source, n))
@@ -113,6 +126,7 @@ impl Stack {
                         keda,
                         max: source.scaling.max,
                         polling: source.scaling.polling,
+                        cooldown: source.scaling.cooldown,
                         part: Part::Knative {
                             serving,
                             dispatcher,
@@ -121,8 +135,8 @@ impl Stack {
                     }
                 }
                 Shape::Keda => {
+                    // A new consumer group: no committed offsets until its consumers commit.
                     let consumer = m.consumer(name)?;
-                    world.consumed_so_far(&consumer.group, &consumer.topic)?;
                     let retry_schedule = consumer_retry_schedule(&consumer.container.env)?;
                     let deployment = Deployment::new(cluster.clone(), consumer.clone());
                     let keda = Keda::start(
@@ -137,6 +151,7 @@ impl Stack {
                         keda,
                         max: consumer.scaling.max,
                         polling: consumer.scaling.polling,
+                        cooldown: consumer.scaling.cooldown,
                         part: Part::Keda {
                             deployment,
                             retry_schedule,
@@ -145,12 +160,51 @@ impl Stack {
                 }
             })
         };
+        // The sources (their groups' offsets) before the CronJob's first run publishes.
+        let notify = function("notify", "reminders")?;
+        let recur = function("recur", "task-events")?;
+        let controller = cronjob::Controller::start(cluster.clone(), cron)?;
         Ok(Self {
             cron: Some(controller),
-            notify: function("notify", "reminders")?,
-            recur: function("recur", "task-events")?,
+            dispatcher_pods,
+            notify,
+            recur,
             every,
         })
+    }
+
+    /// What still runs of the functions and their consumers, as "part: n" (empty: all at
+    /// zero): KEDA's targets (a source's consumers, a Deployment's pods), Knative's pods.
+    pub fn running(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, f) in [("notify", &self.notify), ("recur", &self.recur)] {
+            match &f.part {
+                Part::Knative {
+                    serving, dispatcher, ..
+                } => {
+                    let consumers = dispatcher.replicas();
+                    if consumers > 0 {
+                        out.push(format!("{name}'s source: {consumers} consumer(s)"));
+                    }
+                    let pods = serving.pods();
+                    if pods > 0 {
+                        out.push(format!("{name}: {pods} pod(s)"));
+                    }
+                }
+                Part::Keda { deployment, .. } => {
+                    let pods = deployment.pods().max(deployment.replicas());
+                    if pods > 0 {
+                        out.push(format!("{name}: {pods} pod(s)"));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The `kafka-source-dispatcher` pods still running (knative/; 0 for keda/).
+    pub fn dispatcher_pods_running(&self) -> usize {
+        self.dispatcher_pods.as_ref().map_or(0, |p| p.running())
     }
 
     pub fn notify_polling(&self) -> Duration {
@@ -194,20 +248,43 @@ impl Stack {
         }
     }
 
+    /// Gives back the holds of [`Stack::full_scale_out`]: the manifests' minimums again.
+    pub fn release(&self) {
+        for f in [&self.notify, &self.recur] {
+            f.keda.hold.store(0, Ordering::SeqCst);
+            if let Part::Knative { serving, .. } = &f.part {
+                serving.release();
+            }
+        }
+    }
+
+    /// How long after the last event everything may take to reach zero: KEDA's cooldown
+    /// and one polling interval after it (the longest of the two functions'), and a pod's
+    /// termination grace. Knative's own scale to zero (the grace period or the retention
+    /// annotation after the stable window) and the dispatcher pods' come within it
+    /// (`zero_bound_covers_knative` checks the manifests).
+    pub fn zero_bound(&self) -> Duration {
+        [&self.notify, &self.recur]
+            .iter()
+            .map(|f| f.cooldown + f.polling)
+            .max()
+            .unwrap_or_default()
+            + Duration::from_secs(10)
+    }
+
     pub async fn stop(mut self) -> cronjob::Runs {
         let runs = match self.cron.take() {
             Some(c) => c.stop().await,
             None => cronjob::Runs::default(),
         };
+        // The consumers first: what they have in flight goes to the functions' pods.
+        if let Some(pods) = &self.dispatcher_pods {
+            pods.stop().await;
+        }
         for f in [self.notify, self.recur] {
             f.keda.stop().await;
             match f.part {
-                Part::Knative {
-                    serving, dispatcher, ..
-                } => {
-                    dispatcher.stop().await;
-                    serving.stop().await;
-                }
+                Part::Knative { serving, .. } => serving.stop().await,
                 Part::Keda { deployment, .. } => deployment.stop().await,
             }
         }

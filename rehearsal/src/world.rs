@@ -162,19 +162,36 @@ impl World {
         })
     }
 
-    /// Commits `group`'s offsets at the end of every partition of `topic`: the group of an
-    /// installation that has been running, with everything so far consumed. (A group without
-    /// committed offsets reads as lag to KEDA's Kafka scaler, 1 per partition with its
-    /// default `offsetResetPolicy: latest`, so a brand-new KafkaSource is never idle.)
-    pub fn consumed_so_far(&self, group: &str, topic: &str) -> anyhow::Result<()> {
+    /// The Kafka controller's offset initialisation for a KafkaSource with `initialOffset:
+    /// latest`, before any of its consumers starts: every partition of `topic` without a
+    /// committed offset in `group` gets the partition's end (eventing-kafka-broker
+    /// `control-plane/pkg/kafka/offset`, `InitOffsets`, called from the ConsumerGroup
+    /// reconciler). Partitions that have one keep it. With `earliest` the controller does
+    /// nothing of the kind, and a partition that never carries an event keeps no committed
+    /// offset: KEDA's scaler then reads it as lag for ever (1 per partition with the trigger
+    /// the controller generates).
+    pub fn init_offsets_latest(&self, group: &str, topic: &str) -> anyhow::Result<usize> {
         let (consumer, partitions) = self.reader(group, topic)?;
+        let mut all = rdkafka::TopicPartitionList::new();
+        for p in &partitions {
+            all.add_partition(topic, *p);
+        }
+        let committed = consumer.committed_offsets(all, Duration::from_secs(5))?;
         let mut at_end = rdkafka::TopicPartitionList::new();
         for p in partitions {
-            let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5))?;
-            at_end.add_partition_offset(topic, p, rdkafka::Offset::Offset(high))?;
+            let has = committed
+                .find_partition(topic, p)
+                .is_some_and(|e| matches!(e.offset(), rdkafka::Offset::Offset(_)));
+            if !has {
+                let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5))?;
+                at_end.add_partition_offset(topic, p, rdkafka::Offset::Offset(high))?;
+            }
         }
-        consumer.commit(&at_end, rdkafka::consumer::CommitMode::Sync)?;
-        Ok(())
+        let n = at_end.count();
+        if n > 0 {
+            consumer.commit(&at_end, rdkafka::consumer::CommitMode::Sync)?;
+        }
+        Ok(n)
     }
 
     /// A consumer of `group` that commits nothing by itself, and the partitions of `topic`.

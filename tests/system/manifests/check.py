@@ -1457,8 +1457,14 @@ def check_kafka_source(report, code, d, src, services, sinks, base_config, broke
     report.check(spec.get("consumerGroup") == consumer_group(code, per_dir, fn),
                  f"{label}: consumerGroup is {fn}'s consumer-mode group",
                  f"{spec.get('consumerGroup')} vs {consumer_group(code, per_dir, fn)}")
-    report.check(spec.get("initialOffset") == code.offset_reset,
-                 f"{label}: initialOffset {code.offset_reset} like the consumers")
+    # latest, not the consumers' earliest: only for latest does the Kafka controller commit the
+    # end of every partition before placing consumers (control-plane/pkg/reconciler/
+    # consumergroup/consumergroup.go, reconcileInitialOffset), and without committed offsets
+    # the KEDA trigger it generates reads each partition as lag 1, so a fresh installation
+    # never scales to zero (docs/DEPLOYMENT.md "Rehearsed", fresh installation).
+    report.check(spec.get("initialOffset") == "latest",
+                 f"{label}: initialOffset latest (the controller initialises the group's offsets)",
+                 repr(spec.get("initialOffset")))
     # Unordered, written out (the default is ordered: control-plane/pkg/apis/sources/v1/
     # kafka_defaults.go). Ordered delivery keeps one event in flight per partition through all
     # its retries, so an event in backoff stops its partition; the effects are idempotent and
