@@ -1,6 +1,8 @@
 //! `todo-events`: the local front door. The whole system in one process on embedded
-//! defaults (`demo`, `up`), and the database chores (`migrate`, `seed`).
+//! defaults (`demo`, `up`), the database chores (`migrate`, `seed`), and the check of an
+//! installation's prerequisites (`doctor`).
 
+mod doctor;
 mod stack;
 
 use clap::{Parser, Subcommand};
@@ -41,13 +43,19 @@ enum Command {
         #[arg(long, value_name = "DURATION")]
         due_in: Option<HumanDuration>,
     },
+    /// Check an installation's prerequisites (cluster, Kafka, database): one line per
+    /// finding, each missing one with the command that fixes it; exit 1 if any is missing
+    Doctor(doctor::DoctorArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let _telemetry = todo_events_host::telemetry::init("todo-events");
     let cli = Cli::parse();
-    exit_status("todo-events", run(cli).await)
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => exit_status("todo-events", Err(e)),
+    }
 }
 
 async fn open_store() -> anyhow::Result<Store> {
@@ -58,12 +66,14 @@ async fn open_store() -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// The command's exit status: success, or `doctor`'s 1 when something is missing (an error
+/// becomes one line and its status in `main`).
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Migrate => {
             open_store().await?;
             println!("migrations applied");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Seed {
             users,
@@ -93,13 +103,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "seeded {u} user(s), {r} reminder(s) and {c} daily recurring task(s), due at {}",
                 todo_events_domain::time::rfc3339(due)
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Up => {
             let opts = stack::StackOptions::from_env()?;
             stack::StackOptions::warn_not_honoured();
-            stack::serve_all(opts, false).await
+            stack::serve_all(opts, false).await.map(|()| ExitCode::SUCCESS)
         }
-        Command::Demo => stack::serve_all(stack::StackOptions::demo(), true).await,
+        Command::Demo => stack::serve_all(stack::StackOptions::demo(), true)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Doctor(args) => doctor::run(args).await,
     }
 }

@@ -1,10 +1,10 @@
 //! The whole system as a user runs it, in one test binary: the daily agenda (`agenda`), the
-//! command line (`cli`), the scheduler's HTTP sinks (`http_sinks`) and the channels'
-//! retries (`channel_retries`), the manifests checked against the code (`manifests`), what
-//! keeps users from turning reminders off (`reminders_kept`), secrets kept out of every output
-//! (`secrets`), the Kafka path end to end with the short rehearsal of the manifests
-//! (`kafka`), and last the timing comparisons that need the machine to themselves
-//! (`timing`).
+//! command line (`cli`), the installation check `todo-events doctor` (`doctor`), the
+//! scheduler's HTTP sinks (`http_sinks`) and the channels' retries (`channel_retries`), the
+//! manifests checked against the code (`manifests`), what keeps users from turning reminders
+//! off (`reminders_kept`), secrets kept out of every output (`secrets`), the Kafka path end to
+//! end with the short rehearsal of the manifests (`kafka`), and last the timing comparisons
+//! that need the machine to themselves (`timing`).
 //!
 //! One binary, as in *Zero To Production*'s `tests/api/main.rs`: its tests run side by side
 //! (four at once: `.cargo/config.toml`), and most of them wait (for brokers,
@@ -18,6 +18,7 @@
 mod agenda;
 mod channel_retries;
 mod cli;
+mod doctor;
 mod http_sinks;
 mod kafka;
 mod manifests;

@@ -39,6 +39,15 @@ pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     Ok(MIGRATOR.run(pool).await?)
 }
 
+/// The versions of the embedded migrations, ascending.
+pub(crate) fn migration_versions() -> Vec<i64> {
+    MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .collect()
+}
+
 pub(crate) async fn ping(pool: &SqlitePool) -> Result<(), StoreError> {
     sqlx::query("SELECT 1").execute(pool).await?;
     Ok(())

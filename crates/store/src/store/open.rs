@@ -30,6 +30,16 @@ impl Store {
         }
     }
 
+    /// The versions of the migrations this build applies to this backend, ascending: what
+    /// `_sqlx_migrations` holds once [`Store::migrate`] has run (`todo-events doctor`
+    /// compares the two).
+    pub fn migration_versions(&self) -> Vec<i64> {
+        match self {
+            Self::Postgres(_) => postgres::migration_versions(),
+            Self::Sqlite(_) => sqlite::migration_versions(),
+        }
+    }
+
     /// One round trip: what readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
