@@ -1171,3 +1171,55 @@ async fn consume_mode_serves_health_and_metrics_and_takes_no_event_over_http() {
         "no delivery recorded"
     );
 }
+
+/// Partitions of `topic` with a committed offset in `group`, of all its partitions.
+fn committed_partitions(kafka: &KafkaConfig, group: &str, topic: &str) -> (usize, usize) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = kafka
+        .client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(5);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).unwrap();
+    let mut all = rdkafka::TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            all.add_partition(topic, p.id());
+        }
+    }
+    let total = all.count();
+    let committed = consumer.committed_offsets(all, timeout).unwrap();
+    let with = committed
+        .elements()
+        .iter()
+        .filter(|e| matches!(e.offset(), rdkafka::Offset::Offset(_)))
+        .count();
+    (with, total)
+}
+
+/// keda/ scales a consumer Deployment to zero only when KEDA reads no lag, and KEDA reads a
+/// partition without a committed offset as lag (its end offset, `offsetResetPolicy:
+/// earliest`). A new group whose partitions never carry an event, or a group whose offsets
+/// the broker expired while it sat at zero, must therefore still get a committed offset on
+/// every partition: the consumers commit the start of each one assigned without one.
+#[tokio::test]
+async fn a_new_consumer_group_commits_every_partition_even_those_that_carry_no_event() {
+    let Some(world) = World::new().await else {
+        return;
+    };
+    assert_eq!(
+        committed_partitions(&world.kafka, "notify", "reminders"),
+        (0, 3),
+        "a new group has no offsets"
+    );
+    let notify = world.consumer("notify");
+    world
+        .wait_for(60, "every partition committed", || async {
+            committed_partitions(&world.kafka, "notify", "reminders") == (3, 3)
+        })
+        .await;
+    assert_eq!(world.lag("notify", "reminders"), 0, "nothing to consume");
+    stop(notify);
+}
