@@ -17,6 +17,8 @@ pub struct Deployment {
     pub consumer: Consumer,
     desired: AtomicUsize,
     pods: Mutex<Vec<Pod>>,
+    /// Pods being created.
+    starting: AtomicUsize,
     /// Pods started and not yet deleted, for the report.
     pub most_pods: AtomicUsize,
 }
@@ -28,6 +30,7 @@ impl Deployment {
             consumer,
             desired: AtomicUsize::new(0),
             pods: Mutex::default(),
+            starting: AtomicUsize::new(0),
             most_pods: AtomicUsize::new(0),
         })
     }
@@ -35,6 +38,11 @@ impl Deployment {
     /// Pods running (ready, not deleted).
     pub fn pods(&self) -> usize {
         self.pods.lock().expect("not poisoned").len()
+    }
+
+    /// Pods being created (not yet ready).
+    pub fn starting(&self) -> usize {
+        self.starting.load(Ordering::SeqCst)
     }
 
     pub fn ready(&self) -> usize {
@@ -81,21 +89,27 @@ impl Target for Arc<Deployment> {
             let empty = self.pods() == 0;
             for _ in before..n {
                 let d = self.clone();
+                d.starting.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     if empty {
                         tokio::time::sleep(crate::placement::INITIAL_REBALANCE_DELAY).await;
                     }
+                    // A pod deleted while it was being created (KEDA scales a new
+                    // Deployment's first pod away at its first poll) never runs.
                     let pod = d
                         .cluster
-                        .start(
+                        .start_if(
                             &d.consumer.name,
                             &d.consumer.container,
                             true,
                             d.consumer.termination_grace,
+                            || d.pods() < d.desired.load(Ordering::SeqCst),
                         )
                         .await;
+                    d.starting.fetch_sub(1, Ordering::SeqCst);
                     match pod {
-                        Ok(pod) => {
+                        Ok(None) => {}
+                        Ok(Some(pod)) => {
                             // Scaled down while it was starting: the ReplicaSet deletes it.
                             let extra = {
                                 let mut pods = d.pods.lock().expect("not poisoned");

@@ -175,7 +175,7 @@ impl Target for Arc<Dispatcher> {
 }
 
 /// Logs each rebalance of a consumer (when partitions move, nothing is delivered).
-struct Rebalances(String);
+struct Rebalances(String, Arc<std::sync::atomic::AtomicBool>);
 
 impl rdkafka::ClientContext for Rebalances {}
 
@@ -187,6 +187,7 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
     ) {
         match rebalance {
             rdkafka::consumer::Rebalance::Assign(list) => {
+                self.1.store(true, Ordering::SeqCst);
                 tracing::info!("dispatcher {}: {} partition(s) assigned", self.0, list.count())
             }
             rdkafka::consumer::Rebalance::Revoke(list) => {
@@ -197,8 +198,28 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
     }
 }
 
+/// How long a consumer told to stop while it is still joining its group goes on joining
+/// first (see [`consume`]).
+const JOIN_BEFORE_LEAVING: Duration = Duration::from_secs(20);
+
 /// One consumer of the source's group until cancelled: a dispatcher pod's egress.
+///
+/// A consumer cancelled while it is still joining its group (a second change of replicas
+/// within seconds of the first, as KEDA's activation and the HPA's first step are) finishes
+/// joining before it leaves, at most [`JOIN_BEFORE_LEAVING`]: Tansu, the broker here, does
+/// not let a group's rebalance finish when a member leaves in the middle of joining (seen:
+/// no assignment for minutes), where Apache Kafka removes the member at once. Upstream
+/// closes the consumer at once; the difference is the few seconds of the join.
 pub async fn consume(d: Arc<Dispatcher>, cancel: CancellationToken) {
+    let joined = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut leaving_since: Option<std::time::Instant> = None;
+    let mut may_leave = |joined: &std::sync::atomic::AtomicBool| {
+        joined.load(Ordering::SeqCst)
+            || leaving_since
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed()
+                >= JOIN_BEFORE_LEAVING
+    };
     // The data plane's consumer settings (data-plane/config/source/
     // 100-config-kafka-source-data-plane.yaml): sessions of 10 s with a heartbeat every 3 s,
     // commits every 5 s (OffsetManager), initialOffset earliest. Its StickyAssignor is an
@@ -214,7 +235,7 @@ pub async fn consume(d: Arc<Dispatcher>, cancel: CancellationToken) {
         .set("heartbeat.interval.ms", "3000")
         .set("partition.assignment.strategy", "roundrobin")
         .set("auto.offset.reset", "earliest")
-        .create_with_context(Rebalances(d.source.name.clone()))
+        .create_with_context(Rebalances(d.source.name.clone(), joined.clone()))
     {
         Ok(c) => Arc::new(c),
         Err(e) => {
@@ -248,7 +269,7 @@ pub async fn consume(d: Arc<Dispatcher>, cancel: CancellationToken) {
                     _ = tokio::time::sleep(Duration::from_millis(5)) => {}
                 }
             }
-            if cancel.is_cancelled() {
+            if cancel.is_cancelled() && may_leave(&joined) {
                 break;
             }
             poll_left = MAX_POLL_RECORDS;
@@ -258,7 +279,13 @@ pub async fn consume(d: Arc<Dispatcher>, cancel: CancellationToken) {
             continue;
         };
         let message = tokio::select! {
-            _ = cancel.cancelled() => break,
+            _ = cancel.cancelled(), if !cancel.is_cancelled() => continue,
+            _ = tokio::time::sleep(Duration::from_millis(100)), if cancel.is_cancelled() => {
+                if may_leave(&joined) {
+                    break;
+                }
+                continue;
+            }
             m = consumer.recv() => m,
         };
         poll_left -= 1;

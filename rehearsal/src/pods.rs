@@ -83,7 +83,26 @@ impl Cluster {
         serves_http: bool,
         grace: Duration,
     ) -> anyhow::Result<Pod> {
+        self.start_if(name, container, serves_http, grace, || true)
+            .await?
+            .context("a pod that is always wanted was not started")
+    }
+
+    /// [`Cluster::start`], unless `wanted` says after the container start delay that the pod
+    /// was deleted meanwhile (a ReplicaSet scaled down while its pod was still being
+    /// created): then `None`, and the program never ran.
+    pub async fn start_if(
+        &self,
+        name: &str,
+        container: &Container,
+        serves_http: bool,
+        grace: Duration,
+        wanted: impl Fn() -> bool,
+    ) -> anyhow::Result<Option<Pod>> {
         tokio::time::sleep(self.container_start).await;
+        if !wanted() {
+            return Ok(None);
+        }
         let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let pod_name = format!("{name}-{n}");
         let port = todo_events_testkit::kafka::free_port();
@@ -117,7 +136,7 @@ impl Cluster {
         if serves_http {
             pod.wait_ready(Duration::from_secs(60)).await?;
         }
-        Ok(pod)
+        Ok(Some(pod))
     }
 }
 

@@ -586,7 +586,10 @@ async fn back_to_zero(
     let all = since.elapsed().as_secs_f64();
     let dispatcher_pods = stack.dispatcher_pods_running();
     let (figure, met) = match functions_at_zero {
-        None => (format!("after {all:.0} s still running: {}", running.join(", ")), false),
+        None => (
+            format!("after {all:.0} s still running: {}", running.join(", ")),
+            false,
+        ),
         Some(t) => {
             let functions = format!("every consumer and function pod at zero after {t:.0} s");
             let met = t <= bound.as_secs_f64();

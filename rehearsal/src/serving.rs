@@ -6,7 +6,8 @@
 //!   pokes the autoscaler, which scales to 1 at once); each pod takes at most
 //!   `containerConcurrency` requests at a time, the rest wait for a free slot.
 //! - KPA (`pkg/autoscaler/scaling/autoscaler.go`, defaults in `pkg/autoscaler/config/
-//!   config.go`): every 2 s, desired pods = ceil(average concurrency / (target × 70 %
+//!   config.go`): every 2 s, desired pods = ceil(average concurrency (time-weighted, as
+//!   the queue-proxy reports it: `pkg/queue/stats.go`) / (target × 70 %
 //!   target utilization)) over the stable window (`autoscaling.knative.dev/window`) and over
 //!   the panic window (10 % of it); when the panic figure reaches 200 % of the ready pods the
 //!   autoscaler panics: it scales on the panic figure and does not scale down while
@@ -51,6 +52,9 @@ pub struct Serving {
     desired: AtomicUsize,
     changed: Notify,
     in_flight: AtomicUsize,
+    /// Microseconds of requests answered so far (all requests' durations summed): the
+    /// time-weighted concurrency between two samples is its growth over their distance.
+    busy_micros: std::sync::atomic::AtomicU64,
     stop: CancellationToken,
     /// Most pods ready at once, for the report.
     pub most_pods: AtomicUsize,
@@ -71,6 +75,7 @@ impl Serving {
             desired: AtomicUsize::new(0),
             changed: Notify::new(),
             in_flight: AtomicUsize::new(0),
+            busy_micros: Default::default(),
             stop: CancellationToken::new(),
             most_pods: AtomicUsize::new(0),
             hold: AtomicUsize::new(0),
@@ -128,7 +133,7 @@ impl Serving {
         authorization: Option<&str>,
     ) -> Result<(u16, Vec<u8>), String> {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let _counted = Decrement(&self.in_flight);
+        let _counted = Decrement(&self.in_flight, &self.busy_micros, Instant::now());
         if self.desired.load(Ordering::SeqCst) == 0 {
             // The activator's poke: a Service at zero is scaled to 1 at once.
             self.scale_to(1);
@@ -242,11 +247,14 @@ impl Serving {
     }
 }
 
-struct Decrement<'a>(&'a AtomicUsize);
+/// A request in flight: counted out when it ends, its duration added to the busy time.
+struct Decrement<'a>(&'a AtomicUsize, &'a std::sync::atomic::AtomicU64, Instant);
 
 impl Drop for Decrement<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+        self.1
+            .fetch_add(self.2.elapsed().as_micros() as u64, Ordering::SeqCst);
     }
 }
 
@@ -262,7 +270,12 @@ async fn autoscaler(s: Arc<Serving>) {
         s.svc.target
     };
     let per_pod = (target * TARGET_UTILIZATION).max(0.01);
-    let mut samples: VecDeque<(Instant, usize)> = VecDeque::new();
+    // The queue-proxy reports time-weighted concurrency (knative/serving pkg/queue/stats.go),
+    // so a trickle of short requests counts as what it is (4 requests/s of 5 ms: 0.02), not
+    // as 0 because no sample fell inside one: each sample is the larger of the requests in
+    // flight now and the busy time since the last sample over its length.
+    let mut samples: VecDeque<(Instant, f64)> = VecDeque::new();
+    let mut last_busy = 0u64;
     let mut next_tick = Instant::now() + TICK;
     let mut panicking_since: Option<Instant> = None;
     let mut zero_since: Option<Instant> = None;
@@ -271,7 +284,11 @@ async fn autoscaler(s: Arc<Serving>) {
             _ = s.stop.cancelled() => return,
             _ = tokio::time::sleep(SAMPLE) => {}
         }
-        samples.push_back((Instant::now(), s.in_flight.load(Ordering::SeqCst)));
+        let busy = s.busy_micros.load(Ordering::SeqCst);
+        let weighted = (busy - last_busy) as f64 / SAMPLE.as_micros() as f64;
+        last_busy = busy;
+        let now_in_flight = s.in_flight.load(Ordering::SeqCst) as f64;
+        samples.push_back((Instant::now(), now_in_flight.max(weighted)));
         while samples.front().is_some_and(|(t, _)| t.elapsed() > stable) {
             samples.pop_front();
         }
@@ -281,12 +298,12 @@ async fn autoscaler(s: Arc<Serving>) {
         }
         next_tick += TICK;
         let average = |window: Duration| {
-            let recent: Vec<usize> = samples
+            let recent: Vec<f64> = samples
                 .iter()
                 .filter(|(t, _)| t.elapsed() <= window)
                 .map(|(_, v)| *v)
                 .collect();
-            recent.iter().sum::<usize>() as f64 / recent.len().max(1) as f64
+            recent.iter().sum::<f64>() / recent.len().max(1) as f64
         };
         let current = s.desired.load(Ordering::SeqCst);
         let ready = s.ready_pods().max(1);

@@ -192,7 +192,7 @@ impl Stack {
                     }
                 }
                 Part::Keda { deployment, .. } => {
-                    let pods = deployment.pods().max(deployment.replicas());
+                    let pods = (deployment.pods() + deployment.starting()).max(deployment.replicas());
                     if pods > 0 {
                         out.push(format!("{name}: {pods} pod(s)"));
                     }
