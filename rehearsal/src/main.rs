@@ -11,6 +11,7 @@
 //! Test tooling only: nothing here is deployed (tests/system/manifests/check.py).
 
 mod cgroups;
+mod cluster_settings;
 mod cronjob;
 mod deployment;
 mod dispatcher;
@@ -61,6 +62,12 @@ pub struct Args {
     /// nothing due, until everything is at zero (or shown not to get there).
     #[arg(long, conflicts_with = "short")]
     fresh_only: bool,
+    /// A cluster's own settings to rehearse against (`kubectl get -o json` of its
+    /// config-autoscaler, config-kafka-features, config-features, config-kafka-source-data-plane
+    /// ConfigMaps and kafka-controller Deployment, one List): refused where they differ from
+    /// what the stand-ins play. Without it they play "What to install first"'s cluster.
+    #[arg(long, value_name = "FILE")]
+    cluster_config: Option<String>,
     /// Run the pods without their `limits.cpu` enforced (where this machine cannot make CPU
     /// cgroups); the table says so.
     #[arg(long)]
@@ -81,6 +88,15 @@ async fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize()?;
     let out = root.join("target/rehearsal");
     std::fs::create_dir_all(&out)?;
+    if let Some(file) = &args.cluster_config {
+        let differences = cluster_settings::differences(file)?;
+        anyhow::ensure!(
+            differences.is_empty(),
+            "the cluster in {file} is set up differently from what the stand-ins play, so the \
+             rehearsal would not measure it:\n  {}",
+            differences.join("\n  ")
+        );
+    }
     let cgroups = if args.no_cpu_limits {
         None
     } else {

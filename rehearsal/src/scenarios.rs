@@ -59,7 +59,11 @@ impl Report {
                 } else {
                     ""
                 },
-            ),
+            ) + &args
+                .cluster_config
+                .as_ref()
+                .map(|f| format!(" --cluster-config {f}"))
+                .unwrap_or_default(),
             cpu: match cgroups {
                 Some(c) => format!("limits.cpu enforced: {}", c.describe()),
                 None => "limits.cpu NOT enforced (--no-cpu-limits): pods share the machine's cores".into(),
