@@ -85,9 +85,8 @@ impl ConsumerContext for Context {
     /// first fetch), so its task reads it directly: one slow partition never holds up the
     /// others, and partitions are handled in parallel. (librdkafka resets the split on every
     /// assignment, hence here.)
-    fn post_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
-            commit_start_where_missing(base, list);
             let consumer = self.consumer.get().and_then(Weak::upgrade);
             let mut live = self.partitions.revoked.lock().expect("not poisoned");
             for elem in list.elements() {
@@ -102,44 +101,6 @@ impl ConsumerContext for Context {
                 let _ = self.assigned.send(Assigned { key, queue, revoked });
             }
             tracing::info!("partitions assigned: {}", list.count());
-        }
-    }
-}
-
-/// Commits the start (low watermark) of each assigned partition that has no committed offset
-/// in the group: a new group, or one whose offsets the broker expired while it sat at zero
-/// (`offsets.retention.minutes` after its last member left). KEDA reads such a partition as
-/// its whole end offset of lag (`offsetResetPolicy: earliest`, keda/scaledobjects.yaml), and
-/// a partition that then brings no record (empty, or its records expired too) would never
-/// be committed by the stored offsets: one consumer kept awake for ever. From its start,
-/// nothing still on the topic is skipped (where `auto.offset.reset: earliest` reads anyway),
-/// and an empty partition reads as lag 0. Best effort: a failure only leaves things as they
-/// were.
-fn commit_start_where_missing(consumer: &BaseConsumer<Context>, assigned: &rdkafka::TopicPartitionList) {
-    let timeout = Duration::from_secs(2);
-    let committed = match consumer.committed_offsets(assigned.clone(), timeout) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!("committed offsets of the assigned partitions: {e}");
-            return;
-        }
-    };
-    let mut start = rdkafka::TopicPartitionList::new();
-    for elem in committed.elements() {
-        if matches!(elem.offset(), rdkafka::Offset::Offset(_)) {
-            continue;
-        }
-        if let Ok((low, _)) = consumer.fetch_watermarks(elem.topic(), elem.partition(), timeout) {
-            let _ = start.add_partition_offset(elem.topic(), elem.partition(), rdkafka::Offset::Offset(low));
-        }
-    }
-    if start.count() > 0 {
-        match consumer.commit(&start, CommitMode::Async) {
-            Ok(()) => tracing::info!(
-                "committed the start of {} partition(s) without an offset",
-                start.count()
-            ),
-            Err(e) => tracing::debug!("commit of the partitions' start: {e}"),
         }
     }
 }
