@@ -579,10 +579,13 @@ async fn back_to_zero(
     let mut functions_at_zero: Option<f64> = None;
     let running = loop {
         let running = stack.running();
-        if running.is_empty() && functions_at_zero.is_none() {
+        // Not before KEDA's first look: what a new installation starts with is asked for by
+        // then (the stand-ins start as the manifests are applied).
+        let looked = since.elapsed() >= stack.notify_polling();
+        if looked && running.is_empty() && functions_at_zero.is_none() {
             functions_at_zero = Some(since.elapsed().as_secs_f64());
         }
-        if running.is_empty() && stack.dispatcher_pods_running() == 0 || since.elapsed() > give_up {
+        if looked && running.is_empty() && stack.dispatcher_pods_running() == 0 || since.elapsed() > give_up {
             break running;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
