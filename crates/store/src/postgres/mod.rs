@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use std::str::FromStr;
 use todo_events_domain::redact;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx_macros::migrate!("./migrations/postgres");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx_macros::migrate!("./migrations/postgres");
 
 /// Opens a pool without connecting: a function starts even while its database is down,
 /// and readiness reports it.
@@ -39,15 +39,6 @@ pub(crate) fn open(opts: &StoreOptions) -> Result<PgPool, StoreError> {
 
 pub(crate) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     Ok(MIGRATOR.run(pool).await?)
-}
-
-/// The versions of the embedded migrations, ascending.
-pub(crate) fn migration_versions() -> Vec<i64> {
-    MIGRATOR
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-        .map(|m| m.version)
-        .collect()
 }
 
 pub(crate) async fn ping(pool: &PgPool) -> Result<(), StoreError> {

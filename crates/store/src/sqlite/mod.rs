@@ -17,7 +17,7 @@ use sqlx::SqlitePool;
 use std::str::FromStr;
 use std::time::Duration;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx_macros::migrate!("./migrations/sqlite");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx_macros::migrate!("./migrations/sqlite");
 
 /// Opens the file (created when missing). One connection: SQLite has a single writer, and
 /// one connection turns writer contention into a queue instead of `SQLITE_BUSY` errors.
@@ -37,15 +37,6 @@ pub(crate) fn open(opts: &StoreOptions) -> Result<SqlitePool, StoreError> {
 
 pub(crate) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     Ok(MIGRATOR.run(pool).await?)
-}
-
-/// The versions of the embedded migrations, ascending.
-pub(crate) fn migration_versions() -> Vec<i64> {
-    MIGRATOR
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-        .map(|m| m.version)
-        .collect()
 }
 
 pub(crate) async fn ping(pool: &SqlitePool) -> Result<(), StoreError> {

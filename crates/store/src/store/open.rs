@@ -34,10 +34,15 @@ impl Store {
     /// `_sqlx_migrations` holds once [`Store::migrate`] has run (`todo-events doctor`
     /// compares the two).
     pub fn migration_versions(&self) -> Vec<i64> {
-        match self {
-            Self::Postgres(_) => postgres::migration_versions(),
-            Self::Sqlite(_) => sqlite::migration_versions(),
-        }
+        let migrator = match self {
+            Self::Postgres(_) => &postgres::MIGRATOR,
+            Self::Sqlite(_) => &sqlite::MIGRATOR,
+        };
+        migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| m.version)
+            .collect()
     }
 
     /// One round trip: what readiness checks.
