@@ -4,6 +4,16 @@
 //! (SIGTERM, `terminationGracePeriodSeconds`, SIGKILL), newest first. Pods started while
 //! none runs join an empty consumer group, which the broker holds for its initial rebalance
 //! delay (3 s, [`crate::placement::INITIAL_REBALANCE_DELAY`]): their start counts it.
+//!
+//! One deviation, for the broker here: pods deleted together (KEDA's scale to zero from
+//! several replicas, an HPA step down of more than one) stop one after another, each once
+//! the consumers left have been given the partitions of the one before (at most
+//! [`SETTLE_AT_MOST`]). Upstream they get SIGTERM at once and their consumers leave the group
+//! together, which Apache Kafka handles; Tansu 0.6 does not: a member leaving while the
+//! group rebalances for another's leave leaves the group stuck, and the next consumer to
+//! join, minutes later, is never assigned a partition (reproduced with librdkafka alone:
+//! three members closed at once, a fourth joining 30 s later got nothing in 60 s, 4 runs of
+//! 4; closed one after another, each after the group settled, it was assigned every time).
 
 use crate::keda::Target;
 use crate::manifests::Consumer;
@@ -11,6 +21,11 @@ use crate::pods::{Cluster, Pod};
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The longest a pod deleted together with others waits for the group to settle after the
+/// one before it stopped (the consumers' session timeout, 6 s, and a join).
+pub const SETTLE_AT_MOST: Duration = Duration::from_secs(10);
 
 pub struct Deployment {
     cluster: Cluster,
@@ -19,6 +34,8 @@ pub struct Deployment {
     pods: Mutex<Vec<Pod>>,
     /// Pods being created.
     starting: AtomicUsize,
+    /// Pods deleted and not yet stopped.
+    stopping: Arc<AtomicUsize>,
     /// Pods started and not yet deleted, for the report.
     pub most_pods: AtomicUsize,
 }
@@ -31,6 +48,7 @@ impl Deployment {
             desired: AtomicUsize::new(0),
             pods: Mutex::default(),
             starting: AtomicUsize::new(0),
+            stopping: Arc::default(),
             most_pods: AtomicUsize::new(0),
         })
     }
@@ -49,6 +67,11 @@ impl Deployment {
         self.pods.lock().expect("not poisoned").len()
     }
 
+    /// Pods deleted whose program has not stopped yet.
+    pub fn stopping(&self) -> usize {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
     /// When a running pod's consumer last had its partitions assigned or revoked (its log's
     /// `partitions assigned` / `partitions revoked` lines): a consumer group still
     /// rebalancing pauses the partitions it moves.
@@ -56,17 +79,64 @@ impl Deployment {
         let names: Vec<String> = (self.pods.lock().expect("not poisoned").iter())
             .map(|p| p.name.clone())
             .collect();
-        names
+        self.rebalances(&names, &["partitions assigned", "partitions revoked"])
+            .max()
+    }
+
+    /// The times of the log lines of `pods` that contain one of `marks`.
+    fn rebalances(
+        &self,
+        pods: &[String],
+        marks: &[&str],
+    ) -> impl Iterator<Item = chrono::DateTime<chrono::Utc>> {
+        let logs: Vec<String> = pods
             .iter()
             .filter_map(|name| std::fs::read_to_string(self.cluster.logs.join(format!("{name}.log"))).ok())
-            .flat_map(|log| {
-                log.lines()
-                    .filter(|l| l.contains("partitions assigned") || l.contains("partitions revoked"))
-                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                    .filter_map(|v| v["timestamp"].as_str().and_then(|t| t.parse().ok()))
-                    .collect::<Vec<_>>()
-            })
-            .max()
+            .collect();
+        let marks: Vec<String> = marks.iter().map(|m| m.to_string()).collect();
+        logs.into_iter().flat_map(move |log| {
+            log.lines()
+                .filter(|l| marks.iter().any(|m| l.contains(m.as_str())))
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|v| v["timestamp"].as_str().and_then(|t| t.parse().ok()))
+                .collect::<Vec<_>>()
+        })
+    }
+
+    /// Stops `gone` one after another (see the module docs): after each, waits until every
+    /// pod still running has had partitions assigned since, at most [`SETTLE_AT_MOST`].
+    async fn stop_one_by_one(self: Arc<Self>, gone: Vec<Pod>) {
+        if gone.len() > 1 {
+            tracing::info!(
+                "deployment {}: {} pods deleted together stop one after another (the broker here)",
+                self.consumer.name,
+                gone.len()
+            );
+        }
+        let mut gone = gone.into_iter().peekable();
+        while let Some(pod) = gone.next() {
+            pod.terminate().await;
+            self.stopping.fetch_sub(1, Ordering::SeqCst);
+            if gone.peek().is_none() {
+                break;
+            }
+            let stopped = chrono::Utc::now();
+            let waiting_since = std::time::Instant::now();
+            while waiting_since.elapsed() < SETTLE_AT_MOST {
+                let names: Vec<String> = (self.pods.lock().expect("not poisoned").iter())
+                    .map(|p| p.name.clone())
+                    .chain(gone.peek().map(|p| p.name.clone()))
+                    .collect();
+                let settled = names.iter().all(|name| {
+                    self.rebalances(std::slice::from_ref(name), &["partitions assigned"])
+                        .any(|t| t > stopped)
+                });
+                if settled {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 
     pub async fn stop(&self) {
@@ -135,9 +205,8 @@ impl Target for Arc<Deployment> {
                     let keep = n.min(pods.len());
                     pods.drain(keep..).collect()
                 };
-                for pod in gone {
-                    tokio::spawn(pod.terminate());
-                }
+                self.stopping.fetch_add(gone.len(), Ordering::SeqCst);
+                tokio::spawn(self.clone().stop_one_by_one(gone));
             }
         })
     }

@@ -495,6 +495,13 @@ pub async fn rehearse(
             report,
         )
         .await;
+        // The rehearsal's own wait, not a user's: pods deleted together leave their group
+        // one after another here (crate::deployment says why), and a consumer joining
+        // before the last has left would meet the broker's stuck group.
+        let waiting_since = std::time::Instant::now();
+        while stack.stopping() > 0 && waiting_since.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let due = [whole_second(Utc::now() + chrono::Duration::seconds(1))];
         let one = world.reminders(&due).await?;
         let (mails, _) = effects(&mut world, &one, &[], due[0] + chrono::Duration::seconds(120)).await?;

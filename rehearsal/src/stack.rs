@@ -258,6 +258,18 @@ impl Stack {
         }
     }
 
+    /// Pods deleted whose consumers have not left their group yet (keda/ only: see
+    /// [`crate::deployment`] on pods deleted together).
+    pub fn stopping(&self) -> usize {
+        [&self.notify, &self.recur]
+            .iter()
+            .map(|f| match &f.part {
+                Part::Keda { deployment, .. } => deployment.stopping(),
+                Part::Knative { .. } => 0,
+            })
+            .sum()
+    }
+
     /// How long after the last event everything may take to reach zero: KEDA's cooldown
     /// and one polling interval after it (the longest of the two functions'), and a pod's
     /// termination grace. Knative's own scale to zero (the grace period or the retention
