@@ -255,6 +255,27 @@ pub async fn consume(d: Arc<Dispatcher>, cancel: CancellationToken) {
         2 * MAX_POLL_RECORDS - 1
     };
     let in_flight = Arc::new(Semaphore::new(bound));
+    // Once a second while busy (10 or more in flight or delivered): what is in flight and
+    // what went out, for the logs.
+    let sampler = {
+        let (in_flight, counts, name) = (in_flight.clone(), d.counts.clone(), d.source.name.clone());
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            let mut before = counts.delivered.load(Ordering::Relaxed);
+            while !stop.is_cancelled() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let now = counts.delivered.load(Ordering::Relaxed);
+                let busy = bound - in_flight.available_permits();
+                if busy >= 10 || now >= before + 10 {
+                    tracing::info!(
+                        "dispatcher {name}: {busy} in flight, {} delivered in the last second",
+                        now - before
+                    );
+                }
+                before = now;
+            }
+        })
+    };
     let offsets: Arc<Mutex<HashMap<i32, Offsets>>> = Arc::default();
     let mut ordered_queues: HashMap<i32, mpsc::UnboundedSender<(Event, i64)>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -346,6 +367,7 @@ pub async fn consume(d: Arc<Dispatcher>, cancel: CancellationToken) {
     drop(ordered_queues);
     while tasks.join_next().await.is_some() {}
     let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+    sampler.abort();
 }
 
 struct Done {

@@ -201,13 +201,16 @@ async fn effects(
     deadline: DateTime<Utc>,
 ) -> anyhow::Result<(Vec<Effect>, Vec<Effect>)> {
     loop {
-        let mails = world.mails(reminders)?;
+        // Reading the relay's directory (tens of thousands of files by the end) blocks: off
+        // the runtime's workers, which carry the dispatcher and the activator stand-ins.
+        let mails = tokio::task::block_in_place(|| world.mails(reminders))?;
         let instances = world.instances(occurrences).await?;
         let mailed: std::collections::HashSet<i64> = mails.iter().map(|m| m.id).collect();
         if (mailed.len() == reminders.len() && instances.len() == occurrences.len()) || Utc::now() > deadline
         {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            return Ok((world.mails(reminders)?, world.instances(occurrences).await?));
+            let mails = tokio::task::block_in_place(|| world.mails(reminders))?;
+            return Ok((mails, world.instances(occurrences).await?));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
