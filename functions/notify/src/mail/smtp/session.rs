@@ -128,3 +128,40 @@ impl SmtpMailer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::SmtpSettings;
+    use crate::mail::smtp::SmtpMailer;
+
+    /// The socket notify hands lettre has Nagle off (what keeps each message from waiting
+    /// for the relay's delayed ACK; docs/PERFORMANCE.md item 19).
+    #[tokio::test]
+    async fn sessions_run_without_nagle() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let settings = SmtpSettings::new(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
+        let mailer = SmtpMailer::new(&settings).unwrap();
+        let stream = mailer.tcp().await.unwrap();
+        assert!(stream.nodelay().unwrap(), "TCP_NODELAY is off");
+    }
+
+    /// A server that is not there: the error names it and is transient (tried again later).
+    #[tokio::test]
+    async fn no_server_is_a_transient_error_naming_it() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let settings = SmtpSettings::new(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
+        let mailer = SmtpMailer::new(&settings).unwrap();
+        match mailer.tcp().await {
+            Err(crate::mail::MailError::Transient(text)) => assert!(
+                text.contains(&format!("could not talk to the SMTP server 127.0.0.1:{port}"))
+                    && text.contains("refused"),
+                "{text}"
+            ),
+            other => panic!("expected a transient error, got {other:?}"),
+        }
+    }
+}
