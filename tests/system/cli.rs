@@ -168,6 +168,38 @@ fn bad_settings_and_flags_are_one_clear_line() {
     assert!(String::from_utf8(out.stderr).unwrap().contains("SCHEDULER_EVERY"));
 }
 
+/// The bad-input table's history rows (`crates/testkit/data/bad_settings.json`): each a clear
+/// refusal naming the setting or flag, exit status 2, and no database made.
+#[test]
+fn bad_retention_and_erase_settings_are_refused_naming_what_is_wrong() {
+    let table: serde_json::Value =
+        serde_json::from_str(include_str!("../../crates/testkit/data/bad_settings.json")).unwrap();
+    let mut checked = 0;
+    for row in table["rows"].as_array().unwrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = command(dir.path());
+        for arg in row["args"].as_array().unwrap() {
+            cmd.arg(arg.as_str().unwrap());
+        }
+        for (k, v) in row["env"].as_object().unwrap() {
+            cmd.env(k, v.as_str().unwrap());
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{row}: {stderr}");
+        let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+        for says in row["says"].as_array().unwrap() {
+            assert!(first.contains(says.as_str().unwrap()), "{row}: {first}");
+        }
+        assert!(
+            !dir.path().join("todo-events.db").exists(),
+            "{row}: a database was made"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 26, "every row of the table");
+}
+
 /// The variables README's "Configuration" table lists for the programs `todo-events up`
 /// runs (functions, scheduler, all), each as a row names it.
 fn readme_settings_of_the_stack() -> Vec<String> {

@@ -1,5 +1,6 @@
 //! The whole system as a user runs it, in one test binary: the daily agenda (`agenda`), the
-//! command line (`cli`), the installation check `todo-events doctor` (`doctor`), the
+//! command line (`cli`), the installation check `todo-events doctor` (`doctor`), a user erased on request
+//! (`history`), the
 //! scheduler's HTTP sinks (`http_sinks`) and the channels' retries (`channel_retries`), the
 //! manifests checked against the code (`manifests`), what keeps users from turning reminders
 //! off (`reminders_kept`), secrets kept out of every output (`secrets`), the Kafka path end to
@@ -19,6 +20,7 @@ mod agenda;
 mod channel_retries;
 mod cli;
 mod doctor;
+mod history;
 mod http_sinks;
 mod kafka;
 mod manifests;

@@ -399,7 +399,9 @@ async fn what_came_of_each_reminder_is_published_once_per_outcome_and_readable_b
         assert_eq!(smtp.accepted(), 2, "{b}");
         // The retention: a pass deletes what is older, published or not.
         let mut c = SchedulerConfig::local(String::new(), String::new());
-        c.notification_retention = todo_events_domain::HumanDuration(std::time::Duration::from_secs(1));
+        c.notification_retention = todo_events_domain::Retention::For(todo_events_domain::HumanDuration(
+            std::time::Duration::from_secs(1),
+        ));
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         Scheduler::new(db.store.clone(), topic.clone(), c)
             .pass()

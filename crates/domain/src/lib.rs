@@ -12,6 +12,7 @@ pub mod ids;
 pub mod preferences;
 pub mod recurrence;
 pub mod redact;
+pub mod retention;
 pub mod time;
 
 pub use agenda::AgendaDue;
@@ -20,3 +21,4 @@ pub use events::{EventKind, RecurringTaskDue, ReminderDue, EVENT_SOURCE};
 pub use ids::{DeliveryId, EndpointId, RecurringTaskId, ReminderId, TaskId, UserId};
 pub use preferences::{Days, PreferenceError, QuietHours};
 pub use recurrence::{CatchUp, Pattern, RecurrenceError, Schedule};
+pub use retention::{Retention, RetentionError};

@@ -20,6 +20,7 @@
 
 pub mod agenda;
 mod error;
+pub mod history;
 pub mod notify;
 mod options;
 mod postgres;

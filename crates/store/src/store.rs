@@ -9,6 +9,7 @@
 //! point one way: shared ← backends ← these.
 
 mod agenda;
+mod history;
 mod notify;
 mod open;
 mod recur;

@@ -13,6 +13,8 @@ use todo_events_testkit::{self as kit, at};
 /// them, as the tests here ask.
 #[path = "conformance/agenda.rs"]
 mod agenda;
+#[path = "conformance/history.rs"]
+mod history;
 #[path = "conformance/notify_batches.rs"]
 mod notify_batches;
 #[path = "conformance/notify_writes.rs"]

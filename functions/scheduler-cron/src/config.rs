@@ -1,7 +1,7 @@
 //! scheduler-cron's settings.
 
 use secrecy::SecretString;
-use todo_events_domain::HumanDuration;
+use todo_events_domain::{HumanDuration, Retention};
 use todo_events_host::config::{var, var_or, ConfigError};
 
 #[derive(Debug, Clone)]
@@ -36,9 +36,27 @@ pub struct SchedulerConfig {
     /// and no `KAFKA_BROKERS`).
     pub sink_notifications: Option<String>,
     /// `NOTIFICATION_EVENTS_RETENTION`: status events recorded longer ago are deleted, by
-    /// each pass, published or not (default 30d; `0s` keeps them for good).
-    pub notification_retention: HumanDuration,
+    /// each pass, published or not (default 30d; `off` keeps them for good).
+    pub notification_retention: Retention,
+    /// `HISTORY_RETENTION`: deliveries (and the agendas') finished longer ago are deleted by
+    /// each pass (default 30d, longer than any event can still arrive: docs/DESIGN.md,
+    /// "Retention"; `off` keeps them for good).
+    pub history_retention: Retention,
+    /// `HISTORY_PRUNE_BATCH`: rows each prune statement deletes at most (default 5000); a
+    /// pass runs at most [`PRUNE_BATCHES_PER_PASS`] of them per table.
+    pub prune_batch: i64,
 }
+
+/// The batches of each table one pass prunes at most: with the default batch, 100 000 rows
+/// a minute, far above what a year's traffic adds (≈ 180 M deliveries a year is 350 a
+/// minute), so a backlog (the retention turned on over a year of history) drains in hours
+/// without one pass holding the database for long. `todo-events prune` drains it at once.
+pub const PRUNE_BATCHES_PER_PASS: usize = 20;
+
+/// The defaults of both retentions: 30 days (docs/DESIGN.md, "Retention").
+pub const DEFAULT_RETENTION: Retention = Retention::days(30);
+/// The default of `HISTORY_PRUNE_BATCH`.
+pub const DEFAULT_PRUNE_BATCH: i64 = 5_000;
 
 impl SchedulerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -61,10 +79,9 @@ impl SchedulerConfig {
             sink_timeout: var_or("SINK_TIMEOUT", HumanDuration(std::time::Duration::from_secs(10)))?,
             notification_events: on_off("NOTIFICATION_EVENTS")?,
             sink_notifications: var("SINK_NOTIFICATIONS")?,
-            notification_retention: var_or(
-                "NOTIFICATION_EVENTS_RETENTION",
-                HumanDuration(std::time::Duration::from_secs(30 * 86_400)),
-            )?,
+            notification_retention: var_or("NOTIFICATION_EVENTS_RETENTION", DEFAULT_RETENTION)?,
+            history_retention: var_or("HISTORY_RETENTION", DEFAULT_RETENTION)?,
+            prune_batch: var_or("HISTORY_PRUNE_BATCH", DEFAULT_PRUNE_BATCH)?,
             sink_token: var::<String>("AUTH_TOKEN")?.map(SecretString::from),
         };
         cfg.validate()?;
@@ -83,6 +100,12 @@ impl SchedulerConfig {
             return Err(ConfigError(format!(
                 "SCHEDULER_WORKERS={} must be between 1 and 64",
                 self.workers
+            )));
+        }
+        if !(1..=100_000).contains(&self.prune_batch) {
+            return Err(ConfigError(format!(
+                "HISTORY_PRUNE_BATCH={} must be between 1 and 100000",
+                self.prune_batch
             )));
         }
         if self.lease.0.as_millis() < 1000 {
@@ -116,7 +139,9 @@ impl SchedulerConfig {
             sink_token: None,
             notification_events: false,
             sink_notifications: None,
-            notification_retention: HumanDuration(std::time::Duration::from_secs(30 * 86_400)),
+            notification_retention: DEFAULT_RETENTION,
+            history_retention: DEFAULT_RETENTION,
+            prune_batch: DEFAULT_PRUNE_BATCH,
         }
     }
 }

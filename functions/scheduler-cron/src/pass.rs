@@ -6,13 +6,14 @@
 //! at a short batch or a batch not wholly acknowledged. When passes run is `poll.rs`.
 
 use crate::agenda::Agendas;
-use crate::config::SchedulerConfig;
+use crate::config::{SchedulerConfig, PRUNE_BATCHES_PER_PASS};
 use crate::kind::{Db, Kind, Occurrences, Reminders};
 use crate::publish::Publisher;
 use crate::status::Statuses;
 use chrono::Duration;
 use todo_events_domain::events::Outgoing;
 use todo_events_domain::time::now;
+use todo_events_store::history::{Prune, Pruned};
 use todo_events_store::scheduler::ClaimRequest;
 use todo_events_store::{Store, StoreError};
 
@@ -41,6 +42,8 @@ pub struct PassReport {
     /// acknowledge: apart from the due items, never the pass's failure.
     pub statuses_published: usize,
     pub statuses_failed: usize,
+    /// What the retention deleted after the items (never the pass's failure).
+    pub pruned: Pruned,
 }
 
 impl PassReport {
@@ -58,6 +61,7 @@ impl PassReport {
         self.republished += other.republished;
         self.statuses_published += other.statuses_published;
         self.statuses_failed += other.statuses_failed;
+        self.pruned.add(other.pruned);
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -106,7 +110,7 @@ impl<P: Publisher> Scheduler<P> {
         if self.config.notification_events {
             self.statuses(&mut report).await?;
         }
-        self.expire_statuses().await;
+        report.pruned = self.prune().await;
         Ok(report)
     }
 
@@ -126,19 +130,39 @@ impl<P: Publisher> Scheduler<P> {
         Ok(())
     }
 
-    /// Deletes the status events older than `NOTIFICATION_EVENTS_RETENTION` (a batch per
-    /// pass); a failure is only logged (the next pass deletes them).
-    async fn expire_statuses(&self) {
-        let retention = self.config.notification_retention.0;
-        let Ok(retention) = Duration::from_std(retention) else {
-            return;
+    /// The retention (`crate::history` of the store): deletes what is older than
+    /// `HISTORY_RETENTION` (deliveries) and `NOTIFICATION_EVENTS_RETENTION` (status events),
+    /// batch after batch while a batch comes full, at most [`PRUNE_BATCHES_PER_PASS`]. A
+    /// failure is only logged: the next pass deletes what this one left.
+    async fn prune(&self) -> Pruned {
+        let clock = now();
+        let p = Prune {
+            deliveries_before: self.config.history_retention.cutoff(clock),
+            statuses_before: self.config.notification_retention.cutoff(clock),
+            batch: self.config.prune_batch,
         };
-        if retention.is_zero() {
-            return;
+        let mut pruned = Pruned::default();
+        if p.deliveries_before.is_none() && p.statuses_before.is_none() {
+            return pruned;
         }
-        if let Err(e) = self.store.expire_statuses(now() - retention, 10_000).await {
-            tracing::warn!(target: LOG_TARGET, "old status events not deleted: {e}");
+        for _ in 0..PRUNE_BATCHES_PER_PASS {
+            match self.store.prune(&p).await {
+                Ok(batch) => {
+                    pruned.add(batch);
+                    if !batch.full(p.batch) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(target: LOG_TARGET, "history not pruned, the next pass tries again: {e}");
+                    break;
+                }
+            }
         }
+        if pruned.total() > 0 {
+            tracing::info!(target: LOG_TARGET, "pruned {pruned} past their retention");
+        }
+        pruned
     }
 
     /// `SCHEDULER_WORKERS` claim → publish → mark loops of one kind at once: while one waits

@@ -890,6 +890,86 @@ async fn with_kafka_retry_a_message_that_keeps_failing_is_dead_lettered_after_it
     );
 }
 
+/// A dead letter replayed after its reminder was sent and its delivery deleted by the
+/// retention sends nothing (docs/DESIGN.md, "Retention"): the reminder's own state answers
+/// it `duplicate`. The relay defers every message at first, so both reminders' events are
+/// dead-lettered; the scheduler's republish then gets them mailed; a month and more later
+/// (the deliveries' finish moved 40 days back) `todo-events prune` deletes the deliveries,
+/// and the dead letters come back through `notify consume`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_replayed_after_the_retention_sends_nothing() {
+    let Some(world) = World::new().await else {
+        return;
+    };
+    let deferring = todo_events_testkit::smtp::SmtpServer::start(&todo_events_testkit::smtp::Options {
+        replies: vec!["rcpt:*=451 4.3.0 Try again later".into()],
+        ..Default::default()
+    });
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "1", "--reminders", "2", "--recurring", "0"],
+        &[],
+    );
+    assert_success(&out, "seed");
+    assert_success(&world.run("scheduler-cron", &[], &[]), "scheduler pass");
+    let w = &world;
+    let smtp_url = format!("smtp://127.0.0.1:{}?tls=none", deferring.port);
+    let notify = world.consumer_with(
+        "notify",
+        &[
+            ("SMTP_URL", &smtp_url),
+            ("KAFKA_RETRY", "1"),
+            ("KAFKA_BACKOFF_DELAY", "100ms"),
+        ],
+    );
+    w.wait_for(60, "both reminders dead-lettered (lag 0)", || async {
+        w.lag("notify", "reminders") == 0
+    })
+    .await;
+    stop(notify);
+    assert_eq!(deferring.messages().len(), 0);
+
+    // The scheduler's republish brings them back; the world's relay takes them.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let out = world.run("scheduler-cron", &[], &[("SCHEDULER_REPUBLISH_AFTER", "1s")]);
+    assert_success(&out, "republishing pass");
+    let notify = world.consumer("notify");
+    w.wait_for(90, "both reminders sent", || async {
+        w.count("SELECT COUNT(*) FROM reminders WHERE state = 'sent'")
+            .await
+            == 2
+    })
+    .await;
+    stop(notify);
+    assert_mailed_once(w, 2);
+
+    // A month and more later the retention deletes their deliveries.
+    w.count("WITH moved AS (UPDATE deliveries SET completed_at = now() - interval '40 days' RETURNING 1) SELECT COUNT(*) FROM moved")
+        .await;
+    let out = world.run("todo-events", &["prune"], &[]);
+    assert_success(&out, "prune");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("pruned 2 deliveries"), "{said}");
+    assert_eq!(w.count("SELECT COUNT(*) FROM deliveries").await, 0);
+
+    let out = world.run("notify", &["replay-dead-letters"], &[]);
+    assert_success(&out, "replay");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("replayed 2 dead letter(s)"), "{said}");
+    let notify = world.consumer("notify");
+    w.wait_for(60, "the replayed events handled (lag 0)", || async {
+        w.lag("notify", "reminders") == 0
+    })
+    .await;
+    stop(notify);
+    assert_mailed_once(w, 2);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM deliveries").await,
+        0,
+        "no delivery claimed again"
+    );
+}
+
 /// A binary-mode CloudEvent of type `ty` with `data`, keyed by its user, as a sender that is
 /// not the scheduler could put it on the topic.
 async fn produce_event(

@@ -3,6 +3,7 @@
 //! batch costs one round trip.
 
 pub(crate) mod agenda;
+pub(crate) mod history;
 pub(crate) mod notify;
 pub(crate) mod recur;
 pub(crate) mod scheduler;

@@ -4,6 +4,7 @@
 //! (`json_each`), since SQLite has no array type.
 
 pub(crate) mod agenda;
+pub(crate) mod history;
 pub(crate) mod notify;
 pub(crate) mod recur;
 pub(crate) mod scheduler;

@@ -1,7 +1,9 @@
 //! Step 2, decide and plan: what each event asks for, from its reminder's row and the clock.
 //!
 //! [`decide`] is pure: skip (the reminder is gone, cancelled, its task closed, or the ids
-//! name another one), not due yet, moved, or send. A moved reminder's event is a duplicate
+//! name another one), moved, done (its occurrence was sent or failed for good: the
+//! reminder's own state says so, whether or not its deliveries are still kept), not due
+//! yet, or send. A moved reminder's event is a duplicate
 //! when its own time was delivered already, which the read found out with the reminder
 //! ([`Found`]), else stale ([`moved`]); a reminder to send is planned ([`crate::plan`], pure)
 //! into its deliveries. So the step reads nothing. An event answered here never reaches the
@@ -39,6 +41,10 @@ enum Decision<'c> {
     /// The reminder was moved (`to`): the event is stale, or a duplicate if its own time
     /// was delivered already (`sent`).
     Moved { to: DateTime<Utc>, sent: bool },
+    /// The reminder's occurrence at the event's time is over (`sent`, or `failed` for
+    /// good): the event is a duplicate. Decided from the reminder's state, so it holds after
+    /// the retention has deleted the occurrence's deliveries (docs/DESIGN.md, "Retention").
+    Done { state: ReminderState },
     /// The reminder came due inside its user's quiet hours: put it off to their end
     /// (written once, by [`super::Notify::defer`]).
     Defer { until: DateTime<Utc> },
@@ -94,6 +100,9 @@ fn decide<'c>(
             to: ctx.remind_at,
             sent,
         };
+    }
+    if matches!(ctx.state, ReminderState::Sent | ReminderState::Failed) {
+        return Decision::Done { state: ctx.state };
     }
     if ctx.remind_at > now + tolerance {
         return Decision::NotDue;
@@ -189,6 +198,19 @@ fn moved(due: &ReminderDue, to: DateTime<Utc>, sent: bool) -> Answer {
     )
 }
 
+/// The answer to an event whose reminder's occurrence is over (pure): `duplicate`, saying
+/// how it ended.
+fn done(due: &ReminderDue, state: ReminderState) -> Answer {
+    let reason = match state {
+        ReminderState::Failed => "already failed for good for this time",
+        _ => "already sent for this time",
+    };
+    Answer {
+        reply: Ok(Reply::new(Outcome::Duplicate, reason, details_of(due))),
+        logs: vec![Log::Duplicate(reason.to_owned())],
+    }
+}
+
 /// The answer to a reminder whose channels lead nowhere (pure): skipped, saying what the
 /// reminder names (the plan's notes), never an address or URL.
 fn nothing_to_deliver(due: &ReminderDue, notes: &[String]) -> Answer {
@@ -224,6 +246,7 @@ impl Notify {
                 Decision::Skip { reason, detail } => skipped(due, reason, detail),
                 Decision::NotDue => not_due_yet(due),
                 Decision::Moved { to, sent } => moved(due, to, sent),
+                Decision::Done { state } => done(due, state),
                 Decision::Defer { until } => {
                     decided.push(Decided::Deferring(due, until));
                     continue;

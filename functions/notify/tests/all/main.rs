@@ -18,6 +18,7 @@ mod hostile;
 mod http;
 mod quiet_hours;
 mod reset;
+mod retention;
 mod round_trips;
 mod settings;
 mod slow_clients;

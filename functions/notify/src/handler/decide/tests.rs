@@ -26,6 +26,7 @@ fn decided_at(now: DateTime<Utc>, change: impl FnOnce(&mut ReminderContext)) -> 
         Decision::Skip { reason, .. } => format!("skip: {reason}"),
         Decision::NotDue => "not due".into(),
         Decision::Moved { to, sent } => format!("moved to {} (sent: {sent})", rfc3339(to)),
+        Decision::Done { state } => format!("done: {state}"),
         Decision::Send(_) => "send".into(),
         Decision::Defer { until } => format!("defer to {}", rfc3339(until)),
         Decision::Deferred { until } => format!("deferred to {}", rfc3339(until)),
@@ -41,6 +42,32 @@ fn a_due_reminder_of_an_open_task_is_sent() {
     assert_eq!(decided(|_| {}), "send");
     assert_eq!(decided(|c| c.state = ReminderState::Pending), "send");
     assert_eq!(decided(|c| c.task_status = TaskStatus::InProgress), "send");
+}
+
+/// An occurrence that is over is a duplicate from the reminder's state alone: what keeps a
+/// redelivery once after the retention deleted its deliveries. A moved reminder is judged by
+/// its new time first (its old time's state is gone with the move).
+#[test]
+fn a_sent_or_failed_reminder_s_event_is_a_duplicate_whatever_its_deliveries() {
+    assert_eq!(decided(|c| c.state = ReminderState::Sent), "done: sent");
+    assert_eq!(decided(|c| c.state = ReminderState::Failed), "done: failed");
+    // Even when it comes early (a forged event): nothing is sent either way.
+    assert_eq!(
+        decided_at(at("2026-11-29T09:00:00Z"), |c| c.state = ReminderState::Sent),
+        "done: sent"
+    );
+    assert_eq!(
+        decided(|c| {
+            c.state = ReminderState::Sent;
+            c.task_status = TaskStatus::Done;
+        }),
+        "skip: the reminder's task is closed"
+    );
+    let reply = done(&due(), ReminderState::Failed).reply.expect("answered");
+    assert_eq!(
+        (reply.outcome, reply.reason.as_str()),
+        (Outcome::Duplicate, "already failed for good for this time")
+    );
 }
 
 #[test]
