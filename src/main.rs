@@ -103,8 +103,20 @@ async fn open_store() -> anyhow::Result<Store> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Migrate => {
-            open_store().await?;
+            let keys = todo_events_host::config::secrets_keys()?;
+            let store = open_store().await?;
             println!("migrations applied");
+            if let Some(key) = keys.sealing_id() {
+                let sealed = seal_all(&store, &keys).await?;
+                println!(
+                    "sealed the secrets of {} endpoint(s) with key {key}{}",
+                    sealed.sealed,
+                    match sealed.unopened {
+                        0 => String::new(),
+                        n => format!("; {n} sealed with a key SECRETS_KEYS does not hold (left as they are)"),
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Seed {
@@ -175,6 +187,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::EraseUser { user_id, wait } => erase_user(user_id, wait).await,
     }
+}
+
+/// Seals every endpoint's secrets stored plain or under an older key (the migration to
+/// secrets at rest, and a key rotation's last step).
+async fn seal_all(
+    store: &Store,
+    keys: &todo_events_store::sealed::Keys,
+) -> anyhow::Result<todo_events_store::sealed::SealedRows> {
+    let (mut done, mut from) = (todo_events_store::sealed::SealedRows::default(), Some(0));
+    while let Some(start) = from {
+        let (batch, next) = store.seal_endpoints(keys, start, 1_000).await?;
+        done.add(batch);
+        from = next;
+    }
+    Ok(done)
 }
 
 /// A user id as the command line gives it: a positive integer.

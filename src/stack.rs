@@ -194,6 +194,7 @@ pub async fn serve_all(opts: StackOptions, demo: bool) -> anyhow::Result<()> {
     };
     let outbox = opts.notify.outbox_dir.clone();
     let notify = Notify::new(store.clone(), opts.notify).map_err(ConfigError)?;
+    notify.check_sealed_secrets().await?;
     let recur = Recur::new(store.clone()).with_clock_skew(opts.clock_skew);
     let host = opts.host;
 

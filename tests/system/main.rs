@@ -3,7 +3,7 @@
 //! (`history`), the
 //! scheduler's HTTP sinks (`http_sinks`) and the channels' retries (`channel_retries`), the
 //! manifests checked against the code (`manifests`), what keeps users from turning reminders
-//! off (`reminders_kept`), secrets kept out of every output (`secrets`), the Kafka path end to
+//! off (`reminders_kept`), secrets at rest (`sealed`), secrets kept out of every output (`secrets`), the Kafka path end to
 //! end with the short rehearsal of the manifests (`kafka`), and last the timing comparisons
 //! that need the machine to themselves (`timing`).
 //!
@@ -25,6 +25,7 @@ mod http_sinks;
 mod kafka;
 mod manifests;
 mod reminders_kept;
+mod sealed;
 mod secrets;
 #[cfg(feature = "kafka")]
 mod timing;

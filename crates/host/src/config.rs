@@ -90,6 +90,20 @@ pub fn required_secret(name: &str, what: &str) -> Result<SecretString, ConfigErr
     }
 }
 
+/// `SECRETS_KEYS`: the keys that seal the endpoints' secrets at rest (notify opens them, the
+/// scheduler and `todo-events migrate` seal plain ones; `todo_events_store::sealed`). Unset:
+/// none. Read like [`required_secret`]: no message quotes it.
+pub fn secrets_keys() -> Result<todo_events_store::sealed::Keys, ConfigError> {
+    trace("SECRETS_KEYS", None, None);
+    match std::env::var("SECRETS_KEYS") {
+        Ok(v) if !v.trim().is_empty() => {
+            todo_events_store::sealed::Keys::parse(&v).map_err(|e| ConfigError(e.to_string()))
+        }
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(Default::default()),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError("SECRETS_KEYS is not valid UTF-8".into())),
+    }
+}
+
 /// `std::env::var(name)` as it is, for readers with rules of their own (logging, trace
 /// export, the host name): traced like every other lookup.
 pub fn env_var(name: &str) -> Result<String, std::env::VarError> {

@@ -199,6 +199,13 @@ pub trait Function: Send + Sync + 'static {
     /// The database, which readiness checks.
     fn store(&self) -> &Store;
 
+    /// What the function checks once before it serves (notify: that its keys open the
+    /// secrets stored sealed). An error stops the start; a configuration error (exit status
+    /// 2) for what the operator must fix.
+    fn check_at_start(&self) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+
     /// Performs the effect of each event, once: one answer per event, in order. No two
     /// events share a key.
     fn handle_distinct(

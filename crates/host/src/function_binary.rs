@@ -25,5 +25,6 @@ pub fn settings() -> anyhow::Result<CommonSettings> {
 pub async fn serve_http<F: Function>(build: impl FnOnce(Store) -> anyhow::Result<F>) -> anyhow::Result<()> {
     let common = settings()?;
     let function = build(common.open_store().await?)?;
+    function.check_at_start().await?;
     serve_on_port(function, &common).await
 }

@@ -39,6 +39,7 @@ pub async fn run_kafka_subcommand<F: Function>(
         FunctionCommand::Consume => {
             let kafka = KafkaConfig::from_env()?;
             let function = build(common.open_store().await?)?;
+            function.check_at_start().await?;
             let host = Host::new(Arc::new(function));
             let shutdown = Shutdown::on_signals();
             let listener = common.listener()?;

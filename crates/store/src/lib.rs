@@ -27,6 +27,7 @@ mod postgres;
 pub mod recur;
 pub mod rows;
 pub mod scheduler;
+pub mod sealed;
 pub mod seed;
 mod sqlite;
 pub mod status;

@@ -14,5 +14,6 @@ mod notify;
 mod open;
 mod recur;
 mod scheduler;
+mod sealed;
 mod seed;
 mod status;

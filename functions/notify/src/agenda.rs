@@ -57,13 +57,7 @@ impl Notify {
         let verdicts: Vec<Verdict<'_>> = events
             .iter()
             .map(|(id, due)| {
-                let (verdict, logs) = decide(
-                    (id, due),
-                    contexts.get(&due.user_id),
-                    clock,
-                    &self.guard,
-                    self.webpush.is_some(),
-                );
+                let (verdict, logs) = decide((id, due), contexts.get(&due.user_id), clock, self.checks());
                 logs.iter()
                     .for_each(|l| tracing::warn!(event_id = %id, "agenda: {l}"));
                 verdict

@@ -68,6 +68,9 @@ pub struct NotifyConfig {
     /// `CLOCK_SKEW_TOLERANCE`: how long before its `remind_at` a reminder event may arrive
     /// and still be sent (see `todo_events_host::config::clock_skew_tolerance`).
     pub clock_skew: chrono::Duration,
+    /// `SECRETS_KEYS`: the keys that open the endpoints' secrets stored sealed
+    /// (docs/CHANNELS.md, "Secrets at rest"); none by default.
+    pub secrets_keys: todo_events_store::sealed::Keys,
 }
 
 impl NotifyConfig {
@@ -94,6 +97,7 @@ impl NotifyConfig {
             smtp,
             channels: ChannelSettings::from_env(delivery_lease.0)?,
             clock_skew: clock_skew_tolerance()?,
+            secrets_keys: todo_events_host::config::secrets_keys()?,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -184,6 +188,7 @@ impl NotifyConfig {
             smtp: None,
             channels: ChannelSettings::default(),
             clock_skew: DEFAULT_CLOCK_SKEW_TOLERANCE,
+            secrets_keys: Default::default(),
         }
     }
 

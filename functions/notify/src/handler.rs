@@ -63,11 +63,13 @@ use crate::channels::webpush::WebPush;
 use crate::config::{ChannelSettings, NotifyConfig};
 use crate::event::{ByKind, NotifyEvent, NotifyKey};
 use crate::mail::{Composer, Mailer};
+use crate::plan::Checks;
 use crate::resting::Resting;
 use chrono::Duration;
 use std::collections::HashMap;
 use std::sync::Arc;
 use todo_events_domain::{EventKind, ReminderDue, ReminderId};
+use todo_events_host::config::ConfigError;
 use todo_events_host::{Answers, Event, Failure, Function, Reply};
 use todo_events_store::notify::Found;
 use todo_events_store::Store;
@@ -136,6 +138,36 @@ impl Notify {
         Duration::from_std(self.config.delivery_lease.0).unwrap_or(Duration::minutes(2))
     }
 
+    /// What the planned endpoints are checked with (`crate::plan`).
+    pub(crate) fn checks(&self) -> Checks<'_> {
+        Checks {
+            guard: &self.guard,
+            push_on: self.webpush.is_some(),
+            keys: &self.config.secrets_keys,
+        }
+    }
+
+    /// The start-up check of `SECRETS_KEYS` against the secrets stored sealed: the most
+    /// recent sealed endpoints, one value per key id they name, must open. A key missing or
+    /// wrong stops the start (nothing is sent); a database that does not answer yet is only
+    /// warned about (an endpoint that does not open waits for its key: `crate::plan`).
+    pub async fn check_sealed_secrets(&self) -> Result<(), ConfigError> {
+        const SAMPLE: i64 = 1_000;
+        let rows = match self.store.sealed_endpoints(SAMPLE).await {
+            Ok(rows) => rows,
+            Err(e) if e.is_transient() => {
+                tracing::warn!("the sealed secrets are not checked at start: {e}");
+                return Ok(());
+            }
+            Err(e) => return Err(ConfigError(format!("the sealed secrets cannot be read: {e}"))),
+        };
+        todo_events_store::sealed::check(&self.config.secrets_keys, &rows).map_err(ConfigError)?;
+        if let Some(id) = self.config.secrets_keys.sealing_id() {
+            tracing::info!("SECRETS_KEYS opens the endpoints' sealed secrets; key {id} seals new ones");
+        }
+        Ok(())
+    }
+
     /// Step 1: the contexts of the batch's reminders, each with its event's time, in one
     /// statement.
     async fn read(&self, events: &[Event<ReminderDue>]) -> Result<Contexts, Failure> {
@@ -194,6 +226,11 @@ impl Function for Notify {
 
     fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// `SECRETS_KEYS` against the secrets stored sealed ([`Notify::check_sealed_secrets`]).
+    async fn check_at_start(&self) -> anyhow::Result<()> {
+        Ok(self.check_sealed_secrets().await?)
     }
 
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {

@@ -8,7 +8,9 @@
 //! sees why in `deliveries`), and never holds back the others. Web Push without a VAPID key
 //! cannot be delivered by this notify at all: those deliveries are not claimed, and the event
 //! is answered "unavailable" (retried, then dead-lettered for a replay once the key is set),
-//! after the other channels are done.
+//! after the other channels are done. The same holds an endpoint whose secret or keys are
+//! stored sealed (`todo_events_store::sealed`) with a key this notify does not hold, or one
+//! that does not open them: nothing is sent to it until `SECRETS_KEYS` does.
 
 use crate::channels::guard::{Guard, Refused};
 use crate::channels::webhook::{Format, WebhookEndpoint};
@@ -16,7 +18,17 @@ use crate::channels::webpush::Subscription;
 use std::sync::Arc;
 use todo_events_domain::UserId;
 use todo_events_store::notify::Route;
+use todo_events_store::sealed::{Column, Keys, Place};
 use todo_events_store::{Channel, Channels, Endpoint, ReminderContext};
+
+/// What an endpoint is checked with: the target policy, whether Web Push is on (a VAPID
+/// key), and the keys that open sealed secrets.
+#[derive(Clone, Copy)]
+pub(crate) struct Checks<'a> {
+    pub guard: &'a Guard,
+    pub push_on: bool,
+    pub keys: &'a Keys,
+}
 
 /// Where one delivery goes, checked. Shared (`Arc`): a send that outlasts its batch's
 /// patience goes on in a task of its own, which holds its target.
@@ -43,15 +55,15 @@ pub(crate) struct Plan {
     pub log: Vec<String>,
 }
 
-/// Plans the deliveries of `ctx`; `push_on` says whether Web Push is configured.
-pub(crate) fn plan(ctx: &ReminderContext, guard: &Guard, push_on: bool) -> Plan {
+/// Plans the deliveries of `ctx`.
+pub(crate) fn plan(ctx: &ReminderContext, checks: Checks<'_>) -> Plan {
     let to = Recipient {
         user_id: ctx.user_id,
         channels: &ctx.channels,
         endpoints: &ctx.endpoints,
         column: "reminders.channels",
     };
-    plan_routes(&to, guard, push_on)
+    plan_routes(&to, checks)
 }
 
 /// Where a message goes: a user's channels (as a column names them) and active endpoints.
@@ -64,7 +76,7 @@ pub(crate) struct Recipient<'a> {
 }
 
 /// Plans the deliveries to `to` (a reminder's, or the daily agenda's).
-pub(crate) fn plan_routes(to: &Recipient<'_>, guard: &Guard, push_on: bool) -> Plan {
+pub(crate) fn plan_routes(to: &Recipient<'_>, checks: Checks<'_>) -> Plan {
     let mut plan = Plan::default();
     let column = to.column;
     for name in &to.channels.unknown {
@@ -90,7 +102,7 @@ pub(crate) fn plan_routes(to: &Recipient<'_>, guard: &Guard, push_on: bool) -> P
             plan.notes.push(note);
             continue;
         }
-        if channel == Channel::WebPush && !push_on {
+        if channel == Channel::WebPush && !checks.push_on {
             plan.held = Some(
                 "Web Push is off (VAPID_PRIVATE_KEY and VAPID_SUBJECT are not set); the push \
                  deliveries wait for it"
@@ -103,7 +115,14 @@ pub(crate) fn plan_routes(to: &Recipient<'_>, guard: &Guard, push_on: bool) -> P
                 channel,
                 endpoint: Some(endpoint.id),
             };
-            let target = match checked(endpoint, guard) {
+            let endpoint = match opened(endpoint, to.user_id, checks.keys) {
+                Ok(endpoint) => endpoint,
+                Err(why) => {
+                    plan.held = Some(why);
+                    continue;
+                }
+            };
+            let target = match checked(&endpoint, checks.guard) {
                 Ok(target) => target,
                 Err(Refused(reason)) => Target::Unusable(reason),
             };
@@ -111,6 +130,30 @@ pub(crate) fn plan_routes(to: &Recipient<'_>, guard: &Guard, push_on: bool) -> P
         }
     }
     plan
+}
+
+/// `e` with its secret and keys opened where they are sealed, or why one does not open (the
+/// delivery waits for the key: held).
+fn opened(e: &Endpoint, user_id: UserId, keys: &Keys) -> Result<Endpoint, String> {
+    let mut open = e.clone();
+    let values = [&mut open.secret, &mut open.p256dh, &mut open.auth];
+    for (value, column) in values.into_iter().zip(Column::ALL) {
+        if let Some(stored) = value.as_mut() {
+            let place = Place {
+                column,
+                user_id: user_id.get(),
+            };
+            *stored = keys.open(place, stored).map_err(|e| {
+                format!(
+                    "the {} of {} endpoint {} cannot be opened: {e}; its delivery waits for the key",
+                    column.name(),
+                    open.channel,
+                    open.id
+                )
+            })?;
+        }
+    }
+    Ok(open)
 }
 
 /// An endpoint as its channel will use it.
@@ -181,9 +224,13 @@ mod tests {
         }
     }
 
+    fn checks<'a>(guard: &'a Guard, push_on: bool, keys: &'a Keys) -> Checks<'a> {
+        Checks { guard, push_on, keys }
+    }
+
     /// The plan as words: one per delivery, then the hold and the notes.
     fn planned(c: &ReminderContext, push_on: bool) -> Vec<String> {
-        let p = plan(c, &Guard::strict(), push_on);
+        let p = plan(c, checks(&Guard::strict(), push_on, &Keys::default()));
         let mut out: Vec<String> = p
             .deliveries
             .iter()
@@ -233,7 +280,10 @@ mod tests {
             ]
         );
         // The log has what is stored; the answer's notes do not quote it.
-        let p = plan(&ctx("email,sms,webhook", vec![]), &Guard::strict(), true);
+        let p = plan(
+            &ctx("email,sms,webhook", vec![]),
+            checks(&Guard::strict(), true, &Keys::default()),
+        );
         assert_eq!(
             p.log,
             [

@@ -45,6 +45,9 @@ pub struct SchedulerConfig {
     /// `HISTORY_PRUNE_BATCH`: rows each prune statement deletes at most (default 5000); a
     /// pass runs at most [`PRUNE_BATCHES_PER_PASS`] of them per table.
     pub prune_batch: i64,
+    /// `SECRETS_KEYS`: with keys, each pass seals the endpoints' secrets and keys stored
+    /// plain or under another key than the first (docs/CHANNELS.md, "Secrets at rest").
+    pub secrets_keys: todo_events_store::sealed::Keys,
 }
 
 /// The batches of each table one pass prunes at most: with the default batch, 100 000 rows
@@ -82,6 +85,7 @@ impl SchedulerConfig {
             notification_retention: var_or("NOTIFICATION_EVENTS_RETENTION", DEFAULT_RETENTION)?,
             history_retention: var_or("HISTORY_RETENTION", DEFAULT_RETENTION)?,
             prune_batch: var_or("HISTORY_PRUNE_BATCH", DEFAULT_PRUNE_BATCH)?,
+            secrets_keys: todo_events_host::config::secrets_keys()?,
             sink_token: var::<String>("AUTH_TOKEN")?.map(SecretString::from),
         };
         cfg.validate()?;
@@ -142,6 +146,7 @@ impl SchedulerConfig {
             notification_retention: DEFAULT_RETENTION,
             history_retention: DEFAULT_RETENTION,
             prune_batch: DEFAULT_PRUNE_BATCH,
+            secrets_keys: Default::default(),
         }
     }
 }

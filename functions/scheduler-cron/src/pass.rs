@@ -14,6 +14,10 @@ use chrono::Duration;
 use todo_events_domain::events::Outgoing;
 use todo_events_domain::time::now;
 use todo_events_store::history::{Prune, Pruned};
+use todo_events_store::sealed::SealedRows;
+
+/// Endpoints a sealing statement reads at most.
+const SEAL_BATCH: i64 = 500;
 use todo_events_store::scheduler::ClaimRequest;
 use todo_events_store::{Store, StoreError};
 
@@ -44,6 +48,8 @@ pub struct PassReport {
     pub statuses_failed: usize,
     /// What the retention deleted after the items (never the pass's failure).
     pub pruned: Pruned,
+    /// Endpoints whose secrets this pass sealed (`SECRETS_KEYS`; never the pass's failure).
+    pub sealed: u64,
 }
 
 impl PassReport {
@@ -62,6 +68,7 @@ impl PassReport {
         self.statuses_published += other.statuses_published;
         self.statuses_failed += other.statuses_failed;
         self.pruned.add(other.pruned);
+        self.sealed += other.sealed;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -111,6 +118,7 @@ impl<P: Publisher> Scheduler<P> {
             self.statuses(&mut report).await?;
         }
         report.pruned = self.prune().await;
+        report.sealed = self.seal().await;
         Ok(report)
     }
 
@@ -163,6 +171,32 @@ impl<P: Publisher> Scheduler<P> {
             tracing::info!(target: LOG_TARGET, "pruned {pruned} past their retention");
         }
         pruned
+    }
+
+    /// Seals the endpoints' secrets and keys stored plain or under an older key
+    /// (`SECRETS_KEYS`; `todo_events_store::sealed`), [`SEAL_BATCH`] rows at a time, at most
+    /// [`PRUNE_BATCHES_PER_PASS`] batches. A failure is only logged.
+    async fn seal(&self) -> u64 {
+        let keys = &self.config.secrets_keys;
+        let (mut done, mut from) = (SealedRows::default(), Some(0));
+        for _ in 0..PRUNE_BATCHES_PER_PASS {
+            let Some(start) = from else { break };
+            match self.store.seal_endpoints(keys, start, SEAL_BATCH).await {
+                Ok((batch, next)) => {
+                    done.add(batch);
+                    from = next;
+                }
+                Err(e) => {
+                    tracing::warn!(target: LOG_TARGET, "secrets not sealed, the next pass tries again: {e}");
+                    break;
+                }
+            }
+        }
+        if done.sealed > 0 {
+            let key = keys.sealing_id().unwrap_or_default();
+            tracing::info!(target: LOG_TARGET, "sealed the secrets of {} endpoint(s) with key {key}", done.sealed);
+        }
+        done.sealed
     }
 
     /// `SCHEDULER_WORKERS` claim → publish → mark loops of one kind at once: while one waits

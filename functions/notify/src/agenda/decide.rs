@@ -7,8 +7,7 @@
 //! Answers name only what was wrong with the request; what is stored goes to the log lines
 //! the verdict carries, which the caller writes.
 
-use crate::channels::guard::Guard;
-use crate::plan::{plan_routes, Recipient, Target};
+use crate::plan::{plan_routes, Checks, Recipient, Target};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use todo_events_domain::agenda::{instant, AgendaDue};
@@ -57,14 +56,13 @@ fn skipped(due: &AgendaDue, reason: &str) -> Verdict<'static> {
     Verdict::Answered(Ok(Reply::new(Outcome::Skipped, reason, details(due))))
 }
 
-/// Decides one agenda event at `now`, allowing `tolerance` of clock skew; `push_on` says
-/// whether Web Push is configured.
+/// Decides one agenda event at `now`, allowing `tolerance` of clock skew; its endpoints are
+/// checked with `checks`.
 pub(super) fn decide<'c>(
     (event_id, due): (&'c str, &'c AgendaDue),
     found: Option<&'c Result<AgendaContext, Malformed>>,
     (now, tolerance): (DateTime<Utc>, Duration),
-    guard: &Guard,
-    push_on: bool,
+    checks: Checks<'_>,
 ) -> (Verdict<'c>, Logs) {
     let ctx = match found {
         None => return (skipped(due, "no user matches the event's user_id"), vec![]),
@@ -108,7 +106,7 @@ pub(super) fn decide<'c>(
     if ctx.due_count == 0 {
         return (skipped(due, "nothing is due that day"), logs);
     }
-    let (verdict, more) = routes((event_id, due), ctx, now, guard, push_on);
+    let (verdict, more) = routes((event_id, due), ctx, now, checks);
     logs.extend(more);
     (verdict, logs)
 }
@@ -133,8 +131,7 @@ fn routes<'c>(
     (event_id, due): (&'c str, &'c AgendaDue),
     ctx: &'c AgendaContext,
     now: DateTime<Utc>,
-    guard: &Guard,
-    push_on: bool,
+    checks: Checks<'_>,
 ) -> (Verdict<'c>, Logs) {
     let to = Recipient {
         user_id: ctx.user_id,
@@ -142,7 +139,7 @@ fn routes<'c>(
         endpoints: &ctx.endpoints,
         column: "user_preferences.channels",
     };
-    let plan = plan_routes(&to, guard, push_on);
+    let plan = plan_routes(&to, checks);
     if plan.deliveries.is_empty() && plan.held.is_none() {
         let reason = format!("nothing to deliver to: {}", plan.notes.join("; "));
         return (skipped(due, &reason), plan.log);

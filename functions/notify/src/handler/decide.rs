@@ -271,7 +271,7 @@ impl Notify {
             held,
             notes,
             log,
-        } = plan(ctx, &self.guard, self.webpush.is_some());
+        } = plan(ctx, self.checks());
         for line in log.iter().chain(&preference_problems(ctx)) {
             tracing::warn!(reminder_id = %due.reminder_id, "{line}");
         }

@@ -20,6 +20,7 @@ mod quiet_hours;
 mod reset;
 mod retention;
 mod round_trips;
+mod sealed;
 mod settings;
 mod slow_clients;
 mod smtp;

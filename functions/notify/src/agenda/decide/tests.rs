@@ -2,10 +2,12 @@
 //! for, from the user as read and the clock.
 
 use super::*;
+use crate::channels::guard::Guard;
 use chrono::NaiveDate;
 use todo_events_domain::agenda::agenda_time;
 use todo_events_domain::{TaskId, UserId};
 use todo_events_store::agenda::{AgendaDeliveryRow, AgendaTask};
+use todo_events_store::sealed::Keys;
 use todo_events_store::{Channel, Channels, TaskStatus};
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -68,8 +70,11 @@ fn word(found: Option<&Result<AgendaContext, Malformed>>, now: &str) -> String {
         ("agenda/3/2026-12-07", &due),
         found,
         clock,
-        &Guard::strict(),
-        false,
+        Checks {
+            guard: &Guard::strict(),
+            push_on: false,
+            keys: &Keys::default(),
+        },
     )
     .0
     {
