@@ -10,26 +10,26 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use todo_events_domain::{RecurringTaskId, ReminderId};
 
-pub(crate) async fn claim_reminders(
-    pool: &PgPool,
-    claim: &ClaimRequest<'_>,
-) -> Result<Vec<ClaimedReminder>, StoreError> {
-    // Two candidate sets, each on its own partial index (`reminders_due`,
-    // `reminders_unconfirmed`): one OR over both made PostgreSQL scan every published row
-    // on every claim (docs/PERFORMANCE.md, "What the figures say, and what was done about
-    // them", item 8). A pending reminder (new, or moved by the app) starts its publish
-    // count again. A third set, on `deliveries_waiting`: published reminders with a
-    // delivery whose retry time (its released claim's lease) has come and that were not
-    // published since (a user's endpoint retried on its own schedule, docs/CHANNELS.md);
-    // not counted as republished. Never an e-mail: its claim is released for the event's
-    // own redelivery (the relay is everyone's), and republishing it each pass multiplied a
-    // poison reminder's dead letters.
-    const SQL: &str = "WITH due AS (SELECT id FROM reminders \
+/// Two candidate sets, each on its own partial index (`reminders_due`,
+/// `reminders_unconfirmed_open`): one OR over both made PostgreSQL scan every published row
+/// on every claim (docs/PERFORMANCE.md, "What the figures say, and what was done about
+/// them", item 8). A pending reminder (new, or moved by the app) starts its publish
+/// count again. A third set, on `deliveries_waiting`: published reminders with a
+/// delivery whose retry time (its released claim's lease) has come and that were not
+/// published since (a user's endpoint retried on its own schedule, docs/CHANNELS.md);
+/// not counted as republished. Never an e-mail: its claim is released for the event's
+/// own redelivery (the relay is everyone's), and republishing it each pass multiplied a
+/// poison reminder's dead letters.
+///
+/// `publish_count < 4` is [`PUBLISH_LIMIT`] written out: the partial index
+/// `reminders_unconfirmed_open` (migration 0014) has the same condition, and a bound
+/// parameter cannot be matched to an index's condition (a test keeps the two equal).
+pub(crate) const CLAIM_REMINDERS: &str = "WITH due AS (SELECT id FROM reminders \
              WHERE (state = 'pending' AND COALESCE(deferred_until, remind_at) <= $3) \
                 OR (state = 'publishing' AND lease_until <= $3) \
              ORDER BY COALESCE(deferred_until, remind_at) LIMIT $4 FOR UPDATE SKIP LOCKED), \
          unconfirmed AS (SELECT id FROM reminders \
-             WHERE state = 'published' AND published_at <= $5 AND publish_count < $6 \
+             WHERE state = 'published' AND published_at <= $5 AND publish_count < 4 \
              ORDER BY published_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
          retry AS (SELECT r.id FROM deliveries d \
              JOIN reminders r ON r.id = d.reminder_id AND r.remind_at = d.remind_at \
@@ -45,13 +45,17 @@ pub(crate) async fn claim_reminders(
                WHERE d.reminder_id = reminders.id AND d.remind_at = reminders.remind_at \
                AND d.status = 'sending' AND d.channel <> 'email' AND d.lease_until <= $3 \
                AND reminders.published_at < d.lease_until) AS again";
-    let rows: Vec<ClaimedReminderRaw> = sqlx::query_as(SQL)
+
+pub(crate) async fn claim_reminders(
+    pool: &PgPool,
+    claim: &ClaimRequest<'_>,
+) -> Result<Vec<ClaimedReminder>, StoreError> {
+    let rows: Vec<ClaimedReminderRaw> = sqlx::query_as(CLAIM_REMINDERS)
         .bind(claim.owner)
         .bind(claim.lease_until())
         .bind(claim.now)
         .bind(claim.limit)
         .bind(claim.republish_before())
-        .bind(PUBLISH_LIMIT)
         .fetch_all(pool)
         .await?;
     Ok(crate::rows::typed(rows)?)
@@ -163,4 +167,14 @@ pub(crate) async fn deactivate_recurring(
         .execute(pool)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scheduler::PUBLISH_LIMIT;
+
+    #[test]
+    fn the_claim_names_the_unconfirmed_index_s_publish_limit() {
+        assert!(super::CLAIM_REMINDERS.contains(&format!("publish_count < {PUBLISH_LIMIT} ")));
+    }
 }

@@ -1,0 +1,2 @@
+-- Replaced by reminders_unconfirmed_open (0014).
+DROP INDEX IF EXISTS reminders_unconfirmed;
