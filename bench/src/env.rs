@@ -99,6 +99,33 @@ impl Env {
         Ok(url)
     }
 
+    /// `te_bench_<name>` as a file copy of `te_bench_<template>` (dropped first), then a
+    /// checkpoint: for templates of a gigabyte or more (the `history` section), which the
+    /// default `WAL_LOG` strategy would write through the WAL, leaving checkpoints to fall in
+    /// the measurement that follows. Copies of small templates are made the same way where
+    /// they are compared with large ones.
+    pub async fn file_copy(&self, name: &str, template: &str) -> anyhow::Result<String> {
+        let db = format!("te_bench_{name}");
+        let mut admin = self.admin().await?;
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+            .await?;
+        let sql = format!("CREATE DATABASE {db} TEMPLATE te_bench_{template} STRATEGY FILE_COPY");
+        let mut tries = 0;
+        loop {
+            match admin.execute(sql.as_str()).await {
+                Ok(_) => break,
+                Err(e) if tries < 50 && e.to_string().contains("being accessed") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        admin.execute("CHECKPOINT").await?;
+        Ok(self.url_of(&db))
+    }
+
     pub async fn drop_database(&self, name: &str) -> anyhow::Result<()> {
         let mut admin = self.admin().await?;
         admin
@@ -147,8 +174,8 @@ pub mod seed {
     /// Without it the tables the benchmark writes start empty, and PostgreSQL's cached
     /// plans for the foreign-key checks chosen on an empty `tasks` table (sequential
     /// scans) stay in use as it grows: a fresh-install artefact, not the steady state
-    /// (docs/PERFORMANCE.md).
-    async fn history(url: &str, n: u64) -> anyhow::Result<()> {
+    /// (docs/PERFORMANCE.md). All on one instant: [`year`] spreads a larger one.
+    pub async fn history(url: &str, n: u64) -> anyhow::Result<()> {
         exec(url, &format!(
             "INSERT INTO tasks (id, user_id, title, description, status, due_at, completed_at)
                SELECT 10000000 + g, 1 + g % 1000, 'Done before ' || g, '', 'done', '2026-10-01T10:00:00Z', '2026-10-01T11:00:00Z' FROM generate_series(1, {n}) g;
@@ -162,7 +189,7 @@ pub mod seed {
         )).await
     }
 
-    async fn exec(url: &str, sql: &str) -> anyhow::Result<()> {
+    pub async fn exec(url: &str, sql: &str) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect(url).await?;
         conn.execute(sql).await?;
         Ok(())
@@ -179,13 +206,8 @@ pub mod seed {
     /// November) started at local `dtstart`, each due at 2026-11-01T08:00:00Z with one
     /// reminder 15 minutes before. Recurring task `i` belongs to user `1 + i % 1000`.
     pub async fn recurring(url: &str, n: u64, dtstart: &str) -> anyhow::Result<()> {
-        exec(url, &format!(
-            "INSERT INTO users (id, email, display_name, timezone) SELECT g, 'user' || g || '@bench.test', 'User ' || g, 'Europe/Berlin' FROM generate_series(1, 1000) g;
-             INSERT INTO recurring_tasks (id, user_id, title, rrule, timezone, dtstart, next_occurrence, reminder_offsets)
-               SELECT g, 1 + g % 1000, 'Water the plants', 'FREQ=DAILY', 'Europe/Berlin', '{dtstart}', '2026-11-01T08:00:00Z', '[900]'
-               FROM generate_series(1, {n}) g;
-             SELECT setval('users_id_seq', 1000); SELECT setval('recurring_tasks_id_seq', {n});"
-        )).await?;
+        users(url).await?;
+        due_recurring(url, n, dtstart).await?;
         history(url, n).await?;
         exec(url, "VACUUM ANALYZE").await
     }
@@ -193,15 +215,38 @@ pub mod seed {
     /// 1 000 users; `n` tasks, each with one reminder (same id) at `remind_at` in `state`.
     /// Reminder `i` belongs to task `i` and user `1 + i % 1000`.
     pub async fn reminders(url: &str, n: u64, remind_at: &str, state: &str) -> anyhow::Result<()> {
-        exec(url, &format!(
+        users(url).await?;
+        due_reminders(url, n, remind_at, state).await?;
+        history(url, n).await?;
+        exec(url, "VACUUM ANALYZE").await
+    }
+
+    /// The 1 000 users every seed's rows belong to.
+    pub async fn users(url: &str) -> anyhow::Result<()> {
+        exec(url,
             "INSERT INTO users (id, email, display_name, timezone) SELECT g, 'user' || g || '@bench.test', 'User ' || g, 'Europe/Berlin' FROM generate_series(1, 1000) g;
-             INSERT INTO tasks (id, user_id, title, description, due_at)
+             SELECT setval('users_id_seq', 1000);",
+        ).await
+    }
+
+    /// The recurring tasks of [`recurring`], without users or history.
+    pub async fn due_recurring(url: &str, n: u64, dtstart: &str) -> anyhow::Result<()> {
+        exec(url, &format!(
+            "INSERT INTO recurring_tasks (id, user_id, title, rrule, timezone, dtstart, next_occurrence, reminder_offsets)
+               SELECT g, 1 + g % 1000, 'Water the plants', 'FREQ=DAILY', 'Europe/Berlin', '{dtstart}', '2026-11-01T08:00:00Z', '[900]'
+               FROM generate_series(1, {n}) g;
+             SELECT setval('recurring_tasks_id_seq', {n});"
+        )).await
+    }
+
+    /// The tasks and reminders of [`reminders`], without users or history.
+    pub async fn due_reminders(url: &str, n: u64, remind_at: &str, state: &str) -> anyhow::Result<()> {
+        exec(url, &format!(
+            "INSERT INTO tasks (id, user_id, title, description, due_at)
                SELECT g, 1 + g % 1000, 'Renew the passport ' || g, 'Bring two photos.', '2026-11-01T10:00:00Z' FROM generate_series(1, {n}) g;
              INSERT INTO reminders (id, task_id, user_id, remind_at, state)
                SELECT g, g, 1 + g % 1000, '{remind_at}', '{state}' FROM generate_series(1, {n}) g;"
-        )).await?;
-        history(url, n).await?;
-        exec(url, "VACUUM ANALYZE").await
+        )).await
     }
 }
 

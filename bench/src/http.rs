@@ -76,8 +76,20 @@ pub fn measured_wrk(
     clients: u32,
     seconds: u64,
 ) -> anyhow::Result<WrkResult> {
+    measured_wrk_rows(pid, url, kind, clients, seconds, ROWS)
+}
+
+/// [`measured_wrk`] over the seeded ids `1 ..= rows`.
+pub fn measured_wrk_rows(
+    pid: u32,
+    url: &str,
+    kind: &str,
+    clients: u32,
+    seconds: u64,
+    rows: u64,
+) -> anyhow::Result<WrkResult> {
     let (busy, own) = (machine_busy_seconds(), process_cpu_seconds(pid));
-    let mut w = wrk(url, kind, clients, seconds)?;
+    let mut w = wrk_rows(url, kind, clients, seconds, 1, rows)?;
     w.cpu_seconds = machine_busy_seconds() - busy;
     w.service_cpu_seconds = process_cpu_seconds(pid) - own;
     Ok(w)
@@ -324,12 +336,7 @@ pub fn check(w: &WrkResult, effects: i64, what: &str) -> anyhow::Result<()> {
 }
 
 /// `wrk` with `clients` connections (at most 2 threads: the machine's cores are shared with
-/// the function and PostgreSQL).
-pub fn wrk(url: &str, kind: &str, clients: u32, seconds: u64) -> anyhow::Result<WrkResult> {
-    wrk_rows(url, kind, clients, seconds, 1, ROWS)
-}
-
-/// [`wrk`] over ids `first ..= last`.
+/// the function and PostgreSQL) over ids `first ..= last`.
 pub fn wrk_rows(
     url: &str,
     kind: &str,

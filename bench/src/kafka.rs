@@ -20,7 +20,7 @@ use todo_events_store::{Store, StoreOptions};
 const SCHEDULER_WORKERS: usize = 4;
 
 /// Partitions of each topic, as docs/DEPLOYMENT.md sets them up.
-const PARTITIONS: i32 = 6;
+pub const PARTITIONS: i32 = 6;
 
 /// A Tansu broker with in-memory storage on a free port (the test kit's), with the topics.
 pub struct Broker {
@@ -45,7 +45,7 @@ impl Broker {
     }
 }
 
-fn reminder_event(i: u64, remind_at: DateTime<Utc>) -> Outgoing {
+pub fn reminder_event(i: u64, remind_at: DateTime<Utc>) -> Outgoing {
     Outgoing::from(&ReminderDue {
         reminder_id: ReminderId::new(i as i64).expect("positive"),
         task_id: TaskId::new(i as i64).expect("positive"),
@@ -54,7 +54,7 @@ fn reminder_event(i: u64, remind_at: DateTime<Utc>) -> Outgoing {
     })
 }
 
-fn occurrence_event(i: u64) -> Outgoing {
+pub fn occurrence_event(i: u64) -> Outgoing {
     Outgoing::from(&RecurringTaskDue {
         recurring_task_id: RecurringTaskId::new(i as i64).expect("positive"),
         user_id: UserId::new(1 + (i % 1000) as i64).expect("positive"),
@@ -157,32 +157,11 @@ pub async fn scheduler(env: &Env, report: &mut Report, items: u64) -> anyhow::Re
     env.drop_database("claim").await?;
 
     // The scheduler itself: one pass, a fresh process, as the CronJob runs it.
-    let broker = Broker::start(env).await?;
-    let url = env.database("sched", Some("sched_tpl")).await?;
-    let mut vars = broker.vars();
-    vars.push(("DATABASE_URL", url.clone()));
-    let (started, busy) = (Instant::now(), machine_busy_seconds());
-    let status = Command::new(env.binary("scheduler-cron"))
-        .envs(vars)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(env.out.join("scheduler.log"))?)
-        .status()?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let pass_cpu = machine_busy_seconds() - busy;
-    anyhow::ensure!(
-        status.success(),
-        "scheduler-cron failed: see target/bench/scheduler.log"
-    );
-    let published = scalar(&url, "SELECT count(*) FROM reminders WHERE state = 'published'").await?;
-    anyhow::ensure!(
-        published as u64 == items,
-        "{published} of {items} marked published"
-    );
-    let on_topic = messages_on(&broker, "reminders")?;
-    anyhow::ensure!(
-        on_topic as u64 == items,
-        "{on_topic} of {items} messages on the topic"
-    );
+    env.database("sched", Some("sched_tpl")).await?;
+    let Pass {
+        elapsed,
+        cpu: pass_cpu,
+    } = pass(env, "sched", items).await?;
     env.drop_database("sched").await?;
     env.drop_database("sched_tpl").await?;
 
@@ -212,6 +191,52 @@ pub async fn scheduler(env: &Env, report: &mut Report, items: u64) -> anyhow::Re
         met: Some(figure >= 50_000.0 && ratio >= 0.7),
     });
     Ok(())
+}
+
+/// What one scheduler pass took.
+pub struct Pass {
+    /// Wall time, process start included, in seconds.
+    pub elapsed: f64,
+    /// Machine CPU over it, in seconds.
+    pub cpu: f64,
+}
+
+/// One pass of scheduler-cron, a fresh process as the CronJob runs it, on database `db`
+/// (`te_bench_<db>`, holding `items` due reminders) to a fresh broker; checks that every
+/// due reminder was marked published and is on the topic.
+pub async fn pass(env: &Env, db: &str, items: u64) -> anyhow::Result<Pass> {
+    let broker = Broker::start(env).await?;
+    let url = env.url_of(&format!("te_bench_{db}"));
+    let mut vars = broker.vars();
+    vars.push(("DATABASE_URL", url.clone()));
+    let (started, busy) = (Instant::now(), machine_busy_seconds());
+    let status = Command::new(env.binary("scheduler-cron"))
+        .envs(vars)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(env.out.join("scheduler.log"))?)
+        .status()?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = machine_busy_seconds() - busy;
+    anyhow::ensure!(
+        status.success(),
+        "scheduler-cron failed: see target/bench/scheduler.log"
+    );
+    // The due reminders are `1..=items` in every seed (a history may hold published ones too).
+    let published = scalar(
+        &url,
+        &format!("SELECT count(*) FROM reminders WHERE state = 'published' AND id <= {items}"),
+    )
+    .await?;
+    anyhow::ensure!(
+        published as u64 == items,
+        "{published} of {items} marked published"
+    );
+    let on_topic = messages_on(&broker, "reminders")?;
+    anyhow::ensure!(
+        on_topic as u64 == items,
+        "{on_topic} of {items} messages on the topic"
+    );
+    Ok(Pass { elapsed, cpu })
 }
 
 /// When the reminders of [`lateness`] fall due.
@@ -446,7 +471,7 @@ fn outbox_writes(env: &Env, outbox: &std::path::Path) -> anyhow::Result<f64> {
 }
 
 /// Publishes the events with the scheduler's own Kafka publisher, in chunks.
-async fn fill(broker: &Broker, events: Vec<Outgoing>) -> anyhow::Result<()> {
+pub async fn fill(broker: &Broker, events: Vec<Outgoing>) -> anyhow::Result<()> {
     let publisher = KafkaPublisher::new(broker.config.clone()).map_err(|e| anyhow::anyhow!(e))?;
     for chunk in events.chunks(10_000) {
         for r in publisher.publish(chunk).await {
@@ -459,7 +484,7 @@ async fn fill(broker: &Broker, events: Vec<Outgoing>) -> anyhow::Result<()> {
 /// Starts `<function> consume`, waits until `count_sql` reaches `items`, and returns the
 /// rate over the span the database recorded (`span_sql`): group joining is not counted.
 #[allow(clippy::too_many_arguments)]
-async fn drain(
+pub async fn drain(
     env: &Env,
     broker: &Broker,
     function: &str,

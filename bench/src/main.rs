@@ -10,14 +10,17 @@
 //! written to `target/bench/results.md`, the raw figures to `target/bench/results.json`.
 
 mod env;
+mod history;
 mod http;
 mod kafka;
 mod occurrences;
 mod peer;
+mod prune;
 mod report;
 mod scripts;
 mod slow;
 mod startup;
+mod year;
 
 use clap::Parser;
 use report::Report;
@@ -25,7 +28,8 @@ use report::Report;
 #[derive(Parser, Debug)]
 #[command(about = "Measures todo-events beside its limits (see docs/PERFORMANCE.md)")]
 struct Args {
-    /// Sections to run (default: all): http, startup, recurrence, scheduler, lateness, consumer, slow.
+    /// Sections to run (default: all but prune): http, startup, recurrence, scheduler,
+    /// lateness, consumer, slow, history, prune.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Seconds each load-generator run lasts.
@@ -34,12 +38,19 @@ struct Args {
     /// Items the scheduler and consumer benchmarks move.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1_000..=1_000_000))]
     items: u64,
+    /// Due items of the history section's scheduler and consumer rows, and its today's
+    /// history (the ×100 history is a hundred times as many rows).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1_000..=100_000))]
+    history_items: u64,
+    /// Finished deliveries the prune section seeds for `todo-events prune` to delete.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1_000..=100_000_000))]
+    prune_rows: u64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    const SECTIONS: [&str; 7] = [
+    const SECTIONS: [&str; 9] = [
         "http",
         "startup",
         "recurrence",
@@ -47,6 +58,8 @@ async fn main() -> anyhow::Result<()> {
         "lateness",
         "consumer",
         "slow",
+        "history",
+        "prune",
     ];
     for s in &args.only {
         anyhow::ensure!(
@@ -55,7 +68,8 @@ async fn main() -> anyhow::Result<()> {
             SECTIONS.join(", ")
         );
     }
-    let wanted = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
+    // `prune` seeds 10 M rows: only when asked for.
+    let wanted = |s: &str| (args.only.is_empty() && s != "prune") || args.only.iter().any(|o| o == s);
     let env = env::Env::prepare().await?;
     let mut report = Report::new(&env);
     if wanted("http") {
@@ -79,6 +93,19 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("slow") {
         slow::measure(&env, &mut report).await?;
+    }
+    if wanted("history") {
+        history::measure(&env, &mut report, args.seconds, args.history_items).await?;
+    }
+    if wanted("prune") {
+        prune::measure(
+            &env,
+            &mut report,
+            args.seconds,
+            args.history_items,
+            args.prune_rows,
+        )
+        .await?;
     }
     report.finish(&env)?;
     Ok(())
