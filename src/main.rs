@@ -54,9 +54,15 @@ enum Command {
         /// Status events recorded longer ago go, or off [default: NOTIFICATION_EVENTS_RETENTION, else 30d]
         #[arg(long, value_name = "PERIOD", allow_hyphen_values = true)]
         statuses_older_than: Option<Retention>,
-        /// Rows per statement [default: HISTORY_PRUNE_BATCH, else 5000]
+        /// Rows per statement [default: HISTORY_PRUNE_BATCH, else 1000]
         #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         batch: Option<i64>,
+        /// The share of the time spent deleting, in percent: after each batch it pauses for
+        /// the rest, so that the functions' latency stays as it was; 100: as fast as the
+        /// database goes
+        #[arg(long, value_name = "PERCENT", default_value_t = 5, allow_hyphen_values = true,
+              value_parser = clap::value_parser!(u32).range(1..=100))]
+        duty: u32,
     },
     /// Erase a user on request: cancel their open reminders, stop their recurring tasks,
     /// anonymise their deliveries, delete their endpoints, preferences, agenda deliveries and
@@ -162,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             older_than,
             statuses_older_than,
             batch,
+            duty,
         } => {
             let p = Prune {
                 deliveries_before: retention(older_than, "HISTORY_RETENTION")?.cutoff(now()),
@@ -176,11 +183,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let started = std::time::Instant::now();
             let mut pruned = Pruned::default();
             loop {
+                let took = std::time::Instant::now();
                 let batch = store.prune(&p).await?;
                 pruned.add(batch);
                 if !batch.full(p.batch) {
                     break;
                 }
+                tokio::time::sleep(took.elapsed() * (100 - duty) / duty).await;
             }
             println!("pruned {pruned} in {:.1} s", started.elapsed().as_secs_f64());
             Ok(ExitCode::SUCCESS)

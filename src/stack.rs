@@ -16,7 +16,7 @@ use todo_events_host::config::{
 use todo_events_host::startup::{CommonSettings, DEFAULT_DATABASE_URL};
 use todo_events_host::{serve, Auth, HostOptions, Shutdown};
 use todo_events_store::seed::{NewEndpoint, NewRecurringTask, NewTask, NewUser, Preferences};
-use todo_events_store::{Channel, Store, StoreOptions};
+use todo_events_store::{Channel, Store, StoreOptions, TaskStatus};
 
 /// The demo's stand-in for an ntfy server (a phone subscribed to a topic), on loopback.
 const DEMO_NTFY_PORT: u16 = 8003;
@@ -323,14 +323,59 @@ async fn seed_demo(store: &Store) -> anyhow::Result<()> {
             reminder_offsets: &[],
         })
         .await?;
+    let mailed_long_ago = seed_past(store, user_id, start - Duration::days(40)).await?;
     tracing::info!(
         "demo data: user {user_id} Ada Lovelace ({zone}, de-DE, quiet hours until {}, daily agenda at {}); \
          task {task_id} \"Water the plants\" with reminder {reminder_id} due at {}, inside the quiet hours: it \
-         waits for their end; recurring task {recurring_id} \"Stand up and stretch\" every minute from {}",
+         waits for their end; recurring task {recurring_id} \"Stand up and stretch\" every minute from {}; \
+         reminder {mailed_long_ago} mailed 40 days ago, whose delivery record is past the retention (30 days): \
+         the scheduler's first pass prunes it",
         rfc3339(quiet_end),
         rfc3339(agenda_at),
         rfc3339(remind_at),
         rfc3339(next)
     );
     Ok(())
+}
+
+/// A reminder of Ada's mailed at `at` (a task done since), its delivery recorded then, as
+/// notify records one: what a month and more of history looks like to the retention
+/// (docs/DESIGN.md, "History"). Its reminder's id.
+async fn seed_past(
+    store: &Store,
+    user_id: todo_events_domain::UserId,
+    at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<todo_events_domain::ReminderId> {
+    use todo_events_store::notify::{Finished, Held, NewClaim, Route};
+    let task_id = store
+        .insert_task(&NewTask {
+            user_id,
+            title: "Book the dentist",
+            description: "",
+            due_at: Some(at + Duration::minutes(30)),
+        })
+        .await?;
+    let reminder_id = store.insert_reminder(task_id, user_id, at).await?;
+    let event_id = format!("reminder/{reminder_id}/{}", rfc3339(at));
+    let claim = NewClaim {
+        reminder_id,
+        remind_at: at,
+        route: Route::EMAIL,
+        event_id: &event_id,
+    };
+    let claimed = store
+        .claim_new_deliveries(&[claim], at, Duration::minutes(2))
+        .await?;
+    let held = claimed.iter().map(|(_, delivery_id)| Held {
+        delivery_id: *delivery_id,
+        attempt: 1,
+    });
+    let sent = Finished::Sent {
+        recipient: "ada@example.test",
+        message_id: "<demo-long-ago@todo-events>",
+    };
+    let done: Vec<_> = held.map(|h| (h, sent.clone())).collect();
+    store.finish_deliveries(&done, at + Duration::seconds(1)).await?;
+    store.set_task_status(task_id, TaskStatus::Done).await?;
+    Ok(reminder_id)
 }

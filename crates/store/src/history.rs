@@ -44,6 +44,20 @@ impl Prune {
     }
 }
 
+/// The retention's statements of one backend (`$1` the cutoff, `$2` the batch), each
+/// deleting one batch of its table, oldest first.
+pub(crate) struct PruneSql {
+    /// Deliveries finished before the cutoff.
+    pub finished: &'static str,
+    /// Deliveries left `sending` whose lease ended before the cutoff and whose reminder no
+    /// longer waits for them.
+    pub abandoned: &'static str,
+    /// Agenda deliveries of the days before the cutoff's date.
+    pub agendas: &'static str,
+    /// Status events recorded before the cutoff.
+    pub statuses: &'static str,
+}
+
 /// What one batch deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {

@@ -38,8 +38,8 @@ pub struct ClaimedStatus {
     pub data: String,
 }
 
-/// Deletes up to `$2` status events recorded before `$1` (the retention), oldest first: the
-/// same text on both backends.
+/// Deletes up to `$2` status events recorded before `$1` (the retention, `crate::history`),
+/// oldest first: SQLite's (PostgreSQL's skips rows another transaction holds).
 pub(crate) const EXPIRE: &str =
     "DELETE FROM notification_events WHERE id IN (SELECT id FROM notification_events \
      WHERE created_at < $1 ORDER BY created_at LIMIT $2)";

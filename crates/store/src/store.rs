@@ -8,6 +8,17 @@
 //! the shared modules import no backend and no method here, so each module's dependencies
 //! point one way: shared ← backends ← these.
 
+/// `$body` with `$pool` bound to the store's pool, whichever backend it is: for a method
+/// whose statements (or whose backend's statements, picked before) run the same way on both.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            $crate::Store::Postgres($pool) => $body,
+            $crate::Store::Sqlite($pool) => $body,
+        }
+    };
+}
+
 mod agenda;
 mod history;
 mod notify;

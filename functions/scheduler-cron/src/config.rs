@@ -42,24 +42,26 @@ pub struct SchedulerConfig {
     /// each pass (default 30d, longer than any event can still arrive: docs/DESIGN.md,
     /// "Retention"; `off` keeps them for good).
     pub history_retention: Retention,
-    /// `HISTORY_PRUNE_BATCH`: rows each prune statement deletes at most (default 5000); a
-    /// pass runs at most [`PRUNE_BATCHES_PER_PASS`] of them per table.
+    /// `HISTORY_PRUNE_BATCH`: rows each prune statement deletes at most (default 1000); a
+    /// pass runs at most [`PRUNE_BATCHES_PER_PASS`] of them per table, for at most
+    /// `pass::PRUNE_BUDGET`.
     pub prune_batch: i64,
     /// `SECRETS_KEYS`: with keys, each pass seals the endpoints' secrets and keys stored
     /// plain or under another key than the first (docs/CHANNELS.md, "Secrets at rest").
     pub secrets_keys: todo_events_store::sealed::Keys,
 }
 
-/// The batches of each table one pass prunes at most: with the default batch, 100 000 rows
-/// a minute, far above what a year's traffic adds (≈ 180 M deliveries a year is 350 a
-/// minute), so a backlog (the retention turned on over a year of history) drains in hours
-/// without one pass holding the database for long. `todo-events prune` drains it at once.
+/// The batches of each table one pass prunes at most (within `pass::PRUNE_BUDGET`): far
+/// above what a year's traffic adds (≈ 180 M deliveries a year is 350 a minute, one batch),
+/// so that a backlog (the retention turned on over a year of history) drains pass after pass
+/// without one pass holding the due items up for long. `todo-events prune` drains it at once.
 pub const PRUNE_BATCHES_PER_PASS: usize = 20;
 
 /// The defaults of both retentions: 30 days (docs/DESIGN.md, "Retention").
 pub const DEFAULT_RETENTION: Retention = Retention::days(30);
-/// The default of `HISTORY_PRUNE_BATCH`.
-pub const DEFAULT_PRUNE_BATCH: i64 = 5_000;
+/// The default of `HISTORY_PRUNE_BATCH`: small enough that one batch is a few tens of
+/// milliseconds of the database's time (docs/PERFORMANCE.md, "Prune under load").
+pub const DEFAULT_PRUNE_BATCH: i64 = 1_000;
 
 impl SchedulerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {

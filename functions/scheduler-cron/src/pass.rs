@@ -79,7 +79,21 @@ pub struct Scheduler<P> {
     store: Store,
     publisher: P,
     config: SchedulerConfig,
+    /// When this process last pruned and sealed ([`UPKEEP_EVERY`]).
+    upkeep: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long one pass goes on pruning, at most (the batch under way is finished): a backlog
+/// (the retention turned on over a year of history) is deleted a little each pass, about a
+/// twentieth of the time at one pass a second (as `todo-events prune --duty 5`), so that
+/// neither the due items' passes nor the functions' latency notice it (docs/PERFORMANCE.md,
+/// "Prune under load").
+pub const PRUNE_BUDGET: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How often one scheduler process prunes and seals at most, unless its last prune left rows
+/// past the retention: once a minute, as the CronJob starts one (its passes run every second
+/// for 70 s and would otherwise look for old rows, and scan the endpoints, 70 times).
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl<P: Publisher> Scheduler<P> {
     pub fn new(store: Store, publisher: P, config: SchedulerConfig) -> Self {
@@ -87,6 +101,7 @@ impl<P: Publisher> Scheduler<P> {
             store,
             publisher,
             config,
+            upkeep: std::sync::Mutex::new(None),
         }
     }
 
@@ -117,8 +132,14 @@ impl<P: Publisher> Scheduler<P> {
         if self.config.notification_events {
             self.statuses(&mut report).await?;
         }
-        report.pruned = self.prune().await;
-        report.sealed = self.seal().await;
+        if self.upkeep_due() {
+            let (pruned, more) = self.prune().await;
+            report.pruned = pruned;
+            report.sealed = self.seal().await;
+            if more {
+                self.upkeep_again();
+            }
+        }
         Ok(report)
     }
 
@@ -138,26 +159,54 @@ impl<P: Publisher> Scheduler<P> {
         Ok(())
     }
 
+    /// Whether this pass prunes and seals: the first of the process, then one a minute
+    /// ([`UPKEEP_EVERY`]); marks it done.
+    fn upkeep_due(&self) -> bool {
+        let mut last = self
+            .upkeep
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.is_some_and(|at| at.elapsed() < UPKEEP_EVERY) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
+    }
+
+    /// Lets the next pass prune again at once (the last one left rows past the retention).
+    fn upkeep_again(&self) {
+        *self
+            .upkeep
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
     /// The retention (`crate::history` of the store): deletes what is older than
     /// `HISTORY_RETENTION` (deliveries) and `NOTIFICATION_EVENTS_RETENTION` (status events),
-    /// batch after batch while a batch comes full, at most [`PRUNE_BATCHES_PER_PASS`]. A
-    /// failure is only logged: the next pass deletes what this one left.
-    async fn prune(&self) -> Pruned {
+    /// batch after batch while a batch comes full, at most [`PRUNE_BATCHES_PER_PASS`] and for
+    /// [`PRUNE_BUDGET`]. A failure is only logged: the next pass deletes what this one left.
+    /// What it deleted, and whether rows past the retention may be left.
+    async fn prune(&self) -> (Pruned, bool) {
         let clock = now();
         let p = Prune {
             deliveries_before: self.config.history_retention.cutoff(clock),
             statuses_before: self.config.notification_retention.cutoff(clock),
             batch: self.config.prune_batch,
         };
-        let mut pruned = Pruned::default();
+        let (mut pruned, mut more) = (Pruned::default(), false);
         if p.deliveries_before.is_none() && p.statuses_before.is_none() {
-            return pruned;
+            return (pruned, more);
         }
+        let started = std::time::Instant::now();
         for _ in 0..PRUNE_BATCHES_PER_PASS {
+            if started.elapsed() >= PRUNE_BUDGET {
+                break;
+            }
             match self.store.prune(&p).await {
                 Ok(batch) => {
                     pruned.add(batch);
-                    if !batch.full(p.batch) {
+                    more = batch.full(p.batch);
+                    if !more {
                         break;
                     }
                 }
@@ -168,9 +217,14 @@ impl<P: Publisher> Scheduler<P> {
             }
         }
         if pruned.total() > 0 {
-            tracing::info!(target: LOG_TARGET, "pruned {pruned} past their retention");
+            tracing::info!(
+                target: LOG_TARGET,
+                "pruned {pruned} past their retention (deliveries {}, status events {})",
+                self.config.history_retention,
+                self.config.notification_retention
+            );
         }
-        pruned
+        (pruned, more)
     }
 
     /// Seals the endpoints' secrets and keys stored plain or under an older key

@@ -1,7 +1,7 @@
 //! The status events' statements on PostgreSQL (`crate::status` says what they are for).
 
 use crate::error::StoreError;
-use crate::status::{ClaimedStatus, NewStatus, EXPIRE};
+use crate::status::{ClaimedStatus, NewStatus};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
@@ -72,13 +72,4 @@ pub(crate) async fn mark(
         .execute(pool)
         .await?;
     Ok(done.rows_affected())
-}
-
-pub(crate) async fn expire(pool: &PgPool, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
-    Ok(sqlx::query(EXPIRE)
-        .bind(before)
-        .bind(limit)
-        .execute(pool)
-        .await?
-        .rows_affected())
 }

@@ -2,7 +2,7 @@
 //! PostgreSQL's are in `postgres/status.rs`). Batches go in as one JSON array.
 
 use crate::error::StoreError;
-use crate::status::{ClaimedStatus, NewStatus, EXPIRE};
+use crate::status::{ClaimedStatus, NewStatus};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::SqlitePool;
 
@@ -86,13 +86,4 @@ pub(crate) async fn mark(
         .execute(pool)
         .await?;
     Ok(done.rows_affected())
-}
-
-pub(crate) async fn expire(pool: &SqlitePool, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
-    Ok(sqlx::query(EXPIRE)
-        .bind(before)
-        .bind(limit)
-        .execute(pool)
-        .await?
-        .rows_affected())
 }

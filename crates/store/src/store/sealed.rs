@@ -25,16 +25,6 @@ const WRITE: &str = "UPDATE channel_endpoints SET secret = $5, p256dh = $6, auth
      WHERE id = $1 AND secret IS NOT DISTINCT FROM $2 AND p256dh IS NOT DISTINCT FROM $3 \
      AND auth IS NOT DISTINCT FROM $4";
 
-/// `$body` with `$pool` bound to the store's pool, whichever backend it is.
-macro_rules! on_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match $store {
-            Store::Postgres($pool) => $body,
-            Store::Sqlite($pool) => $body,
-        }
-    };
-}
-
 impl Store {
     /// Seals with the first of `keys` the secrets and keys of up to `limit` endpoints from id
     /// `from` on that are plain or sealed with another key (nothing without keys): each row

@@ -45,12 +45,4 @@ impl Store {
             Self::Sqlite(pool) => sqlite::status::mark(pool, owner, ids, now).await,
         }
     }
-
-    /// Deletes up to `limit` status events recorded before `before` (the retention).
-    pub async fn expire_statuses(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
-        match self {
-            Self::Postgres(pool) => postgres::status::expire(pool, before, limit).await,
-            Self::Sqlite(pool) => sqlite::status::expire(pool, before, limit).await,
-        }
-    }
 }
