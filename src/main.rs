@@ -46,7 +46,7 @@ enum Command {
         due_in: Option<HumanDuration>,
     },
     /// Delete the history older than its retention now, batch after batch until none is
-    /// left (what each scheduler pass does a little of; docs/DESIGN.md, "Retention")
+    /// left (what each scheduler pass does a little of; docs/DESIGN.md, "History")
     Prune {
         /// Deliveries finished longer ago go, e.g. 30d, or off [default: HISTORY_RETENTION, else 30d]
         #[arg(long, value_name = "PERIOD", allow_hyphen_values = true)]

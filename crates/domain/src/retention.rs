@@ -4,7 +4,7 @@
 //! Parsed once, where a setting or a flag is read, so that a zero, negative or absurd period
 //! never reaches a `DELETE`: zero would delete history as it is written (and with it the
 //! record a moved reminder's stale event is told apart by), ten years and more is "for good"
-//! written as a number. docs/DESIGN.md ("Retention") has the arithmetic behind the defaults.
+//! written as a number. docs/DESIGN.md ("History") has the arithmetic behind the defaults.
 
 use crate::HumanDuration;
 use std::{fmt, str::FromStr, time::Duration};
@@ -51,7 +51,7 @@ impl FromStr for Retention {
         }
         if period.0 < SHORTEST {
             return Err(fail(format!(
-                "shorter than a day ({}): events can still arrive for longer (docs/DESIGN.md, \"Retention\")",
+                "shorter than a day ({}): events can still arrive for longer (docs/DESIGN.md, \"History\")",
                 HumanDuration(SHORTEST)
             )));
         }

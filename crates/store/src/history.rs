@@ -1,5 +1,5 @@
-//! What todo-events keeps of what happened, and for how long (docs/DESIGN.md, "Retention",
-//! "Whose rows" and "Erasing a user").
+//! What todo-events keeps of what happened, and for how long (docs/DESIGN.md, "History:
+//! retention, whose rows, erasing a user").
 //!
 //! Deliveries, the agendas' deliveries and the status events are todo-events' own record,
 //! and without an end they grow by one row per reminder, channel and endpoint for ever. The

@@ -40,7 +40,7 @@ pub struct SchedulerConfig {
     pub notification_retention: Retention,
     /// `HISTORY_RETENTION`: deliveries (and the agendas') finished longer ago are deleted by
     /// each pass (default 30d, longer than any event can still arrive: docs/DESIGN.md,
-    /// "Retention"; `off` keeps them for good).
+    /// "History"; `off` keeps them for good).
     pub history_retention: Retention,
     /// `HISTORY_PRUNE_BATCH`: rows each prune statement deletes at most (default 1000); a
     /// pass runs at most [`PRUNE_BATCHES_PER_PASS`] of them per table, for at most
@@ -57,7 +57,7 @@ pub struct SchedulerConfig {
 /// without one pass holding the due items up for long. `todo-events prune` drains it at once.
 pub const PRUNE_BATCHES_PER_PASS: usize = 20;
 
-/// The defaults of both retentions: 30 days (docs/DESIGN.md, "Retention").
+/// The defaults of both retentions: 30 days (docs/DESIGN.md, "History").
 pub const DEFAULT_RETENTION: Retention = Retention::days(30);
 /// The default of `HISTORY_PRUNE_BATCH`: small enough that one batch is a few tens of
 /// milliseconds of the database's time (docs/PERFORMANCE.md, "Prune under load").

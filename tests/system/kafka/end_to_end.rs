@@ -891,7 +891,7 @@ async fn with_kafka_retry_a_message_that_keeps_failing_is_dead_lettered_after_it
 }
 
 /// A dead letter replayed after its reminder was sent and its delivery deleted by the
-/// retention sends nothing (docs/DESIGN.md, "Retention"): the reminder's own state answers
+/// retention sends nothing (docs/DESIGN.md, "History"): the reminder's own state answers
 /// it `duplicate`. The relay defers every message at first, so both reminders' events are
 /// dead-lettered; the scheduler's republish then gets them mailed; a month and more later
 /// (the deliveries' finish moved 40 days back) `todo-events prune` deletes the deliveries,

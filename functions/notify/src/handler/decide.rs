@@ -43,7 +43,7 @@ enum Decision<'c> {
     Moved { to: DateTime<Utc>, sent: bool },
     /// The reminder's occurrence at the event's time is over (`sent`, or `failed` for
     /// good): the event is a duplicate. Decided from the reminder's state, so it holds after
-    /// the retention has deleted the occurrence's deliveries (docs/DESIGN.md, "Retention").
+    /// the retention has deleted the occurrence's deliveries (docs/DESIGN.md, "History").
     Done { state: ReminderState },
     /// The reminder came due inside its user's quiet hours: put it off to their end
     /// (written once, by [`super::Notify::defer`]).

@@ -1,4 +1,4 @@
-//! "Once" outlives the retention (docs/DESIGN.md, "Retention"): a reminder sent, or failed
+//! "Once" outlives the retention (docs/DESIGN.md, "History"): a reminder sent, or failed
 //! for good, whose deliveries the retention has since deleted, is answered `duplicate` when
 //! its event comes again, from the reminder's own state; the event of a moved reminder's
 //! earlier time is `skipped`. Nothing reaches the SMTP server twice (every copy counted
