@@ -288,8 +288,13 @@ async fn http(
 /// occurrence (the history holds neither at these instants).
 fn effects(function: &str) -> (&'static str, &'static str) {
     match function {
+        // The due reminders' ids are below the history's (from 10 000 001): the count reads
+        // the unique index's range of them, not the whole table. It is polled while the
+        // consumer runs, and as a scan of 1.9 M rows (90 ms each, 2026-12-07 11:20) it took a
+        // third of a core from the ×100 runs only.
         "notify" => (
-            "SELECT count(*) FROM deliveries WHERE status = 'sent' AND remind_at = '2026-11-01T09:45:00Z'",
+            "SELECT count(*) FROM deliveries WHERE reminder_id < 10000000 AND status = 'sent' \
+             AND remind_at = '2026-11-01T09:45:00Z'",
             "sent deliveries",
         ),
         _ => (
