@@ -847,18 +847,7 @@ async fn with_kafka_retry_a_message_that_keeps_failing_is_dead_lettered_after_it
         return;
     };
     // The relay defers every recipient: each reminder fails transiently, every time.
-    let relay = todo_events_testkit::smtp::SmtpServer::start(&todo_events_testkit::smtp::Options {
-        replies: vec!["rcpt:*=451 4.3.0 Try again later".into()],
-        ..Default::default()
-    });
-    let out = world.run(
-        "todo-events",
-        &["seed", "--users", "1", "--reminders", "2", "--recurring", "0"],
-        &[],
-    );
-    assert_success(&out, "seed");
-    let out = world.run("scheduler-cron", &[], &[]);
-    assert_success(&out, "scheduler pass");
+    let relay = two_reminders_published_to_a_deferring_relay(&world);
     let smtp_url = format!("smtp://127.0.0.1:{}?tls=none", relay.port);
     let started = Instant::now();
     let notify = world.consumer_with(
@@ -890,6 +879,23 @@ async fn with_kafka_retry_a_message_that_keeps_failing_is_dead_lettered_after_it
     );
 }
 
+/// Two reminders seeded and published, and an SMTP relay that defers every recipient
+/// (`451`): each of their deliveries fails transiently, every time.
+fn two_reminders_published_to_a_deferring_relay(world: &World) -> todo_events_testkit::smtp::SmtpServer {
+    let relay = todo_events_testkit::smtp::SmtpServer::start(&todo_events_testkit::smtp::Options {
+        replies: vec!["rcpt:*=451 4.3.0 Try again later".into()],
+        ..Default::default()
+    });
+    let out = world.run(
+        "todo-events",
+        &["seed", "--users", "1", "--reminders", "2", "--recurring", "0"],
+        &[],
+    );
+    assert_success(&out, "seed");
+    assert_success(&world.run("scheduler-cron", &[], &[]), "scheduler pass");
+    relay
+}
+
 /// A dead letter replayed after its reminder was sent and its delivery deleted by the
 /// retention sends nothing (docs/DESIGN.md, "History"): the reminder's own state answers
 /// it `duplicate`. The relay defers every message at first, so both reminders' events are
@@ -901,17 +907,7 @@ async fn a_dead_letter_replayed_after_the_retention_sends_nothing() {
     let Some(world) = World::new().await else {
         return;
     };
-    let deferring = todo_events_testkit::smtp::SmtpServer::start(&todo_events_testkit::smtp::Options {
-        replies: vec!["rcpt:*=451 4.3.0 Try again later".into()],
-        ..Default::default()
-    });
-    let out = world.run(
-        "todo-events",
-        &["seed", "--users", "1", "--reminders", "2", "--recurring", "0"],
-        &[],
-    );
-    assert_success(&out, "seed");
-    assert_success(&world.run("scheduler-cron", &[], &[]), "scheduler pass");
+    let deferring = two_reminders_published_to_a_deferring_relay(&world);
     let w = &world;
     let smtp_url = format!("smtp://127.0.0.1:{}?tls=none", deferring.port);
     let notify = world.consumer_with(
