@@ -14,8 +14,8 @@ use todo_events_domain::{RecurringTaskId, ReminderId};
 /// `reminders_unconfirmed_open`): one OR over both made PostgreSQL scan every published row
 /// on every claim (docs/PERFORMANCE.md, "What the figures say, and what was done about
 /// them", item 8). A pending reminder (new, or moved by the app) starts its publish
-/// count again. A third set, on `deliveries_waiting`: published reminders with a
-/// delivery whose retry time (its released claim's lease) has come and that were not
+/// count again. A third set, on `deliveries_leases` (migration 0016): published reminders
+/// with a delivery whose retry time (its released claim's lease) has come and that were not
 /// published since (a user's endpoint retried on its own schedule, docs/CHANNELS.md);
 /// not counted as republished. Never an e-mail: its claim is released for the event's
 /// own redelivery (the relay is everyone's), and republishing it each pass multiplied a
