@@ -6,10 +6,10 @@
 //! neither side gains from its place in the run (the machine drifts); a row compares the
 //! means. The tables' and indexes' sizes are reported beside.
 //!
-//! Sizes: `items` (default 20 000) due reminders for the scheduler pass and events for the
-//! consumers; today's history as many rows, the ×100 one 100 × items (2 M finished tasks,
-//! reminders and deliveries). The HTTP rows have more due items, 20 000 per second of the
-//! run (wrk must not run out), over the same history. Every run gets a fresh file copy of
+//! Sizes: `items` (default 20 000) due reminders for the scheduler pass; today's history as
+//! many rows, the ×100 one 100 × items (2 M finished tasks, reminders and deliveries). The
+//! HTTP rows have more due items, 20 000 per second of the run (wrk must not run out), over
+//! the same history; the consumers take 5 × items of them (`Sizes::consumed`). Every run gets a fresh file copy of
 //! its template, checkpointed, so that no run inherits another's rows or dirty pages.
 
 use crate::env::{scalar, seed, Env, Service};
@@ -37,6 +37,14 @@ impl Sizes {
             items,
             http: (20_000 * seconds).clamp(items, crate::http::ROWS),
         }
+    }
+
+    /// Events of each consumer run: five times the due items (at most the HTTP rows' due
+    /// items, which the templates hold), so that a run lasts seconds. At `items` (a run of
+    /// about a second for recur) the ratio of the same code moved from 86 % to 100 % between
+    /// runs of the section (2026-12-07).
+    fn consumed(self) -> u64 {
+        (5 * self.items).min(self.http)
     }
 
     /// Rows of the ×100 history.
@@ -72,6 +80,8 @@ struct Measured {
     rate: f64,
     /// The HTTP runs' p99 latency, in seconds.
     p99: Option<f64>,
+    /// The consumer runs' WAL (bytes, whole pages), from `pg_stat_wal` around the run.
+    wal: Option<(f64, f64)>,
 }
 
 pub async fn measure(env: &Env, report: &mut Report, seconds: u64, items: u64) -> anyhow::Result<()> {
@@ -249,6 +259,7 @@ async fn scheduler(env: &Env, report: &mut Report, sizes: Sizes) -> anyhow::Resu
             Measured {
                 rate: sizes.items as f64 / pass.elapsed,
                 p99: None,
+                wal: None,
             },
         ));
     }
@@ -351,6 +362,7 @@ async fn http_run(
     Ok(Measured {
         rate: w.rate(),
         p99: Some(w.p99_us as f64 / 1e6),
+        wal: None,
     })
 }
 
@@ -358,14 +370,14 @@ async fn http_run(
 async fn consume(env: &Env, report: &mut Report, function: &str, sizes: Sizes) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for data in Data::ORDER {
-        runs.push((data, consume_run(env, function, data, sizes.items).await?));
+        runs.push((data, consume_run(env, function, data, sizes.consumed()).await?));
     }
     let what = match function {
         "notify" => format!(
             "`notify consume`, file mailer: {} events from the topic (batched)",
-            sizes.items
+            sizes.consumed()
         ),
-        _ => format!("`recur consume`: {} events from the topic (batched)", sizes.items),
+        _ => format!("`recur consume`: {} events from the topic (batched)", sizes.consumed()),
     };
     compare(report, what, &runs, sizes);
     Ok(())
@@ -395,9 +407,41 @@ async fn consume_run(env: &Env, function: &str, data: Data, items: u64) -> anyho
         ],
         _ => vec![],
     };
+    let before = Wal::now(&url).await?;
     let rate = kafka::drain(env, &broker, function, &url, items, count_sql, span_sql, &extra).await?;
+    let wal = Wal::now(&url).await?.since(before);
     env.drop_database(&db).await?;
-    Ok(Measured { rate, p99: None })
+    Ok(Measured {
+        rate,
+        p99: None,
+        wal: Some(wal),
+    })
+}
+
+/// The server's WAL so far (`pg_stat_wal`, the whole cluster's: the bench runs alone): what
+/// a consumer run wrote, and how much of it was whole pages (the first change of a page
+/// after a checkpoint), the part that grows with the number of distinct index pages a run
+/// touches rather than with its rows.
+#[derive(Clone, Copy)]
+struct Wal {
+    bytes: i64,
+    pages: i64,
+}
+
+impl Wal {
+    async fn now(url: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            bytes: scalar(url, "SELECT wal_bytes::bigint FROM pg_stat_wal").await?,
+            pages: scalar(url, "SELECT wal_fpi FROM pg_stat_wal").await?,
+        })
+    }
+
+    fn since(self, before: Self) -> (f64, f64) {
+        (
+            (self.bytes - before.bytes) as f64,
+            (self.pages - before.pages) as f64,
+        )
+    }
 }
 
 /// Mean of `data`'s runs.
@@ -405,9 +449,15 @@ fn mean(runs: &[(Data, Measured)], data: Data) -> Measured {
     let these: Vec<_> = runs.iter().filter(|(d, _)| *d == data).map(|(_, m)| *m).collect();
     let n = these.len() as f64;
     let p99s: Vec<f64> = these.iter().filter_map(|m| m.p99).collect();
+    let wals: Vec<(f64, f64)> = these.iter().filter_map(|m| m.wal).collect();
+    let k = wals.len() as f64;
     Measured {
         rate: these.iter().map(|m| m.rate).sum::<f64>() / n,
         p99: (!p99s.is_empty()).then(|| p99s.iter().sum::<f64>() / p99s.len() as f64),
+        wal: (!wals.is_empty()).then(|| {
+            let (b, p) = wals.iter().fold((0.0, 0.0), |(b, p), w| (b + w.0, p + w.1));
+            (b / k, p / k)
+        }),
     }
 }
 
@@ -417,9 +467,16 @@ fn compare(report: &mut Report, what: String, runs: &[(Data, Measured)], sizes: 
     let (today, year) = (mean(runs, Data::Today), mean(runs, Data::Year));
     let ratio = year.rate / today.rate;
     let tail = year.p99.zip(today.p99).map(|(y, t)| y / t);
-    let with_p99 = |m: Measured| match m.p99 {
-        Some(p) => format!("{} (p99 {})", rate(m.rate), ms(p)),
-        None => rate(m.rate),
+    let with_p99 = |m: Measured| {
+        let p99 = m.p99.map_or(String::new(), |p| format!(" (p99 {})", ms(p)));
+        let wal = m.wal.map_or(String::new(), |(bytes, pages)| {
+            format!(
+                ", WAL {:.1} MiB a run ({} whole pages)",
+                bytes / 1048576.0,
+                count(pages)
+            )
+        });
+        format!("{}{p99}{wal}", rate(m.rate))
     };
     let each = runs
         .iter()
