@@ -377,7 +377,10 @@ async fn consume(env: &Env, report: &mut Report, function: &str, sizes: Sizes) -
             "`notify consume`, file mailer: {} events from the topic (batched)",
             sizes.consumed()
         ),
-        _ => format!("`recur consume`: {} events from the topic (batched)", sizes.consumed()),
+        _ => format!(
+            "`recur consume`: {} events from the topic (batched)",
+            sizes.consumed()
+        ),
     };
     compare(report, what, &runs, sizes);
     Ok(())
