@@ -9,8 +9,6 @@ use notify::event::NotifyEvent;
 use notify::{config::SmtpSettings, Notify, NotifyConfig};
 use std::process::Command;
 use todo_events_host::{Function, Outcome};
-use todo_events_store::seed::NewEndpoint;
-use todo_events_store::Channel;
 use todo_events_testkit::smtp::{Options, SmtpServer};
 use todo_events_testkit::{self as kit, ReminderFixture};
 
@@ -56,18 +54,13 @@ async fn an_erased_user_s_event_on_its_way_sends_nothing_and_fails_no_batch() {
             reminder_id: db.store.insert_reminder(task, before.user_id, due).await.unwrap(),
             remind_at: due,
         };
-        db.store
-            .insert_endpoint(&NewEndpoint {
-                user_id: before.user_id,
-                channel: Channel::Webhook,
-                target: "https://hooks.example.test/ada",
-                format: "standard",
-                secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-                p256dh: None,
-                auth: None,
-            })
-            .await
-            .unwrap();
+        kit::webhook_endpoint(
+            &db.store,
+            before.user_id,
+            "https://hooks.example.test/ada",
+            Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        )
+        .await;
         let other = kit::reminder(&db.store, "Water the plants", due).await;
 
         let out = Command::new(BIN)

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
-use todo_events_domain::{RecurringTaskId, ReminderDue, ReminderId, TaskId, UserId};
+use todo_events_domain::{EndpointId, RecurringTaskId, ReminderDue, ReminderId, TaskId, UserId};
 use todo_events_store::seed::{NewEndpoint, NewRecurringTask, NewTask, NewUser};
 use todo_events_store::{Channel, Store};
 
@@ -111,9 +111,16 @@ pub async fn reminder_with_webhook(
         .set_reminder_channels(r.reminder_id, channels)
         .await
         .expect("channels set");
+    webhook_endpoint(store, r.user_id, url, secret).await;
+    r
+}
+
+/// A webhook endpoint of `user` at `url` (`standard` format, signed with `secret` when
+/// given).
+pub async fn webhook_endpoint(store: &Store, user: UserId, url: &str, secret: Option<&str>) -> EndpointId {
     store
         .insert_endpoint(&NewEndpoint {
-            user_id: r.user_id,
+            user_id: user,
             channel: Channel::Webhook,
             target: url,
             format: "standard",
@@ -122,8 +129,7 @@ pub async fn reminder_with_webhook(
             auth: None,
         })
         .await
-        .expect("endpoint inserted");
-    r
+        .expect("endpoint inserted")
 }
 
 #[allow(clippy::too_many_arguments)]

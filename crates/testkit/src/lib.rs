@@ -36,6 +36,8 @@ pub mod webhook;
 pub use app::{assert_unavailable, metric, reply, spawn, spawn_with, TestApp};
 pub use bad_requests::{assert_bad_cases_rejected, bad_cases, BadCase, BAD_CASES};
 pub use db::{backends, postgres, sqlite, unreachable_store, TestDb, UNREACHABLE_STORE_TEXT};
-pub use fixtures::{at, recurring, reminder, reminder_with_webhook, user, RecurringFixture, ReminderFixture};
+pub use fixtures::{
+    at, recurring, reminder, reminder_with_webhook, user, webhook_endpoint, RecurringFixture, ReminderFixture,
+};
 pub use process::{binary, kafka_binary, machine_busy_seconds, output_lines, signal, Signal};
 pub use venv::python;

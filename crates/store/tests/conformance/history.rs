@@ -5,9 +5,9 @@ use super::notify_batches::{claim_at, finish, new_claim};
 use chrono::{Duration, SubsecRound, Utc};
 use todo_events_store::history::{Prune, Pruned};
 use todo_events_store::notify::Route;
-use todo_events_store::seed::{NewEndpoint, NewRecurringTask, NewTask, Preferences};
+use todo_events_store::seed::{NewRecurringTask, NewTask, Preferences};
 use todo_events_store::status::NewStatus;
-use todo_events_store::{Channel, DeliveryStatus, ReminderState, Store};
+use todo_events_store::{DeliveryStatus, ReminderState, Store};
 use todo_events_testkit::{self as kit, ReminderFixture};
 
 /// A status event of `r` recorded at `at`.
@@ -168,17 +168,13 @@ async fn erasing_a_user_removes_every_row_naming_them_and_nobody_else_s() {
             let open = reminder_of(s, user, now + Duration::hours(1)).await;
             // A send in flight now (its lease ahead), on the open reminder.
             new_claim(s, claim_at(&open, open.remind_at, Route::EMAIL), now, lease).await;
-            s.insert_endpoint(&NewEndpoint {
-                user_id: user,
-                channel: Channel::Webhook,
-                target: "https://hooks.example.test/secret-path",
-                format: "standard",
-                secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-                p256dh: None,
-                auth: None,
-            })
-            .await
-            .unwrap();
+            kit::webhook_endpoint(
+                s,
+                user,
+                "https://hooks.example.test/secret-path",
+                Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            )
+            .await;
             s.set_preferences(
                 user,
                 &Preferences {

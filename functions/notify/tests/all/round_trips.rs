@@ -86,6 +86,11 @@ fn receiver() -> WebhookReceiver {
 /// notify mailing to files in `outbox`, its webhooks and pushes allowed to the receiver on
 /// loopback, Web Push on.
 fn with_channels(db: &TestDb, outbox: &std::path::Path) -> Notify {
+    Notify::new(db.store.clone(), channels_config(outbox)).unwrap()
+}
+
+/// The configuration of [`with_channels`].
+pub(crate) fn channels_config(outbox: &std::path::Path) -> NotifyConfig {
     let mut config = NotifyConfig::local(outbox.to_owned());
     config.channels.allow_private = true;
     let (private_key, _) = notify::channels::webpush::Vapid::generate();
@@ -93,7 +98,7 @@ fn with_channels(db: &TestDb, outbox: &std::path::Path) -> Notify {
         private_key: private_key.into(),
         subject: "mailto:ops@todo-events.test".into(),
     });
-    Notify::new(db.store.clone(), config).unwrap()
+    config
 }
 
 /// One batch's 100 events, seeded and prepared (what was done before, done now).

@@ -8,7 +8,6 @@
 
 use crate::channels::app::outcomes;
 use chrono::{Duration, SubsecRound, Utc};
-use notify::config::VapidSettings;
 use notify::{Notify, NotifyConfig};
 use todo_events_store::sealed::{Column, Keys, Place};
 use todo_events_store::seed::NewEndpoint;
@@ -23,13 +22,7 @@ const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const WRONG: &str = "k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 fn config(outbox: &std::path::Path, keys: &str) -> NotifyConfig {
-    let mut config = NotifyConfig::local(outbox.to_owned());
-    config.channels.allow_private = true;
-    let (private_key, _) = notify::channels::webpush::Vapid::generate();
-    config.channels.vapid = Some(VapidSettings {
-        private_key: private_key.into(),
-        subject: "mailto:ops@todo-events.test".into(),
-    });
+    let mut config = crate::round_trips::channels_config(outbox);
     config.secrets_keys = Keys::parse(keys).unwrap();
     config
 }
